@@ -1,0 +1,12 @@
+//! Parrot core: a SIP/RTP stack.
+//!
+//! Layers (see `ARCHITECTURE.md`):
+//! - [`message`]: SIP messages, zero-copy parse and serialize (RFC 3261 §7, §20, §25);
+//! - [`transport`]: UDP, TCP, TLS and WebSocket transports on tokio (feature `runtime`).
+#![warn(missing_docs)]
+
+pub mod message;
+#[cfg(feature = "runtime")]
+pub mod transport;
+
+pub use message::ParseError;

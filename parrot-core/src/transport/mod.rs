@@ -1,0 +1,1 @@
+//! SIP transports on tokio: UDP, TCP, TLS and WebSocket.

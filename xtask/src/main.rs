@@ -1,0 +1,4 @@
+//! Project automation: `cargo xtask demo | test | bench`.
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}
