@@ -1,0 +1,88 @@
+//! The Debian packages the tests need, checked with `dpkg-query` and installed
+//! with `apt-get` when we are root.
+
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::util;
+
+/// Debian packages the test suite needs, with the reason. Later issues add
+/// `baresip-core` (a real softphone peer) and `kamailio` (a real proxy) here.
+pub(crate) const SYSTEM_PACKAGES: &[(&str, &str)] = &[
+    (
+        "sip-tester",
+        "provides `sipp`, the SIP traffic generator the end-to-end tests drive",
+    ),
+    (
+        "pkg-config",
+        "locates system libraries for build scripts (alsa-sys)",
+    ),
+    (
+        "libasound2-dev",
+        "ALSA headers for the audio device layer (cpal)",
+    ),
+];
+
+/// Is `pkg` installed? `dpkg-query` prints `install ok installed` for an
+/// installed package; anything else (unknown, removed, half-configured) is no.
+fn installed(pkg: &str) -> Result<bool> {
+    let status = util::output(Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]))
+        .context("`dpkg-query` is needed to check system packages (Debian/Ubuntu)")?;
+    Ok(status.as_deref() == Some("install ok installed"))
+}
+
+fn is_root() -> bool {
+    util::output(Command::new("id").arg("-u"))
+        .ok()
+        .flatten()
+        .is_some_and(|uid| uid == "0")
+}
+
+/// Makes sure every package in [`SYSTEM_PACKAGES`] is installed.
+///
+/// Missing packages are installed with `apt-get` when running as root;
+/// otherwise the exact `sudo apt-get install` command is printed and this fails.
+pub(crate) fn ensure_packages() -> Result<()> {
+    let mut missing = Vec::new();
+    for &(pkg, why) in SYSTEM_PACKAGES {
+        if installed(pkg)? {
+            println!("    {pkg:<16} installed");
+        } else {
+            println!("    {pkg:<16} MISSING ({why})");
+            missing.push(pkg);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list = missing.join(" ");
+    if !is_root() {
+        eprintln!();
+        eprintln!("Some system packages are missing. Install them with:");
+        eprintln!();
+        eprintln!("    sudo apt-get install -y --no-install-recommends {list}");
+        eprintln!();
+        bail!("missing system packages: {list}");
+    }
+    let apt = |args: &[&str]| -> Result<()> {
+        let mut cmd = Command::new("apt-get");
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        println!("    $ {}", util::display(&cmd));
+        let status = util::status(&mut cmd)?;
+        if !status.success() {
+            bail!("`{}` failed ({status})", util::display(&cmd));
+        }
+        Ok(())
+    };
+    apt(&["update"])?;
+    let mut install = vec!["install", "-y", "--no-install-recommends"];
+    install.extend(&missing);
+    apt(&install)?;
+    for pkg in &missing {
+        if !installed(pkg)? {
+            bail!("`{pkg}` is still not installed after apt-get install");
+        }
+    }
+    Ok(())
+}
