@@ -42,7 +42,10 @@ pub fn frame(buf: &[u8], max_size: usize) -> Result<Frame, ParseError> {
         if ws == buf.len() && !buf.ends_with(b"\r\n\r\n") && ws < 4 {
             // Could still grow into a ping; a lone "\r\n" pong is complete though.
             if buf == b"\r\n" {
-                return Ok(Frame::KeepAlive { len: 2, ping: false });
+                return Ok(Frame::KeepAlive {
+                    len: 2,
+                    ping: false,
+                });
             }
             return Ok(Frame::Incomplete);
         }
@@ -120,13 +123,20 @@ fn parse_len(v: &[u8]) -> Option<usize> {
     if v.is_empty() || v.len() > 10 || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    v.iter()
-        .try_fold(0usize, |acc, &d| acc.checked_mul(10)?.checked_add(usize::from(d - b'0')))
+    v.iter().try_fold(0usize, |acc, &d| {
+        acc.checked_mul(10)?.checked_add(usize::from(d - b'0'))
+    })
 }
 
 fn trim(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
-    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = s
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &s[start..end]
 }
 
@@ -134,17 +144,25 @@ fn trim(s: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
-    const MSG: &[u8] = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nl: 4\r\n\r\nbody";
+    const MSG: &[u8] =
+        b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nl: 4\r\n\r\nbody";
 
     #[test]
     fn whole_message() {
-        assert_eq!(frame(MSG, 65536).unwrap(), Frame::Message { len: MSG.len() });
+        assert_eq!(
+            frame(MSG, 65536).unwrap(),
+            Frame::Message { len: MSG.len() }
+        );
     }
 
     #[test]
     fn every_split_is_incomplete_until_the_end() {
         for cut in 1..MSG.len() {
-            assert_eq!(frame(&MSG[..cut], 65536).unwrap(), Frame::Incomplete, "cut {cut}");
+            assert_eq!(
+                frame(&MSG[..cut], 65536).unwrap(),
+                Frame::Incomplete,
+                "cut {cut}"
+            );
         }
     }
 
@@ -152,29 +170,53 @@ mod tests {
     fn two_messages_in_one_buffer() {
         let mut two = MSG.to_vec();
         two.extend_from_slice(MSG);
-        assert_eq!(frame(&two, 65536).unwrap(), Frame::Message { len: MSG.len() });
+        assert_eq!(
+            frame(&two, 65536).unwrap(),
+            Frame::Message { len: MSG.len() }
+        );
     }
 
     #[test]
     fn keepalives() {
-        assert_eq!(frame(b"\r\n\r\n", 100).unwrap(), Frame::KeepAlive { len: 4, ping: true });
-        assert_eq!(frame(b"\r\n", 100).unwrap(), Frame::KeepAlive { len: 2, ping: false });
+        assert_eq!(
+            frame(b"\r\n\r\n", 100).unwrap(),
+            Frame::KeepAlive { len: 4, ping: true }
+        );
+        assert_eq!(
+            frame(b"\r\n", 100).unwrap(),
+            Frame::KeepAlive {
+                len: 2,
+                ping: false
+            }
+        );
         assert_eq!(frame(b"\r\n\r", 100).unwrap(), Frame::Incomplete);
         assert_eq!(
             frame(b"\r\nOPTIONS", 100).unwrap(),
-            Frame::KeepAlive { len: 2, ping: false }
+            Frame::KeepAlive {
+                len: 2,
+                ping: false
+            }
         );
     }
 
     #[test]
     fn limits_and_errors() {
         assert_eq!(frame(MSG, 20).unwrap_err().kind, ErrorKind::TooLarge);
-        assert_eq!(frame(&[b'a'; 200], 100).unwrap_err().kind, ErrorKind::TooLarge);
+        assert_eq!(
+            frame(&[b'a'; 200], 100).unwrap_err().kind,
+            ErrorKind::TooLarge
+        );
         let huge = b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 99999999\r\n\r\n";
         assert_eq!(frame(huge, 65536).unwrap_err().kind, ErrorKind::TooLarge);
         let none = b"INVITE sip:a@b SIP/2.0\r\nVia: x\r\n\r\n";
-        assert_eq!(frame(none, 65536).unwrap_err().kind, ErrorKind::MissingContentLength);
+        assert_eq!(
+            frame(none, 65536).unwrap_err().kind,
+            ErrorKind::MissingContentLength
+        );
         let bad = b"INVITE sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n";
-        assert!(matches!(frame(bad, 65536).unwrap_err().kind, ErrorKind::BadHeader(_)));
+        assert!(matches!(
+            frame(bad, 65536).unwrap_err().kind,
+            ErrorKind::BadHeader(_)
+        ));
     }
 }

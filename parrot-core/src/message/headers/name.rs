@@ -126,10 +126,16 @@ mod tests {
     fn known_and_compact() {
         assert_eq!(HeaderName::from_bytes(b"via"), HeaderName::Via);
         assert_eq!(HeaderName::from_bytes(b"V"), HeaderName::Via);
-        assert_eq!(HeaderName::from_bytes(b"MaX-fOrWaRdS"), HeaderName::MaxForwards);
+        assert_eq!(
+            HeaderName::from_bytes(b"MaX-fOrWaRdS"),
+            HeaderName::MaxForwards
+        );
         assert_eq!(HeaderName::from_bytes(b"l"), HeaderName::ContentLength);
         assert_eq!(HeaderName::from_bytes(b"call-id"), HeaderName::CallId);
-        assert_eq!(HeaderName::from_bytes(b"WWW-Authenticate"), HeaderName::WwwAuthenticate);
+        assert_eq!(
+            HeaderName::from_bytes(b"WWW-Authenticate"),
+            HeaderName::WwwAuthenticate
+        );
         let x = HeaderName::from_bytes(b"X-Custom");
         assert_eq!(x.as_str(), "X-Custom");
         assert!(x.matches(&HeaderName::from("x-custom")));
