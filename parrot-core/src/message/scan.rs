@@ -102,7 +102,7 @@ impl<'a> Cursor<'a> {
     }
 
     pub(crate) fn rest(&self) -> &'a [u8] {
-        &self.buf[self.pos..self.end]
+        self.buf.get(self.pos..self.end).unwrap_or(&[])
     }
 
     pub(crate) fn bytes(&self, start: usize, end: usize) -> &'a [u8] {
@@ -197,8 +197,9 @@ impl<'a> Cursor<'a> {
                 }
                 b'\\' => {
                     // quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
-                    match self.buf.get(self.pos + 1) {
-                        Some(&c) if c != b'\n' && c != b'\r' && c < 0x80 => self.pos += 2,
+                    let next = (self.pos + 1 < self.end).then(|| self.buf[self.pos + 1]);
+                    match next {
+                        Some(c) if c != b'\n' && c != b'\r' && c < 0x80 => self.pos += 2,
                         _ => return self.err(),
                     }
                 }
