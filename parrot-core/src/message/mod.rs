@@ -23,6 +23,7 @@ pub mod framing;
 pub mod headers;
 pub mod method;
 mod parse;
+mod reject;
 mod scan;
 pub mod status;
 pub mod text;
@@ -35,6 +36,7 @@ pub use headers::{
     Headers, MediaType, NameAddr, RetryAfter, Via,
 };
 pub use method::Method;
+pub use reject::bad_request_for;
 pub use scan::{ParamIter, Params};
 pub use status::StatusCode;
 pub use text::Text;

@@ -22,6 +22,7 @@ pub use via::{MAGIC_COOKIE, Via};
 use super::error::ErrorKind;
 use super::scan::Pos;
 use super::text::Text;
+use super::uri::Host;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
 
@@ -381,6 +382,34 @@ impl Headers {
         self.reindex(&HeaderName::Via)
     }
 
+    /// Stamps the top Via of a received request with where it really came from:
+    /// `received` when the sent-by host is not the source address (RFC 3261
+    /// §18.2.1), and `rport` filled in (plus `received`, always) when the client
+    /// asked for it with an empty `rport` (RFC 3581 §4). Returns true if changed.
+    pub fn stamp_via(&mut self, source: std::net::SocketAddr) -> Result<bool, HeaderError> {
+        let Some(top) = self.top_via() else {
+            return Ok(false);
+        };
+        let ip = source.ip();
+        let wants_rport = top.rport() == Some(None);
+        if top.host.ip() == Some(ip) && !wants_rport {
+            return Ok(false);
+        }
+        let mut via = top.clone();
+        let received = match Host::from(ip) {
+            // The received parameter carries a bare IPv6 address per RFC 3261's
+            // grammar (`received = IPv4address / IPv6address`), no brackets.
+            Host::Ipv6(a) => a.to_string(),
+            other => other.to_string(),
+        };
+        via.set_param("received", Some(&received));
+        if wants_rport {
+            via.set_param("rport", Some(&source.port().to_string()));
+        }
+        self.set_top_via(&via)?;
+        Ok(true)
+    }
+
     /// Removes the top Via entry (a response travelling back, §18.1.2).
     pub fn pop_via(&mut self) -> Option<Via> {
         let i = self.fields.iter().position(|f| f.name == HeaderName::Via)?;
@@ -610,5 +639,68 @@ impl<'a> IntoIterator for &'a Headers {
     type IntoIter = std::slice::Iter<'a, HeaderField>;
     fn into_iter(self) -> Self::IntoIter {
         self.fields.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::message::Message;
+    use bytes::Bytes;
+
+    fn req(via: &str) -> Message {
+        Message::parse(Bytes::from(format!(
+            "OPTIONS sip:a@b SIP/2.0\r\nVia: {via}\r\nVia: SIP/2.0/UDP second;branch=z9hG4bK2\r\nContent-Length: 0\r\n\r\n"
+        )))
+        .unwrap()
+    }
+
+    #[test]
+    fn stamps_received_when_host_differs() {
+        let mut m = req("SIP/2.0/UDP pc33.example.com;branch=z9hG4bK1");
+        assert!(
+            m.headers_mut()
+                .stamp_via("192.0.2.4:5060".parse().unwrap())
+                .unwrap()
+        );
+        let v = m.headers().top_via().unwrap();
+        assert_eq!(v.received(), Some("192.0.2.4"));
+        assert_eq!(v.rport(), None);
+        assert_eq!(m.headers().vias().len(), 2);
+        assert_eq!(m.headers().vias()[1].branch(), Some("z9hG4bK2"));
+    }
+
+    #[test]
+    fn no_stamp_when_sent_by_matches() {
+        let mut m = req("SIP/2.0/UDP 192.0.2.4:5060;branch=z9hG4bK1");
+        let before = m.to_bytes();
+        assert!(
+            !m.headers_mut()
+                .stamp_via("192.0.2.4:5060".parse().unwrap())
+                .unwrap()
+        );
+        assert_eq!(m.to_bytes(), before);
+    }
+
+    #[test]
+    fn rport_filled_and_received_always_added() {
+        // RFC 3581 §4: received is added even when it equals sent-by.
+        let mut m = req("SIP/2.0/UDP 192.0.2.4:5060;rport;branch=z9hG4bK1");
+        assert!(
+            m.headers_mut()
+                .stamp_via("192.0.2.4:61000".parse().unwrap())
+                .unwrap()
+        );
+        let v = m.headers().top_via().unwrap();
+        assert_eq!(v.rport(), Some(Some(61000)));
+        assert_eq!(v.received(), Some("192.0.2.4"));
+        let mut m6 = req("SIP/2.0/TCP [2001:db8::1];rport;branch=z9hG4bK1");
+        m6.headers_mut()
+            .stamp_via("[2001:db8::2]:5070".parse().unwrap())
+            .unwrap();
+        let again = Message::parse(m6.to_bytes()).unwrap();
+        assert_eq!(
+            again.headers().top_via().unwrap().received(),
+            Some("2001:db8::2")
+        );
     }
 }
