@@ -608,6 +608,3 @@ impl Transports {
         self.inner.shutdown_tx.send_replace(true);
     }
 }
-
-#[cfg(test)]
-mod tests;
