@@ -37,6 +37,25 @@ fn offers_sip(req: &Request) -> bool {
         .any(|p| p.trim().eq_ignore_ascii_case(SIP_SUBPROTOCOL))
 }
 
+/// Handshake callback: selects `sip`, or refuses with 400 when it is not offered.
+#[allow(
+    clippy::result_large_err,
+    reason = "signature imposed by tungstenite's Callback"
+)]
+fn select_sip(req: &Request, mut resp: Response) -> Result<Response, ErrorResponse> {
+    if offers_sip(req) {
+        resp.headers_mut().insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(SIP_SUBPROTOCOL),
+        );
+        Ok(resp)
+    } else {
+        let mut err = ErrorResponse::new(Some("Sec-WebSocket-Protocol: sip required".to_owned()));
+        *err.status_mut() = StatusCode::BAD_REQUEST;
+        Err(err)
+    }
+}
+
 /// Server handshake: requires and selects the `sip` subprotocol.
 pub(crate) async fn accept<S>(
     shared: &Shared,
@@ -46,22 +65,7 @@ pub(crate) async fn accept<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
-        if offers_sip(req) {
-            resp.headers_mut().insert(
-                header::SEC_WEBSOCKET_PROTOCOL,
-                HeaderValue::from_static(SIP_SUBPROTOCOL),
-            );
-            Ok(resp)
-        } else {
-            tracing::debug!(%remote, "WebSocket handshake without subprotocol sip refused");
-            let mut err =
-                ErrorResponse::new(Some("Sec-WebSocket-Protocol: sip required".to_owned()));
-            *err.status_mut() = StatusCode::BAD_REQUEST;
-            Err(err)
-        }
-    };
-    tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config(shared)))
+    tokio_tungstenite::accept_hdr_async_with_config(stream, select_sip, Some(ws_config(shared)))
         .await
         .map_err(|e| TransportError::WebSocket {
             addr: remote,
