@@ -563,3 +563,41 @@ async fn wss_client_via_send() {
         .unwrap();
     assert_eq!(&recv(&client).await.data[..], RESPONSE);
 }
+
+/// A burst larger than the receive queue, answered one by one by an application
+/// that receives and sends from a single task: must not deadlock.
+#[tokio::test]
+async fn tcp_burst_answered_by_single_task_does_not_deadlock() {
+    const TINY: &[u8] = b"A sip:a SIP/2.0\r\nl:0\r\n\r\n";
+    const N: usize = 3000;
+    let t = Transports::new(TransportConfig::default());
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let c = TcpStream::connect(local).await.unwrap();
+    let (mut rd, mut wr) = c.into_split();
+    let reader = tokio::spawn(async move {
+        let mut got = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        while got < N * TINY.len() {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        got
+    });
+    let burst = TINY.repeat(N);
+    let writer = tokio::spawn(async move { wr.write_all(&burst).await.map(|()| wr) });
+    for _ in 0..N {
+        let m = recv(&t).await;
+        tokio::time::timeout(
+            LIMIT,
+            t.send(&Target::reply_to(&m), Bytes::from_static(TINY)),
+        )
+        .await
+        .expect("send blocked")
+        .unwrap();
+    }
+    let got = tokio::time::timeout(LIMIT, reader).await.unwrap().unwrap();
+    assert_eq!(got, N * TINY.len());
+    let _wr = writer.await.unwrap().unwrap();
+}

@@ -287,7 +287,7 @@ struct Inner {
 /// State shared by the handles and the background tasks.
 pub(crate) struct Shared {
     pub(crate) config: TransportConfig,
-    incoming: mpsc::Sender<Incoming>,
+    pub(crate) incoming: mpsc::Sender<Incoming>,
     shutdown: watch::Receiver<bool>,
     udp: Mutex<Vec<(SocketAddr, Arc<UdpSocket>)>>,
     conns: Mutex<ConnTable>,

@@ -67,9 +67,27 @@ pub(crate) async fn run<S>(
                         kind: reg.kind,
                         conn: Some(conn),
                     };
-                    if !shared.deliver(incoming, &mut shutdown).await {
-                        break 'conn;
-                    }
+                    // Wait for room in the incoming queue, meanwhile writing what is
+                    // queued for this connection: an application blocked in `send` on
+                    // this connection must not deadlock with us.
+                    let permit = loop {
+                        tokio::select! {
+                            p = shared.incoming.reserve() => match p {
+                                Ok(p) => break p,
+                                Err(_) => break 'conn,
+                            },
+                            out = rx.recv() => {
+                                let Some(data) = out else { break 'conn };
+                                if let Err(e) = write_all(&mut stream, &data, idle).await {
+                                    tracing::debug!(%conn, error = %e, "write failed");
+                                    break 'conn;
+                                }
+                                last_activity = Instant::now();
+                            }
+                            () = wait_shutdown(&mut shutdown) => break 'conn,
+                        }
+                    };
+                    permit.send(incoming);
                 }
                 Err(e) => {
                     shared.count_framing_error();

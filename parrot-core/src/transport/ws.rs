@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -15,7 +16,10 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::{Incoming, Registration, Shared, Target, TransportError, TransportKind, wait_shutdown};
+use super::{
+    ConnectionId, Incoming, Registration, Shared, Target, TransportError, TransportKind,
+    wait_shutdown,
+};
 
 /// The WebSocket subprotocol for SIP (RFC 7118 §4.1).
 const SIP_SUBPROTOCOL: &str = "sip";
@@ -123,6 +127,29 @@ fn to_message(data: Bytes) -> Message {
     }
 }
 
+/// Sends one message within `timeout`; false when the connection failed.
+async fn write<S>(
+    ws: &mut WebSocketStream<S>,
+    conn: ConnectionId,
+    data: Bytes,
+    timeout: Duration,
+) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(timeout, ws.send(to_message(data))).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::debug!(%conn, error = %e, "WebSocket write failed");
+            false
+        }
+        Err(_) => {
+            tracing::debug!(%conn, "WebSocket write timed out");
+            false
+        }
+    }
+}
+
 /// Runs a WebSocket connection until it closes, fails, idles out or the transports shut down.
 pub(crate) async fn run<S>(
     shared: Arc<Shared>,
@@ -167,23 +194,32 @@ pub(crate) async fn run<S>(
                     kind: reg.kind,
                     conn: Some(conn),
                 };
-                if !shared.deliver(incoming, &mut shutdown).await {
-                    break;
-                }
+                // As in stream.rs: keep writing while waiting for room to deliver.
+                let permit = loop {
+                    tokio::select! {
+                        p = shared.incoming.reserve() => match p {
+                            Ok(p) => break Some(p),
+                            Err(_) => break None,
+                        },
+                        out = rx.recv() => {
+                            let Some(data) = out else { break None };
+                            if !write(&mut ws, conn, data, idle).await {
+                                break None;
+                            }
+                            last_activity = Instant::now();
+                        }
+                        () = wait_shutdown(&mut shutdown) => break None,
+                    }
+                };
+                let Some(permit) = permit else { break };
+                permit.send(incoming);
             }
             out = rx.recv() => {
                 let Some(data) = out else { break };
-                match tokio::time::timeout(idle, ws.send(to_message(data))).await {
-                    Ok(Ok(())) => last_activity = Instant::now(),
-                    Ok(Err(e)) => {
-                        tracing::debug!(%conn, error = %e, "WebSocket write failed");
-                        break;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%conn, "WebSocket write timed out");
-                        break;
-                    }
+                if !write(&mut ws, conn, data, idle).await {
+                    break;
                 }
+                last_activity = Instant::now();
             }
             () = tokio::time::sleep_until(last_activity + idle) => {
                 tracing::debug!(%conn, "idle timeout");
