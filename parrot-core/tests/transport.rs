@@ -601,3 +601,42 @@ async fn tcp_burst_answered_by_single_task_does_not_deadlock() {
     assert_eq!(got, N * TINY.len());
     let _wr = writer.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn tcp_ping_split_across_writes_gets_pong() {
+    let t = Transports::new(TransportConfig::default());
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut c = TcpStream::connect(local).await.unwrap();
+    c.set_nodelay(true).unwrap();
+    // Make sure the connection is being served before the halves go out.
+    c.write_all(REQUEST).await.unwrap();
+    recv(&t).await;
+    c.write_all(b"\r\n").await.unwrap();
+    tokio::task::yield_now().await;
+    c.write_all(b"\r\n").await.unwrap();
+    assert_eq!(read_exact_n(&mut c, 2).await, b"\r\n");
+    c.write_all(REQUEST).await.unwrap();
+    assert_eq!(&recv(&t).await.data[..], REQUEST);
+}
+
+#[tokio::test]
+async fn ws_oversized_frame_closes_connection() {
+    let cfg = TransportConfig {
+        max_message_size: 1024,
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_ws(v4()).await.unwrap();
+    let tcp = TcpStream::connect(local).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(ws_request(local, Some("sip")), tcp)
+        .await
+        .unwrap();
+    let _ = ws.send(Message::binary(vec![b'x'; 4096])).await;
+    // The server closes: the stream ends (with a close frame or an error).
+    loop {
+        match tokio::time::timeout(LIMIT, ws.next()).await.unwrap() {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+            Some(Ok(_)) => {}
+        }
+    }
+}
