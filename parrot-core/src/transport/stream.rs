@@ -49,10 +49,6 @@ pub(crate) async fn run<S>(
         loop {
             match frame(&buf, max) {
                 Ok(Frame::Incomplete) => break,
-                // `frame` reports a lone CRLF at the end of the buffer as a complete
-                // pong, but it may be the first half of a CRLFCRLF ping split across
-                // reads: keep it until more arrives, so the ping is still answered.
-                Ok(Frame::KeepAlive { len, ping: false }) if len == buf.len() && len < 4 => break,
                 Ok(Frame::KeepAlive { len, ping }) => {
                     buf.advance(len);
                     if ping {
