@@ -1,1 +1,610 @@
 //! SIP transports on tokio: UDP, TCP, TLS and WebSocket.
+//!
+//! This layer moves raw SIP message bytes; it does not parse SIP. Every
+//! [`Incoming`] holds one whole message: a UDP datagram, one
+//! Content-Length-framed message from a TCP or TLS stream (RFC 3261 §18.3), or
+//! one WebSocket text or binary frame (RFC 7118). CRLF keep-alives
+//! (RFC 5626 §3.5.1) are answered and never delivered.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), parrot_core::transport::TransportError> {
+//! use parrot_core::transport::{Target, TransportConfig, Transports};
+//!
+//! let transports = Transports::new(TransportConfig::default());
+//! transports.bind_udp("127.0.0.1:5060".parse().unwrap()).await?;
+//! transports.bind_tcp("127.0.0.1:5060".parse().unwrap()).await?;
+//! while let Some(incoming) = transports.recv().await {
+//!     // ... parse, build a response ...
+//!     # let response = incoming.data.clone();
+//!     // RFC 3261 §18.2.2: back on the connection the request came on.
+//!     transports.send(&Target::reply_to(&incoming), response).await?;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Shutdown
+//!
+//! [`Transports`] is a cheap handle (an `Arc` inside). Every background task
+//! (UDP receivers, listeners, connections) ends when [`Transports::shutdown`]
+//! is called or when the last clone of the handle is dropped; sockets and
+//! connections are closed as their tasks end.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+
+mod stream;
+mod tcp;
+mod tls;
+mod udp;
+mod ws;
+
+/// Capacity of the channel that carries received messages to [`Transports::recv`].
+const INCOMING_QUEUE: usize = 1024;
+/// Capacity of each connection's queue of messages to write.
+const OUTGOING_QUEUE: usize = 64;
+
+/// A SIP transport protocol, as named in the Via header (RFC 3261 §18, RFC 7118).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// UDP datagrams.
+    Udp,
+    /// TCP stream, messages framed by Content-Length.
+    Tcp,
+    /// TLS over TCP, messages framed by Content-Length.
+    Tls,
+    /// WebSocket (RFC 7118), one message per frame.
+    Ws,
+    /// WebSocket over TLS (RFC 7118).
+    Wss,
+}
+
+impl TransportKind {
+    /// The transport token for a Via header: `"UDP"`, `"TCP"`, `"TLS"`, `"WS"` or `"WSS"`.
+    pub const fn as_via_str(self) -> &'static str {
+        match self {
+            TransportKind::Udp => "UDP",
+            TransportKind::Tcp => "TCP",
+            TransportKind::Tls => "TLS",
+            TransportKind::Ws => "WS",
+            TransportKind::Wss => "WSS",
+        }
+    }
+
+    /// True for connection-oriented transports that deliver reliably (all but UDP).
+    pub const fn is_reliable(self) -> bool {
+        !matches!(self, TransportKind::Udp)
+    }
+
+    /// True for transports protected by TLS (TLS and WSS).
+    pub const fn is_secure(self) -> bool {
+        matches!(self, TransportKind::Tls | TransportKind::Wss)
+    }
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_via_str())
+    }
+}
+
+/// Limits and client settings for [`Transports`].
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// Largest message accepted: bigger UDP datagrams are dropped, and a stream
+    /// announcing a bigger message is closed before the message is buffered.
+    pub max_message_size: usize,
+    /// Most stream connections (TCP, TLS, WS, WSS; accepted and outgoing) open at once.
+    /// Accepted connections beyond this are closed at once.
+    pub max_connections: usize,
+    /// A stream connection that carries nothing (not even a keep-alive) for this long is closed.
+    pub idle_timeout: Duration,
+    /// Time allowed for an outgoing connect, and for a TLS or WebSocket handshake.
+    pub connect_timeout: Duration,
+    /// Client configuration for outgoing TLS and WSS connections; without it they fail.
+    pub tls_client: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            max_message_size: 65_536,
+            max_connections: 10_000,
+            idle_timeout: Duration::from_secs(180),
+            connect_timeout: Duration::from_secs(10),
+            tls_client: None,
+        }
+    }
+}
+
+/// Identifies one stream connection (TCP, TLS, WS or WSS) for its lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(u64);
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conn#{}", self.0)
+    }
+}
+
+/// One received SIP message, still unparsed.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// The whole message (start line, headers, body).
+    pub data: Bytes,
+    /// The peer's address (for Via `received` / `rport`).
+    pub source: SocketAddr,
+    /// Our address the message arrived on.
+    pub local: SocketAddr,
+    /// The transport it arrived over.
+    pub kind: TransportKind,
+    /// The connection it arrived on (`None` for UDP).
+    pub conn: Option<ConnectionId>,
+}
+
+/// Where to send a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Target {
+    /// The transport to use.
+    pub kind: TransportKind,
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// A connection to prefer (for responses: the one the request came on).
+    pub conn: Option<ConnectionId>,
+    /// TLS server name (SNI and certificate check) for new TLS / WSS connections;
+    /// the IP address of `addr` when `None`.
+    pub server_name: Option<String>,
+}
+
+impl Target {
+    /// A target with no connection preference.
+    pub fn new(kind: TransportKind, addr: SocketAddr) -> Self {
+        Target {
+            kind,
+            addr,
+            conn: None,
+            server_name: None,
+        }
+    }
+
+    /// Back to where `incoming` came from, on the same connection if it is still open.
+    pub fn reply_to(incoming: &Incoming) -> Self {
+        Target {
+            kind: incoming.kind,
+            addr: incoming.source,
+            conn: incoming.conn,
+            server_name: None,
+        }
+    }
+
+    /// Prefers the connection `conn`.
+    #[must_use]
+    pub fn with_conn(mut self, conn: ConnectionId) -> Self {
+        self.conn = Some(conn);
+        self
+    }
+
+    /// Sets the TLS server name for new TLS / WSS connections.
+    #[must_use]
+    pub fn with_server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
+    }
+}
+
+/// Why a transport operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// A socket operation failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// No UDP socket of the target's address family is bound.
+    #[error("no UDP socket bound for {0}")]
+    NoUdpSocket(SocketAddr),
+    /// Connecting (or the TLS / WebSocket handshake) took longer than `connect_timeout`.
+    #[error("connecting to {0} timed out")]
+    ConnectTimeout(SocketAddr),
+    /// `max_connections` connections are already open.
+    #[error("too many open connections")]
+    TooManyConnections,
+    /// A TLS or WSS connection is needed but no `tls_client` is configured.
+    #[error("no TLS client configuration")]
+    NoTlsClientConfig,
+    /// The TLS server name is not a valid DNS name or IP address.
+    #[error("invalid TLS server name {0:?}")]
+    InvalidServerName(String),
+    /// The TLS handshake failed.
+    #[error("TLS handshake with {addr} failed: {source}")]
+    Tls {
+        /// The peer.
+        addr: SocketAddr,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The WebSocket handshake failed.
+    #[error("WebSocket handshake with {addr} failed: {message}")]
+    WebSocket {
+        /// The peer.
+        addr: SocketAddr,
+        /// What went wrong.
+        message: String,
+    },
+    /// The connection closed before the message could be queued.
+    #[error("connection closed")]
+    ConnectionClosed,
+    /// The transports were shut down.
+    #[error("transports shut down")]
+    Shutdown,
+}
+
+/// Counters, for monitoring and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransportStats {
+    /// UDP datagrams dropped for exceeding `max_message_size`.
+    pub oversize_datagrams: u64,
+    /// Accepted connections closed at once because `max_connections` were open.
+    pub rejected_connections: u64,
+    /// Stream connections closed for a framing error (including too large messages).
+    pub framing_errors: u64,
+    /// Stream connections open now (including those still handshaking).
+    pub open_connections: usize,
+}
+
+/// The set of bound transports and open connections; cheap to clone.
+///
+/// Received messages from every transport arrive through [`Transports::recv`].
+/// All background tasks end on [`Transports::shutdown`] or when the last clone is dropped.
+#[derive(Clone)]
+pub struct Transports {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Transports {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transports")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Owned by the handles only: dropping it stops every task.
+struct Inner {
+    shared: Arc<Shared>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Incoming>>,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+/// State shared by the handles and the background tasks.
+pub(crate) struct Shared {
+    pub(crate) config: TransportConfig,
+    pub(crate) incoming: mpsc::Sender<Incoming>,
+    shutdown: watch::Receiver<bool>,
+    udp: Mutex<Vec<(SocketAddr, Arc<UdpSocket>)>>,
+    conns: Mutex<ConnTable>,
+    open: AtomicUsize,
+    next_id: AtomicU64,
+    oversize_datagrams: AtomicU64,
+    rejected_connections: AtomicU64,
+    framing_errors: AtomicU64,
+}
+
+#[derive(Default)]
+struct ConnTable {
+    by_id: HashMap<ConnectionId, ConnEntry>,
+    by_addr: HashMap<(TransportKind, SocketAddr), ConnectionId>,
+}
+
+struct ConnEntry {
+    tx: mpsc::Sender<Bytes>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Waits until shutdown is requested or the owning [`Transports`] is gone.
+pub(crate) async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
+    // Err means the sender (the last handle) was dropped: shut down too.
+    let _ = rx.wait_for(|&stop| stop).await;
+}
+
+/// A reserved place among `max_connections`; released on drop.
+pub(crate) struct Slot {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A connection listed in the table; removed on drop.
+pub(crate) struct Registration {
+    pub(crate) id: ConnectionId,
+    pub(crate) kind: TransportKind,
+    pub(crate) remote: SocketAddr,
+    pub(crate) local: SocketAddr,
+    slot: Slot,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let shared = &self.slot.shared;
+        let mut table = lock(&shared.conns);
+        table.by_id.remove(&self.id);
+        let key = (self.kind, self.remote);
+        if table.by_addr.get(&key) == Some(&self.id) {
+            table.by_addr.remove(&key);
+        }
+        tracing::debug!(conn = %self.id, kind = %self.kind, remote = %self.remote, "connection closed");
+    }
+}
+
+impl Shared {
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
+    pub(crate) fn is_shut_down(&self) -> bool {
+        // A dropped sender means the owner is gone.
+        *self.shutdown.borrow() || self.shutdown.has_changed().is_err()
+    }
+
+    /// Reserves a connection slot, or `None` when `max_connections` are open.
+    pub(crate) fn try_slot(self: &Arc<Self>) -> Option<Slot> {
+        let max = self.config.max_connections;
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot {
+                shared: Arc::clone(self),
+            })
+    }
+
+    pub(crate) fn count_rejected(&self) {
+        self.rejected_connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_framing_error(&self) {
+        self.framing_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_oversize_datagram(&self) {
+        self.oversize_datagrams.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Lists an established connection; its queue of messages to write is returned.
+    pub(crate) fn register(
+        &self,
+        slot: Slot,
+        kind: TransportKind,
+        remote: SocketAddr,
+        local: SocketAddr,
+    ) -> (Registration, mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>) {
+        let id = ConnectionId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = mpsc::channel(OUTGOING_QUEUE);
+        let mut table = lock(&self.conns);
+        table.by_id.insert(id, ConnEntry { tx: tx.clone() });
+        table.by_addr.insert((kind, remote), id);
+        drop(table);
+        tracing::debug!(conn = %id, %kind, %remote, %local, "connection open");
+        (
+            Registration {
+                id,
+                kind,
+                remote,
+                local,
+                slot,
+            },
+            tx,
+            rx,
+        )
+    }
+
+    fn sender_by_id(&self, id: ConnectionId) -> Option<mpsc::Sender<Bytes>> {
+        lock(&self.conns).by_id.get(&id).map(|e| e.tx.clone())
+    }
+
+    fn sender_by_addr(&self, kind: TransportKind, addr: SocketAddr) -> Option<mpsc::Sender<Bytes>> {
+        let table = lock(&self.conns);
+        let id = table.by_addr.get(&(kind, addr))?;
+        table.by_id.get(id).map(|e| e.tx.clone())
+    }
+
+    /// Hands a message to [`Transports::recv`]; false when the task should stop.
+    pub(crate) async fn deliver(
+        &self,
+        incoming: Incoming,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        tokio::select! {
+            r = self.incoming.send(incoming) => r.is_ok(),
+            () = wait_shutdown(shutdown) => false,
+        }
+    }
+
+    pub(crate) fn add_udp(&self, local: SocketAddr, socket: Arc<UdpSocket>) {
+        lock(&self.udp).push((local, socket));
+    }
+
+    fn udp_for(&self, target: SocketAddr) -> Option<Arc<UdpSocket>> {
+        lock(&self.udp)
+            .iter()
+            .find(|(local, _)| local.is_ipv4() == target.is_ipv4())
+            .map(|(_, s)| Arc::clone(s))
+    }
+}
+
+impl Transports {
+    /// Creates an empty set of transports; bind some with the `bind_*` methods.
+    pub fn new(config: TransportConfig) -> Self {
+        let (tx, rx) = mpsc::channel(INCOMING_QUEUE);
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            config,
+            incoming: tx,
+            shutdown: shutdown_rx,
+            udp: Mutex::new(Vec::new()),
+            conns: Mutex::new(ConnTable::default()),
+            open: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            oversize_datagrams: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            framing_errors: AtomicU64::new(0),
+        });
+        Transports {
+            inner: Arc::new(Inner {
+                shared,
+                rx: tokio::sync::Mutex::new(rx),
+                shutdown_tx,
+            }),
+        }
+    }
+
+    /// The configuration these transports were built with.
+    pub fn config(&self) -> &TransportConfig {
+        &self.inner.shared.config
+    }
+
+    fn check_running(&self) -> Result<(), TransportError> {
+        if self.inner.shared.is_shut_down() {
+            Err(TransportError::Shutdown)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Binds a UDP socket (port 0 picks a free port) and returns its local address.
+    ///
+    /// Outgoing UDP messages leave from the first bound socket of the target's address family.
+    pub async fn bind_udp(&self, addr: SocketAddr) -> Result<SocketAddr, TransportError> {
+        self.check_running()?;
+        Ok(udp::bind(&self.inner.shared, addr).await?)
+    }
+
+    /// Listens for TCP connections and returns the local address.
+    pub async fn bind_tcp(&self, addr: SocketAddr) -> Result<SocketAddr, TransportError> {
+        self.check_running()?;
+        Ok(tcp::bind(&self.inner.shared, addr, tcp::Mode::Tcp).await?)
+    }
+
+    /// Listens for TLS connections with the given server configuration.
+    pub async fn bind_tls(
+        &self,
+        addr: SocketAddr,
+        config: Arc<rustls::ServerConfig>,
+    ) -> Result<SocketAddr, TransportError> {
+        self.check_running()?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        Ok(tcp::bind(&self.inner.shared, addr, tcp::Mode::Tls(acceptor)).await?)
+    }
+
+    /// Listens for SIP over WebSocket (RFC 7118) on plain TCP.
+    ///
+    /// The handshake must offer the `sip` subprotocol; others are refused with 400.
+    pub async fn bind_ws(&self, addr: SocketAddr) -> Result<SocketAddr, TransportError> {
+        self.check_running()?;
+        Ok(tcp::bind(&self.inner.shared, addr, tcp::Mode::Ws).await?)
+    }
+
+    /// Listens for SIP over secure WebSocket (WSS) with the given TLS server configuration.
+    pub async fn bind_wss(
+        &self,
+        addr: SocketAddr,
+        config: Arc<rustls::ServerConfig>,
+    ) -> Result<SocketAddr, TransportError> {
+        self.check_running()?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        Ok(tcp::bind(&self.inner.shared, addr, tcp::Mode::Wss(acceptor)).await?)
+    }
+
+    /// The next received message, from any transport or connection.
+    ///
+    /// Returns `None` once [`Transports::shutdown`] has been called. Concurrent
+    /// callers take turns; each message goes to one of them.
+    pub async fn recv(&self) -> Option<Incoming> {
+        let mut shutdown = self.inner.shared.shutdown_signal();
+        if self.inner.shared.is_shut_down() {
+            return None;
+        }
+        let mut rx = self.inner.rx.lock().await;
+        tokio::select! {
+            m = rx.recv() => m,
+            () = wait_shutdown(&mut shutdown) => None,
+        }
+    }
+
+    /// Sends one whole message.
+    ///
+    /// UDP: sent from a bound UDP socket of the target's address family.
+    /// Streams: on `target.conn` if it is still open (RFC 3261 §18.2.2), else on
+    /// an open connection of that kind to `target.addr`, else on a new
+    /// connection (TLS and WSS need [`TransportConfig::tls_client`]).
+    /// For streams, `Ok` means the message was queued on an open connection;
+    /// a later write failure closes that connection.
+    pub async fn send(&self, target: &Target, data: Bytes) -> Result<(), TransportError> {
+        self.check_running()?;
+        let shared = &self.inner.shared;
+        if target.kind == TransportKind::Udp {
+            let socket = shared
+                .udp_for(target.addr)
+                .ok_or(TransportError::NoUdpSocket(target.addr))?;
+            socket.send_to(&data, target.addr).await?;
+            return Ok(());
+        }
+        if let Some(tx) = target.conn.and_then(|id| shared.sender_by_id(id)) {
+            match tx.send(data).await {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::SendError(d)) => return self.send_new_or_reused(target, d).await,
+            }
+        }
+        self.send_new_or_reused(target, data).await
+    }
+
+    async fn send_new_or_reused(&self, target: &Target, data: Bytes) -> Result<(), TransportError> {
+        let shared = &self.inner.shared;
+        let data = match shared.sender_by_addr(target.kind, target.addr) {
+            Some(tx) => match tx.send(data).await {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::SendError(d)) => d,
+            },
+            None => data,
+        };
+        let tx = tcp::connect(shared, target).await?;
+        tx.send(data)
+            .await
+            .map_err(|_| TransportError::ConnectionClosed)
+    }
+
+    /// Counters: dropped datagrams, rejected connections, open connections.
+    pub fn stats(&self) -> TransportStats {
+        let s = &self.inner.shared;
+        TransportStats {
+            oversize_datagrams: s.oversize_datagrams.load(Ordering::Relaxed),
+            rejected_connections: s.rejected_connections.load(Ordering::Relaxed),
+            framing_errors: s.framing_errors.load(Ordering::Relaxed),
+            open_connections: s.open.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops every listener, socket and connection task; [`recv`](Self::recv)
+    /// then returns `None` and [`send`](Self::send) fails with [`TransportError::Shutdown`].
+    ///
+    /// Dropping the last clone has the same effect.
+    pub fn shutdown(&self) {
+        self.inner.shutdown_tx.send_replace(true);
+    }
+}

@@ -1,0 +1,235 @@
+//! The message parser: start line, header lines, body (RFC 3261 §7, §25).
+
+use super::error::{ErrorKind, ParseError};
+use super::headers::{HeaderName, Headers};
+use super::method::Method;
+use super::scan::is_token;
+use super::status::StatusCode;
+use super::text::Text;
+use super::uri::{Uri, UriContext, parse_uri};
+use super::{Message, Request, Response, Version};
+use bytes::{BufMut, Bytes, BytesMut};
+
+fn err<T>(kind: ErrorKind, offset: usize) -> Result<T, ParseError> {
+    Err(ParseError::new(kind, offset))
+}
+
+/// The end of the line starting at `from`: the index of its CR. Lines end in CRLF;
+/// a bare LF is malformed.
+fn line_end(buf: &[u8], from: usize) -> Result<usize, ParseError> {
+    match memchr::memchr(b'\n', &buf[from..]) {
+        Some(i) if i > 0 && buf[from + i - 1] == b'\r' => Ok(from + i - 1),
+        Some(i) => err(ErrorKind::BadHeaderLine, from + i),
+        None => err(ErrorKind::Incomplete, buf.len()),
+    }
+}
+
+const fn is_ws(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
+    // RFC 3261 §7.5: CRLFs before the start line are ignored.
+    let mut pos = buf
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    if pos >= buf.len() {
+        return err(ErrorKind::Empty, pos);
+    }
+    let start = pos;
+    let start_end = line_end(&buf, start)?;
+    let line = &buf[start..start_end];
+
+    enum Start {
+        Req(Method, Uri, Version),
+        Resp(Version, StatusCode, Bytes),
+    }
+    let is_response = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/");
+    let first = if is_response {
+        let sp = memchr::memchr(b' ', line)
+            .ok_or(ParseError::new(ErrorKind::BadStartLine, start_end))?;
+        let version =
+            parse_version(&line[..sp]).ok_or(ParseError::new(ErrorKind::BadVersion, start))?;
+        let code_at = start + sp + 1;
+        let rest = &line[sp + 1..];
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits != 3 || (rest.len() > 3 && rest[3] != b' ') {
+            return err(ErrorKind::BadStatus, code_at);
+        }
+        let code = rest[..3]
+            .iter()
+            .fold(0u16, |a, d| a * 10 + u16::from(d - b'0'));
+        let status = StatusCode::new(code).ok_or(ParseError::new(ErrorKind::BadStatus, code_at))?;
+        // Reason-Phrase may be empty (RFC 4475 §3.1.1.13); a missing SP before it is tolerated.
+        let reason_at = (code_at + 4).min(start_end);
+        if buf[reason_at..start_end]
+            .iter()
+            .any(|&b| b < 0x20 && b != b'\t')
+        {
+            return err(ErrorKind::BadStartLine, reason_at);
+        }
+        Start::Resp(version, status, buf.slice(reason_at..start_end))
+    } else {
+        // Request-Line = Method SP Request-URI SP SIP-Version: exactly two single spaces
+        // (RFC 4475 §3.1.2.9–11: extra whitespace is malformed).
+        let sp1 = memchr::memchr(b' ', line)
+            .ok_or(ParseError::new(ErrorKind::BadStartLine, start_end))?;
+        let sp2 = memchr::memchr(b' ', &line[sp1 + 1..])
+            .map(|i| sp1 + 1 + i)
+            .ok_or(ParseError::new(ErrorKind::BadStartLine, start_end))?;
+        if line[sp2 + 1..].contains(&b' ') {
+            return err(ErrorKind::BadStartLine, start + sp2 + 1);
+        }
+        let m = &line[..sp1];
+        if m.is_empty() || !m.iter().all(|&b| is_token(b)) {
+            return err(ErrorKind::BadMethod, start);
+        }
+        let method = Method::known(m).unwrap_or_else(|| {
+            Method::Extension(Text::from_checked(buf.slice(start..start + sp1)))
+        });
+        let (us, ue) = (start + sp1 + 1, start + sp2);
+        let uri = parse_uri(&buf, us, ue, UriContext::Full)
+            .map_err(|p| ParseError::new(ErrorKind::BadRequestUri, p))?;
+        // Headers are not allowed in a Request-URI (RFC 3261 §19.1.1 table; RFC 4475 §3.1.2.12).
+        if uri.as_sip().is_some_and(|u| u.headers.is_some()) {
+            return err(ErrorKind::BadRequestUri, us);
+        }
+        let version = parse_version(&line[sp2 + 1..])
+            .ok_or(ParseError::new(ErrorKind::BadVersion, start + sp2 + 1))?;
+        Start::Req(method, uri, version)
+    };
+
+    // Header lines.
+    let mut headers = Headers::with_capacity(16);
+    pos = start_end + 2;
+    loop {
+        let end = line_end(&buf, pos)?;
+        if end == pos {
+            pos += 2;
+            break;
+        }
+        if is_ws(buf[pos]) {
+            return err(ErrorKind::BadFolding, pos);
+        }
+        let line_start = pos;
+        let colon = memchr::memchr(b':', &buf[pos..end])
+            .map(|c| pos + c)
+            .ok_or(ParseError::new(ErrorKind::BadHeaderLine, pos))?;
+        // HCOLON = *( SP / HTAB ) ":" SWS
+        let mut name_end = colon;
+        while name_end > pos && is_ws(buf[name_end - 1]) {
+            name_end -= 1;
+        }
+        let name = &buf[pos..name_end];
+        if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
+            return err(ErrorKind::BadHeaderLine, pos);
+        }
+        // Continuation lines (folding, §7.3.1): the value goes on while lines start with whitespace.
+        let mut last = end;
+        let mut folded = false;
+        while last + 2 < buf.len() && is_ws(buf[last + 2]) {
+            folded = true;
+            last = line_end(&buf, last + 2)?;
+        }
+        let mut vs = colon + 1;
+        while vs < last && is_ws(buf[vs]) {
+            vs += 1;
+        }
+        let value = if folded {
+            unfold(&buf[vs..last])
+        } else {
+            let mut ve = last;
+            while ve > vs && is_ws(buf[ve - 1]) {
+                ve -= 1;
+            }
+            buf.slice(vs..ve)
+        };
+        let name = HeaderName::lookup(name).unwrap_or_else(|| {
+            HeaderName::Other(Text::from_checked(buf.slice(line_start..name_end)))
+        });
+        headers
+            .push_parsed(name, value, buf.slice(line_start..last))
+            .map_err(|(kind, p)| ParseError::new(kind, if folded { vs } else { vs + p }))?;
+        pos = last + 2;
+    }
+
+    // Body (RFC 3261 §18.3): exactly Content-Length bytes; extra bytes in a datagram are ignored.
+    let available = buf.len() - pos;
+    let body = match headers.content_length() {
+        Some(cl) if cl > available => {
+            return err(
+                ErrorKind::BodyTooShort {
+                    announced: cl,
+                    got: available,
+                },
+                buf.len(),
+            );
+        }
+        Some(cl) => buf.slice(pos..pos + cl),
+        None => buf.slice(pos..),
+    };
+
+    Ok(match first {
+        Start::Req(method, uri, version) => {
+            // CSeq method must match the request method (§8.1.1.5; RFC 4475 §3.1.2.17–18).
+            if headers.cseq().is_some_and(|c| c.method != method) {
+                return err(ErrorKind::CSeqMismatch, start);
+            }
+            Message::Request(Request {
+                method,
+                uri,
+                version,
+                headers,
+                body,
+                start_raw: Some(buf.slice(start..start_end)),
+            })
+        }
+        Start::Resp(version, status, reason) => Message::Response(Response {
+            version,
+            status,
+            reason,
+            headers,
+            body,
+            start_raw: Some(buf.slice(start..start_end)),
+        }),
+    })
+}
+
+/// `SIP/<digits>.<digits>`, case-insensitive (§7.1).
+fn parse_version(v: &[u8]) -> Option<Version> {
+    if v.len() < 7 || !v[..4].eq_ignore_ascii_case(b"SIP/") {
+        return None;
+    }
+    let rest = std::str::from_utf8(&v[4..]).ok()?;
+    let (maj, min) = rest.split_once('.')?;
+    let num = |s: &str| -> Option<u16> {
+        (!s.is_empty() && s.len() <= 4 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    Some(Version {
+        major: num(maj)?,
+        minor: num(min)?,
+    })
+}
+
+/// Removes the CRLFs of folded lines; the whitespace after each stays (it is LWS).
+fn unfold(v: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'\r' && v.get(i + 1) == Some(&b'\n') {
+            i += 2;
+            continue;
+        }
+        out.put_u8(v[i]);
+        i += 1;
+    }
+    let mut end = out.len();
+    while end > 0 && is_ws(out[end - 1]) {
+        end -= 1;
+    }
+    out.truncate(end);
+    out.freeze()
+}

@@ -1,0 +1,468 @@
+//! A tiny cursor over one header value (or start-line part), producing
+//! zero-copy [`Text`] slices of the shared buffer. Errors are byte offsets
+//! in that buffer.
+
+use super::text::Text;
+use bytes::Bytes;
+
+/// `token` characters (RFC 3261 §25.1): alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~".
+pub(crate) const fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+/// `word` characters (Call-ID, §25.1): token characters plus `( ) < > : \ " / [ ] ? { }`.
+pub(crate) const fn is_word(b: u8) -> bool {
+    is_token(b)
+        || matches!(
+            b,
+            b'(' | b')'
+                | b'<'
+                | b'>'
+                | b':'
+                | b'\\'
+                | b'"'
+                | b'/'
+                | b'['
+                | b']'
+                | b'?'
+                | b'{'
+                | b'}'
+        )
+}
+
+/// Characters of a URI parameter name or value (`paramchar`, §25.1), `%` escapes included.
+pub(crate) const fn is_uri_param(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'%' | b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
+}
+
+/// `unreserved` (RFC 2396): alphanum / mark.
+pub(crate) const fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
+}
+
+pub(crate) const fn is_ws(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// A position-tracking reader over `buf[start..end]`.
+pub(crate) struct Cursor<'a> {
+    buf: &'a Bytes,
+    pos: usize,
+    end: usize,
+}
+
+pub(crate) type Pos = usize;
+
+impl<'a> Cursor<'a> {
+    /// A cursor over the whole of `buf`.
+    pub(crate) fn new(buf: &'a Bytes) -> Self {
+        Cursor {
+            buf,
+            pos: 0,
+            end: buf.len(),
+        }
+    }
+
+    /// A cursor over `buf[start..end]`. Error positions are offsets in `buf`.
+    pub(crate) fn sub(buf: &'a Bytes, start: usize, end: usize) -> Self {
+        Cursor {
+            buf,
+            pos: start,
+            end,
+        }
+    }
+
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn set_pos(&mut self, pos: usize) {
+        self.pos = pos.min(self.end);
+    }
+
+    /// An error at the current position (an offset in the whole buffer).
+    pub(crate) fn err<T>(&self) -> Result<T, Pos> {
+        Err(self.pos)
+    }
+
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos >= self.end
+    }
+
+    pub(crate) fn peek(&self) -> Option<u8> {
+        (self.pos < self.end).then(|| self.buf[self.pos])
+    }
+
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.pos..self.end).unwrap_or(&[])
+    }
+
+    pub(crate) fn bytes(&self, start: usize, end: usize) -> &'a [u8] {
+        &self.buf[start..end]
+    }
+
+    pub(crate) fn ws(&mut self) {
+        while self.pos < self.end && is_ws(self.buf[self.pos]) {
+            self.pos += 1;
+        }
+    }
+
+    pub(crate) fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Skips whitespace, then expects `b` and skips whitespace after it (`SWS b SWS`).
+    pub(crate) fn sep(&mut self, b: u8) -> Result<(), Pos> {
+        self.ws();
+        if !self.eat(b) {
+            return self.err();
+        }
+        self.ws();
+        Ok(())
+    }
+
+    pub(crate) fn take_while(&mut self, f: impl Fn(u8) -> bool) -> (usize, usize) {
+        let start = self.pos;
+        while self.pos < self.end && f(self.buf[self.pos]) {
+            self.pos += 1;
+        }
+        (start, self.pos)
+    }
+
+    /// Text of `buf[start..end]`, which the caller has checked is ASCII.
+    pub(crate) fn ascii(&self, start: usize, end: usize) -> Text {
+        Text::from_checked(self.buf.slice(start..end))
+    }
+
+    /// Text of `buf[start..end]`, checked to be UTF-8.
+    pub(crate) fn utf8(&self, start: usize, end: usize) -> Result<Text, Pos> {
+        Text::from_bytes(self.buf.slice(start..end)).map_err(|_| start)
+    }
+
+    /// One or more `token` characters.
+    pub(crate) fn token(&mut self) -> Result<Text, Pos> {
+        let (s, e) = self.take_while(is_token);
+        if s == e {
+            return self.err();
+        }
+        Ok(self.ascii(s, e))
+    }
+
+    /// A decimal number of at most `max`.
+    pub(crate) fn number(&mut self, max: u64) -> Result<u64, Pos> {
+        let (s, e) = self.take_while(|b| b.is_ascii_digit());
+        if s == e {
+            return self.err();
+        }
+        let mut n: u64 = 0;
+        for &d in &self.buf[s..e] {
+            n = match n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(d - b'0')))
+            {
+                Some(n) if n <= max => n,
+                _ => return Err(s),
+            };
+        }
+        Ok(n)
+    }
+
+    /// A quoted string starting at the cursor (which must be on `"`).
+    /// Returns the content between the quotes, escapes left as they are.
+    pub(crate) fn quoted(&mut self) -> Result<Text, Pos> {
+        let open = self.pos;
+        if !self.eat(b'"') {
+            return self.err();
+        }
+        let start = self.pos;
+        while self.pos < self.end {
+            match self.buf[self.pos] {
+                b'"' => {
+                    let text = self.utf8(start, self.pos)?;
+                    self.pos += 1;
+                    return Ok(text);
+                }
+                b'\\' => {
+                    // quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
+                    let next = (self.pos + 1 < self.end).then(|| self.buf[self.pos + 1]);
+                    match next {
+                        Some(c) if c != b'\n' && c != b'\r' && c < 0x80 => self.pos += 2,
+                        _ => return self.err(),
+                    }
+                }
+                b'\r' | b'\n' => return self.err(),
+                _ => self.pos += 1,
+            }
+        }
+        Err(open)
+    }
+
+    /// Skips a run of `;name[=value]` parameters (header or URI parameters) and
+    /// returns their raw text, from the first `;` to the end of the last one.
+    /// `uri` selects the URI character set (no quoted values, no whitespace).
+    pub(crate) fn params(&mut self, uri: bool) -> Result<Params, Pos> {
+        let start = self.pos;
+        let mut last = self.pos;
+        loop {
+            if !uri {
+                self.ws();
+            }
+            if !self.eat(b';') {
+                break;
+            }
+            if !uri {
+                self.ws();
+            }
+            let name_ok = if uri { is_uri_param } else { is_token };
+            let (s, e) = self.take_while(name_ok);
+            if s == e {
+                return self.err();
+            }
+            last = self.pos;
+            let save = self.pos;
+            if !uri {
+                self.ws();
+            }
+            if self.eat(b'=') {
+                if uri {
+                    let (s, e) = self.take_while(is_uri_param);
+                    if s == e {
+                        return self.err();
+                    }
+                } else {
+                    self.ws();
+                    if self.peek() == Some(b'"') {
+                        self.quoted()?;
+                    } else {
+                        let (s, e) =
+                            self.take_while(|b| is_token(b) || matches!(b, b'[' | b']' | b':'));
+                        if s == e {
+                            return self.err();
+                        }
+                    }
+                }
+                last = self.pos;
+            } else {
+                self.pos = save;
+            }
+        }
+        self.pos = last;
+        Ok(Params(Text::from_checked(self.buf.slice(start..last))))
+    }
+}
+
+/// Parameters in their raw form (`;a=b;c`), looked up by name on demand.
+///
+/// Keeping the raw text avoids an allocation per header and makes
+/// re-serialization byte-exact; lookups scan a few dozen bytes.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Params(pub(crate) Text);
+
+impl Params {
+    /// No parameters.
+    pub const fn new() -> Self {
+        Params(Text::from_static(""))
+    }
+
+    /// The raw text, starting with `;` (or empty).
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// True if there are no parameters.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Each parameter as `(name, value)`, whitespace trimmed; quoted values keep their quotes.
+    pub fn iter(&self) -> ParamIter<'_> {
+        ParamIter {
+            s: self.0.as_bytes(),
+            text: self.0.as_str(),
+            pos: 0,
+        }
+    }
+
+    /// The parameter named `name` (case-insensitive): `Some(None)` for a flag
+    /// parameter without value.
+    pub fn get(&self, name: &str) -> Option<Option<&str>> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// The value of `name`, without surrounding quotes.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.get(name).flatten().map(unquote)
+    }
+
+    /// True if a parameter `name` is present, with or without a value.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// These parameters with `name` set to `value` (replacing any previous one).
+    pub fn with(&self, name: &str, value: Option<&str>) -> Params {
+        let mut out = String::with_capacity(self.0.len() + name.len() + 16);
+        let mut replaced = false;
+        for (n, v) in self.iter() {
+            out.push(';');
+            if n.eq_ignore_ascii_case(name) {
+                if replaced {
+                    continue;
+                }
+                replaced = true;
+                push_param(&mut out, name, value);
+            } else {
+                push_param(&mut out, n, v);
+            }
+        }
+        if !replaced {
+            out.push(';');
+            push_param(&mut out, name, value);
+        }
+        Params(Text::from(out))
+    }
+
+    /// These parameters without any named `name`.
+    pub fn without(&self, name: &str) -> Params {
+        let mut out = String::with_capacity(self.0.len());
+        for (n, v) in self.iter().filter(|(n, _)| !n.eq_ignore_ascii_case(name)) {
+            out.push(';');
+            push_param(&mut out, n, v);
+        }
+        Params(Text::from(out))
+    }
+}
+
+fn push_param(out: &mut String, name: &str, value: Option<&str>) {
+    out.push_str(name);
+    if let Some(v) = value {
+        out.push('=');
+        out.push_str(v);
+    }
+}
+
+/// Removes one pair of surrounding double quotes, if present.
+pub(crate) fn unquote(v: &str) -> &str {
+    v.strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(v)
+}
+
+/// Iterator over [`Params`].
+pub struct ParamIter<'a> {
+    s: &'a [u8],
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Iterator for ParamIter<'a> {
+    type Item = (&'a str, Option<&'a str>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // Skip to the next top-level ';'.
+        while self.pos < self.s.len() && self.s[self.pos] != b';' {
+            self.pos += 1;
+        }
+        if self.pos >= self.s.len() {
+            return None;
+        }
+        self.pos += 1;
+        let start = self.pos;
+        let mut quoted = false;
+        let mut eq = None;
+        while self.pos < self.s.len() {
+            match self.s[self.pos] {
+                b'\\' if quoted => self.pos += 1,
+                b'"' => quoted = !quoted,
+                b'=' if !quoted && eq.is_none() => eq = Some(self.pos),
+                b';' if !quoted => break,
+                _ => {}
+            }
+            self.pos += 1;
+        }
+        let end = self.pos.min(self.s.len());
+        let piece =
+            |a: usize, b: usize| self.text.get(a..b).unwrap_or("").trim_matches([' ', '\t']);
+        Some(match eq {
+            Some(e) => (piece(start, e), Some(piece(e + 1, end))),
+            None => (piece(start, end), None),
+        })
+    }
+}
+
+impl std::fmt::Display for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(s: &'static str, uri: bool) -> Result<(Params, usize), Pos> {
+        let b = Bytes::from_static(s.as_bytes());
+        let mut c = Cursor::new(&b);
+        let p = c.params(uri)?;
+        Ok((p, c.pos()))
+    }
+
+    #[test]
+    fn header_params_with_whitespace_and_quotes() {
+        let (p, end) = params(
+            " ;  tag = 98asjd8 ; q=0.33;x=\"a;b\\\"c\" ;lr , next",
+            false,
+        )
+        .unwrap();
+        assert_eq!(p.value("tag"), Some("98asjd8"));
+        assert_eq!(p.value("Q"), Some("0.33"));
+        assert_eq!(p.value("x"), Some("a;b\\\"c"));
+        assert_eq!(p.get("lr"), Some(None));
+        assert!(p.get("nope").is_none());
+        assert_eq!(
+            &" ;  tag = 98asjd8 ; q=0.33;x=\"a;b\\\"c\" ;lr , next"[end..],
+            " , next"
+        );
+    }
+
+    #[test]
+    fn empty_param_is_an_error() {
+        assert!(params(";;", false).is_err());
+        assert!(params(";a=", false).is_err());
+        assert!(params(";a=;b", true).is_err());
+    }
+
+    #[test]
+    fn with_and_without() {
+        let (p, _) = params(";branch=z9hG4bK1;rport", false).unwrap();
+        let p2 = p
+            .with("rport", Some("5060"))
+            .with("received", Some("10.0.0.1"));
+        assert_eq!(p2.as_str(), ";branch=z9hG4bK1;rport=5060;received=10.0.0.1");
+        assert_eq!(
+            p2.without("branch").as_str(),
+            ";rport=5060;received=10.0.0.1"
+        );
+    }
+}

@@ -1,0 +1,456 @@
+//! URIs: SIP and SIPS (RFC 3261 §19.1), TEL (RFC 3966) and any other absolute URI,
+//! plus hosts (domain names, IPv4, IPv6 references).
+
+use super::scan::{Cursor, Params, Pos, is_unreserved};
+use super::text::Text;
+use bytes::Bytes;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A URI as found in a Request-URI or a name-addr.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Uri {
+    /// `sip:` or `sips:`.
+    Sip(SipUri),
+    /// `tel:` (RFC 3966).
+    Tel(TelUri),
+    /// Any other scheme, kept opaque (`isbn:…`, `http://…`).
+    Other {
+        /// The scheme, as received.
+        scheme: Text,
+        /// Everything after the colon.
+        rest: Text,
+    },
+}
+
+/// A `sip:` or `sips:` URI.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SipUri {
+    /// True for `sips:`.
+    pub secure: bool,
+    /// The user part, still %-escaped as received.
+    pub user: Option<Text>,
+    /// The password (deprecated by RFC 3261 but still grammar).
+    pub password: Option<Text>,
+    /// The host.
+    pub host: Host,
+    /// The port, if given.
+    pub port: Option<u16>,
+    /// URI parameters (`;transport=tcp;lr`).
+    pub params: Params,
+    /// URI headers, without the leading `?` (`Route=%3Csip:x%3E&…`).
+    pub headers: Option<Text>,
+}
+
+/// A `tel:` URI.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TelUri {
+    /// The telephone subscriber (`+1-201-555-0123`).
+    pub number: Text,
+    /// Parameters (`;phone-context=…`).
+    pub params: Params,
+}
+
+/// A host: domain name or IP address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// A domain name, as received.
+    Domain(Text),
+    /// An IPv4 address.
+    Ipv4(Ipv4Addr),
+    /// An IPv6 address (written as a `[…]` reference).
+    Ipv6(Ipv6Addr),
+}
+
+impl Host {
+    /// The IP address, if the host is one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            Host::Ipv4(a) => Some(IpAddr::V4(*a)),
+            Host::Ipv6(a) => Some(IpAddr::V6(*a)),
+            Host::Domain(_) => None,
+        }
+    }
+
+    /// Parses a host (`example.com`, `192.0.2.1`, `[2001:db8::1]`).
+    pub fn parse(s: &str) -> Option<Host> {
+        let b = Bytes::copy_from_slice(s.as_bytes());
+        let mut c = Cursor::new(&b);
+        let h = parse_host(&mut c).ok()?;
+        c.at_end().then_some(h)
+    }
+}
+
+impl From<IpAddr> for Host {
+    fn from(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(a) => Host::Ipv4(a),
+            IpAddr::V6(a) => Host::Ipv6(a),
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Domain(d) => f.write_str(d),
+            Host::Ipv4(a) => write!(f, "{a}"),
+            Host::Ipv6(a) => write!(f, "[{a}]"),
+        }
+    }
+}
+
+/// Parses a host at the cursor: `[v6]`, dotted IPv4 or a domain name.
+pub(crate) fn parse_host(c: &mut Cursor<'_>) -> Result<Host, Pos> {
+    if c.eat(b'[') {
+        let (s, e) = c.take_while(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        let at = c.pos();
+        if !c.eat(b']') {
+            return c.err();
+        }
+        let text = std::str::from_utf8(c.bytes(s, e)).map_err(|_| at)?;
+        return text.parse().map(Host::Ipv6).or_else(|_| c.err());
+    }
+    let (s, e) = c.take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    let name = c.bytes(s, e);
+    if name.is_empty() || name[0] == b'.' || name[0] == b'-' {
+        return c.err();
+    }
+    if name.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
+        // All digits and dots: must be a valid IPv4 address.
+        let text = std::str::from_utf8(name).map_err(|_| s)?;
+        return text.parse().map(Host::Ipv4).or_else(|_| c.err());
+    }
+    Ok(Host::Domain(c.ascii(s, e)))
+}
+
+/// Parses an optional `:port` at the cursor.
+pub(crate) fn parse_port(c: &mut Cursor<'_>) -> Result<Option<u16>, Pos> {
+    if !c.eat(b':') {
+        return Ok(None);
+    }
+    // A port of 0 is accepted: it means "unspecified" in some deployments.
+    c.number(u64::from(u16::MAX)).map(|p| Some(p as u16))
+}
+
+const fn is_user(b: u8) -> bool {
+    is_unreserved(b)
+        || matches!(
+            b,
+            b'%' | b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/'
+        )
+}
+
+const fn is_password(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'%' | b'&' | b'=' | b'+' | b'$' | b',')
+}
+
+const fn is_hchar(b: u8) -> bool {
+    is_unreserved(b)
+        || matches!(
+            b,
+            b'%' | b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&'
+        )
+}
+
+const fn is_scheme(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')
+}
+
+/// Where the URI being parsed sits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UriContext {
+    /// Request-URI or inside `<…>`: parameters and headers belong to the URI.
+    Full,
+    /// An addr-spec without angle brackets: `;` starts header parameters,
+    /// and the URI may not contain `?` or `,` (RFC 3261 §20).
+    Bare,
+}
+
+/// Parses a URI occupying `buf[start..end]`, which must be consumed whole
+/// (for [`UriContext::Bare`], `end` is where the URI stops).
+pub(crate) fn parse_uri(
+    buf: &Bytes,
+    start: usize,
+    end: usize,
+    ctx: UriContext,
+) -> Result<Uri, Pos> {
+    let mut c = Cursor::sub(buf, start, end);
+    let (s, e) = c.take_while(is_scheme);
+    if s == e || !c.bytes(s, s + 1)[0].is_ascii_alphabetic() || !c.eat(b':') {
+        return Err(start);
+    }
+    let scheme = c.bytes(s, e);
+    let uri = if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
+        Uri::Sip(parse_sip(&mut c, scheme.len() == 4, ctx)?)
+    } else if scheme.eq_ignore_ascii_case(b"tel") {
+        let (ns, ne) = c.take_while(|b| b != b';' && b > b' ' && b != b',' && b < 0x7f);
+        if ns == ne {
+            return c.err();
+        }
+        let number = c.ascii(ns, ne);
+        let params = if ctx == UriContext::Full {
+            c.params(true)?
+        } else {
+            Params::new()
+        };
+        Uri::Tel(TelUri { number, params })
+    } else {
+        let stop = |b: u8| {
+            b > b' '
+                && b < 0x7f
+                && b != b'>'
+                && !(ctx == UriContext::Bare && matches!(b, b';' | b','))
+        };
+        let (rs, re) = c.take_while(stop);
+        if rs == re {
+            return c.err();
+        }
+        Uri::Other {
+            scheme: c.ascii(s, e),
+            rest: c.ascii(rs, re),
+        }
+    };
+    if !c.at_end() {
+        return c.err();
+    }
+    Ok(uri)
+}
+
+fn parse_sip(c: &mut Cursor<'_>, secure: bool, ctx: UriContext) -> Result<SipUri, Pos> {
+    let mut user = None;
+    let mut password = None;
+    if let Some(at) = memchr::memchr(b'@', c.rest()) {
+        let ustart = c.pos();
+        let (us, ue) = c.take_while(is_user);
+        if us == ue {
+            return c.err();
+        }
+        user = Some(c.ascii(us, ue));
+        if c.eat(b':') {
+            let (ps, pe) = c.take_while(is_password);
+            password = Some(c.ascii(ps, pe));
+        }
+        if c.pos() != ustart + at || !c.eat(b'@') {
+            return c.err();
+        }
+    }
+    let host = parse_host(c)?;
+    let port = parse_port(c)?;
+    let (params, headers) = match ctx {
+        UriContext::Full => {
+            let params = c.params(true)?;
+            let headers = if c.eat(b'?') {
+                let (hs, he) = c.take_while(is_hchar);
+                if hs == he {
+                    return c.err();
+                }
+                Some(c.ascii(hs, he))
+            } else {
+                None
+            };
+            (params, headers)
+        }
+        UriContext::Bare => (Params::new(), None),
+    };
+    Ok(SipUri {
+        secure,
+        user,
+        password,
+        host,
+        port,
+        params,
+        headers,
+    })
+}
+
+impl Uri {
+    /// Parses a URI from a string (the whole string must be the URI).
+    pub fn parse(s: &str) -> Option<Uri> {
+        let b = Bytes::copy_from_slice(s.as_bytes());
+        parse_uri(&b, 0, b.len(), UriContext::Full).ok()
+    }
+
+    /// The SIP URI, if this is one.
+    pub fn as_sip(&self) -> Option<&SipUri> {
+        match self {
+            Uri::Sip(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// The user part of a SIP URI, or the number of a TEL URI.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Uri::Sip(u) => u.user.as_deref(),
+            Uri::Tel(t) => Some(&t.number),
+            Uri::Other { .. } => None,
+        }
+    }
+
+    /// The host of a SIP URI.
+    pub fn host(&self) -> Option<&Host> {
+        self.as_sip().map(|u| &u.host)
+    }
+
+    /// The scheme, lower-case for the known ones.
+    pub fn scheme(&self) -> &str {
+        match self {
+            Uri::Sip(u) if u.secure => "sips",
+            Uri::Sip(_) => "sip",
+            Uri::Tel(_) => "tel",
+            Uri::Other { scheme, .. } => scheme,
+        }
+    }
+}
+
+impl SipUri {
+    /// A `sip:` URI for `user@host`.
+    pub fn new(user: Option<&str>, host: Host) -> SipUri {
+        SipUri {
+            secure: false,
+            user: user.map(|u| Text::from(u.to_owned())),
+            password: None,
+            host,
+            port: None,
+            params: Params::new(),
+            headers: None,
+        }
+    }
+
+    /// The `transport` URI parameter.
+    pub fn transport(&self) -> Option<&str> {
+        self.params.value("transport")
+    }
+
+    /// The user part with %-escapes decoded (lossy on invalid UTF-8).
+    pub fn user_unescaped(&self) -> Option<String> {
+        self.user.as_deref().map(unescape)
+    }
+}
+
+/// Decodes `%HH` escapes; invalid escapes are kept as they are.
+pub fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl fmt::Display for SipUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.secure { "sips:" } else { "sip:" })?;
+        if let Some(user) = &self.user {
+            f.write_str(user)?;
+            if let Some(pw) = &self.password {
+                write!(f, ":{pw}")?;
+            }
+            f.write_str("@")?;
+        }
+        write!(f, "{}", self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        write!(f, "{}", self.params)?;
+        if let Some(h) = &self.headers {
+            write!(f, "?{h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Uri::Sip(u) => write!(f, "{u}"),
+            Uri::Tel(t) => write!(f, "tel:{}{}", t.number, t.params),
+            Uri::Other { scheme, rest } => write!(f, "{scheme}:{rest}"),
+        }
+    }
+}
+
+impl From<SipUri> for Uri {
+    fn from(u: SipUri) -> Self {
+        Uri::Sip(u)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full(s: &'static str) -> Result<Uri, Pos> {
+        let b = Bytes::from_static(s.as_bytes());
+        parse_uri(&b, 0, b.len(), UriContext::Full)
+    }
+
+    #[test]
+    fn sip_uris() {
+        let u = full("sip:alice:secret@example.com:5070;transport=tcp;lr?subject=x&a=b").unwrap();
+        let s = u.as_sip().unwrap();
+        assert_eq!(s.user.as_deref(), Some("alice"));
+        assert_eq!(s.password.as_deref(), Some("secret"));
+        assert_eq!(s.host, Host::Domain(Text::from("example.com")));
+        assert_eq!(s.port, Some(5070));
+        assert_eq!(s.transport(), Some("tcp"));
+        assert!(s.params.contains("lr"));
+        assert_eq!(s.headers.as_deref(), Some("subject=x&a=b"));
+        assert_eq!(
+            u.to_string(),
+            "sip:alice:secret@example.com:5070;transport=tcp;lr?subject=x&a=b"
+        );
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(
+            full("sip:[2001:db8::10]:5060").unwrap().host(),
+            Some(&Host::Ipv6("2001:db8::10".parse().unwrap()))
+        );
+        assert_eq!(
+            full("sips:192.0.2.4").unwrap().host(),
+            Some(&Host::Ipv4(Ipv4Addr::new(192, 0, 2, 4)))
+        );
+        assert!(full("sip:192.0.2.400").is_err());
+        assert!(full("sip:[zz::1]").is_err());
+        assert!(full("sip:user@").is_err());
+        assert!(full("sip:a@b@c").is_err());
+        assert!(full("sip:host:99999").is_err());
+    }
+
+    #[test]
+    fn user_with_semicolon_and_escapes() {
+        let u = full("sip:user;par=u%40example.net@example.com").unwrap();
+        assert_eq!(u.user(), Some("user;par=u%40example.net"));
+        assert_eq!(
+            u.as_sip().unwrap().user_unescaped().as_deref(),
+            Some("user;par=u@example.net")
+        );
+        assert_eq!(unescape("null-%00-%zz%4"), "null-\0-%zz%4");
+    }
+
+    #[test]
+    fn other_schemes() {
+        assert_eq!(
+            full("tel:+1-201-555-0123;phone-context=x").unwrap().user(),
+            Some("+1-201-555-0123")
+        );
+        let u = full("nobodyKnowsThisScheme:totallyopaquecontent").unwrap();
+        assert_eq!(u.scheme(), "nobodyKnowsThisScheme");
+        assert!(full("<sip:a@b>").is_err());
+        assert!(full("sip:a@b c").is_err());
+    }
+}

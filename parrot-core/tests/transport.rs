@@ -1,0 +1,642 @@
+//! Transport layer tests on real loopback sockets.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use parrot_core::transport::{Incoming, Target, TransportConfig, TransportKind, Transports};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const REQUEST: &[u8] = b"OPTIONS sip:bob@example.com SIP/2.0\r\n\
+Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK776asdhds\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:bob@example.com>\r\n\
+From: <sip:alice@example.com>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710\r\n\
+CSeq: 63104 OPTIONS\r\n\
+Content-Length: 4\r\n\
+\r\n\
+body";
+
+const RESPONSE: &[u8] = b"SIP/2.0 200 OK\r\n\
+Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK776asdhds\r\n\
+To: <sip:bob@example.com>;tag=93810874\r\n\
+From: <sip:alice@example.com>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710\r\n\
+CSeq: 63104 OPTIONS\r\n\
+Content-Length: 0\r\n\
+\r\n";
+
+/// Generous bound so that a broken test fails instead of hanging; not a timing assertion.
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn v4() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+fn v6() -> SocketAddr {
+    "[::1]:0".parse().unwrap()
+}
+
+async fn recv(t: &Transports) -> Incoming {
+    tokio::time::timeout(LIMIT, t.recv())
+        .await
+        .expect("timed out")
+        .expect("recv ended")
+}
+
+/// Reads from `s` until EOF or error; true if the peer closed.
+async fn closed_by_peer(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(LIMIT, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+async fn read_exact_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    tokio::time::timeout(LIMIT, s.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    buf
+}
+
+fn self_signed() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let cert = ck.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+    let server = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let client = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (Arc::new(server), Arc::new(client))
+}
+
+// ---------------------------------------------------------------- kinds
+
+#[test]
+fn kind_names() {
+    assert_eq!(TransportKind::Udp.as_via_str(), "UDP");
+    assert_eq!(TransportKind::Wss.to_string(), "WSS");
+    assert!(!TransportKind::Udp.is_reliable());
+    assert!(TransportKind::Ws.is_reliable());
+    assert!(TransportKind::Tls.is_secure());
+}
+
+// ---------------------------------------------------------------- UDP
+
+async fn udp_round_trip(bind: SocketAddr) {
+    let t = Transports::new(TransportConfig::default());
+    let local = t.bind_udp(bind).await.unwrap();
+    assert_ne!(local.port(), 0);
+    let peer = UdpSocket::bind(bind).await.unwrap();
+    peer.send_to(REQUEST, local).await.unwrap();
+    let got = recv(&t).await;
+    assert_eq!(&got.data[..], REQUEST);
+    assert_eq!(got.kind, TransportKind::Udp);
+    assert_eq!(got.source, peer.local_addr().unwrap());
+    assert_eq!(got.local, local);
+    assert_eq!(got.conn, None);
+    t.send(&Target::reply_to(&got), Bytes::from_static(RESPONSE))
+        .await
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, from) = tokio::time::timeout(LIMIT, peer.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], RESPONSE);
+    assert_eq!(from, local);
+}
+
+#[tokio::test]
+async fn udp_round_trip_v4() {
+    udp_round_trip(v4()).await;
+}
+
+#[tokio::test]
+async fn udp_round_trip_v6() {
+    udp_round_trip(v6()).await;
+}
+
+#[tokio::test]
+async fn udp_oversize_datagram_dropped() {
+    let cfg = TransportConfig {
+        max_message_size: 512,
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_udp(v4()).await.unwrap();
+    let peer = UdpSocket::bind(v4()).await.unwrap();
+    let mut big = REQUEST.to_vec();
+    big.resize(600, b'x');
+    peer.send_to(&big, local).await.unwrap();
+    peer.send_to(REQUEST, local).await.unwrap();
+    let got = recv(&t).await;
+    assert_eq!(&got.data[..], REQUEST);
+    assert_eq!(t.stats().oversize_datagrams, 1);
+}
+
+#[tokio::test]
+async fn udp_send_without_socket_of_family_fails() {
+    let t = Transports::new(TransportConfig::default());
+    t.bind_udp(v4()).await.unwrap();
+    let target = Target::new(TransportKind::Udp, "[::1]:5060".parse().unwrap());
+    assert!(t.send(&target, Bytes::from_static(REQUEST)).await.is_err());
+}
+
+// ---------------------------------------------------------------- TCP
+
+#[tokio::test]
+async fn tcp_split_at_every_byte_arrives_whole_once() {
+    let t = Transports::new(TransportConfig::default());
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut c = TcpStream::connect(local).await.unwrap();
+    c.set_nodelay(true).unwrap();
+    for cut in 1..REQUEST.len() {
+        c.write_all(&REQUEST[..cut]).await.unwrap();
+        c.flush().await.unwrap();
+        tokio::task::yield_now().await;
+        c.write_all(&REQUEST[cut..]).await.unwrap();
+        c.flush().await.unwrap();
+        let got = recv(&t).await;
+        assert_eq!(&got.data[..], REQUEST, "cut at {cut}");
+        assert_eq!(got.kind, TransportKind::Tcp);
+    }
+    // Exactly once: the next message is the sentinel, not a duplicate.
+    c.write_all(RESPONSE).await.unwrap();
+    assert_eq!(&recv(&t).await.data[..], RESPONSE);
+}
+
+#[tokio::test]
+async fn tcp_three_messages_in_one_write() {
+    let t = Transports::new(TransportConfig::default());
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut c = TcpStream::connect(local).await.unwrap();
+    let mut three = REQUEST.to_vec();
+    three.extend_from_slice(RESPONSE);
+    three.extend_from_slice(REQUEST);
+    c.write_all(&three).await.unwrap();
+    let a = recv(&t).await;
+    let b = recv(&t).await;
+    let d = recv(&t).await;
+    assert_eq!(&a.data[..], REQUEST);
+    assert_eq!(&b.data[..], RESPONSE);
+    assert_eq!(&d.data[..], REQUEST);
+    assert_eq!(a.conn, b.conn);
+    assert_eq!(b.conn, d.conn);
+}
+
+#[tokio::test]
+async fn tcp_crlf_ping_gets_pong_and_is_not_delivered() {
+    let t = Transports::new(TransportConfig::default());
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut c = TcpStream::connect(local).await.unwrap();
+    c.write_all(b"\r\n\r\n").await.unwrap();
+    assert_eq!(read_exact_n(&mut c, 2).await, b"\r\n");
+    c.write_all(REQUEST).await.unwrap();
+    assert_eq!(&recv(&t).await.data[..], REQUEST);
+    // A ping right after a message, in the same write.
+    let mut both = REQUEST.to_vec();
+    both.extend_from_slice(b"\r\n\r\n");
+    c.write_all(&both).await.unwrap();
+    assert_eq!(&recv(&t).await.data[..], REQUEST);
+    assert_eq!(read_exact_n(&mut c, 2).await, b"\r\n");
+}
+
+#[tokio::test]
+async fn tcp_oversized_message_closes_connection() {
+    let t = Transports::new(TransportConfig::default());
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut c = TcpStream::connect(local).await.unwrap();
+    c.write_all(b"INVITE sip:bob@example.com SIP/2.0\r\nContent-Length: 1000000\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(closed_by_peer(&mut c).await);
+    assert_eq!(t.stats().framing_errors, 1);
+    // Nothing was delivered: the next message is from a fresh connection.
+    let mut c2 = TcpStream::connect(local).await.unwrap();
+    c2.write_all(REQUEST).await.unwrap();
+    let got = recv(&t).await;
+    assert_eq!(&got.data[..], REQUEST);
+    assert_eq!(got.source, c2.local_addr().unwrap());
+}
+
+#[tokio::test]
+async fn tcp_header_without_end_beyond_max_closes_connection() {
+    let cfg = TransportConfig {
+        max_message_size: 1024,
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut c = TcpStream::connect(local).await.unwrap();
+    let mut junk = b"INVITE sip:bob@example.com SIP/2.0\r\nX: ".to_vec();
+    junk.resize(4096, b'a');
+    // The server may close while we are still writing.
+    let _ = c.write_all(&junk).await;
+    assert!(closed_by_peer(&mut c).await);
+}
+
+#[tokio::test]
+async fn tcp_response_goes_back_on_the_same_connection() {
+    let t = Transports::new(TransportConfig::default());
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut c = TcpStream::connect(local).await.unwrap();
+    c.write_all(REQUEST).await.unwrap();
+    let req = recv(&t).await;
+    assert!(req.conn.is_some());
+    assert_eq!(req.source, c.local_addr().unwrap());
+    t.send(&Target::reply_to(&req), Bytes::from_static(RESPONSE))
+        .await
+        .unwrap();
+    assert_eq!(read_exact_n(&mut c, RESPONSE.len()).await, RESPONSE);
+    assert_eq!(t.stats().open_connections, 1);
+}
+
+async fn tcp_client_connects(bind: SocketAddr) {
+    let server = Transports::new(TransportConfig::default());
+    let local = server.bind_tcp(bind).await.unwrap();
+    let client = Transports::new(TransportConfig::default());
+    let target = Target::new(TransportKind::Tcp, local);
+    client
+        .send(&target, Bytes::from_static(REQUEST))
+        .await
+        .unwrap();
+    let req = recv(&server).await;
+    assert_eq!(&req.data[..], REQUEST);
+    server
+        .send(&Target::reply_to(&req), Bytes::from_static(RESPONSE))
+        .await
+        .unwrap();
+    let resp = recv(&client).await;
+    assert_eq!(&resp.data[..], RESPONSE);
+    assert_eq!(resp.source, local);
+    // A second request reuses the open connection.
+    client
+        .send(&target, Bytes::from_static(REQUEST))
+        .await
+        .unwrap();
+    let again = recv(&server).await;
+    assert_eq!(again.conn, req.conn);
+    assert_eq!(client.stats().open_connections, 1);
+}
+
+#[tokio::test]
+async fn tcp_client_connects_and_reuses_v4() {
+    tcp_client_connects(v4()).await;
+}
+
+#[tokio::test]
+async fn tcp_client_connects_and_reuses_v6() {
+    tcp_client_connects(v6()).await;
+}
+
+#[tokio::test]
+async fn tcp_max_connections_enforced() {
+    let cfg = TransportConfig {
+        max_connections: 2,
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut a = TcpStream::connect(local).await.unwrap();
+    let mut b = TcpStream::connect(local).await.unwrap();
+    a.write_all(REQUEST).await.unwrap();
+    b.write_all(REQUEST).await.unwrap();
+    recv(&t).await;
+    recv(&t).await;
+    let mut c = TcpStream::connect(local).await.unwrap();
+    assert!(closed_by_peer(&mut c).await);
+    assert_eq!(t.stats().rejected_connections, 1);
+    assert_eq!(t.stats().open_connections, 2);
+    // The first two still work.
+    a.write_all(REQUEST).await.unwrap();
+    assert_eq!(recv(&t).await.source, a.local_addr().unwrap());
+    // An outgoing connection is refused too.
+    let target = Target::new(TransportKind::Tcp, local);
+    assert!(t.send(&target, Bytes::from_static(REQUEST)).await.is_err());
+}
+
+#[tokio::test]
+async fn tcp_idle_timeout_closes() {
+    let cfg = TransportConfig {
+        idle_timeout: Duration::from_millis(200),
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut c = TcpStream::connect(local).await.unwrap();
+    c.write_all(REQUEST).await.unwrap();
+    recv(&t).await;
+    assert!(closed_by_peer(&mut c).await);
+}
+
+#[tokio::test]
+async fn shutdown_stops_everything() {
+    let t = Transports::new(TransportConfig::default());
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut c = TcpStream::connect(local).await.unwrap();
+    c.write_all(REQUEST).await.unwrap();
+    recv(&t).await;
+    t.shutdown();
+    assert!(closed_by_peer(&mut c).await);
+    assert!(t.recv().await.is_none());
+    assert!(
+        t.send(
+            &Target::new(TransportKind::Tcp, local),
+            Bytes::from_static(REQUEST)
+        )
+        .await
+        .is_err()
+    );
+}
+
+#[tokio::test]
+async fn drop_stops_everything() {
+    let t = Transports::new(TransportConfig::default());
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut c = TcpStream::connect(local).await.unwrap();
+    c.write_all(REQUEST).await.unwrap();
+    recv(&t).await;
+    drop(t);
+    assert!(closed_by_peer(&mut c).await);
+}
+
+// ---------------------------------------------------------------- TLS
+
+#[tokio::test]
+async fn tls_request_and_response_on_same_connection() {
+    let (server_cfg, client_cfg) = self_signed();
+    let server = Transports::new(TransportConfig::default());
+    let local = server.bind_tls(v4(), server_cfg).await.unwrap();
+    let client = Transports::new(TransportConfig {
+        tls_client: Some(client_cfg),
+        ..TransportConfig::default()
+    });
+    let target = Target::new(TransportKind::Tls, local).with_server_name("localhost");
+    client
+        .send(&target, Bytes::from_static(REQUEST))
+        .await
+        .unwrap();
+    let req = recv(&server).await;
+    assert_eq!(&req.data[..], REQUEST);
+    assert_eq!(req.kind, TransportKind::Tls);
+    server
+        .send(&Target::reply_to(&req), Bytes::from_static(RESPONSE))
+        .await
+        .unwrap();
+    let resp = recv(&client).await;
+    assert_eq!(&resp.data[..], RESPONSE);
+    assert_eq!(resp.kind, TransportKind::Tls);
+    assert_eq!(resp.source, local);
+    assert_eq!(server.stats().open_connections, 1);
+}
+
+#[tokio::test]
+async fn tls_by_ip_address_and_untrusted_refused() {
+    let (server_cfg, client_cfg) = self_signed();
+    let server = Transports::new(TransportConfig::default());
+    let local = server.bind_tls(v4(), server_cfg).await.unwrap();
+    // The certificate names 127.0.0.1 too.
+    let client = Transports::new(TransportConfig {
+        tls_client: Some(client_cfg),
+        ..TransportConfig::default()
+    });
+    let target = Target::new(TransportKind::Tls, local);
+    client
+        .send(&target, Bytes::from_static(REQUEST))
+        .await
+        .unwrap();
+    assert_eq!(&recv(&server).await.data[..], REQUEST);
+    // A client trusting another certificate fails the handshake.
+    let (_, other) = self_signed();
+    let stranger = Transports::new(TransportConfig {
+        tls_client: Some(other),
+        ..TransportConfig::default()
+    });
+    assert!(
+        stranger
+            .send(&target, Bytes::from_static(REQUEST))
+            .await
+            .is_err()
+    );
+    // And without any client configuration.
+    let none = Transports::new(TransportConfig::default());
+    assert!(
+        none.send(&target, Bytes::from_static(REQUEST))
+            .await
+            .is_err()
+    );
+}
+
+// ---------------------------------------------------------------- WebSocket
+
+fn ws_request(
+    addr: SocketAddr,
+    protocol: Option<&str>,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut req = format!("ws://{addr}/").into_client_request().unwrap();
+    if let Some(p) = protocol {
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", p.parse().unwrap());
+    }
+    req
+}
+
+#[tokio::test]
+async fn ws_request_response() {
+    let t = Transports::new(TransportConfig::default());
+    let local = t.bind_ws(v4()).await.unwrap();
+    let tcp = TcpStream::connect(local).await.unwrap();
+    let (mut ws, resp) = tokio_tungstenite::client_async(ws_request(local, Some("sip")), tcp)
+        .await
+        .unwrap();
+    assert_eq!(resp.headers().get("Sec-WebSocket-Protocol").unwrap(), "sip");
+    ws.send(Message::text(std::str::from_utf8(REQUEST).unwrap()))
+        .await
+        .unwrap();
+    let req = recv(&t).await;
+    assert_eq!(&req.data[..], REQUEST);
+    assert_eq!(req.kind, TransportKind::Ws);
+    t.send(&Target::reply_to(&req), Bytes::from_static(RESPONSE))
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(LIMIT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    match got {
+        Message::Text(text) => assert_eq!(text.as_bytes(), RESPONSE),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+    // Binary frames are accepted too.
+    ws.send(Message::binary(REQUEST.to_vec())).await.unwrap();
+    assert_eq!(&recv(&t).await.data[..], REQUEST);
+}
+
+#[tokio::test]
+async fn ws_without_sip_subprotocol_refused() {
+    let t = Transports::new(TransportConfig::default());
+    let local = t.bind_ws(v4()).await.unwrap();
+    let tcp = TcpStream::connect(local).await.unwrap();
+    assert!(
+        tokio_tungstenite::client_async(ws_request(local, None), tcp)
+            .await
+            .is_err()
+    );
+    let tcp = TcpStream::connect(local).await.unwrap();
+    assert!(
+        tokio_tungstenite::client_async(ws_request(local, Some("chat")), tcp)
+            .await
+            .is_err()
+    );
+    // Offered among others, it is selected.
+    let tcp = TcpStream::connect(local).await.unwrap();
+    let (_ws, resp) = tokio_tungstenite::client_async(ws_request(local, Some("chat, sip")), tcp)
+        .await
+        .unwrap();
+    assert_eq!(resp.headers().get("Sec-WebSocket-Protocol").unwrap(), "sip");
+}
+
+#[tokio::test]
+async fn ws_client_via_send_v6() {
+    let server = Transports::new(TransportConfig::default());
+    let local = server.bind_ws(v6()).await.unwrap();
+    let client = Transports::new(TransportConfig::default());
+    client
+        .send(
+            &Target::new(TransportKind::Ws, local),
+            Bytes::from_static(REQUEST),
+        )
+        .await
+        .unwrap();
+    let req = recv(&server).await;
+    assert_eq!(&req.data[..], REQUEST);
+    server
+        .send(&Target::reply_to(&req), Bytes::from_static(RESPONSE))
+        .await
+        .unwrap();
+    let resp = recv(&client).await;
+    assert_eq!(&resp.data[..], RESPONSE);
+    assert_eq!(resp.kind, TransportKind::Ws);
+}
+
+#[tokio::test]
+async fn wss_client_via_send() {
+    let (server_cfg, client_cfg) = self_signed();
+    let server = Transports::new(TransportConfig::default());
+    let local = server.bind_wss(v4(), server_cfg).await.unwrap();
+    let client = Transports::new(TransportConfig {
+        tls_client: Some(client_cfg),
+        ..TransportConfig::default()
+    });
+    let target = Target::new(TransportKind::Wss, local).with_server_name("localhost");
+    client
+        .send(&target, Bytes::from_static(REQUEST))
+        .await
+        .unwrap();
+    let req = recv(&server).await;
+    assert_eq!(req.kind, TransportKind::Wss);
+    server
+        .send(&Target::reply_to(&req), Bytes::from_static(RESPONSE))
+        .await
+        .unwrap();
+    assert_eq!(&recv(&client).await.data[..], RESPONSE);
+}
+
+/// A burst larger than the receive queue, answered one by one by an application
+/// that receives and sends from a single task: must not deadlock.
+#[tokio::test]
+async fn tcp_burst_answered_by_single_task_does_not_deadlock() {
+    const TINY: &[u8] = b"A sip:a SIP/2.0\r\nl:0\r\n\r\n";
+    const N: usize = 3000;
+    let t = Transports::new(TransportConfig::default());
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let c = TcpStream::connect(local).await.unwrap();
+    let (mut rd, mut wr) = c.into_split();
+    let reader = tokio::spawn(async move {
+        let mut got = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        while got < N * TINY.len() {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        got
+    });
+    let burst = TINY.repeat(N);
+    let writer = tokio::spawn(async move { wr.write_all(&burst).await.map(|()| wr) });
+    for _ in 0..N {
+        let m = recv(&t).await;
+        tokio::time::timeout(
+            LIMIT,
+            t.send(&Target::reply_to(&m), Bytes::from_static(TINY)),
+        )
+        .await
+        .expect("send blocked")
+        .unwrap();
+    }
+    let got = tokio::time::timeout(LIMIT, reader).await.unwrap().unwrap();
+    assert_eq!(got, N * TINY.len());
+    let _wr = writer.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn tcp_ping_split_across_writes_gets_pong() {
+    let t = Transports::new(TransportConfig::default());
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut c = TcpStream::connect(local).await.unwrap();
+    c.set_nodelay(true).unwrap();
+    // Make sure the connection is being served before the halves go out.
+    c.write_all(REQUEST).await.unwrap();
+    recv(&t).await;
+    c.write_all(b"\r\n").await.unwrap();
+    tokio::task::yield_now().await;
+    c.write_all(b"\r\n").await.unwrap();
+    assert_eq!(read_exact_n(&mut c, 2).await, b"\r\n");
+    c.write_all(REQUEST).await.unwrap();
+    assert_eq!(&recv(&t).await.data[..], REQUEST);
+}
+
+#[tokio::test]
+async fn ws_oversized_frame_closes_connection() {
+    let cfg = TransportConfig {
+        max_message_size: 1024,
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_ws(v4()).await.unwrap();
+    let tcp = TcpStream::connect(local).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(ws_request(local, Some("sip")), tcp)
+        .await
+        .unwrap();
+    let _ = ws.send(Message::binary(vec![b'x'; 4096])).await;
+    // The server closes: the stream ends (with a close frame or an error).
+    loop {
+        match tokio::time::timeout(LIMIT, ws.next()).await.unwrap() {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+            Some(Ok(_)) => {}
+        }
+    }
+}
