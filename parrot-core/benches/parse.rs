@@ -550,7 +550,8 @@ fn json(results: &[Vec<Outcome>]) -> String {
     let _ = writeln!(o, "  \"date\": {},", json_str(&utc_now()));
     let _ = writeln!(o, "  \"machine\": {{");
     let _ = writeln!(o, "    \"nproc\": {},", nproc());
-    let _ = writeln!(o, "    \"cpu\": {}", json_str(&cpu_model()));
+    let _ = writeln!(o, "    \"cpu\": {},", json_str(&cpu_model()));
+    let _ = writeln!(o, "    \"loadavg\": {}", json_str(&loadavg()));
     let _ = writeln!(o, "  }},");
     let _ = writeln!(
         o,
@@ -615,6 +616,15 @@ fn target_dir() -> PathBuf {
 
 fn nproc() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `/proc/loadavg`'s first three fields: on a shared machine, read the
+/// numbers with this in mind.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 fn cpu_model() -> String {
