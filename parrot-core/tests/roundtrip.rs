@@ -1,6 +1,8 @@
 //! Parse → serialize → parse round trips for every header family, property
 //! tests for URIs and Via, and a no-panic property over mangled messages.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code unwraps what it built itself
+
 use bytes::Bytes;
 use parrot_core::message::{
     HeaderName, Host, Message, Method, Params, Request, Response, SipUri, StatusCode, Uri, Via,

@@ -1,6 +1,8 @@
 //! The SIP side of the transports on real loopback sockets: parsing, Via
 //! stamping, responses routed back, and 400 for malformed requests.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code unwraps what it built itself
+
 use bytes::Bytes;
 use parrot_core::message::StatusCode;
 use parrot_core::transport::{Target, TransportConfig, TransportKind, Transports};
