@@ -5,6 +5,8 @@
 //! transaction- and application-layer cases (§3.2–3.4) must parse, with the
 //! values the UA layer needs to answer them correctly.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code unwraps what it built itself
+
 use bytes::Bytes;
 use parrot_core::message::{
     Contacts, ErrorKind, HeaderName, Host, Message, Method, ParseError, StatusCode, Uri, Version,

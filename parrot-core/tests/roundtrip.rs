@@ -1,6 +1,8 @@
 //! Parse → serialize → parse round trips for every header family, property
 //! tests for URIs and Via, and a no-panic property over mangled messages.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code unwraps what it built itself
+
 use bytes::Bytes;
 use parrot_core::message::{
     HeaderName, Host, Message, Method, Params, Request, Response, SipUri, StatusCode, Uri, Via,
@@ -308,4 +310,21 @@ proptest! {
     fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         let _ = Message::parse(Bytes::from(bytes));
     }
+}
+
+#[test]
+fn response_to_a_request_copies_the_matching_headers() {
+    let m = Message::parse(Bytes::from(full_message())).unwrap();
+    let req = m.as_request().unwrap();
+    let mut resp = req.response(StatusCode::OK);
+    assert!(resp.set_to_tag("abc"));
+    let r = Message::parse(resp.to_bytes()).unwrap();
+    let h = r.headers();
+    assert_eq!(h.vias(), req.headers().vias());
+    assert_eq!(h.from(), req.headers().from());
+    assert_eq!(h.to().unwrap().tag(), Some("abc"));
+    assert_eq!(h.to().unwrap().uri, req.headers().to().unwrap().uri);
+    assert_eq!(h.call_id(), req.headers().call_id());
+    assert_eq!(h.cseq(), req.headers().cseq());
+    assert!(h.routes().is_empty() && h.content_length() == Some(0));
 }

@@ -172,6 +172,24 @@ impl Request {
         out.freeze()
     }
 
+    /// A response to this request: Via, From, To, Call-ID and CSeq copied as
+    /// RFC 3261 §8.2.6.2 requires. The caller adds the To tag where one is due
+    /// (every response but 100 outside a dialog) with [`Response::set_to_tag`].
+    pub fn response(&self, status: StatusCode) -> Response {
+        let mut r = Response::new(status);
+        r.headers.copy_from(
+            &self.headers,
+            &[
+                HeaderName::Via,
+                HeaderName::From,
+                HeaderName::To,
+                HeaderName::CallId,
+                HeaderName::CSeq,
+            ],
+        );
+        r
+    }
+
     fn wire_len_hint(&self) -> usize {
         self.start_raw.as_ref().map_or(96, Bytes::len)
             + self.headers.wire_len()
@@ -211,6 +229,20 @@ impl Response {
             .collect();
         self.reason = Bytes::from(clean);
         self.start_raw = None;
+    }
+
+    /// Adds `tag` to the To header unless it already has one. Returns false if
+    /// there is no To header.
+    pub fn set_to_tag(&mut self, tag: &str) -> bool {
+        let Some(to) = self.headers.to() else {
+            return false;
+        };
+        if to.tag().is_none() {
+            let tagged = to.clone().with_tag(tag).to_string();
+            // A name-addr we printed ourselves is always a valid To value.
+            let _ = self.headers.set(HeaderName::To, tagged);
+        }
+        true
     }
 
     /// The SIP version.

@@ -37,9 +37,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
+
+pub use sip::Received;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
+mod sip;
 mod stream;
 mod tcp;
 mod tls;

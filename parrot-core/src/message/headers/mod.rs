@@ -220,6 +220,17 @@ impl Headers {
         Ok(())
     }
 
+    /// Copies every field named in `names` from `other`, in `other`'s order,
+    /// keeping their original bytes.
+    pub(crate) fn copy_from(&mut self, other: &Headers, names: &[HeaderName]) {
+        for f in other.fields.iter().filter(|f| names.contains(&f.name)) {
+            self.fields.push(f.clone());
+        }
+        for n in names {
+            let _ = self.reindex(n);
+        }
+    }
+
     /// Number of fields.
     pub fn len(&self) -> usize {
         self.fields.len()
