@@ -85,9 +85,8 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
         if m.is_empty() || !m.iter().all(|&b| is_token(b)) {
             return err(ErrorKind::BadMethod, start);
         }
-        let method = Method::known(m).unwrap_or_else(|| {
-            Method::Extension(Text::from_checked(buf.slice(start..start + sp1)))
-        });
+        let method = Method::known(m)
+            .unwrap_or_else(|| Method::Extension(Text::copy_of(&buf, start, start + sp1)));
         let (us, ue) = (start + sp1 + 1, start + sp2);
         let uri = parse_uri(&buf, us, ue, UriContext::Full)
             .map_err(|p| ParseError::new(ErrorKind::BadRequestUri, p))?;
@@ -136,20 +135,30 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
         while vs < last && is_ws(buf[vs]) {
             vs += 1;
         }
+        let mut ve = last;
+        while ve > vs && is_ws(buf[ve - 1]) {
+            ve -= 1;
+        }
         let value = if folded {
             unfold(&buf[vs..last])
         } else {
-            let mut ve = last;
-            while ve > vs && is_ws(buf[ve - 1]) {
-                ve -= 1;
-            }
             buf.slice(vs..ve)
         };
-        let name = HeaderName::lookup(name).unwrap_or_else(|| {
-            HeaderName::Other(Text::from_checked(buf.slice(line_start..name_end)))
-        });
+        let name = HeaderName::lookup(name)
+            .unwrap_or_else(|| HeaderName::Other(Text::copy_of(&buf, line_start, name_end)));
+        // Keep the original line only where it differs from the canonical
+        // `Name: value` (compact form, other case, odd spacing, folding): that
+        // is all byte-exact re-serialization needs, and saves a slice per field.
+        let canon = name.as_str().as_bytes();
+        let canonical = !folded
+            && ve == last
+            && name_end == colon
+            && vs == colon + 2
+            && buf[colon + 1] == b' '
+            && &buf[line_start..name_end] == canon;
+        let raw = (!canonical).then(|| buf.slice(line_start..last));
         headers
-            .push_parsed(name, value, buf.slice(line_start..last))
+            .push_parsed(name, value, raw)
             .map_err(|(kind, p)| ParseError::new(kind, if folded { vs } else { vs + p }))?;
         pos = last + 2;
     }

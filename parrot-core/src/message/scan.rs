@@ -6,7 +6,7 @@ use super::text::Text;
 use bytes::Bytes;
 
 /// `token` characters (RFC 3261 §25.1): alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~".
-pub(crate) const fn is_token(b: u8) -> bool {
+const fn token_char(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
@@ -14,9 +14,26 @@ pub(crate) const fn is_token(b: u8) -> bool {
         )
 }
 
+/// Lookup table for [`is_token`]: the hottest character class in the parser.
+static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = token_char(i as u8);
+        i += 1;
+    }
+    t
+};
+
+/// `token` characters (RFC 3261 §25.1).
+#[inline]
+pub(crate) fn is_token(b: u8) -> bool {
+    TOKEN[usize::from(b)]
+}
+
 /// `word` characters (Call-ID, §25.1): token characters plus `( ) < > : \ " / [ ] ? { }`.
 pub(crate) const fn is_word(b: u8) -> bool {
-    is_token(b)
+    token_char(b)
         || matches!(
             b,
             b'(' | b')'
@@ -144,12 +161,13 @@ impl<'a> Cursor<'a> {
 
     /// Text of `buf[start..end]`, which the caller has checked is ASCII.
     pub(crate) fn ascii(&self, start: usize, end: usize) -> Text {
-        Text::from_checked(self.buf.slice(start..end))
+        Text::copy_of(self.buf, start, end)
     }
 
     /// Text of `buf[start..end]`, checked to be UTF-8.
     pub(crate) fn utf8(&self, start: usize, end: usize) -> Result<Text, Pos> {
-        Text::from_bytes(self.buf.slice(start..end)).map_err(|_| start)
+        std::str::from_utf8(&self.buf[start..end]).map_err(|_| start)?;
+        Ok(Text::copy_of(self.buf, start, end))
     }
 
     /// One or more `token` characters.
@@ -260,7 +278,7 @@ impl<'a> Cursor<'a> {
             }
         }
         self.pos = last;
-        Ok(Params(Text::from_checked(self.buf.slice(start..last))))
+        Ok(Params(Text::copy_of(self.buf, start, last)))
     }
 }
 

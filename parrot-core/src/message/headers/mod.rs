@@ -201,12 +201,12 @@ impl Headers {
         }
     }
 
-    /// Adds a parsed field (parser use): indexes it, keeps the original line.
+    /// Adds a parsed field (parser use): indexes it, keeps the original line if given.
     pub(crate) fn push_parsed(
         &mut self,
         name: HeaderName,
         value: Bytes,
-        raw: Bytes,
+        raw: Option<Bytes>,
     ) -> Result<(), (ErrorKind, Pos)> {
         self.core.index(&name, &value).map_err(|e| match e {
             IndexError::Malformed(p) => (ErrorKind::BadHeader(name.clone()), p),
@@ -215,7 +215,7 @@ impl Headers {
         self.fields.push(HeaderField {
             name,
             value,
-            raw: Some(raw),
+            raw,
         });
         Ok(())
     }
