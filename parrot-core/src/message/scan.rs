@@ -14,21 +14,107 @@ const fn token_char(b: u8) -> bool {
         )
 }
 
-/// Lookup table for [`is_token`]: the hottest character class in the parser.
-static TOKEN: [bool; 256] = {
-    let mut t = [false; 256];
+/// Character classes of the grammar, one bit each, looked up in [`CLASS`]:
+/// one load and one mask per byte in the scanning loops.
+pub(crate) mod class {
+    /// `token`.
+    pub(crate) const TOKEN: u16 = 1;
+    /// `word` (Call-ID).
+    pub(crate) const WORD: u16 = 1 << 1;
+    /// `paramchar` of URI parameters.
+    pub(crate) const URI_PARAM: u16 = 1 << 2;
+    /// SIP URI user part.
+    pub(crate) const USER: u16 = 1 << 3;
+    /// SIP URI password.
+    pub(crate) const PASSWORD: u16 = 1 << 4;
+    /// URI header characters.
+    pub(crate) const HCHAR: u16 = 1 << 5;
+    /// Host name characters (alphanum, `-`, `.`, `_`).
+    pub(crate) const HOST: u16 = 1 << 6;
+    /// URI scheme characters.
+    pub(crate) const SCHEME: u16 = 1 << 7;
+    /// Decimal digits.
+    pub(crate) const DIGIT: u16 = 1 << 8;
+    /// SP and HTAB.
+    pub(crate) const WS: u16 = 1 << 9;
+    /// IPv6 reference content (hex digits, `:`, `.`).
+    pub(crate) const V6: u16 = 1 << 10;
+    /// gen-value of header parameters: token, or a host with `[`, `]`, `:`.
+    pub(crate) const GEN_VALUE: u16 = 1 << 11;
+}
+
+const fn classes(b: u8) -> u16 {
+    let mut c = 0;
+    if token_char(b) {
+        c |= class::TOKEN | class::GEN_VALUE;
+    }
+    if is_word(b) {
+        c |= class::WORD;
+    }
+    if is_uri_param(b) {
+        c |= class::URI_PARAM;
+    }
+    if is_unreserved(b)
+        || matches!(
+            b,
+            b'%' | b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/'
+        )
+    {
+        c |= class::USER;
+    }
+    if is_unreserved(b) || matches!(b, b'%' | b'&' | b'=' | b'+' | b'$' | b',') {
+        c |= class::PASSWORD;
+    }
+    if is_unreserved(b)
+        || matches!(
+            b,
+            b'%' | b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&'
+        )
+    {
+        c |= class::HCHAR;
+    }
+    if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') {
+        c |= class::HOST;
+    }
+    if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.') {
+        c |= class::SCHEME;
+    }
+    if b.is_ascii_digit() {
+        c |= class::DIGIT;
+    }
+    if b == b' ' || b == b'\t' {
+        c |= class::WS;
+    }
+    if b.is_ascii_hexdigit() || b == b':' || b == b'.' {
+        c |= class::V6;
+    }
+    if matches!(b, b'[' | b']' | b':') {
+        c |= class::GEN_VALUE;
+    }
+    c
+}
+
+/// The class bits of every byte.
+pub(crate) static CLASS: [u16; 256] = {
+    let mut t = [0u16; 256];
     let mut i = 0;
     while i < 256 {
-        t[i] = token_char(i as u8);
+        t[i] = classes(i as u8);
         i += 1;
     }
     t
 };
 
+/// True if `b` is in any of the classes of `mask`.
+#[inline(always)]
+pub(crate) fn is(b: u8, mask: u16) -> bool {
+    CLASS[usize::from(b)] & mask != 0
+}
+
 /// `token` characters (RFC 3261 §25.1).
-#[inline]
+#[inline(always)]
 pub(crate) fn is_token(b: u8) -> bool {
-    TOKEN[usize::from(b)]
+    is(b, class::TOKEN)
 }
 
 /// `word` characters (Call-ID, §25.1): token characters plus `( ) < > : \ " / [ ] ? { }`.
@@ -126,6 +212,7 @@ impl<'a> Cursor<'a> {
         &self.buf[start..end]
     }
 
+    #[inline]
     pub(crate) fn ws(&mut self) {
         while self.pos < self.end && is_ws(self.buf[self.pos]) {
             self.pos += 1;
@@ -159,6 +246,17 @@ impl<'a> Cursor<'a> {
         (start, self.pos)
     }
 
+    /// Advances over bytes in the classes of `mask`; returns the span covered.
+    #[inline]
+    pub(crate) fn take(&mut self, mask: u16) -> (usize, usize) {
+        let start = self.pos;
+        let bytes = &self.buf[..self.end];
+        while self.pos < bytes.len() && CLASS[usize::from(bytes[self.pos])] & mask != 0 {
+            self.pos += 1;
+        }
+        (start, self.pos)
+    }
+
     /// Text of `buf[start..end]`, which the caller has checked is ASCII.
     pub(crate) fn ascii(&self, start: usize, end: usize) -> Text {
         Text::copy_of(self.buf, start, end)
@@ -172,7 +270,7 @@ impl<'a> Cursor<'a> {
 
     /// One or more `token` characters.
     pub(crate) fn token(&mut self) -> Result<Text, Pos> {
-        let (s, e) = self.take_while(is_token);
+        let (s, e) = self.take(class::TOKEN);
         if s == e {
             return self.err();
         }
@@ -181,7 +279,7 @@ impl<'a> Cursor<'a> {
 
     /// A decimal number of at most `max`.
     pub(crate) fn number(&mut self, max: u64) -> Result<u64, Pos> {
-        let (s, e) = self.take_while(|b| b.is_ascii_digit());
+        let (s, e) = self.take(class::DIGIT);
         if s == e {
             return self.err();
         }
@@ -244,8 +342,7 @@ impl<'a> Cursor<'a> {
             if !uri {
                 self.ws();
             }
-            let name_ok = if uri { is_uri_param } else { is_token };
-            let (s, e) = self.take_while(name_ok);
+            let (s, e) = self.take(if uri { class::URI_PARAM } else { class::TOKEN });
             if s == e {
                 return self.err();
             }
@@ -256,7 +353,7 @@ impl<'a> Cursor<'a> {
             }
             if self.eat(b'=') {
                 if uri {
-                    let (s, e) = self.take_while(is_uri_param);
+                    let (s, e) = self.take(class::URI_PARAM);
                     if s == e {
                         return self.err();
                     }
@@ -265,8 +362,7 @@ impl<'a> Cursor<'a> {
                     if self.peek() == Some(b'"') {
                         self.quoted()?;
                     } else {
-                        let (s, e) =
-                            self.take_while(|b| is_token(b) || matches!(b, b'[' | b']' | b':'));
+                        let (s, e) = self.take(class::GEN_VALUE);
                         if s == e {
                             return self.err();
                         }
@@ -317,9 +413,39 @@ impl Params {
     /// The parameter named `name` (case-insensitive): `Some(None)` for a flag
     /// parameter without value.
     pub fn get(&self, name: &str) -> Option<Option<&str>> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        let text = self.0.as_str();
+        let b = text.as_bytes();
+        let want = name.as_bytes();
+        let mut pos = 0;
+        while let Some(semi) = next_separator(b, pos) {
+            let mut s = semi + 1;
+            while s < b.len() && is_ws(b[s]) {
+                s += 1;
+            }
+            let name_end = s + want.len();
+            if b.get(s..name_end).is_some_and(|n| n.eq_ignore_ascii_case(want)) {
+                let mut e = name_end;
+                while e < b.len() && is_ws(b[e]) {
+                    e += 1;
+                }
+                if e == b.len() || b[e] == b';' {
+                    return Some(None);
+                }
+                if b[e] == b'=' {
+                    let mut vs = e + 1;
+                    while vs < b.len() && is_ws(b[vs]) {
+                        vs += 1;
+                    }
+                    let mut ve = next_separator(b, vs).unwrap_or(b.len());
+                    while ve > vs && is_ws(b[ve - 1]) {
+                        ve -= 1;
+                    }
+                    return Some(text.get(vs..ve));
+                }
+            }
+            pos = semi + 1;
+        }
+        None
     }
 
     /// The value of `name`, without surrounding quotes.
@@ -372,6 +498,22 @@ fn push_param(out: &mut String, name: &str, value: Option<&str>) {
         out.push('=');
         out.push_str(v);
     }
+}
+
+/// The next `;` at or after `from` that is not inside a quoted string.
+fn next_separator(b: &[u8], from: usize) -> Option<usize> {
+    let mut quoted = false;
+    let mut i = from;
+    while i < b.len() {
+        match b[i] {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            b';' if !quoted => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Removes one pair of surrounding double quotes, if present.

@@ -50,8 +50,18 @@ impl Text {
     /// `buf[start..end]`, known to be UTF-8: copied if short, shared if long.
     pub(crate) fn copy_of(buf: &Bytes, start: usize, end: usize) -> Self {
         debug_assert!(std::str::from_utf8(&buf[start..end]).is_ok());
-        if end - start <= INLINE {
-            Self::inline(&buf[start..end])
+        let len = end - start;
+        if len <= INLINE {
+            // A fixed-size copy is a few vector moves, where a variable one is a
+            // memcpy call; the bytes past `len` are never read.
+            match buf.get(start..start + INLINE) {
+                Some(window) => {
+                    let mut data = [0u8; INLINE];
+                    data.copy_from_slice(window);
+                    Text(Repr::Inline { len: len as u8, data })
+                }
+                None => Self::inline(&buf[start..end]),
+            }
         } else {
             Text(Repr::Shared(buf.slice(start..end)))
         }

@@ -1,7 +1,7 @@
 //! URIs: SIP and SIPS (RFC 3261 §19.1), TEL (RFC 3966) and any other absolute URI,
 //! plus hosts (domain names, IPv4, IPv6 references).
 
-use super::scan::{Cursor, Params, Pos, is_unreserved};
+use super::scan::{Cursor, Params, Pos, class};
 use super::text::Text;
 use bytes::Bytes;
 use std::fmt;
@@ -104,7 +104,7 @@ impl fmt::Display for Host {
 /// Parses a host at the cursor: `[v6]`, dotted IPv4 or a domain name.
 pub(crate) fn parse_host(c: &mut Cursor<'_>) -> Result<Host, Pos> {
     if c.eat(b'[') {
-        let (s, e) = c.take_while(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        let (s, e) = c.take(class::V6);
         let at = c.pos();
         if !c.eat(b']') {
             return c.err();
@@ -112,7 +112,7 @@ pub(crate) fn parse_host(c: &mut Cursor<'_>) -> Result<Host, Pos> {
         let text = std::str::from_utf8(c.bytes(s, e)).map_err(|_| at)?;
         return text.parse().map(Host::Ipv6).or_else(|_| c.err());
     }
-    let (s, e) = c.take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    let (s, e) = c.take(class::HOST);
     let name = c.bytes(s, e);
     if name.is_empty() || name[0] == b'.' || name[0] == b'-' {
         return c.err();
@@ -134,30 +134,6 @@ pub(crate) fn parse_port(c: &mut Cursor<'_>) -> Result<Option<u16>, Pos> {
     c.number(u64::from(u16::MAX)).map(|p| Some(p as u16))
 }
 
-const fn is_user(b: u8) -> bool {
-    is_unreserved(b)
-        || matches!(
-            b,
-            b'%' | b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/'
-        )
-}
-
-const fn is_password(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'%' | b'&' | b'=' | b'+' | b'$' | b',')
-}
-
-const fn is_hchar(b: u8) -> bool {
-    is_unreserved(b)
-        || matches!(
-            b,
-            b'%' | b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&'
-        )
-}
-
-const fn is_scheme(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')
-}
-
 /// Where the URI being parsed sits.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum UriContext {
@@ -177,7 +153,7 @@ pub(crate) fn parse_uri(
     ctx: UriContext,
 ) -> Result<Uri, Pos> {
     let mut c = Cursor::sub(buf, start, end);
-    let (s, e) = c.take_while(is_scheme);
+    let (s, e) = c.take(class::SCHEME);
     if s == e || !c.bytes(s, s + 1)[0].is_ascii_alphabetic() || !c.eat(b':') {
         return Err(start);
     }
@@ -223,13 +199,13 @@ fn parse_sip(c: &mut Cursor<'_>, secure: bool, ctx: UriContext) -> Result<SipUri
     let mut password = None;
     if let Some(at) = memchr::memchr(b'@', c.rest()) {
         let ustart = c.pos();
-        let (us, ue) = c.take_while(is_user);
+        let (us, ue) = c.take(class::USER);
         if us == ue {
             return c.err();
         }
         user = Some(c.ascii(us, ue));
         if c.eat(b':') {
-            let (ps, pe) = c.take_while(is_password);
+            let (ps, pe) = c.take(class::PASSWORD);
             password = Some(c.ascii(ps, pe));
         }
         if c.pos() != ustart + at || !c.eat(b'@') {
@@ -242,7 +218,7 @@ fn parse_sip(c: &mut Cursor<'_>, secure: bool, ctx: UriContext) -> Result<SipUri
         UriContext::Full => {
             let params = c.params(true)?;
             let headers = if c.eat(b'?') {
-                let (hs, he) = c.take_while(is_hchar);
+                let (hs, he) = c.take(class::HCHAR);
                 if hs == he {
                     return c.err();
                 }

@@ -1,7 +1,7 @@
 //! name-addr / addr-spec headers: From, To (§20.20, §20.39), Contact (§20.10),
 //! Route and Record-Route (§20.34, §20.30).
 
-use crate::message::scan::{Cursor, Params, Pos, is_token, is_ws};
+use crate::message::scan::{Cursor, Params, Pos, class, is_ws};
 use crate::message::text::Text;
 use crate::message::uri::{Host, Uri, UriContext, parse_uri};
 use bytes::Bytes;
@@ -106,7 +106,7 @@ pub(crate) fn parse_name_addr(c: &mut Cursor<'_>, buf: &Bytes) -> Result<NameAdd
         true
     } else {
         let save = c.pos();
-        let (s, e) = c.take_while(|b| is_token(b) || is_ws(b));
+        let (s, e) = c.take(class::TOKEN | class::WS);
         if c.peek() == Some(b'<') {
             let words = c.bytes(s, e);
             let len = words.iter().rposition(|&b| !is_ws(b)).map_or(0, |p| p + 1);

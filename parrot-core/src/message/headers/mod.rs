@@ -212,11 +212,7 @@ impl Headers {
             IndexError::Malformed(p) => (ErrorKind::BadHeader(name.clone()), p),
             IndexError::Duplicate => (ErrorKind::DuplicateHeader(name.clone()), 0),
         })?;
-        self.fields.push(HeaderField {
-            name,
-            value,
-            raw,
-        });
+        self.fields.push(HeaderField { name, value, raw });
         Ok(())
     }
 

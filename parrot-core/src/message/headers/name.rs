@@ -28,16 +28,6 @@ macro_rules! header_names {
                 }
             }
 
-            /// Recognises a known name (any case, long or compact form).
-            fn known(name: &[u8]) -> Option<HeaderName> {
-                $(
-                    if name.eq_ignore_ascii_case($canon.as_bytes()) {
-                        return Some(HeaderName::$variant);
-                    }
-                    $( if name.eq_ignore_ascii_case($compact.as_bytes()) { return Some(HeaderName::$variant); } )?
-                )*
-                None
-            }
         }
     };
 }
@@ -94,7 +84,56 @@ impl HeaderName {
 
     /// Looks a name up among the known ones (case-insensitive, compact forms included).
     pub(crate) fn lookup(name: &[u8]) -> Option<HeaderName> {
-        Self::known(name)
+        let mut lower = [0u8; 24];
+        if name.is_empty() || name.len() > lower.len() {
+            return None;
+        }
+        for (d, s) in lower.iter_mut().zip(name) {
+            *d = s.to_ascii_lowercase();
+        }
+        // A match on byte strings compiles to a switch on length, then compares.
+        Some(match &lower[..name.len()] {
+            b"via" | b"v" => HeaderName::Via,
+            b"from" | b"f" => HeaderName::From,
+            b"to" | b"t" => HeaderName::To,
+            b"call-id" | b"i" => HeaderName::CallId,
+            b"cseq" => HeaderName::CSeq,
+            b"max-forwards" => HeaderName::MaxForwards,
+            b"contact" | b"m" => HeaderName::Contact,
+            b"route" => HeaderName::Route,
+            b"record-route" => HeaderName::RecordRoute,
+            b"content-type" | b"c" => HeaderName::ContentType,
+            b"content-length" | b"l" => HeaderName::ContentLength,
+            b"content-encoding" | b"e" => HeaderName::ContentEncoding,
+            b"content-disposition" => HeaderName::ContentDisposition,
+            b"expires" => HeaderName::Expires,
+            b"min-expires" => HeaderName::MinExpires,
+            b"allow" => HeaderName::Allow,
+            b"supported" | b"k" => HeaderName::Supported,
+            b"require" => HeaderName::Require,
+            b"proxy-require" => HeaderName::ProxyRequire,
+            b"unsupported" => HeaderName::Unsupported,
+            b"www-authenticate" => HeaderName::WwwAuthenticate,
+            b"proxy-authenticate" => HeaderName::ProxyAuthenticate,
+            b"authorization" => HeaderName::Authorization,
+            b"proxy-authorization" => HeaderName::ProxyAuthorization,
+            b"retry-after" => HeaderName::RetryAfter,
+            b"user-agent" => HeaderName::UserAgent,
+            b"server" => HeaderName::Server,
+            b"accept" => HeaderName::Accept,
+            b"subject" | b"s" => HeaderName::Subject,
+            b"event" | b"o" => HeaderName::Event,
+            b"allow-events" | b"u" => HeaderName::AllowEvents,
+            b"refer-to" | b"r" => HeaderName::ReferTo,
+            b"referred-by" | b"b" => HeaderName::ReferredBy,
+            b"session-expires" | b"x" => HeaderName::SessionExpires,
+            b"date" => HeaderName::Date,
+            b"timestamp" => HeaderName::Timestamp,
+            b"warning" => HeaderName::Warning,
+            b"rseq" => HeaderName::RSeq,
+            b"rack" => HeaderName::RAck,
+            _ => return None,
+        })
     }
 
     /// True if `other` names the same header (case-insensitive for unknown names).

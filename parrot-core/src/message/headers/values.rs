@@ -3,7 +3,7 @@
 //! (§20.15) and the option-tag / method lists (Allow, Supported, Require, Unsupported).
 
 use crate::message::method::Method;
-use crate::message::scan::{Cursor, Params, Pos, is_token, is_word};
+use crate::message::scan::{Cursor, Params, Pos, class};
 use crate::message::text::Text;
 use bytes::Bytes;
 use std::fmt;
@@ -32,7 +32,7 @@ pub(crate) fn parse_cseq(buf: &Bytes, start: usize, end: usize) -> Result<CSeq, 
     if s == e {
         return c.err();
     }
-    let (ms, me) = c.take_while(is_token);
+    let (ms, me) = c.take(class::TOKEN);
     if ms == me {
         return c.err();
     }
@@ -49,12 +49,12 @@ pub(crate) fn parse_cseq(buf: &Bytes, start: usize, end: usize) -> Result<CSeq, 
 pub(crate) fn parse_call_id(buf: &Bytes, start: usize, end: usize) -> Result<Text, Pos> {
     let mut c = Cursor::sub(buf, start, end);
     c.ws();
-    let (s, e) = c.take_while(is_word);
+    let (s, e) = c.take(class::WORD);
     if s == e {
         return c.err();
     }
     if c.eat(b'@') {
-        let (hs, he) = c.take_while(is_word);
+        let (hs, he) = c.take(class::WORD);
         if hs == he {
             return c.err();
         }
