@@ -1,4 +1,4 @@
-//! Profiling aid: parse one message file N times with parrot or rsipstack,
+//! Profiling aid: parse one message file N times with parrot (strict), lazy (parrot's parse_lazy) or rsipstack,
 //! reading the typed values the parse benchmark reads. For callgrind/perf:
 //! `cargo build --release -p parrot-core --example parse_loop` then
 //! `valgrind --tool=callgrind target/release/examples/parse_loop FILE 20000 parrot`.
@@ -24,7 +24,12 @@ fn main() {
             acc += m.call_id_header().unwrap().value().len();
             acc += m.cseq_header().unwrap().typed().unwrap().seq as usize;
         } else {
-            let m = parrot_core::message::Message::parse(bytes::Bytes::copy_from_slice(&msg)).unwrap();
+            let buf = bytes::Bytes::copy_from_slice(&msg);
+            let m = if who == "lazy" {
+                parrot_core::message::Message::parse_lazy(buf).unwrap()
+            } else {
+                parrot_core::message::Message::parse(buf).unwrap()
+            };
             let h = m.headers();
             acc += h.top_via().and_then(|v| v.branch()).map_or(0, str::len);
             acc += h.from().and_then(|v| v.tag()).map_or(0, str::len);
@@ -33,5 +38,8 @@ fn main() {
             acc += h.cseq().map_or(0, |c| c.seq as usize);
         }
     }
-    println!("{who}: {:.0} ns/msg ({acc})", t.elapsed().as_nanos() as f64 / n as f64);
+    println!(
+        "{who}: {:.0} ns/msg ({acc})",
+        t.elapsed().as_nanos() as f64 / n as f64
+    );
 }

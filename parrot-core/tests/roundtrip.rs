@@ -328,3 +328,21 @@ fn response_to_a_request_copies_the_matching_headers() {
     assert_eq!(h.cseq(), req.headers().cseq());
     assert!(h.routes().is_empty() && h.content_length() == Some(0));
 }
+
+#[test]
+fn lazy_parse_defers_typing_and_validate_reports() {
+    let wire = full_message().replace(
+        "From: Alice <sip:alice@atlanta.example.com>;tag=1928301774",
+        "From: Bell, Alexander <sip:a@b>;tag=1",
+    );
+    let strict = Message::parse(Bytes::from(wire.clone())).unwrap_err();
+    assert_eq!(strict.kind, parrot_core::message::ErrorKind::BadHeader(HeaderName::From));
+    assert_eq!(&wire[strict.offset..strict.offset + 4], "Bell");
+    let lazy = Message::parse_lazy(Bytes::from(wire)).unwrap();
+    assert!(lazy.headers().from().is_none(), "a malformed From reads as absent");
+    assert_eq!(lazy.headers().to().unwrap().user(), Some("bob"));
+    assert_eq!(lazy.validate().unwrap_err(), strict);
+    // Duplicates and Content-Length are still checked while framing.
+    let dup = full_message().replace("CSeq: 314159 INVITE\r\n", "CSeq: 314159 INVITE\r\nCSeq: 1 INVITE\r\n");
+    assert!(Message::parse_lazy(Bytes::from(dup)).is_err());
+}

@@ -317,8 +317,39 @@ impl Message {
     /// Without Content-Length the body is the rest of the buffer; with it, the
     /// body is exactly that long and bytes after it are ignored (RFC 3261 §18.3),
     /// and a shorter body is an error.
+    ///
+    /// Every header the stack interprets (Via, From, To, Call-ID, CSeq,
+    /// Max-Forwards, Content-Length, Contact, Route, Record-Route) is parsed and
+    /// checked, and a request's CSeq method must match its method; the typed
+    /// values are kept for the accessors. This is what the transports use.
     pub fn parse(buf: Bytes) -> Result<Message, ParseError> {
-        parse::parse(buf)
+        let m = parse::parse_lazy(buf)?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Parses the start line, the header lines and the body, but types the
+    /// interpreted headers only when first read. Cheaper where a message is
+    /// only routed or only a few headers are read (a proxy, a load balancer);
+    /// a malformed value then reads as absent, and [`Message::validate`]
+    /// reports it.
+    pub fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
+        parse::parse_lazy(buf)
+    }
+
+    /// Checks what [`Message::parse`] checks beyond the framing: every
+    /// interpreted header well-formed, and the CSeq method equal to the
+    /// request method (RFC 3261 §8.1.1.5; RFC 4475 §3.1.2.17–18).
+    pub fn validate(&self) -> Result<(), ParseError> {
+        self.headers()
+            .validate()
+            .map_err(|(name, at)| ParseError::new(ErrorKind::BadHeader(name), at))?;
+        if let Message::Request(r) = self {
+            if r.headers.cseq().is_some_and(|c| c.method != r.method) {
+                return Err(ParseError::new(ErrorKind::CSeqMismatch, 0));
+            }
+        }
+        Ok(())
     }
 
     /// The request, if this is one.

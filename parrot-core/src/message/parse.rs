@@ -1,6 +1,7 @@
 //! The message parser: start line, header lines, body (RFC 3261 §7, §25).
 
 use super::error::{ErrorKind, ParseError};
+use super::headers::values::parse_number;
 use super::headers::{HeaderName, Headers};
 use super::method::Method;
 use super::scan::is_token;
@@ -28,7 +29,7 @@ const fn is_ws(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
-pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
+pub(super) fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
     // RFC 3261 §7.5: CRLFs before the start line are ignored.
     let mut pos = buf
         .iter()
@@ -101,8 +102,14 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
 
     // Header lines.
     let mut headers = Headers::with_capacity(16);
+    let mut seen = 0u8;
     pos = start_end + 2;
     loop {
+        if pos == buf.len() {
+            // The datagram ends right after a header line, without the empty
+            // line RFC 3261 §7 asks for: tolerated, with an empty body.
+            break;
+        }
         let end = line_end(&buf, pos)?;
         if end == pos {
             pos += 2;
@@ -112,18 +119,20 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
             return err(ErrorKind::BadFolding, pos);
         }
         let line_start = pos;
-        let colon = memchr::memchr(b':', &buf[pos..end])
-            .map(|c| pos + c)
-            .ok_or(ParseError::new(ErrorKind::BadHeaderLine, pos))?;
-        // HCOLON = *( SP / HTAB ) ":" SWS
-        let mut name_end = colon;
-        while name_end > pos && is_ws(buf[name_end - 1]) {
-            name_end -= 1;
+        // field-name HCOLON, with HCOLON = *( SP / HTAB ) ":" SWS: scanned in one
+        // pass over the name rather than searching for the colon first.
+        let mut name_end = pos;
+        while name_end < end && is_token(buf[name_end]) {
+            name_end += 1;
         }
-        let name = &buf[pos..name_end];
-        if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
+        let mut colon = name_end;
+        while colon < end && is_ws(buf[colon]) {
+            colon += 1;
+        }
+        if name_end == pos || colon >= end || buf[colon] != b':' {
             return err(ErrorKind::BadHeaderLine, pos);
         }
+        let name = &buf[pos..name_end];
         // Continuation lines (folding, §7.3.1): the value goes on while lines start with whitespace.
         let mut last = end;
         let mut folded = false;
@@ -157,9 +166,28 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
             && buf[colon + 1] == b' '
             && &buf[line_start..name_end] == canon;
         let raw = (!canonical).then(|| buf.slice(line_start..last));
-        headers
-            .push_parsed(name, value, raw)
-            .map_err(|(kind, p)| ParseError::new(kind, if folded { vs } else { vs + p }))?;
+        // Single-valued headers may not repeat (RFC 4475 §3.3.9, §3.3.10).
+        let bit = match name {
+            HeaderName::From => 1,
+            HeaderName::To => 2,
+            HeaderName::CallId => 4,
+            HeaderName::CSeq => 8,
+            HeaderName::MaxForwards => 16,
+            HeaderName::ContentLength => 32,
+            _ => 0,
+        };
+        if seen & bit != 0 {
+            return err(ErrorKind::DuplicateHeader(name), line_start);
+        }
+        seen |= bit;
+        if name == HeaderName::ContentLength {
+            // Parsed now: it frames the body.
+            let n = parse_number(&value, 0, value.len(), u64::from(u32::MAX)).map_err(|p| {
+                ParseError::new(ErrorKind::BadHeader(HeaderName::ContentLength), vs + p)
+            })?;
+            headers.set_parsed_content_length(n as usize);
+        }
+        headers.push_parsed(name, value, raw, vs);
         pos = last + 2;
     }
 
@@ -180,20 +208,14 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
     };
 
     Ok(match first {
-        Start::Req(method, uri, version) => {
-            // CSeq method must match the request method (§8.1.1.5; RFC 4475 §3.1.2.17–18).
-            if headers.cseq().is_some_and(|c| c.method != method) {
-                return err(ErrorKind::CSeqMismatch, start);
-            }
-            Message::Request(Request {
-                method,
-                uri,
-                version,
-                headers,
-                body,
-                start_raw: Some(buf.slice(start..start_end)),
-            })
-        }
+        Start::Req(method, uri, version) => Message::Request(Request {
+            method,
+            uri,
+            version,
+            headers,
+            body,
+            start_raw: Some(buf.slice(start..start_end)),
+        }),
         Start::Resp(version, status, reason) => Message::Response(Response {
             version,
             status,

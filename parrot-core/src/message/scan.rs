@@ -423,7 +423,9 @@ impl Params {
                 s += 1;
             }
             let name_end = s + want.len();
-            if b.get(s..name_end).is_some_and(|n| n.eq_ignore_ascii_case(want)) {
+            if b.get(s..name_end)
+                .is_some_and(|n| n.eq_ignore_ascii_case(want))
+            {
                 let mut e = name_end;
                 while e < b.len() && is_ws(b[e]) {
                     e += 1;

@@ -58,7 +58,10 @@ impl Text {
                 Some(window) => {
                     let mut data = [0u8; INLINE];
                     data.copy_from_slice(window);
-                    Text(Repr::Inline { len: len as u8, data })
+                    Text(Repr::Inline {
+                        len: len as u8,
+                        data,
+                    })
                 }
                 None => Self::inline(&buf[start..end]),
             }

@@ -19,21 +19,23 @@ pub use name::HeaderName;
 pub use values::{CSeq, MediaType, RetryAfter};
 pub use via::{MAGIC_COOKIE, Via};
 
-use super::error::ErrorKind;
 use super::scan::Pos;
 use super::text::Text;
-use super::uri::Host;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
+use std::sync::OnceLock;
 
 /// One header field as it appears in the message.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct HeaderField {
     name: HeaderName,
     /// The value, whitespace-trimmed and unfolded; usually a slice of the received buffer.
     value: Bytes,
-    /// The whole original line(s) without the final CRLF, while unmodified.
+    /// The whole original line(s) without the final CRLF, where it differs
+    /// from the canonical `Name: value`.
     raw: Option<Bytes>,
+    /// Where the value started in the parsed message (0 for added fields).
+    at: u32,
 }
 
 impl HeaderField {
@@ -77,6 +79,14 @@ impl HeaderField {
     }
 }
 
+impl PartialEq for HeaderField {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.value == other.value && self.raw == other.raw
+    }
+}
+
+impl Eq for HeaderField {}
+
 impl fmt::Debug for HeaderField {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.name, String::from_utf8_lossy(&self.value))
@@ -94,99 +104,90 @@ pub struct HeaderError {
     pub offset: usize,
 }
 
-/// The typed values of the headers parsed with the message.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Core {
-    vias: Vec<Via>,
-    from: Option<NameAddr>,
-    to: Option<NameAddr>,
-    call_id: Option<Text>,
-    cseq: Option<CSeq>,
-    max_forwards: Option<u8>,
-    content_length: Option<usize>,
-    contact_any: bool,
-    contacts: Vec<NameAddr>,
-    routes: Vec<NameAddr>,
-    record_routes: Vec<NameAddr>,
+/// The typed values of the headers the stack interprets, each parsed from all
+/// fields of its name on first use and kept. `validate` forces them all.
+#[derive(Debug, Clone, Default)]
+struct Cache {
+    vias: OnceLock<Result<Vec<Via>, HeaderError>>,
+    from: OnceLock<Result<Option<NameAddr>, HeaderError>>,
+    to: OnceLock<Result<Option<NameAddr>, HeaderError>>,
+    call_id: OnceLock<Result<Option<Text>, HeaderError>>,
+    cseq: OnceLock<Result<Option<CSeq>, HeaderError>>,
+    max_forwards: OnceLock<Result<Option<u8>, HeaderError>>,
+    contacts: OnceLock<Result<(bool, Vec<NameAddr>), HeaderError>>,
+    routes: OnceLock<Result<Vec<NameAddr>, HeaderError>>,
+    record_routes: OnceLock<Result<Vec<NameAddr>, HeaderError>>,
 }
 
-/// Why a field could not be indexed: a malformed value (offset into the value) or a duplicate.
-pub(crate) enum IndexError {
-    Malformed(Pos),
-    Duplicate,
-}
-
-impl Core {
-    /// Adds one field's contribution. Only the headers the stack interprets are touched.
-    fn index(&mut self, name: &HeaderName, v: &Bytes) -> Result<(), IndexError> {
-        use IndexError::{Duplicate, Malformed};
-        let end = v.len();
-        fn once<T>(slot: &mut Option<T>, val: Result<T, Pos>) -> Result<(), IndexError> {
-            if slot.is_some() {
-                return Err(Duplicate);
-            }
-            *slot = Some(val.map_err(Malformed)?);
-            Ok(())
-        }
+impl Cache {
+    fn reset(&mut self, name: &HeaderName) {
         match name {
-            HeaderName::Via => via::parse_list(v, 0, end, &mut self.vias).map_err(Malformed),
-            HeaderName::From => once(&mut self.from, addr::parse_one(v, 0, end)),
-            HeaderName::To => once(&mut self.to, addr::parse_one(v, 0, end)),
-            HeaderName::CallId => once(&mut self.call_id, values::parse_call_id(v, 0, end)),
-            HeaderName::CSeq => once(&mut self.cseq, values::parse_cseq(v, 0, end)),
-            // Max-Forwards is 0..=255 (RFC 4475 §3.1.2.4 treats larger values as errors).
-            HeaderName::MaxForwards => once(
-                &mut self.max_forwards,
-                values::parse_number(v, 0, end, 255).map(|n| n as u8),
-            ),
-            HeaderName::ContentLength => once(
-                &mut self.content_length,
-                values::parse_number(v, 0, end, u64::from(u32::MAX)).map(|n| n as usize),
-            ),
-            HeaderName::Contact => {
-                let before = self.contacts.len();
-                let any = addr::parse_contacts(v, 0, end, &mut self.contacts).map_err(Malformed)?;
-                // `*` stands alone (§10.2.2): not beside addresses, not twice.
-                if self.contact_any || (any && before > 0) {
-                    return Err(Malformed(0));
-                }
-                self.contact_any = any;
-                Ok(())
-            }
-            HeaderName::Route => addr::parse_list(v, 0, end, &mut self.routes).map_err(Malformed),
-            HeaderName::RecordRoute => {
-                addr::parse_list(v, 0, end, &mut self.record_routes).map_err(Malformed)
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn clear(&mut self, name: &HeaderName) {
-        match name {
-            HeaderName::Via => self.vias.clear(),
-            HeaderName::From => self.from = None,
-            HeaderName::To => self.to = None,
-            HeaderName::CallId => self.call_id = None,
-            HeaderName::CSeq => self.cseq = None,
-            HeaderName::MaxForwards => self.max_forwards = None,
-            HeaderName::ContentLength => self.content_length = None,
-            HeaderName::Contact => {
-                self.contacts.clear();
-                self.contact_any = false;
-            }
-            HeaderName::Route => self.routes.clear(),
-            HeaderName::RecordRoute => self.record_routes.clear(),
+            HeaderName::Via => drop(self.vias.take()),
+            HeaderName::From => drop(self.from.take()),
+            HeaderName::To => drop(self.to.take()),
+            HeaderName::CallId => drop(self.call_id.take()),
+            HeaderName::CSeq => drop(self.cseq.take()),
+            HeaderName::MaxForwards => drop(self.max_forwards.take()),
+            HeaderName::Contact => drop(self.contacts.take()),
+            HeaderName::Route => drop(self.routes.take()),
+            HeaderName::RecordRoute => drop(self.record_routes.take()),
             _ => {}
         }
     }
 }
 
-/// The header fields of a message, in order.
-#[derive(Clone, Default, PartialEq, Eq)]
+/// Headers that may appear at most once (RFC 3261 §7.3.1: only list headers repeat).
+pub(crate) fn single_valued(name: &HeaderName) -> bool {
+    matches!(
+        name,
+        HeaderName::From
+            | HeaderName::To
+            | HeaderName::CallId
+            | HeaderName::CSeq
+            | HeaderName::MaxForwards
+            | HeaderName::ContentLength
+    )
+}
+
+/// Parses one value of an interpreted header, to check it before it is added.
+fn check_value(name: &HeaderName, v: &Bytes) -> Result<(), Pos> {
+    let end = v.len();
+    match name {
+        HeaderName::Via => via::parse_list(v, 0, end, &mut Vec::new()),
+        HeaderName::From | HeaderName::To => addr::parse_one(v, 0, end).map(drop),
+        HeaderName::CallId => values::parse_call_id(v, 0, end).map(drop),
+        HeaderName::CSeq => values::parse_cseq(v, 0, end).map(drop),
+        HeaderName::MaxForwards => values::parse_number(v, 0, end, 255).map(drop),
+        HeaderName::ContentLength => values::parse_number(v, 0, end, u64::from(u32::MAX)).map(drop),
+        HeaderName::Contact => addr::parse_contacts(v, 0, end, &mut Vec::new()).map(drop),
+        HeaderName::Route | HeaderName::RecordRoute => addr::parse_list(v, 0, end, &mut Vec::new()),
+        _ => Ok(()),
+    }
+}
+
+/// The header fields of a message, in order, with typed views of them.
+///
+/// The headers a SIP stack reads — Via, From, To, Call-ID, CSeq, Max-Forwards,
+/// Contact, Route, Record-Route — are parsed on first access and cached;
+/// Content-Length is parsed with the message (it frames the body). A message
+/// from [`Message::parse`](crate::message::Message::parse) has had all of
+/// them checked; one from `parse_lazy` has not, and its accessors return
+/// `None` (or an empty list) for a malformed value: call
+/// [`Headers::validate`] to learn which.
+#[derive(Clone, Default)]
 pub struct Headers {
     fields: Vec<HeaderField>,
-    core: Core,
+    content_length: Option<usize>,
+    cache: Cache,
 }
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.fields == other.fields
+    }
+}
+
+impl Eq for Headers {}
 
 impl Headers {
     /// No headers.
@@ -197,22 +198,59 @@ impl Headers {
     pub(crate) fn with_capacity(n: usize) -> Headers {
         Headers {
             fields: Vec::with_capacity(n),
-            core: Core::default(),
+            content_length: None,
+            cache: Cache::default(),
         }
     }
 
-    /// Adds a parsed field (parser use): indexes it, keeps the original line if given.
+    /// Adds a parsed field (parser use), keeping the original line if given.
+    /// `at` is where the value starts in the message, for error offsets.
     pub(crate) fn push_parsed(
         &mut self,
         name: HeaderName,
         value: Bytes,
         raw: Option<Bytes>,
-    ) -> Result<(), (ErrorKind, Pos)> {
-        self.core.index(&name, &value).map_err(|e| match e {
-            IndexError::Malformed(p) => (ErrorKind::BadHeader(name.clone()), p),
-            IndexError::Duplicate => (ErrorKind::DuplicateHeader(name.clone()), 0),
-        })?;
-        self.fields.push(HeaderField { name, value, raw });
+        at: usize,
+    ) {
+        self.fields.push(HeaderField {
+            name,
+            value,
+            raw,
+            at: at as u32,
+        });
+    }
+
+    pub(crate) fn set_parsed_content_length(&mut self, n: usize) {
+        self.content_length = Some(n);
+    }
+
+    /// Parses every interpreted header, so that malformed values are found now.
+    /// The error names the header and the offset in the message where its
+    /// value starts plus the offset within it.
+    pub fn validate(&self) -> Result<(), (HeaderName, usize)> {
+        fn first<T>(r: &Result<T, HeaderError>, h: &Headers) -> Result<(), (HeaderName, usize)> {
+            match r {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    // Offset of the value in the message, if it came from one.
+                    let at = h
+                        .fields
+                        .iter()
+                        .find(|f| f.name == e.name)
+                        .map_or(0, |f| f.at as usize);
+                    Err((e.name.clone(), at + e.offset))
+                }
+            }
+        }
+        first(self.vias_cached(), self)?;
+        first(self.from_cached(), self)?;
+        first(self.to_cached(), self)?;
+        first(self.call_id_cached(), self)?;
+        first(self.cseq_cached(), self)?;
+        first(self.max_forwards_cached(), self)?;
+        first(self.contacts_cached(), self)?;
+        first(self.routes_cached(), self)?;
+        first(self.record_routes_cached(), self)?;
         Ok(())
     }
 
@@ -223,7 +261,7 @@ impl Headers {
             self.fields.push(f.clone());
         }
         for n in names {
-            let _ = self.reindex(n);
+            self.changed(n);
         }
     }
 
@@ -268,55 +306,53 @@ impl Headers {
         self.fields.iter().any(|f| f.name.matches(name))
     }
 
-    fn check(name: &HeaderName, value: &Bytes) -> Result<(), HeaderError> {
-        if value.iter().any(|&b| b == b'\r' || b == b'\n') {
-            return Err(HeaderError {
-                name: name.clone(),
-                offset: 0,
-            });
+    /// Checks a value before it is added: no CR/LF (no header injection), a
+    /// well-formed value for interpreted headers, and no second single-valued header.
+    fn check(&self, name: &HeaderName, value: &Bytes, replacing: bool) -> Result<(), HeaderError> {
+        let err = |offset| HeaderError {
+            name: name.clone(),
+            offset,
+        };
+        if let Some(p) = value.iter().position(|&b| b == b'\r' || b == b'\n') {
+            return Err(err(p));
+        }
+        check_value(name, value).map_err(err)?;
+        if !replacing && single_valued(name) && self.contains(name) {
+            return Err(err(0));
         }
         Ok(())
     }
 
-    fn reindex(&mut self, name: &HeaderName) -> Result<(), HeaderError> {
-        self.core.clear(name);
-        for f in self.fields.iter().filter(|f| f.name == *name) {
-            if let Err(e) = self.core.index(&f.name, &f.value) {
-                let offset = if let IndexError::Malformed(p) = e {
-                    p
-                } else {
-                    0
-                };
-                return Err(HeaderError {
-                    name: name.clone(),
-                    offset,
-                });
-            }
+    /// Forgets cached typed values of `name` after a change.
+    fn changed(&mut self, name: &HeaderName) {
+        self.cache.reset(name);
+        if *name == HeaderName::ContentLength {
+            self.content_length = self.get(name).and_then(|v| {
+                let b = Bytes::copy_from_slice(v);
+                values::parse_number(&b, 0, b.len(), u64::from(u32::MAX))
+                    .ok()
+                    .map(|n| n as usize)
+            });
         }
-        Ok(())
     }
 
     fn insert_at(&mut self, at: usize, name: HeaderName, value: Bytes) -> Result<(), HeaderError> {
-        Self::check(&name, &value)?;
+        self.check(&name, &value, false)?;
         self.fields.insert(
             at,
             HeaderField {
                 name: name.clone(),
                 value,
                 raw: None,
+                at: 0,
             },
         );
-        if let Err(e) = self.reindex(&name) {
-            self.fields.remove(at);
-            // The previous state was consistent, so this cannot fail.
-            let _ = self.reindex(&name);
-            return Err(e);
-        }
+        self.changed(&name);
         Ok(())
     }
 
     /// Appends a field. Values of interpreted headers are checked (a second
-    /// From, or a malformed Via, is refused).
+    /// From, or a malformed Via, is refused), and so is any CR or LF.
     pub fn push(&mut self, name: HeaderName, value: impl Into<Bytes>) -> Result<(), HeaderError> {
         let at = self.fields.len();
         self.insert_at(at, name, value.into())
@@ -335,8 +371,7 @@ impl Headers {
     /// position of the first one (or at the end).
     pub fn set(&mut self, name: HeaderName, value: impl Into<Bytes>) -> Result<(), HeaderError> {
         let value = value.into();
-        Self::check(&name, &value)?;
-        let saved = self.fields.clone();
+        self.check(&name, &value, true)?;
         let at = self.fields.iter().position(|f| f.name.matches(&name));
         self.fields.retain(|f| !f.name.matches(&name));
         let at = at.unwrap_or(self.fields.len());
@@ -346,13 +381,10 @@ impl Headers {
                 name: name.clone(),
                 value,
                 raw: None,
+                at: 0,
             },
         );
-        if let Err(e) = self.reindex(&name) {
-            self.fields = saved;
-            let _ = self.reindex(&name);
-            return Err(e);
-        }
+        self.changed(&name);
         Ok(())
     }
 
@@ -360,33 +392,48 @@ impl Headers {
     pub fn remove(&mut self, name: &HeaderName) -> usize {
         let before = self.fields.len();
         self.fields.retain(|f| !f.name.matches(name));
-        self.core.clear(name);
+        self.changed(name);
         before - self.fields.len()
     }
 
-    /// Replaces the top Via (the first entry of the first Via field). Used to stamp
-    /// `received`/`rport` on arrival (RFC 3261 §18.2.1, RFC 3581 §4).
-    pub fn set_top_via(&mut self, via: &Via) -> Result<(), HeaderError> {
-        let Some(i) = self.fields.iter().position(|f| f.name == HeaderName::Via) else {
-            return self.prepend(HeaderName::Via, via.to_string());
-        };
-        let mut entries = Vec::new();
+    /// The Via entries of the first Via field (a field may hold a comma list).
+    fn first_via_field(&self) -> Option<(usize, Vec<Via>)> {
+        let i = self.fields.iter().position(|f| f.name == HeaderName::Via)?;
         let v = &self.fields[i].value;
-        via::parse_list(v, 0, v.len(), &mut entries).map_err(|offset| HeaderError {
-            name: HeaderName::Via,
-            offset,
-        })?;
-        let mut out = via.to_string();
-        for e in entries.iter().skip(1) {
-            out.push_str(", ");
-            out.push_str(&e.to_string());
+        let mut entries = Vec::new();
+        via::parse_list(v, 0, v.len(), &mut entries).ok()?;
+        Some((i, entries))
+    }
+
+    fn replace_via_field(&mut self, i: usize, entries: &[Via]) {
+        if entries.is_empty() {
+            self.fields.remove(i);
+        } else {
+            let joined: Vec<String> = entries.iter().map(Via::to_string).collect();
+            self.fields[i] = HeaderField {
+                name: HeaderName::Via,
+                value: Bytes::from(joined.join(", ")),
+                raw: None,
+                at: 0,
+            };
         }
-        self.fields[i] = HeaderField {
-            name: HeaderName::Via,
-            value: Bytes::from(out),
-            raw: None,
-        };
-        self.reindex(&HeaderName::Via)
+        self.changed(&HeaderName::Via);
+    }
+
+    /// Replaces the top Via (the first entry of the first Via field).
+    pub fn set_top_via(&mut self, via: &Via) -> Result<(), HeaderError> {
+        match self.first_via_field() {
+            Some((i, mut entries)) => {
+                entries[0] = via.clone();
+                self.replace_via_field(i, &entries);
+                Ok(())
+            }
+            None if self.contains(&HeaderName::Via) => Err(HeaderError {
+                name: HeaderName::Via,
+                offset: 0,
+            }),
+            None => self.prepend(HeaderName::Via, via.to_string()),
+        }
     }
 
     /// Stamps the top Via of a received request with where it really came from:
@@ -403,13 +450,8 @@ impl Headers {
             return Ok(false);
         }
         let mut via = top.clone();
-        let received = match Host::from(ip) {
-            // The received parameter carries a bare IPv6 address per RFC 3261's
-            // grammar (`received = IPv4address / IPv6address`), no brackets.
-            Host::Ipv6(a) => a.to_string(),
-            other => other.to_string(),
-        };
-        via.set_param("received", Some(&received));
+        // `received` carries a bare IPv6 address (RFC 3261 §25.1: IPv6address), no brackets.
+        via.set_param("received", Some(&ip.to_string()));
         if wants_rport {
             via.set_param("rport", Some(&source.port().to_string()));
         }
@@ -419,89 +461,182 @@ impl Headers {
 
     /// Removes the top Via entry (a response travelling back, §18.1.2).
     pub fn pop_via(&mut self) -> Option<Via> {
-        let i = self.fields.iter().position(|f| f.name == HeaderName::Via)?;
-        let top = self.core.vias.first().cloned()?;
-        let mut entries = Vec::new();
-        let v = &self.fields[i].value;
-        via::parse_list(v, 0, v.len(), &mut entries).ok()?;
-        if entries.len() <= 1 {
-            self.fields.remove(i);
-        } else {
-            let rest: Vec<String> = entries.iter().skip(1).map(Via::to_string).collect();
-            self.fields[i] = HeaderField {
-                name: HeaderName::Via,
-                value: Bytes::from(rest.join(", ")),
-                raw: None,
-            };
-        }
-        let _ = self.reindex(&HeaderName::Via);
+        let (i, mut entries) = self.first_via_field()?;
+        let top = entries.remove(0);
+        self.replace_via_field(i, &entries);
         Some(top)
     }
 
-    // ---- typed access: cached ----
+    // ---- typed access: parsed on first use, cached ----
+
+    fn err(name: HeaderName) -> impl Fn(Pos) -> HeaderError {
+        move |offset| HeaderError {
+            name: name.clone(),
+            offset,
+        }
+    }
+
+    fn single<T>(
+        &self,
+        name: HeaderName,
+        f: impl Fn(&Bytes, usize, usize) -> Result<T, Pos>,
+    ) -> Result<Option<T>, HeaderError> {
+        match self.fields.iter().find(|x| x.name == name) {
+            None => Ok(None),
+            Some(x) => f(&x.value, 0, x.value.len())
+                .map(Some)
+                .map_err(Self::err(name)),
+        }
+    }
+
+    fn list<T>(
+        &self,
+        name: HeaderName,
+        f: impl Fn(&Bytes, usize, usize, &mut Vec<T>) -> Result<(), Pos>,
+    ) -> Result<Vec<T>, HeaderError> {
+        let mut out = Vec::new();
+        for x in self.fields.iter().filter(|x| x.name == name) {
+            f(&x.value, 0, x.value.len(), &mut out).map_err(Self::err(name.clone()))?;
+        }
+        Ok(out)
+    }
+
+    fn vias_cached(&self) -> &Result<Vec<Via>, HeaderError> {
+        self.cache
+            .vias
+            .get_or_init(|| self.list(HeaderName::Via, via::parse_list))
+    }
+
+    fn from_cached(&self) -> &Result<Option<NameAddr>, HeaderError> {
+        self.cache
+            .from
+            .get_or_init(|| self.single(HeaderName::From, addr::parse_one))
+    }
+
+    fn to_cached(&self) -> &Result<Option<NameAddr>, HeaderError> {
+        self.cache
+            .to
+            .get_or_init(|| self.single(HeaderName::To, addr::parse_one))
+    }
+
+    fn call_id_cached(&self) -> &Result<Option<Text>, HeaderError> {
+        self.cache
+            .call_id
+            .get_or_init(|| self.single(HeaderName::CallId, values::parse_call_id))
+    }
+
+    fn cseq_cached(&self) -> &Result<Option<CSeq>, HeaderError> {
+        self.cache
+            .cseq
+            .get_or_init(|| self.single(HeaderName::CSeq, values::parse_cseq))
+    }
+
+    fn max_forwards_cached(&self) -> &Result<Option<u8>, HeaderError> {
+        // 0..=255: RFC 4475 §3.1.2.4 treats larger values as errors.
+        self.cache.max_forwards.get_or_init(|| {
+            self.single(HeaderName::MaxForwards, |b, s, e| {
+                values::parse_number(b, s, e, 255).map(|n| n as u8)
+            })
+        })
+    }
+
+    fn contacts_cached(&self) -> &Result<(bool, Vec<NameAddr>), HeaderError> {
+        self.cache.contacts.get_or_init(|| {
+            let mut out = Vec::new();
+            let mut any = false;
+            for x in self.fields.iter().filter(|x| x.name == HeaderName::Contact) {
+                let before = out.len();
+                let star = addr::parse_contacts(&x.value, 0, x.value.len(), &mut out)
+                    .map_err(Self::err(HeaderName::Contact))?;
+                // `*` stands alone (§10.2.2): not beside addresses, not twice.
+                if any || (star && before > 0) {
+                    return Err(HeaderError {
+                        name: HeaderName::Contact,
+                        offset: 0,
+                    });
+                }
+                any = star;
+            }
+            Ok((any, out))
+        })
+    }
+
+    fn routes_cached(&self) -> &Result<Vec<NameAddr>, HeaderError> {
+        self.cache
+            .routes
+            .get_or_init(|| self.list(HeaderName::Route, addr::parse_list))
+    }
+
+    fn record_routes_cached(&self) -> &Result<Vec<NameAddr>, HeaderError> {
+        self.cache
+            .record_routes
+            .get_or_init(|| self.list(HeaderName::RecordRoute, addr::parse_list))
+    }
 
     /// All Via entries, top first (comma lists and repeated fields flattened).
     pub fn vias(&self) -> &[Via] {
-        &self.core.vias
+        self.vias_cached().as_deref().unwrap_or(&[])
     }
 
     /// The top Via.
     pub fn top_via(&self) -> Option<&Via> {
-        self.core.vias.first()
+        self.vias().first()
     }
 
     /// From.
     pub fn from(&self) -> Option<&NameAddr> {
-        self.core.from.as_ref()
+        self.from_cached().as_ref().ok()?.as_ref()
     }
 
     /// To.
     pub fn to(&self) -> Option<&NameAddr> {
-        self.core.to.as_ref()
+        self.to_cached().as_ref().ok()?.as_ref()
     }
 
     /// Call-ID.
     pub fn call_id(&self) -> Option<&Text> {
-        self.core.call_id.as_ref()
+        self.call_id_cached().as_ref().ok()?.as_ref()
     }
 
     /// CSeq.
     pub fn cseq(&self) -> Option<&CSeq> {
-        self.core.cseq.as_ref()
+        self.cseq_cached().as_ref().ok()?.as_ref()
     }
 
     /// Max-Forwards.
     pub fn max_forwards(&self) -> Option<u8> {
-        self.core.max_forwards
+        *self.max_forwards_cached().as_ref().ok()?
     }
 
     /// Content-Length.
     pub fn content_length(&self) -> Option<usize> {
-        self.core.content_length
+        self.content_length
     }
 
     /// Contact: `*`, or the addresses (empty list when absent).
     pub fn contacts(&self) -> Contacts {
-        if self.core.contact_any {
-            Contacts::Any
-        } else {
-            Contacts::List(self.core.contacts.clone())
+        match self.contacts_cached() {
+            Ok((true, _)) => Contacts::Any,
+            Ok((false, list)) => Contacts::List(list.clone()),
+            Err(_) => Contacts::List(Vec::new()),
         }
     }
 
     /// The Contact addresses (empty for `*` or when absent).
     pub fn contact_list(&self) -> &[NameAddr] {
-        &self.core.contacts
+        self.contacts_cached()
+            .as_ref()
+            .map_or(&[], |(_, l)| l.as_slice())
     }
 
     /// Route entries, in order.
     pub fn routes(&self) -> &[NameAddr] {
-        &self.core.routes
+        self.routes_cached().as_deref().unwrap_or(&[])
     }
 
     /// Record-Route entries, in order.
     pub fn record_routes(&self) -> &[NameAddr] {
-        &self.core.record_routes
+        self.record_routes_cached().as_deref().unwrap_or(&[])
     }
 
     // ---- typed access: on demand ----
