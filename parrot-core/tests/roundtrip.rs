@@ -336,13 +336,35 @@ fn lazy_parse_defers_typing_and_validate_reports() {
         "From: Bell, Alexander <sip:a@b>;tag=1",
     );
     let strict = Message::parse(Bytes::from(wire.clone())).unwrap_err();
-    assert_eq!(strict.kind, parrot_core::message::ErrorKind::BadHeader(HeaderName::From));
+    assert_eq!(
+        strict.kind,
+        parrot_core::message::ErrorKind::BadHeader(HeaderName::From)
+    );
     assert_eq!(&wire[strict.offset..strict.offset + 4], "Bell");
     let lazy = Message::parse_lazy(Bytes::from(wire)).unwrap();
-    assert!(lazy.headers().from().is_none(), "a malformed From reads as absent");
+    assert!(
+        lazy.headers().from().is_none(),
+        "a malformed From reads as absent"
+    );
     assert_eq!(lazy.headers().to().unwrap().user(), Some("bob"));
     assert_eq!(lazy.validate().unwrap_err(), strict);
     // Duplicates and Content-Length are still checked while framing.
-    let dup = full_message().replace("CSeq: 314159 INVITE\r\n", "CSeq: 314159 INVITE\r\nCSeq: 1 INVITE\r\n");
+    let dup = full_message().replace(
+        "CSeq: 314159 INVITE\r\n",
+        "CSeq: 314159 INVITE\r\nCSeq: 1 INVITE\r\n",
+    );
     assert!(Message::parse_lazy(Bytes::from(dup)).is_err());
+}
+
+#[test]
+fn top_via_alone_when_lazy() {
+    let wire = full_message().replace(
+        "Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds\r\n",
+        "Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds, garbage\r\n",
+    );
+    let lazy = Message::parse_lazy(Bytes::from(wire.clone())).unwrap();
+    assert_eq!(lazy.headers().top_via().unwrap().branch(), Some("z9hG4bK776asdhds"));
+    assert!(lazy.headers().vias().is_empty(), "the whole list is malformed");
+    assert!(lazy.validate().is_err());
+    assert!(Message::parse(Bytes::from(wire)).is_err());
 }

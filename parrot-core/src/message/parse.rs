@@ -2,7 +2,7 @@
 
 use super::error::{ErrorKind, ParseError};
 use super::headers::values::parse_number;
-use super::headers::{HeaderName, Headers};
+use super::headers::{Chunk, HeaderName, Headers};
 use super::method::Method;
 use super::scan::is_token;
 use super::status::StatusCode;
@@ -15,12 +15,11 @@ fn err<T>(kind: ErrorKind, offset: usize) -> Result<T, ParseError> {
     Err(ParseError::new(kind, offset))
 }
 
-/// The end of the line starting at `from`: the index of its CR. Lines end in CRLF;
-/// a bare LF is malformed.
+/// The end (the CR) of the start line beginning at `from`.
 fn line_end(buf: &[u8], from: usize) -> Result<usize, ParseError> {
     match memchr::memchr(b'\n', &buf[from..]) {
         Some(i) if i > 0 && buf[from + i - 1] == b'\r' => Ok(from + i - 1),
-        Some(i) => err(ErrorKind::BadHeaderLine, from + i),
+        Some(i) => err(ErrorKind::BadStartLine, from + i),
         None => err(ErrorKind::Incomplete, buf.len()),
     }
 }
@@ -42,6 +41,7 @@ pub(super) fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
     let start_end = line_end(&buf, start)?;
     let line = &buf[start..start_end];
 
+    #[allow(clippy::large_enum_variant)] // lives for one function call
     enum Start {
         Req(Method, Uri, Version),
         Resp(Version, StatusCode, Bytes),
@@ -100,17 +100,33 @@ pub(super) fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
         Start::Req(method, uri, version)
     };
 
-    // Header lines.
-    let mut headers = Headers::with_capacity(16);
+    // Header lines. One memchr iterator finds every line end; lines are taken
+    // in order, so each call to `next_end` yields the end of the line at hand.
+    let hs = start_end + 2;
+    let mut headers = Headers::parsed(buf.clone(), 16);
     let mut seen = 0u8;
-    pos = start_end + 2;
+    let mut newlines = memchr::memchr_iter(b'\n', &buf[hs..]);
+    let mut next_end = |from: usize| -> Result<Option<usize>, ParseError> {
+        match newlines.next() {
+            Some(i) => {
+                let i = hs + i;
+                // Lines end in CRLF; a bare LF is malformed.
+                if i == from || buf[i - 1] != b'\r' {
+                    return err(ErrorKind::BadHeaderLine, i);
+                }
+                Ok(Some(i - 1))
+            }
+            None => Ok(None),
+        }
+    };
+    pos = hs;
     loop {
         if pos == buf.len() {
             // The datagram ends right after a header line, without the empty
             // line RFC 3261 §7 asks for: tolerated, with an empty body.
             break;
         }
-        let end = line_end(&buf, pos)?;
+        let end = next_end(pos)?.ok_or(ParseError::new(ErrorKind::Incomplete, buf.len()))?;
         if end == pos {
             pos += 2;
             break;
@@ -132,13 +148,12 @@ pub(super) fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
         if name_end == pos || colon >= end || buf[colon] != b':' {
             return err(ErrorKind::BadHeaderLine, pos);
         }
-        let name = &buf[pos..name_end];
         // Continuation lines (folding, §7.3.1): the value goes on while lines start with whitespace.
         let mut last = end;
         let mut folded = false;
         while last + 2 < buf.len() && is_ws(buf[last + 2]) {
             folded = true;
-            last = line_end(&buf, last + 2)?;
+            last = next_end(last + 2)?.ok_or(ParseError::new(ErrorKind::Incomplete, buf.len()))?;
         }
         let mut vs = colon + 1;
         while vs < last && is_ws(buf[vs]) {
@@ -148,24 +163,18 @@ pub(super) fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
         while ve > vs && is_ws(buf[ve - 1]) {
             ve -= 1;
         }
-        let value = if folded {
-            unfold(&buf[vs..last])
-        } else {
-            buf.slice(vs..ve)
-        };
-        let name = HeaderName::lookup(name)
+        let name = HeaderName::lookup(&buf[pos..name_end])
             .unwrap_or_else(|| HeaderName::Other(Text::copy_of(&buf, line_start, name_end)));
         // Keep the original line only where it differs from the canonical
         // `Name: value` (compact form, other case, odd spacing, folding): that
-        // is all byte-exact re-serialization needs, and saves a slice per field.
-        let canon = name.as_str().as_bytes();
+        // is all byte-exact re-serialization needs.
         let canonical = !folded
             && ve == last
             && name_end == colon
             && vs == colon + 2
             && buf[colon + 1] == b' '
-            && &buf[line_start..name_end] == canon;
-        let raw = (!canonical).then(|| buf.slice(line_start..last));
+            && buf[line_start..name_end] == *name.as_str().as_bytes();
+        let raw = (!canonical).then_some(Chunk::span(line_start, last));
         // Single-valued headers may not repeat (RFC 4475 §3.3.9, §3.3.10).
         let bit = match name {
             HeaderName::From => 1,
@@ -180,14 +189,23 @@ pub(super) fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
             return err(ErrorKind::DuplicateHeader(name), line_start);
         }
         seen |= bit;
+        let value = if folded {
+            Chunk::Owned(unfold(&buf[vs..last]))
+        } else {
+            Chunk::span(vs, ve)
+        };
         if name == HeaderName::ContentLength {
             // Parsed now: it frames the body.
-            let n = parse_number(&value, 0, value.len(), u64::from(u32::MAX)).map_err(|p| {
-                ParseError::new(ErrorKind::BadHeader(HeaderName::ContentLength), vs + p)
+            let (b, s, e) = headers.resolve(&value);
+            let n = parse_number(b, s, e, u64::from(u32::MAX)).map_err(|p| {
+                ParseError::new(
+                    ErrorKind::BadHeader(HeaderName::ContentLength),
+                    if folded { vs } else { p },
+                )
             })?;
             headers.set_parsed_content_length(n as usize);
         }
-        headers.push_parsed(name, value, raw, vs);
+        headers.push_parsed(name, value, raw);
         pos = last + 2;
     }
 
@@ -229,19 +247,22 @@ pub(super) fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
 
 /// `SIP/<digits>.<digits>`, case-insensitive (§7.1).
 fn parse_version(v: &[u8]) -> Option<Version> {
+    if v == b"SIP/2.0" {
+        return Some(Version::SIP_2_0);
+    }
     if v.len() < 7 || !v[..4].eq_ignore_ascii_case(b"SIP/") {
         return None;
     }
-    let rest = std::str::from_utf8(&v[4..]).ok()?;
-    let (maj, min) = rest.split_once('.')?;
-    let num = |s: &str| -> Option<u16> {
-        (!s.is_empty() && s.len() <= 4 && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
+    let dot = v[4..].iter().position(|&b| b == b'.')? + 4;
+    let num = |d: &[u8]| -> Option<u16> {
+        if d.is_empty() || d.len() > 4 || !d.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(d.iter().fold(0u16, |n, b| n * 10 + u16::from(b - b'0')))
     };
     Some(Version {
-        major: num(maj)?,
-        minor: num(min)?,
+        major: num(&v[4..dot])?,
+        minor: num(&v[dot + 1..])?,
     })
 }
 

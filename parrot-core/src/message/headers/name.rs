@@ -84,54 +84,76 @@ impl HeaderName {
 
     /// Looks a name up among the known ones (case-insensitive, compact forms included).
     pub(crate) fn lookup(name: &[u8]) -> Option<HeaderName> {
-        let mut lower = [0u8; 24];
-        if name.is_empty() || name.len() > lower.len() {
-            return None;
-        }
-        for (d, s) in lower.iter_mut().zip(name) {
-            *d = s.to_ascii_lowercase();
-        }
-        // A match on byte strings compiles to a switch on length, then compares.
-        Some(match &lower[..name.len()] {
-            b"via" | b"v" => HeaderName::Via,
-            b"from" | b"f" => HeaderName::From,
-            b"to" | b"t" => HeaderName::To,
-            b"call-id" | b"i" => HeaderName::CallId,
-            b"cseq" => HeaderName::CSeq,
-            b"max-forwards" => HeaderName::MaxForwards,
-            b"contact" | b"m" => HeaderName::Contact,
-            b"route" => HeaderName::Route,
-            b"record-route" => HeaderName::RecordRoute,
-            b"content-type" | b"c" => HeaderName::ContentType,
-            b"content-length" | b"l" => HeaderName::ContentLength,
-            b"content-encoding" | b"e" => HeaderName::ContentEncoding,
-            b"content-disposition" => HeaderName::ContentDisposition,
-            b"expires" => HeaderName::Expires,
-            b"min-expires" => HeaderName::MinExpires,
-            b"allow" => HeaderName::Allow,
-            b"supported" | b"k" => HeaderName::Supported,
-            b"require" => HeaderName::Require,
-            b"proxy-require" => HeaderName::ProxyRequire,
-            b"unsupported" => HeaderName::Unsupported,
-            b"www-authenticate" => HeaderName::WwwAuthenticate,
-            b"proxy-authenticate" => HeaderName::ProxyAuthenticate,
-            b"authorization" => HeaderName::Authorization,
-            b"proxy-authorization" => HeaderName::ProxyAuthorization,
-            b"retry-after" => HeaderName::RetryAfter,
-            b"user-agent" => HeaderName::UserAgent,
-            b"server" => HeaderName::Server,
-            b"accept" => HeaderName::Accept,
-            b"subject" | b"s" => HeaderName::Subject,
-            b"event" | b"o" => HeaderName::Event,
-            b"allow-events" | b"u" => HeaderName::AllowEvents,
-            b"refer-to" | b"r" => HeaderName::ReferTo,
-            b"referred-by" | b"b" => HeaderName::ReferredBy,
-            b"session-expires" | b"x" => HeaderName::SessionExpires,
-            b"date" => HeaderName::Date,
-            b"timestamp" => HeaderName::Timestamp,
-            b"warning" => HeaderName::Warning,
-            b"rseq" => HeaderName::RSeq,
-            b"rack" => HeaderName::RAck,
+        let first = name.first()?.to_ascii_lowercase();
+        // Dispatch on length and first letter, then one case-insensitive compare:
+        // no copy, no chain of comparisons.
+        Some(match (name.len(), first) {
+            (1, b'b') => HeaderName::ReferredBy,
+            (1, b'c') => HeaderName::ContentType,
+            (1, b'e') => HeaderName::ContentEncoding,
+            (1, b'f') => HeaderName::From,
+            (1, b'i') => HeaderName::CallId,
+            (1, b'k') => HeaderName::Supported,
+            (1, b'l') => HeaderName::ContentLength,
+            (1, b'm') => HeaderName::Contact,
+            (1, b'o') => HeaderName::Event,
+            (1, b'r') => HeaderName::ReferTo,
+            (1, b's') => HeaderName::Subject,
+            (1, b't') => HeaderName::To,
+            (1, b'u') => HeaderName::AllowEvents,
+            (1, b'v') => HeaderName::Via,
+            (1, b'x') => HeaderName::SessionExpires,
+            (2, b't') if name.eq_ignore_ascii_case(b"To") => HeaderName::To,
+            (3, b'v') if name.eq_ignore_ascii_case(b"Via") => HeaderName::Via,
+            (4, b'c') if name.eq_ignore_ascii_case(b"CSeq") => HeaderName::CSeq,
+            (4, b'd') if name.eq_ignore_ascii_case(b"Date") => HeaderName::Date,
+            (4, b'f') if name.eq_ignore_ascii_case(b"From") => HeaderName::From,
+            (4, b'r') if name.eq_ignore_ascii_case(b"RSeq") => HeaderName::RSeq,
+            (4, b'r') if name.eq_ignore_ascii_case(b"RAck") => HeaderName::RAck,
+            (5, b'a') if name.eq_ignore_ascii_case(b"Allow") => HeaderName::Allow,
+            (5, b'e') if name.eq_ignore_ascii_case(b"Event") => HeaderName::Event,
+            (5, b'r') if name.eq_ignore_ascii_case(b"Route") => HeaderName::Route,
+            (6, b'a') if name.eq_ignore_ascii_case(b"Accept") => HeaderName::Accept,
+            (6, b's') if name.eq_ignore_ascii_case(b"Server") => HeaderName::Server,
+            (7, b'c') if name.eq_ignore_ascii_case(b"Call-ID") => HeaderName::CallId,
+            (7, b'c') if name.eq_ignore_ascii_case(b"Contact") => HeaderName::Contact,
+            (7, b'e') if name.eq_ignore_ascii_case(b"Expires") => HeaderName::Expires,
+            (7, b'r') if name.eq_ignore_ascii_case(b"Require") => HeaderName::Require,
+            (7, b's') if name.eq_ignore_ascii_case(b"Subject") => HeaderName::Subject,
+            (7, b'w') if name.eq_ignore_ascii_case(b"Warning") => HeaderName::Warning,
+            (8, b'r') if name.eq_ignore_ascii_case(b"Refer-To") => HeaderName::ReferTo,
+            (9, b's') if name.eq_ignore_ascii_case(b"Supported") => HeaderName::Supported,
+            (9, b't') if name.eq_ignore_ascii_case(b"Timestamp") => HeaderName::Timestamp,
+            (10, b'u') if name.eq_ignore_ascii_case(b"User-Agent") => HeaderName::UserAgent,
+            (11, b'm') if name.eq_ignore_ascii_case(b"Min-Expires") => HeaderName::MinExpires,
+            (11, b'r') if name.eq_ignore_ascii_case(b"Retry-After") => HeaderName::RetryAfter,
+            (11, b'r') if name.eq_ignore_ascii_case(b"Referred-By") => HeaderName::ReferredBy,
+            (11, b'u') if name.eq_ignore_ascii_case(b"Unsupported") => HeaderName::Unsupported,
+            (12, b'a') if name.eq_ignore_ascii_case(b"Allow-Events") => HeaderName::AllowEvents,
+            (12, b'c') if name.eq_ignore_ascii_case(b"Content-Type") => HeaderName::ContentType,
+            (12, b'm') if name.eq_ignore_ascii_case(b"Max-Forwards") => HeaderName::MaxForwards,
+            (12, b'r') if name.eq_ignore_ascii_case(b"Record-Route") => HeaderName::RecordRoute,
+            (13, b'a') if name.eq_ignore_ascii_case(b"Authorization") => HeaderName::Authorization,
+            (13, b'p') if name.eq_ignore_ascii_case(b"Proxy-Require") => HeaderName::ProxyRequire,
+            (14, b'c') if name.eq_ignore_ascii_case(b"Content-Length") => HeaderName::ContentLength,
+            (15, b's') if name.eq_ignore_ascii_case(b"Session-Expires") => {
+                HeaderName::SessionExpires
+            }
+            (16, b'c') if name.eq_ignore_ascii_case(b"Content-Encoding") => {
+                HeaderName::ContentEncoding
+            }
+            (16, b'w') if name.eq_ignore_ascii_case(b"WWW-Authenticate") => {
+                HeaderName::WwwAuthenticate
+            }
+            (18, b'p') if name.eq_ignore_ascii_case(b"Proxy-Authenticate") => {
+                HeaderName::ProxyAuthenticate
+            }
+            (19, b'c') if name.eq_ignore_ascii_case(b"Content-Disposition") => {
+                HeaderName::ContentDisposition
+            }
+            (19, b'p') if name.eq_ignore_ascii_case(b"Proxy-Authorization") => {
+                HeaderName::ProxyAuthorization
+            }
             _ => return None,
         })
     }

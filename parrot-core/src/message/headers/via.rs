@@ -112,6 +112,18 @@ pub(crate) fn parse_list(
     }
 }
 
+/// Parses only the first Via entry of `buf[start..end]` (the rest is not checked).
+pub(crate) fn parse_first(buf: &Bytes, start: usize, end: usize) -> Result<Via, Pos> {
+    let mut c = Cursor::sub(buf, start, end);
+    c.ws();
+    let via = parse_one(&mut c)?;
+    c.ws();
+    if !c.at_end() && c.peek() != Some(b',') {
+        return c.err();
+    }
+    Ok(via)
+}
+
 fn parse_one(c: &mut Cursor<'_>) -> Result<Via, Pos> {
     let protocol = c.token()?;
     c.sep(b'/')?;
