@@ -121,7 +121,7 @@ impl DigestClient {
 
     /// The next nonce count for `nonce` (1 for a new nonce).
     fn next_nc(&mut self, nonce: &str) -> u32 {
-        let nc = match self.counts.iter().position(|(n, _)| n == nonce) {
+        match self.counts.iter().position(|(n, _)| n == nonce) {
             Some(i) => {
                 let (n, c) = self.counts.remove(i);
                 let nc = c.saturating_add(1);
@@ -135,8 +135,7 @@ impl DigestClient {
                 self.counts.push((nonce.to_owned(), 1));
                 1
             }
-        };
-        nc
+        }
     }
 
     /// Credentials answering `challenge` for `method` to `uri`, with a fresh

@@ -23,7 +23,7 @@
 //!     To: Bob <sip:bob@biloxi.example.com>;tag=8321234356\r\n\
 //!     Call-ID: 3848276298220188511@atlanta.example.com\r\nCSeq: 1 INVITE\r\n\
 //!     Contact: <sip:bob@client.biloxi.example.com>\r\nContent-Length: 0\r\n\r\n"))?;
-//! let (invite, ok) = (invite.as_request().unwrap(), ok.as_response().unwrap());
+//! let (invite, ok) = (invite.as_request().expect("request"), ok.as_response().expect("response"));
 //! let mut dialog = Dialog::uac_from_response(invite, ok).expect("a dialog");
 //! assert_eq!(dialog.state(), DialogState::Confirmed);
 //! let ack = dialog.ack_for(1);
