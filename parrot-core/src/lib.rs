@@ -5,6 +5,8 @@
 //! - [`transport`]: UDP, TCP, TLS and WebSocket transports on tokio (feature `runtime`).
 #![warn(missing_docs)]
 
+pub mod auth;
+pub mod dialog;
 pub mod message;
 #[cfg(feature = "runtime")]
 pub mod transport;
