@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod message;
+pub mod transaction;
 #[cfg(feature = "runtime")]
 pub mod transport;
 
