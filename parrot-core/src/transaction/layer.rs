@@ -274,9 +274,7 @@ impl<D: Clone + Debug> Transactions<D> {
             .ok_or(TransactionError::UnknownTransaction)?;
         let status = resp.status();
         let next = match (t.kind, t.state) {
-            (Kind::InviteServer, State::Proceeding) if status.is_provisional() => {
-                State::Proceeding
-            }
+            (Kind::InviteServer, State::Proceeding) if status.is_provisional() => State::Proceeding,
             (Kind::InviteServer, State::Proceeding) if status.is_success() => State::Accepted,
             (Kind::InviteServer, State::Proceeding) => State::Completed,
             // RFC 6026 §7.1: further 2xx from the TU are sent in Accepted.
@@ -532,12 +530,18 @@ impl<D: Clone + Debug> Transactions<D> {
                     t.state = State::Proceeding;
                     self.wheel.cancel(&mut t.armed, Timer::A);
                     self.wheel.cancel(&mut t.armed, Timer::B);
-                    self.events.push_back(Event::Response { key, response: resp });
+                    self.events.push_back(Event::Response {
+                        key,
+                        response: resp,
+                    });
                 } else if status.is_success() {
                     // RFC 6026 §7.2: Accepted, 2xx retransmissions to the TU.
                     t.state = State::Accepted;
                     self.wheel.cancel_all(&mut t.armed);
-                    self.events.push_back(Event::Response { key, response: resp });
+                    self.events.push_back(Event::Response {
+                        key,
+                        response: resp,
+                    });
                     self.start(now, id, Timer::M);
                 } else {
                     // §17.1.1.3: the transaction ACKs a non-2xx itself.
@@ -545,7 +549,10 @@ impl<D: Clone + Debug> Transactions<D> {
                     self.wheel.cancel_all(&mut t.armed);
                     t.last = Some(build_ack(&t.request, &resp).to_bytes());
                     self.resend(id, Resend::Last);
-                    self.events.push_back(Event::Response { key, response: resp });
+                    self.events.push_back(Event::Response {
+                        key,
+                        response: resp,
+                    });
                     self.start(now, id, Timer::D);
                 }
             }
@@ -557,17 +564,26 @@ impl<D: Clone + Debug> Transactions<D> {
             }
             (Kind::InviteClient, State::Accepted) => {
                 if status.is_success() {
-                    self.events.push_back(Event::Response { key, response: resp });
+                    self.events.push_back(Event::Response {
+                        key,
+                        response: resp,
+                    });
                 }
             }
             (Kind::NonInviteClient, State::Trying | State::Proceeding) => {
                 if status.is_provisional() {
                     t.state = State::Proceeding;
-                    self.events.push_back(Event::Response { key, response: resp });
+                    self.events.push_back(Event::Response {
+                        key,
+                        response: resp,
+                    });
                 } else {
                     t.state = State::Completed;
                     self.wheel.cancel_all(&mut t.armed);
-                    self.events.push_back(Event::Response { key, response: resp });
+                    self.events.push_back(Event::Response {
+                        key,
+                        response: resp,
+                    });
                     self.start(now, id, Timer::K);
                 }
             }

@@ -146,7 +146,12 @@ const TABLE: [(Timer, Base, OnReliable, Backoff); 14] = [
     (Timer::Trying, Base::Trying, OnReliable::Same, Backoff::None),
     // §13.3.1.4 does not exempt reliable transports: the hop after a proxy
     // may be UDP, so the UAS retransmits its 2xx end to end on any transport.
-    (Timer::Retransmit2xx, Base::T1, OnReliable::Same, Backoff::DoubleToT2),
+    (
+        Timer::Retransmit2xx,
+        Base::T1,
+        OnReliable::Same,
+        Backoff::DoubleToT2,
+    ),
 ];
 
 impl Timer {
