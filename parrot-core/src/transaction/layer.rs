@@ -119,8 +119,11 @@ pub struct Transactions<D> {
 }
 
 impl<D: Clone + Debug> Transactions<D> {
-    /// An empty layer with these timer values.
-    pub fn new(config: TimerConfig) -> Self {
+    /// An empty layer with these timer values. T1 is raised to 1 ms if
+    /// smaller: a zero retransmission interval would never let time advance.
+    pub fn new(mut config: TimerConfig) -> Self {
+        config.t1 = config.t1.max(Duration::from_millis(1));
+        config.t2 = config.t2.max(config.t1);
         Transactions {
             config,
             txns: HashMap::new(),
@@ -168,6 +171,27 @@ impl<D: Clone + Debug> Transactions<D> {
             .get(key)
             .and_then(|id| self.txns.get(id))
             .map(|t| &t.request)
+    }
+
+    /// The CANCEL for client INVITE transaction `key` (RFC 3261 §9.1):
+    /// Request-URI, Call-ID, From, To, top Via (same branch) and Route of the
+    /// INVITE, CSeq with its number and method CANCEL. Send it with
+    /// [`Self::send_request`] (it is a transaction of its own), and only
+    /// once a provisional response has arrived (state Proceeding).
+    pub fn cancel_request(&self, key: &TransactionKey) -> Result<Request, TransactionError> {
+        let t = self
+            .index
+            .get(key)
+            .and_then(|id| self.txns.get(id))
+            .ok_or(TransactionError::UnknownTransaction)?;
+        if t.kind != Kind::InviteClient {
+            return Err(TransactionError::InvalidState);
+        }
+        Ok(derived_request(
+            &t.request,
+            Method::Cancel,
+            t.request.headers(),
+        ))
     }
 
     // ---------------------------------------------------------------- inputs
@@ -742,8 +766,14 @@ enum Resend {
 /// The ACK for a non-2xx final response (§17.1.1.3): the INVITE's
 /// Request-URI, Call-ID, From, top Via (same branch) and Route headers, the
 /// response's To (with its tag), and CSeq with the INVITE's number and ACK.
-pub(crate) fn build_ack(invite: &Request, resp: &Response) -> Request {
-    let mut ack = Request::new(Method::Ack, invite.uri().clone());
+fn build_ack(invite: &Request, resp: &Response) -> Request {
+    derived_request(invite, Method::Ack, resp.headers())
+}
+
+/// ACK (§17.1.1.3) or CANCEL (§9.1) for `invite`: its Request-URI, top Via,
+/// From, Call-ID and Route, CSeq number with `method`, To from `to`.
+fn derived_request(invite: &Request, method: Method, to: &crate::message::Headers) -> Request {
+    let mut ack = Request::new(method.clone(), invite.uri().clone());
     let ih = invite.headers();
     let h = ack.headers_mut();
     if let Some(via) = ih.top_via() {
@@ -752,10 +782,10 @@ pub(crate) fn build_ack(invite: &Request, resp: &Response) -> Request {
     }
     let _ = h.push(HeaderName::MaxForwards, "70");
     h.copy_from(ih, &[HeaderName::From]);
-    h.copy_from(resp.headers(), &[HeaderName::To]);
+    h.copy_from(to, &[HeaderName::To]);
     h.copy_from(ih, &[HeaderName::CallId]);
     if let Some(cseq) = ih.cseq() {
-        let _ = h.push(HeaderName::CSeq, format!("{} ACK", cseq.seq));
+        let _ = h.push(HeaderName::CSeq, format!("{} {method}", cseq.seq));
     }
     h.copy_from(ih, &[HeaderName::Route]);
     ack

@@ -77,16 +77,12 @@ fn first_line(data: &Bytes) -> String {
     s.lines().next().unwrap_or_default().to_owned()
 }
 
+type Sent = Vec<(Duration, String)>;
+type Timed = Vec<(Duration, Event<&'static str>)>;
+
 /// Fires timers up to `end`; returns (offset from t0, first line) of every
 /// transmission and the events, each with the offset at which it happened.
-fn run(
-    l: &mut Layer,
-    t0: Instant,
-    end: Duration,
-) -> (
-    Vec<(Duration, String)>,
-    Vec<(Duration, Event<&'static str>)>,
-) {
+fn run(l: &mut Layer, t0: Instant, end: Duration) -> (Sent, Timed) {
     let mut sent = Vec::new();
     let mut evs = Vec::new();
     while let Some(at) = l.poll_timeout() {
@@ -291,6 +287,49 @@ fn invite_client_non_2xx_on_reliable_terminates_at_once() {
         [Event::Response { .. }, Event::Terminated { .. }]
     ));
     assert!(l.is_empty());
+}
+
+#[test]
+fn invite_client_cancel_request() {
+    let mut l = layer();
+    let t0 = Instant::now();
+    let inv = request("INVITE", "z9hG4bKinv6");
+    let key = l.send_request(t0, inv.clone(), "bob", false).expect("sent");
+    let cancel = l.cancel_request(&key).expect("a CANCEL");
+    assert_eq!(
+        first_line(&cancel.to_bytes()),
+        "CANCEL sip:bob@example.com SIP/2.0"
+    );
+    assert_eq!(
+        header_lines(&cancel.to_bytes()),
+        [
+            "Via: SIP/2.0/UDP pc33.example.com:5060;branch=z9hG4bKinv6",
+            "Max-Forwards: 70",
+            "From: Alice <sip:alice@example.com>;tag=1928301774",
+            "To: Bob <sip:bob@example.com>",
+            "Call-ID: a84b4c76e66710@pc33.example.com",
+            "CSeq: 1 CANCEL",
+            "Route: <sip:p1.example.com;lr>",
+            "Route: <sip:p2.example.com;lr>",
+            "Content-Length: 0",
+        ]
+    );
+    let ckey = l
+        .send_request(t0, cancel, "bob", false)
+        .expect("CANCEL sent");
+    assert_eq!(*ckey.method(), Method::Cancel);
+    assert_eq!(ckey.branch(), key.branch());
+    assert_eq!(l.cancel_request(&ckey), Err(TransactionError::InvalidState));
+}
+
+#[test]
+fn zero_t1_is_clamped() {
+    let mut l = Layer::new(TimerConfig::default().with_t1(Duration::ZERO));
+    let t0 = Instant::now();
+    l.send_request(t0, request("INVITE", "z9hG4bKz"), "bob", false)
+        .expect("sent");
+    l.handle_timeout(t0 + Duration::from_secs(1));
+    assert!(transmits(&mut l).len() > 1);
 }
 
 // -------------------------------------------------------- client non-INVITE
@@ -936,6 +975,8 @@ struct Pair {
     rng: Rng,
     loss: u64,
     dup: u64,
+    dropped: u64,
+    duplicated: u64,
 }
 
 impl Pair {
@@ -951,6 +992,8 @@ impl Pair {
             rng: Rng(seed.max(1)),
             loss,
             dup,
+            dropped: 0,
+            duplicated: 0,
         }
     }
 
@@ -965,8 +1008,10 @@ impl Pair {
         }
         for t in out {
             let copies = if self.rng.chance(self.loss) {
+                self.dropped += 1;
                 0
             } else if self.rng.chance(self.dup) {
+                self.duplicated += 1;
                 2
             } else {
                 1
@@ -1027,7 +1072,7 @@ fn ack_for(invite: &Request, ok: &Response) -> Request {
     ack
 }
 
-fn invite_call(seed: u64, loss: u64, dup: u64) {
+fn invite_call(seed: u64, loss: u64, dup: u64) -> (u64, u64) {
     let mut p = Pair::new(seed, loss, dup);
     let inv = request("INVITE", "z9hG4bKcall");
     let ikey = p
@@ -1084,9 +1129,10 @@ fn invite_call(seed: u64, loss: u64, dup: u64) {
     let _ = ringing; // 180 may be lost: it is not retransmitted.
     assert!(p.uac.is_empty() && p.uas.is_empty(), "seed {seed}: leaked");
     assert!(p.now - p.t0 < Duration::from_secs(100));
+    (p.dropped, p.duplicated)
 }
 
-fn options_exchange(seed: u64, loss: u64, dup: u64) {
+fn options_exchange(seed: u64, loss: u64, dup: u64) -> (u64, u64) {
     let mut p = Pair::new(seed, loss, dup);
     let req = request("OPTIONS", "z9hG4bKopts");
     let key = p.uac.send_request(p.now, req, "uas", false).expect("sent");
@@ -1115,24 +1161,34 @@ fn options_exchange(seed: u64, loss: u64, dup: u64) {
     assert_eq!(requests, 1, "seed {seed}: the TU sees the request once");
     assert_eq!(finals, 1, "seed {seed}: the TU sees the final once");
     assert!(p.uac.is_empty() && p.uas.is_empty(), "seed {seed}: leaked");
+    (p.dropped, p.duplicated)
 }
 
 #[test]
 fn pair_invite_call_clean_network() {
-    invite_call(1, 0, 0);
+    assert_eq!(invite_call(1, 0, 0), (0, 0));
 }
 
 #[test]
 fn pair_invite_call_with_loss_duplication_reordering() {
+    let (mut dropped, mut duplicated) = (0, 0);
     for seed in 1..=40 {
-        invite_call(seed * 7919, 25, 20);
+        let (d, u) = invite_call(seed * 7919, 25, 20);
+        dropped += d;
+        duplicated += u;
     }
+    // The network really was hostile.
+    assert!(dropped > 40 && duplicated > 20, "{dropped} {duplicated}");
 }
 
 #[test]
 fn pair_non_invite_with_loss_duplication_reordering() {
-    options_exchange(3, 0, 0);
+    assert_eq!(options_exchange(3, 0, 0), (0, 0));
+    let (mut dropped, mut duplicated) = (0, 0);
     for seed in 1..=40 {
-        options_exchange(seed * 104_729, 25, 20);
+        let (d, u) = options_exchange(seed * 104_729, 25, 20);
+        dropped += d;
+        duplicated += u;
     }
+    assert!(dropped > 20 && duplicated > 10, "{dropped} {duplicated}");
 }
