@@ -11,5 +11,7 @@ pub mod message;
 pub mod transaction;
 #[cfg(feature = "runtime")]
 pub mod transport;
+#[cfg(feature = "runtime")]
+pub mod ua;
 
 pub use message::ParseError;

@@ -363,8 +363,14 @@ fn top_via_alone_when_lazy() {
         "Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds, garbage\r\n",
     );
     let lazy = Message::parse_lazy(Bytes::from(wire.clone())).unwrap();
-    assert_eq!(lazy.headers().top_via().unwrap().branch(), Some("z9hG4bK776asdhds"));
-    assert!(lazy.headers().vias().is_empty(), "the whole list is malformed");
+    assert_eq!(
+        lazy.headers().top_via().unwrap().branch(),
+        Some("z9hG4bK776asdhds")
+    );
+    assert!(
+        lazy.headers().vias().is_empty(),
+        "the whole list is malformed"
+    );
     assert!(lazy.validate().is_err());
     assert!(Message::parse(Bytes::from(wire)).is_err());
 }

@@ -1,0 +1,113 @@
+//! Places one call, holds it, hangs up.
+//!
+//! ```text
+//! cargo run --release -p parrot-core --example uac -- sip:service@127.0.0.1:5080 [--duration 2] [--transport udp|tcp]
+//! ```
+//! Prints the progress and the outcome; exits 0 only if the call was answered
+//! and hung up cleanly.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use parrot_core::transport::TransportKind;
+use parrot_core::ua::{CallEvent, Endpoint};
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn usage(problem: &str) -> ExitCode {
+    eprintln!("uac: {problem}\nusage: uac SIP-URI [--duration SECONDS] [--transport udp|tcp]");
+    ExitCode::from(2)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut uri = None;
+    let mut duration = Duration::from_secs(2);
+    let mut transport = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--duration" => match args.next().and_then(|v| v.parse::<f64>().ok()) {
+                Some(s) if s >= 0.0 => duration = Duration::from_secs_f64(s),
+                _ => return usage("--duration wants seconds"),
+            },
+            "--transport" => match args.next().as_deref() {
+                Some("udp") => transport = Some(TransportKind::Udp),
+                Some("tcp") => transport = Some(TransportKind::Tcp),
+                _ => return usage("--transport wants udp or tcp"),
+            },
+            _ if uri.is_none() && !a.starts_with("--") => uri = Some(a),
+            other => return usage(&format!("unexpected argument {other:?}")),
+        }
+    }
+    let Some(uri) = uri else {
+        return usage("a SIP URI to call is needed");
+    };
+    let mut builder = Endpoint::builder().udp(([127, 0, 0, 1], 0).into());
+    if transport == Some(TransportKind::Tcp) {
+        builder = builder.tcp(([127, 0, 0, 1], 0).into());
+    }
+    let endpoint = match builder.build().await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("uac: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut dial = match endpoint.dial(&uri) {
+        Ok(d) => d,
+        Err(e) => return usage(&e.to_string()),
+    };
+    if let Some(t) = transport {
+        dial = dial.transport(t);
+    }
+    let mut call = match dial.send().await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("uac: cannot call {uri}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("uac: calling {uri}");
+    let answered = loop {
+        match call.next_event().await {
+            Some(CallEvent::Provisional(r)) => println!("uac: {} {}", r.status(), r.reason()),
+            Some(CallEvent::Answered(r)) => {
+                println!("uac: {} {} — answered", r.status(), r.reason());
+                break true;
+            }
+            Some(CallEvent::Rejected(r)) => {
+                println!("uac: rejected: {} {}", r.status(), r.reason());
+                break false;
+            }
+            Some(CallEvent::Failed(e)) => {
+                println!("uac: failed: {e}");
+                break false;
+            }
+            Some(CallEvent::Ended) | None => break false,
+            Some(_) => {}
+        }
+    };
+    let mut ok = false;
+    if answered {
+        tokio::time::sleep(duration).await;
+        match call.hangup().await {
+            Ok(r) if r.status().is_success() => {
+                println!(
+                    "uac: BYE → {} {}; call completed ({:.1} s)",
+                    r.status(),
+                    r.reason(),
+                    duration.as_secs_f64()
+                );
+                ok = true;
+            }
+            Ok(r) => println!("uac: BYE → {} {}", r.status(), r.reason()),
+            Err(e) => println!("uac: BYE failed: {e}"),
+        }
+    }
+    endpoint.shutdown(Duration::from_secs(1)).await;
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

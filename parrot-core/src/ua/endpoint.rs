@@ -1,0 +1,282 @@
+//! The endpoint: its builder, its handle, its statistics.
+
+use super::UaError;
+use super::core::{Command, Config, Core, ServerAuth};
+use super::handler::{DefaultHandler, SipHandler};
+use super::registrar::Registrar;
+use super::uac::Dial;
+use crate::message::{Method, Uri};
+use crate::transaction::TimerConfig;
+use crate::transport::{TransportConfig, TransportKind, Transports};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Counts an endpoint keeps, for overload decisions, leak checks and logs.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) transactions: AtomicUsize,
+    pub(crate) server_transactions: AtomicUsize,
+    pub(crate) dialogs: AtomicUsize,
+    pub(crate) calls: AtomicUsize,
+    pub(crate) panics: AtomicUsize,
+    pub(crate) rejected_overload: AtomicUsize,
+}
+
+/// A snapshot of an endpoint's counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EndpointStats {
+    /// Live transactions (client and server).
+    pub transactions: usize,
+    /// Live server transactions.
+    pub server_transactions: usize,
+    /// Live dialogs.
+    pub dialogs: usize,
+    /// Calls with a task or a handle.
+    pub calls: usize,
+    /// Handler panics contained so far.
+    pub panics: usize,
+    /// INVITEs refused with 503 because of the server-transaction cap.
+    pub rejected_overload: usize,
+}
+
+/// Builds an [`Endpoint`].
+pub struct EndpointBuilder<F> {
+    binds: Vec<(TransportKind, SocketAddr, Option<Arc<rustls::ServerConfig>>)>,
+    factory: F,
+    config: Config,
+    transport: TransportConfig,
+}
+
+impl std::fmt::Debug for EndpointBuilder<()> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointBuilder")
+            .field("binds", &self.binds.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A SIP endpoint: transports, transactions, dialogs and the handler tasks.
+/// Cheap to clone; the endpoint runs until [`Endpoint::shutdown`].
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub(crate) commands: mpsc::Sender<Command>,
+    addrs: Arc<Vec<(TransportKind, SocketAddr)>>,
+    counters: Arc<Counters>,
+    closed: watch::Receiver<bool>,
+}
+
+impl Endpoint {
+    /// Starts building an endpoint.
+    pub fn builder() -> EndpointBuilder<fn() -> DefaultHandler> {
+        EndpointBuilder {
+            binds: Vec::new(),
+            factory: || DefaultHandler,
+            config: Config::default(),
+            transport: TransportConfig::default(),
+        }
+    }
+
+    /// The address a transport of `kind` is bound to.
+    pub fn local_addr(&self, kind: TransportKind) -> Option<SocketAddr> {
+        self.addrs.iter().find(|(k, _)| *k == kind).map(|(_, a)| *a)
+    }
+
+    /// Places a call to `uri` (e.g. `sip:service@127.0.0.1:5080`); see [`Dial`].
+    pub fn dial(&self, uri: &str) -> Result<Dial, UaError> {
+        let uri = Uri::parse(uri).ok_or_else(|| UaError::Unroutable(uri.to_owned()))?;
+        Ok(Dial::new(self.clone(), uri))
+    }
+
+    /// Counts: transactions, dialogs, calls, contained panics.
+    pub fn stats(&self) -> EndpointStats {
+        let c = &self.counters;
+        EndpointStats {
+            transactions: c.transactions.load(Ordering::Relaxed),
+            server_transactions: c.server_transactions.load(Ordering::Relaxed),
+            dialogs: c.dialogs.load(Ordering::Relaxed),
+            calls: c.calls.load(Ordering::Relaxed),
+            panics: c.panics.load(Ordering::Relaxed),
+            rejected_overload: c.rejected_overload.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops accepting new calls (INVITEs get 503), hangs up the calls in
+    /// progress, waits up to `grace` for transactions to finish, then stops.
+    pub async fn shutdown(&self, grace: Duration) {
+        let (done, wait) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Shutdown { grace, done })
+            .await
+            .is_ok()
+        {
+            let _ = wait.await;
+        }
+        self.closed().await;
+    }
+
+    /// Waits until the endpoint has stopped.
+    pub async fn closed(&self) {
+        let mut rx = self.closed.clone();
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    pub(crate) async fn command(&self, cmd: Command) -> Result<(), UaError> {
+        self.commands.send(cmd).await.map_err(|_| UaError::Shutdown)
+    }
+}
+
+impl<F, H> EndpointBuilder<F>
+where
+    F: Fn() -> H + Send + Sync + 'static,
+    H: SipHandler,
+{
+    /// Listens on UDP.
+    pub fn udp(mut self, addr: SocketAddr) -> Self {
+        self.binds.push((TransportKind::Udp, addr, None));
+        self
+    }
+
+    /// Listens on TCP.
+    pub fn tcp(mut self, addr: SocketAddr) -> Self {
+        self.binds.push((TransportKind::Tcp, addr, None));
+        self
+    }
+
+    /// Listens on TLS.
+    pub fn tls(mut self, addr: SocketAddr, config: Arc<rustls::ServerConfig>) -> Self {
+        self.binds.push((TransportKind::Tls, addr, Some(config)));
+        self
+    }
+
+    /// Listens for SIP over WebSocket (RFC 7118).
+    pub fn ws(mut self, addr: SocketAddr) -> Self {
+        self.binds.push((TransportKind::Ws, addr, None));
+        self
+    }
+
+    /// The handler factory: called once per call (dialog) and once per request
+    /// outside a dialog.
+    pub fn handler<G, H2>(self, factory: G) -> EndpointBuilder<G>
+    where
+        G: Fn() -> H2 + Send + Sync + 'static,
+        H2: SipHandler,
+    {
+        EndpointBuilder {
+            binds: self.binds,
+            factory,
+            config: self.config,
+            transport: self.transport,
+        }
+    }
+
+    /// Transaction timers (T1, T2, T4).
+    pub fn timers(mut self, timers: TimerConfig) -> Self {
+        self.config.timers = timers;
+        self
+    }
+
+    /// Transport limits and the TLS client configuration.
+    pub fn transport_config(mut self, config: TransportConfig) -> Self {
+        self.transport = config;
+        self
+    }
+
+    /// The most server transactions at once; beyond it new INVITEs get
+    /// 503 Service Unavailable with Retry-After (default 10,000).
+    pub fn max_server_transactions(mut self, n: usize) -> Self {
+        self.config.max_server_transactions = n;
+        self
+    }
+
+    /// Methods listed in Allow (405 and OPTIONS answers). Default: INVITE, ACK,
+    /// CANCEL, BYE, OPTIONS (plus REGISTER with a registrar).
+    pub fn allow(mut self, methods: &[Method]) -> Self {
+        self.config.allow = methods.to_vec();
+        self
+    }
+
+    /// The user part of our From and Contact URIs (default `parrot`).
+    pub fn user(mut self, user: &str) -> Self {
+        self.config.user = user.to_owned();
+        self
+    }
+
+    /// Answers REGISTER with this registrar (bindings kept in memory).
+    pub fn registrar(mut self, registrar: Registrar) -> Self {
+        if !self.config.allow.contains(&Method::Register) {
+            self.config.allow.push(Method::Register);
+        }
+        self.config.registrar = Some(registrar);
+        self
+    }
+
+    /// Challenges INVITE and REGISTER with digest authentication (RFC 7616 / RFC 3261 §22):
+    /// `lookup` returns the password for a user name, or `None` for unknown users.
+    pub fn authenticate(
+        mut self,
+        realm: &str,
+        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.config.auth = Some(ServerAuth::new(realm, Arc::new(lookup)));
+        self
+    }
+
+    /// Binds the transports and starts the endpoint.
+    pub async fn build(self) -> Result<Endpoint, UaError> {
+        let transports = Transports::new(self.transport);
+        let mut addrs = Vec::new();
+        for (kind, addr, tls) in self.binds {
+            let local = match (kind, tls) {
+                (TransportKind::Udp, _) => transports.bind_udp(addr).await?,
+                (TransportKind::Tcp, _) => transports.bind_tcp(addr).await?,
+                (TransportKind::Tls, Some(cfg)) => transports.bind_tls(addr, cfg).await?,
+                (TransportKind::Ws, _) => transports.bind_ws(addr).await?,
+                _ => continue,
+            };
+            addrs.push((kind, local));
+        }
+        if addrs.is_empty() {
+            // A dial-only endpoint still needs a socket to send from.
+            let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+            addrs.push((TransportKind::Udp, transports.bind_udp(any).await?));
+        }
+        let (tx, rx) = mpsc::channel(1024);
+        let counters = Arc::new(Counters::default());
+        let (closed_tx, closed_rx) = watch::channel(false);
+        let addrs = Arc::new(addrs);
+        let core = Core::new(
+            transports,
+            addrs.clone(),
+            self.config,
+            Arc::new(self.factory),
+            tx.clone(),
+            counters.clone(),
+        );
+        tokio::spawn(async move {
+            core.run(rx).await;
+            let _ = closed_tx.send(true);
+        });
+        Ok(Endpoint {
+            commands: tx,
+            addrs,
+            counters,
+            closed: closed_rx,
+        })
+    }
+
+    /// Builds the endpoint and runs it until it shuts down.
+    pub async fn run(self) -> Result<(), UaError> {
+        let ep = self.build().await?;
+        ep.closed().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,267 @@
+//! The `SipHandler` trait: one instance per call, one method per SIP method.
+
+use super::UaError;
+use super::reply::Reply;
+use crate::message::{HeaderName, Method, NameAddr, Request, Uri};
+use crate::transport::TransportKind;
+use std::future::Future;
+use std::net::SocketAddr;
+use tokio::sync::mpsc;
+
+/// A request delivered to a handler, with where it came from.
+///
+/// Pattern matching reads naturally:
+/// ```
+/// # use parrot_core::ua::{Incoming, Reply};
+/// fn route(call: &Incoming) -> Reply {
+///     match (call.from_user(), call.to_user()) {
+///         (Some("alice"), Some("bob")) => Reply::ok(),
+///         (Some("bob"), Some("alice")) => Reply::busy_here(),
+///         _ => Reply::forbidden(),
+///     }
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Incoming {
+    request: Request,
+    source: SocketAddr,
+    transport: TransportKind,
+    provisional: Option<mpsc::Sender<Reply>>,
+}
+
+impl Incoming {
+    pub(crate) fn new(
+        request: Request,
+        source: SocketAddr,
+        transport: TransportKind,
+        provisional: Option<mpsc::Sender<Reply>>,
+    ) -> Incoming {
+        Incoming {
+            request,
+            source,
+            transport,
+            provisional,
+        }
+    }
+
+    /// The request.
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// The method.
+    pub fn method(&self) -> &Method {
+        self.request.method()
+    }
+
+    /// The Request-URI.
+    pub fn uri(&self) -> &Uri {
+        self.request.uri()
+    }
+
+    /// From.
+    pub fn from(&self) -> Option<&NameAddr> {
+        self.request.headers().from()
+    }
+
+    /// To.
+    pub fn to(&self) -> Option<&NameAddr> {
+        self.request.headers().to()
+    }
+
+    /// The user part of the From URI.
+    pub fn from_user(&self) -> Option<&str> {
+        self.from().and_then(NameAddr::user)
+    }
+
+    /// The user part of the To URI.
+    pub fn to_user(&self) -> Option<&str> {
+        self.to().and_then(NameAddr::user)
+    }
+
+    /// The user part of the Request-URI.
+    pub fn uri_user(&self) -> Option<&str> {
+        self.request.uri().user()
+    }
+
+    /// The Call-ID.
+    pub fn call_id(&self) -> Option<&str> {
+        self.request.headers().call_id().map(|c| c.as_str())
+    }
+
+    /// The first value of a header, as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.request.headers().get_str(&HeaderName::from(name))
+    }
+
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        self.request.body()
+    }
+
+    /// Where the request came from.
+    pub fn source(&self) -> SocketAddr {
+        self.source
+    }
+
+    /// The transport it came on.
+    pub fn transport(&self) -> TransportKind {
+        self.transport
+    }
+
+    /// Sends a provisional response (1xx, e.g. 180 Ringing or 183 with early
+    /// media) while the handler decides. Only for INVITE.
+    pub async fn provisional(&self, reply: Reply) -> Result<(), UaError> {
+        if !reply.status().is_provisional() || reply.status().as_u16() == 100 {
+            return Err(UaError::InvalidReply("a provisional reply is 101..=199"));
+        }
+        let tx = self
+            .provisional
+            .as_ref()
+            .ok_or(UaError::InvalidReply("provisional replies are for INVITE"))?;
+        tx.send(reply).await.map_err(|_| UaError::CallGone)
+    }
+
+    /// Sends 180 Ringing.
+    pub async fn ring(&self) -> Result<(), UaError> {
+        self.provisional(Reply::ringing()).await
+    }
+}
+
+/// Why a call ended, as told to [`SipHandler::ended`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndReason {
+    /// The peer sent BYE.
+    PeerHangup,
+    /// The caller cancelled before the answer.
+    Cancelled,
+    /// The handler rejected the INVITE.
+    Rejected,
+    /// The ACK for our 2xx never came (RFC 3261 §13.3.1.4); a BYE was sent.
+    AckTimeout,
+    /// The endpoint shut down.
+    Shutdown,
+}
+
+/// What a SIP server does with requests. One value per call (dialog), made by
+/// the endpoint's handler factory, so `&mut self` is that call's state; a
+/// request outside any dialog (OPTIONS, REGISTER, MESSAGE) gets a value of
+/// its own too.
+///
+/// Every method has a default that answers what a good SIP citizen answers:
+/// INVITE 480 (override it to take calls), BYE 200, OPTIONS 200 (the endpoint
+/// adds Allow, Accept and Supported), other known methods 405 with Allow,
+/// unknown methods 501. CANCEL, ACK matching, 481 for unknown dialogs, 2xx
+/// retransmission and the rest of RFC 3261 are the endpoint's job.
+///
+/// A panic in a method ends that call only: the endpoint answers 500 (or sends
+/// BYE if the call was answered), logs it, and carries on.
+pub trait SipHandler: Send + 'static {
+    /// An INVITE that creates a call, or a re-INVITE in one.
+    fn invite(&mut self, call: &mut Incoming) -> impl Future<Output = Reply> + Send {
+        let _ = call;
+        async { Reply::temporarily_unavailable() }
+    }
+
+    /// The ACK for our 2xx arrived: the call is up.
+    fn ack(&mut self, call: &Incoming) -> impl Future<Output = ()> + Send {
+        let _ = call;
+        async {}
+    }
+
+    /// BYE: the peer hangs up. The reply is sent, then [`SipHandler::ended`] is called.
+    fn bye(&mut self, call: &Incoming) -> impl Future<Output = Reply> + Send {
+        let _ = call;
+        async { Reply::ok() }
+    }
+
+    /// OPTIONS.
+    fn options(&mut self, req: &Incoming) -> impl Future<Output = Reply> + Send {
+        let _ = req;
+        async { Reply::ok() }
+    }
+
+    /// REGISTER (when the endpoint has no registrar configured).
+    fn register(&mut self, req: &Incoming) -> impl Future<Output = Reply> + Send {
+        let _ = req;
+        async { Reply::new(crate::message::StatusCode::METHOD_NOT_ALLOWED) }
+    }
+
+    /// INFO (RFC 6086), e.g. `application/dtmf-relay`.
+    fn info(&mut self, req: &Incoming) -> impl Future<Output = Reply> + Send {
+        let _ = req;
+        async { Reply::new(crate::message::StatusCode::METHOD_NOT_ALLOWED) }
+    }
+
+    /// MESSAGE (RFC 3428).
+    fn message(&mut self, req: &Incoming) -> impl Future<Output = Reply> + Send {
+        let _ = req;
+        async { Reply::new(crate::message::StatusCode::METHOD_NOT_ALLOWED) }
+    }
+
+    /// REFER (RFC 3515).
+    fn refer(&mut self, req: &Incoming) -> impl Future<Output = Reply> + Send {
+        let _ = req;
+        async { Reply::new(crate::message::StatusCode::METHOD_NOT_ALLOWED) }
+    }
+
+    /// NOTIFY (RFC 6665).
+    fn notify(&mut self, req: &Incoming) -> impl Future<Output = Reply> + Send {
+        let _ = req;
+        async { Reply::new(crate::message::StatusCode::METHOD_NOT_ALLOWED) }
+    }
+
+    /// SUBSCRIBE (RFC 6665).
+    fn subscribe(&mut self, req: &Incoming) -> impl Future<Output = Reply> + Send {
+        let _ = req;
+        async { Reply::new(crate::message::StatusCode::METHOD_NOT_ALLOWED) }
+    }
+
+    /// UPDATE (RFC 3311).
+    fn update(&mut self, req: &Incoming) -> impl Future<Output = Reply> + Send {
+        let _ = req;
+        async { Reply::new(crate::message::StatusCode::METHOD_NOT_ALLOWED) }
+    }
+
+    /// PRACK (RFC 3262).
+    fn prack(&mut self, req: &Incoming) -> impl Future<Output = Reply> + Send {
+        let _ = req;
+        async { Reply::new(crate::message::StatusCode::METHOD_NOT_ALLOWED) }
+    }
+
+    /// Any other method: 501 Not Implemented (RFC 3261 §8.2.1).
+    fn fallback(&mut self, req: &Incoming) -> impl Future<Output = Reply> + Send {
+        let _ = req;
+        async { Reply::new(crate::message::StatusCode::NOT_IMPLEMENTED) }
+    }
+
+    /// The call is over (after BYE either way, CANCEL, rejection or a timeout).
+    fn ended(&mut self, reason: EndReason) -> impl Future<Output = ()> + Send {
+        let _ = reason;
+        async {}
+    }
+}
+
+/// Dispatches a non-INVITE, non-ACK request to the handler method for its method.
+pub(crate) async fn dispatch<H: SipHandler>(h: &mut H, req: &Incoming) -> Reply {
+    match req.method() {
+        Method::Bye => h.bye(req).await,
+        Method::Options => h.options(req).await,
+        Method::Register => h.register(req).await,
+        Method::Info => h.info(req).await,
+        Method::Message => h.message(req).await,
+        Method::Refer => h.refer(req).await,
+        Method::Notify => h.notify(req).await,
+        Method::Subscribe => h.subscribe(req).await,
+        Method::Update => h.update(req).await,
+        Method::Prack => h.prack(req).await,
+        _ => h.fallback(req).await,
+    }
+}
+
+/// A handler that takes no calls: the defaults only. For endpoints that only dial.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DefaultHandler;
+
+impl SipHandler for DefaultHandler {}

@@ -1,0 +1,233 @@
+//! Placing calls: [`Dial`] builds the INVITE, [`OutgoingCall`] follows it.
+
+use super::UaError;
+use super::core::Command;
+use super::endpoint::Endpoint;
+use crate::message::{HeaderName, Method, Request, Response, StatusCode, Uri};
+use crate::transaction::TransactionKey;
+use crate::transport::TransportKind;
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+/// What happens to a call placed with [`Endpoint::dial`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CallEvent {
+    /// A provisional response (180 Ringing, 183 Session Progress with early media, …).
+    Provisional(Response),
+    /// The 2xx: the call is up (the ACK has been sent).
+    Answered(Response),
+    /// A final non-2xx response (after any authentication retry or redirect).
+    Rejected(Response),
+    /// No response, or the request could not be sent.
+    Failed(UaError),
+    /// A request from the peer inside the call (it has been answered 200).
+    Request(Request),
+    /// The call is over: the peer hung up, or the endpoint shut down.
+    Ended,
+}
+
+/// The parts of a dial the core needs.
+#[derive(Debug, Clone)]
+pub(crate) struct DialSpec {
+    pub(crate) uri: Uri,
+    pub(crate) from_user: Option<String>,
+    pub(crate) headers: Vec<(HeaderName, String)>,
+    pub(crate) body: Option<(String, Bytes)>,
+    pub(crate) credentials: Option<(String, String)>,
+    pub(crate) follow_redirects: bool,
+    pub(crate) transport: Option<TransportKind>,
+}
+
+/// A call to place: set headers, body, credentials, then [`Dial::send`].
+#[derive(Debug)]
+pub struct Dial {
+    endpoint: Endpoint,
+    spec: DialSpec,
+}
+
+impl Dial {
+    pub(crate) fn new(endpoint: Endpoint, uri: Uri) -> Dial {
+        Dial {
+            endpoint,
+            spec: DialSpec {
+                uri,
+                from_user: None,
+                headers: Vec::new(),
+                body: None,
+                credentials: None,
+                follow_redirects: false,
+                transport: None,
+            },
+        }
+    }
+
+    /// The user part of our From URI (default: the endpoint's user).
+    pub fn from_user(mut self, user: &str) -> Dial {
+        self.spec.from_user = Some(user.to_owned());
+        self
+    }
+
+    /// Adds a header to the INVITE.
+    pub fn header(mut self, name: impl Into<HeaderName>, value: impl Into<String>) -> Dial {
+        self.spec.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The INVITE's body (an SDP offer, typically) and its Content-Type.
+    pub fn body(mut self, content_type: impl Into<String>, body: impl Into<Bytes>) -> Dial {
+        self.spec.body = Some((content_type.into(), body.into()));
+        self
+    }
+
+    /// Answers a 401/407 challenge with digest credentials (RFC 3261 §22.2).
+    pub fn credentials(mut self, user: &str, password: &str) -> Dial {
+        self.spec.credentials = Some((user.to_owned(), password.to_owned()));
+        self
+    }
+
+    /// Follows 3xx redirects to the first Contact (up to five hops).
+    pub fn follow_redirects(mut self, follow: bool) -> Dial {
+        self.spec.follow_redirects = follow;
+        self
+    }
+
+    /// The transport (default: the URI's `transport` parameter, else UDP; TLS for `sips:`).
+    pub fn transport(mut self, kind: TransportKind) -> Dial {
+        self.spec.transport = Some(kind);
+        self
+    }
+
+    /// Sends the INVITE.
+    pub async fn send(self) -> Result<OutgoingCall, UaError> {
+        let (events_tx, events) = mpsc::channel(32);
+        let (reply, wait) = oneshot::channel();
+        self.endpoint
+            .command(Command::Dial {
+                spec: self.spec,
+                events: events_tx,
+                reply,
+            })
+            .await?;
+        let id = wait.await.map_err(|_| UaError::Shutdown)??;
+        Ok(OutgoingCall {
+            endpoint: self.endpoint,
+            id,
+            events,
+            answered: None,
+            over: false,
+        })
+    }
+}
+
+/// A call we placed. Events arrive in order; the call ends with
+/// [`CallEvent::Rejected`], [`CallEvent::Failed`] or [`CallEvent::Ended`].
+#[derive(Debug)]
+pub struct OutgoingCall {
+    endpoint: Endpoint,
+    id: u64,
+    events: mpsc::Receiver<CallEvent>,
+    answered: Option<Response>,
+    over: bool,
+}
+
+impl OutgoingCall {
+    /// The next event, or `None` once the call is over.
+    pub async fn next_event(&mut self) -> Option<CallEvent> {
+        if self.over {
+            return None;
+        }
+        let ev = self.events.recv().await;
+        match &ev {
+            Some(CallEvent::Answered(r)) => self.answered = Some(r.clone()),
+            Some(CallEvent::Rejected(_) | CallEvent::Failed(_) | CallEvent::Ended) | None => {
+                self.over = true
+            }
+            _ => {}
+        }
+        ev
+    }
+
+    /// Waits for the final response: the 2xx, or an error saying why not.
+    pub async fn answered(&mut self) -> Result<Response, UaError> {
+        if let Some(r) = &self.answered {
+            return Ok(r.clone());
+        }
+        while let Some(ev) = self.next_event().await {
+            match ev {
+                CallEvent::Answered(r) => return Ok(r),
+                CallEvent::Rejected(r) => return Err(UaError::Rejected(r.status())),
+                CallEvent::Failed(e) => return Err(e),
+                CallEvent::Ended => return Err(UaError::CallGone),
+                CallEvent::Provisional(_) | CallEvent::Request(_) => {}
+            }
+        }
+        Err(UaError::CallGone)
+    }
+
+    /// The 2xx, once answered.
+    pub fn answer(&self) -> Option<&Response> {
+        self.answered.as_ref()
+    }
+
+    /// Cancels the call before it is answered (RFC 3261 §9.1). The INVITE then
+    /// ends with 487, seen as [`CallEvent::Rejected`].
+    pub async fn cancel(&self) -> Result<(), UaError> {
+        self.endpoint
+            .command(Command::Cancel { call: self.id })
+            .await
+    }
+
+    /// Hangs up an answered call with BYE and waits for its response.
+    pub async fn hangup(&mut self) -> Result<Response, UaError> {
+        let r = self.request(Method::Bye, None).await;
+        self.over = true;
+        r
+    }
+
+    /// Sends a request inside the call (INFO, MESSAGE, UPDATE, a re-INVITE, …)
+    /// and waits for its final response.
+    pub async fn request(
+        &self,
+        method: Method,
+        body: Option<(&str, Bytes)>,
+    ) -> Result<Response, UaError> {
+        let (reply, wait) = oneshot::channel();
+        let body = body.map(|(ct, b)| (ct.to_owned(), b));
+        self.endpoint
+            .command(Command::InDialog {
+                call: self.id,
+                method,
+                headers: Vec::new(),
+                body,
+                reply,
+            })
+            .await?;
+        wait.await.map_err(|_| UaError::CallGone)?
+    }
+}
+
+/// The core's state for a call we placed.
+#[derive(Debug)]
+pub(crate) struct UacCall {
+    pub(crate) events: mpsc::Sender<CallEvent>,
+    pub(crate) spec: DialSpec,
+    /// The INVITE last sent (after authentication or redirection, the new one).
+    pub(crate) invite: Request,
+    pub(crate) invite_key: Option<TransactionKey>,
+    pub(crate) auth_attempts: u8,
+    pub(crate) redirects: u8,
+    pub(crate) provisional_seen: bool,
+    pub(crate) final_received: bool,
+    pub(crate) cancel_requested: bool,
+    /// The ACK for the 2xx, re-sent for each retransmitted 2xx (§13.2.2.4).
+    pub(crate) ack: Option<Request>,
+    /// Digest state (nonce counts) once challenged.
+    pub(crate) digest: Option<crate::auth::DigestClient>,
+}
+
+impl UacCall {
+    pub(crate) fn status_is_auth(s: StatusCode) -> bool {
+        matches!(s.as_u16(), 401 | 407)
+    }
+}
