@@ -103,6 +103,11 @@ pub(crate) enum Command {
         body: Option<(String, bytes::Bytes)>,
         reply: oneshot::Sender<Result<Response, UaError>>,
     },
+    /// Send a request outside any dialog (the core adds the Via) and pass on its final response.
+    Send {
+        request: Request,
+        reply: oneshot::Sender<Result<Response, UaError>>,
+    },
     /// Shut down.
     Shutdown {
         grace: Duration,
@@ -845,6 +850,7 @@ where
                     debug!(error = %e, "in-dialog request refused");
                 }
             }
+            Command::Send { request, reply } => self.send_out_of_dialog(request, reply).await,
             Command::Shutdown { grace, done } => {
                 info!("shutting down: new calls get 503, calls in progress are hung up");
                 self.shutting_down = Some((Instant::now() + grace, done));
@@ -1229,6 +1235,48 @@ where
         Ok(id)
     }
 
+    async fn send_out_of_dialog(
+        &mut self,
+        mut request: Request,
+        reply: oneshot::Sender<Result<Response, UaError>>,
+    ) {
+        let target = match self.resolve(request.uri(), None).await {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let local = self.local_for(target.kind);
+        let peer = Peer { target, local };
+        if let Err(e) = request
+            .headers_mut()
+            .prepend(HeaderName::Via, Self::via(local, peer.target.kind))
+        {
+            let _ = reply.send(Err(UaError::BadRequest(e.to_string())));
+            return;
+        }
+        let method = request.method().clone();
+        match self
+            .txns
+            .send_request(now(), request, peer.clone(), peer.target.kind.is_reliable())
+        {
+            Ok(key) => {
+                self.owners.insert(
+                    key,
+                    Owner::Request {
+                        reply: Some(reply),
+                        call: None,
+                        method,
+                    },
+                );
+            }
+            Err(e) => {
+                let _ = reply.send(Err(UaError::BadRequest(e.to_string())));
+            }
+        }
+    }
+
     /// Sends CANCEL for a call's pending INVITE (§9.1): same Request-URI,
     /// Call-ID, From, To, CSeq number and top Via as the INVITE.
     fn cancel(&mut self, id: u64) {
@@ -1362,8 +1410,16 @@ where
                         self.ack_2xx(c, &resp);
                     }
                 }
-                if method == Method::Bye {
+                // §12.2.1.2: 481 or 408 to a request in a dialog ends the dialog.
+                let gone = matches!(resp.status().as_u16(), 408 | 481);
+                if method == Method::Bye || gone {
                     if let Some(c) = call {
+                        if let Some(d) = self.calls.get_mut(&c).and_then(|cl| {
+                            cl.ended = true;
+                            cl.dialog.as_ref().map(|d| d.id().clone())
+                        }) {
+                            self.dialogs.remove(&d);
+                        }
                         self.bye_done(c);
                     }
                 }

@@ -31,12 +31,14 @@
 mod core;
 mod endpoint;
 mod handler;
+mod register;
 mod registrar;
 mod reply;
 mod uac;
 
 pub use endpoint::{Endpoint, EndpointBuilder, EndpointStats};
 pub use handler::{DefaultHandler, EndReason, Incoming, SipHandler};
+pub use register::{Register, Registration, RegistrationState};
 pub use registrar::{Binding, Registrar};
 pub use reply::Reply;
 pub use uac::{CallEvent, Dial, OutgoingCall};

@@ -45,6 +45,12 @@ impl Registrar {
         }
     }
 
+    /// The shortest expiry accepted; shorter requests get 423 Interval Too Brief.
+    pub fn with_min_expires(mut self, seconds: u32) -> Registrar {
+        self.min_expires = seconds;
+        self
+    }
+
     /// The live contacts of an address of record (e.g. `sip:alice@example.com`), best `q` first.
     pub fn lookup(&self, aor: &Uri, now: u64) -> Vec<Binding> {
         let Some(key) = aor_key(aor) else {
