@@ -11,6 +11,7 @@
 use bytes::Bytes;
 use parrot_core::message::{Message, StatusCode};
 use parrot_core::transport::{Received, Target, TransportConfig, TransportKind, Transports};
+use parrot_core::ua::{CallEvent, Endpoint, Incoming, Reply, SipHandler};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -152,11 +153,83 @@ async fn run() -> Result<(), BoxError> {
     println!(
         "\n  {n} exchanges on 4 transports; requests stamped (received/rport) on arrival,\n  every response parsed and re-serialized byte-exact."
     );
-    println!(
-        "  The scaffold-a-server-and-call-it demo arrives with the signaling, media and CLI issues."
-    );
     server.shutdown();
     client.shutdown();
+    call().await?;
+    println!(
+        "\n  Media (SDP, RTP, G.711, WAV) and the `parrot new` scaffolding arrive with their issues;\n  then this demo scaffolds a server and a client and plays audio between them."
+    );
+    Ok(())
+}
+
+/// A phone server that rings, then answers; hangs up when the caller does.
+struct Greeter;
+
+impl SipHandler for Greeter {
+    async fn invite(&mut self, call: &mut Incoming) -> Reply {
+        let _ = call.ring().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        match call.to_user() {
+            Some("service") => Reply::ok(),
+            _ => Reply::not_found(),
+        }
+    }
+}
+
+/// A call through the UA core: INVITE, 180, 200, ACK, one second, BYE, 200.
+async fn call() -> Result<(), BoxError> {
+    let any: SocketAddr = "127.0.0.1:0".parse()?;
+    let server = Endpoint::builder()
+        .udp(any)
+        .handler(|| Greeter)
+        .build()
+        .await?;
+    let addr = server
+        .local_addr(TransportKind::Udp)
+        .ok_or("no UDP address")?;
+    let phone = Endpoint::builder().udp(any).build().await?;
+    println!(
+        "\n  A call through the UA core (transactions, dialog, SipHandler) to sip:service@{addr}:"
+    );
+    let started = Instant::now();
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
+    let mut call = phone.dial(&format!("sip:service@{addr}"))?.send().await?;
+    println!("  {:>7.1} ms  INVITE ──▶", ms(started));
+    loop {
+        match call.next_event().await {
+            Some(CallEvent::Provisional(r)) => println!(
+                "  {:>7.1} ms  ◀── {} {}",
+                ms(started),
+                r.status(),
+                r.reason()
+            ),
+            Some(CallEvent::Answered(r)) => {
+                println!(
+                    "  {:>7.1} ms  ◀── {} {}   (ACK ──▶)",
+                    ms(started),
+                    r.status(),
+                    r.reason()
+                );
+                break;
+            }
+            Some(other) => return Err(format!("call not answered: {other:?}").into()),
+            None => return Err("call ended before an answer".into()),
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let bye = call.hangup().await?;
+    println!(
+        "  {:>7.1} ms  BYE ──▶  ◀── {} {}",
+        ms(started),
+        bye.status(),
+        bye.reason()
+    );
+    if !bye.status().is_success() {
+        return Err(format!("BYE answered {}", bye.status()).into());
+    }
+    phone.shutdown(Duration::from_millis(500)).await;
+    server.shutdown(Duration::from_millis(500)).await;
+    println!("  call completed: answered, held 1 s, hung up.");
     Ok(())
 }
 

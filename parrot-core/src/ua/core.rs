@@ -53,18 +53,18 @@ impl Default for Config {
     }
 }
 
+/// Finds the password of a user name.
+pub(crate) type PasswordLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// Digest challenge settings for the UAS side.
 #[derive(Clone)]
 pub(crate) struct ServerAuth {
     server: Arc<std::sync::Mutex<crate::auth::DigestServer>>,
-    lookup: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    lookup: PasswordLookup,
 }
 
 impl ServerAuth {
-    pub(crate) fn new(
-        realm: &str,
-        lookup: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
-    ) -> Self {
+    pub(crate) fn new(realm: &str, lookup: PasswordLookup) -> Self {
         ServerAuth {
             server: Arc::new(std::sync::Mutex::new(crate::auth::DigestServer::new(realm))),
             lookup,
@@ -473,12 +473,10 @@ where
         let code = resp.status();
         let allow = self.allow();
         let h = resp.headers_mut();
-        if code == StatusCode::METHOD_NOT_ALLOWED
-            || (*request.method() == Method::Options && code.is_success())
-        {
-            if !h.contains(&HeaderName::Allow) {
-                let _ = h.push(HeaderName::Allow, allow);
-            }
+        let wants_allow = code == StatusCode::METHOD_NOT_ALLOWED
+            || (*request.method() == Method::Options && code.is_success());
+        if wants_allow && !h.contains(&HeaderName::Allow) {
+            let _ = h.push(HeaderName::Allow, allow);
         }
         if *request.method() == Method::Options && code.is_success() {
             if !h.contains(&HeaderName::Accept) {

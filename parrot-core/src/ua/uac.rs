@@ -10,6 +10,9 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 /// What happens to a call placed with [`Endpoint::dial`].
+// Every variant but `Ended` carries a message; boxing them would cost an
+// allocation per event for no gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CallEvent {
