@@ -110,7 +110,7 @@ pub async fn sipp(args: &[&str], limit: Duration) -> SippRun {
         .map(str::to_owned)
         .collect();
     let last: Vec<String> = lines
-        .last()
+        .next_back()
         .unwrap_or_default()
         .split(';')
         .map(str::to_owned)
