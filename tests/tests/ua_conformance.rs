@@ -328,13 +328,7 @@ const TORTURE: &[(&str, Expect)] = &[
 /// Cases that fail because of Parrot, each with the reason (see the report of
 /// the commit that added this file). The test prints them and still fails on
 /// any other failing case.
-const KNOWN_FAILURES: &[(&str, &str)] = &[(
-    "invut",
-    "no RFC 3261 §8.2.3 Content-Type check in the UA core: an INVITE with an \
-     application/unknownformat body reaches the handler and is answered 200 \
-     (core.rs precheck() checks only mandatory headers, version, URI scheme, \
-     Max-Forwards and Require)",
-)];
+const KNOWN_FAILURES: &[(&str, &str)] = &[];
 
 fn allowed(e: Expect) -> &'static [u16] {
     match e {
@@ -533,7 +527,6 @@ async fn rfc4475_torture_messages_at_the_ua() {
 /// a proxy's rule. zeromf itself is an OPTIONS (answered 200 above); this is
 /// the same message shape as an INVITE.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "parrot bug: the UA core answers 483 to an INVITE with Max-Forwards 0 (a proxy rule, RFC 3261 §16.3) instead of processing it (RFC 4475 §3.3.12)"]
 async fn invite_with_max_forwards_zero_is_processed_by_the_ua() {
     let (ep, addr) = uas(Answer::now("mf0")).await;
     let sock = loopback_socket().await;
@@ -645,7 +638,6 @@ async fn overload_gets_503_with_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "parrot bug: the overload cap counts finished server transactions (Accepted/Completed/Confirmed, up to 64*T1), so no recovery for ~30 s after the load although Retry-After says 5"]
 async fn overload_recovers_once_the_load_is_gone() {
     let (server, addr) = capped_server().await;
     let client = uac().await;

@@ -202,6 +202,8 @@ pub(crate) struct Core<F> {
     dialogs: HashMap<DialogId, u64>,
     next_call: u64,
     shutting_down: Option<(Instant, oneshot::Sender<()>)>,
+    /// How many entries of `pending` wait for their final response.
+    waiting: usize,
 }
 
 impl<F, H> Core<F>
@@ -231,6 +233,7 @@ where
             dialogs: HashMap::new(),
             next_call: 1,
             shutting_down: None,
+            waiting: 0,
         }
     }
 
@@ -398,10 +401,22 @@ where
                 Reply::new(StatusCode::UNSUPPORTED_URI_SCHEME),
             ));
         }
-        // A UAS that receives Max-Forwards 0 answers 483 (OPTIONS may still be answered, §16.3).
-        if !matches!(m, Method::Cancel | Method::Options) && req.headers().max_forwards() == Some(0)
-        {
-            return Some(stateless(req, Reply::new(StatusCode::TOO_MANY_HOPS)));
+        // Max-Forwards 0 is not refused here: 483 is a proxy's answer (§16.3 step 2);
+        // an endpoint processes the request (RFC 4475 §3.3.12).
+        // §8.2.3: a body we cannot read gets 415 with what we accept. The
+        // endpoint reads SDP in INVITE, UPDATE and PRACK; other methods' bodies
+        // are the handler's to judge.
+        if matches!(m, Method::Invite | Method::Update | Method::Prack) && !req.body().is_empty() {
+            let understood = match req.headers().content_type() {
+                Ok(Some(ct)) => ct.is("application", "sdp"),
+                // §20.15: a body must come with its Content-Type; one without cannot be read.
+                _ => false,
+            };
+            if !understood {
+                let reply = Reply::new(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+                    .header(HeaderName::Accept, "application/sdp");
+                return Some(stateless(req, reply));
+            }
         }
         if *m != Method::Cancel {
             // §8.2.2.3: no extension we implement can be required of us.
@@ -439,7 +454,21 @@ where
             Event::AckTimeout { key } => self.on_ack_timeout(&key),
             Event::Terminated { key } => {
                 self.owners.remove(&key);
-                self.pending.remove(&key);
+                self.drop_pending(&key);
+            }
+        }
+    }
+
+    /// Server requests still waiting for their final response.
+    fn in_progress(&self) -> usize {
+        self.waiting
+    }
+
+    /// Forgets a server request (its transaction ended).
+    fn drop_pending(&mut self, key: &TransactionKey) {
+        if let Some(p) = self.pending.remove(key) {
+            if !p.final_sent {
+                self.waiting -= 1;
             }
         }
     }
@@ -447,7 +476,10 @@ where
     fn respond(&mut self, key: &TransactionKey, resp: Response) {
         if resp.status().is_final() {
             if let Some(p) = self.pending.get_mut(key) {
-                p.final_sent = true;
+                if !p.final_sent {
+                    p.final_sent = true;
+                    self.waiting -= 1;
+                }
             }
         }
         if let Err(e) = self.txns.respond(now(), key, resp) {
@@ -529,7 +561,7 @@ where
     }
 
     async fn on_request(&mut self, key: TransactionKey, request: Request, source: Peer) {
-        self.pending.insert(
+        let previous = self.pending.insert(
             key.clone(),
             Pending {
                 request: request.clone(),
@@ -537,14 +569,20 @@ where
                 final_sent: false,
             },
         );
+        if previous.is_none_or(|p| p.final_sent) {
+            self.waiting += 1;
+        }
         let in_dialog = request.headers().to().and_then(NameAddr::tag).is_some();
         if in_dialog {
             return self.on_in_dialog(key, request, source);
         }
         if *request.method() == Method::Invite {
             // Overload protection: refuse with 503 + Retry-After rather than go silent.
+            // The load is the requests still waiting for a final answer: finished
+            // transactions lingering to absorb retransmissions (Timer J, L, I)
+            // cost nothing and must not keep the endpoint refusing calls.
             if self.shutting_down.is_some()
-                || self.txns.server_len() > self.config.max_server_transactions
+                || self.in_progress() >= self.config.max_server_transactions
             {
                 self.counters
                     .rejected_overload
@@ -1648,7 +1686,7 @@ where
             }
             _ => {}
         }
-        self.pending.remove(key);
+        self.drop_pending(key);
     }
 }
 
