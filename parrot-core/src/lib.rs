@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod dialog;
+pub mod media;
 pub mod message;
 pub mod transaction;
 #[cfg(feature = "runtime")]

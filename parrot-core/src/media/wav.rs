@@ -1,0 +1,285 @@
+//! WAV files: a source that plays any PCM WAV at 8 kHz mono, and a recorder.
+
+use super::RATE;
+use super::resample::Resampler;
+use super::source::AudioSource;
+use std::io::{BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+
+/// A media error: a file that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    /// The WAV file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Wav {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: hound::Error,
+    },
+    /// A format this code does not play (e.g. 32-bit float WAV with more than 2 channels… or 0 Hz).
+    #[error("{path}: unsupported WAV format ({what})")]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// Which property.
+        what: String,
+    },
+}
+
+/// Plays a WAV file (8/16/24/32-bit integer or 32-bit float, any rate, any
+/// channel count: channels are mixed down) as 8 kHz mono.
+pub struct WavSource {
+    samples: std::vec::IntoIter<i16>,
+    path: PathBuf,
+    duration: f64,
+}
+
+impl std::fmt::Debug for WavSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WavSource")
+            .field("path", &self.path)
+            .field("seconds", &self.duration)
+            .finish()
+    }
+}
+
+impl WavSource {
+    /// Opens and decodes the whole file (voice prompts are small; decoding up
+    /// front keeps file I/O out of the real-time path).
+    pub fn open(path: impl AsRef<Path>) -> Result<WavSource, MediaError> {
+        let path = path.as_ref().to_path_buf();
+        let wav = |source| MediaError::Wav {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::File::open(&path).map_err(|e| wav(hound::Error::IoError(e)))?;
+        let reader = hound::WavReader::new(BufReader::new(file)).map_err(wav)?;
+        let spec = reader.spec();
+        if spec.channels == 0 || spec.sample_rate == 0 {
+            return Err(MediaError::Unsupported {
+                path,
+                what: format!("{} channels at {} Hz", spec.channels, spec.sample_rate),
+            });
+        }
+        let channels = usize::from(spec.channels);
+        let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
+            (hound::SampleFormat::Float, 32) => reader
+                .into_samples::<f32>()
+                .map(|s| s.map(|v| v * 32767.0))
+                .collect::<Result<_, _>>()
+                .map_err(wav)?,
+            (hound::SampleFormat::Int, bits @ 1..=32) => {
+                let shift = f32::powi(2.0, i32::from(bits) - 16);
+                reader
+                    .into_samples::<i32>()
+                    .map(|s| s.map(|v| v as f32 / shift))
+                    .collect::<Result<_, _>>()
+                    .map_err(wav)?
+            }
+            (fmt, bits) => {
+                return Err(MediaError::Unsupported {
+                    path,
+                    what: format!("{fmt:?} {bits}-bit"),
+                });
+            }
+        };
+        let mono: Vec<i16> = interleaved
+            .chunks(channels)
+            .map(|frame| {
+                (frame.iter().sum::<f32>() / frame.len() as f32)
+                    .round()
+                    .clamp(-32768.0, 32767.0) as i16
+            })
+            .collect();
+        let mut out =
+            Vec::with_capacity(mono.len() * RATE as usize / spec.sample_rate as usize + 64);
+        let mut r = Resampler::new(spec.sample_rate, RATE);
+        r.process(&mono, &mut out);
+        // Flush the resampler's look-ahead with silence so the end is not cut.
+        if !r.is_identity() {
+            let tail = vec![0i16; 64 * spec.sample_rate as usize / RATE as usize + 32];
+            let expected =
+                (mono.len() as u64 * u64::from(RATE) / u64::from(spec.sample_rate)) as usize;
+            r.process(&tail, &mut out);
+            out.truncate(expected);
+        }
+        let duration = out.len() as f64 / f64::from(RATE);
+        Ok(WavSource {
+            samples: out.into_iter(),
+            path,
+            duration,
+        })
+    }
+
+    /// Length in seconds at 8 kHz.
+    pub fn duration(&self) -> f64 {
+        self.duration
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AudioSource for WavSource {
+    fn read(&mut self, out: &mut [i16]) -> usize {
+        let mut n = 0;
+        for (slot, s) in out.iter_mut().zip(&mut self.samples) {
+            *slot = s;
+            n += 1;
+        }
+        n
+    }
+}
+
+/// Writes 8 kHz mono 16-bit PCM to a WAV file.
+pub struct WavRecorder {
+    writer: Option<hound::WavWriter<BufWriter<std::fs::File>>>,
+    path: PathBuf,
+    samples: u64,
+}
+
+impl std::fmt::Debug for WavRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WavRecorder")
+            .field("path", &self.path)
+            .field("samples", &self.samples)
+            .finish()
+    }
+}
+
+impl WavRecorder {
+    /// Creates (or truncates) `path`.
+    pub fn create(path: impl AsRef<Path>) -> Result<WavRecorder, MediaError> {
+        let path = path.as_ref().to_path_buf();
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: RATE,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let writer = hound::WavWriter::create(&path, spec).map_err(|source| MediaError::Wav {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(WavRecorder {
+            writer: Some(writer),
+            path,
+            samples: 0,
+        })
+    }
+
+    /// Appends samples.
+    pub fn write(&mut self, samples: &[i16]) -> Result<(), MediaError> {
+        let Some(w) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        for &s in samples {
+            w.write_sample(s).map_err(|source| MediaError::Wav {
+                path: self.path.clone(),
+                source,
+            })?;
+        }
+        self.samples += samples.len() as u64;
+        Ok(())
+    }
+
+    /// Samples written so far.
+    pub fn samples(&self) -> u64 {
+        self.samples
+    }
+
+    /// Writes the header and closes the file.
+    pub fn finish(mut self) -> Result<PathBuf, MediaError> {
+        if let Some(w) = self.writer.take() {
+            w.finalize().map_err(|source| MediaError::Wav {
+                path: self.path.clone(),
+                source,
+            })?;
+        }
+        Ok(self.path.clone())
+    }
+}
+
+impl Drop for WavRecorder {
+    fn drop(&mut self) {
+        if let Some(w) = self.writer.take() {
+            let _ = w.finalize();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::{Tone, tone_present};
+
+    fn temp(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("parrot-wav-{}-{name}", std::process::id()))
+    }
+
+    #[test]
+    fn record_then_play_back() {
+        let path = temp("rt.wav");
+        let mut rec = WavRecorder::create(&path).unwrap();
+        let mut t = Tone::new(440.0, 0.4).lasting(1.0);
+        let mut buf = [0i16; 160];
+        loop {
+            let n = t.read(&mut buf);
+            rec.write(&buf[..n]).unwrap();
+            if n < buf.len() {
+                break;
+            }
+        }
+        assert_eq!(rec.samples(), 8000);
+        rec.finish().unwrap();
+        let mut src = WavSource::open(&path).unwrap();
+        assert!((src.duration() - 1.0).abs() < 1e-9);
+        let mut all = vec![0i16; 9000];
+        let n = src.read(&mut all);
+        assert_eq!(n, 8000);
+        assert!(tone_present(&all[..n], 440.0, 8000, 0.9));
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn stereo_44k_is_mixed_and_resampled() {
+        let path = temp("st.wav");
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 44_100,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&path, spec).unwrap();
+        for i in 0..44_100 {
+            let v = ((std::f64::consts::TAU * 1000.0 * f64::from(i) / 44_100.0).sin() * 10_000.0)
+                as i16;
+            w.write_sample(v).unwrap();
+            w.write_sample(v).unwrap();
+        }
+        w.finalize().unwrap();
+        let mut src = WavSource::open(&path).unwrap();
+        assert!((src.duration() - 1.0).abs() < 0.01, "{}", src.duration());
+        let mut all = vec![0i16; 8000];
+        let n = src.read(&mut all);
+        assert!(tone_present(&all[200..n], 1000.0, 8000, 0.9));
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn unreadable_files_are_clear_errors() {
+        let missing = WavSource::open("/nonexistent/prompt.wav").unwrap_err();
+        assert!(
+            missing.to_string().contains("/nonexistent/prompt.wav"),
+            "{missing}"
+        );
+        let garbage = temp("garbage.wav");
+        std::fs::write(&garbage, b"RIFF....not a wav").unwrap();
+        assert!(WavSource::open(&garbage).is_err());
+        let _ = std::fs::remove_file(garbage);
+    }
+}
