@@ -10,7 +10,8 @@ use super::reply::Reply;
 use super::uac::{CallEvent, DialSpec, UacCall};
 use crate::dialog::{Dialog, DialogId, new_branch, new_tag};
 use crate::message::{
-    HeaderName, Host, Message, Method, NameAddr, Request, Response, SipUri, StatusCode, Uri, Via,
+    HeaderName, Headers, Host, Message, Method, NameAddr, Request, Response, SipUri, StatusCode,
+    Uri, Via,
 };
 use crate::transaction::{Event, TimerConfig, TransactionKey, Transactions};
 use crate::transport::{Received, Target, TransportKind, Transports};
@@ -943,7 +944,7 @@ where
                     Ok(dialog) => {
                         self.dialogs.insert(dialog.id().clone(), c);
                         if let Some(call) = self.calls.get_mut(&c) {
-                            call.peer = in_dialog_peer(&peer, &request);
+                            call.peer = in_dialog_peer(&peer, request.headers());
                             call.dialog = Some(dialog);
                             if let CallState::Uas { answered, .. } = &mut call.state {
                                 *answered = true;
@@ -1010,15 +1011,14 @@ where
     }
 }
 
-/// Where in-dialog requests to the caller go: back on the same connection for
-/// streams; for UDP to the caller's Contact when it is an IP address and port,
-/// otherwise to where the INVITE came from.
-fn in_dialog_peer(peer: &Peer, invite: &Request) -> Peer {
+/// Where in-dialog requests go: back on the same connection for streams; for
+/// UDP to the peer's Contact (the INVITE's, or the 2xx's for a call we placed)
+/// when it is an IP address and port, otherwise where the peer sent from.
+fn in_dialog_peer(peer: &Peer, contact_from: &Headers) -> Peer {
     if peer.target.kind.is_reliable() {
         return peer.clone();
     }
-    let contact = invite
-        .headers()
+    let contact = contact_from
         .contact_list()
         .first()
         .and_then(|c| c.uri.as_sip())
@@ -1500,7 +1500,7 @@ where
                 match Dialog::uac_from_response(&uac.invite, &resp) {
                     Ok(d) => {
                         self.dialogs.insert(d.id().clone(), id);
-                        call.peer = in_dialog_peer_from_response(&call.peer, &resp);
+                        call.peer = in_dialog_peer(&call.peer, resp.headers());
                         call.dialog = Some(d);
                     }
                     Err(e) => warn!(error = %e, "2xx without a usable dialog"),
@@ -1720,30 +1720,5 @@ fn bump_cseq(req: &mut Request) {
     if let Some(cs) = req.headers().cseq() {
         let next = format!("{} {}", cs.seq.saturating_add(1), cs.method);
         let _ = req.headers_mut().set(HeaderName::CSeq, next);
-    }
-}
-
-/// Where in-dialog requests go after a 2xx to our INVITE: the remote target
-/// (the 2xx's Contact) for UDP when it is an IP address, the same connection
-/// for streams.
-fn in_dialog_peer_from_response(peer: &Peer, resp: &Response) -> Peer {
-    if peer.target.kind.is_reliable() {
-        return peer.clone();
-    }
-    let contact = resp
-        .headers()
-        .contact_list()
-        .first()
-        .and_then(|c| c.uri.as_sip())
-        .and_then(|u| {
-            let ip = u.host.ip()?;
-            Some(SocketAddr::new(ip, u.port.unwrap_or(5060)))
-        });
-    match contact {
-        Some(addr) => Peer {
-            target: Target::new(peer.target.kind, addr),
-            local: peer.local,
-        },
-        None => peer.clone(),
     }
 }
