@@ -3,12 +3,14 @@
 //! PCM at the codec rate (8 kHz for G.711) and is independent of the network.
 
 mod goertzel;
+mod handler;
 mod resample;
 mod source;
 mod tone;
 mod wav;
 
 pub use goertzel::{goertzel_power, tone_present};
+pub use handler::{Action, ErrorAction, MediaEngine, MediaHandler, Output, Play, PlaySource};
 pub use resample::Resampler;
 pub use source::{AudioSource, Silence};
 pub use tone::Tone;

@@ -1,0 +1,474 @@
+//! The `MediaHandler` trait (what a call does with its audio) and the engine
+//! that drives it, frame by frame, without touching the network.
+
+use super::source::{AudioSource, Silence};
+use super::tone::Tone;
+use super::wav::{MediaError, WavRecorder, WavSource};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+/// Something to play.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum PlaySource {
+    /// A WAV file (any PCM format; converted to 8 kHz mono).
+    File(PathBuf),
+    /// A sine tone: frequency in Hz, duration in seconds.
+    Tone(f64, f64),
+    /// Silence, in seconds.
+    Silence(f64),
+}
+
+/// How to play it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Play {
+    /// What.
+    pub source: PlaySource,
+    /// Start again at the end, until something else is played or stopped.
+    pub looped: bool,
+    /// Gain, 1.0 = as is.
+    pub volume: f32,
+}
+
+/// What a handler asks for in answer to a media event.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Nothing more.
+    Nothing,
+    /// Play this (replacing what plays now).
+    Play(Play),
+    /// Stop playing (silence is sent).
+    StopPlaying,
+    /// Record what the call receives into this WAV file (8 kHz mono).
+    Record(PathBuf),
+    /// Stop recording and close the file.
+    StopRecording,
+    /// Send these DTMF digits (RFC 4733), in order.
+    SendDtmf(String),
+    /// Hang up the call.
+    Hangup,
+    /// Stop the media session but keep the call.
+    Stop,
+    /// Several actions, in order.
+    Several(Vec<Action>),
+}
+
+impl Action {
+    /// Play a WAV file once.
+    pub fn play(path: impl AsRef<Path>) -> Action {
+        Action::Play(Play {
+            source: PlaySource::File(path.as_ref().to_path_buf()),
+            looped: false,
+            volume: 1.0,
+        })
+    }
+
+    /// Play a WAV file over and over.
+    pub fn play_looped(path: impl AsRef<Path>) -> Action {
+        Action::Play(Play {
+            source: PlaySource::File(path.as_ref().to_path_buf()),
+            looped: true,
+            volume: 1.0,
+        })
+    }
+
+    /// Play a tone.
+    pub fn tone(frequency: f64, seconds: f64) -> Action {
+        Action::Play(Play {
+            source: PlaySource::Tone(frequency, seconds),
+            looped: false,
+            volume: 1.0,
+        })
+    }
+
+    /// This action, then `next`.
+    pub fn then(self, next: Action) -> Action {
+        match self {
+            Action::Several(mut v) => {
+                v.push(next);
+                Action::Several(v)
+            }
+            Action::Nothing => next,
+            a => Action::Several(vec![a, next]),
+        }
+    }
+}
+
+/// What to do after a stream error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorAction {
+    /// Try the failed action once more.
+    Retry,
+    /// Carry on without it (silence instead of the file).
+    Continue,
+    /// Stop the media session.
+    Stop,
+}
+
+/// What a call does with its audio. One value per call; every method has a
+/// default, so an implementation says only what differs. A call can be driven
+/// by these callbacks alone (an IVR menu):
+///
+/// ```
+/// use parrot_core::media::{Action, MediaHandler, PlaySource};
+///
+/// struct Menu;
+/// impl MediaHandler for Menu {
+///     fn stream_started(&mut self) -> Action { Action::play("welcome.wav") }
+///     fn play_complete(&mut self, played: &PlaySource) -> Action {
+///         match played {
+///             PlaySource::File(f) if f.ends_with("welcome.wav") => Action::play("menu.wav"),
+///             _ => Action::Nothing,
+///         }
+///     }
+///     fn dtmf(&mut self, digit: char) -> Action {
+///         match digit {
+///             '1' => Action::tone(440.0, 1.0),
+///             '9' => Action::Hangup,
+///             _ => Action::play("menu.wav"),
+///         }
+///     }
+/// }
+/// ```
+pub trait MediaHandler: Send + 'static {
+    /// The media session exists (codec chosen, sockets bound).
+    fn session_started(&mut self) {}
+
+    /// Audio starts flowing: what to play first.
+    fn stream_started(&mut self) -> Action {
+        Action::Nothing
+    }
+
+    /// Something finished playing.
+    fn play_complete(&mut self, played: &PlaySource) -> Action {
+        let _ = played;
+        Action::Nothing
+    }
+
+    /// A DTMF digit arrived (RFC 4733 or SIP INFO).
+    fn dtmf(&mut self, digit: char) -> Action {
+        let _ = digit;
+        Action::Nothing
+    }
+
+    /// Something failed (a file that cannot be read, a recording that cannot be written).
+    fn stream_error(&mut self, error: &MediaError) -> ErrorAction {
+        tracing::warn!(%error, "media stream error");
+        ErrorAction::Continue
+    }
+
+    /// The session ended.
+    fn session_stopped(&mut self) {}
+}
+
+/// What the engine wants from the session around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Output {
+    /// Send this DTMF digit.
+    SendDtmf(char),
+    /// Hang up the call.
+    Hangup,
+    /// Stop the media session.
+    Stop,
+}
+
+struct Playing {
+    play: Play,
+    source: Box<dyn AudioSource>,
+}
+
+/// Drives a [`MediaHandler`]: produces the next frame to send, takes frames
+/// received, and applies the actions the handler returns. No network, no clock:
+/// the session around it calls [`MediaEngine::next_frame`] once per ptime.
+pub struct MediaEngine<H> {
+    handler: H,
+    playing: Option<Playing>,
+    recorder: Option<WavRecorder>,
+    outputs: VecDeque<Output>,
+    stopped: bool,
+}
+
+impl<H> std::fmt::Debug for MediaEngine<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaEngine")
+            .field("playing", &self.playing.as_ref().map(|p| &p.play))
+            .field("recording", &self.recorder)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open(play: &Play) -> Result<Box<dyn AudioSource>, MediaError> {
+    Ok(match &play.source {
+        PlaySource::File(path) => Box::new(WavSource::open(path)?),
+        PlaySource::Tone(f, secs) => Box::new(Tone::new(*f, 0.5).lasting(*secs)),
+        PlaySource::Silence(secs) => Box::new(Tone::new(0.0, 0.0).lasting(*secs)),
+    })
+}
+
+impl<H: MediaHandler> MediaEngine<H> {
+    /// An engine for `handler`; call [`MediaEngine::start`] when audio can flow.
+    pub fn new(handler: H) -> MediaEngine<H> {
+        MediaEngine {
+            handler,
+            playing: None,
+            recorder: None,
+            outputs: VecDeque::new(),
+            stopped: false,
+        }
+    }
+
+    /// The handler.
+    pub fn handler(&mut self) -> &mut H {
+        &mut self.handler
+    }
+
+    /// Audio can flow: asks the handler what to play first.
+    pub fn start(&mut self) {
+        self.handler.session_started();
+        let a = self.handler.stream_started();
+        self.apply(a);
+    }
+
+    /// Applies an action (from the handler, or from the application).
+    pub fn apply(&mut self, action: Action) {
+        match action {
+            Action::Nothing => {}
+            Action::Play(play) => self.start_playing(play),
+            Action::StopPlaying => self.playing = None,
+            Action::Record(path) => match WavRecorder::create(&path) {
+                Ok(r) => self.recorder = Some(r),
+                Err(e) => self.error(&e, Action::Record(path)),
+            },
+            Action::StopRecording => {
+                if let Some(r) = self.recorder.take() {
+                    if let Err(e) = r.finish() {
+                        self.error(&e, Action::Nothing);
+                    }
+                }
+            }
+            Action::SendDtmf(digits) => {
+                self.outputs.extend(
+                    digits
+                        .chars()
+                        .filter(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(*c))
+                        .map(Output::SendDtmf),
+                );
+            }
+            Action::Hangup => self.outputs.push_back(Output::Hangup),
+            Action::Stop => {
+                self.stopped = true;
+                self.outputs.push_back(Output::Stop);
+            }
+            Action::Several(list) => {
+                for a in list {
+                    self.apply(a);
+                }
+            }
+        }
+    }
+
+    fn start_playing(&mut self, play: Play) {
+        match open(&play) {
+            Ok(source) => self.playing = Some(Playing { play, source }),
+            Err(e) => self.error(&e, Action::Play(play)),
+        }
+    }
+
+    fn error(&mut self, e: &MediaError, failed: Action) {
+        match self.handler.stream_error(e) {
+            ErrorAction::Retry => {
+                // Once: a second failure is reported and skipped.
+                let again = match &failed {
+                    Action::Play(p) => open(p)
+                        .map(|s| Playing {
+                            play: p.clone(),
+                            source: s,
+                        })
+                        .map(|p| self.playing = Some(p)),
+                    Action::Record(path) => {
+                        WavRecorder::create(path).map(|r| self.recorder = Some(r))
+                    }
+                    _ => Ok(()),
+                };
+                if let Err(e2) = again {
+                    tracing::warn!(error = %e2, "retry failed");
+                }
+            }
+            ErrorAction::Continue => {}
+            ErrorAction::Stop => self.apply(Action::Stop),
+        }
+    }
+
+    /// The next frame to send (`frame.len()` samples at 8 kHz). Silence when
+    /// nothing plays; when a source ends, the handler says what comes next.
+    pub fn next_frame(&mut self, frame: &mut [i16]) {
+        let mut filled = 0;
+        // A source that ends mid-frame is followed by the next one in the same frame.
+        for _ in 0..4 {
+            let Some(p) = self.playing.as_mut() else {
+                break;
+            };
+            let n = p.source.read(&mut frame[filled..]);
+            if p.play.volume != 1.0 {
+                for s in &mut frame[filled..filled + n] {
+                    *s = (f32::from(*s) * p.play.volume).clamp(-32768.0, 32767.0) as i16;
+                }
+            }
+            filled += n;
+            if filled == frame.len() {
+                return;
+            }
+            let Some(done) = self.playing.take() else {
+                break;
+            };
+            if done.play.looped {
+                self.start_playing(done.play);
+                continue;
+            }
+            let next = self.handler.play_complete(&done.play.source);
+            self.apply(next);
+        }
+        Silence.read(&mut frame[filled..]);
+    }
+
+    /// A frame received from the peer (decoded, 8 kHz).
+    pub fn received(&mut self, frame: &[i16]) {
+        if let Some(r) = self.recorder.as_mut() {
+            if let Err(e) = r.write(frame) {
+                self.recorder = None;
+                self.error(&e, Action::Nothing);
+            }
+        }
+    }
+
+    /// A DTMF digit arrived.
+    pub fn dtmf(&mut self, digit: char) {
+        let a = self.handler.dtmf(digit);
+        self.apply(a);
+    }
+
+    /// What the engine wants done (DTMF to send, hang up, stop).
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// True once the handler asked to stop.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// The session is over: closes the recording and tells the handler.
+    pub fn stop(&mut self) {
+        if let Some(r) = self.recorder.take() {
+            let _ = r.finish();
+        }
+        self.playing = None;
+        self.handler.session_stopped();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::tone_present;
+
+    #[derive(Default)]
+    struct Ivr {
+        events: Vec<String>,
+        record_to: Option<PathBuf>,
+    }
+
+    impl MediaHandler for Ivr {
+        fn stream_started(&mut self) -> Action {
+            self.events.push("started".into());
+            let rec = self
+                .record_to
+                .clone()
+                .map_or(Action::Nothing, Action::Record);
+            rec.then(Action::tone(440.0, 0.05))
+        }
+        fn play_complete(&mut self, played: &PlaySource) -> Action {
+            self.events.push(format!("done {played:?}"));
+            match played {
+                PlaySource::Tone(f, _) if *f == 440.0 => Action::tone(1000.0, 0.05),
+                _ => Action::Nothing,
+            }
+        }
+        fn dtmf(&mut self, digit: char) -> Action {
+            self.events.push(format!("dtmf {digit}"));
+            if digit == '9' {
+                Action::Hangup
+            } else {
+                Action::SendDtmf("12".into())
+            }
+        }
+        fn stream_error(&mut self, e: &MediaError) -> ErrorAction {
+            self.events
+                .push(format!("error {}", e.to_string().contains("missing.wav")));
+            ErrorAction::Continue
+        }
+    }
+
+    #[test]
+    fn plays_one_thing_after_another_then_silence() {
+        let mut e = MediaEngine::new(Ivr::default());
+        e.start();
+        let mut frames = Vec::new();
+        for _ in 0..10 {
+            let mut f = [0i16; 160];
+            e.next_frame(&mut f);
+            frames.extend_from_slice(&f);
+        }
+        assert!(tone_present(&frames[..400], 440.0, 8000, 0.8));
+        assert!(tone_present(&frames[400..800], 1000.0, 8000, 0.8));
+        assert!(frames[800..].iter().all(|&s| s == 0), "silence after");
+        assert_eq!(e.handler().events.len(), 3, "{:?}", e.handler().events);
+    }
+
+    #[test]
+    fn dtmf_actions_and_errors() {
+        let mut e = MediaEngine::new(Ivr::default());
+        e.dtmf('5');
+        assert_eq!(e.poll_output(), Some(Output::SendDtmf('1')));
+        assert_eq!(e.poll_output(), Some(Output::SendDtmf('2')));
+        e.dtmf('9');
+        assert_eq!(e.poll_output(), Some(Output::Hangup));
+        e.apply(Action::play("/nonexistent/missing.wav"));
+        assert_eq!(
+            e.handler().events.last().map(String::as_str),
+            Some("error true")
+        );
+        let mut f = [1i16; 160];
+        e.next_frame(&mut f);
+        assert!(
+            f.iter().all(|&s| s == 0),
+            "silence instead of the missing file"
+        );
+    }
+
+    #[test]
+    fn records_what_it_receives() {
+        let path = std::env::temp_dir().join(format!("parrot-engine-{}.wav", std::process::id()));
+        let mut e = MediaEngine::new(Ivr {
+            record_to: Some(path.clone()),
+            ..Ivr::default()
+        });
+        e.start();
+        let mut tone = Tone::new(700.0, 0.5);
+        for _ in 0..50 {
+            let mut f = [0i16; 160];
+            tone.read(&mut f);
+            e.received(&f);
+        }
+        e.stop();
+        let mut src = WavSource::open(&path).unwrap();
+        let mut all = vec![0i16; 8000];
+        let n = src.read(&mut all);
+        assert_eq!(n, 8000);
+        assert!(tone_present(&all, 700.0, 8000, 0.9));
+        let _ = std::fs::remove_file(path);
+    }
+}
