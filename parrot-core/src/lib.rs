@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod dialog;
 pub mod message;
+pub mod rtp;
 pub mod transaction;
 #[cfg(feature = "runtime")]
 pub mod transport;
