@@ -343,7 +343,15 @@ mod tests {
             .iter()
             .map(|p| {
                 let e = EventPayload::parse(&p.payload).unwrap();
-                (p.sequence, p.timestamp, p.marker, e.event, e.end, e.volume, e.duration)
+                (
+                    p.sequence,
+                    p.timestamp,
+                    p.marker,
+                    e.event,
+                    e.end,
+                    e.volume,
+                    e.duration,
+                )
             })
             .collect();
         assert_eq!(
@@ -369,7 +377,15 @@ mod tests {
         dtmf.send_digit('#', 200).unwrap();
         let pkts: Vec<_> = std::iter::successors(Some(0u32), |t| Some(t + 160))
             .map_while(|ts| dtmf.next_packet(ts))
-            .map(|p| (p.timestamp, p.marker, p.payload.event, p.payload.end, p.payload.duration))
+            .map(|p| {
+                (
+                    p.timestamp,
+                    p.marker,
+                    p.payload.event,
+                    p.payload.end,
+                    p.payload.duration,
+                )
+            })
             .collect();
         assert_eq!(
             pkts,

@@ -410,7 +410,10 @@ mod tests {
         assert_eq!(s.lost, 3);
         assert_eq!(s.late, 1);
         assert_eq!(s.duplicate, 1);
-        assert_eq!(outcomes.iter().filter(|o| **o == PushOutcome::Late).count(), 1);
+        assert_eq!(
+            outcomes.iter().filter(|o| **o == PushOutcome::Late).count(),
+            1
+        );
         // A duplicate of a played packet is told apart from a late one.
         assert_eq!(jb.push(pkt(5)), PushOutcome::Duplicate);
         assert_eq!(jb.push(pkt(2)), PushOutcome::Late);
@@ -445,11 +448,7 @@ mod tests {
 
     #[test]
     fn pause_rebuffers_and_restart_resets() {
-        let mut jb = JitterBuffer::new(
-            JitterConfig::new()
-                .with_depth(1)
-                .with_max_lost_run(2),
-        );
+        let mut jb = JitterBuffer::new(JitterConfig::new().with_depth(1).with_max_lost_run(2));
         jb.push(pkt(1));
         assert_eq!(drain(&mut jb, 3), [Some(1), None, None]);
         assert!(!jb.is_playing());

@@ -360,7 +360,10 @@ mod tests {
         d[0] |= 2;
         assert_eq!(
             RtpPacket::parse(Bytes::from(d)),
-            Err(RtpError::TooShort { needed: 20, got: 16 })
+            Err(RtpError::TooShort {
+                needed: 20,
+                got: 16
+            })
         );
         // X set, extension length runs past the end.
         let mut d = sample();
@@ -368,7 +371,10 @@ mod tests {
         d[12..16].copy_from_slice(&[0xbe, 0xde, 0x00, 0x02]);
         assert_eq!(
             RtpPacket::parse(Bytes::from(d)),
-            Err(RtpError::TooShort { needed: 24, got: 16 })
+            Err(RtpError::TooShort {
+                needed: 24,
+                got: 16
+            })
         );
         // Padding count 0, and larger than the rest.
         let mut d = sample();

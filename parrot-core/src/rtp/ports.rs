@@ -169,8 +169,14 @@ mod tests {
             rtp: 10004,
             rtcp: 10005
         }));
-        assert!(!a.release(PortPair { rtp: 10003, rtcp: 10004 }));
-        assert!(!a.release(PortPair { rtp: 20000, rtcp: 20001 }));
+        assert!(!a.release(PortPair {
+            rtp: 10003,
+            rtcp: 10004
+        }));
+        assert!(!a.release(PortPair {
+            rtp: 20000,
+            rtcp: 20001
+        }));
         assert_eq!(a.try_next().map(|p| p.rtp), Some(10004));
         assert_eq!(a.try_next(), None);
     }
@@ -194,7 +200,10 @@ mod tests {
         assert_eq!(pair.rtp, 30004);
         assert_eq!(token, 300040);
         assert_eq!(a.in_use(), 1);
-        assert!(!a.is_in_use(PortPair { rtp: 30000, rtcp: 30001 }));
+        assert!(!a.is_in_use(PortPair {
+            rtp: 30000,
+            rtcp: 30001
+        }));
         assert!(a.is_in_use(pair));
         // Nothing binds: None, and nothing stays reserved.
         assert!(a.allocate_with(|_| None::<()>).is_none());
@@ -205,7 +214,9 @@ mod tests {
     fn bad_ranges() {
         assert!(PortAllocator::new(5..=5).is_err());
         assert!(PortAllocator::new(7..=7).is_err());
-        assert!(PortAllocator::new(10..=2).is_err());
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = 10..=2;
+        assert!(PortAllocator::new(reversed).is_err());
         assert!(PortAllocator::new(65535..=65535).is_err());
         assert_eq!(PortAllocator::new(0..=3).unwrap().capacity(), 1);
         assert_eq!(PortAllocator::new(65534..=65535).unwrap().capacity(), 1);

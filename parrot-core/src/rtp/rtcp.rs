@@ -152,7 +152,12 @@ pub struct SenderInfo {
 
 impl SenderInfo {
     /// Sender information with these values.
-    pub fn new(ntp_timestamp: u64, rtp_timestamp: u32, packet_count: u32, octet_count: u32) -> Self {
+    pub fn new(
+        ntp_timestamp: u64,
+        rtp_timestamp: u32,
+        packet_count: u32,
+        octet_count: u32,
+    ) -> Self {
         SenderInfo {
             ntp_timestamp,
             rtp_timestamp,
@@ -668,7 +673,10 @@ mod tests {
         assert_eq!(kind(vec![]), RtcpErrorKind::Empty);
         assert_eq!(kind(good[..3].to_vec()), RtcpErrorKind::TooShort);
         // Truncated: length fields no longer add up.
-        assert_eq!(kind(good[..good.len() - 4].to_vec()), RtcpErrorKind::TooShort);
+        assert_eq!(
+            kind(good[..good.len() - 4].to_vec()),
+            RtcpErrorKind::TooShort
+        );
         // Trailing garbage.
         let mut d = good.clone();
         d.extend_from_slice(&[0x80]);
@@ -733,7 +741,10 @@ mod tests {
         let ntp = ntp_from_unix(Duration::from_millis(1500));
         assert_eq!(ntp >> 32, NTP_UNIX_OFFSET + 1);
         assert_eq!(ntp & 0xffff_ffff, 1 << 31);
-        assert_eq!(ntp_add(ntp, Duration::from_millis(500)) >> 32, NTP_UNIX_OFFSET + 2);
+        assert_eq!(
+            ntp_add(ntp, Duration::from_millis(500)) >> 32,
+            NTP_UNIX_OFFSET + 2
+        );
         assert_eq!(ntp_middle(0x1122_3344_5566_7788), 0x3344_5566);
         assert_eq!(to_dlsr(Duration::from_secs(2)), 131072);
         assert_eq!(from_dlsr(32768), Duration::from_millis(500));

@@ -211,7 +211,9 @@ impl SequenceTracker {
         if !self.is_valid() {
             return 0;
         }
-        self.extended_max().wrapping_sub(self.base_seq).wrapping_add(1)
+        self.extended_max()
+            .wrapping_sub(self.base_seq)
+            .wrapping_add(1)
     }
 
     /// Cumulative packets lost (§A.3): expected − received, clamped to the 24-bit signed

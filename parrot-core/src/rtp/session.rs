@@ -418,7 +418,7 @@ impl Rng {
 
 /// e − 3/2: compensates for timer reconsideration converging below the intended average
 /// (RFC 3550 §6.3.1, §A.7).
-const COMPENSATION: f64 = 2.718_281_83 - 1.5;
+const COMPENSATION: f64 = std::f64::consts::E - 1.5;
 
 /// A sans-IO RTP session. See the [module docs](self).
 #[derive(Debug)]
@@ -1016,7 +1016,10 @@ mod tests {
         let mut s = session(t0);
         let a = RtpPacket::parse(s.packetize(t0, Bytes::from_static(b"abcd"), 160, true)).unwrap();
         let b = RtpPacket::parse(s.packetize(t0, Bytes::from_static(b"ef"), 160, false)).unwrap();
-        assert_eq!((a.sequence, a.timestamp, a.ssrc, a.marker), (100, 1000, 0xaaaa, true));
+        assert_eq!(
+            (a.sequence, a.timestamp, a.ssrc, a.marker),
+            (100, 1000, 0xaaaa, true)
+        );
         assert_eq!((b.sequence, b.timestamp, b.marker), (101, 1160, false));
         assert_eq!(s.sender_stats().packets, 2);
         assert_eq!(s.sender_stats().octets, 6);
@@ -1039,7 +1042,10 @@ mod tests {
         let t0 = Instant::now();
         let mut s = session(t0);
         let from = addr(SIGNALLED);
-        assert_eq!(s.receive(t0, from, rtp(1, 0, 9)), Err(DropReason::Probation));
+        assert_eq!(
+            s.receive(t0, from, rtp(1, 0, 9)),
+            Err(DropReason::Probation)
+        );
         let r = s.receive(t0, from, rtp(2, 160, 9)).unwrap();
         assert_eq!(r.extended_sequence, 2);
         assert_eq!(s.remote_ssrc(), Some(9));
@@ -1084,7 +1090,10 @@ mod tests {
         );
         let nat = addr(NAT);
         // First packet from the NAT address: dropped, counted as a candidate.
-        assert_eq!(s.receive(t0, nat, rtp(1, 0, 9)), Err(DropReason::UnexpectedSource));
+        assert_eq!(
+            s.receive(t0, nat, rtp(1, 0, 9)),
+            Err(DropReason::UnexpectedSource)
+        );
         assert_eq!(s.remote_addr(), Some(addr(SIGNALLED)));
         // Second in a row from the same address and SSRC: latch.
         assert!(s.receive(t0, nat, rtp(2, 160, 9)).is_ok());
@@ -1256,7 +1265,10 @@ mod tests {
         let RtcpPacket::SourceDescription(sdes) = &report[1] else {
             panic!()
         };
-        assert_eq!(sdes[0].find_cname().unwrap(), &Bytes::from_static(b"parrot"));
+        assert_eq!(
+            sdes[0].find_cname().unwrap(),
+            &Bytes::from_static(b"parrot")
+        );
         // The next interval starts afresh: no loss in it.
         assert_eq!(s.receiver_stats().unwrap().fraction_lost, 0);
         assert_eq!(s.poll_timeout(), Some(t + Duration::from_secs(5)));
@@ -1280,7 +1292,8 @@ mod tests {
         for i in 0..50u64 {
             let now = t0 + Duration::from_millis(20 * i);
             let p = a.packetize(now, Bytes::from_static(&[0; 160]), 160, i == 0);
-            b.receive(now + Duration::from_millis(30), a_addr, p).unwrap();
+            b.receive(now + Duration::from_millis(30), a_addr, p)
+                .unwrap();
         }
         // A's SR at 5 s, arriving at B 30 ms later.
         let t5 = t0 + Duration::from_secs(5);
@@ -1293,13 +1306,17 @@ mod tests {
         assert_eq!(info.info.octet_count, 50 * 160);
         // RTP time at 5 s: last packet at 980 ms had ts 49*160; 4.02 s later.
         assert_eq!(info.info.rtp_timestamp, 49 * 160 + 4020 * 8);
-        b.handle_rtcp(t5 + Duration::from_millis(30), a_addr, &sr).unwrap();
+        b.handle_rtcp(t5 + Duration::from_millis(30), a_addr, &sr)
+            .unwrap();
         // B's RR 1 s later carries LSR and DLSR = 970 ms; back at A after 30 ms: RTT 60 ms.
         let rr = b.poll_rtcp(t0 + Duration::from_secs(6)).unwrap();
         a.handle_rtcp(t0 + Duration::from_millis(6030), b_addr, &rr)
             .unwrap();
         let rtt = a.rtt().unwrap();
-        assert!(rtt.abs_diff(Duration::from_millis(60)) < Duration::from_millis(1), "{rtt:?}");
+        assert!(
+            rtt.abs_diff(Duration::from_millis(60)) < Duration::from_millis(1),
+            "{rtt:?}"
+        );
         assert_eq!(a.remote_report().unwrap().cumulative_lost, 0);
         // A learnt B's RTCP address from the report.
         assert_eq!(a.remote_rtcp_addr(), Some(b_addr));
@@ -1361,11 +1378,15 @@ mod tests {
         }
         // Td = 5 s; T in [0.5, 1.5] * Td / 1.21828.
         assert!(lo >= 2.5 / COMPENSATION - 1e-6 && hi <= 7.5 / COMPENSATION + 1e-6);
-        assert!(lo < 2.3 && hi > 5.9, "randomised across the range: {lo} {hi}");
+        assert!(
+            lo < 2.3 && hi > 5.9,
+            "randomised across the range: {lo} {hi}"
+        );
         assert!(first_lo >= 1.25 / COMPENSATION - 1e-6 && first_hi <= 3.75 / COMPENSATION + 1e-6);
         // Fixed interval.
         let mut s = RtpSession::new(
-            SessionConfig::default().with_rtcp_interval(RtcpInterval::Fixed(Duration::from_secs(1))),
+            SessionConfig::default()
+                .with_rtcp_interval(RtcpInterval::Fixed(Duration::from_secs(1))),
             t0,
         );
         assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(1)));
