@@ -1198,6 +1198,23 @@ mod tests {
         assert_eq!(s.remote_ssrc(), Some(10));
     }
 
+    #[test]
+    fn extended_sequence_across_wrap() {
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        let from = addr(SIGNALLED);
+        let mut ext = Vec::new();
+        for seq in [65533u16, 65534, 65535, 0, 2, 1] {
+            if let Ok(r) = s.receive(t0, from, rtp(seq, 0, 9)) {
+                ext.push(r.extended_sequence);
+            }
+        }
+        assert_eq!(ext, [65534, 65535, 65536, 65538, 65537]);
+        let st = s.receiver_stats().unwrap();
+        assert_eq!((st.expected, st.received, st.lost), (5, 5, 0));
+        assert_eq!(st.extended_highest_seq, 65538);
+    }
+
     /// RFC 3550 §A.8 on a stream whose transit time alternates between 0 and 5 ms:
     /// |D| is 40 timestamp units for every packet, so J converges to 40.
     #[test]
