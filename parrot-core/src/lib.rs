@@ -9,6 +9,7 @@ pub mod auth;
 pub mod dialog;
 pub mod media;
 pub mod message;
+pub mod rtp;
 pub mod transaction;
 #[cfg(feature = "runtime")]
 pub mod transport;
