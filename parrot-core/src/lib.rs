@@ -6,8 +6,10 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod codec;
 pub mod dialog;
 pub mod message;
+pub mod sdp;
 pub mod transaction;
 #[cfg(feature = "runtime")]
 pub mod transport;
