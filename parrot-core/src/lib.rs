@@ -6,10 +6,12 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod codec;
 pub mod dialog;
 pub mod media;
 pub mod message;
 pub mod rtp;
+pub mod sdp;
 pub mod transaction;
 #[cfg(feature = "runtime")]
 pub mod transport;

@@ -1,0 +1,452 @@
+//! The offer/answer model (RFC 3264) for one audio stream: build offers, answer offers, read
+//! answers. Sans-IO: the caller passes the session id in and moves the SDP itself.
+
+use super::{
+    Attribute, Connection, Direction, MediaDescription, MediaKind, Origin, SessionDescription,
+};
+use crate::codec::{Codec, CodecKind};
+use std::net::{IpAddr, SocketAddr};
+
+/// What this end offers or accepts: address, port, codecs and direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LocalMedia {
+    /// Address RTP is received on (`c=` and `o=`).
+    pub address: IpAddr,
+    /// RTP port (RTCP is on port + 1 unless an `a=rtcp` says otherwise).
+    pub port: u16,
+    /// Audio codecs, most preferred first. In an offer their payload types are used as given.
+    pub codecs: Vec<Codec>,
+    /// RFC 4733 telephone events to offer and accept, if any.
+    pub telephone_event: Option<Codec>,
+    /// Packet duration wanted on receive (`a=ptime`), in milliseconds.
+    pub ptime: Option<u32>,
+    /// What this end wants to do: sendrecv normally; sendonly or inactive to hold
+    /// (RFC 3264 §8.4).
+    pub direction: Direction,
+    /// `o=` user name.
+    pub username: String,
+    /// `s=` session name.
+    pub session_name: String,
+}
+
+impl LocalMedia {
+    /// PCMU, PCMA and telephone-event 101 on `address:port`, 20 ms, sendrecv.
+    pub fn new(address: IpAddr, port: u16) -> LocalMedia {
+        LocalMedia {
+            address,
+            port,
+            codecs: crate::codec::supported(),
+            telephone_event: Some(Codec::TELEPHONE_EVENT),
+            ptime: Some(20),
+            direction: Direction::SendRecv,
+            username: "-".into(),
+            session_name: "-".into(),
+        }
+    }
+
+    /// The same with `codecs` in preference order.
+    #[must_use]
+    pub fn with_codecs(mut self, codecs: Vec<Codec>) -> LocalMedia {
+        self.codecs = codecs;
+        self
+    }
+
+    /// The same with or without telephone events.
+    #[must_use]
+    pub fn with_telephone_event(mut self, telephone_event: Option<Codec>) -> LocalMedia {
+        self.telephone_event = telephone_event;
+        self
+    }
+
+    /// The same with another `a=ptime` (or none).
+    #[must_use]
+    pub fn with_ptime(mut self, ptime: Option<u32>) -> LocalMedia {
+        self.ptime = ptime;
+        self
+    }
+
+    /// The same with another direction.
+    #[must_use]
+    pub fn with_direction(mut self, direction: Direction) -> LocalMedia {
+        self.direction = direction;
+        self
+    }
+}
+
+/// The outcome of a completed exchange, as the media layer needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Negotiated {
+    /// Index of the audio `m=` line in the offer and answer.
+    pub media_index: usize,
+    /// The codec to send and expect, with the payload type to send it on.
+    pub codec: Codec,
+    /// Telephone events, if both ends agreed on them, with the payload type to send them on.
+    pub telephone_event: Option<Codec>,
+    /// Where the peer receives: connection address as written (IP or host name).
+    pub remote_host: String,
+    /// The peer's RTP port.
+    pub remote_port: u16,
+    /// What this end does: whether it sends and whether it receives.
+    pub direction: Direction,
+    /// Packet duration to send with, in milliseconds: the peer's `a=ptime`, else 20.
+    pub ptime: u32,
+}
+
+impl Negotiated {
+    /// The peer's RTP address, when its connection address is an IP address other than
+    /// `0.0.0.0`.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        let ip: IpAddr = self.remote_host.parse().ok()?;
+        (!ip.is_unspecified()).then_some(SocketAddr::new(ip, self.remote_port))
+    }
+}
+
+/// An answer to send, and what it settles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Answer {
+    /// The answer SDP.
+    pub sdp: SessionDescription,
+    /// The negotiated audio stream; `None` when the offer had no `m=` lines at all (legal,
+    /// RFC 4317 §5.1).
+    pub negotiated: Option<Negotiated>,
+}
+
+/// Why an offer could not be answered or an answer not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NegotiationError {
+    /// No audio stream has a codec both ends support (the UA answers 488 Not Acceptable Here,
+    /// RFC 3261 §13.3.1.3), or the answerer rejected our audio stream.
+    #[error("no common codec")]
+    NoCommonCodec,
+    /// The answer does not have one `m=` line per offered one (RFC 3264 §6).
+    #[error("answer has {answered} m= lines, the offer {offered}")]
+    MediaCountMismatch {
+        /// `m=` lines offered.
+        offered: usize,
+        /// `m=` lines answered.
+        answered: usize,
+    },
+    /// An answer arrived with no offer outstanding.
+    #[error("no offer outstanding")]
+    NoOfferPending,
+}
+
+/// The codec-choice hook, in its object-safe form.
+type ChooseCodec<'a> = dyn FnMut(&[Codec], &[Codec]) -> Option<Codec> + 'a;
+
+/// Offer/answer state for one session (call): the origin line and the last SDP sent, so that
+/// the version increments exactly when the SDP changes (RFC 3264 §8).
+#[derive(Debug, Clone)]
+pub struct Negotiator {
+    local: LocalMedia,
+    session_id: u64,
+    last_sent: Option<SessionDescription>,
+    pending_offer: Option<SessionDescription>,
+}
+
+impl Negotiator {
+    /// A negotiator for `local`. `session_id` (typically an NTP timestamp or a random number,
+    /// RFC 4566 §5.2) is also the first version.
+    pub fn new(local: LocalMedia, session_id: u64) -> Negotiator {
+        Negotiator {
+            local,
+            session_id,
+            last_sent: None,
+            pending_offer: None,
+        }
+    }
+
+    /// The local configuration.
+    pub fn local(&self) -> &LocalMedia {
+        &self.local
+    }
+
+    /// The local configuration, to change before the next offer or answer (new port,
+    /// different codecs, hold).
+    pub fn local_mut(&mut self) -> &mut LocalMedia {
+        &mut self.local
+    }
+
+    /// Sets the direction for the next offer or answer: [`Direction::SendOnly`] (or
+    /// [`Direction::Inactive`]) holds, [`Direction::SendRecv`] resumes (RFC 3264 §8.4).
+    pub fn set_direction(&mut self, direction: Direction) {
+        self.local.direction = direction;
+    }
+
+    /// The last SDP sent (offer or answer).
+    pub fn last_sent(&self) -> Option<&SessionDescription> {
+        self.last_sent.as_ref()
+    }
+
+    /// Builds an offer (initial, or a re-offer for hold, resume or changes) and remembers it
+    /// until [`Negotiator::accept_answer`].
+    pub fn create_offer(&mut self) -> SessionDescription {
+        let mut media = MediaDescription::new(MediaKind::Audio, self.local.port, "RTP/AVP");
+        let mut codecs: Vec<&Codec> = Vec::new();
+        for codec in self
+            .local
+            .codecs
+            .iter()
+            .chain(self.local.telephone_event.as_ref())
+        {
+            // One codec per payload type: a misconfigured duplicate is left out.
+            if !codecs.iter().any(|c| c.payload_type == codec.payload_type) {
+                codecs.push(codec);
+            }
+        }
+        for codec in &codecs {
+            add_codec(&mut media, codec);
+        }
+        self.finish_media(&mut media);
+        media.set_direction(self.local.direction);
+        let offer = self.stamp(vec![media]);
+        self.pending_offer = Some(offer.clone());
+        offer
+    }
+
+    /// Answers `offer` choosing the first offered codec we support.
+    pub fn answer(&mut self, offer: &SessionDescription) -> Result<Answer, NegotiationError> {
+        self.answer_with(offer, default_choice)
+    }
+
+    /// Answers `offer`, letting `choose(offered, supported)` pick the codec from the offered
+    /// audio codecs (in the offer's order, telephone-event and comfort noise left out) and ours
+    /// (in preference order). The choice must be one of the offered codecs (compared with
+    /// [`Codec::same_format`]); `None` rejects the stream. The first audio stream on `RTP/AVP`
+    /// with a chosen codec is accepted; every other stream is rejected with port 0
+    /// (RFC 3264 §6).
+    pub fn answer_with(
+        &mut self,
+        offer: &SessionDescription,
+        mut choose: impl FnMut(&[Codec], &[Codec]) -> Option<Codec>,
+    ) -> Result<Answer, NegotiationError> {
+        let choose: &mut ChooseCodec<'_> = &mut choose;
+        let mut negotiated = None;
+        let mut answer_media = Vec::with_capacity(offer.media.len());
+        for (index, offered) in offer.media.iter().enumerate() {
+            let accepted = if negotiated.is_none() {
+                self.accept_stream(offer, index, offered, choose)
+            } else {
+                None
+            };
+            match accepted {
+                Some((media, n)) => {
+                    answer_media.push(media);
+                    negotiated = Some(n);
+                }
+                None => answer_media.push(rejected(offered)),
+            }
+        }
+        if negotiated.is_none() && !offer.media.is_empty() {
+            return Err(NegotiationError::NoCommonCodec);
+        }
+        self.pending_offer = None;
+        Ok(Answer {
+            sdp: self.stamp(answer_media),
+            negotiated,
+        })
+    }
+
+    /// Reads the answer to the last offer from [`Negotiator::create_offer`].
+    pub fn accept_answer(
+        &mut self,
+        answer: &SessionDescription,
+    ) -> Result<Negotiated, NegotiationError> {
+        let offer = self
+            .pending_offer
+            .as_ref()
+            .ok_or(NegotiationError::NoOfferPending)?;
+        if answer.media.len() != offer.media.len() {
+            return Err(NegotiationError::MediaCountMismatch {
+                offered: offer.media.len(),
+                answered: answer.media.len(),
+            });
+        }
+        // We offer one audio stream, at index 0.
+        let (Some(ours), Some(theirs)) = (offer.media.first(), answer.media.first()) else {
+            return Err(NegotiationError::NoCommonCodec);
+        };
+        if theirs.is_rejected() {
+            return Err(NegotiationError::NoCommonCodec);
+        }
+        let offered = ours.codecs();
+        // The answer's payload types are the ones to send with: an SDP's numbers say what its
+        // author expects to receive (RFC 3264 §5.1).
+        let answered = theirs.codecs();
+        let codec = answered
+            .iter()
+            .find(|c| is_audio_codec(c) && offered.iter().any(|o| o.same_format(c)))
+            .ok_or(NegotiationError::NoCommonCodec)?
+            .clone();
+        let telephone_event = answered
+            .iter()
+            .find(|c| {
+                c.kind() == CodecKind::TelephoneEvent && offered.iter().any(|o| o.same_format(c))
+            })
+            .cloned();
+        let mut direction = answer
+            .media_direction(theirs)
+            .reversed()
+            .intersect(self.local.direction);
+        let connection = answer.connection_for(theirs);
+        if connection.is_some_and(Connection::is_unspecified) {
+            // RFC 3264 §8.4: c=0.0.0.0 means do not send RTP or RTCP to this peer.
+            direction = direction.intersect(Direction::RecvOnly);
+        }
+        let negotiated = Negotiated {
+            media_index: 0,
+            codec,
+            telephone_event,
+            remote_host: connection.map(|c| c.address.clone()).unwrap_or_default(),
+            remote_port: theirs.port,
+            direction,
+            ptime: theirs.ptime().unwrap_or(20),
+        };
+        self.pending_offer = None;
+        Ok(negotiated)
+    }
+
+    /// Accepts offered stream `index` if it is audio over RTP/AVP with a codec `choose` picks.
+    fn accept_stream(
+        &self,
+        offer: &SessionDescription,
+        index: usize,
+        offered: &MediaDescription,
+        choose: &mut ChooseCodec<'_>,
+    ) -> Option<(MediaDescription, Negotiated)> {
+        if offered.kind != MediaKind::Audio
+            || offered.is_rejected()
+            || !offered.protocol.eq_ignore_ascii_case("RTP/AVP")
+        {
+            return None;
+        }
+        let all = offered.codecs();
+        let candidates: Vec<Codec> = all.iter().filter(|c| is_audio_codec(c)).cloned().collect();
+        let choice = choose(&candidates, &self.local.codecs)?;
+        // Keep the offer's payload type and parameters (RFC 3264 §6.1: the same payload type
+        // number SHOULD be used in the answer for the same codec).
+        let codec = candidates
+            .iter()
+            .find(|c| c.payload_type == choice.payload_type && c.same_format(&choice))
+            .or_else(|| candidates.iter().find(|c| c.same_format(&choice)))?
+            .clone();
+        let telephone_event = self.local.telephone_event.as_ref().and_then(|ours| {
+            all.iter().find(|c| c.same_format(ours)).map(|theirs| {
+                let mut te = theirs.clone();
+                te.fmtp = ours.fmtp.clone().or(te.fmtp);
+                te
+            })
+        });
+
+        let mut media = MediaDescription::new(MediaKind::Audio, self.local.port, &offered.protocol);
+        add_codec(&mut media, &codec);
+        if let Some(te) = &telephone_event {
+            add_codec(&mut media, te);
+        }
+        self.finish_media(&mut media);
+
+        // RFC 3264 §6.1: sendonly is answered recvonly, recvonly sendonly, inactive inactive,
+        // and sendrecv with whatever this end wants.
+        let offered_direction = offer.media_direction(offered);
+        let answer_direction = offered_direction.reversed().intersect(self.local.direction);
+        media.set_direction(answer_direction);
+
+        let connection = offer.connection_for(offered);
+        let mut direction = answer_direction;
+        if connection.is_some_and(Connection::is_unspecified) {
+            // Legacy hold (RFC 3264 §8.4): answered normally (RFC 4317 §5.2), but nothing is
+            // sent to 0.0.0.0.
+            direction = direction.intersect(Direction::RecvOnly);
+        }
+        let negotiated = Negotiated {
+            media_index: index,
+            codec,
+            telephone_event,
+            remote_host: connection.map(|c| c.address.clone()).unwrap_or_default(),
+            remote_port: offered.port,
+            direction,
+            ptime: offered.ptime().unwrap_or(20),
+        };
+        Some((media, negotiated))
+    }
+
+    fn finish_media(&self, media: &mut MediaDescription) {
+        if let Some(ptime) = self.local.ptime {
+            media
+                .attributes
+                .push(Attribute::value("ptime", ptime.to_string()));
+        }
+    }
+
+    /// Wraps media sections in the session-level lines and sets the version: unchanged if
+    /// the SDP is identical to the last one sent, else incremented (RFC 3264 §8).
+    fn stamp(&mut self, media: Vec<MediaDescription>) -> SessionDescription {
+        let origin = Origin::new(
+            &*self.local.username,
+            self.session_id,
+            self.session_id,
+            self.local.address,
+        );
+        let mut sdp = SessionDescription::new(origin);
+        sdp.session_name = self.local.session_name.clone();
+        sdp.connection = Some(Connection::new(self.local.address));
+        sdp.media = media;
+        if let Some(last) = &self.last_sent {
+            sdp.origin.session_version = last.origin.session_version;
+            if sdp != *last {
+                sdp.origin.session_version = last.origin.session_version.wrapping_add(1);
+            }
+        }
+        self.last_sent = Some(sdp.clone());
+        sdp
+    }
+}
+
+/// The default codec choice for [`Negotiator::answer`]: the first offered codec that is also
+/// supported.
+pub fn default_choice(offered: &[Codec], supported: &[Codec]) -> Option<Codec> {
+    offered
+        .iter()
+        .find(|o| supported.iter().any(|s| s.same_format(o)))
+        .cloned()
+}
+
+/// Codecs that carry audio, as opposed to events and comfort noise.
+fn is_audio_codec(codec: &Codec) -> bool {
+    !matches!(
+        codec.kind(),
+        CodecKind::TelephoneEvent | CodecKind::ComfortNoise
+    )
+}
+
+/// Lists `codec` in `media` with its `a=rtpmap` and `a=fmtp` lines.
+fn add_codec(media: &mut MediaDescription, codec: &Codec) {
+    let pt = codec.payload_type;
+    media.formats.push(pt.to_string());
+    media
+        .attributes
+        .push(Attribute::value("rtpmap", format!("{pt} {codec}")));
+    if let Some(fmtp) = &codec.fmtp {
+        media
+            .attributes
+            .push(Attribute::value("fmtp", format!("{pt} {fmtp}")));
+    }
+}
+
+/// A rejected stream: port 0, the offered formats and their rtpmaps (RFC 3264 §6: the formats
+/// of a rejected stream are meaningless but at least one must be present).
+fn rejected(offered: &MediaDescription) -> MediaDescription {
+    let mut media = MediaDescription::new(offered.kind.clone(), 0, &offered.protocol);
+    media.formats = offered.formats.clone();
+    media.attributes = offered
+        .attributes
+        .iter()
+        .filter(|a| a.name == "rtpmap")
+        .cloned()
+        .collect();
+    media
+}

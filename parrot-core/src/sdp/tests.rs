@@ -1,0 +1,748 @@
+//! SDP tests: parsing, round trips, errors, RFC 4317 exchanges, and a mutation loop.
+
+use super::*;
+use crate::codec::{Codec, CodecKind};
+use std::net::{IpAddr, Ipv4Addr};
+
+fn parse(s: &str) -> SessionDescription {
+    match s.parse() {
+        Ok(sdp) => sdp,
+        Err(e) => panic!("{e}\n{s}"),
+    }
+}
+
+fn err(s: &str) -> SdpError {
+    match s.parse::<SessionDescription>() {
+        Ok(sdp) => panic!("parsed: {sdp:?}"),
+        Err(e) => e,
+    }
+}
+
+/// RFC 4317 writes its examples with LF; on the wire they are CRLF.
+fn crlf(s: &str) -> String {
+    s.lines().map(|l| format!("{l}\r\n")).collect()
+}
+
+fn round_trip(sdp: &SessionDescription) {
+    let text = sdp.to_string();
+    assert!(text.ends_with("\r\n"));
+    assert!(
+        !text.replace("\r\n", "").contains('\n'),
+        "bare LF in {text:?}"
+    );
+    let again = parse(&text);
+    assert_eq!(&again, sdp, "{text}");
+    assert_eq!(again.to_string(), text);
+}
+
+const ALICE_AV: &str = "v=0
+o=alice 2890844526 2890844526 IN IP4 host.atlanta.example.com
+s=
+c=IN IP4 host.atlanta.example.com
+t=0 0
+m=audio 49170 RTP/AVP 0 8 97
+a=rtpmap:0 PCMU/8000
+a=rtpmap:8 PCMA/8000
+a=rtpmap:97 iLBC/8000
+m=video 51372 RTP/AVP 31 32
+a=rtpmap:31 H261/90000
+a=rtpmap:32 MPV/90000
+";
+
+const FULL: &str = "v=0\r
+o=jdoe 2890844526 2890842807 IN IP4 10.47.16.5\r
+s=SDP Seminar\r
+i=A Seminar on the session description protocol\r
+u=http://www.example.com/seminars/sdp.pdf\r
+e=j.doe@example.com (Jane Doe)\r
+c=IN IP4 224.2.17.12/127\r
+b=AS:128\r
+t=2873397496 2873404696\r
+r=7d 1h 0 25h\r
+k=prompt\r
+a=recvonly\r
+a=tool:parrot\r
+m=audio 49170/2 RTP/AVP 0 96\r
+i=voice\r
+c=IN IP4 224.2.17.12/127\r
+b=AS:64\r
+a=rtpmap:96 opus/48000/2\r
+a=fmtp:96 useinbandfec=1; stereo=1\r
+a=ptime:20\r
+a=maxptime:60\r
+a=rtcp:53020 IN IP4 126.16.64.4\r
+a=x-unknown\r
+m=application 9 udptl t38\r
+a=T38FaxVersion:0\r
+";
+
+#[test]
+fn parses_rfc4566_example_fields() {
+    let sdp = parse(FULL);
+    assert_eq!(sdp.version, 0);
+    assert_eq!(sdp.origin.username, "jdoe");
+    assert_eq!(sdp.origin.session_id, "2890844526");
+    assert_eq!(sdp.origin.session_version, 2890842807);
+    assert_eq!(sdp.origin.address, "10.47.16.5");
+    assert_eq!(sdp.session_name, "SDP Seminar");
+    let c = sdp.connection.as_ref().expect("c=");
+    assert_eq!(c.address, "224.2.17.12/127");
+    assert_eq!(c.ip(), Some(IpAddr::V4(Ipv4Addr::new(224, 2, 17, 12))));
+    assert_eq!(
+        sdp.timing,
+        vec![Timing {
+            start: 2873397496,
+            stop: 2873404696,
+            repeats: vec!["7d 1h 0 25h".into()]
+        }]
+    );
+    assert_eq!(sdp.other_lines.len(), 5); // i u e b k
+    assert_eq!(sdp.direction(), Some(Direction::RecvOnly));
+    assert_eq!(sdp.attribute("tool"), Some("parrot"));
+
+    let audio = &sdp.media[0];
+    assert_eq!(audio.kind, MediaKind::Audio);
+    assert_eq!((audio.port, audio.port_count), (49170, Some(2)));
+    assert!(audio.is_rtp());
+    assert_eq!(audio.payload_types().collect::<Vec<_>>(), vec![0, 96]);
+    assert_eq!(audio.codec(0), Some(Codec::PCMU));
+    let opus = audio.rtpmap(96).expect("rtpmap 96");
+    assert_eq!(
+        (&*opus.name, opus.clock_rate, opus.channels),
+        ("opus", 48000, 2)
+    );
+    assert_eq!(opus.kind(), CodecKind::Opus);
+    assert_eq!(audio.fmtp(96), Some("useinbandfec=1; stereo=1"));
+    assert_eq!(
+        audio.codec(96).and_then(|c| c.fmtp).as_deref(),
+        Some("useinbandfec=1; stereo=1")
+    );
+    assert_eq!(audio.ptime(), Some(20));
+    assert_eq!(audio.maxptime(), Some(60));
+    assert_eq!(audio.rtcp_port(), Some(53020));
+    assert_eq!(audio.attribute("x-unknown"), Some(""));
+    assert_eq!(audio.direction(), None);
+    // Media inherits the session-level direction.
+    assert_eq!(sdp.media_direction(audio), Direction::RecvOnly);
+    assert!(!sdp.is_hold(audio), "recvonly: the author still receives");
+    assert_eq!(
+        sdp.connection_for(audio).map(|c| &*c.address),
+        Some("224.2.17.12/127")
+    );
+
+    let fax = &sdp.media[1];
+    assert_eq!(fax.kind, MediaKind::Application);
+    assert!(!fax.is_rtp());
+    assert_eq!(fax.formats, vec!["t38"]);
+    assert_eq!(fax.attribute("T38FaxVersion"), Some("0"));
+}
+
+#[test]
+fn round_trips_are_exact() {
+    // Canonical input serializes back byte for byte.
+    let sdp = parse(FULL);
+    assert_eq!(sdp.to_string(), FULL);
+    round_trip(&sdp);
+    let av = parse(ALICE_AV);
+    assert_eq!(av.to_string(), crlf(ALICE_AV));
+    round_trip(&av);
+}
+
+#[test]
+fn bare_lf_and_blank_lines_accepted() {
+    let lf = parse(ALICE_AV);
+    let crlf_sdp = parse(&crlf(ALICE_AV));
+    assert_eq!(lf, crlf_sdp);
+    let trailing = format!("{}\r\n\r\n", crlf(ALICE_AV));
+    assert_eq!(parse(&trailing), lf);
+}
+
+#[test]
+fn out_of_order_lines_are_canonicalised() {
+    // b= before i= and a c= after t=: accepted, serialized in RFC 4566 order.
+    let sdp = parse(
+        "v=0\no=- 1 1 IN IP4 1.2.3.4\ns=x\nb=AS:1\ni=info\nt=0 0\nc=IN IP4 1.2.3.4\nm=audio 1 RTP/AVP 0\nb=AS:2\ni=m\n",
+    );
+    assert_eq!(
+        sdp.to_string(),
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=x\r\ni=info\r\nc=IN IP4 1.2.3.4\r\nb=AS:1\r\nt=0 0\r\n\
+         m=audio 1 RTP/AVP 0\r\ni=m\r\nb=AS:2\r\n"
+    );
+    round_trip(&sdp);
+}
+
+#[test]
+fn missing_timing_is_read_as_permanent() {
+    let sdp = parse("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nm=audio 1 RTP/AVP 0\r\n");
+    assert_eq!(sdp.timing, vec![Timing::new(0, 0)]);
+    round_trip(&sdp);
+}
+
+#[test]
+fn media_connection_overrides_session() {
+    let sdp = parse(
+        "v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\nc=IN IP4 1.2.3.4\nt=0 0\n\
+         m=audio 1000 RTP/AVP 0\nc=IN IP6 ::1\nm=audio 2000 RTP/AVP 0\n",
+    );
+    assert_eq!(
+        sdp.connection_for(&sdp.media[0]).and_then(Connection::ip),
+        "::1".parse().ok()
+    );
+    assert_eq!(
+        sdp.connection_for(&sdp.media[1]).map(|c| &*c.address),
+        Some("1.2.3.4")
+    );
+}
+
+#[test]
+fn legacy_hold_recognised() {
+    let sdp = parse(
+        "v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\nc=IN IP4 0.0.0.0\nt=0 0\nm=audio 1000 RTP/AVP 0\n",
+    );
+    let m = &sdp.media[0];
+    assert_eq!(sdp.media_direction(m), Direction::SendRecv);
+    assert!(sdp.is_hold(m));
+    let active = parse(&crlf(ALICE_AV));
+    assert!(!active.is_hold(&active.media[0]));
+}
+
+#[test]
+fn direction_rules() {
+    use Direction::*;
+    assert_eq!(SendOnly.reversed(), RecvOnly);
+    assert_eq!(RecvOnly.reversed(), SendOnly);
+    assert_eq!(Inactive.reversed(), Inactive);
+    assert_eq!(SendRecv.reversed(), SendRecv);
+    assert_eq!(SendRecv.intersect(SendOnly), SendOnly);
+    assert_eq!(RecvOnly.intersect(SendOnly), Inactive);
+    let mut m = MediaDescription::new(MediaKind::Audio, 1, "RTP/AVP");
+    m.set_direction(SendOnly);
+    m.set_direction(Inactive);
+    assert_eq!(m.attributes, vec![Attribute::flag("inactive")]);
+    assert_eq!(m.direction(), Some(Inactive));
+}
+
+// ---- errors ------------------------------------------------------------------------------
+
+#[test]
+fn error_missing_version() {
+    let e = err("o=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\n");
+    assert_eq!(
+        (e.kind, e.line, e.offset),
+        (SdpErrorKind::MissingVersion, 1, 0)
+    );
+    assert_eq!(err("").kind, SdpErrorKind::Empty);
+    assert_eq!(err("\r\n\r\n").kind, SdpErrorKind::Empty);
+    assert_eq!(err("v=x\r\n").kind, SdpErrorKind::BadVersion);
+}
+
+#[test]
+fn error_order_of_v_o_s() {
+    let e = err("v=0\r\ns=-\r\no=- 1 1 IN IP4 1.2.3.4\r\n");
+    assert_eq!(
+        (e.kind, e.line, e.offset),
+        (SdpErrorKind::MissingOrigin, 2, 5)
+    );
+    let e = err("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nt=0 0\r\n");
+    assert_eq!((e.kind, e.line), (SdpErrorKind::MissingSessionName, 3));
+    let e = err("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\n");
+    assert_eq!(e.kind, SdpErrorKind::MissingSessionName);
+    let e = err("v=0\r\no=- 1 x IN IP4 1.2.3.4\r\ns=-\r\n");
+    assert_eq!((e.kind, e.line), (SdpErrorKind::BadOrigin, 2));
+    let e = err("v=0\r\no=- 1 1 IN IP4\r\ns=-\r\n");
+    assert_eq!(e.kind, SdpErrorKind::BadOrigin);
+    let e = err("v=0\r\no=- 1 1 IN IP4 a\r\ns=-\r\nv=0\r\n");
+    assert_eq!((e.kind, e.line), (SdpErrorKind::Misplaced('v'), 4));
+}
+
+#[test]
+fn error_bad_media_lines() {
+    let head = "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\n";
+    let cases = [
+        ("m=audio\r\n", SdpErrorKind::BadMedia),
+        ("m=audio 1000\r\n", SdpErrorKind::BadMedia),
+        ("m=audio 1000 RTP/AVP\r\n", SdpErrorKind::BadMedia),
+        ("m=audio 70000 RTP/AVP 0\r\n", SdpErrorKind::BadPort),
+        ("m=audio -1 RTP/AVP 0\r\n", SdpErrorKind::BadPort),
+        ("m=audio x RTP/AVP 0\r\n", SdpErrorKind::BadPort),
+        ("m=audio 1000/ RTP/AVP 0\r\n", SdpErrorKind::BadPort),
+        ("m=audio 1000 RTP/AVP 0 128\r\n", SdpErrorKind::BadFormat),
+        ("m=audio 1000 RTP/AVP PCMU\r\n", SdpErrorKind::BadFormat),
+        (
+            "m=audio 1000 RTP/AVP 0\r\nt=0 0\r\n",
+            SdpErrorKind::Misplaced('t'),
+        ),
+        (
+            "m=audio 1000 RTP/AVP 0\r\nc=IN IP4\r\n",
+            SdpErrorKind::BadConnection,
+        ),
+        (
+            "m=audio 1000 RTP/AVP 0\r\na=\r\n",
+            SdpErrorKind::BadAttribute,
+        ),
+        ("m=audio 1000 RTP/AVP 0\r\nfoo\r\n", SdpErrorKind::BadLine),
+        ("m=audio 1000 RTP/AVP 0\r\na =x\r\n", SdpErrorKind::BadLine),
+    ];
+    for (tail, kind) in cases {
+        let e = err(&format!("{head}{tail}"));
+        let line = if tail.matches('\n').count() == 2 {
+            6
+        } else {
+            5
+        };
+        assert_eq!((&e.kind, e.line), (&kind, line), "{tail:?}");
+    }
+    // A disabled stream may list no formats.
+    assert!(
+        format!("{head}m=video 0 RTP/AVP\r\n")
+            .parse::<SessionDescription>()
+            .is_ok()
+    );
+    let e = err(&format!("{head}t=x 0\r\n"));
+    assert_eq!(e.kind, SdpErrorKind::BadTiming);
+    let e = err("v=0\r\no=- 1 1 IN IP4 a\r\ns=-\r\nr=1d 1h 0\r\n");
+    assert_eq!(e.kind, SdpErrorKind::Misplaced('r'));
+    let e =
+        SessionDescription::parse(b"v=0\r\no=- 1 1 IN IP4 a\r\ns=\xff\r\n").expect_err("not UTF-8");
+    assert_eq!((&e.kind, e.line), (&SdpErrorKind::NotUtf8, 3));
+    assert_eq!(e.to_string(), "line is not valid UTF-8 (line 3)");
+}
+
+// ---- offer/answer --------------------------------------------------------------------------
+
+fn local(ip: [u8; 4], port: u16) -> LocalMedia {
+    LocalMedia::new(IpAddr::V4(Ipv4Addr::from(ip)), port)
+}
+
+#[test]
+fn offer_lists_codecs_in_preference_order() {
+    let mut n = Negotiator::new(local([192, 0, 2, 1], 4000), 1000);
+    let offer = n.create_offer();
+    assert_eq!(
+        offer.to_string(),
+        "v=0\r\no=- 1000 1000 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+         m=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
+    );
+    round_trip(&offer);
+    // Same offer again: same version (RFC 3264 §8: unchanged SDP keeps its version).
+    assert_eq!(n.create_offer().origin.session_version, 1000);
+}
+
+#[test]
+fn audio_offer_answer_with_telephone_event() {
+    // Alice offers PCMU, PCMA and telephone-event; Bob prefers PCMA.
+    let mut alice = Negotiator::new(local([192, 0, 2, 1], 4000), 1);
+    let mut bob = Negotiator::new(
+        local([192, 0, 2, 2], 5000).with_codecs(vec![Codec::PCMA, Codec::PCMU]),
+        7,
+    );
+    let offer = parse(&alice.create_offer().to_string());
+    // Default choice: the first *offered* codec we support, so PCMU.
+    let answer = bob.answer(&offer).expect("answer");
+    let bob_side = answer.negotiated.expect("negotiated");
+    assert_eq!(bob_side.codec, Codec::PCMU);
+    assert_eq!(
+        bob_side.telephone_event.as_ref().map(|c| c.payload_type),
+        Some(101)
+    );
+    assert_eq!(bob_side.remote_addr(), "192.0.2.1:4000".parse().ok());
+    assert_eq!(bob_side.direction, Direction::SendRecv);
+    assert_eq!(bob_side.ptime, 20);
+    let m = &answer.sdp.media[0];
+    assert_eq!(m.formats, vec!["0", "101"]);
+    assert_eq!(m.fmtp(101), Some("0-16"));
+
+    let alice_side = alice
+        .accept_answer(&parse(&answer.sdp.to_string()))
+        .expect("accept");
+    assert_eq!(alice_side.codec.payload_type, 0);
+    assert_eq!(alice_side.remote_addr(), "192.0.2.2:5000".parse().ok());
+    assert_eq!(alice_side.direction, Direction::SendRecv);
+    assert_eq!(
+        alice.accept_answer(&answer.sdp),
+        Err(NegotiationError::NoOfferPending)
+    );
+
+    // A chooser that honours the answerer's preference instead.
+    let mut bob = Negotiator::new(
+        local([192, 0, 2, 2], 5000).with_codecs(vec![Codec::PCMA, Codec::PCMU]),
+        7,
+    );
+    let answer = bob
+        .answer_with(&offer, |offered, supported| {
+            supported
+                .iter()
+                .find_map(|s| offered.iter().find(|o| o.same_format(s)))
+                .cloned()
+        })
+        .expect("answer");
+    assert_eq!(answer.negotiated.map(|n| n.codec), Some(Codec::PCMA));
+    assert_eq!(answer.sdp.media[0].formats, vec!["8", "101"]);
+}
+
+#[test]
+fn dynamic_payload_types_keep_the_offers_numbers() {
+    let offer = parse(
+        "v=0\no=- 1 1 IN IP4 10.0.0.1\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\n\
+         m=audio 4000 RTP/AVP 96 98 100\na=rtpmap:96 opus/48000/2\na=rtpmap:98 pcmu/8000\n\
+         a=rtpmap:100 telephone-event/8000\na=fmtp:100 0-15\na=ptime:30\n",
+    );
+    let mut bob = Negotiator::new(local([10, 0, 0, 2], 6000), 5);
+    let answer = bob.answer(&offer).expect("answer");
+    let n = answer.negotiated.expect("negotiated");
+    assert_eq!(
+        (n.codec.kind(), n.codec.payload_type),
+        (CodecKind::Pcmu, 98)
+    );
+    assert_eq!(n.telephone_event.map(|c| c.payload_type), Some(100));
+    assert_eq!(n.ptime, 30);
+    let m = &answer.sdp.media[0];
+    assert_eq!(m.formats, vec!["98", "100"]);
+    assert_eq!(
+        m.rtpmap(98).map(|c| c.to_string()).as_deref(),
+        Some("pcmu/8000")
+    );
+    assert!(crate::codec::encoder_for(&m.codec(98).expect("98")).is_some());
+}
+
+#[test]
+fn no_common_codec() {
+    let offer = parse(&crlf(
+        "v=0\no=- 1 1 IN IP4 10.0.0.1\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\nm=audio 4000 RTP/AVP 18 101\n\
+         a=rtpmap:18 G729/8000\na=rtpmap:101 telephone-event/8000\n",
+    ));
+    let mut bob = Negotiator::new(local([10, 0, 0, 2], 6000), 5);
+    assert_eq!(
+        bob.answer(&offer).map(|_| ()),
+        Err(NegotiationError::NoCommonCodec)
+    );
+    // A chooser that declines everything.
+    let offer = parse(&crlf(ALICE_AV));
+    assert_eq!(
+        bob.answer_with(&offer, |_, _| None).map(|_| ()),
+        Err(NegotiationError::NoCommonCodec)
+    );
+    // A chooser returning something that was not offered is a rejection too.
+    assert_eq!(
+        bob.answer_with(&offer, |_, _| Some(Codec::G722))
+            .map(|_| ()),
+        Err(NegotiationError::NoCommonCodec)
+    );
+    // Video only.
+    let video = parse("v=0\no=- 1 1 IN IP4 a\ns=-\nc=IN IP4 a\nt=0 0\nm=video 4000 RTP/AVP 31\n");
+    assert!(bob.answer(&video).is_err());
+    // SRTP is not supported yet: rejected.
+    let srtp = parse("v=0\no=- 1 1 IN IP4 a\ns=-\nc=IN IP4 a\nt=0 0\nm=audio 4000 RTP/SAVP 0\n");
+    assert!(bob.answer(&srtp).is_err());
+}
+
+#[test]
+fn rfc4317_2_1_video_rejected_with_port_zero() {
+    // RFC 4317 §2.1/§2.2 offer; we are an audio-only Bob: PCMU accepted, video port 0.
+    let offer = parse(ALICE_AV);
+    let mut bob = Negotiator::new(
+        local([192, 0, 2, 2], 49172)
+            .with_telephone_event(None)
+            .with_ptime(None),
+        2808844564,
+    );
+    bob.local_mut().username = "bob".into();
+    bob.local_mut().session_name = String::new();
+    let answer = bob.answer(&offer).expect("answer");
+    assert_eq!(
+        answer.sdp.to_string(),
+        crlf(
+            "v=0\no=bob 2808844564 2808844564 IN IP4 192.0.2.2\ns=\nc=IN IP4 192.0.2.2\nt=0 0\n\
+             m=audio 49172 RTP/AVP 0\na=rtpmap:0 PCMU/8000\na=sendrecv\n\
+             m=video 0 RTP/AVP 31 32\na=rtpmap:31 H261/90000\na=rtpmap:32 MPV/90000\n"
+        )
+    );
+    let n = answer.negotiated.expect("negotiated");
+    assert_eq!(n.remote_host, "host.atlanta.example.com");
+    assert_eq!(n.remote_addr(), None, "a host name is not resolved here");
+}
+
+#[test]
+fn rfc4317_2_2_alice_reads_bobs_answer() {
+    // Alice's side of §2.2 with our offer shape: the answer accepts audio, rejects the rest.
+    let mut alice = Negotiator::new(
+        local([192, 0, 2, 1], 49170).with_codecs(vec![Codec::PCMU, Codec::PCMA]),
+        2890844526,
+    );
+    let _ = alice.create_offer();
+    let answer = parse(&crlf(
+        "v=0\no=bob 2808844564 2808844564 IN IP4 host.biloxi.example.com\ns=\n\
+         c=IN IP4 host.biloxi.example.com\nt=0 0\nm=audio 49172 RTP/AVP 0 8\n\
+         a=rtpmap:0 PCMU/8000\na=rtpmap:8 PCMA/8000\n",
+    ));
+    let n = alice.accept_answer(&answer).expect("accept");
+    assert_eq!(n.codec, Codec::PCMU);
+    assert_eq!(
+        n.telephone_event, None,
+        "Bob did not accept telephone-event"
+    );
+    assert_eq!(
+        (n.remote_host.as_str(), n.remote_port),
+        ("host.biloxi.example.com", 49172)
+    );
+    // Second offer with only PCMU: version increments (RFC 3264 §8).
+    alice.local_mut().codecs = vec![Codec::PCMU];
+    let second = alice.create_offer();
+    assert_eq!(second.origin.session_version, 2890844527);
+    assert_eq!(second.origin.session_id, "2890844526");
+    // Wrong number of m= lines.
+    let two = parse(&crlf(ALICE_AV));
+    assert_eq!(
+        alice.accept_answer(&two),
+        Err(NegotiationError::MediaCountMismatch {
+            offered: 1,
+            answered: 2
+        })
+    );
+}
+
+#[test]
+fn rfc4317_2_6_first_stream_rejected_second_accepted() {
+    let offer = parse(
+        "v=0\no=alice 2890844526 2890844526 IN IP4 host.atlanta.example.com\ns=\n\
+         c=IN IP4 host.atlanta.example.com\nt=0 0\nm=audio 49170 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n\
+         m=audio 51372 RTP/AVP 97 101\na=rtpmap:97 iLBC/8000\na=rtpmap:101 telephone-event/8000\n",
+    );
+    let mut bob = Negotiator::new(
+        local([192, 0, 2, 2], 49170)
+            .with_codecs(vec![Codec::new("iLBC", 8000, 97)])
+            .with_telephone_event(Some(Codec::TELEPHONE_EVENT.with_payload_type(96)))
+            .with_ptime(None),
+        2808844564,
+    );
+    let answer = bob.answer(&offer).expect("answer");
+    let media = &answer.sdp.media;
+    assert_eq!(
+        (media[0].port, media[0].formats.clone()),
+        (0, vec!["0".to_owned()])
+    );
+    assert_eq!(media[0].attribute("rtpmap"), Some("0 PCMU/8000"));
+    assert_eq!(
+        (media[1].port, media[1].formats.clone()),
+        (49170, vec!["97".to_owned(), "101".to_owned()])
+    );
+    let n = answer.negotiated.expect("negotiated");
+    assert_eq!(n.media_index, 1);
+    assert_eq!(n.remote_port, 51372);
+    assert_eq!(
+        n.telephone_event.map(|c| c.payload_type),
+        Some(101),
+        "the offer's number"
+    );
+}
+
+#[test]
+fn rfc4317_2_4_sendonly_offer_answered_recvonly() {
+    let offer = parse(
+        "v=0\no=alice 2890844526 2890844526 IN IP4 host.atlanta.example.com\ns=\n\
+         c=IN IP4 host.atlanta.example.com\nt=0 0\nm=audio 49170 RTP/AVP 0 97\n\
+         a=rtpmap:0 PCMU/8000\na=rtpmap:97 iLBC/8000\na=sendonly\n",
+    );
+    let mut bob = Negotiator::new(local([192, 0, 2, 2], 49172), 1);
+    let answer = bob.answer(&offer).expect("answer");
+    assert_eq!(answer.sdp.media[0].direction(), Some(Direction::RecvOnly));
+    assert_eq!(
+        answer.negotiated.map(|n| n.direction),
+        Some(Direction::RecvOnly)
+    );
+}
+
+#[test]
+fn answer_direction_rfc3264_6_1() {
+    use Direction::*;
+    let cases = [
+        (SendRecv, SendRecv, SendRecv),
+        (SendRecv, SendOnly, SendOnly),
+        (SendRecv, Inactive, Inactive),
+        (SendOnly, SendRecv, RecvOnly),
+        (SendOnly, SendOnly, Inactive),
+        (RecvOnly, SendRecv, SendOnly),
+        (RecvOnly, RecvOnly, Inactive),
+        (Inactive, SendRecv, Inactive),
+    ];
+    for (offered, ours, expected) in cases {
+        let mut alice = Negotiator::new(local([10, 0, 0, 1], 4000).with_direction(offered), 1);
+        let offer = alice.create_offer();
+        let mut bob = Negotiator::new(local([10, 0, 0, 2], 5000).with_direction(ours), 1);
+        let answer = bob.answer(&offer).expect("answer");
+        assert_eq!(
+            answer.sdp.media[0].direction(),
+            Some(expected),
+            "{offered} / {ours}"
+        );
+        let alice_side = alice.accept_answer(&answer.sdp).expect("accept");
+        assert_eq!(alice_side.direction, expected.reversed().intersect(offered));
+    }
+}
+
+#[test]
+fn hold_and_resume_rfc4317_3_1() {
+    let mut alice = Negotiator::new(local([10, 0, 0, 1], 4000), 2890844526);
+    let mut bob = Negotiator::new(local([10, 0, 0, 2], 5000), 2808844564);
+
+    let offer = alice.create_offer();
+    let answer = bob.answer(&offer).expect("answer");
+    alice.accept_answer(&answer.sdp).expect("accept");
+
+    // Bob holds: re-offer with a=sendonly, version + 1.
+    bob.set_direction(Direction::SendOnly);
+    let hold = bob.create_offer();
+    assert_eq!(hold.origin.session_version, 2808844565);
+    assert_eq!(hold.media[0].direction(), Some(Direction::SendOnly));
+    assert!(hold.is_hold(&hold.media[0]));
+    let held = alice
+        .answer(&parse(&hold.to_string()))
+        .expect("answer hold");
+    assert_eq!(held.sdp.media[0].direction(), Some(Direction::RecvOnly));
+    assert_eq!(
+        held.sdp.origin.session_version, 2890844527,
+        "Alice's SDP changed too"
+    );
+    assert_eq!(
+        held.negotiated.as_ref().map(|n| n.direction),
+        Some(Direction::RecvOnly)
+    );
+    let bob_held = bob.accept_answer(&held.sdp).expect("accept");
+    assert_eq!(bob_held.direction, Direction::SendOnly);
+
+    // Resume.
+    bob.set_direction(Direction::SendRecv);
+    let resume = bob.create_offer();
+    assert_eq!(resume.origin.session_version, 2808844566);
+    let resumed = alice.answer(&resume).expect("answer resume");
+    assert_eq!(resumed.sdp.media[0].direction(), Some(Direction::SendRecv));
+    assert_eq!(resumed.sdp.origin.session_version, 2890844528);
+    assert_eq!(
+        bob.accept_answer(&resumed.sdp).map(|n| n.direction),
+        Ok(Direction::SendRecv)
+    );
+
+    // A re-INVITE that changes nothing is answered with the same version.
+    let again = alice.answer(&resume).expect("answer");
+    assert_eq!(again.sdp, resumed.sdp);
+}
+
+#[test]
+fn legacy_hold_offer_rfc4317_5_2() {
+    // c=0.0.0.0: answered normally, but nothing is sent to it.
+    let offer = parse(
+        "v=0\no=alice 2890844526 2890844526 IN IP4 host.atlanta.example.com\ns=\n\
+         c=IN IP4 0.0.0.0\nt=0 0\nm=audio 23442 RTP/AVP 0\n",
+    );
+    let mut bob = Negotiator::new(local([10, 0, 0, 2], 49170), 1);
+    let answer = bob.answer(&offer).expect("answer");
+    assert_eq!(answer.sdp.media[0].direction(), Some(Direction::SendRecv));
+    let n = answer.negotiated.expect("negotiated");
+    assert_eq!(n.direction, Direction::RecvOnly);
+    assert_eq!(n.remote_addr(), None);
+
+    // As an answer to our offer, too.
+    let mut alice = Negotiator::new(local([10, 0, 0, 1], 4000), 1);
+    alice.create_offer();
+    let held = parse("v=0\no=- 1 1 IN IP4 a\ns=-\nc=IN IP4 0.0.0.0\nt=0 0\nm=audio 9 RTP/AVP 0\n");
+    assert_eq!(
+        alice.accept_answer(&held).map(|n| n.direction),
+        Ok(Direction::RecvOnly)
+    );
+}
+
+#[test]
+fn offer_without_media_rfc4317_5_1() {
+    let offer = parse("v=0\no=alice 1 1 IN IP4 a\ns=\nc=IN IP4 a\nt=0 0\n");
+    let mut bob = Negotiator::new(local([10, 0, 0, 2], 49170), 1);
+    let answer = bob.answer(&offer).expect("answer");
+    assert!(answer.sdp.media.is_empty());
+    assert!(answer.negotiated.is_none());
+}
+
+#[test]
+fn answerer_rejected_our_stream() {
+    let mut alice = Negotiator::new(local([10, 0, 0, 1], 4000), 1);
+    alice.create_offer();
+    let rejected = parse("v=0\no=- 1 1 IN IP4 a\ns=-\nc=IN IP4 a\nt=0 0\nm=audio 0 RTP/AVP 0\n");
+    assert_eq!(
+        alice.accept_answer(&rejected),
+        Err(NegotiationError::NoCommonCodec)
+    );
+}
+
+// ---- robustness ----------------------------------------------------------------------------
+
+/// xorshift64*: a tiny deterministic generator for the mutation loop.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn mutated_input_never_panics_and_round_trips() {
+    let seeds = [FULL.to_owned(), crlf(ALICE_AV), {
+        let mut n = Negotiator::new(local([10, 0, 0, 1], 4000), 1);
+        n.create_offer().to_string()
+    }];
+    let alphabet = b"=\r\n :/0123456789amvostcrbk-IP4RTPAVP\xff\x00";
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut parsed = 0;
+    for round in 0..20_000 {
+        let mut bytes = seeds[round % seeds.len()].clone().into_bytes();
+        for _ in 0..=rng.below(4) {
+            if bytes.is_empty() {
+                break;
+            }
+            let at = rng.below(bytes.len());
+            match rng.below(5) {
+                0 => bytes.truncate(at),
+                1 => bytes[at] = alphabet[rng.below(alphabet.len())],
+                2 => {
+                    bytes.remove(at);
+                }
+                3 => bytes.insert(at, alphabet[rng.below(alphabet.len())]),
+                _ => {
+                    // Duplicate a slice (lines repeated, fields doubled).
+                    let end = (at + rng.below(40)).min(bytes.len());
+                    let piece = bytes[at..end].to_vec();
+                    let to = rng.below(bytes.len());
+                    bytes.splice(to..to, piece);
+                }
+            }
+        }
+        if let Ok(sdp) = SessionDescription::parse(&bytes) {
+            parsed += 1;
+            let text = sdp.to_string();
+            assert_eq!(
+                SessionDescription::parse(text.as_bytes()).as_ref(),
+                Ok(&sdp),
+                "{text:?}"
+            );
+            // Every helper and the answerer must cope with whatever parsed.
+            for m in &sdp.media {
+                let _ = (m.codecs(), m.ptime(), m.rtcp_port(), sdp.is_hold(m));
+            }
+            let mut bob = Negotiator::new(local([10, 0, 0, 2], 5000), 1);
+            if let Ok(answer) = bob.answer(&sdp) {
+                assert_eq!(answer.sdp.media.len(), sdp.media.len());
+                round_trip(&answer.sdp);
+            }
+        }
+    }
+    assert!(
+        parsed > 1000,
+        "only {parsed} mutants parsed; the loop tests little"
+    );
+}
