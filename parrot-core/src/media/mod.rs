@@ -5,6 +5,8 @@
 mod goertzel;
 mod handler;
 mod resample;
+#[cfg(feature = "runtime")]
+mod session;
 mod source;
 mod tone;
 mod wav;
@@ -12,6 +14,8 @@ mod wav;
 pub use goertzel::{goertzel_power, tone_present};
 pub use handler::{Action, ErrorAction, MediaEngine, MediaHandler, Output, Play, PlaySource};
 pub use resample::Resampler;
+#[cfg(feature = "runtime")]
+pub use session::{MediaConfig, MediaEvent, MediaSession, MediaStats, Ports, bind_pair};
 pub use source::{AudioSource, Silence};
 pub use tone::Tone;
 pub use wav::{MediaError, WavRecorder, WavSource};

@@ -57,7 +57,8 @@ pub use ports::{PortAllocator, PortPair};
 pub use rtcp::{RtcpError, RtcpPacket};
 pub use seq::{SeqUpdate, SequenceTracker};
 pub use session::{
-    DropReason, Received, ReceiverStats, RtcpInterval, RtpSession, SessionConfig, SessionEvent,
+    DropCounts, DropReason, Received, ReceiverStats, RtcpInterval, RtpSession, SenderStats,
+    SessionConfig, SessionEvent,
 };
 
 #[cfg(test)]

@@ -1,0 +1,420 @@
+//! A media session on tokio: one RTP/RTCP socket pair, paced sending, a jitter
+//! buffer on the playout path, RFC 4733 DTMF both ways, RTCP reports, all
+//! driven by a [`MediaEngine`] around the call's [`MediaHandler`].
+
+use super::handler::{Action, MediaEngine, MediaHandler, Output};
+use crate::codec::{AudioDecoder, AudioEncoder, Codec, decoder_for, encoder_for};
+use crate::rtp::{
+    DtmfReceiver, DtmfSender, Frame, JitterBuffer, JitterConfig, RtpSession, SessionConfig,
+};
+use crate::sdp::Direction;
+use bytes::Bytes;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// What a session needs to run: sockets, the negotiated codec and where to send.
+#[derive(Debug)]
+pub struct MediaConfig {
+    /// The RTP socket (even port).
+    pub rtp: UdpSocket,
+    /// The RTCP socket (RTP port + 1).
+    pub rtcp: UdpSocket,
+    /// The negotiated audio codec, with the payload type to send it on.
+    pub codec: Codec,
+    /// Telephone events (RFC 4733), if negotiated.
+    pub telephone_event: Option<Codec>,
+    /// Packet duration in milliseconds.
+    pub ptime: u32,
+    /// Where the peer receives RTP (its RTCP is the next port).
+    pub remote: Option<SocketAddr>,
+    /// Whether we send and/or receive.
+    pub direction: Direction,
+}
+
+/// Counts of a session, as it goes and at the end.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct MediaStats {
+    /// RTP packets sent (audio and events).
+    pub packets_sent: u64,
+    /// RTP packets received and accepted (audio and events).
+    pub packets_received: u64,
+    /// Packets the peer's sequence numbers say are missing.
+    pub packets_lost: i64,
+    /// Interarrival jitter in milliseconds (RFC 3550 §A.8).
+    pub jitter_ms: f64,
+    /// Frames played out as concealment (lost or late).
+    pub concealed: u64,
+    /// Seconds of audio received and played out.
+    pub seconds_received: f64,
+    /// DTMF digits received.
+    pub digits_received: String,
+    /// The codec in use.
+    pub codec: String,
+    /// The worst lateness of a send tick, in milliseconds (pacing quality).
+    pub max_send_lateness_ms: f64,
+    /// Datagrams dropped, by reason (unexpected source or SSRC, malformed, …).
+    pub dropped: crate::rtp::DropCounts,
+}
+
+/// What the session tells the call around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MediaEvent {
+    /// The handler asked to hang up.
+    Hangup,
+    /// The session stopped (handler's `Stop`, or the peer's RTCP BYE).
+    Stopped,
+}
+
+enum Control {
+    Apply(Action),
+    Update {
+        remote: Option<SocketAddr>,
+        direction: Direction,
+    },
+    Dtmf(char),
+    Stop(oneshot::Sender<MediaStats>),
+}
+
+/// A running media session. Dropping it stops the session.
+#[derive(Debug)]
+pub struct MediaSession {
+    control: mpsc::Sender<Control>,
+    stats: watch::Receiver<MediaStats>,
+    local: SocketAddr,
+}
+
+/// Sends of lateness above this many microseconds are counted (for the media benchmark).
+pub(crate) static LATE_SENDS: AtomicU64 = AtomicU64::new(0);
+
+impl MediaSession {
+    /// Starts the session: audio flows at once; `events` hears about hang-ups.
+    pub fn start<H: MediaHandler>(
+        config: MediaConfig,
+        handler: H,
+        events: mpsc::Sender<MediaEvent>,
+    ) -> Result<MediaSession, String> {
+        let encoder = encoder_for(&config.codec)
+            .ok_or_else(|| format!("no encoder for {}", config.codec.name))?;
+        let decoder = decoder_for(&config.codec)
+            .ok_or_else(|| format!("no decoder for {}", config.codec.name))?;
+        let local = config.rtp.local_addr().map_err(|e| e.to_string())?;
+        let (control, rx) = mpsc::channel(32);
+        let (stats_tx, stats) = watch::channel(MediaStats {
+            codec: config.codec.name.to_string(),
+            ..MediaStats::default()
+        });
+        let task = Task::new(
+            config,
+            MediaEngine::new(handler),
+            encoder,
+            decoder,
+            stats_tx,
+            events,
+        );
+        tokio::spawn(task.run(rx));
+        Ok(MediaSession {
+            control,
+            stats,
+            local,
+        })
+    }
+
+    /// Our RTP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The counts so far.
+    pub fn stats(&self) -> MediaStats {
+        self.stats.borrow().clone()
+    }
+
+    /// Applies an action as if the handler had returned it (play, record, …).
+    pub async fn apply(&self, action: Action) {
+        let _ = self.control.send(Control::Apply(action)).await;
+    }
+
+    /// A DTMF digit received out of band (SIP INFO): the handler hears it.
+    pub async fn dtmf_received(&self, digit: char) {
+        let _ = self.control.send(Control::Dtmf(digit)).await;
+    }
+
+    /// Follows a re-INVITE: a new remote address (or none) and direction (hold, resume).
+    pub async fn update(&self, remote: Option<SocketAddr>, direction: Direction) {
+        let _ = self
+            .control
+            .send(Control::Update { remote, direction })
+            .await;
+    }
+
+    /// Stops the session (RTCP BYE sent, recording closed) and returns the final counts.
+    pub async fn stop(self) -> MediaStats {
+        let (tx, rx) = oneshot::channel();
+        if self.control.send(Control::Stop(tx)).await.is_err() {
+            return self.stats.borrow().clone();
+        }
+        rx.await.unwrap_or_else(|_| self.stats.borrow().clone())
+    }
+}
+
+struct Task<H> {
+    cfg: MediaConfig,
+    engine: MediaEngine<H>,
+    encoder: Box<dyn AudioEncoder>,
+    decoder: Box<dyn AudioDecoder>,
+    rtp: RtpSession,
+    jitter: JitterBuffer,
+    dtmf_tx: DtmfSender,
+    dtmf_rx: DtmfReceiver,
+    dtmf_queue: std::collections::VecDeque<char>,
+    stats_tx: watch::Sender<MediaStats>,
+    stats: MediaStats,
+    events: mpsc::Sender<MediaEvent>,
+    frame: Vec<i16>,
+    last_played: Vec<i16>,
+}
+
+impl<H: MediaHandler> Task<H> {
+    fn new(
+        cfg: MediaConfig,
+        engine: MediaEngine<H>,
+        encoder: Box<dyn AudioEncoder>,
+        decoder: Box<dyn AudioDecoder>,
+        stats_tx: watch::Sender<MediaStats>,
+        events: mpsc::Sender<MediaEvent>,
+    ) -> Self {
+        let mut sc =
+            SessionConfig::new(cfg.codec.clock_rate, cfg.codec.payload_type).with_min_sequential(1);
+        if let Some(r) = cfg.remote {
+            sc = sc
+                .with_remote_addr(r)
+                .with_remote_rtcp_addr(SocketAddr::new(r.ip(), r.port().saturating_add(1)));
+        }
+        let rtp = RtpSession::new(sc, std::time::Instant::now());
+        let samples = encoder.samples_per_frame(cfg.ptime).max(1);
+        let stats = stats_tx.borrow().clone();
+        Task {
+            dtmf_tx: DtmfSender::new(cfg.ptime * cfg.codec.clock_rate / 1000, 10),
+            cfg,
+            engine,
+            encoder,
+            decoder,
+            rtp,
+            jitter: JitterBuffer::new(JitterConfig::new()),
+            dtmf_rx: DtmfReceiver::new(),
+            dtmf_queue: std::collections::VecDeque::new(),
+            stats_tx,
+            stats,
+            events,
+            frame: vec![0; samples],
+            last_played: vec![0; samples],
+        }
+    }
+
+    async fn run(mut self, mut control: mpsc::Receiver<Control>) {
+        let ptime = Duration::from_millis(u64::from(self.cfg.ptime.max(1)));
+        let start = Instant::now();
+        // Ticks at start + n·ptime: a late tick is followed by the ones it owes
+        // (Burst), so the stream keeps its rate and a 60 s file takes 60 s.
+        let mut tick = tokio::time::interval_at(start, ptime);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let mut buf = vec![0u8; 2048];
+        let mut rtcp_buf = vec![0u8; 1500];
+        self.engine.start();
+        let reply = loop {
+            tokio::select! {
+                at = tick.tick() => {
+                    let late = Instant::now().saturating_duration_since(at).as_secs_f64() * 1e3;
+                    if late > self.stats.max_send_lateness_ms {
+                        self.stats.max_send_lateness_ms = late;
+                    }
+                    if late > 5.0 {
+                        LATE_SENDS.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if self.on_tick().await {
+                        break None;
+                    }
+                }
+                r = self.cfg.rtp.recv_from(&mut buf) => {
+                    if let Ok((n, from)) = r {
+                        self.on_rtp(from, Bytes::copy_from_slice(&buf[..n]));
+                    }
+                }
+                r = self.cfg.rtcp.recv_from(&mut rtcp_buf) => {
+                    if let Ok((n, from)) = r {
+                        let _ = self.rtp.handle_rtcp(std::time::Instant::now(), from, &Bytes::copy_from_slice(&rtcp_buf[..n]));
+                    }
+                }
+                c = control.recv() => match c {
+                    Some(Control::Apply(a)) => self.engine.apply(a),
+                    Some(Control::Dtmf(d)) => self.digit(d),
+                    Some(Control::Update { remote, direction }) => {
+                        self.cfg.direction = direction;
+                        if let Some(r) = remote {
+                            self.rtp.set_remote_addr(r, Some(SocketAddr::new(r.ip(), r.port().saturating_add(1))));
+                        }
+                    }
+                    Some(Control::Stop(reply)) => break Some(reply),
+                    None => break None,
+                },
+            }
+        };
+        // RTCP BYE (RFC 3550 §6.6), then the handler's goodbye.
+        let bye = self.rtp.bye(std::time::Instant::now(), None);
+        if let Some(r) = self.rtp.remote_rtcp_addr() {
+            let _ = self.cfg.rtcp.send_to(&bye, r).await;
+        }
+        self.engine.stop();
+        self.publish();
+        if let Some(reply) = reply {
+            let _ = reply.send(self.stats.clone());
+        }
+        let _ = self.events.try_send(MediaEvent::Stopped);
+    }
+
+    fn digit(&mut self, d: char) {
+        self.stats.digits_received.push(d);
+        self.engine.dtmf(d);
+    }
+
+    fn on_rtp(&mut self, from: SocketAddr, data: Bytes) {
+        let Ok(rec) = self.rtp.receive(std::time::Instant::now(), from, data) else {
+            return;
+        };
+        self.stats.packets_received += 1;
+        let te = self.cfg.telephone_event.as_ref().map(|c| c.payload_type);
+        if Some(rec.packet.payload_type) == te {
+            if let Some(d) = self.dtmf_rx.receive(&rec.packet).and_then(|e| e.digit()) {
+                self.digit(d);
+            }
+        } else if rec.packet.payload_type == self.cfg.codec.payload_type
+            && self.cfg.direction.receives()
+        {
+            let _ = self.jitter.push(rec.packet);
+        }
+    }
+
+    /// One ptime: send a frame, play one out, pass on the engine's wishes. True to stop.
+    async fn on_tick(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let increment = u32::try_from(self.frame.len()).unwrap_or(160);
+        if self.dtmf_tx.is_idle() {
+            if let Some(d) = self.dtmf_queue.pop_front() {
+                let _ = self.dtmf_tx.send_digit(d, 800);
+            }
+        }
+        let mut frame = std::mem::take(&mut self.frame);
+        self.engine.next_frame(&mut frame);
+        if let (true, Some(remote)) = (self.cfg.direction.sends(), self.rtp.remote_addr()) {
+            let te = self.cfg.telephone_event.as_ref().map(|c| c.payload_type);
+            let packet = match (self.dtmf_tx.next_packet(self.rtp.timestamp()), te) {
+                (Some(ev), Some(pt)) => {
+                    self.rtp.advance_timestamp(increment);
+                    self.rtp
+                        .packetize_with(pt, ev.payload.to_bytes(), ev.timestamp, ev.marker)
+                }
+                _ => {
+                    let mut payload = Vec::with_capacity(frame.len());
+                    self.encoder.encode(&frame, &mut payload);
+                    self.rtp
+                        .packetize(now, Bytes::from(payload), increment, false)
+                }
+            };
+            if self.cfg.rtp.send_to(&packet, remote).await.is_ok() {
+                self.stats.packets_sent += 1;
+            }
+        }
+        self.frame = frame;
+        // Playout: one frame per tick, concealment (the last frame, faded) where one is missing.
+        match self.jitter.pop() {
+            Some(Frame::Packet(p)) => {
+                let mut pcm = Vec::with_capacity(self.frame.len());
+                self.decoder.decode(&p.payload, &mut pcm);
+                self.engine.received(&pcm);
+                self.stats.seconds_received +=
+                    pcm.len() as f64 / f64::from(self.cfg.codec.clock_rate);
+                self.last_played = pcm;
+            }
+            Some(Frame::Lost { .. }) => {
+                for s in &mut self.last_played {
+                    *s /= 2;
+                }
+                let conceal = self.last_played.clone();
+                self.engine.received(&conceal);
+                self.stats.concealed += 1;
+                self.stats.seconds_received +=
+                    conceal.len() as f64 / f64::from(self.cfg.codec.clock_rate);
+            }
+            _ => {}
+        }
+        if let Some(rtcp) = self.rtp.poll_rtcp(now) {
+            if let Some(r) = self.rtp.remote_rtcp_addr() {
+                let _ = self.cfg.rtcp.send_to(&rtcp, r).await;
+            }
+        }
+        let mut stop = false;
+        while let Some(out) = self.engine.poll_output() {
+            match out {
+                Output::SendDtmf(d) => self.dtmf_queue.push_back(d),
+                Output::Hangup => {
+                    let _ = self.events.try_send(MediaEvent::Hangup);
+                }
+                Output::Stop => stop = true,
+            }
+        }
+        self.publish();
+        stop
+    }
+
+    fn publish(&mut self) {
+        // The source's counters restart when it changes (or says BYE): keep the last ones.
+        if let Some(r) = self.rtp.receiver_stats().filter(|r| r.received > 0) {
+            self.stats.packets_lost = i64::from(r.lost);
+            self.stats.jitter_ms =
+                f64::from(r.jitter) * 1000.0 / f64::from(self.cfg.codec.clock_rate.max(1));
+        }
+        self.stats.dropped = *self.rtp.drops();
+        self.stats_tx.send_replace(self.stats.clone());
+    }
+}
+
+/// Binds an RTP/RTCP socket pair on `ip`, even port first (RFC 3550 §11), from `ports`.
+pub async fn bind_pair(
+    ip: std::net::IpAddr,
+    ports: &std::sync::Mutex<crate::rtp::PortAllocator>,
+) -> std::io::Result<(UdpSocket, UdpSocket)> {
+    for _ in 0..64 {
+        let pair = {
+            let mut alloc = ports
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            alloc.try_next()
+        };
+        let Some(pair) = pair else { break };
+        let rtp = std::net::UdpSocket::bind(SocketAddr::new(ip, pair.rtp));
+        let rtcp = std::net::UdpSocket::bind(SocketAddr::new(ip, pair.rtcp));
+        if let (Ok(a), Ok(b)) = (rtp, rtcp) {
+            a.set_nonblocking(true)?;
+            b.set_nonblocking(true)?;
+            return Ok((UdpSocket::from_std(a)?, UdpSocket::from_std(b)?));
+        }
+        ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .release(pair);
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no free RTP port pair in the range",
+    ))
+}
+
+/// The RTP port range shared by an endpoint's calls.
+pub type Ports = Arc<std::sync::Mutex<crate::rtp::PortAllocator>>;

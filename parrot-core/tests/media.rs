@@ -1,0 +1,165 @@
+//! Two media sessions on loopback play a tone to each other through G.711;
+//! the receiver's recording is checked by frequency (Goertzel) and by length,
+//! directly and through a relay that drops and reorders packets.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+use parrot_core::codec::Codec;
+use parrot_core::media::{
+    Action, AudioSource, MediaConfig, MediaHandler, MediaSession, MediaStats, WavSource, bind_pair,
+    tone_present,
+};
+use parrot_core::rtp::PortAllocator;
+use parrot_core::sdp::Direction;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+struct Player(f64, f64);
+impl MediaHandler for Player {
+    fn stream_started(&mut self) -> Action {
+        Action::tone(self.0, self.1)
+    }
+}
+
+struct Recorder(PathBuf);
+impl MediaHandler for Recorder {
+    fn stream_started(&mut self) -> Action {
+        Action::Record(self.0.clone())
+    }
+}
+
+fn ports() -> Arc<Mutex<PortAllocator>> {
+    // A range per test process, away from the ephemeral ports.
+    let base = 20_000 + (std::process::id() % 400) as u16 * 20;
+    Arc::new(Mutex::new(PortAllocator::new(base..=base + 19).unwrap()))
+}
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("parrot-media-{}-{name}", std::process::id()))
+}
+
+/// A relay both peers send to: from `a` to `b` it drops every `drop_every`-th
+/// datagram and swaps each `swap_every`-th pair (reordering); from `b` to `a`
+/// it forwards as is.
+async fn relay(listen: UdpSocket, a: SocketAddr, b: SocketAddr, drop_every: u64, swap_every: u64) {
+    let mut buf = [0u8; 2048];
+    let mut n = 0u64;
+    let mut held: Option<Vec<u8>> = None;
+    while let Ok((len, source)) = listen.recv_from(&mut buf).await {
+        if source == b {
+            let _ = listen.send_to(&buf[..len], a).await;
+            continue;
+        }
+        if source != a {
+            continue;
+        }
+        n += 1;
+        if drop_every > 0 && n % drop_every == 0 {
+            continue;
+        }
+        let pkt = buf[..len].to_vec();
+        if swap_every > 0 && n % swap_every == 0 && held.is_none() {
+            held = Some(pkt);
+            continue;
+        }
+        let _ = listen.send_to(&pkt, b).await;
+        if let Some(h) = held.take() {
+            let _ = listen.send_to(&h, b).await;
+        }
+    }
+}
+
+async fn call(seconds: f64, lossy: bool) -> (MediaStats, PathBuf) {
+    let ports = ports();
+    let ip = "127.0.0.1".parse().unwrap();
+    let (a_rtp, a_rtcp) = bind_pair(ip, &ports).await.unwrap();
+    let (b_rtp, b_rtcp) = bind_pair(ip, &ports).await.unwrap();
+    let a_addr = a_rtp.local_addr().unwrap();
+    let b_addr = b_rtp.local_addr().unwrap();
+    // Each sends to the other directly, or both through the relay.
+    let (a_remote, b_remote) = if lossy {
+        let r = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let at = r.local_addr().unwrap();
+        tokio::spawn(relay(r, a_addr, b_addr, 10, 7));
+        (at, at)
+    } else {
+        (b_addr, a_addr)
+    };
+    let path = temp(if lossy { "lossy.wav" } else { "clean.wav" });
+    let (ev_a, _ra) = mpsc::channel(4);
+    let (ev_b, _rb) = mpsc::channel(4);
+    let cfg = |rtp, rtcp, remote| MediaConfig {
+        rtp,
+        rtcp,
+        codec: Codec::PCMU,
+        telephone_event: Some(Codec::TELEPHONE_EVENT),
+        ptime: 20,
+        remote: Some(remote),
+        direction: Direction::SendRecv,
+    };
+    let b =
+        MediaSession::start(cfg(b_rtp, b_rtcp, b_remote), Recorder(path.clone()), ev_b).unwrap();
+    let a =
+        MediaSession::start(cfg(a_rtp, a_rtcp, a_remote), Player(440.0, seconds), ev_a).unwrap();
+    tokio::time::sleep(Duration::from_secs_f64(seconds + 0.4)).await;
+    let sent = a.stop().await;
+    let got = b.stop().await;
+    assert!(
+        sent.packets_sent >= (seconds * 45.0) as u64,
+        "sent {sent:?}"
+    );
+    (got, path)
+}
+
+fn check_recording(path: &PathBuf, seconds: f64) -> f64 {
+    let mut src = WavSource::open(path).unwrap();
+    let mut all = vec![0i16; (src.duration() * 8000.0) as usize + 8000];
+    let n = src.read(&mut all);
+    let audio = &all[..n];
+    // The tone's span: skip the silence before the first packet and after the last.
+    let start = audio
+        .iter()
+        .position(|&s| s.unsigned_abs() > 1000)
+        .unwrap_or(0);
+    let end = audio
+        .iter()
+        .rposition(|&s| s.unsigned_abs() > 1000)
+        .unwrap_or(0);
+    let tone = &audio[start..end];
+    let heard = tone.len() as f64 / 8000.0;
+    assert!(
+        heard > seconds * 0.9 && heard < seconds * 1.1,
+        "heard {heard:.2} s of a {seconds} s tone"
+    );
+    assert!(
+        tone_present(tone, 440.0, 8000, 0.8),
+        "the recording is not the 440 Hz tone"
+    );
+    heard
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tone_through_g711_is_recorded() {
+    let (stats, path) = call(1.5, false).await;
+    let heard = check_recording(&path, 1.5);
+    eprintln!("clean: heard {heard:.2} s, {stats:?}");
+    assert_eq!(stats.packets_lost, 0);
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tone_survives_loss_and_reordering() {
+    let (stats, path) = call(1.5, true).await;
+    let heard = check_recording(&path, 1.5);
+    eprintln!("lossy: heard {heard:.2} s, {stats:?}");
+    assert!(
+        stats.packets_lost > 0,
+        "the relay dropped packets: {stats:?}"
+    );
+    assert!(stats.concealed > 0, "lost frames were concealed: {stats:?}");
+    let _ = std::fs::remove_file(path);
+}
