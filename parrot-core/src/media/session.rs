@@ -131,6 +131,11 @@ impl MediaSession {
         self.local
     }
 
+    /// A receiver of the counts, updated every ptime.
+    pub fn watch_stats(&self) -> watch::Receiver<MediaStats> {
+        self.stats.clone()
+    }
+
     /// The counts so far.
     pub fn stats(&self) -> MediaStats {
         self.stats.borrow().clone()

@@ -1,7 +1,9 @@
 //! The `SipHandler` trait: one instance per call, one method per SIP method.
 
 use super::UaError;
+use super::media::{self, MediaContext, PendingMedia};
 use super::reply::Reply;
+use crate::media::MediaHandler;
 use crate::message::{HeaderName, Method, NameAddr, Request, Uri};
 use crate::transport::TransportKind;
 use std::future::Future;
@@ -27,6 +29,9 @@ pub struct Incoming {
     source: SocketAddr,
     transport: TransportKind,
     provisional: Option<mpsc::Sender<Reply>>,
+    media_ctx: Option<MediaContext>,
+    /// In a mutex only so that `&Incoming` is `Sync` (handlers hold it across awaits).
+    media: std::sync::Mutex<Option<PendingMedia>>,
 }
 
 impl Incoming {
@@ -41,6 +46,41 @@ impl Incoming {
             source,
             transport,
             provisional,
+            media_ctx: None,
+            media: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn with_media_context(mut self, ctx: MediaContext) -> Incoming {
+        self.media_ctx = Some(ctx);
+        self
+    }
+
+    pub(crate) fn take_media(&mut self) -> Option<PendingMedia> {
+        self.media.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+
+    /// Answers the call with audio: the SDP offer is answered (the codec chosen
+    /// by `media`'s [`MediaHandler::choose_codec`]), RTP sockets are bound, and
+    /// once the caller's ACK arrives `media` drives the audio (play, record,
+    /// DTMF). Returns the 200 to give back from [`SipHandler::invite`]; an offer
+    /// that cannot be read or shares no codec gives 488 instead. An INVITE
+    /// without an offer is answered 200 without audio (offers in ACK are not
+    /// supported yet).
+    pub async fn answer(&mut self, media: impl MediaHandler) -> Reply {
+        let Some(ctx) = self.media_ctx.clone() else {
+            return Reply::ok();
+        };
+        if self.request.body().is_empty() {
+            tracing::info!("INVITE without SDP offer: answered without audio");
+            return Reply::ok();
+        }
+        match media::answer(&ctx, self.request.body(), Box::new(media)).await {
+            Ok((sdp, pending)) => {
+                *self.media.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(pending);
+                Reply::ok().body("application/sdp", sdp)
+            }
+            Err(reply) => reply,
         }
     }
 
@@ -138,6 +178,8 @@ pub enum EndReason {
     Cancelled,
     /// The handler rejected the INVITE.
     Rejected,
+    /// We hung up (the media handler asked to, or the application did).
+    LocalHangup,
     /// The ACK for our 2xx never came (RFC 3261 §13.3.1.4); a BYE was sent.
     AckTimeout,
     /// The endpoint shut down.

@@ -31,6 +31,7 @@
 mod core;
 mod endpoint;
 mod handler;
+mod media;
 mod register;
 mod registrar;
 mod reply;

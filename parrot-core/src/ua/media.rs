@@ -1,0 +1,122 @@
+//! Media for calls: SDP offer/answer in INVITE and 2xx, and the media session
+//! that starts with the call and stops with it.
+
+use super::reply::Reply;
+use crate::codec::Codec;
+use crate::media::{MediaConfig, MediaHandler, Ports, bind_pair};
+use crate::message::StatusCode;
+use crate::sdp::{LocalMedia, Negotiated, Negotiator, SessionDescription};
+use bytes::Bytes;
+use std::net::IpAddr;
+use tokio::net::UdpSocket;
+
+/// What a call needs to set up media: our address and the RTP port range.
+#[derive(Clone, Debug)]
+pub(crate) struct MediaContext {
+    pub(crate) ports: Ports,
+    pub(crate) local_ip: IpAddr,
+}
+
+/// Media agreed for a call, not yet flowing.
+pub(crate) struct PendingMedia {
+    pub(crate) config: MediaConfig,
+    pub(crate) handler: Box<dyn MediaHandler>,
+    pub(crate) negotiator: Negotiator,
+}
+
+impl std::fmt::Debug for PendingMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingMedia").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Sockets bound and an offer made, for a call we place.
+pub(crate) struct Offered {
+    pub(crate) sdp: Bytes,
+    pub(crate) rtp: UdpSocket,
+    pub(crate) rtcp: UdpSocket,
+    pub(crate) negotiator: Negotiator,
+    pub(crate) handler: Box<dyn MediaHandler>,
+}
+
+impl std::fmt::Debug for Offered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Offered").finish_non_exhaustive()
+    }
+}
+
+fn session_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x5eed);
+    h.finish() >> 2
+}
+
+pub(crate) fn config(n: &Negotiated, rtp: UdpSocket, rtcp: UdpSocket) -> MediaConfig {
+    MediaConfig {
+        rtp,
+        rtcp,
+        codec: n.codec.clone(),
+        telephone_event: n.telephone_event.clone(),
+        ptime: n.ptime,
+        remote: n.remote_addr(),
+        direction: n.direction,
+    }
+}
+
+/// Answers the SDP offer in an INVITE (RFC 3264 §6). The error is the reply to send
+/// instead: 488 for an offer we cannot read or share no codec with (RFC 3261 §13.3.1.3).
+pub(crate) async fn answer(
+    ctx: &MediaContext,
+    offer: &[u8],
+    mut handler: Box<dyn MediaHandler>,
+) -> Result<(Bytes, PendingMedia), Reply> {
+    let offer = SessionDescription::parse(offer).map_err(|e| {
+        Reply::new(StatusCode::NOT_ACCEPTABLE_HERE).reason(format!("Not Acceptable Here (bad SDP: {e})"))
+    })?;
+    let (rtp, rtcp) = bind_pair(ctx.local_ip, &ctx.ports)
+        .await
+        .map_err(|_| Reply::new(StatusCode::SERVICE_UNAVAILABLE).reason("Service Unavailable (no RTP port free)"))?;
+    let port = rtp.local_addr().map_or(0, |a| a.port());
+    let mut negotiator = Negotiator::new(LocalMedia::new(ctx.local_ip, port), session_id());
+    let answer = negotiator
+        .answer_with(&offer, |offered: &[Codec], ours: &[Codec]| handler.choose_codec(offered, ours))
+        .map_err(|e| Reply::new(StatusCode::NOT_ACCEPTABLE_HERE).reason(format!("Not Acceptable Here ({e})")))?;
+    let Some(negotiated) = answer.negotiated else {
+        return Err(Reply::new(StatusCode::NOT_ACCEPTABLE_HERE).reason("Not Acceptable Here (no audio stream)"));
+    };
+    let config = config(&negotiated, rtp, rtcp);
+    Ok((answer.sdp.to_bytes(), PendingMedia { config, handler, negotiator }))
+}
+
+/// Binds sockets and builds the offer for a call we place.
+pub(crate) async fn offer(ctx: &MediaContext, handler: Box<dyn MediaHandler>) -> std::io::Result<Offered> {
+    let (rtp, rtcp) = bind_pair(ctx.local_ip, &ctx.ports).await?;
+    let port = rtp.local_addr()?.port();
+    let mut negotiator = Negotiator::new(LocalMedia::new(ctx.local_ip, port), session_id());
+    let sdp = negotiator.create_offer().to_bytes();
+    Ok(Offered { sdp, rtp, rtcp, negotiator, handler })
+}
+
+/// The digit of an `application/dtmf-relay` INFO body (`Signal=5`).
+pub(crate) fn dtmf_relay_digit(body: &[u8]) -> Option<char> {
+    let text = std::str::from_utf8(body).ok()?;
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        if !k.trim().eq_ignore_ascii_case("signal") {
+            return None;
+        }
+        let d = v.trim().chars().next()?;
+        (d.is_ascii_digit() || "*#ABCDabcd".contains(d)).then(|| d.to_ascii_uppercase())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dtmf_relay() {
+        assert_eq!(super::dtmf_relay_digit(b"Signal=5\r\nDuration=160\r\n"), Some('5'));
+        assert_eq!(super::dtmf_relay_digit(b"Signal= #\r\n"), Some('#'));
+        assert_eq!(super::dtmf_relay_digit(b"Duration=160"), None);
+    }
+}
