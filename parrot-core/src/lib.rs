@@ -6,6 +6,8 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+#[cfg(feature = "device")]
+pub mod device;
 pub mod dialog;
 pub mod media;
 pub mod message;
