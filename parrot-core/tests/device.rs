@@ -192,6 +192,13 @@ fn sounding_segments(samples: &[i16]) -> Vec<&[i16]> {
     segments
 }
 
+/// The handles cross threads (a call's media task): checked at compile time.
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<device::Microphone>();
+    send::<device::Speaker>();
+};
+
 #[test]
 fn enumeration_succeeds_without_a_sound_card() {
     if is_child() {

@@ -48,11 +48,15 @@ pub struct DeviceInfo {
     pub config_error: Option<String>,
 }
 
-/// A range of stream configurations a device supports.
+/// A range of stream configurations a device supports: every channel count
+/// from `min_channels` to `max_channels`, each at any rate in the range and in
+/// any of the formats.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigRange {
-    /// Number of channels.
-    pub channels: u16,
+    /// Fewest channels.
+    pub min_channels: u16,
+    /// Most channels.
+    pub max_channels: u16,
     /// Lowest sample rate, Hz.
     pub min_rate: u32,
     /// Highest sample rate, Hz.
@@ -126,7 +130,7 @@ fn describe(found: &Found, dir: Direction, index: usize) -> DeviceInfo {
             for r in ranges {
                 let format = r.sample_format().to_string();
                 match configs.iter_mut().find(|c| {
-                    c.channels == r.channels()
+                    c.min_channels == r.channels()
                         && c.min_rate == r.min_sample_rate()
                         && c.max_rate == r.max_sample_rate()
                 }) {
@@ -136,14 +140,30 @@ fn describe(found: &Found, dir: Direction, index: usize) -> DeviceInfo {
                         }
                     }
                     None => configs.push(ConfigRange {
-                        channels: r.channels(),
+                        min_channels: r.channels(),
+                        max_channels: r.channels(),
                         min_rate: r.min_sample_rate(),
                         max_rate: r.max_sample_rate(),
                         formats: vec![format],
                     }),
                 }
             }
-            (configs, None)
+            // Join consecutive channel counts that share rates and formats.
+            let mut merged: Vec<ConfigRange> = Vec::new();
+            for c in configs {
+                match merged.last_mut() {
+                    Some(m)
+                        if m.max_channels.checked_add(1) == Some(c.min_channels)
+                            && m.min_rate == c.min_rate
+                            && m.max_rate == c.max_rate
+                            && m.formats == c.formats =>
+                    {
+                        m.max_channels = c.max_channels;
+                    }
+                    _ => merged.push(c),
+                }
+            }
+            (merged, None)
         }
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
@@ -178,7 +198,7 @@ impl DeviceList {
 
     /// The listing as a JSON object:
     /// `{"hosts":[{"host":"alsa","error":null,"inputs":[{"index":0,"name":..,
-    /// "id":..,"default":true,"configs":[{"channels":1,"min_rate":..,"max_rate":..,
+    /// "id":..,"default":true,"configs":[{"min_channels":1,"max_channels":2,"min_rate":..,"max_rate":..,
     /// "formats":["i16"]}],"config_error":null}],"outputs":[..]}]}`.
     pub fn to_json(&self) -> String {
         let mut s = String::from("{\"hosts\":[");
@@ -219,8 +239,8 @@ fn device_json(s: &mut String, d: &DeviceInfo) {
         }
         let _ = write!(
             s,
-            "{{\"channels\":{},\"min_rate\":{},\"max_rate\":{},\"formats\":[",
-            c.channels, c.min_rate, c.max_rate
+            "{{\"min_channels\":{},\"max_channels\":{},\"min_rate\":{},\"max_rate\":{},\"formats\":[",
+            c.min_channels, c.max_channels, c.min_rate, c.max_rate
         );
         for (m, f) in c.formats.iter().enumerate() {
             if m > 0 {
@@ -300,8 +320,7 @@ impl fmt::Display for DeviceList {
     }
 }
 
-/// `1-32 ch, 4000-4294967295 Hz, i16 f32` lines joined by `; `, grouping
-/// channel counts that share a rate range and formats.
+/// `1-64 ch, 4000-4294967295 Hz, i16 f32` per range, joined by `; `.
 fn summarize(d: &DeviceInfo) -> String {
     if let Some(e) = &d.config_error {
         return format!("(cannot query: {e})");
@@ -309,38 +328,65 @@ fn summarize(d: &DeviceInfo) -> String {
     if d.configs.is_empty() {
         return "(none)".to_owned();
     }
-    let mut groups: Vec<(u32, u32, &[String], Vec<u16>)> = Vec::new();
-    for c in &d.configs {
-        match groups
-            .iter_mut()
-            .find(|g| g.0 == c.min_rate && g.1 == c.max_rate && g.2 == c.formats.as_slice())
-        {
-            Some(g) => g.3.push(c.channels),
-            None => groups.push((c.min_rate, c.max_rate, &c.formats, vec![c.channels])),
-        }
-    }
-    let parts: Vec<String> = groups
-        .into_iter()
-        .map(|(lo, hi, formats, mut ch)| {
-            ch.sort_unstable();
-            ch.dedup();
-            let first = ch.first().copied().unwrap_or(0);
-            let last = ch.last().copied().unwrap_or(0);
-            let contiguous = usize::from(last - first) + 1 == ch.len();
-            let chans = if ch.len() == 1 {
-                format!("{first}")
-            } else if contiguous {
-                format!("{first}-{last}")
+    let parts: Vec<String> = d
+        .configs
+        .iter()
+        .map(|c| {
+            let chans = if c.min_channels == c.max_channels {
+                format!("{}", c.min_channels)
             } else {
-                ch.iter().map(u16::to_string).collect::<Vec<_>>().join(",")
+                format!("{}-{}", c.min_channels, c.max_channels)
             };
-            let rates = if lo == hi {
-                format!("{lo}")
+            let rates = if c.min_rate == c.max_rate {
+                format!("{}", c.min_rate)
             } else {
-                format!("{lo}-{hi}")
+                format!("{}-{}", c.min_rate, c.max_rate)
             };
-            format!("{chans} ch, {rates} Hz, {}", formats.join(" "))
+            format!("{chans} ch, {rates} Hz, {}", c.formats.join(" "))
         })
         .collect();
     parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_escapes_and_table_renders() {
+        let list = DeviceList {
+            hosts: vec![HostDevices {
+                host: "alsa".into(),
+                inputs: vec![],
+                outputs: vec![DeviceInfo {
+                    index: 0,
+                    host: "alsa".into(),
+                    name: "Card \"A\"\n\u{1}".into(),
+                    id: "hw:0".into(),
+                    is_default: true,
+                    configs: vec![ConfigRange {
+                        min_channels: 1,
+                        max_channels: 2,
+                        min_rate: 8000,
+                        max_rate: 48000,
+                        formats: vec!["i16".into(), "f32".into()],
+                    }],
+                    config_error: None,
+                }],
+                error: None,
+            }],
+        };
+        assert_eq!(
+            list.to_json(),
+            "{\"hosts\":[{\"host\":\"alsa\",\"error\":null,\"inputs\":[],\"outputs\":[{\"index\":0,\
+             \"name\":\"Card \\\"A\\\"\\n\\u0001\",\"id\":\"hw:0\",\"default\":true,\"configs\":[{\
+             \"min_channels\":1,\"max_channels\":2,\"min_rate\":8000,\"max_rate\":48000,\
+             \"formats\":[\"i16\",\"f32\"]}],\"config_error\":null}]}]}"
+        );
+        let table = list.to_string();
+        assert!(table.contains("input devices: none"), "{table}");
+        assert!(table.contains("1-2 ch, 8000-48000 Hz, i16 f32"), "{table}");
+        assert!(!list.is_empty());
+        assert!(DeviceList::default().to_string().contains("no audio hosts"));
+    }
 }
