@@ -1,12 +1,18 @@
 //! Parrot core: a SIP/RTP stack.
 //!
-//! Layers (see `ARCHITECTURE.md`):
-//! - [`message`]: SIP messages, zero-copy parse and serialize (RFC 3261 §7, §20, §25);
-//! - [`transport`]: UDP, TCP, TLS and WebSocket transports on tokio (feature `runtime`).
+//! Layers (see `ARCHITECTURE.md`), bottom up:
+//! - sans-IO: [`message`] (SIP parse/serialize, RFC 3261 §7, §20, §25), [`transaction`] (§17),
+//!   [`dialog`] (§12), [`auth`] (digest), [`sdp`] (RFC 4566/3264), [`rtp`] (RFC 3550, RFC 4733
+//!   DTMF), [`codec`] (G.711), [`media`] (sources, recorder, resampler, the media handler engine);
+//! - runtime (feature `runtime`, default): `transport` (UDP, TCP, TLS, WebSocket), `ua` (the
+//!   endpoint, `SipHandler`, calls), media sessions;
+//! - devices (feature `device`): `device` (cpal microphone and speaker).
 #![warn(missing_docs)]
 
 pub mod auth;
 pub mod codec;
+#[cfg(feature = "device")]
+pub mod device;
 pub mod dialog;
 pub mod media;
 pub mod message;

@@ -46,9 +46,18 @@ fn steps() -> Vec<Step> {
         // `--all-targets` runs unit, integration and example tests and runs each
         // bench once in test mode (it checks its contenders' values, no timing);
         // it leaves out doc tests, which cargo runs only in a separate `--doc` pass.
+        // `parrot-core/device` adds the sound-card layer and its tests, which run
+        // on ALSA's `null` and `file` devices (no sound card needed; the build
+        // needs libasound2-dev and pkg-config, checked by the packages step).
         Step {
             name: "test",
-            action: Action::Cargo(cargo(&["test", "--workspace", "--all-targets"])),
+            action: Action::Cargo(cargo(&[
+                "test",
+                "--workspace",
+                "--all-targets",
+                "--features",
+                "parrot-core/device",
+            ])),
         },
         Step {
             name: "doctest",
