@@ -21,7 +21,15 @@ struct Step {
 
 fn steps() -> Vec<Step> {
     let cargo = |args: &[&str]| util::cargo(args);
-    let mut doc = cargo(&["doc", "--workspace", "--no-deps"]);
+    // Every step builds with the sound-card layer (`parrot-core/device`) too, so
+    // it is linted, tested and documented like the rest.
+    let mut doc = cargo(&[
+        "doc",
+        "--workspace",
+        "--no-deps",
+        "--features",
+        "parrot-core/device",
+    ]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     vec![
         Step {
@@ -38,6 +46,8 @@ fn steps() -> Vec<Step> {
                 "clippy",
                 "--workspace",
                 "--all-targets",
+                "--features",
+                "parrot-core/device",
                 "--",
                 "-D",
                 "warnings",

@@ -136,7 +136,11 @@ pub trait MediaHandler: Send + 'static {
     /// Picks the codec from the offered ones (in the offer's order) and ours (in
     /// preference order); `None` refuses the call's audio (488). Default: the
     /// first offered codec we support.
-    fn choose_codec(&mut self, offered: &[crate::codec::Codec], supported: &[crate::codec::Codec]) -> Option<crate::codec::Codec> {
+    fn choose_codec(
+        &mut self,
+        offered: &[crate::codec::Codec],
+        supported: &[crate::codec::Codec],
+    ) -> Option<crate::codec::Codec> {
         crate::sdp::default_choice(offered, supported)
     }
 
@@ -377,6 +381,34 @@ impl<H: MediaHandler> MediaEngine<H> {
     }
 }
 
+impl<T: MediaHandler + ?Sized> MediaHandler for Box<T> {
+    fn choose_codec(
+        &mut self,
+        offered: &[crate::codec::Codec],
+        supported: &[crate::codec::Codec],
+    ) -> Option<crate::codec::Codec> {
+        (**self).choose_codec(offered, supported)
+    }
+    fn session_started(&mut self) {
+        (**self).session_started();
+    }
+    fn stream_started(&mut self) -> Action {
+        (**self).stream_started()
+    }
+    fn play_complete(&mut self, played: &PlaySource) -> Action {
+        (**self).play_complete(played)
+    }
+    fn dtmf(&mut self, digit: char) -> Action {
+        (**self).dtmf(digit)
+    }
+    fn stream_error(&mut self, error: &MediaError) -> ErrorAction {
+        (**self).stream_error(error)
+    }
+    fn session_stopped(&mut self) {
+        (**self).session_stopped();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,29 +509,5 @@ mod tests {
         assert_eq!(n, 8000);
         assert!(tone_present(&all, 700.0, 8000, 0.9));
         let _ = std::fs::remove_file(path);
-    }
-}
-
-impl<T: MediaHandler + ?Sized> MediaHandler for Box<T> {
-    fn choose_codec(&mut self, offered: &[crate::codec::Codec], supported: &[crate::codec::Codec]) -> Option<crate::codec::Codec> {
-        (**self).choose_codec(offered, supported)
-    }
-    fn session_started(&mut self) {
-        (**self).session_started();
-    }
-    fn stream_started(&mut self) -> Action {
-        (**self).stream_started()
-    }
-    fn play_complete(&mut self, played: &PlaySource) -> Action {
-        (**self).play_complete(played)
-    }
-    fn dtmf(&mut self, digit: char) -> Action {
-        (**self).dtmf(digit)
-    }
-    fn stream_error(&mut self, error: &MediaError) -> ErrorAction {
-        (**self).stream_error(error)
-    }
-    fn session_stopped(&mut self) {
-        (**self).session_stopped();
     }
 }

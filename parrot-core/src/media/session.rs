@@ -395,7 +395,7 @@ pub async fn bind_pair(
     ip: std::net::IpAddr,
     ports: &std::sync::Mutex<crate::rtp::PortAllocator>,
 ) -> std::io::Result<(UdpSocket, UdpSocket)> {
-    for _ in 0..64 {
+    for _ in 0..256 {
         let pair = {
             let mut alloc = ports
                 .lock()

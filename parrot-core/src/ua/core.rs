@@ -5,10 +5,12 @@
 use super::UaError;
 use super::endpoint::Counters;
 use super::handler::{EndReason, Incoming, SipHandler, dispatch};
+use super::media::{MediaContext, PendingMedia};
 use super::registrar::Registrar;
 use super::reply::Reply;
 use super::uac::{CallEvent, DialSpec, UacCall};
 use crate::dialog::{Dialog, DialogId, new_branch, new_tag};
+use crate::media::{MediaEvent, MediaSession, Ports};
 use crate::message::{
     HeaderName, Headers, Host, Message, Method, NameAddr, Request, Response, SipUri, StatusCode,
     Uri, Via,
@@ -33,6 +35,8 @@ pub(crate) struct Config {
     pub(crate) user: String,
     pub(crate) registrar: Option<Registrar>,
     pub(crate) auth: Option<ServerAuth>,
+    /// RTP ports for calls with media (even RTP, odd RTCP).
+    pub(crate) ports: Ports,
 }
 
 impl Default for Config {
@@ -50,12 +54,36 @@ impl Default for Config {
             user: "parrot".to_owned(),
             registrar: None,
             auth: None,
+            ports: default_ports(),
         }
     }
 }
 
 /// Finds the password of a user name.
 pub(crate) type PasswordLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The default RTP port range, 16384–32767 (the range many SIP devices use).
+pub(crate) fn default_ports() -> Ports {
+    let range = crate::rtp::PortAllocator::new(16384..=32767).expect("a constant, valid range");
+    Arc::new(std::sync::Mutex::new(range))
+}
+
+/// The address our media is reached at for a call with `peer`: the local address
+/// the signaling used, or, when bound to a wildcard, the one the OS routes to the peer.
+pub(crate) fn media_ip(peer: &Peer) -> std::net::IpAddr {
+    let local = peer.local.ip();
+    if !local.is_unspecified() {
+        return local;
+    }
+    let any: SocketAddr = if peer.target.addr.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    std::net::UdpSocket::bind(any)
+        .and_then(|s| s.connect(peer.target.addr).and_then(|()| s.local_addr()))
+        .map_or(local, |a| a.ip())
+}
 
 /// Digest challenge settings for the UAS side.
 #[derive(Clone)]
@@ -91,6 +119,7 @@ pub(crate) enum Command {
     /// Place a call.
     Dial {
         spec: DialSpec,
+        media: Option<Box<dyn crate::media::MediaHandler>>,
         events: mpsc::Sender<CallEvent>,
         reply: oneshot::Sender<Result<u64, UaError>>,
     },
@@ -103,6 +132,11 @@ pub(crate) enum Command {
         headers: Vec<(HeaderName, String)>,
         body: Option<(String, bytes::Bytes)>,
         reply: oneshot::Sender<Result<Response, UaError>>,
+    },
+    /// Apply a media action to a call we placed.
+    Media {
+        call: u64,
+        action: crate::media::Action,
     },
     /// Send a request outside any dialog (the core adds the Via) and pass on its final response.
     Send {
@@ -659,7 +693,11 @@ where
             },
         );
         let handler = (self.factory)();
-        let incoming = Self::incoming(request, &source, Some(prov_tx));
+        let ctx = MediaContext {
+            ports: self.config.ports.clone(),
+            local_ip: media_ip(&source),
+        };
+        let incoming = Self::incoming(request, &source, Some(prov_tx)).with_media_context(ctx);
         let span = info_span!(
             "call",
             call_id = incoming.call_id().unwrap_or("-").to_owned()
@@ -869,10 +907,11 @@ where
             Command::Crashed { call, key } => self.on_crash(call, key),
             Command::Dial {
                 spec,
+                media,
                 events,
                 reply,
             } => {
-                let r = self.dial(spec, events).await;
+                let r = self.dial(spec, media, events).await;
                 let _ = reply.send(r);
             }
             Command::Cancel { call } => self.cancel(call),
@@ -888,6 +927,13 @@ where
                 }
             }
             Command::Send { request, reply } => self.send_out_of_dialog(request, reply).await,
+            Command::Media { call, action } => {
+                if let Some(CallState::Uac(uac)) = self.calls.get(&call).map(|c| &c.state) {
+                    if let Some(s) = &uac.session {
+                        s.apply(action).await;
+                    }
+                }
+            }
             Command::Shutdown { grace, done } => {
                 info!("shutting down: new calls get 503, calls in progress are hung up");
                 self.shutting_down = Some((Instant::now() + grace, done));
@@ -1059,7 +1105,9 @@ async fn sleep_until(t: Option<Instant>) {
     }
 }
 
-/// One UAS call: the handler's INVITE, then the dialog's requests until BYE.
+/// One UAS call: the handler's INVITE, then the dialog's requests until BYE;
+/// with the call's media session (if the handler answered with media) from the
+/// ACK until the end.
 async fn uas_call<H: SipHandler>(
     mut handler: H,
     mut incoming: Incoming,
@@ -1087,6 +1135,7 @@ async fn uas_call<H: SipHandler>(
             }
         }
     };
+    let mut pending = incoming.take_media();
     drop(incoming);
     let reply = match reply {
         Ok(r) => r,
@@ -1103,13 +1152,36 @@ async fn uas_call<H: SipHandler>(
     if !answered {
         return handler.ended(EndReason::Rejected).await;
     }
-    while let Some(msg) = rx.recv().await {
+    let mut media = CallMedia::default();
+    let (media_tx, mut media_rx) = mpsc::channel(4);
+    loop {
+        let msg = tokio::select! {
+            msg = rx.recv() => msg,
+            Some(ev) = media_rx.recv() => {
+                if ev == MediaEvent::Hangup {
+                    // The media handler hangs up: BYE, then the end.
+                    let (reply, wait) = oneshot::channel();
+                    let bye = Command::InDialog { call, method: Method::Bye, headers: Vec::new(), body: None, reply };
+                    if core.send(bye).await.is_ok() {
+                        let _ = tokio::time::timeout(Duration::from_secs(32), wait).await;
+                    }
+                    media.stop().await;
+                    return handler.ended(EndReason::LocalHangup).await;
+                }
+                continue;
+            }
+        };
+        let Some(msg) = msg else { break };
         match msg {
             ToCall::Ack {
                 request,
                 source,
                 kind,
             } => {
+                // Audio flows once the caller has our answer and acknowledged it.
+                if let Some(p) = pending.take() {
+                    media.start(p, media_tx.clone());
+                }
                 handler
                     .ack(&Incoming::new(request, source, kind, None))
                     .await;
@@ -1120,13 +1192,21 @@ async fn uas_call<H: SipHandler>(
                 source,
                 kind,
             } => {
-                let is_bye = *request.method() == Method::Bye;
-                let mut inc = Incoming::new(request, source, kind, None);
-                let reply = if *inc.method() == Method::Invite {
-                    handler.invite(&mut inc).await
-                } else {
-                    dispatch(&mut handler, &inc).await
+                let method = request.method().clone();
+                let reply = match media.in_dialog(&request).await {
+                    Some(reply) => reply,
+                    None => {
+                        let mut inc = Incoming::new(request, source, kind, None);
+                        if method == Method::Invite {
+                            handler.invite(&mut inc).await
+                        } else {
+                            dispatch(&mut handler, &inc).await
+                        }
+                    }
                 };
+                if method == Method::Bye {
+                    media.stop().await;
+                }
                 let _ = core
                     .send(Command::Reply {
                         call: Some(call),
@@ -1134,16 +1214,94 @@ async fn uas_call<H: SipHandler>(
                         reply,
                     })
                     .await;
-                if is_bye {
+                if method == Method::Bye {
                     return handler.ended(EndReason::PeerHangup).await;
                 }
             }
-            ToCall::AckTimeout => return handler.ended(EndReason::AckTimeout).await,
-            ToCall::HungUp | ToCall::Shutdown => return handler.ended(EndReason::Shutdown).await,
+            ToCall::AckTimeout => {
+                media.stop().await;
+                return handler.ended(EndReason::AckTimeout).await;
+            }
+            ToCall::HungUp | ToCall::Shutdown => {
+                media.stop().await;
+                return handler.ended(EndReason::Shutdown).await;
+            }
             ToCall::Cancelled => {}
         }
     }
+    media.stop().await;
     handler.ended(EndReason::Shutdown).await;
+}
+
+/// A call's media session and the SDP state to renegotiate it.
+#[derive(Default)]
+struct CallMedia {
+    session: Option<MediaSession>,
+    negotiator: Option<crate::sdp::Negotiator>,
+}
+
+impl CallMedia {
+    fn start(&mut self, p: PendingMedia, events: mpsc::Sender<MediaEvent>) {
+        match MediaSession::start(p.config, p.handler, events) {
+            Ok(s) => {
+                info!(local = %s.local_addr(), "media started");
+                self.session = Some(s);
+                self.negotiator = Some(p.negotiator);
+            }
+            Err(e) => warn!(error = %e, "media not started"),
+        }
+    }
+
+    /// Requests the media layer answers by itself: DTMF by INFO
+    /// (`application/dtmf-relay`), and a re-INVITE with a new offer (hold,
+    /// resume, a new address: RFC 3264 §8).
+    async fn in_dialog(&mut self, request: &Request) -> Option<Reply> {
+        let session = self.session.as_ref()?;
+        let content = request.headers().content_type().ok().flatten();
+        match request.method() {
+            Method::Info
+                if content
+                    .as_ref()
+                    .is_some_and(|c| c.is("application", "dtmf-relay")) =>
+            {
+                let digit = super::media::dtmf_relay_digit(request.body())?;
+                session.dtmf_received(digit).await;
+                Some(Reply::ok())
+            }
+            Method::Invite if !request.body().is_empty() => {
+                let negotiator = self.negotiator.as_mut()?;
+                let reply = match crate::sdp::SessionDescription::parse(request.body()) {
+                    Err(e) => Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
+                        .reason(format!("Not Acceptable Here (bad SDP: {e})")),
+                    Ok(offer) => match negotiator.answer(&offer) {
+                        Ok(answer) => {
+                            if let Some(n) = &answer.negotiated {
+                                session.update(n.remote_addr(), n.direction).await;
+                            }
+                            Reply::ok().body("application/sdp", answer.sdp.to_bytes())
+                        }
+                        Err(e) => Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
+                            .reason(format!("Not Acceptable Here ({e})")),
+                    },
+                };
+                Some(reply)
+            }
+            _ => None,
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Some(s) = self.session.take() {
+            let stats = s.stop().await;
+            info!(
+                sent = stats.packets_sent,
+                received = stats.packets_received,
+                lost = stats.packets_lost,
+                jitter_ms = stats.jitter_ms,
+                "media stopped"
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------------- UAC side
@@ -1194,11 +1352,25 @@ where
     async fn dial(
         &mut self,
         spec: DialSpec,
+        media: Option<Box<dyn crate::media::MediaHandler>>,
         events: mpsc::Sender<CallEvent>,
     ) -> Result<u64, UaError> {
         let target = self.resolve(&spec.uri, spec.transport).await?;
         let local = self.local_for(target.kind);
         let peer = Peer { target, local };
+        let offer = match media {
+            Some(handler) => {
+                let ctx = MediaContext {
+                    ports: self.config.ports.clone(),
+                    local_ip: media_ip(&peer),
+                };
+                let offered = super::media::offer(&ctx, handler)
+                    .await
+                    .map_err(|e| UaError::BadRequest(format!("no RTP port: {e}")))?;
+                Some(offered)
+            }
+            None => None,
+        };
         let user = spec
             .from_user
             .clone()
@@ -1227,7 +1399,11 @@ where
         for (n, v) in &spec.headers {
             h.push(n.clone(), v.clone()).map_err(bad)?;
         }
-        if let Some((ct, body)) = &spec.body {
+        if let Some(o) = &offer {
+            h.set(HeaderName::ContentType, "application/sdp")
+                .map_err(bad)?;
+            req.set_body(o.sdp.clone());
+        } else if let Some((ct, body)) = &spec.body {
             h.set(HeaderName::ContentType, ct.clone()).map_err(bad)?;
             req.set_body(body.clone());
         } else {
@@ -1258,6 +1434,8 @@ where
             cancel_requested: false,
             ack: None,
             digest: None,
+            offer,
+            session: None,
         };
         self.calls.insert(
             id,
@@ -1511,6 +1689,9 @@ where
             uac.final_received = true;
             if !already && !cancelled {
                 let _ = uac.events.try_send(CallEvent::Answered(resp.clone()));
+                if let Some(offer) = uac.offer.take() {
+                    uac.session = start_uac_media(offer, &resp, id, &self.commands, &uac.events);
+                }
             }
             self.ack_2xx(id, &resp);
             if cancelled && !already {
@@ -1688,6 +1869,75 @@ where
         }
         self.drop_pending(key);
     }
+}
+
+/// Reads the SDP answer in our call's 2xx and starts its media. A media
+/// handler's hang-up becomes a BYE through the core.
+fn start_uac_media(
+    offer: super::media::Offered,
+    resp: &Response,
+    call: u64,
+    commands: &mpsc::Sender<Command>,
+    events: &mpsc::Sender<CallEvent>,
+) -> Option<MediaSession> {
+    let super::media::Offered {
+        rtp,
+        rtcp,
+        mut negotiator,
+        handler,
+        ..
+    } = offer;
+    let answer = match crate::sdp::SessionDescription::parse(resp.body()) {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(error = %e, "2xx without a readable SDP answer: no audio");
+            return None;
+        }
+    };
+    let negotiated = match negotiator.accept_answer(&answer) {
+        Ok(n) => n,
+        Err(e) => {
+            warn!(error = %e, "SDP answer not acceptable: no audio");
+            return None;
+        }
+    };
+    let (media_tx, mut media_rx) = mpsc::channel(4);
+    let handler = handler
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let session = match MediaSession::start(
+        super::media::config(&negotiated, rtp, rtcp),
+        handler,
+        media_tx,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "media not started");
+            return None;
+        }
+    };
+    let _ = events.try_send(CallEvent::MediaStarted {
+        codec: negotiated.codec.to_string(),
+        stats: session.watch_stats(),
+    });
+    let commands = commands.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = media_rx.recv().await {
+            if ev == MediaEvent::Hangup {
+                let (reply, _wait) = oneshot::channel();
+                let _ = commands
+                    .send(Command::InDialog {
+                        call,
+                        method: Method::Bye,
+                        headers: Vec::new(),
+                        body: None,
+                        reply,
+                    })
+                    .await;
+            }
+        }
+    });
+    Some(session)
 }
 
 /// CANCEL for an INVITE (§9.1).

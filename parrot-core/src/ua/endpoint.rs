@@ -197,6 +197,15 @@ where
         self
     }
 
+    /// The UDP ports for RTP (even) and RTCP (odd) of calls with media
+    /// (default 16384–32767). The range must start on an even port.
+    pub fn rtp_ports(mut self, ports: std::ops::RangeInclusive<u16>) -> Result<Self, UaError> {
+        let alloc = crate::rtp::PortAllocator::new(ports)
+            .map_err(|e| UaError::BadRequest(format!("RTP port range: {e}")))?;
+        self.config.ports = Arc::new(std::sync::Mutex::new(alloc));
+        Ok(self)
+    }
+
     /// Methods listed in Allow (405 and OPTIONS answers). Default: INVITE, ACK,
     /// CANCEL, BYE, OPTIONS (plus REGISTER with a registrar).
     pub fn allow(mut self, methods: &[Method]) -> Self {

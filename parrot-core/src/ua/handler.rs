@@ -57,7 +57,10 @@ impl Incoming {
     }
 
     pub(crate) fn take_media(&mut self) -> Option<PendingMedia> {
-        self.media.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        self.media
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 
     /// Answers the call with audio: the SDP offer is answered (the codec chosen
@@ -77,7 +80,10 @@ impl Incoming {
         }
         match media::answer(&ctx, self.request.body(), Box::new(media)).await {
             Ok((sdp, pending)) => {
-                *self.media.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(pending);
+                *self
+                    .media
+                    .get_mut()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(pending);
                 Reply::ok().body("application/sdp", sdp)
             }
             Err(reply) => reply,

@@ -26,7 +26,9 @@ pub(crate) struct PendingMedia {
 
 impl std::fmt::Debug for PendingMedia {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingMedia").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("PendingMedia")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -36,7 +38,8 @@ pub(crate) struct Offered {
     pub(crate) rtp: UdpSocket,
     pub(crate) rtcp: UdpSocket,
     pub(crate) negotiator: Negotiator,
-    pub(crate) handler: Box<dyn MediaHandler>,
+    /// In a mutex only so that the core (which holds it across awaits) is `Sync`.
+    pub(crate) handler: std::sync::Mutex<Box<dyn MediaHandler>>,
 }
 
 impl std::fmt::Debug for Offered {
@@ -72,30 +75,52 @@ pub(crate) async fn answer(
     mut handler: Box<dyn MediaHandler>,
 ) -> Result<(Bytes, PendingMedia), Reply> {
     let offer = SessionDescription::parse(offer).map_err(|e| {
-        Reply::new(StatusCode::NOT_ACCEPTABLE_HERE).reason(format!("Not Acceptable Here (bad SDP: {e})"))
+        Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
+            .reason(format!("Not Acceptable Here (bad SDP: {e})"))
     })?;
-    let (rtp, rtcp) = bind_pair(ctx.local_ip, &ctx.ports)
-        .await
-        .map_err(|_| Reply::new(StatusCode::SERVICE_UNAVAILABLE).reason("Service Unavailable (no RTP port free)"))?;
+    let (rtp, rtcp) = bind_pair(ctx.local_ip, &ctx.ports).await.map_err(|_| {
+        Reply::new(StatusCode::SERVICE_UNAVAILABLE).reason("Service Unavailable (no RTP port free)")
+    })?;
     let port = rtp.local_addr().map_or(0, |a| a.port());
     let mut negotiator = Negotiator::new(LocalMedia::new(ctx.local_ip, port), session_id());
     let answer = negotiator
-        .answer_with(&offer, |offered: &[Codec], ours: &[Codec]| handler.choose_codec(offered, ours))
-        .map_err(|e| Reply::new(StatusCode::NOT_ACCEPTABLE_HERE).reason(format!("Not Acceptable Here ({e})")))?;
+        .answer_with(&offer, |offered: &[Codec], ours: &[Codec]| {
+            handler.choose_codec(offered, ours)
+        })
+        .map_err(|e| {
+            Reply::new(StatusCode::NOT_ACCEPTABLE_HERE).reason(format!("Not Acceptable Here ({e})"))
+        })?;
     let Some(negotiated) = answer.negotiated else {
-        return Err(Reply::new(StatusCode::NOT_ACCEPTABLE_HERE).reason("Not Acceptable Here (no audio stream)"));
+        return Err(Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
+            .reason("Not Acceptable Here (no audio stream)"));
     };
     let config = config(&negotiated, rtp, rtcp);
-    Ok((answer.sdp.to_bytes(), PendingMedia { config, handler, negotiator }))
+    Ok((
+        answer.sdp.to_bytes(),
+        PendingMedia {
+            config,
+            handler,
+            negotiator,
+        },
+    ))
 }
 
 /// Binds sockets and builds the offer for a call we place.
-pub(crate) async fn offer(ctx: &MediaContext, handler: Box<dyn MediaHandler>) -> std::io::Result<Offered> {
+pub(crate) async fn offer(
+    ctx: &MediaContext,
+    handler: Box<dyn MediaHandler>,
+) -> std::io::Result<Offered> {
     let (rtp, rtcp) = bind_pair(ctx.local_ip, &ctx.ports).await?;
     let port = rtp.local_addr()?.port();
     let mut negotiator = Negotiator::new(LocalMedia::new(ctx.local_ip, port), session_id());
     let sdp = negotiator.create_offer().to_bytes();
-    Ok(Offered { sdp, rtp, rtcp, negotiator, handler })
+    Ok(Offered {
+        sdp,
+        rtp,
+        rtcp,
+        negotiator,
+        handler: std::sync::Mutex::new(handler),
+    })
 }
 
 /// The digit of an `application/dtmf-relay` INFO body (`Signal=5`).
@@ -115,7 +140,10 @@ pub(crate) fn dtmf_relay_digit(body: &[u8]) -> Option<char> {
 mod tests {
     #[test]
     fn dtmf_relay() {
-        assert_eq!(super::dtmf_relay_digit(b"Signal=5\r\nDuration=160\r\n"), Some('5'));
+        assert_eq!(
+            super::dtmf_relay_digit(b"Signal=5\r\nDuration=160\r\n"),
+            Some('5')
+        );
         assert_eq!(super::dtmf_relay_digit(b"Signal= #\r\n"), Some('#'));
         assert_eq!(super::dtmf_relay_digit(b"Duration=160"), None);
     }

@@ -26,6 +26,13 @@ pub enum CallEvent {
     Failed(UaError),
     /// A request from the peer inside the call (it has been answered 200).
     Request(Request),
+    /// Audio flows: the codec, and the session's counts as they change.
+    MediaStarted {
+        /// The negotiated codec (`PCMU/8000`, …).
+        codec: String,
+        /// The counts, updated every packet time.
+        stats: tokio::sync::watch::Receiver<crate::media::MediaStats>,
+    },
     /// The call is over: the peer hung up, or the endpoint shut down.
     Ended,
 }
@@ -43,10 +50,19 @@ pub(crate) struct DialSpec {
 }
 
 /// A call to place: set headers, body, credentials, then [`Dial::send`].
-#[derive(Debug)]
 pub struct Dial {
     endpoint: Endpoint,
     spec: DialSpec,
+    media: Option<Box<dyn crate::media::MediaHandler>>,
+}
+
+impl std::fmt::Debug for Dial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dial")
+            .field("spec", &self.spec)
+            .field("media", &self.media.is_some())
+            .finish()
+    }
 }
 
 impl Dial {
@@ -62,7 +78,16 @@ impl Dial {
                 follow_redirects: false,
                 transport: None,
             },
+            media: None,
         }
+    }
+
+    /// Calls with audio: an SDP offer (PCMU, PCMA, telephone-event) goes in the
+    /// INVITE, and once answered `media` drives the call's audio (play a file,
+    /// record, DTMF). Replaces any body set with [`Dial::body`].
+    pub fn media(mut self, media: impl crate::media::MediaHandler) -> Dial {
+        self.media = Some(Box::new(media));
+        self
     }
 
     /// The user part of our From URI (default: the endpoint's user).
@@ -108,6 +133,7 @@ impl Dial {
         self.endpoint
             .command(Command::Dial {
                 spec: self.spec,
+                media: self.media,
                 events: events_tx,
                 reply,
             })
@@ -119,6 +145,7 @@ impl Dial {
             events,
             answered: None,
             over: false,
+            media: None,
         })
     }
 }
@@ -132,6 +159,10 @@ pub struct OutgoingCall {
     events: mpsc::Receiver<CallEvent>,
     answered: Option<Response>,
     over: bool,
+    media: Option<(
+        String,
+        tokio::sync::watch::Receiver<crate::media::MediaStats>,
+    )>,
 }
 
 impl OutgoingCall {
@@ -142,6 +173,9 @@ impl OutgoingCall {
         }
         let ev = self.events.recv().await;
         match &ev {
+            Some(CallEvent::MediaStarted { codec, stats }) => {
+                self.media = Some((codec.clone(), stats.clone()));
+            }
             Some(CallEvent::Answered(r)) => self.answered = Some(r.clone()),
             Some(CallEvent::Rejected(_) | CallEvent::Failed(_) | CallEvent::Ended) | None => {
                 self.over = true
@@ -162,10 +196,33 @@ impl OutgoingCall {
                 CallEvent::Rejected(r) => return Err(UaError::Rejected(r.status())),
                 CallEvent::Failed(e) => return Err(e),
                 CallEvent::Ended => return Err(UaError::CallGone),
-                CallEvent::Provisional(_) | CallEvent::Request(_) => {}
+                CallEvent::Provisional(_)
+                | CallEvent::Request(_)
+                | CallEvent::MediaStarted { .. } => {}
             }
         }
         Err(UaError::CallGone)
+    }
+
+    /// The media counts (packets, loss, jitter, seconds heard), once audio flows.
+    pub fn media_stats(&self) -> Option<crate::media::MediaStats> {
+        self.media.as_ref().map(|(_, s)| s.borrow().clone())
+    }
+
+    /// Applies a media action now (play, record, send DTMF, …).
+    pub async fn media_action(&self, action: crate::media::Action) -> Result<(), UaError> {
+        self.endpoint
+            .command(Command::Media {
+                call: self.id,
+                action,
+            })
+            .await
+    }
+
+    /// Sends DTMF digits in the audio (RFC 4733).
+    pub async fn send_dtmf(&self, digits: &str) -> Result<(), UaError> {
+        self.media_action(crate::media::Action::SendDtmf(digits.to_owned()))
+            .await
     }
 
     /// The 2xx, once answered.
@@ -227,6 +284,10 @@ pub(crate) struct UacCall {
     pub(crate) ack: Option<Request>,
     /// Digest state (nonce counts) once challenged.
     pub(crate) digest: Option<crate::auth::DigestClient>,
+    /// Our SDP offer and its sockets, until the answer comes.
+    pub(crate) offer: Option<super::media::Offered>,
+    /// The running media session.
+    pub(crate) session: Option<crate::media::MediaSession>,
 }
 
 impl UacCall {
