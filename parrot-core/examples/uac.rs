@@ -1,20 +1,42 @@
 //! Places one call, holds it, hangs up.
 //!
 //! ```text
-//! cargo run --release -p parrot-core --example uac -- sip:service@127.0.0.1:5080 [--duration 2] [--transport udp|tcp]
+//! cargo run --release -p parrot-core --example uac -- sip:service@127.0.0.1:5080 \
+//!     [--duration 2] [--transport udp|tcp] [--play FILE.wav] [--record FILE.wav]
 //! ```
-//! Prints the progress and the outcome; exits 0 only if the call was answered
-//! and hung up cleanly.
+//! The call carries audio: it plays FILE.wav (or silence) and records what it
+//! hears with `--record`. Prints the progress, the codec and the media counts,
+//! and exits 0 only if the call was answered and hung up cleanly.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use parrot_core::media::{Action, MediaHandler};
 use parrot_core::transport::TransportKind;
 use parrot_core::ua::{CallEvent, Endpoint};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// Plays the file (if any), records what comes in (if asked).
+struct Media {
+    play: Option<PathBuf>,
+    record: Option<PathBuf>,
+}
+
+impl MediaHandler for Media {
+    fn stream_started(&mut self) -> Action {
+        let rec = self.record.clone().map_or(Action::Nothing, Action::Record);
+        match &self.play {
+            Some(p) => rec.then(Action::play(p)),
+            None => rec,
+        }
+    }
+}
+
 fn usage(problem: &str) -> ExitCode {
-    eprintln!("uac: {problem}\nusage: uac SIP-URI [--duration SECONDS] [--transport udp|tcp]");
+    eprintln!(
+        "uac: {problem}\nusage: uac SIP-URI [--duration SECONDS] [--transport udp|tcp] [--play FILE.wav] [--record FILE.wav]"
+    );
     ExitCode::from(2)
 }
 
@@ -23,6 +45,8 @@ async fn main() -> ExitCode {
     let mut uri = None;
     let mut duration = Duration::from_secs(2);
     let mut transport = None;
+    let mut play = None;
+    let mut record = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -34,6 +58,17 @@ async fn main() -> ExitCode {
                 Some("udp") => transport = Some(TransportKind::Udp),
                 Some("tcp") => transport = Some(TransportKind::Tcp),
                 _ => return usage("--transport wants udp or tcp"),
+            },
+            "--play" => match args.next() {
+                Some(p) => match parrot_core::media::WavSource::open(&p) {
+                    Ok(_) => play = Some(PathBuf::from(p)),
+                    Err(e) => return usage(&format!("--play: {e}")),
+                },
+                None => return usage("--play wants a WAV file"),
+            },
+            "--record" => match args.next() {
+                Some(p) => record = Some(PathBuf::from(p)),
+                None => return usage("--record wants a file name"),
             },
             _ if uri.is_none() && !a.starts_with("--") => uri = Some(a),
             other => return usage(&format!("unexpected argument {other:?}")),
@@ -60,6 +95,7 @@ async fn main() -> ExitCode {
     if let Some(t) = transport {
         dial = dial.transport(t);
     }
+    dial = dial.media(Media { play, record });
     let mut call = match dial.send().await {
         Ok(c) => c,
         Err(e) => {
@@ -84,12 +120,25 @@ async fn main() -> ExitCode {
                 break false;
             }
             Some(CallEvent::Ended) | None => break false,
+            Some(CallEvent::MediaStarted { codec, .. }) => println!("uac: audio: {codec}"),
             Some(_) => {}
         }
     };
     let mut ok = false;
     if answered {
+        // The MediaStarted event follows the answer closely.
+        if let Ok(Some(CallEvent::MediaStarted { codec, .. })) =
+            tokio::time::timeout(Duration::from_millis(500), call.next_event()).await
+        {
+            println!("uac: audio: {codec}");
+        }
         tokio::time::sleep(duration).await;
+        if let Some(m) = call.media_stats() {
+            println!(
+                "uac: media: {} packets sent, {} received, {} lost, jitter {:.1} ms, {:.1} s heard",
+                m.packets_sent, m.packets_received, m.packets_lost, m.jitter_ms, m.seconds_received
+            );
+        }
         match call.hangup().await {
             Ok(r) if r.status().is_success() => {
                 println!(

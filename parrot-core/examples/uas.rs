@@ -1,21 +1,44 @@
 //! A SIP server that answers every call.
 //!
 //! ```text
-//! cargo run --release -p parrot-core --example uas -- --bind 127.0.0.1:5080 [--transport udp|tcp] [--ring-ms N]
+//! cargo run --release -p parrot-core --example uas -- --bind 127.0.0.1:5080 \
+//!     [--transport udp|tcp] [--ring-ms N] [--play FILE.wav] [--record DIR]
 //! ```
-//! INVITE gets 200 OK (after 180 Ringing and N ms with `--ring-ms`, so that
-//! CANCEL can be tried), BYE 200, OPTIONS 200; it runs until Ctrl-C and then
-//! prints its counts.
+//! INVITE gets 200 OK with an SDP answer (after 180 Ringing and N ms with
+//! `--ring-ms`, so that CANCEL can be tried); the call plays FILE.wav (default: a
+//! greeting chime made at start) and, with `--record`, records the caller to
+//! DIR/CALL-ID.wav. BYE 200, OPTIONS 200; it runs until Ctrl-C and then prints
+//! its counts.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use parrot_core::media::{Action, AudioSource, MediaHandler, Tone, WavRecorder};
 use parrot_core::ua::{Endpoint, Incoming, Reply, SipHandler};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 struct Answer {
     ring: Option<Duration>,
+    play: PathBuf,
+    record: Option<PathBuf>,
+}
+
+/// Plays the greeting; records the caller when asked.
+struct Greeting {
+    play: PathBuf,
+    record: Option<PathBuf>,
+}
+
+impl MediaHandler for Greeting {
+    fn stream_started(&mut self) -> Action {
+        let play = Action::play(&self.play);
+        match &self.record {
+            Some(path) => Action::Record(path.clone()).then(play),
+            None => play,
+        }
+    }
 }
 
 impl SipHandler for Answer {
@@ -26,12 +49,45 @@ impl SipHandler for Answer {
             }
             tokio::time::sleep(wait).await;
         }
-        Reply::ok()
+        let record = self.record.as_ref().map(|dir| {
+            let id: String = call
+                .call_id()
+                .unwrap_or("call")
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            dir.join(format!("{id}.wav"))
+        });
+        call.answer(Greeting {
+            play: self.play.clone(),
+            record,
+        })
+        .await
     }
 }
 
+/// A two-note chime (E5 then C5, 0.6 s each), written as an 8 kHz WAV.
+fn make_greeting() -> Result<PathBuf, String> {
+    let path = std::env::temp_dir().join(format!("parrot-greeting-{}.wav", std::process::id()));
+    let mut rec = WavRecorder::create(&path).map_err(|e| e.to_string())?;
+    for freq in [659.25, 523.25] {
+        let mut tone = Tone::new(freq, 0.4).lasting(0.6);
+        let mut buf = [0i16; 160];
+        loop {
+            let n = tone.read(&mut buf);
+            rec.write(&buf[..n]).map_err(|e| e.to_string())?;
+            if n < buf.len() {
+                break;
+            }
+        }
+    }
+    rec.finish().map_err(|e| e.to_string())
+}
+
 fn usage(problem: &str) -> ExitCode {
-    eprintln!("uas: {problem}\nusage: uas --bind ADDR:PORT [--transport udp|tcp] [--ring-ms N]");
+    eprintln!(
+        "uas: {problem}\nusage: uas --bind ADDR:PORT [--transport udp|tcp] [--ring-ms N] [--play FILE.wav] [--record DIR]"
+    );
     ExitCode::from(2)
 }
 
@@ -40,6 +96,8 @@ async fn main() -> ExitCode {
     let mut bind: SocketAddr = ([127, 0, 0, 1], 5080).into();
     let mut tcp = false;
     let mut ring = None;
+    let mut play = None;
+    let mut record = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let value = args.next();
@@ -53,10 +111,40 @@ async fn main() -> ExitCode {
                 Ok(ms) => ring = Some(Duration::from_millis(ms)),
                 Err(_) => return usage(&format!("--ring-ms wants milliseconds, got {v:?}")),
             },
+            ("--play", Some(v)) => {
+                if let Err(e) = parrot_core::media::WavSource::open(&v) {
+                    return usage(&format!("--play: {e}"));
+                }
+                play = Some(PathBuf::from(v));
+            }
+            ("--record", Some(v)) => {
+                let dir = PathBuf::from(v);
+                if !dir.is_dir() {
+                    return usage(&format!(
+                        "--record wants an existing directory, got {}",
+                        dir.display()
+                    ));
+                }
+                record = Some(dir);
+            }
             (other, _) => return usage(&format!("unexpected argument {other:?}")),
         }
     }
-    let builder = Endpoint::builder().handler(move || Answer { ring });
+    let play = match play {
+        Some(p) => p,
+        None => match make_greeting() {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("uas: cannot write the greeting: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let builder = Endpoint::builder().handler(move || Answer {
+        ring,
+        play: play.clone(),
+        record: record.clone(),
+    });
     let builder = if tcp {
         builder.tcp(bind)
     } else {
