@@ -15,11 +15,18 @@ struct Bench {
     about: &'static str,
 }
 
-const BENCHES: &[Bench] = &[Bench {
-    name: "parse",
-    package: "parrot-core",
-    about: "typed SIP parse: parrot vs rsipstack vs rsip",
-}];
+const BENCHES: &[Bench] = &[
+    Bench {
+        name: "parse",
+        package: "parrot-core",
+        about: "typed SIP parse: parrot vs rsipstack vs rsip",
+    },
+    Bench {
+        name: "media",
+        package: "parrot-core",
+        about: "G.711 throughput, RTP cost per packet, paced PCMU streams per core",
+    },
+];
 
 pub(crate) fn run(args: &[String]) -> Result<ExitCode> {
     let selected: Vec<&Bench> = if args.is_empty() {

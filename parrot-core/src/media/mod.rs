@@ -15,7 +15,10 @@ pub use goertzel::{goertzel_power, tone_present};
 pub use handler::{Action, ErrorAction, MediaEngine, MediaHandler, Output, Play, PlaySource};
 pub use resample::Resampler;
 #[cfg(feature = "runtime")]
-pub use session::{MediaConfig, MediaEvent, MediaSession, MediaStats, Ports, bind_pair};
+pub use session::{
+    MediaConfig, MediaEvent, MediaSession, MediaStats, Ports, bind_pair, pacing_counters,
+    reset_pacing_counters,
+};
 pub use source::{AudioSource, Silence};
 pub use tone::Tone;
 pub use wav::{MediaError, WavRecorder, WavSource};

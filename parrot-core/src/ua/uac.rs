@@ -30,7 +30,7 @@ pub enum CallEvent {
     MediaStarted {
         /// The negotiated codec (`PCMU/8000`, …).
         codec: String,
-        /// The counts, updated every packet time.
+        /// The counts, updated every second and at the end.
         stats: tokio::sync::watch::Receiver<crate::media::MediaStats>,
     },
     /// The call is over: the peer hung up, or the endpoint shut down.
