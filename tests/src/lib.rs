@@ -122,3 +122,157 @@ pub async fn sipp(args: &[&str], limit: Duration) -> SippRun {
         stats: header.into_iter().zip(last).collect(),
     }
 }
+
+/// A temporary directory, removed (with its contents) when dropped.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A fresh, empty directory under the system's temp dir; `tag` names it.
+    pub fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "parrot-{tag}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// A path inside it.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// True if baresip is installed (`cargo xtask test` installs `baresip-core`;
+/// a plain `cargo test` on a machine without it says so and fails).
+pub fn baresip_available() -> bool {
+    std::process::Command::new("baresip")
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Where Debian's `baresip-core` puts its modules.
+pub const BARESIP_MODULES: &str = "/usr/lib/baresip/modules";
+
+/// A headless baresip configuration for calls on loopback, without
+/// registration, NAT traversal or sound card: the microphone is a WAV file
+/// (`aufile`), what goes out and what comes in are dumped as WAVs into
+/// `dump_dir` (`sndfile`), and the speaker is a dummy (`aubridge`). G.711 only.
+#[derive(Debug, Clone)]
+pub struct BaresipConfig {
+    /// Its SIP port on 127.0.0.1 (UDP and TCP).
+    pub sip_port: u16,
+    /// The WAV file it sends (8 kHz mono 16-bit; the call ends when it ends).
+    pub source_wav: PathBuf,
+    /// Where `sndfile` writes `dump-<time>-enc.wav` (sent) and `-dec.wav` (received).
+    pub dump_dir: PathBuf,
+}
+
+impl BaresipConfig {
+    /// The `config` file's text.
+    pub fn config(&self) -> String {
+        format!(
+            "poll_method\t\tepoll\n\
+             sip_listen\t\t127.0.0.1:{port}\n\
+             net_interface\t\t127.0.0.1\n\
+             call_local_timeout\t10\n\
+             call_max_calls\t\t1\n\
+             audio_player\t\taubridge,nil\n\
+             audio_alert\t\taubridge,nil\n\
+             audio_source\t\taufile,{src}\n\
+             ausrc_srate\t\t8000\n\
+             auplay_srate\t\t8000\n\
+             ausrc_channels\t\t1\n\
+             auplay_channels\t\t1\n\
+             jitter_buffer_delay\t1-5\n\
+             module_path\t\t{BARESIP_MODULES}\n\
+             module\t\t\tg711.so\n\
+             module\t\t\taufile.so\n\
+             module\t\t\taubridge.so\n\
+             module\t\t\tsndfile.so\n\
+             module_tmp\t\taccount.so\n\
+             module_app\t\tmenu.so\n\
+             snd_path\t\t{dump}\n",
+            port = self.sip_port,
+            src = self.source_wav.display(),
+            dump = self.dump_dir.display(),
+        )
+    }
+
+    /// The `accounts` file's text: one account for direct calls, no REGISTER.
+    pub fn accounts(&self) -> String {
+        "<sip:test@127.0.0.1>;regint=0;audio_codecs=pcmu\n".to_owned()
+    }
+
+    /// Writes `config` and `accounts` into `dir` (baresip's `-f`).
+    pub fn write(&self, dir: &Path) {
+        std::fs::create_dir_all(dir).expect("baresip config dir");
+        std::fs::create_dir_all(&self.dump_dir).expect("baresip dump dir");
+        std::fs::write(dir.join("config"), self.config()).expect("baresip config");
+        std::fs::write(dir.join("accounts"), self.accounts()).expect("baresip accounts");
+    }
+}
+
+/// What a baresip run left behind.
+#[derive(Debug)]
+pub struct BaresipRun {
+    /// Its exit code.
+    pub code: Option<i32>,
+    /// Its standard output and error, for assertions and failure messages.
+    pub output: String,
+}
+
+/// Runs `baresip -f config_dir -e command… -t quit_after`, killing it if it
+/// is still running after `limit` (or if the future is dropped).
+pub async fn baresip(
+    config_dir: &Path,
+    commands: &[&str],
+    quit_after: Duration,
+    limit: Duration,
+) -> BaresipRun {
+    assert!(
+        baresip_available(),
+        "baresip is not installed: run `cargo xtask test` (it installs baresip-core) or `apt-get install baresip-core`"
+    );
+    let mut cmd = tokio::process::Command::new("baresip");
+    cmd.arg("-f").arg(config_dir);
+    for c in commands {
+        cmd.arg("-e").arg(c);
+    }
+    cmd.arg("-t")
+        .arg(quit_after.as_secs().max(1).to_string())
+        .current_dir(config_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().expect("spawn baresip");
+    let out = match tokio::time::timeout(limit, child.wait_with_output()).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => panic!("baresip failed to run: {e}"),
+        Err(_) => panic!("baresip did not finish within {limit:?} (killed)"),
+    };
+    let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+    output.push_str(&String::from_utf8_lossy(&out.stderr));
+    BaresipRun {
+        code: out.status.code(),
+        output,
+    }
+}

@@ -7,12 +7,16 @@ use anyhow::{Context, Result, bail};
 
 use crate::util;
 
-/// Debian packages the test suite needs, with the reason. Later issues add
-/// `baresip-core` (a real softphone peer) and `kamailio` (a real proxy) here.
+/// Debian packages the test suite needs, with the reason. A later issue adds
+/// `kamailio` (a real proxy) here.
 pub(crate) const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     (
         "sip-tester",
         "provides `sipp`, the SIP traffic generator the end-to-end tests drive",
+    ),
+    (
+        "baresip-core",
+        "provides `baresip`, the softphone the end-to-end media tests call Parrot with",
     ),
     (
         "pkg-config",

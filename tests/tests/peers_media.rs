@@ -1,0 +1,332 @@
+//! Calls with audio between Parrot and real peers, on loopback:
+//!
+//! - baresip (a softphone, run headless: a WAV file as microphone, WAV dumps
+//!   of what it sends and receives) calls Parrot's UAS; each side must hear
+//!   the other's tone;
+//! - sipp's built-in `uac` with `-rtp_echo` calls Parrot's UAS, which plays a
+//!   tone and must hear it come back.
+//!
+//! Recordings are checked by frequency (Goertzel) and length. Both peers are
+//! installed by `cargo xtask test`; without them the tests fail and say so.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+use parrot_core::media::{
+    Action, AudioSource, MediaHandler, PlaySource, Tone, WavRecorder, WavSource, tone_present,
+};
+use parrot_core::transport::TransportKind;
+use parrot_core::ua::{EndReason, Endpoint, Incoming, Reply, SipHandler};
+use parrot_tests::{BaresipConfig, TempDir, baresip, free_addr, free_port, sipp};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Parrot's tone (Hz) and how long it plays it (s).
+const PARROT_TONE: f64 = 1000.0;
+const PARROT_SECS: f64 = 2.0;
+/// The caller's tone in the baresip test (Hz) and the length of its WAV (s):
+/// baresip hangs up when its `aufile` source reaches the end.
+const CALLER_TONE: f64 = 440.0;
+const CALLER_SECS: f64 = 3.0;
+
+/// What the server saw, in order, shared with the test.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    fn push(&self, event: impl Into<String>) {
+        self.0.lock().unwrap().push(event.into());
+    }
+    fn events(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+    fn has(&self, prefix: &str) -> bool {
+        self.events().iter().any(|e| e.starts_with(prefix))
+    }
+    /// Waits up to `within` for an event starting with `prefix`.
+    async fn wait_for(&self, prefix: &str, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if self.has(prefix) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.has(prefix)
+    }
+}
+
+/// Records what comes in to `record`, plays a tone.
+struct ToneAndRecord {
+    freq: f64,
+    seconds: f64,
+    record: PathBuf,
+    log: Log,
+}
+
+impl MediaHandler for ToneAndRecord {
+    fn stream_started(&mut self) -> Action {
+        self.log.push("media started");
+        Action::Record(self.record.clone()).then(Action::tone(self.freq, self.seconds))
+    }
+    fn play_complete(&mut self, _played: &PlaySource) -> Action {
+        self.log.push("tone played");
+        Action::Nothing
+    }
+    fn session_stopped(&mut self) {
+        self.log.push("media stopped");
+    }
+}
+
+/// The UAS: answers every INVITE with [`ToneAndRecord`].
+struct Uas {
+    record: PathBuf,
+    log: Log,
+}
+
+impl SipHandler for Uas {
+    async fn invite(&mut self, call: &mut Incoming) -> Reply {
+        self.log.push(format!(
+            "INVITE from {} with {} bytes of SDP",
+            call.source(),
+            call.body().len()
+        ));
+        let reply = call
+            .answer(ToneAndRecord {
+                freq: PARROT_TONE,
+                seconds: PARROT_SECS,
+                record: self.record.clone(),
+                log: self.log.clone(),
+            })
+            .await;
+        self.log.push(format!("answered {}", reply.status()));
+        reply
+    }
+    async fn ack(&mut self, _call: &Incoming) {
+        self.log.push("ACK");
+    }
+    async fn ended(&mut self, reason: EndReason) {
+        self.log.push(format!("ended {reason:?}"));
+    }
+}
+
+async fn uas(record: &Path, log: &Log) -> Endpoint {
+    let (record, log) = (record.to_path_buf(), log.clone());
+    Endpoint::builder()
+        .udp(free_addr())
+        .handler(move || Uas {
+            record: record.clone(),
+            log: log.clone(),
+        })
+        .build()
+        .await
+        .unwrap()
+}
+
+/// The span of audio above a threshold in a WAV file: its length in seconds
+/// and whether `freq` carries most of its energy.
+fn heard(path: &Path, freq: f64) -> (f64, bool) {
+    let mut src =
+        WavSource::open(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut all = vec![0i16; (src.duration() * 8000.0) as usize + 8000];
+    let n = src.read(&mut all);
+    let audio = &all[..n];
+    let start = audio
+        .iter()
+        .position(|&s| s.unsigned_abs() > 1000)
+        .unwrap_or(0);
+    let end = audio
+        .iter()
+        .rposition(|&s| s.unsigned_abs() > 1000)
+        .unwrap_or(0);
+    let tone = &audio[start..end.max(start)];
+    (
+        tone.len() as f64 / 8000.0,
+        tone_present(tone, freq, 8000, 0.8),
+    )
+}
+
+/// Writes `seconds` of a `freq` tone, 8 kHz mono 16-bit, to `path`.
+fn write_tone(path: &Path, freq: f64, seconds: f64) {
+    let mut rec = WavRecorder::create(path).unwrap();
+    let mut tone = Tone::new(freq, 0.5).lasting(seconds);
+    let mut buf = [0i16; 160];
+    loop {
+        let n = tone.read(&mut buf);
+        if n == 0 {
+            break;
+        }
+        rec.write(&buf[..n]).unwrap();
+    }
+    rec.finish().unwrap();
+}
+
+/// The file in `dir` whose name ends with `suffix`.
+fn find(dir: &Path, suffix: &str) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(suffix))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_calls_parrot_and_both_hear_each_other() {
+    let tmp = TempDir::new("baresip");
+    let recording = tmp.join("parrot-heard.wav");
+    let caller_wav = tmp.join("caller.wav");
+    write_tone(&caller_wav, CALLER_TONE, CALLER_SECS);
+    let log = Log::default();
+    let server = uas(&recording, &log).await;
+    let addr = server.local_addr(TransportKind::Udp).unwrap();
+
+    let config = BaresipConfig {
+        sip_port: free_port(),
+        source_wav: caller_wav,
+        dump_dir: tmp.join("dump"),
+    };
+    let conf_dir = tmp.join("conf");
+    config.write(&conf_dir);
+    let dial = format!("/dial sip:service@{addr}");
+    // The call lasts as long as the caller's WAV (baresip hangs up at its
+    // end); `-t` makes baresip quit after it, the limit kills it if it hangs.
+    let run = baresip(
+        &conf_dir,
+        &[&dial],
+        Duration::from_secs(7),
+        Duration::from_secs(20),
+    )
+    .await;
+    let out = &run.output;
+    assert!(
+        out.contains("Call established"),
+        "baresip did not establish the call (exit {:?}); server saw {:?}\n{out}",
+        run.code,
+        log.events()
+    );
+    assert!(
+        log.wait_for("media stopped", Duration::from_secs(3)).await,
+        "the media session did not end: {:?}\n{out}",
+        log.events()
+    );
+    let events = log.events();
+    eprintln!("server saw: {events:?}");
+    assert!(log.has("answered 200"), "{events:?}");
+    assert!(
+        log.has("ACK"),
+        "baresip's ACK reached the handler: {events:?}"
+    );
+    assert!(
+        log.has("ended PeerHangup"),
+        "baresip hung up with BYE when its WAV ended: {events:?}"
+    );
+    let stats = server.stats();
+    assert_eq!(stats.panics, 0, "{stats:?}");
+
+    let (secs, ok) = heard(&recording, CALLER_TONE);
+    eprintln!("Parrot heard {secs:.2} s of audio from baresip; {CALLER_TONE} Hz: {ok}");
+    assert!(
+        ok && (CALLER_SECS - 0.6..CALLER_SECS + 0.2).contains(&secs),
+        "Parrot recorded {secs:.2} s from baresip, {CALLER_TONE} Hz: {ok}"
+    );
+
+    let dump = find(&config.dump_dir, "-dec.wav")
+        .unwrap_or_else(|| panic!("no sndfile dump of what baresip received\n{out}"));
+    let (secs, ok) = heard(&dump, PARROT_TONE);
+    eprintln!("baresip heard {secs:.2} s of audio from Parrot; {PARROT_TONE} Hz: {ok}");
+    assert!(
+        ok && (PARROT_SECS - 0.2..PARROT_SECS + 0.2).contains(&secs),
+        "baresip received {secs:.2} s from Parrot, {PARROT_TONE} Hz: {ok}"
+    );
+    // The rig itself: baresip sent the caller's tone (the dump is of the encoder's input).
+    let enc = find(&config.dump_dir, "-enc.wav")
+        .unwrap_or_else(|| panic!("no sndfile dump of what baresip sent\n{out}"));
+    let (secs, ok) = heard(&enc, CALLER_TONE);
+    eprintln!("baresip sent {secs:.2} s; {CALLER_TONE} Hz: {ok}");
+    assert!(
+        ok && secs > CALLER_SECS - 0.2,
+        "baresip sent {secs:.2} s, {CALLER_TONE} Hz: {ok}"
+    );
+    server.shutdown(Duration::from_millis(300)).await;
+}
+
+/// A free loopback UDP port `p` with `p + 2` free too (sipp's `-rtp_echo`
+/// binds both).
+fn free_media_port() -> u16 {
+    for _ in 0..50 {
+        let p = free_port();
+        if p < u16::MAX - 2 && UdpSocket::bind(("127.0.0.1", p + 2)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no free pair of media ports");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_echoes_parrots_tone_back() {
+    let tmp = TempDir::new("sipp-echo");
+    let recording = tmp.join("parrot-heard.wav");
+    let log = Log::default();
+    let server = uas(&recording, &log).await;
+    let addr = server.local_addr(TransportKind::Udp).unwrap();
+
+    let target = addr.to_string();
+    let port = free_port().to_string();
+    let media_port = free_media_port().to_string();
+    // The built-in uac offers PCMU on -mp; the call lasts -d ms after the ACK.
+    let run = sipp(
+        &[
+            "-sn",
+            "uac",
+            target.as_str(),
+            "-s",
+            "service",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            port.as_str(),
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            media_port.as_str(),
+            "-rtp_echo",
+            "-d",
+            "3000",
+            "-m",
+            "1",
+            "-timeout",
+            "20s",
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
+    eprintln!(
+        "sipp: exit {:?}, successful {:?}, failed {:?}, retransmissions {:?}",
+        run.code,
+        run.stat("SuccessfulCall(C)"),
+        run.stat("FailedCall(C)"),
+        run.stat("Retransmissions(C)")
+    );
+    assert_eq!(run.code, Some(0), "{}", run.output);
+    assert_eq!(run.stat("SuccessfulCall(C)"), Some(1), "{}", run.output);
+    assert_eq!(run.stat("FailedCall(C)"), Some(0), "{}", run.output);
+    assert!(
+        log.wait_for("media stopped", Duration::from_secs(3)).await,
+        "the media session did not end: {:?}",
+        log.events()
+    );
+    let events = log.events();
+    eprintln!("server saw: {events:?}");
+    assert!(log.has("ACK"), "{events:?}");
+    assert!(log.has("tone played"), "{events:?}");
+    assert!(log.has("ended PeerHangup"), "{events:?}");
+
+    let (secs, ok) = heard(&recording, PARROT_TONE);
+    eprintln!("Parrot heard {secs:.2} s of its own tone back; {PARROT_TONE} Hz: {ok}");
+    assert!(
+        ok && (PARROT_SECS - 0.2..PARROT_SECS + 0.2).contains(&secs),
+        "Parrot recorded {secs:.2} s echoed by sipp, {PARROT_TONE} Hz: {ok}"
+    );
+    server.shutdown(Duration::from_millis(300)).await;
+}
