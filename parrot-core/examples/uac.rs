@@ -2,10 +2,13 @@
 //!
 //! ```text
 //! cargo run --release -p parrot-core --example uac -- sip:service@127.0.0.1:5080 \
-//!     [--duration 2] [--transport udp|tcp] [--play FILE.wav] [--record FILE.wav]
+//!     [--duration 2] [--transport udp|tcp] [--play FILE.wav] [--record FILE.wav] \
+//!     [--input-device SEL] [--output-device SEL]
 //! ```
-//! The call carries audio: it plays FILE.wav (or silence) and records what it
-//! hears with `--record`. Prints the progress, the codec and the media counts,
+//! The call carries audio: it plays FILE.wav (or the microphone chosen with
+//! `--input-device`, or silence), plays what it hears on `--output-device`, and
+//! records it with `--record`. Devices need `--features parrot-core/device`;
+//! SEL is `default`, an index or a name (see `parrot devices`). Prints the progress, the codec and the media counts,
 //! and exits 0 only if the call was answered and hung up cleanly.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -17,25 +20,76 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Plays the file (if any), records what comes in (if asked).
+/// Plays the file or the microphone, records what comes in and plays it on the speaker (as asked).
 struct Media {
     play: Option<PathBuf>,
     record: Option<PathBuf>,
+    mic: Option<parrot_core::media::LiveSource>,
+    speaker: Option<parrot_core::media::LiveSink>,
 }
 
 impl MediaHandler for Media {
     fn stream_started(&mut self) -> Action {
-        let rec = self.record.clone().map_or(Action::Nothing, Action::Record);
-        match &self.play {
-            Some(p) => rec.then(Action::play(p)),
-            None => rec,
+        let mut a = self.record.clone().map_or(Action::Nothing, Action::Record);
+        if let Some(s) = &self.speaker {
+            a = a.then(Action::Listen(s.clone()));
         }
+        if let Some(m) = &self.mic {
+            a = a.then(Action::play_live(m.clone()));
+        } else if let Some(p) = &self.play {
+            a = a.then(Action::play(p));
+        }
+        a
     }
+}
+
+#[cfg(feature = "device")]
+fn devices(
+    input: Option<String>,
+    output: Option<String>,
+) -> Result<
+    (
+        Option<parrot_core::media::LiveSource>,
+        Option<parrot_core::media::LiveSink>,
+    ),
+    String,
+> {
+    use parrot_core::device::{DeviceSelector, open_input, open_output};
+    let mic = match input {
+        Some(sel) => Some(parrot_core::media::LiveSource::new(
+            open_input(DeviceSelector::parse(&sel)).map_err(|e| e.to_string())?,
+        )),
+        None => None,
+    };
+    let speaker = match output {
+        Some(sel) => Some(parrot_core::media::LiveSink::new(
+            open_output(DeviceSelector::parse(&sel)).map_err(|e| e.to_string())?,
+        )),
+        None => None,
+    };
+    Ok((mic, speaker))
+}
+
+#[cfg(not(feature = "device"))]
+fn devices(
+    input: Option<String>,
+    output: Option<String>,
+) -> Result<
+    (
+        Option<parrot_core::media::LiveSource>,
+        Option<parrot_core::media::LiveSink>,
+    ),
+    String,
+> {
+    if input.is_some() || output.is_some() {
+        return Err("audio devices need the device feature: cargo run -p parrot-core --features device --example uac -- …".into());
+    }
+    Ok((None, None))
 }
 
 fn usage(problem: &str) -> ExitCode {
     eprintln!(
-        "uac: {problem}\nusage: uac SIP-URI [--duration SECONDS] [--transport udp|tcp] [--play FILE.wav] [--record FILE.wav]"
+        "uac: {problem}\nusage: uac SIP-URI [--duration SECONDS] [--transport udp|tcp] [--play FILE.wav] [--record FILE.wav] [--input-device SEL] [--output-device SEL]"
     );
     ExitCode::from(2)
 }
@@ -47,6 +101,8 @@ async fn main() -> ExitCode {
     let mut transport = None;
     let mut play = None;
     let mut record = None;
+    let mut input = None;
+    let mut output = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -69,6 +125,14 @@ async fn main() -> ExitCode {
             "--record" => match args.next() {
                 Some(p) => record = Some(PathBuf::from(p)),
                 None => return usage("--record wants a file name"),
+            },
+            "--input-device" => match args.next() {
+                Some(sel) => input = Some(sel),
+                None => return usage("--input-device wants default, an index or a name"),
+            },
+            "--output-device" => match args.next() {
+                Some(sel) => output = Some(sel),
+                None => return usage("--output-device wants default, an index or a name"),
             },
             _ if uri.is_none() && !a.starts_with("--") => uri = Some(a),
             other => return usage(&format!("unexpected argument {other:?}")),
@@ -95,7 +159,16 @@ async fn main() -> ExitCode {
     if let Some(t) = transport {
         dial = dial.transport(t);
     }
-    dial = dial.media(Media { play, record });
+    let (mic, speaker) = match devices(input, output) {
+        Ok(d) => d,
+        Err(e) => return usage(&e),
+    };
+    dial = dial.media(Media {
+        play,
+        record,
+        mic,
+        speaker,
+    });
     let mut call = match dial.send().await {
         Ok(c) => c,
         Err(e) => {

@@ -337,6 +337,12 @@ impl Microphone {
     }
 }
 
+impl crate::media::AudioSink for Speaker {
+    fn write(&mut self, samples: &[i16]) {
+        Speaker::write(self, samples);
+    }
+}
+
 impl AudioSource for Microphone {
     /// Copies the oldest captured samples into `out`, with silence for what has
     /// not been captured yet; always fills `out` (a microphone does not end).

@@ -1,7 +1,7 @@
 //! The `MediaHandler` trait (what a call does with its audio) and the engine
 //! that drives it, frame by frame, without touching the network.
 
-use super::source::{AudioSource, Silence};
+use super::source::{AudioSource, LiveSink, LiveSource, Silence};
 use super::tone::Tone;
 use super::wav::{MediaError, WavRecorder, WavSource};
 use std::collections::VecDeque;
@@ -17,6 +17,8 @@ pub enum PlaySource {
     Tone(f64, f64),
     /// Silence, in seconds.
     Silence(f64),
+    /// A live source (a microphone), until replaced or stopped.
+    Live(LiveSource),
 }
 
 /// How to play it.
@@ -44,6 +46,10 @@ pub enum Action {
     Record(PathBuf),
     /// Stop recording and close the file.
     StopRecording,
+    /// Also send what the call receives to this sink (a speaker), until replaced.
+    Listen(LiveSink),
+    /// Stop sending received audio to the sink.
+    StopListening,
     /// Send these DTMF digits (RFC 4733), in order.
     SendDtmf(String),
     /// Hang up the call.
@@ -69,6 +75,15 @@ impl Action {
         Action::Play(Play {
             source: PlaySource::File(path.as_ref().to_path_buf()),
             looped: true,
+            volume: 1.0,
+        })
+    }
+
+    /// Play from a live source (a microphone) until something else is played.
+    pub fn play_live(source: LiveSource) -> Action {
+        Action::Play(Play {
+            source: PlaySource::Live(source),
+            looped: false,
             volume: 1.0,
         })
     }
@@ -198,6 +213,7 @@ pub struct MediaEngine<H> {
     handler: H,
     playing: Option<Playing>,
     recorder: Option<WavRecorder>,
+    listener: Option<LiveSink>,
     outputs: VecDeque<Output>,
     stopped: bool,
 }
@@ -216,6 +232,7 @@ fn open(play: &Play) -> Result<Box<dyn AudioSource>, MediaError> {
         PlaySource::File(path) => Box::new(WavSource::open(path)?),
         PlaySource::Tone(f, secs) => Box::new(Tone::new(*f, 0.5).lasting(*secs)),
         PlaySource::Silence(secs) => Box::new(Tone::new(0.0, 0.0).lasting(*secs)),
+        PlaySource::Live(live) => Box::new(live.clone()),
     })
 }
 
@@ -226,6 +243,7 @@ impl<H: MediaHandler> MediaEngine<H> {
             handler,
             playing: None,
             recorder: None,
+            listener: None,
             outputs: VecDeque::new(),
             stopped: false,
         }
@@ -260,6 +278,8 @@ impl<H: MediaHandler> MediaEngine<H> {
                     }
                 }
             }
+            Action::Listen(sink) => self.listener = Some(sink),
+            Action::StopListening => self.listener = None,
             Action::SendDtmf(digits) => {
                 self.outputs.extend(
                     digits
@@ -347,6 +367,9 @@ impl<H: MediaHandler> MediaEngine<H> {
 
     /// A frame received from the peer (decoded, 8 kHz).
     pub fn received(&mut self, frame: &[i16]) {
+        if let Some(l) = &self.listener {
+            l.write(frame);
+        }
         if let Some(r) = self.recorder.as_mut() {
             if let Err(e) = r.write(frame) {
                 self.recorder = None;
@@ -486,6 +509,34 @@ mod tests {
             f.iter().all(|&s| s == 0),
             "silence instead of the missing file"
         );
+    }
+
+    #[test]
+    fn live_source_and_sink() {
+        use crate::media::{AudioSink, LiveSink, LiveSource};
+        use std::sync::{Arc, Mutex};
+        struct Collect(Arc<Mutex<Vec<i16>>>);
+        impl AudioSink for Collect {
+            fn write(&mut self, samples: &[i16]) {
+                self.0.lock().unwrap().extend_from_slice(samples);
+            }
+        }
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let mut e = MediaEngine::new(Ivr::default());
+        e.apply(Action::play_live(LiveSource::new(Tone::new(700.0, 0.5))));
+        e.apply(Action::Listen(LiveSink::new(Collect(heard.clone()))));
+        let mut sent = Vec::new();
+        for _ in 0..50 {
+            let mut f = [0i16; 160];
+            e.next_frame(&mut f);
+            sent.extend_from_slice(&f);
+            e.received(&f);
+        }
+        assert!(tone_present(&sent, 700.0, 8000, 0.9));
+        assert_eq!(heard.lock().unwrap().len(), 8000);
+        e.apply(Action::StopListening);
+        e.received(&[1; 160]);
+        assert_eq!(heard.lock().unwrap().len(), 8000);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub use session::{
     MediaConfig, MediaEvent, MediaSession, MediaStats, Ports, bind_pair, pacing_counters,
     reset_pacing_counters,
 };
-pub use source::{AudioSource, Silence};
+pub use source::{AudioSink, AudioSource, LiveSink, LiveSource, Silence};
 pub use tone::Tone;
 pub use wav::{MediaError, WavRecorder, WavSource};
 
