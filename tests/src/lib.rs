@@ -69,12 +69,9 @@ pub async fn sipp(args: &[&str], limit: Duration) -> SippRun {
         sipp_available(),
         "sipp is not installed: run `cargo xtask test` (it installs sip-tester) or `apt-get install sip-tester`"
     );
-    let dir = std::env::temp_dir().join(format!(
-        "parrot-sipp-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    // Removed when dropped, also when the caller aborts the run.
+    let tmp = TempDir::new("sipp");
+    let dir = tmp.path().to_path_buf();
     let stats = dir.join("stats.csv");
     let stats_arg = stats.to_string_lossy().to_string();
     let mut cmd = tokio::process::Command::new("sipp");
@@ -115,7 +112,7 @@ pub async fn sipp(args: &[&str], limit: Duration) -> SippRun {
         .split(';')
         .map(str::to_owned)
         .collect();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tmp);
     SippRun {
         code: out.status.code(),
         output,
