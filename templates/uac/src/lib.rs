@@ -1,0 +1,304 @@
+//! {{project-name}}: a SIP phone built on Parrot.
+//!
+//! [`{{module}}`] owns a SIP endpoint and places calls with [`{{module}}::call`]:
+//! it reports progress as it goes, hangs up when told to (or after a set
+//! time), and returns a [`Report`].
+{%- if media %} [`Audio`] is what a call does with its sound.
+{%- endif %} `src/main.rs` is the command line around it.
+{% if media %}
+use parrot_core::media::{Action, LiveSink, LiveSource, MediaHandler, MediaStats};
+{%- endif %}
+use parrot_core::ua::{CallEvent, Endpoint, UaError};
+use std::fmt;
+use std::net::SocketAddr;
+{%- if media %}
+use std::path::PathBuf;
+{%- endif %}
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// What a call should be.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// Whom to call: `sip:service@127.0.0.1:5060` (`;transport=tcp` for TCP).
+    pub uri: String,
+    /// The user part of our From (default: the endpoint's).
+    pub from_user: Option<String>,
+    /// Hang up after this long once answered; `None`: when told to, or when the peer does.
+    pub duration: Option<Duration>,
+{%- if media %}
+    /// Send this WAV file (unless a microphone is given).
+    pub play: Option<PathBuf>,
+    /// Record what we hear into this WAV file (8 kHz mono).
+    pub record: Option<PathBuf>,
+    /// Send this live source (a microphone, see [`open_microphone`]).
+    pub microphone: Option<LiveSource>,
+    /// Play what we hear on this live sink (speakers, see [`open_speaker`]).
+    pub speaker: Option<LiveSink>,
+{%- endif %}
+}
+
+/// What the application can tell a call in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Hang up (CANCEL before the answer, BYE after).
+    Hangup,
+{%- if media %}
+    /// Send these DTMF digits (RFC 4733).
+    Dtmf(String),
+{%- endif %}
+}
+
+/// How a call is going, as it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// The INVITE is out.
+    Calling(String),
+    /// A provisional response (180 Ringing, 183 Session Progress).
+    Provisional(u16, String),
+    /// The 2xx: the call is up.
+    Answered(u16, String),
+{%- if media %}
+    /// Audio flows with this codec.
+    Audio(String),
+{%- endif %}
+    /// We are hanging up.
+    HangingUp,
+    /// The peer hung up.
+    PeerHungUp,
+}
+
+/// How a call went.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The final response to the INVITE (200, 486, 487 when cancelled, …).
+    pub status: u16,
+    /// Its reason phrase.
+    pub reason: String,
+    /// True if the call was answered.
+    pub answered: bool,
+    /// True if the call was answered and our BYE got a 2xx, or the peer hung up.
+    pub completed: bool,
+    /// Time from the answer to the end.
+    pub talk_time: Duration,
+{%- if media %}
+    /// The media counts at the end (packets, loss, jitter), if audio flowed.
+    pub media: Option<MediaStats>,
+{%- endif %}
+}
+
+/// Why a call could not be placed.
+#[derive(Debug)]
+pub enum PhoneError {
+    /// The SIP side: the endpoint, the URI, no response…
+    Sip(UaError),
+{%- if media %}
+    /// An audio device could not be opened.
+    Device(String),
+{%- endif %}
+}
+
+impl fmt::Display for PhoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PhoneError::Sip(e) => write!(f, "{e}"),
+{%- if media %}
+            PhoneError::Device(e) => write!(f, "audio device: {e}"),
+{%- endif %}
+        }
+    }
+}
+
+impl std::error::Error for PhoneError {}
+
+impl From<UaError> for PhoneError {
+    fn from(e: UaError) -> PhoneError {
+        PhoneError::Sip(e)
+    }
+}
+
+/// A phone: a SIP endpoint that places calls. Calls to it get the endpoint's
+/// default answer (480 Temporarily Unavailable); give the builder a
+/// `.handler(..)` (a `parrot_core::ua::SipHandler`) to take calls too.
+#[derive(Debug)]
+pub struct {{module}} {
+    endpoint: Endpoint,
+}
+
+impl {{module}} {
+    /// Starts the phone's endpoint on `local` over UDP and TCP (port 0: any free
+    /// port; `0.0.0.0` lets it reach other hosts).
+    pub async fn start(local: SocketAddr) -> Result<Self, PhoneError> {
+        let endpoint = Endpoint::builder().udp(local).tcp(local).build().await?;
+        Ok({{module}} { endpoint })
+    }
+
+    /// The endpoint, for anything else (`dial` with credentials, `send_request`, …).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Places a call and follows it to its end: until the options' duration
+    /// has passed, [`Control::Hangup`] arrives on `control`, or the peer hangs
+    /// up. A closed `control` channel is no reason to hang up.
+    pub async fn call(
+        &self,
+        options: &CallOptions,
+        mut control: mpsc::Receiver<Control>,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<Report, PhoneError> {
+        let mut dial = self.endpoint.dial(&options.uri)?;
+        if let Some(user) = &options.from_user {
+            dial = dial.from_user(user);
+        }
+{%- if media %}
+        dial = dial.media(Audio {
+            play: options.play.clone(),
+            record: options.record.clone(),
+            microphone: options.microphone.clone(),
+            speaker: options.speaker.clone(),
+        });
+{%- endif %}
+        let mut call = dial.send().await?;
+        progress(Progress::Calling(options.uri.clone()));
+        let mut controls_open = true;
+
+        // Until the final response.
+        let answer = loop {
+            tokio::select! {
+                event = call.next_event() => match event {
+                    Some(CallEvent::Provisional(r)) => {
+                        let reason = r.reason().into_owned();
+                        progress(Progress::Provisional(r.status().as_u16(), reason));
+                    }
+                    Some(CallEvent::Answered(r)) => break r,
+                    Some(CallEvent::Rejected(r)) => {
+                        return Ok(Report {
+                            status: r.status().as_u16(),
+                            reason: r.reason().into_owned(),
+                            answered: false,
+                            completed: false,
+                            talk_time: Duration::ZERO,
+{%- if media %}
+                            media: None,
+{%- endif %}
+                        });
+                    }
+                    Some(CallEvent::Failed(e)) => return Err(e.into()),
+{%- if media %}
+                    Some(CallEvent::MediaStarted { codec, .. }) => progress(Progress::Audio(codec)),
+{%- endif %}
+                    Some(CallEvent::Ended) | None => return Err(UaError::CallGone.into()),
+                    Some(_) => {}
+                },
+                c = control.recv(), if controls_open => match c {
+                    // The INVITE then ends with 487, a Rejected event.
+                    Some(Control::Hangup) => call.cancel().await?,
+{%- if media %}
+                    Some(Control::Dtmf(_)) => {}
+{%- endif %}
+                    None => controls_open = false,
+                },
+            }
+        };
+        let answered_at = Instant::now();
+        let status = answer.status().as_u16();
+        let reason = answer.reason().into_owned();
+        progress(Progress::Answered(status, reason.clone()));
+
+        // Until one side hangs up.
+        let limit = async {
+            match options.duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(limit);
+        let peer_hung_up = loop {
+            tokio::select! {
+                event = call.next_event() => match event {
+{%- if media %}
+                    Some(CallEvent::MediaStarted { codec, .. }) => progress(Progress::Audio(codec)),
+{%- endif %}
+                    Some(CallEvent::Ended) | None => break true,
+                    Some(_) => {}
+                },
+                c = control.recv(), if controls_open => match c {
+                    Some(Control::Hangup) => break false,
+{%- if media %}
+                    Some(Control::Dtmf(digits)) => call.send_dtmf(&digits).await?,
+{%- endif %}
+                    None => controls_open = false,
+                },
+                () = &mut limit => break false,
+            }
+        };
+        let completed = if peer_hung_up {
+            progress(Progress::PeerHungUp);
+            true
+        } else {
+            progress(Progress::HangingUp);
+            call.hangup().await?.status().is_success()
+        };
+        Ok(Report {
+            status,
+            reason,
+            answered: true,
+            completed,
+            talk_time: answered_at.elapsed(),
+{%- if media %}
+            media: call.media_stats(),
+{%- endif %}
+        })
+    }
+
+    /// Stops the endpoint (open calls get BYE), waiting up to a second.
+    pub async fn shutdown(&self) {
+        self.endpoint.shutdown(Duration::from_secs(1)).await;
+    }
+}
+{%- if media %}
+
+/// A call's audio: sends the microphone, else the WAV file, else silence;
+/// records what it hears and/or plays it on the speaker.
+#[derive(Debug)]
+pub struct Audio {
+    play: Option<PathBuf>,
+    record: Option<PathBuf>,
+    microphone: Option<LiveSource>,
+    speaker: Option<LiveSink>,
+}
+
+impl MediaHandler for Audio {
+    fn stream_started(&mut self) -> Action {
+        let mut action = self.record.clone().map_or(Action::Nothing, Action::Record);
+        if let Some(speaker) = &self.speaker {
+            action = action.then(Action::Listen(speaker.clone()));
+        }
+        if let Some(mic) = &self.microphone {
+            action = action.then(Action::play_live(mic.clone()));
+        } else if let Some(file) = &self.play {
+            action = action.then(Action::play(file));
+        }
+        action
+    }
+}
+
+/// Opens an input device: `default`, an index or a name from `devices`.
+#[cfg(feature = "device")]
+pub fn open_microphone(selector: &str) -> Result<LiveSource, PhoneError> {
+    use parrot_core::device::{DeviceSelector, open_input};
+    let mic = open_input(DeviceSelector::parse(selector))
+        .map_err(|e| PhoneError::Device(format!("input {selector:?}: {e}")))?;
+    Ok(LiveSource::new(mic))
+}
+
+/// Opens an output device: `default`, an index or a name from `devices`.
+#[cfg(feature = "device")]
+pub fn open_speaker(selector: &str) -> Result<LiveSink, PhoneError> {
+    use parrot_core::device::{DeviceSelector, open_output};
+    let speaker = open_output(DeviceSelector::parse(selector))
+        .map_err(|e| PhoneError::Device(format!("output {selector:?}: {e}")))?;
+    Ok(LiveSink::new(speaker))
+}
+{%- endif %}

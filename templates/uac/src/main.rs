@@ -1,0 +1,276 @@
+//! {{project-name}}: a SIP phone.
+//!
+//! ```text
+//! cargo run -- call SIP-URI [--from USER] [--duration SECS] [--local ADDR:PORT]{% if media %}
+//!     [--play FILE.wav] [--record FILE.wav] [--input-device SEL] [--output-device SEL]
+//! cargo run -- devices{% endif %}
+//! ```
+//! Calls SIP-URI and prints how it goes; Enter or Ctrl-C hangs up (or
+//! `--duration` does).
+{%- if media %} Digits typed before Enter are sent as DTMF. With the
+//! `device` feature (on by default) the call uses the default microphone and
+//! speakers unless `--play`/`--record` or other devices are given; `devices`
+//! lists them.
+{%- endif %}
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+{%- if media %}
+use std::path::PathBuf;
+{%- endif %}
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+use {{crate_name}}::{CallOptions, Control, Progress};
+
+use {{crate_name}}::{{module}};
+
+/// The program's name, for messages.
+const NAME: &str = env!("CARGO_PKG_NAME");
+const USAGE: &str = "\
+usage: {{project-name}} call SIP-URI [--from USER] [--duration SECS] [--local ADDR:PORT]{% if media %} [--play FILE.wav] [--record FILE.wav] [--input-device SEL] [--output-device SEL]
+       {{project-name}} devices{% endif %}";
+
+/// The `call` command's arguments.
+struct Args {
+    options: CallOptions,
+    local: SocketAddr,
+{%- if media %}
+    input_device: Option<String>,
+    output_device: Option<String>,
+{%- endif %}
+}
+
+fn parse_call(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut parsed = Args {
+        options: CallOptions::default(),
+        local: SocketAddr::from(([0, 0, 0, 0], 0)),
+{%- if media %}
+        input_device: None,
+        output_device: None,
+{%- endif %}
+    };
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--from" => parsed.options.from_user = Some(value()?),
+            "--duration" => {
+                let v = value()?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                    .ok_or_else(|| format!("--duration wants seconds, got {v:?}"))?;
+                parsed.options.duration = Some(Duration::from_secs_f64(secs));
+            }
+            "--local" => {
+                let v = value()?;
+                parsed.local = v
+                    .parse()
+                    .map_err(|_| format!("--local wants ADDR:PORT, got {v:?}"))?;
+            }
+{%- if media %}
+            "--play" => {
+                let file = PathBuf::from(value()?);
+                parrot_core::media::WavSource::open(&file)
+                    .map_err(|e| format!("--play {}: {e}", file.display()))?;
+                parsed.options.play = Some(file);
+            }
+            "--record" => parsed.options.record = Some(PathBuf::from(value()?)),
+            "--input-device" => parsed.input_device = Some(value()?),
+            "--output-device" => parsed.output_device = Some(value()?),
+{%- endif %}
+            _ if parsed.options.uri.is_empty() && !arg.starts_with('-') => {
+                parsed.options.uri = arg;
+            }
+            other => return Err(format!("unexpected argument {other:?}")),
+        }
+    }
+    if parsed.options.uri.is_empty() {
+        return Err("whom to call? (a SIP URI such as sip:service@127.0.0.1:5060)".into());
+    }
+    Ok(parsed)
+}
+{%- if media %}
+
+/// The microphone and speakers: those asked for (an error if they cannot be
+/// opened), else the defaults when no file takes their place (a warning if
+/// there are none, and the call goes on without).
+#[cfg(feature = "device")]
+fn open_devices(args: &mut Args) -> Result<(), String> {
+    let mic = match (&args.input_device, &args.options.play) {
+        (Some(sel), _) => Some((sel.clone(), true)),
+        (None, None) => Some(("default".to_owned(), false)),
+        (None, Some(_)) => None,
+    };
+    if let Some((sel, asked)) = mic {
+        match {{crate_name}}::open_microphone(&sel) {
+            Ok(m) => args.options.microphone = Some(m),
+            Err(e) if asked => return Err(e.to_string()),
+            Err(e) => eprintln!("{NAME}: no microphone ({e}); sending silence"),
+        }
+    }
+    let speaker = match (&args.output_device, &args.options.record) {
+        (Some(sel), _) => Some((sel.clone(), true)),
+        (None, None) => Some(("default".to_owned(), false)),
+        (None, Some(_)) => None,
+    };
+    if let Some((sel, asked)) = speaker {
+        match {{crate_name}}::open_speaker(&sel) {
+            Ok(s) => args.options.speaker = Some(s),
+            Err(e) if asked => return Err(e.to_string()),
+            Err(e) => eprintln!("{NAME}: no speakers ({e})"),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "device"))]
+fn open_devices(args: &mut Args) -> Result<(), String> {
+    if args.input_device.is_some() || args.output_device.is_some() {
+        return Err("audio devices need the `device` feature (on by default)".into());
+    }
+    Ok(())
+}
+
+#[cfg(feature = "device")]
+fn devices() -> ExitCode {
+    match parrot_core::device::list() {
+        Ok(list) => {
+            print!("{list}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{NAME}: cannot list audio devices: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "device"))]
+fn devices() -> ExitCode {
+    eprintln!("{NAME}: built without the `device` feature: no audio devices");
+    ExitCode::FAILURE
+}
+{%- endif %}
+
+/// Enter (an empty line) hangs up{% if media %}, digits are sent as DTMF{% endif %}; Ctrl-C hangs up.
+fn controls() -> mpsc::Receiver<Control> {
+    let (tx, rx) = mpsc::channel(8);
+    let keys = tx.clone();
+    // Reading stdin blocks: a thread of its own, left behind when the program ends.
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            let line = line.trim();
+{%- if media %}
+            let control = if line.is_empty() {
+                Control::Hangup
+            } else {
+                Control::Dtmf(line.to_owned())
+            };
+{%- else %}
+            let _ = line;
+            let control = Control::Hangup;
+{%- endif %}
+            if keys.blocking_send(control).is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if tx.send(Control::Hangup).await.is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn print_progress(p: Progress) {
+    match p {
+        Progress::Calling(uri) => println!("calling {uri} (Enter or Ctrl-C hangs up)"),
+        Progress::Provisional(status, reason) => println!("{status} {reason}"),
+        Progress::Answered(status, reason) => println!("{status} {reason}: answered"),
+{%- if media %}
+        Progress::Audio(codec) => println!("audio: {codec}"),
+{%- endif %}
+        Progress::HangingUp => println!("hanging up"),
+        Progress::PeerHungUp => println!("the other side hung up"),
+    }
+}
+
+async fn call(args: Args) -> ExitCode {
+    let phone = match {{module}}::start(args.local).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{NAME}: cannot start on {}: {e}", args.local);
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = phone.call(&args.options, controls(), print_progress).await;
+    phone.shutdown().await;
+    match result {
+        Ok(report) if report.answered => {
+{%- if media %}
+            if let Some(m) = &report.media {
+                println!(
+                    "media: {} packets sent, {} received, {} lost, jitter {:.1} ms, {:.1} s heard",
+                    m.packets_sent,
+                    m.packets_received,
+                    m.packets_lost,
+                    m.jitter_ms,
+                    m.seconds_received
+                );
+            }
+{%- endif %}
+            println!("call over after {:.1} s", report.talk_time.as_secs_f64());
+            if report.completed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Ok(report) => {
+            println!("not answered: {} {}", report.status, report.reason);
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{NAME}: the call failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("call") => match parse_call(args) {
+{%- if media %}
+            Ok(mut a) => {
+                if let Err(e) = open_devices(&mut a) {
+                    eprintln!("{NAME}: {e}");
+                    return ExitCode::FAILURE;
+                }
+                call(a).await
+            }
+{%- else %}
+            Ok(a) => call(a).await,
+{%- endif %}
+            Err(e) => {
+                eprintln!("{NAME}: {e}\n{USAGE}");
+                ExitCode::from(2)
+            }
+        },
+{%- if media %}
+        Some("devices") => devices(),
+{%- endif %}
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! {{project-name}}: a SIP phone server.
+//!
+//! ```text
+//! cargo run -- [--bind ADDR] [--port PORT]{% if media %} [--record DIR] [--assets DIR]{% endif %}
+//! ```
+//! Listens on ADDR:PORT over UDP and TCP (default {{bind}}:{{port}}; the
+//! environment variables PARROT_BIND and PARROT_PORT override the defaults, the
+//! flags override both) until Ctrl-C, then prints its counts.
+
+use parrot_core::ua::Endpoint;
+use std::net::{IpAddr, SocketAddr};
+{%- if media %}
+use std::path::PathBuf;
+{%- endif %}
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use {{crate_name}}::Config;
+
+use {{crate_name}}::{{module}};
+
+const DEFAULT_BIND: &str = "{{bind}}";
+const DEFAULT_PORT: &str = "{{port}}";
+/// The program's name, for messages.
+const NAME: &str = env!("CARGO_PKG_NAME");
+const USAGE: &str = "\
+usage: {{project-name}} [--bind ADDR] [--port PORT]{% if media %} [--record DIR] [--assets DIR]{% endif %}";
+
+/// The command line, after the environment and the defaults.
+struct Options {
+    addr: SocketAddr,
+{%- if media %}
+    record: Option<PathBuf>,
+    assets: PathBuf,
+{%- endif %}
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut bind = std::env::var("PARROT_BIND").unwrap_or_else(|_| DEFAULT_BIND.to_owned());
+    let mut port = std::env::var("PARROT_PORT").unwrap_or_else(|_| DEFAULT_PORT.to_owned());
+{%- if media %}
+    let mut record = None;
+    let mut assets = {{crate_name}}::default_assets();
+{%- endif %}
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--bind" => bind = value()?,
+            "--port" => port = value()?,
+{%- if media %}
+            "--record" => record = Some(PathBuf::from(value()?)),
+            "--assets" => assets = PathBuf::from(value()?),
+{%- endif %}
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unexpected argument {other:?}")),
+        }
+    }
+    let ip: IpAddr = bind
+        .parse()
+        .map_err(|_| format!("--bind wants an IP address, got {bind:?}"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("--port wants a port number, got {port:?}"))?;
+{%- if media %}
+    if let Some(dir) = &record {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("--record: cannot create {}: {e}", dir.display()))?;
+    }
+    for prompt in ["welcome.wav", "menu.wav"] {
+        let file = assets.join(prompt);
+        parrot_core::media::WavSource::open(&file)
+            .map_err(|e| format!("cannot read {}: {e} (see --assets)", file.display()))?;
+    }
+{%- endif %}
+    Ok(Options {
+        addr: SocketAddr::new(ip, port),
+{%- if media %}
+        record,
+        assets,
+{%- endif %}
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let options = match parse_options() {
+        Ok(o) => o,
+        Err(problem) => {
+            if !problem.is_empty() {
+                eprintln!("{NAME}: {problem}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+{%- if media %}
+    let config = Arc::new(Config {
+        assets: options.assets,
+        record: options.record,
+        ..Config::new()
+    });
+{%- else %}
+    let config = Arc::new(Config::new());
+{%- endif %}
+    let addr = options.addr;
+    let handlers = config.clone();
+    let endpoint = match Endpoint::builder()
+        .udp(addr)
+        .tcp(addr)
+        .handler(move || {{module}}::new(handlers.clone()))
+        .build()
+        .await
+    {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{NAME}: cannot listen on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut reach = addr;
+    if reach.ip().is_unspecified() {
+        reach.set_ip(IpAddr::from([127, 0, 0, 1]));
+    }
+    println!("{NAME}: listening on {addr} (UDP and TCP); try sip:service@{reach}");
+    println!("{NAME}: Ctrl-C to stop");
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        eprintln!("{NAME}: cannot wait for Ctrl-C: {e}");
+    }
+    endpoint.shutdown(Duration::from_secs(2)).await;
+    println!("{NAME}: stopped; calls: {}", config.counts);
+    ExitCode::SUCCESS
+}
