@@ -725,76 +725,39 @@ impl Headers {
 
     // ---- typed access: on demand ----
 
-    fn typed<T>(
-        &self,
-        name: HeaderName,
-        f: impl Fn(&Bytes, usize, usize) -> Result<T, Pos>,
-    ) -> Result<Option<T>, HeaderError> {
-        match self.fields.iter().find(|x| x.name == name) {
-            None => Ok(None),
-            Some(x) => {
-                let (b, st, e) = self.resolve(&x.value);
-                f(b, st, e)
-            }
-            .map(Some)
-            .map_err(|offset| HeaderError { name, offset }),
-        }
-    }
-
     fn token_list(&self, name: HeaderName) -> Result<Vec<Text>, HeaderError> {
-        let mut out = Vec::new();
-        for x in self.fields.iter().filter(|x| x.name == name) {
-            {
-                let (b, st, e) = self.resolve(&x.value);
-                values::parse_tokens(b, st, e, &mut out)
-            }
-            .map_err(|offset| HeaderError {
-                name: name.clone(),
-                offset,
-            })?;
-        }
-        Ok(out)
+        self.list(name, values::parse_tokens)
     }
 
     fn auth_list(&self, name: HeaderName) -> Result<Vec<AuthParams>, HeaderError> {
-        self.fields
-            .iter()
-            .filter(|x| x.name == name)
-            .map(|x| {
-                {
-                    let (b, st, e) = self.resolve(&x.value);
-                    auth::parse_auth(b, st, e)
-                }
-                .map_err(|offset| HeaderError {
-                    name: name.clone(),
-                    offset,
-                })
-            })
-            .collect()
+        self.list(name, |b, st, e, out| {
+            out.push(auth::parse_auth(b, st, e)?);
+            Ok(())
+        })
     }
 
     /// Content-Type.
     pub fn content_type(&self) -> Result<Option<MediaType>, HeaderError> {
-        self.typed(HeaderName::ContentType, values::parse_media_type)
+        self.single(HeaderName::ContentType, values::parse_media_type)
     }
 
     /// Expires, saturating at 2³²−1.
     pub fn expires(&self) -> Result<Option<u32>, HeaderError> {
-        self.typed(HeaderName::Expires, |b, s, e| {
+        self.single(HeaderName::Expires, |b, s, e| {
             values::parse_number(b, s, e, u64::MAX).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
         })
     }
 
     /// Min-Expires.
     pub fn min_expires(&self) -> Result<Option<u32>, HeaderError> {
-        self.typed(HeaderName::MinExpires, |b, s, e| {
+        self.single(HeaderName::MinExpires, |b, s, e| {
             values::parse_number(b, s, e, u64::from(u32::MAX)).map(|n| n as u32)
         })
     }
 
     /// Retry-After.
     pub fn retry_after(&self) -> Result<Option<RetryAfter>, HeaderError> {
-        self.typed(HeaderName::RetryAfter, values::parse_retry_after)
+        self.single(HeaderName::RetryAfter, values::parse_retry_after)
     }
 
     /// Allow: the methods, all fields combined.
