@@ -621,3 +621,42 @@ fn build_a_generated_project() {
         .stdout(predicate::str::contains("Built `built`"));
     assert!(tmp.path().join("built/target").is_dir());
 }
+
+/// `parrot devices` with an `.asoundrc` that defines a `file`-backed default
+/// PCM (no sound card needed): the default device is listed with its configs.
+#[test]
+fn devices_lists_an_asoundrc_file_device() {
+    let home = tempfile::tempdir().unwrap();
+    let wav = home.path().join("played.wav");
+    std::fs::write(
+        home.path().join(".asoundrc"),
+        format!(
+            "pcm.!default {{\n    type plug\n    slave.pcm \"parrot_file\"\n}}\n\
+             pcm.parrot_file {{\n    type file\n    slave.pcm \"null\"\n    file \"{}\"\n    format \"wav\"\n}}\n",
+            wav.display()
+        ),
+    )
+    .unwrap();
+    let out = parrot(home.path())
+        .env("HOME", home.path())
+        .args(["devices", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let json = String::from_utf8(out.stdout).unwrap();
+    // The file device is listed by its ALSA name, and the default (which has
+    // no configuration without a sound card) now opens: its configs are read.
+    assert!(json.contains("\"id\":\"parrot_file\""), "{json}");
+    let default = json
+        .find("\"id\":\"default\"")
+        .expect("the default device is listed");
+    let entry = &json[default
+        ..json[default..]
+            .find('}')
+            .map_or(json.len(), |e| default + e)];
+    assert!(
+        entry.contains("\"min_rate\""),
+        "the default device's configs are read: {entry}"
+    );
+}
