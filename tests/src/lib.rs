@@ -1,5 +1,6 @@
 //! Helpers shared by the end-to-end tests in `tests/tests/`: free loopback
-//! ports, and sipp runs that are bounded in time and cleaned up.
+//! ports, sipp runs that are bounded in time and cleaned up, baresip runs,
+//! and a Kamailio proxy killed (with its workers) on drop.
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -271,5 +272,157 @@ pub async fn baresip(
     BaresipRun {
         code: out.status.code(),
         output,
+    }
+}
+
+/// True if Kamailio is installed (`cargo xtask test` installs `kamailio`;
+/// a plain `cargo test` on a machine without it says so and fails).
+pub fn kamailio_available() -> bool {
+    std::process::Command::new("kamailio")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// A Kamailio proxy running in the foreground (`-DD -E`) for one test, in its
+/// own process group, logging to `kamailio.log` in its directory. Dropping it
+/// sends SIGTERM (Kamailio then stops its worker processes) and, after two
+/// seconds at most, SIGKILL to the whole group: the workers outlive a killed
+/// main process otherwise.
+#[derive(Debug)]
+pub struct Kamailio {
+    child: std::process::Child,
+    log: PathBuf,
+    command_line: String,
+}
+
+impl Kamailio {
+    /// Starts `kamailio -DD -E -f config` with `-A NAME=value` for each of
+    /// `defines`, in `dir` (its working and runtime directory), with 32 MB of
+    /// shared and 8 MB of private memory, and waits until it answers an
+    /// OPTIONS on `addr` (UDP). Panics, with its log, if it does not within
+    /// `ready_within`.
+    pub async fn start(
+        config: &Path,
+        dir: &Path,
+        addr: SocketAddr,
+        defines: &[(&str, String)],
+        ready_within: Duration,
+    ) -> Kamailio {
+        use std::os::unix::process::CommandExt;
+        assert!(
+            kamailio_available(),
+            "kamailio is not installed: run `cargo xtask test` (it installs kamailio) or `apt-get install kamailio`"
+        );
+        let run = dir.join("run");
+        std::fs::create_dir_all(&run).expect("kamailio runtime dir");
+        let log = dir.join("kamailio.log");
+        let file = std::fs::File::create(&log).expect("kamailio log");
+        let mut cmd = std::process::Command::new("kamailio");
+        cmd.args(["-DD", "-E", "-m", "32", "-M", "8"])
+            .arg("-Y")
+            .arg(&run)
+            .arg("-w")
+            .arg(dir)
+            .arg("-f")
+            .arg(config);
+        for (name, value) in defines {
+            cmd.arg("-A").arg(format!("{name}={value}"));
+        }
+        let command_line = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        cmd.current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("kamailio log"))
+            .stderr(file)
+            .process_group(0);
+        let child = cmd.spawn().expect("spawn kamailio");
+        let mut k = Kamailio {
+            child,
+            log,
+            command_line,
+        };
+        k.wait_ready(addr, ready_within).await;
+        k
+    }
+
+    /// The command line it was started with.
+    pub fn command_line(&self) -> &str {
+        &self.command_line
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends OPTIONS to `addr` every 100 ms until a 200 comes back.
+    async fn wait_ready(&mut self, addr: SocketAddr, within: Duration) {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("probe socket");
+        let local = sock.local_addr().expect("probe address");
+        let deadline = tokio::time::Instant::now() + within;
+        let mut buf = vec![0u8; 4096];
+        for n in 1u32.. {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "kamailio exited ({status}) before answering: {}\n{}",
+                    self.command_line,
+                    self.log()
+                );
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "kamailio did not answer OPTIONS on {addr} within {within:?}: {}\n{}",
+                self.command_line,
+                self.log()
+            );
+            let options = format!(
+                "OPTIONS sip:{addr} SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP {local};branch=z9hG4bK-ready-{n};rport\r\n\
+                 Max-Forwards: 70\r\n\
+                 From: <sip:probe@{local}>;tag=ready{n}\r\n\
+                 To: <sip:{addr}>\r\n\
+                 Call-ID: ready-{n}@{local}\r\n\
+                 CSeq: {n} OPTIONS\r\n\
+                 Content-Length: 0\r\n\r\n"
+            );
+            let _ = sock.send_to(options.as_bytes(), addr).await;
+            if let Ok(Ok((len, _))) =
+                tokio::time::timeout(Duration::from_millis(100), sock.recv_from(&mut buf)).await
+            {
+                if buf[..len].starts_with(b"SIP/2.0 200") {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .stderr(Stdio::null())
+            .status();
+        for _ in 0..40 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The group id is the main process's id (`process_group(0)`).
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
     }
 }

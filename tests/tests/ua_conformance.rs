@@ -546,6 +546,44 @@ async fn invite_with_max_forwards_zero_is_processed_by_the_ua() {
     assert_eq!(fin.as_ref().map(|f| f.0), Some(200), "got {fin:?}");
 }
 
+/// A 2xx to an INVITE carries the request's Record-Route values in order
+/// (RFC 3261 §12.1.1), so a caller behind a record-routing proxy sends ACK
+/// and BYE through it (tests/tests/scale_out.rs relies on it with Kamailio).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_2xx_copies_record_route() {
+    let (ep, addr) = uas(Answer::now("rr")).await;
+    let sock = loopback_socket().await;
+    let me = sock.local_addr().unwrap();
+    let invite = format!(
+        "INVITE sip:service@{addr} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKrr1\r\nMax-Forwards: 70\r\nRecord-Route: <sip:p2.example.com;lr>\r\nRecord-Route: <sip:p1.example.com;lr>,<sip:p0.example.com;lr>\r\nTo: <sip:service@{addr}>\r\nFrom: <sip:caller@{me}>;tag=rr1\r\nCall-ID: record-route-invite\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    let got = exchange(&sock, addr, invite.as_bytes(), Duration::from_secs(3)).await;
+    let ok = got.iter().find(|r| r.code == 200).cloned();
+    if let Some(r) = &ok {
+        ack_2xx(&sock, addr, r, 0).await;
+    }
+    ep.shutdown(Duration::from_millis(100)).await;
+    let ok = ok.unwrap_or_else(|| panic!("no 200: {got:?}"));
+    let rr: Vec<String> = ok
+        .header(&["record-route"])
+        .iter()
+        .flat_map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        rr,
+        [
+            "<sip:p2.example.com;lr>",
+            "<sip:p1.example.com;lr>",
+            "<sip:p0.example.com;lr>"
+        ],
+        "{ok:?}"
+    );
+}
+
 // ------------------------------------------------------------- 2. overload
 
 /// An endpoint capped at 2 server transactions whose handler rings, then

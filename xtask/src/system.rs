@@ -7,8 +7,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::util;
 
-/// Debian packages the test suite needs, with the reason. A later issue adds
-/// `kamailio` (a real proxy) here.
+/// Debian packages the test suite needs, with the reason.
 pub(crate) const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     (
         "sip-tester",
@@ -17,6 +16,10 @@ pub(crate) const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     (
         "baresip-core",
         "provides `baresip`, the softphone the end-to-end media tests call Parrot with",
+    ),
+    (
+        "kamailio",
+        "a real SIP proxy: the scale-out test dispatches calls through it to Parrot nodes",
     ),
     (
         "pkg-config",
@@ -88,5 +91,24 @@ pub(crate) fn ensure_packages() -> Result<()> {
             bail!("`{pkg}` is still not installed after apt-get install");
         }
     }
+    if missing.contains(&"kamailio") {
+        stop_kamailio_service();
+    }
     Ok(())
+}
+
+/// Debian's `kamailio` package enables a system service that, where services
+/// run (not in containers whose policy-rc.d forbids it), starts Kamailio with
+/// /etc/kamailio/kamailio.cfg on port 5060. The tests run their own Kamailio
+/// in the foreground on free loopback ports; the service is not wanted.
+/// Best effort: without systemd there is nothing to stop.
+fn stop_kamailio_service() {
+    let mut cmd = Command::new("systemctl");
+    cmd.args(["disable", "--now", "kamailio"]);
+    println!("    $ {}", util::display(&cmd));
+    match util::output(&mut cmd) {
+        Ok(Some(_)) => {}
+        Ok(None) => println!("    (systemctl failed: no service manager here, nothing runs)"),
+        Err(e) => println!("    (not stopped: {e:#})"),
+    }
 }

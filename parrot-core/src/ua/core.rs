@@ -535,7 +535,8 @@ where
     }
 
     /// Headers every response of ours carries where due: Server, Allow on 405
-    /// and OPTIONS, Accept and Supported on OPTIONS.
+    /// and OPTIONS, Accept and Supported on OPTIONS, Contact and the request's
+    /// Record-Route on dialog-forming responses (`contact` is set for those).
     fn decorate(&self, resp: &mut Response, request: &Request, contact: Option<String>) {
         let code = resp.status();
         let allow = self.allow();
@@ -559,6 +560,14 @@ where
         if let Some(c) = contact {
             if !h.contains(&HeaderName::Contact) {
                 let _ = h.push(HeaderName::Contact, c);
+            }
+            // A dialog-forming response carries the request's Record-Route,
+            // in order (§12.1.1), so the caller's in-dialog requests (ACK,
+            // BYE) go through the proxies that asked to stay in the path.
+            if !h.contains(&HeaderName::RecordRoute) {
+                for v in request.headers().get_all(&HeaderName::RecordRoute) {
+                    let _ = h.push(HeaderName::RecordRoute, bytes::Bytes::copy_from_slice(v));
+                }
             }
         }
         if !h.contains(&HeaderName::Server) {
