@@ -426,3 +426,41 @@ impl Drop for Kamailio {
         let _ = self.child.wait();
     }
 }
+
+/// Starts a UDP relay on loopback in front of `server` and returns its address.
+/// Datagrams from anyone else go to `server`, the server's go back to the last
+/// client; every `drop_every`-th datagram in each direction is dropped (a
+/// deterministic 1/N loss, so the retransmission paths are always exercised).
+/// The relay lives as long as the runtime.
+pub async fn lossy_relay(server: SocketAddr, drop_every: u64) -> SocketAddr {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("relay socket");
+    let addr = sock.local_addr().expect("relay address");
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        let mut client: Option<SocketAddr> = None;
+        let (mut up, mut down) = (0u64, 0u64);
+        while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+            let to = if from == server {
+                down += 1;
+                if down % drop_every == 0 {
+                    continue;
+                }
+                match client {
+                    Some(c) => c,
+                    None => continue,
+                }
+            } else {
+                client = Some(from);
+                up += 1;
+                if up % drop_every == 0 {
+                    continue;
+                }
+                server
+            };
+            let _ = sock.send_to(&buf[..n], to).await;
+        }
+    });
+    addr
+}
