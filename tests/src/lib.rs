@@ -2,6 +2,8 @@
 //! ports, sipp runs that are bounded in time and cleaned up, baresip runs,
 //! and a Kamailio proxy killed (with its workers) on drop.
 
+pub mod load;
+
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -26,6 +26,16 @@ const BENCHES: &[Bench] = &[
         package: "parrot-core",
         about: "G.711 throughput, RTP cost per packet, paced PCMU streams per core",
     },
+    Bench {
+        name: "cps",
+        package: "parrot-tests",
+        about: "calls/s knee under sipp uac: parrot vs sipp uas vs kamailio (tm)",
+    },
+    Bench {
+        name: "concurrency",
+        package: "parrot-tests",
+        about: "long calls with paced PCMU both ways held in one process; RSS and CPU per call",
+    },
 ];
 
 pub(crate) fn run(args: &[String]) -> Result<ExitCode> {
