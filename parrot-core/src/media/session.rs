@@ -415,6 +415,12 @@ impl<H: MediaHandler> Task<H> {
 }
 
 /// Binds an RTP/RTCP socket pair on `ip`, even port first (RFC 3550 §11), from `ports`.
+///
+/// The allocator only picks the next candidate (round robin, so a just-closed pair is
+/// reused last); the bound sockets themselves hold the ports, and the kernel frees them
+/// when the session drops the sockets. So every pair goes back to the allocator right
+/// after the bind attempt, success or not: a pair still bound by a live call fails to
+/// bind and the next one is tried.
 pub async fn bind_pair(
     ip: std::net::IpAddr,
     ports: &std::sync::Mutex<crate::rtp::PortAllocator>,
@@ -429,15 +435,15 @@ pub async fn bind_pair(
         let Some(pair) = pair else { break };
         let rtp = std::net::UdpSocket::bind(SocketAddr::new(ip, pair.rtp));
         let rtcp = std::net::UdpSocket::bind(SocketAddr::new(ip, pair.rtcp));
+        ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .release(pair);
         if let (Ok(a), Ok(b)) = (rtp, rtcp) {
             a.set_nonblocking(true)?;
             b.set_nonblocking(true)?;
             return Ok((UdpSocket::from_std(a)?, UdpSocket::from_std(b)?));
         }
-        ports
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .release(pair);
     }
     Err(std::io::Error::new(
         std::io::ErrorKind::AddrInUse,
@@ -447,3 +453,35 @@ pub async fn bind_pair(
 
 /// The RTP port range shared by an endpoint's calls.
 pub type Ports = Arc<std::sync::Mutex<crate::rtp::PortAllocator>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn port_pairs_come_back_when_calls_end_and_busy_ones_are_skipped() {
+        // Four pairs; many more calls than that, one after the other. Before the fix
+        // the allocator kept every pair it ever handed out and ran dry after four.
+        let ports = std::sync::Mutex::new(crate::rtp::PortAllocator::new(47100..=47107).unwrap());
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        for _ in 0..20 {
+            let (rtp, rtcp) = bind_pair(ip, &ports).await.unwrap();
+            let (a, b) = (rtp.local_addr().unwrap(), rtcp.local_addr().unwrap());
+            assert_eq!(a.port() % 2, 0);
+            assert_eq!(b.port(), a.port() + 1);
+        }
+        // Live calls keep their ports: holding sockets, no pair is handed out twice.
+        let mut held = Vec::new();
+        while let Ok(pair) = bind_pair(ip, &ports).await {
+            held.push(pair);
+            assert!(held.len() <= 4, "a bound pair was handed out twice");
+        }
+        let mut seen: Vec<u16> = held
+            .iter()
+            .map(|p| p.0.local_addr().unwrap().port())
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert!(!held.is_empty() && seen.len() == held.len());
+    }
+}

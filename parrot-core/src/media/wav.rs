@@ -3,8 +3,11 @@
 use super::RATE;
 use super::resample::Resampler;
 use super::source::AudioSource;
+use std::collections::HashMap;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::SystemTime;
 
 /// A media error: a file that cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -31,10 +34,19 @@ pub enum MediaError {
 /// Plays a WAV file (8/16/24/32-bit integer or 32-bit float, any rate, any
 /// channel count: channels are mixed down) as 8 kHz mono.
 pub struct WavSource {
-    samples: std::vec::IntoIter<i16>,
+    samples: Arc<[i16]>,
+    pos: usize,
     path: PathBuf,
     duration: f64,
 }
+
+/// Decoded files, shared by every call that plays them: a prompt is decoded
+/// once, not once per call (measured: decoding the greeting was a third of a
+/// busy server's CPU). Keyed by path, size and modification time, so an edited
+/// file is decoded again; bounded, cleared when full.
+type Decoded = HashMap<PathBuf, (u64, Option<SystemTime>, Arc<[i16]>)>;
+static DECODED: OnceLock<Mutex<Decoded>> = OnceLock::new();
+const DECODED_MAX: usize = 256;
 
 impl std::fmt::Debug for WavSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,6 +62,41 @@ impl WavSource {
     /// front keeps file I/O out of the real-time path).
     pub fn open(path: impl AsRef<Path>) -> Result<WavSource, MediaError> {
         let path = path.as_ref().to_path_buf();
+        let meta = std::fs::metadata(&path).map_err(|e| MediaError::Wav {
+            path: path.clone(),
+            source: hound::Error::IoError(e),
+        })?;
+        let key = (meta.len(), meta.modified().ok());
+        let cache = DECODED.get_or_init(|| Mutex::new(HashMap::new()));
+        let hit = cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&path)
+            .filter(|(len, modified, _)| (*len, *modified) == key)
+            .map(|(_, _, samples)| samples.clone());
+        let samples = match hit {
+            Some(s) => s,
+            None => {
+                let decoded: Arc<[i16]> = Self::decode(&path)?.into();
+                let mut map = cache.lock().unwrap_or_else(PoisonError::into_inner);
+                if map.len() >= DECODED_MAX {
+                    map.clear();
+                }
+                map.insert(path.clone(), (key.0, key.1, decoded.clone()));
+                decoded
+            }
+        };
+        let duration = samples.len() as f64 / f64::from(RATE);
+        Ok(WavSource {
+            samples,
+            pos: 0,
+            path,
+            duration,
+        })
+    }
+
+    fn decode(path: &Path) -> Result<Vec<i16>, MediaError> {
+        let path = path.to_path_buf();
         let wav = |source| MediaError::Wav {
             path: path.clone(),
             source,
@@ -105,12 +152,7 @@ impl WavSource {
             r.process(&tail, &mut out);
             out.truncate(expected);
         }
-        let duration = out.len() as f64 / f64::from(RATE);
-        Ok(WavSource {
-            samples: out.into_iter(),
-            path,
-            duration,
-        })
+        Ok(out)
     }
 
     /// Length in seconds at 8 kHz.
@@ -126,11 +168,10 @@ impl WavSource {
 
 impl AudioSource for WavSource {
     fn read(&mut self, out: &mut [i16]) -> usize {
-        let mut n = 0;
-        for (slot, s) in out.iter_mut().zip(&mut self.samples) {
-            *slot = s;
-            n += 1;
-        }
+        let rest = self.samples.get(self.pos..).unwrap_or_default();
+        let n = rest.len().min(out.len());
+        out[..n].copy_from_slice(&rest[..n]);
+        self.pos += n;
         n
     }
 }
@@ -267,6 +308,34 @@ mod tests {
         let mut all = vec![0i16; 8000];
         let n = src.read(&mut all);
         assert!(tone_present(&all[200..n], 1000.0, 8000, 0.9));
+        let _ = std::fs::remove_file(path);
+    }
+
+    fn write_tone(path: &Path, seconds: f64) {
+        let mut rec = WavRecorder::create(path).unwrap();
+        let mut t = Tone::new(500.0, 0.3).lasting(seconds);
+        let mut buf = vec![0i16; 8000];
+        let n = t.read(&mut buf);
+        rec.write(&buf[..n]).unwrap();
+        rec.finish().unwrap();
+    }
+
+    #[test]
+    fn decoded_once_and_again_when_the_file_changes() {
+        let path = temp("cache.wav");
+        write_tone(&path, 1.0);
+        let a = WavSource::open(&path).unwrap();
+        let b = WavSource::open(&path).unwrap();
+        assert!(
+            Arc::ptr_eq(&a.samples, &b.samples),
+            "the second open reuses the decoded samples"
+        );
+        write_tone(&path, 0.5);
+        let c = WavSource::open(&path).unwrap();
+        assert!(
+            (c.duration() - 0.5).abs() < 1e-9,
+            "an edited file is decoded again"
+        );
         let _ = std::fs::remove_file(path);
     }
 
