@@ -43,10 +43,18 @@ pub struct WavSource {
 /// Decoded files, shared by every call that plays them: a prompt is decoded
 /// once, not once per call (measured: decoding the greeting was a third of a
 /// busy server's CPU). Keyed by path, size and modification time, so an edited
-/// file is decoded again; bounded, cleared when full.
-type Decoded = HashMap<PathBuf, (u64, Option<SystemTime>, Arc<[i16]>)>;
+/// file is decoded again. Bounded by total samples held (cleared when a new
+/// file would not fit); a file longer than the whole budget is not kept.
+#[derive(Default)]
+struct Decoded {
+    /// path → (size, modified, samples)
+    files: HashMap<PathBuf, CachedFile>,
+    samples: usize,
+}
+type CachedFile = (u64, Option<SystemTime>, Arc<[i16]>);
 static DECODED: OnceLock<Mutex<Decoded>> = OnceLock::new();
-const DECODED_MAX: usize = 256;
+/// 16 M samples = 32 MiB = 35 minutes of 8 kHz audio.
+const DECODED_MAX_SAMPLES: usize = 16 << 20;
 
 impl std::fmt::Debug for WavSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,10 +75,11 @@ impl WavSource {
             source: hound::Error::IoError(e),
         })?;
         let key = (meta.len(), meta.modified().ok());
-        let cache = DECODED.get_or_init(|| Mutex::new(HashMap::new()));
+        let cache = DECODED.get_or_init(|| Mutex::new(Decoded::default()));
         let hit = cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .files
             .get(&path)
             .filter(|(len, modified, _)| (*len, *modified) == key)
             .map(|(_, _, samples)| samples.clone());
@@ -78,11 +87,19 @@ impl WavSource {
             Some(s) => s,
             None => {
                 let decoded: Arc<[i16]> = Self::decode(&path)?.into();
-                let mut map = cache.lock().unwrap_or_else(PoisonError::into_inner);
-                if map.len() >= DECODED_MAX {
-                    map.clear();
+                if decoded.len() <= DECODED_MAX_SAMPLES {
+                    let mut c = cache.lock().unwrap_or_else(PoisonError::into_inner);
+                    if c.samples + decoded.len() > DECODED_MAX_SAMPLES {
+                        *c = Decoded::default();
+                    }
+                    c.samples += decoded.len();
+                    let old = c
+                        .files
+                        .insert(path.clone(), (key.0, key.1, decoded.clone()));
+                    if let Some((_, _, old)) = old {
+                        c.samples -= old.len();
+                    }
                 }
-                map.insert(path.clone(), (key.0, key.1, decoded.clone()));
                 decoded
             }
         };
