@@ -190,8 +190,10 @@ where
         self
     }
 
-    /// The most server transactions at once; beyond it new INVITEs get
-    /// 503 Service Unavailable with Retry-After (default 10,000).
+    /// The most requests at once still waiting for their final response; beyond
+    /// it new INVITEs get 503 Service Unavailable with Retry-After (default
+    /// 10,000). Answered transactions that only linger to absorb retransmissions
+    /// (Timers I, J, L) do not count.
     pub fn max_server_transactions(mut self, n: usize) -> Self {
         self.config.max_server_transactions = n;
         self
