@@ -421,6 +421,9 @@ impl<D: Clone + Debug> Transactions<D> {
             self.servers -= 1;
         }
         self.events.push_back(Event::Terminated { key: t.key });
+        shrink_if_sparse(&mut self.txns);
+        shrink_if_sparse(&mut self.index);
+        shrink_if_sparse(&mut self.acks);
     }
 
     /// Starts `timer` with its initial value (timer table); a zero value
@@ -766,6 +769,17 @@ enum Resend {
 /// The ACK for a non-2xx final response (§17.1.1.3): the INVITE's
 /// Request-URI, Call-ID, From, top Via (same branch) and Route headers, the
 /// response's To (with its tag), and CSeq with the INVITE's number and ACK.
+/// Gives memory back after a burst: a map that grew to hold a peak (tens of
+/// thousands of transactions waiting out Timer J or L) keeps its capacity when
+/// it empties, so it is shrunk once it is less than an eighth full. Amortized
+/// O(1): each shrink moves at most a quarter of the entries removed since the
+/// last resize.
+pub(crate) fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 1024 && map.len() < map.capacity() / 8 {
+        map.shrink_to(map.len() * 2);
+    }
+}
+
 fn build_ack(invite: &Request, resp: &Response) -> Request {
     derived_request(invite, Method::Ack, resp.headers())
 }
@@ -789,4 +803,28 @@ fn derived_request(invite: &Request, method: Method, to: &crate::message::Header
     }
     h.copy_from(ih, &[HeaderName::Route]);
     ack
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shrink_if_sparse;
+    use std::collections::HashMap;
+
+    #[test]
+    fn a_map_emptied_after_a_peak_gives_its_memory_back() {
+        let mut m: HashMap<u32, [u8; 64]> = (0..50_000).map(|i| (i, [0; 64])).collect();
+        let peak = m.capacity();
+        for i in 0..49_990 {
+            m.remove(&i);
+            shrink_if_sparse(&mut m);
+        }
+        assert_eq!(m.len(), 10);
+        assert!(m.capacity() <= 2048, "{} of {peak} kept", m.capacity());
+        // Small maps are left alone: no churn at low load.
+        let mut small: HashMap<u32, u8> = HashMap::with_capacity(500);
+        small.insert(1, 1);
+        let cap = small.capacity();
+        shrink_if_sparse(&mut small);
+        assert_eq!(small.capacity(), cap);
+    }
 }

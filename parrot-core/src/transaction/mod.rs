@@ -35,6 +35,7 @@
 
 mod key;
 mod layer;
+pub(crate) use layer::shrink_if_sparse;
 mod timer;
 
 #[cfg(test)]

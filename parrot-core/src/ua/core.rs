@@ -15,6 +15,7 @@ use crate::message::{
     HeaderName, Headers, Host, Message, Method, NameAddr, Request, Response, SipUri, StatusCode,
     Uri, Via,
 };
+use crate::transaction::shrink_if_sparse;
 use crate::transaction::{Event, TimerConfig, TransactionKey, Transactions};
 use crate::transport::{Received, Target, TransportKind, Transports};
 use std::collections::HashMap;
@@ -490,6 +491,8 @@ where
             Event::Terminated { key } => {
                 self.owners.remove(&key);
                 self.drop_pending(&key);
+                shrink_if_sparse(&mut self.owners);
+                shrink_if_sparse(&mut self.pending);
             }
         }
     }
@@ -1019,6 +1022,8 @@ where
                 self.dialogs.remove(d.id());
             }
         }
+        shrink_if_sparse(&mut self.calls);
+        shrink_if_sparse(&mut self.dialogs);
     }
 
     fn on_crash(&mut self, call: Option<u64>, key: Option<TransactionKey>) {
