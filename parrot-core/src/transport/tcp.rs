@@ -124,13 +124,7 @@ async fn accept_handshake(
             Box::pin(stream::run(Arc::clone(shared), tcp, reg, rx))
         }
         Mode::Tls(acceptor) => {
-            let tls = acceptor
-                .accept(tcp)
-                .await
-                .map_err(|source| TransportError::Tls {
-                    addr: remote,
-                    source,
-                })?;
+            let tls = tls::accept(&acceptor, tcp, remote).await?;
             let (reg, _tx, rx) = shared.register(slot, kind, remote, local);
             Box::pin(stream::run(Arc::clone(shared), tls, reg, rx))
         }
@@ -140,13 +134,7 @@ async fn accept_handshake(
             Box::pin(ws::run(Arc::clone(shared), ws, reg, rx))
         }
         Mode::Wss(acceptor) => {
-            let tls = acceptor
-                .accept(tcp)
-                .await
-                .map_err(|source| TransportError::Tls {
-                    addr: remote,
-                    source,
-                })?;
+            let tls = tls::accept(&acceptor, tcp, remote).await?;
             let ws = ws::accept(shared, tls, remote).await?;
             let (reg, _tx, rx) = shared.register(slot, kind, remote, local);
             Box::pin(ws::run(Arc::clone(shared), ws, reg, rx))

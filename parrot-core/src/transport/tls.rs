@@ -1,4 +1,4 @@
-//! TLS client side (the server side is a [`tokio_rustls::TlsAcceptor`] on the TCP listener).
+//! TLS handshakes: the client side, and the server side over an accepted TCP connection.
 
 use std::sync::Arc;
 
@@ -38,6 +38,24 @@ where
         .await
         .map_err(|source| TransportError::Tls {
             addr: target.addr,
+            source,
+        })
+}
+
+/// Runs the server handshake over an accepted connection from `remote` (TLS and WSS listeners).
+pub(crate) async fn accept<IO>(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    io: IO,
+    remote: std::net::SocketAddr,
+) -> Result<tokio_rustls::server::TlsStream<IO>, TransportError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    acceptor
+        .accept(io)
+        .await
+        .map_err(|source| TransportError::Tls {
+            addr: remote,
             source,
         })
 }
