@@ -873,40 +873,11 @@ where
         }
     }
 
-    /// Sends BYE in a call's dialog without anyone awaiting the answer.
+    /// Sends BYE in a call's dialog without anyone awaiting the answer (nothing
+    /// to do when the call has no dialog or is already over).
     fn send_bye(&mut self, call_id: u64) {
-        let Some(call) = self.calls.get_mut(&call_id) else {
-            return;
-        };
-        if call.ended {
-            return;
-        }
-        let Some(dialog) = call.dialog.as_mut() else {
-            return;
-        };
-        call.ended = true;
-        let mut bye = dialog.request(Method::Bye);
-        let peer = call.peer.clone();
-        let _ = bye
-            .headers_mut()
-            .prepend(HeaderName::Via, Self::via(peer.local, peer.target.kind));
-        let id = dialog.id().clone();
-        self.dialogs.remove(&id);
-        match self
-            .txns
-            .send_request(now(), bye, peer.clone(), peer.target.kind.is_reliable())
-        {
-            Ok(key) => {
-                self.owners.insert(
-                    key,
-                    Owner::Request {
-                        reply: None,
-                        call: Some(call_id),
-                        method: Method::Bye,
-                    },
-                );
-            }
-            Err(e) => debug!(error = %e, "BYE not sent"),
+        if let Err(e) = self.in_dialog(call_id, Method::Bye, Vec::new(), None, None) {
+            debug!(error = %e, "BYE not sent");
         }
     }
 
