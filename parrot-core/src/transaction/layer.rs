@@ -53,9 +53,13 @@ struct Txn<D> {
     /// Client: where the request goes. Server: where the request came from.
     peer: D,
     reliable: bool,
-    /// The request that created the transaction.
-    request: Request,
-    /// Client: the request in wire format, for retransmission.
+    /// The request that created the transaction, until a final response
+    /// (after which nothing needs it: records in Completed, Accepted or
+    /// Confirmed linger for up to 64*T1 to absorb retransmissions, and at a
+    /// thousand calls a second there are tens of thousands of them).
+    request: Option<Box<Request>>,
+    /// Client: the request in wire format, for retransmission (emptied with
+    /// `request`).
     request_bytes: Bytes,
     /// Server: the last response sent. Client INVITE: the ACK for a non-2xx.
     last: Option<Bytes>,
@@ -68,6 +72,15 @@ struct Txn<D> {
     /// Server INVITE in Accepted: its entry in the ACK index.
     ack_id: Option<AckId>,
     armed: Vec<Armed>,
+}
+
+impl<D> Txn<D> {
+    /// Drops what only an unanswered transaction needs: from its final
+    /// response on, it answers retransmissions with `last` and nothing else.
+    fn release_request(&mut self) {
+        self.request = None;
+        self.request_bytes = Bytes::new();
+    }
 }
 
 /// Timers of all transactions, ordered by deadline then by arming order.
@@ -165,12 +178,13 @@ impl<D: Clone + Debug> Transactions<D> {
             .map(|t| t.state)
     }
 
-    /// The request that created a transaction.
+    /// The request that created a transaction, while it waits for its final
+    /// response.
     pub fn request(&self, key: &TransactionKey) -> Option<&Request> {
         self.index
             .get(key)
             .and_then(|id| self.txns.get(id))
-            .map(|t| &t.request)
+            .and_then(|t| t.request.as_deref())
     }
 
     /// The CANCEL for client INVITE transaction `key` (RFC 3261 §9.1):
@@ -184,14 +198,14 @@ impl<D: Clone + Debug> Transactions<D> {
             .get(key)
             .and_then(|id| self.txns.get(id))
             .ok_or(TransactionError::UnknownTransaction)?;
-        if t.kind != Kind::InviteClient {
+        let Some(invite) = t
+            .request
+            .as_deref()
+            .filter(|_| t.kind == Kind::InviteClient)
+        else {
             return Err(TransactionError::InvalidState);
-        }
-        Ok(derived_request(
-            &t.request,
-            Method::Cancel,
-            t.request.headers(),
-        ))
+        };
+        Ok(derived_request(invite, Method::Cancel, invite.headers()))
     }
 
     // ---------------------------------------------------------------- inputs
@@ -238,7 +252,7 @@ impl<D: Clone + Debug> Transactions<D> {
             state,
             peer: dest.clone(),
             reliable,
-            request: req,
+            request: Some(Box::new(req)),
             request_bytes: data.clone(),
             last: None,
             interval: self.config.t1,
@@ -312,6 +326,9 @@ impl<D: Clone + Debug> Transactions<D> {
         let data = resp.to_bytes();
         let prev = t.state;
         t.state = next;
+        if status.is_final() {
+            t.release_request();
+        }
         t.last = Some(data.clone());
         self.transmits.push_back(Transmit {
             dest: t.peer.clone(),
@@ -522,9 +539,8 @@ impl<D: Clone + Debug> Transactions<D> {
             // §17.2.1: the TU has not answered within 200 ms.
             (Timer::Trying, State::Proceeding) => {
                 if let Some(t) = self.txns.get_mut(&id) {
-                    if t.last.is_none() {
-                        let data = t.request.response(StatusCode::TRYING).to_bytes();
-                        t.last = Some(data);
+                    if let (None, Some(req)) = (&t.last, &t.request) {
+                        t.last = Some(req.response(StatusCode::TRYING).to_bytes());
                         self.resend(id, Resend::Last);
                     }
                 }
@@ -564,6 +580,7 @@ impl<D: Clone + Debug> Transactions<D> {
                 } else if status.is_success() {
                     // RFC 6026 §7.2: Accepted, 2xx retransmissions to the TU.
                     t.state = State::Accepted;
+                    t.release_request();
                     self.wheel.cancel_all(&mut t.armed);
                     self.events.push_back(Event::Response {
                         key,
@@ -574,7 +591,10 @@ impl<D: Clone + Debug> Transactions<D> {
                     // §17.1.1.3: the transaction ACKs a non-2xx itself.
                     t.state = State::Completed;
                     self.wheel.cancel_all(&mut t.armed);
-                    t.last = Some(build_ack(&t.request, &resp).to_bytes());
+                    if let Some(invite) = t.request.as_deref() {
+                        t.last = Some(build_ack(invite, &resp).to_bytes());
+                    }
+                    t.release_request();
                     self.resend(id, Resend::Last);
                     self.events.push_back(Event::Response {
                         key,
@@ -606,6 +626,7 @@ impl<D: Clone + Debug> Transactions<D> {
                     });
                 } else {
                     t.state = State::Completed;
+                    t.release_request();
                     self.wheel.cancel_all(&mut t.armed);
                     self.events.push_back(Event::Response {
                         key,
@@ -649,7 +670,7 @@ impl<D: Clone + Debug> Transactions<D> {
             },
             peer: source.clone(),
             reliable,
-            request: req.clone(),
+            request: Some(Box::new(req.clone())),
             request_bytes: Bytes::new(),
             last: None,
             interval: self.config.t1,

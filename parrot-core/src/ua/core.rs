@@ -199,11 +199,12 @@ enum Owner {
     },
 }
 
-/// A server request waiting for its reply: what is needed to build the response.
+/// A server request waiting for its final response: what is needed to build
+/// it. Forgotten once the final response is sent (the transaction then
+/// answers retransmissions by itself).
 struct Pending {
     request: Request,
     peer: Peer,
-    final_sent: bool,
 }
 
 enum CallState {
@@ -238,8 +239,6 @@ pub(crate) struct Core<F> {
     dialogs: HashMap<DialogId, u64>,
     next_call: u64,
     shutting_down: Option<(Instant, oneshot::Sender<()>)>,
-    /// How many entries of `pending` wait for their final response.
-    waiting: usize,
 }
 
 impl<F, H> Core<F>
@@ -269,7 +268,6 @@ where
             dialogs: HashMap::new(),
             next_call: 1,
             shutting_down: None,
-            waiting: 0,
         }
     }
 
@@ -499,26 +497,26 @@ where
 
     /// Server requests still waiting for their final response.
     fn in_progress(&self) -> usize {
-        self.waiting
+        self.pending.len()
     }
 
-    /// Forgets a server request (its transaction ended).
-    fn drop_pending(&mut self, key: &TransactionKey) {
-        if let Some(p) = self.pending.remove(key) {
-            if !p.final_sent {
-                self.waiting -= 1;
-            }
+    /// The local tag of a call we answer (None for a call we placed).
+    fn uas_tag(&self, call: Option<u64>) -> Option<String> {
+        match &self.calls.get(&call?)?.state {
+            CallState::Uas { local_tag, .. } => Some(local_tag.clone()),
+            CallState::Uac(_) => None,
         }
+    }
+
+    /// Forgets a server request (answered, or its transaction ended).
+    fn drop_pending(&mut self, key: &TransactionKey) {
+        self.pending.remove(key);
+        shrink_if_sparse(&mut self.pending);
     }
 
     fn respond(&mut self, key: &TransactionKey, resp: Response) {
         if resp.status().is_final() {
-            if let Some(p) = self.pending.get_mut(key) {
-                if !p.final_sent {
-                    p.final_sent = true;
-                    self.waiting -= 1;
-                }
-            }
+            self.drop_pending(key);
         }
         if let Err(e) = self.txns.respond(now(), key, resp) {
             debug!(error = %e, "respond failed");
@@ -608,17 +606,13 @@ where
     }
 
     async fn on_request(&mut self, key: TransactionKey, request: Request, source: Peer) {
-        let previous = self.pending.insert(
+        self.pending.insert(
             key.clone(),
             Pending {
                 request: request.clone(),
                 peer: source.clone(),
-                final_sent: false,
             },
         );
-        if previous.is_none_or(|p| p.final_sent) {
-            self.waiting += 1;
-        }
         let in_dialog = request.headers().to().and_then(NameAddr::tag).is_some();
         if in_dialog {
             return self.on_in_dialog(key, request, source);
@@ -818,25 +812,18 @@ where
             Some(Owner::UasInvite { call }) => Some(*call),
             _ => None,
         };
-        let tag = call_id
-            .and_then(|c| self.calls.get(&c))
-            .and_then(|c| match &c.state {
-                CallState::Uas { local_tag, .. } => Some(local_tag.clone()),
-                CallState::Uac(_) => None,
-            });
+        let tag = self.uas_tag(call_id);
         let mut ok = Reply::ok().to_response(&request);
         ok.set_to_tag(tag.as_deref().unwrap_or(&new_tag()));
         self.respond(&cancel, ok);
-        let final_sent = self.pending.get(&invite).is_none_or(|p| p.final_sent);
-        if final_sent {
+        // §9.2: an INVITE still without final response gets 487 Request
+        // Terminated; one already answered is left alone.
+        let Some(p) = self.pending.get(&invite) else {
             return;
-        }
-        // §9.2: the INVITE gets 487 Request Terminated.
-        if let Some(p) = self.pending.get(&invite) {
-            let mut resp = Reply::new(StatusCode::REQUEST_TERMINATED).to_response(&p.request);
-            resp.set_to_tag(tag.as_deref().unwrap_or(&new_tag()));
-            self.respond(&invite, resp);
-        }
+        };
+        let mut resp = Reply::new(StatusCode::REQUEST_TERMINATED).to_response(&p.request);
+        resp.set_to_tag(tag.as_deref().unwrap_or(&new_tag()));
+        self.respond(&invite, resp);
         if let Some(call) = call_id.and_then(|c| self.calls.get(&c)) {
             if let CallState::Uas { task, .. } = &call.state {
                 let _ = task.try_send(ToCall::Cancelled);
@@ -938,19 +925,11 @@ where
             debug!("reply for a finished transaction dropped");
             return;
         };
-        if p.final_sent {
-            return;
-        }
         let request = p.request.clone();
         let peer = p.peer.clone();
         let mut resp = reply.to_response(&request);
         let is_invite = *request.method() == Method::Invite;
-        let tag = call
-            .and_then(|c| self.calls.get(&c))
-            .and_then(|c| match &c.state {
-                CallState::Uas { local_tag, .. } => Some(local_tag.clone()),
-                CallState::Uac(_) => None,
-            });
+        let tag = self.uas_tag(call);
         if resp.status().as_u16() != 100 {
             match &tag {
                 Some(t) => {
@@ -1018,20 +997,13 @@ where
         }
         for k in keys {
             if let Some(p) = self.pending.get(&k) {
-                if !p.final_sent {
-                    let request = p.request.clone();
-                    let tag = call
-                        .and_then(|c| self.calls.get(&c))
-                        .and_then(|c| match &c.state {
-                            CallState::Uas { local_tag, .. } => Some(local_tag.clone()),
-                            CallState::Uac(_) => None,
-                        });
-                    let mut resp = Reply::server_error().to_response(&request);
-                    if request.headers().to().and_then(NameAddr::tag).is_none() {
-                        resp.set_to_tag(tag.as_deref().unwrap_or(&new_tag()));
-                    }
-                    self.respond(&k, resp);
+                let request = p.request.clone();
+                let tag = self.uas_tag(call);
+                let mut resp = Reply::server_error().to_response(&request);
+                if request.headers().to().and_then(NameAddr::tag).is_none() {
+                    resp.set_to_tag(tag.as_deref().unwrap_or(&new_tag()));
                 }
+                self.respond(&k, resp);
             }
         }
         // An answered call is hung up.

@@ -23,7 +23,7 @@ use super::scan::Pos;
 use super::text::Text;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// A header value or line: a span of the received message, or bytes of its own.
 ///
@@ -210,11 +210,15 @@ fn check_value(name: &HeaderName, v: &Bytes) -> Result<(), Pos> {
 pub struct Headers {
     /// The received message the spans point into (empty for built messages).
     src: Bytes,
-    fields: Vec<Field>,
+    /// Shared between clones until one of them changes (copy on write): a
+    /// stack keeps a request in several places (its transaction, the code
+    /// answering it), and a clone then costs reference counts, not copies.
+    fields: Arc<Vec<Field>>,
     content_length: Option<usize>,
-    /// Boxed: a message moves several times on its way out of the parser,
+    /// Shared like `fields`, and changed with them; behind a pointer also
+    /// because a message moves several times on its way out of the parser,
     /// and the cache is most of its size.
-    cache: Box<Cache>,
+    cache: Arc<Cache>,
 }
 
 impl PartialEq for Headers {
@@ -234,9 +238,9 @@ impl Headers {
     pub(crate) fn with_capacity(n: usize) -> Headers {
         Headers {
             src: Bytes::new(),
-            fields: Vec::with_capacity(n),
+            fields: Arc::new(Vec::with_capacity(n)),
             content_length: None,
-            cache: Box::default(),
+            cache: Arc::default(),
         }
     }
 
@@ -244,13 +248,18 @@ impl Headers {
     pub(crate) fn parsed(src: Bytes, n: usize) -> Headers {
         Headers {
             src,
-            fields: Vec::with_capacity(n),
+            fields: Arc::new(Vec::with_capacity(n)),
             content_length: None,
-            cache: Box::default(),
+            cache: Arc::default(),
         }
     }
 
     /// The bytes of a chunk.
+    /// The fields, to change: copied first if a clone shares them.
+    fn fields_mut(&mut self) -> &mut Vec<Field> {
+        Arc::make_mut(&mut self.fields)
+    }
+
     fn bytes_of<'a>(&'a self, c: &'a Chunk) -> &'a [u8] {
         match c {
             Chunk::Span(s, e) => self.src.get(*s as usize..*e as usize).unwrap_or_default(),
@@ -286,7 +295,7 @@ impl Headers {
     /// Adds a parsed field (parser use), keeping the original line if given.
     /// `at` is where the value starts in the message, for error offsets.
     pub(crate) fn push_parsed(&mut self, name: HeaderName, value: Chunk, raw: Option<Chunk>) {
-        self.fields.push(Field { name, value, raw });
+        self.fields_mut().push(Field { name, value, raw });
     }
 
     pub(crate) fn set_parsed_content_length(&mut self, n: usize) {
@@ -317,7 +326,7 @@ impl Headers {
         for f in other.fields.iter().filter(|f| names.contains(&f.name)) {
             let value = other.detach(&f.value);
             let raw = f.raw.as_ref().map(|r| other.detach(r));
-            self.fields.push(Field {
+            self.fields_mut().push(Field {
                 name: f.name.clone(),
                 value,
                 raw,
@@ -391,7 +400,7 @@ impl Headers {
 
     /// Forgets cached typed values of `name` after a change.
     fn changed(&mut self, name: &HeaderName) {
-        self.cache.reset(name);
+        Arc::make_mut(&mut self.cache).reset(name);
         if *name == HeaderName::ContentLength {
             let n = self
                 .fields
@@ -407,7 +416,7 @@ impl Headers {
 
     fn insert_at(&mut self, at: usize, name: HeaderName, value: Bytes) -> Result<(), HeaderError> {
         self.check(&name, &value, false)?;
-        self.fields.insert(
+        self.fields_mut().insert(
             at,
             Field {
                 name: name.clone(),
@@ -441,9 +450,9 @@ impl Headers {
         let value = value.into();
         self.check(&name, &value, true)?;
         let at = self.fields.iter().position(|f| f.name.matches(&name));
-        self.fields.retain(|f| !f.name.matches(&name));
+        self.fields_mut().retain(|f| !f.name.matches(&name));
         let at = at.unwrap_or(self.fields.len());
-        self.fields.insert(
+        self.fields_mut().insert(
             at,
             Field {
                 name: name.clone(),
@@ -458,7 +467,7 @@ impl Headers {
     /// Removes every field named `name`; returns how many were removed.
     pub fn remove(&mut self, name: &HeaderName) -> usize {
         let before = self.fields.len();
-        self.fields.retain(|f| !f.name.matches(name));
+        self.fields_mut().retain(|f| !f.name.matches(name));
         self.changed(name);
         before - self.fields.len()
     }
@@ -474,10 +483,10 @@ impl Headers {
 
     fn replace_via_field(&mut self, i: usize, entries: &[Via]) {
         if entries.is_empty() {
-            self.fields.remove(i);
+            self.fields_mut().remove(i);
         } else {
             let joined: Vec<String> = entries.iter().map(Via::to_string).collect();
-            self.fields[i] = Field {
+            self.fields_mut()[i] = Field {
                 name: HeaderName::Via,
                 value: Chunk::Owned(Bytes::from(joined.join(", "))),
                 raw: None,
