@@ -10,7 +10,8 @@
 //! ((VmRSS at N − VmRSS at 0) / N) and CPU per call (utime + stime over the
 //! hold / hold / N, as a share of one core).
 //!
-//! Writes `target/bench/concurrency.json` and prints a table. Without
+//! Writes `target/bench/concurrency.json` and prints a table.
+//! `PARROT_CONCURRENCY_STEPS=300,600` runs just those sizes. Without
 //! `--bench` it holds 4 calls for a moment and checks that audio flows.
 
 #![allow(
@@ -84,14 +85,18 @@ struct Step {
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
-    let (steps, hold, budget): (&[usize], f64, Duration) = if bench {
-        (
+    // PARROT_CONCURRENCY_STEPS=200,400 replaces the ramp (for profiling one size).
+    let chosen: Option<Vec<usize>> = std::env::var("PARROT_CONCURRENCY_STEPS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect());
+    let (steps, hold, budget): (&[usize], f64, Duration) = match (&chosen, bench) {
+        (Some(s), _) if !s.is_empty() => (s, 4.0, Duration::from_secs(600)),
+        (_, true) => (
             &[100, 250, 500, 750, 1000, 1500, 2000, 2500],
             4.0,
             Duration::from_secs(150),
-        )
-    } else {
-        (&[4], 1.0, Duration::from_secs(30))
+        ),
+        (_, false) => (&[4], 1.0, Duration::from_secs(30)),
     };
     let started = Instant::now();
     let rt = tokio::runtime::Builder::new_multi_thread()
