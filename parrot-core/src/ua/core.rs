@@ -8,7 +8,7 @@ use super::handler::{EndReason, Incoming, SipHandler, dispatch};
 use super::media::{MediaContext, PendingMedia};
 use super::registrar::Registrar;
 use super::reply::Reply;
-use super::uac::{CallEvent, DialSpec, UacCall};
+use super::uac::{CallEvent, DialSpec, EventSender, UacCall};
 use crate::dialog::{Dialog, DialogId, new_branch, new_tag};
 use crate::media::{MediaEvent, MediaSession, Ports};
 use crate::message::{
@@ -121,7 +121,7 @@ pub(crate) enum Command {
     Dial {
         spec: DialSpec,
         media: Option<Box<dyn crate::media::MediaHandler>>,
-        events: mpsc::Sender<CallEvent>,
+        events: EventSender,
         reply: oneshot::Sender<Result<u64, UaError>>,
     },
     /// Cancel an outgoing call that has no final response yet.
@@ -151,22 +151,23 @@ pub(crate) enum Command {
     },
 }
 
-/// Messages from the core to a UAS call task.
+/// A request passed on to a call task, with where it came from.
+#[derive(Debug)]
+pub(crate) struct Delivered {
+    request: Request,
+    source: SocketAddr,
+    kind: TransportKind,
+}
+
+/// Messages from the core to a UAS call task. Requests are boxed: the
+/// channel's slots are allocated 32 at a time whatever its capacity, and the
+/// message is as large as its largest variant.
 #[derive(Debug)]
 pub(crate) enum ToCall {
     /// An in-dialog request (its transaction key, to reply on).
-    Request {
-        key: TransactionKey,
-        request: Request,
-        source: SocketAddr,
-        kind: TransportKind,
-    },
+    Request(Box<(TransactionKey, Delivered)>),
     /// The ACK for our 2xx.
-    Ack {
-        request: Request,
-        source: SocketAddr,
-        kind: TransportKind,
-    },
+    Ack(Box<Delivered>),
     /// CANCEL arrived (the core already answered 200 and 487).
     Cancelled,
     /// Our 2xx was never acknowledged; the core sent BYE.
@@ -304,7 +305,7 @@ where
                 let _ = task.try_send(ToCall::Shutdown);
             }
             if let CallState::Uac(u) = &call.state {
-                let _ = u.events.try_send(CallEvent::Ended);
+                u.events.emit(CallEvent::Ended);
             }
         }
         self.transports.shutdown();
@@ -601,7 +602,7 @@ where
         )
     }
 
-    fn incoming(request: Request, peer: &Peer, prov: Option<mpsc::Sender<Reply>>) -> Incoming {
+    fn incoming(request: Request, peer: &Peer, prov: Option<mpsc::Sender<Box<Reply>>>) -> Incoming {
         Incoming::new(request, peer.target.addr, peer.target.kind, prov)
     }
 
@@ -752,7 +753,7 @@ where
         let is_bye = *request.method() == Method::Bye;
         enum Route {
             Uas(mpsc::Sender<ToCall>),
-            Uac(mpsc::Sender<CallEvent>),
+            Uac(EventSender),
         }
         let route = match &call.state {
             CallState::Uas { task, .. } => Route::Uas(task.clone()),
@@ -764,12 +765,14 @@ where
         }
         match route {
             Route::Uas(task) => {
-                let msg = ToCall::Request {
-                    key: key.clone(),
-                    request: request.clone(),
-                    source: source.target.addr,
-                    kind: source.target.kind,
-                };
+                let msg = ToCall::Request(Box::new((
+                    key.clone(),
+                    Delivered {
+                        request: request.clone(),
+                        source: source.target.addr,
+                        kind: source.target.kind,
+                    },
+                )));
                 if task.try_send(msg).is_err() {
                     // The task is gone or stuck: answer for it.
                     let status = if is_bye {
@@ -784,10 +787,10 @@ where
                 // A caller's handle: BYE ends the call; other requests are accepted.
                 self.answer(&key, &request, Reply::ok());
                 if is_bye {
-                    let _ = events.try_send(CallEvent::Ended);
+                    events.emit(CallEvent::Ended);
                     self.calls.remove(&call_id);
                 } else {
-                    let _ = events.try_send(CallEvent::Request(request));
+                    events.emit(CallEvent::Request(request));
                 }
             }
         }
@@ -840,11 +843,11 @@ where
             return;
         };
         if let CallState::Uas { task, .. } = &call.state {
-            let _ = task.try_send(ToCall::Ack {
+            let _ = task.try_send(ToCall::Ack(Box::new(Delivered {
                 request,
                 source: source.target.addr,
                 kind: source.target.kind,
-            });
+            })));
         }
     }
 
@@ -1072,11 +1075,13 @@ async fn uas_call<H: SipHandler>(
     call: u64,
     core: mpsc::Sender<Command>,
     mut rx: mpsc::Receiver<ToCall>,
-    mut provisional: mpsc::Receiver<Reply>,
+    mut provisional: mpsc::Receiver<Box<Reply>>,
 ) {
     let reply = 'answer: {
-        let fut = handler.invite(&mut incoming);
-        tokio::pin!(fut);
+        // Handler futures are boxed here and below: the call task lives as long
+        // as the call, and an inline future would keep the largest of them
+        // (often an answer with media setup, kilobytes) for all that time.
+        let mut fut = Box::pin(handler.invite(&mut incoming));
         loop {
             tokio::select! {
                 biased;
@@ -1086,7 +1091,7 @@ async fn uas_call<H: SipHandler>(
                     Some(_) => {}
                 },
                 Some(p) = provisional.recv() => {
-                    let _ = core.send(Command::Reply { call: Some(call), key: key.clone(), reply: p }).await;
+                    let _ = core.send(Command::Reply { call: Some(call), key: key.clone(), reply: *p }).await;
                 }
                 r = &mut fut => break 'answer Ok(r),
             }
@@ -1096,7 +1101,7 @@ async fn uas_call<H: SipHandler>(
     drop(incoming);
     let reply = match reply {
         Ok(r) => r,
-        Err(reason) => return handler.ended(reason).await,
+        Err(reason) => return Box::pin(handler.ended(reason)).await,
     };
     let answered = reply.status().is_success();
     let _ = core
@@ -1107,7 +1112,7 @@ async fn uas_call<H: SipHandler>(
         })
         .await;
     if !answered {
-        return handler.ended(EndReason::Rejected).await;
+        return Box::pin(handler.ended(EndReason::Rejected)).await;
     }
     let mut media = CallMedia::default();
     let (media_tx, mut media_rx) = mpsc::channel(4);
@@ -1123,41 +1128,43 @@ async fn uas_call<H: SipHandler>(
                         let _ = tokio::time::timeout(Duration::from_secs(32), wait).await;
                     }
                     media.stop().await;
-                    return handler.ended(EndReason::LocalHangup).await;
+                    return Box::pin(handler.ended(EndReason::LocalHangup)).await;
                 }
                 continue;
             }
         };
         let Some(msg) = msg else { break };
         match msg {
-            ToCall::Ack {
-                request,
-                source,
-                kind,
-            } => {
+            ToCall::Ack(ack) => {
+                let Delivered {
+                    request,
+                    source,
+                    kind,
+                } = *ack;
                 // Audio flows once the caller has our answer and acknowledged it.
                 if let Some(p) = pending.take() {
                     media.start(p, media_tx.clone());
                 }
-                handler
-                    .ack(&Incoming::new(request, source, kind, None))
-                    .await;
+                Box::pin(handler.ack(&Incoming::new(request, source, kind, None))).await;
             }
-            ToCall::Request {
-                key,
-                request,
-                source,
-                kind,
-            } => {
+            ToCall::Request(delivered) => {
+                let (
+                    key,
+                    Delivered {
+                        request,
+                        source,
+                        kind,
+                    },
+                ) = *delivered;
                 let method = request.method().clone();
-                let reply = match media.in_dialog(&request).await {
+                let reply = match Box::pin(media.in_dialog(&request)).await {
                     Some(reply) => reply,
                     None => {
                         let mut inc = Incoming::new(request, source, kind, None);
                         if method == Method::Invite {
-                            handler.invite(&mut inc).await
+                            Box::pin(handler.invite(&mut inc)).await
                         } else {
-                            dispatch(&mut handler, &inc).await
+                            Box::pin(dispatch(&mut handler, &inc)).await
                         }
                     }
                 };
@@ -1172,22 +1179,22 @@ async fn uas_call<H: SipHandler>(
                     })
                     .await;
                 if method == Method::Bye {
-                    return handler.ended(EndReason::PeerHangup).await;
+                    return Box::pin(handler.ended(EndReason::PeerHangup)).await;
                 }
             }
             ToCall::AckTimeout => {
                 media.stop().await;
-                return handler.ended(EndReason::AckTimeout).await;
+                return Box::pin(handler.ended(EndReason::AckTimeout)).await;
             }
             ToCall::HungUp | ToCall::Shutdown => {
                 media.stop().await;
-                return handler.ended(EndReason::Shutdown).await;
+                return Box::pin(handler.ended(EndReason::Shutdown)).await;
             }
             ToCall::Cancelled => {}
         }
     }
     media.stop().await;
-    handler.ended(EndReason::Shutdown).await;
+    Box::pin(handler.ended(EndReason::Shutdown)).await;
 }
 
 /// A call's media session and the SDP state to renegotiate it.
@@ -1310,7 +1317,7 @@ where
         &mut self,
         spec: DialSpec,
         media: Option<Box<dyn crate::media::MediaHandler>>,
-        events: mpsc::Sender<CallEvent>,
+        events: EventSender,
     ) -> Result<u64, UaError> {
         let target = self.resolve(&spec.uri, spec.transport).await?;
         let local = self.local_for(target.kind);
@@ -1606,7 +1613,7 @@ where
                     let _ = task.try_send(ToCall::HungUp);
                 }
                 CallState::Uac(u) => {
-                    let _ = u.events.try_send(CallEvent::Ended);
+                    u.events.emit(CallEvent::Ended);
                     self.end_call(id);
                 }
             }
@@ -1624,7 +1631,7 @@ where
         if status.is_provisional() {
             let first = !uac.provisional_seen;
             uac.provisional_seen = true;
-            let _ = uac.events.try_send(CallEvent::Provisional(resp));
+            uac.events.emit(CallEvent::Provisional(resp));
             if first && uac.cancel_requested {
                 self.cancel(id);
             }
@@ -1645,7 +1652,7 @@ where
             let cancelled = uac.cancel_requested;
             uac.final_received = true;
             if !already && !cancelled {
-                let _ = uac.events.try_send(CallEvent::Answered(resp.clone()));
+                uac.events.emit(CallEvent::Answered(resp.clone()));
                 if let Some(offer) = uac.offer.take() {
                     uac.session = start_uac_media(offer, &resp, id, &self.commands, &uac.events);
                 }
@@ -1726,16 +1733,15 @@ where
                     self.owners.insert(k, Owner::UacInvite { call: id });
                 }
                 Err(e) => {
-                    let _ = uac
-                        .events
-                        .try_send(CallEvent::Failed(UaError::BadRequest(e.to_string())));
+                    uac.events
+                        .emit(CallEvent::Failed(UaError::BadRequest(e.to_string())));
                     self.end_call(id);
                 }
             }
             return;
         }
         uac.final_received = true;
-        let _ = uac.events.try_send(CallEvent::Rejected(resp));
+        uac.events.emit(CallEvent::Rejected(resp));
         self.end_call(id);
     }
 
@@ -1803,7 +1809,7 @@ where
             Some(Owner::UacInvite { call }) => {
                 if let Some(CallState::Uac(uac)) = self.calls.get(&call).map(|c| &c.state) {
                     if !uac.final_received {
-                        let _ = uac.events.try_send(CallEvent::Failed(UaError::Timeout));
+                        uac.events.emit(CallEvent::Failed(UaError::Timeout));
                     }
                 }
                 self.end_call(call);
@@ -1835,7 +1841,7 @@ fn start_uac_media(
     resp: &Response,
     call: u64,
     commands: &mpsc::Sender<Command>,
-    events: &mpsc::Sender<CallEvent>,
+    events: &EventSender,
 ) -> Option<MediaSession> {
     let super::media::Offered {
         rtp,
@@ -1873,7 +1879,7 @@ fn start_uac_media(
             return None;
         }
     };
-    let _ = events.try_send(CallEvent::MediaStarted {
+    events.emit(CallEvent::MediaStarted {
         codec: negotiated.codec.to_string(),
         stats: session.watch_stats(),
     });

@@ -28,7 +28,8 @@ pub struct Incoming {
     request: Request,
     source: SocketAddr,
     transport: TransportKind,
-    provisional: Option<mpsc::Sender<Reply>>,
+    /// Boxed: the channel allocates 32 slots whatever its capacity.
+    provisional: Option<mpsc::Sender<Box<Reply>>>,
     media_ctx: Option<MediaContext>,
     /// In a mutex only so that `&Incoming` is `Sync` (handlers hold it across awaits).
     media: std::sync::Mutex<Option<PendingMedia>>,
@@ -39,7 +40,7 @@ impl Incoming {
         request: Request,
         source: SocketAddr,
         transport: TransportKind,
-        provisional: Option<mpsc::Sender<Reply>>,
+        provisional: Option<mpsc::Sender<Box<Reply>>>,
     ) -> Incoming {
         Incoming {
             request,
@@ -165,7 +166,9 @@ impl Incoming {
             .provisional
             .as_ref()
             .ok_or(UaError::InvalidReply("provisional replies are for INVITE"))?;
-        tx.send(reply).await.map_err(|_| UaError::CallGone)
+        tx.send(Box::new(reply))
+            .await
+            .map_err(|_| UaError::CallGone)
     }
 
     /// Sends 180 Ringing.

@@ -129,6 +129,7 @@ impl Dial {
     /// Sends the INVITE.
     pub async fn send(self) -> Result<OutgoingCall, UaError> {
         let (events_tx, events) = mpsc::channel(32);
+        let events_tx = EventSender(events_tx);
         let (reply, wait) = oneshot::channel();
         self.endpoint
             .command(Command::Dial {
@@ -156,7 +157,7 @@ impl Dial {
 pub struct OutgoingCall {
     endpoint: Endpoint,
     id: u64,
-    events: mpsc::Receiver<CallEvent>,
+    events: mpsc::Receiver<Box<CallEvent>>,
     answered: Option<Response>,
     over: bool,
     media: Option<(
@@ -171,7 +172,7 @@ impl OutgoingCall {
         if self.over {
             return None;
         }
-        let ev = self.events.recv().await;
+        let ev = self.events.recv().await.map(|e| *e);
         match &ev {
             Some(CallEvent::MediaStarted { codec, stats }) => {
                 self.media = Some((codec.clone(), stats.clone()));
@@ -267,10 +268,24 @@ impl OutgoingCall {
     }
 }
 
+/// Where the core sends a placed call's events. They travel boxed: a tokio
+/// channel allocates its slots 32 at a time, and 32 unboxed events (a
+/// `Request` is 384 bytes) were 12 KiB per call, for a handful of events.
+#[derive(Debug, Clone)]
+pub(crate) struct EventSender(mpsc::Sender<Box<CallEvent>>);
+
+impl EventSender {
+    /// Queues an event; dropped if the call's owner is not listening (gone,
+    /// or 32 events behind).
+    pub(crate) fn emit(&self, event: CallEvent) {
+        let _ = self.0.try_send(Box::new(event));
+    }
+}
+
 /// The core's state for a call we placed.
 #[derive(Debug)]
 pub(crate) struct UacCall {
-    pub(crate) events: mpsc::Sender<CallEvent>,
+    pub(crate) events: EventSender,
     pub(crate) spec: DialSpec,
     /// The INVITE last sent (after authentication or redirection, the new one).
     pub(crate) invite: Request,
