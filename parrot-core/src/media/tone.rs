@@ -45,7 +45,10 @@ impl AudioSource for Tone {
             None => out.len(),
         };
         for s in &mut out[..n] {
-            *s = (self.im * self.amplitude).round() as i16;
+            // Rounded half away from zero, as `f64::round` but without its
+            // libm call (a tone is generated for every frame of every call).
+            let v = self.im * self.amplitude;
+            *s = (v + 0.5f64.copysign(v)) as i16;
             let re = self.re * self.cos - self.im * self.sin;
             self.im = self.re * self.sin + self.im * self.cos;
             self.re = re;
