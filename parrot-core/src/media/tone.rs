@@ -116,7 +116,11 @@ mod tests {
         let step = std::f64::consts::TAU * (1000.0 / 3.0) / f64::from(RATE);
         let mut got = Vec::new();
         // Reads of every awkward length, for a minute of audio.
-        for len in [1usize, 3, 160, 7, 2, 4, 5, 161, 159].iter().cycle().take(6000) {
+        for len in [1usize, 3, 160, 7, 2, 4, 5, 161, 159]
+            .iter()
+            .cycle()
+            .take(6000)
+        {
             let mut buf = vec![0i16; *len];
             assert_eq!(tone.read(&mut buf), *len);
             got.extend_from_slice(&buf);

@@ -120,7 +120,11 @@ impl Wheel {
 #[derive(Debug)]
 pub struct Transactions<D> {
     config: TimerConfig,
-    txns: HashMap<Id, Txn<D>>,
+    /// Boxed: a busy endpoint keeps hundreds of thousands of transactions
+    /// (each lingers up to 64*T1 after its final response), and growing the
+    /// table then moves 16-byte entries, not whole records, while the
+    /// endpoint waits.
+    txns: HashMap<Id, Box<Txn<D>>>,
     index: HashMap<TransactionKey, Id>,
     /// INVITE server transactions in Accepted waiting for the ACK of their 2xx.
     acks: HashMap<AckId, Id>,
@@ -421,7 +425,7 @@ impl<D: Clone + Debug> Transactions<D> {
             self.servers += 1;
         }
         self.index.insert(txn.key.clone(), id);
-        self.txns.insert(id, txn);
+        self.txns.insert(id, Box::new(txn));
         id
     }
 

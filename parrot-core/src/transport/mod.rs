@@ -113,6 +113,13 @@ pub struct TransportConfig {
     pub connect_timeout: Duration,
     /// Client configuration for outgoing TLS and WSS connections; without it they fail.
     pub tls_client: Option<Arc<rustls::ClientConfig>>,
+    /// Receive buffer asked for each UDP socket (`SO_RCVBUF`; Linux caps it at
+    /// `net.core.rmem_max`). Datagrams that arrive while the stack is busy
+    /// wait there; when it is full the kernel drops them and the peer has to
+    /// retransmit, 500 ms later. The common default (208 KiB, a few hundred
+    /// SIP messages) overflowed in bursts at 3,000 calls/s; 0 keeps the
+    /// system's default.
+    pub udp_recv_buffer: usize,
 }
 
 impl Default for TransportConfig {
@@ -123,6 +130,7 @@ impl Default for TransportConfig {
             idle_timeout: Duration::from_secs(180),
             connect_timeout: Duration::from_secs(10),
             tls_client: None,
+            udp_recv_buffer: 4 << 20,
         }
     }
 }

@@ -15,12 +15,29 @@ const MAX_DATAGRAM: usize = 65_535;
 
 /// Binds a socket and starts its receive task.
 pub(crate) async fn bind(shared: &Arc<Shared>, addr: SocketAddr) -> io::Result<SocketAddr> {
-    let socket = Arc::new(UdpSocket::bind(addr).await?);
+    let socket = Arc::new(bind_socket(addr, shared.config.udp_recv_buffer)?);
     let local = socket.local_addr()?;
     shared.add_udp(local, Arc::clone(&socket));
     tracing::info!(%local, "UDP bound");
     tokio::spawn(recv_loop(Arc::clone(shared), socket, local));
     Ok(local)
+}
+
+/// A non-blocking UDP socket bound to `addr`, with its receive buffer set
+/// first (a failure to enlarge it is logged, not fatal).
+fn bind_socket(addr: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if recv_buffer > 0 {
+        if let Err(e) = socket.set_recv_buffer_size(recv_buffer) {
+            tracing::warn!(%addr, error = %e, "UDP receive buffer not enlarged");
+        }
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    let got = socket.recv_buffer_size().unwrap_or(0);
+    tracing::debug!(%addr, asked = recv_buffer, got, "UDP receive buffer");
+    UdpSocket::from_std(socket.into())
 }
 
 async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: SocketAddr) {
