@@ -466,9 +466,9 @@ fn main() {
     );
     let (rates, secs, budget): (&[u32], u32, Duration) = if bench {
         (
-            &[500, 1000, 2000, 3000, 4000, 5000, 6000],
+            &[500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000],
             8,
-            Duration::from_secs(65),
+            Duration::from_secs(110),
         )
     } else {
         (&[20], 1, Duration::from_secs(30))
