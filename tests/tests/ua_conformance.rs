@@ -9,14 +9,14 @@
 
 use parrot_core::message::{HeaderName, Response, StatusCode, Uri};
 use parrot_core::ua::{
-    CallEvent, Endpoint, Incoming, OutgoingCall, Registrar, Reply, SipHandler, UaError,
+    CallEvent, EndReason, Endpoint, Incoming, OutgoingCall, Registrar, Reply, SipHandler, UaError,
 };
 use parrot_tests::free_addr;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::time::{Instant, timeout};
@@ -1143,4 +1143,72 @@ async fn shutdown_hangs_up_calls_and_refuses_new_ones() {
     let sent = server.dial(&uri).unwrap().send().await;
     assert!(matches!(sent, Err(UaError::Shutdown)), "{sent:?}");
     client.shutdown(Duration::from_secs(1)).await;
+}
+
+// ------------------------------------------------- 3. the INVITE's transport fails
+
+/// Answers after `delay`, and writes down how each call ended.
+#[derive(Clone)]
+struct SlowAnswer {
+    delay: Duration,
+    ended: Arc<Mutex<Vec<EndReason>>>,
+}
+
+impl SipHandler for SlowAnswer {
+    async fn invite(&mut self, _call: &mut Incoming) -> Reply {
+        tokio::time::sleep(self.delay).await;
+        Reply::ok()
+    }
+
+    async fn ended(&mut self, reason: EndReason) {
+        self.ended.lock().unwrap().push(reason);
+    }
+}
+
+/// RFC 3261 §17.2.4: the caller's TCP connection is gone when the 200 is
+/// ready, and no new connection can be opened to it (nothing listens at its
+/// Via). The INVITE's transaction fails; the call ends (it used to wait for
+/// an ACK forever).
+#[tokio::test]
+async fn a_call_whose_invite_transport_fails_ends() {
+    let ended = Arc::new(Mutex::new(Vec::new()));
+    let handler = SlowAnswer {
+        delay: Duration::from_millis(300),
+        ended: ended.clone(),
+    };
+    let addr = free_addr();
+    let ep = Endpoint::builder()
+        .tcp(addr)
+        .handler(move || handler.clone())
+        .build()
+        .await
+        .unwrap();
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let me = conn.local_addr().unwrap();
+    let invite = format!(
+        "INVITE sip:service@{addr};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKgone1\r\nMax-Forwards: 70\r\nTo: <sip:service@{addr}>\r\nFrom: <sip:caller@{me}>;tag=gone1\r\nCall-ID: transport-gone\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{me};transport=tcp>\r\nContent-Length: 0\r\n\r\n"
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut conn, invite.as_bytes())
+        .await
+        .unwrap();
+    // Read the 100 Trying, so the INVITE was taken, then hang up the connection.
+    let mut buf = [0u8; 2048];
+    let n = timeout(
+        Duration::from_secs(3),
+        tokio::io::AsyncReadExt::read(&mut conn, &mut buf),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        buf[..n].starts_with(b"SIP/2.0 100"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    drop(conn);
+    let over = drained(&ep, Duration::from_secs(5)).await;
+    let reasons = ended.lock().unwrap().clone();
+    ep.shutdown(Duration::from_millis(100)).await;
+    assert!(over, "the call is still held: {:?}", ep.stats());
+    assert_eq!(reasons, [EndReason::TransportError]);
 }

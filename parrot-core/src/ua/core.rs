@@ -176,6 +176,9 @@ pub(crate) enum ToCall {
     HungUp,
     /// The endpoint is shutting down.
     Shutdown,
+    /// The INVITE's server transaction failed; the core sent BYE if the call
+    /// was answered.
+    Failed,
 }
 
 /// A transaction's far end as the transaction layer sees it: where to send,
@@ -1088,6 +1091,7 @@ async fn uas_call<H: SipHandler>(
                 msg = rx.recv() => match msg {
                     Some(ToCall::Cancelled) => break 'answer Err(EndReason::Cancelled),
                     Some(ToCall::Shutdown) | None => break 'answer Err(EndReason::Shutdown),
+                    Some(ToCall::Failed) => break 'answer Err(EndReason::TransportError),
                     Some(_) => {}
                 },
                 Some(p) = provisional.recv() => {
@@ -1189,6 +1193,10 @@ async fn uas_call<H: SipHandler>(
             ToCall::HungUp | ToCall::Shutdown => {
                 media.stop().await;
                 return Box::pin(handler.ended(EndReason::Shutdown)).await;
+            }
+            ToCall::Failed => {
+                media.stop().await;
+                return Box::pin(handler.ended(EndReason::TransportError)).await;
             }
             ToCall::Cancelled => {}
         }
@@ -1826,6 +1834,16 @@ where
                     if let Some(c) = call {
                         self.bye_done(c);
                     }
+                }
+            }
+            Some(Owner::UasInvite { call }) => {
+                // §17.2.4: a response to the INVITE could not be sent. Nothing
+                // can answer that INVITE any more, and a reply still to come
+                // would be dropped, leaving the call's task waiting for an ACK
+                // that cannot come: the call ends (with BYE if it was answered).
+                self.send_bye(call);
+                if let Some(CallState::Uas { task, .. }) = self.calls.get(&call).map(|c| &c.state) {
+                    let _ = task.try_send(ToCall::Failed);
                 }
             }
             _ => {}

@@ -193,6 +193,10 @@ pub enum EndReason {
     AckTimeout,
     /// The endpoint shut down.
     Shutdown,
+    /// The INVITE's transaction failed before the call was over (a response
+    /// could not be sent, RFC 3261 §17.2.4): the caller cannot be reached
+    /// through it; an answered call was hung up with BYE.
+    TransportError,
 }
 
 /// What a SIP server does with requests. One value per call (dialog), made by
