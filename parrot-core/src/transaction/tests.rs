@@ -525,6 +525,32 @@ fn invite_server_retransmitted_invite_gets_last_provisional() {
 }
 
 #[test]
+fn a_final_response_releases_the_request_and_retransmissions_still_get_it() {
+    let mut l = layer();
+    let t0 = Instant::now();
+    let inv = request("INVITE", "z9hG4bKrel");
+    let key = incoming(&mut l, t0, &inv, false);
+    l.respond(t0, &key, response(&inv, 180, Some("b")))
+        .expect("respond");
+    assert!(l.request(&key).is_some(), "kept while unanswered");
+    l.respond(t0, &key, response(&inv, 200, Some("b")))
+        .expect("respond");
+    assert!(l.request(&key).is_none(), "released at the final response");
+    assert_eq!(l.state(&key), Some(State::Accepted));
+    let _ = transmits(&mut l);
+    // RFC 6026 §7.1: a retransmitted INVITE in Accepted is absorbed, and the
+    // 2xx goes on being retransmitted from the kept bytes.
+    l.handle_message(t0 + ms(100), inv.into(), "alice", false);
+    assert!(transmits(&mut l).is_empty());
+    assert!(events(&mut l).is_empty());
+    let (sent, _) = run(&mut l, t0, ms(1000));
+    assert!(
+        sent.iter().any(|(_, line)| line == "SIP/2.0 200 OK"),
+        "{sent:?}"
+    );
+}
+
+#[test]
 fn invite_server_timer_g_and_h() {
     let mut l = layer();
     let t0 = Instant::now();

@@ -851,7 +851,7 @@ impl<'a> IntoIterator for &'a Headers {
 
 #[cfg(test)]
 mod tests {
-    use crate::message::Message;
+    use crate::message::{HeaderName, Message};
     use bytes::Bytes;
 
     fn req(via: &str) -> Message {
@@ -859,6 +859,34 @@ mod tests {
             "OPTIONS sip:a@b SIP/2.0\r\nVia: {via}\r\nVia: SIP/2.0/UDP second;branch=z9hG4bK2\r\nContent-Length: 0\r\n\r\n"
         )))
         .unwrap()
+    }
+
+    #[test]
+    fn a_changed_clone_leaves_the_original_and_its_cache_alone() {
+        let original = req("SIP/2.0/UDP pc33.example.com;branch=z9hG4bK1");
+        // Fill the typed cache first, so that the clone starts out sharing it.
+        assert_eq!(
+            original.headers().top_via().unwrap().branch(),
+            Some("z9hG4bK1")
+        );
+        let mut copy = original.clone();
+        copy.headers_mut()
+            .stamp_via("192.0.2.4:5060".parse().unwrap())
+            .unwrap();
+        copy.headers_mut()
+            .push(HeaderName::Subject, "changed")
+            .unwrap();
+        assert_eq!(
+            copy.headers().top_via().unwrap().received(),
+            Some("192.0.2.4")
+        );
+        assert_eq!(original.headers().top_via().unwrap().received(), None);
+        assert_eq!(
+            copy.headers().get_str(&HeaderName::Subject),
+            Some("changed")
+        );
+        assert!(!original.headers().contains(&HeaderName::Subject));
+        assert_eq!(original.headers().len() + 1, copy.headers().len());
     }
 
     #[test]
