@@ -12,11 +12,10 @@ use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::Poll;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 /// What a session needs to run: sockets, the negotiated codec and where to send.
 #[derive(Debug)]
@@ -71,14 +70,6 @@ pub enum MediaEvent {
     Hangup,
     /// The session stopped (handler's `Stop`, or the peer's RTCP BYE).
     Stopped,
-}
-
-/// What woke a session's task.
-enum Wake {
-    Tick(Instant),
-    Rtp(bool),
-    Rtcp(bool),
-    Control(Option<Control>),
 }
 
 enum Control {
@@ -143,7 +134,7 @@ impl MediaSession {
             stats_tx,
             events,
         );
-        tokio::spawn(task.run(rx));
+        shard::add(Box::new(Running::new(task, rx)));
         Ok(MediaSession {
             control,
             stats,
@@ -250,77 +241,12 @@ impl<H: MediaHandler> Task<H> {
         }
     }
 
-    async fn run(mut self, mut control: mpsc::Receiver<Control>) {
-        let ptime = Duration::from_millis(u64::from(self.cfg.ptime.max(1)));
-        let start = Instant::now();
-        // Ticks at start + n·ptime: a late tick is followed by the ones it owes
-        // (Burst), so the stream keeps its rate and a 60 s file takes 60 s.
-        let mut tick = tokio::time::interval_at(start, ptime);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
-        self.engine.start();
-        let reply = loop {
-            // One poll over the four sources, in a fixed order (the tick first,
-            // so a flood of datagrams cannot starve the sending side): cheaper
-            // than select!, which builds and drops a readiness future per
-            // socket on every wake-up, 100 times a second per session.
-            let wake = std::future::poll_fn(|cx| {
-                if let Poll::Ready(at) = tick.poll_tick(cx) {
-                    return Poll::Ready(Wake::Tick(at));
-                }
-                if let Poll::Ready(r) = self.cfg.rtp.poll_recv_ready(cx) {
-                    return Poll::Ready(Wake::Rtp(r.is_ok()));
-                }
-                if let Poll::Ready(r) = self.cfg.rtcp.poll_recv_ready(cx) {
-                    return Poll::Ready(Wake::Rtcp(r.is_ok()));
-                }
-                control.poll_recv(cx).map(Wake::Control)
-            })
-            .await;
-            match wake {
-                Wake::Tick(at) => {
-                    let late = Instant::now().saturating_duration_since(at).as_secs_f64() * 1e3;
-                    if late > self.stats.max_send_lateness_ms {
-                        self.stats.max_send_lateness_ms = late;
-                    }
-                    TICKS.fetch_add(1, Ordering::Relaxed);
-                    if late > 5.0 {
-                        LATE_SENDS.fetch_add(1, Ordering::Relaxed);
-                    }
-                    if self.on_tick().await {
-                        break None;
-                    }
-                }
-                Wake::Rtp(ok) => {
-                    if ok {
-                        self.drain(false);
-                    }
-                }
-                Wake::Rtcp(ok) => {
-                    if ok {
-                        self.drain(true);
-                    }
-                }
-                Wake::Control(c) => match c {
-                    Some(Control::Apply(a)) => self.engine.apply(a),
-                    Some(Control::Dtmf(d)) => self.digit(d),
-                    Some(Control::Update { remote, direction }) => {
-                        self.cfg.direction = direction;
-                        if let Some(r) = remote {
-                            self.rtp.set_remote_addr(
-                                r,
-                                Some(SocketAddr::new(r.ip(), r.port().saturating_add(1))),
-                            );
-                        }
-                    }
-                    Some(Control::Stop(reply)) => break Some(reply),
-                    None => break None,
-                },
-            }
-        };
-        // RTCP BYE (RFC 3550 §6.6), then the handler's goodbye.
+    /// The session's end: RTCP BYE (RFC 3550 §6.6), the handler's goodbye,
+    /// the last counts, and word to whoever waits.
+    fn finish(&mut self, reply: Option<oneshot::Sender<MediaStats>>) {
         let bye = self.rtp.bye(std::time::Instant::now(), None);
         if let Some(r) = self.rtp.remote_rtcp_addr() {
-            let _ = self.cfg.rtcp.send_to(&bye, r).await;
+            send_now(&self.cfg.rtcp, &bye, r);
         }
         self.engine.stop();
         self.publish();
@@ -330,12 +256,32 @@ impl<H: MediaHandler> Task<H> {
         let _ = self.events.try_send(MediaEvent::Stopped);
     }
 
-    /// Reads what the RTP (or RTCP) socket holds, up to a few datagrams. The
-    /// buffer is on the stack, not in the task: a session lives as long as
-    /// its call, and per-session receive buffers were 3.5 KiB of every call.
+    /// Applies one control message; `Err` to stop (with whom to tell).
+    fn control(&mut self, c: Control) -> Result<(), Option<oneshot::Sender<MediaStats>>> {
+        match c {
+            Control::Apply(a) => self.engine.apply(a),
+            Control::Dtmf(d) => self.digit(d),
+            Control::Update { remote, direction } => {
+                self.cfg.direction = direction;
+                if let Some(r) = remote {
+                    self.rtp.set_remote_addr(
+                        r,
+                        Some(SocketAddr::new(r.ip(), r.port().saturating_add(1))),
+                    );
+                }
+            }
+            Control::Stop(reply) => return Err(Some(reply)),
+        }
+        Ok(())
+    }
+
+    /// Reads what the RTP (or RTCP) socket holds, once per tick (at most 32
+    /// datagrams; more wait in the kernel for the next tick). The buffer is
+    /// on the stack, not in the session: a session lives as long as its
+    /// call, and per-session receive buffers were 3.5 KiB of every call.
     fn drain(&mut self, rtcp: bool) {
         let mut buf = [0u8; 2048];
-        for _ in 0..8 {
+        for _ in 0..32 {
             let socket = if rtcp { &self.cfg.rtcp } else { &self.cfg.rtp };
             let (n, from) = match socket.try_recv_from(&mut buf) {
                 Ok(r) => r,
@@ -376,7 +322,7 @@ impl<H: MediaHandler> Task<H> {
     }
 
     /// One ptime: send a frame, play one out, pass on the engine's wishes. True to stop.
-    async fn on_tick(&mut self) -> bool {
+    fn on_tick(&mut self) -> bool {
         let now = std::time::Instant::now();
         let increment = u32::try_from(self.frame.len()).unwrap_or(160);
         if self.dtmf_tx.is_idle() {
@@ -401,7 +347,7 @@ impl<H: MediaHandler> Task<H> {
                         .packetize(now, Bytes::from(payload), increment, false)
                 }
             };
-            if self.cfg.rtp.send_to(&packet, remote).await.is_ok() {
+            if send_now(&self.cfg.rtp, &packet, remote) {
                 self.stats.packets_sent += 1;
             }
         }
@@ -428,7 +374,7 @@ impl<H: MediaHandler> Task<H> {
         }
         if let Some(rtcp) = self.rtp.poll_rtcp(now) {
             if let Some(r) = self.rtp.remote_rtcp_addr() {
-                let _ = self.cfg.rtcp.send_to(&rtcp, r).await;
+                send_now(&self.cfg.rtcp, &rtcp, r);
             }
         }
         let mut stop = false;
@@ -459,6 +405,171 @@ impl<H: MediaHandler> Task<H> {
         }
         self.stats.dropped = *self.rtp.drops();
         self.stats_tx.send_replace(self.stats.clone());
+    }
+}
+
+/// A session as a shard drives it: the task, its control channel and its
+/// next send time.
+struct Running<H> {
+    task: Task<H>,
+    control: mpsc::Receiver<Control>,
+    ptime: Duration,
+    /// Ticks stay on start + n·ptime: a late tick is followed at once by the
+    /// ones it owes, so the stream keeps its rate and a 60 s file takes 60 s.
+    next: Instant,
+}
+
+impl<H: MediaHandler> Running<H> {
+    fn new(mut task: Task<H>, control: mpsc::Receiver<Control>) -> Self {
+        let ptime = Duration::from_millis(u64::from(task.cfg.ptime.max(1)));
+        task.engine.start();
+        Running {
+            task,
+            control,
+            ptime,
+            next: Instant::now(),
+        }
+    }
+}
+
+impl<H: MediaHandler> shard::Driven for Running<H> {
+    fn due(&self) -> Instant {
+        self.next
+    }
+
+    /// Everything that is due: control messages, what the sockets hold, and
+    /// each tick owed. True once the session is over.
+    fn step(&mut self, now: Instant) -> bool {
+        let t = &mut self.task;
+        loop {
+            match self.control.try_recv() {
+                Ok(c) => {
+                    if let Err(reply) = t.control(c) {
+                        t.finish(reply);
+                        return true;
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                // The handle is gone: the session stops.
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    t.finish(None);
+                    return true;
+                }
+            }
+        }
+        t.drain(true);
+        t.drain(false);
+        while self.next <= now {
+            let late = now.saturating_duration_since(self.next).as_secs_f64() * 1e3;
+            if late > t.stats.max_send_lateness_ms {
+                t.stats.max_send_lateness_ms = late;
+            }
+            TICKS.fetch_add(1, Ordering::Relaxed);
+            if late > 5.0 {
+                LATE_SENDS.fetch_add(1, Ordering::Relaxed);
+            }
+            self.next += self.ptime;
+            if t.on_tick() {
+                t.finish(None);
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Sends a datagram now, without waiting: a full socket buffer drops it, as
+/// the network would. True if it went out.
+fn send_now(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> bool {
+    socket2::SockRef::from(socket)
+        .send_to(data, &to.into())
+        .is_ok()
+}
+
+/// The tasks that drive media sessions: one per runtime worker thread that
+/// starts sessions, each stepping all of its sessions every couple of
+/// milliseconds. One task per session, each with its own timer and a
+/// wake-up per packet, spent most of its time in the scheduler; here a
+/// session's 20 ms cost one send, its reads, and its codec work.
+mod shard {
+    use std::cell::RefCell;
+    use std::time::Duration;
+    use tokio::sync::mpsc;
+    use tokio::time::{Instant, MissedTickBehavior};
+
+    /// How often a shard looks for due sessions: the most a tick waits for
+    /// its turn (a tick later than 5 ms counts as late).
+    const QUANTUM: Duration = Duration::from_millis(2);
+
+    /// A session a shard can drive.
+    pub(super) trait Driven: Send {
+        /// When it next has something to do.
+        fn due(&self) -> Instant;
+        /// Does what is due at `now`; true once over.
+        fn step(&mut self, now: Instant) -> bool;
+    }
+
+    type Sender = mpsc::UnboundedSender<Box<dyn Driven>>;
+
+    thread_local! {
+        /// This thread's shard, and the runtime it runs in.
+        static SHARD: RefCell<Option<(tokio::runtime::Id, Sender)>> = const { RefCell::new(None) };
+    }
+
+    /// Hands a session to this thread's shard in the current runtime,
+    /// starting one if there is none (first session of this thread, another
+    /// runtime, or that shard's runtime has shut down).
+    pub(super) fn add(mut session: Box<dyn Driven>) {
+        let runtime = tokio::runtime::Handle::current().id();
+        SHARD.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if let Some((_, tx)) = slot.as_ref().filter(|(id, _)| *id == runtime) {
+                match tx.send(session) {
+                    Ok(()) => return,
+                    Err(mpsc::error::SendError(back)) => session = back,
+                }
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(run(rx));
+            let _ = tx.send(session);
+            *slot = Some((runtime, tx));
+        });
+    }
+
+    async fn run(mut incoming: mpsc::UnboundedReceiver<Box<dyn Driven>>) {
+        let mut sessions: Vec<Box<dyn Driven>> = Vec::new();
+        let mut tick = tokio::time::interval(QUANTUM);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut open = true;
+        loop {
+            if sessions.is_empty() {
+                // Nothing to step: sleep until a session comes.
+                match incoming.recv().await {
+                    Some(s) => sessions.push(s),
+                    None => return,
+                }
+            }
+            tokio::select! {
+                s = incoming.recv(), if open => match s {
+                    Some(s) => sessions.push(s),
+                    None => open = false,
+                },
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    let mut i = 0;
+                    while i < sessions.len() {
+                        // Stepped with the time of its own turn: the lateness
+                        // a session reports includes the wait behind the
+                        // sessions stepped before it.
+                        if sessions[i].due() <= now && sessions[i].step(Instant::now()) {
+                            drop(sessions.swap_remove(i));
+                        } else {
+                            i += 1;
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
