@@ -82,7 +82,11 @@ enum Control {
     Stop(oneshot::Sender<MediaStats>),
 }
 
-/// A running media session. Dropping it stops the session.
+/// A running media session. Dropping it stops the session (at its next tick).
+///
+/// Sessions are driven by a shared task per runtime worker thread, which
+/// steps each one at its packet times; a control call (`apply`, `stop`, …)
+/// takes effect at the session's next tick, within one ptime.
 #[derive(Debug)]
 pub struct MediaSession {
     control: mpsc::Sender<Control>,
@@ -110,7 +114,8 @@ pub fn reset_pacing_counters() {
 }
 
 impl MediaSession {
-    /// Starts the session: audio flows at once; `events` hears about hang-ups.
+    /// Starts the session (in the current tokio runtime): audio flows at once;
+    /// `events` hears about hang-ups.
     pub fn start<H: MediaHandler>(
         config: MediaConfig,
         handler: H,
