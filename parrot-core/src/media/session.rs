@@ -422,17 +422,20 @@ struct Running<H> {
     /// Ticks stay on start + n·ptime: a late tick is followed at once by the
     /// ones it owes, so the stream keeps its rate and a 60 s file takes 60 s.
     next: Instant,
+    /// The handler has been told the stream started (on the first step, in
+    /// the shard, where a panic of the handler is contained).
+    started: bool,
 }
 
 impl<H: MediaHandler> Running<H> {
-    fn new(mut task: Task<H>, control: mpsc::Receiver<Control>) -> Self {
+    fn new(task: Task<H>, control: mpsc::Receiver<Control>) -> Self {
         let ptime = Duration::from_millis(u64::from(task.cfg.ptime.max(1)));
-        task.engine.start();
         Running {
             task,
             control,
             ptime,
             next: Instant::now(),
+            started: false,
         }
     }
 }
@@ -446,6 +449,10 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
     /// each tick owed. True once the session is over.
     fn step(&mut self, now: Instant) -> bool {
         let t = &mut self.task;
+        if !self.started {
+            self.started = true;
+            t.engine.start();
+        }
         loop {
             match self.control.try_recv() {
                 Ok(c) => {
@@ -541,6 +548,21 @@ mod shard {
         });
     }
 
+    /// Steps one session; true when it is over — or when its media handler
+    /// panicked: that session ends (its handle and its call see it gone, as
+    /// when a session had a task of its own), the shard and the other
+    /// sessions go on ("let it crash").
+    fn step_contained(session: &mut Box<dyn Driven>) -> bool {
+        let now = Instant::now();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.step(now))) {
+            Ok(over) => over,
+            Err(_) => {
+                tracing::error!("media handler panicked; its session ends, the others go on");
+                true
+            }
+        }
+    }
+
     async fn run(mut incoming: mpsc::UnboundedReceiver<Box<dyn Driven>>) {
         let mut sessions: Vec<Box<dyn Driven>> = Vec::new();
         let mut tick = tokio::time::interval(QUANTUM);
@@ -566,7 +588,7 @@ mod shard {
                         // Stepped with the time of its own turn: the lateness
                         // a session reports includes the wait behind the
                         // sessions stepped before it.
-                        if sessions[i].due() <= now && sessions[i].step(Instant::now()) {
+                        if sessions[i].due() <= now && step_contained(&mut sessions[i]) {
                             drop(sessions.swap_remove(i));
                         } else {
                             i += 1;
@@ -621,6 +643,54 @@ pub type Ports = Arc<std::sync::Mutex<crate::rtp::PortAllocator>>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Panics;
+    impl MediaHandler for Panics {
+        fn stream_started(&mut self) -> Action {
+            panic!("a media handler's bug");
+        }
+    }
+
+    struct Talks;
+    impl MediaHandler for Talks {
+        fn stream_started(&mut self) -> Action {
+            Action::tone(440.0, 60.0)
+        }
+    }
+
+    async fn session(handler: impl MediaHandler, to: SocketAddr) -> MediaSession {
+        let ports = std::sync::Mutex::new(crate::rtp::PortAllocator::new(47200..=47231).unwrap());
+        let (rtp, rtcp) = bind_pair(std::net::IpAddr::from([127, 0, 0, 1]), &ports)
+            .await
+            .unwrap();
+        let cfg = MediaConfig {
+            rtp,
+            rtcp,
+            codec: Codec::PCMU,
+            telephone_event: None,
+            ptime: 20,
+            remote: Some(to),
+            direction: Direction::SendRecv,
+        };
+        let (events, _) = mpsc::channel(4);
+        MediaSession::start(cfg, handler, events).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_panicking_media_handler_ends_its_session_only() {
+        let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = sink.local_addr().unwrap();
+        // Same runtime and thread: both sessions share one shard.
+        let bad = session(Panics, to).await;
+        let good = session(Talks, to).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let bad = tokio::time::timeout(Duration::from_secs(2), bad.stop())
+            .await
+            .expect("the handle of a crashed session still answers");
+        assert_eq!(bad.packets_sent, 0);
+        let good = good.stop().await;
+        assert!(good.packets_sent >= 10, "{good:?}");
+    }
 
     #[tokio::test]
     async fn port_pairs_come_back_when_calls_end_and_busy_ones_are_skipped() {
