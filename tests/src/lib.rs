@@ -65,6 +65,58 @@ pub fn sipp_available() -> bool {
         .is_ok()
 }
 
+/// sipp as a caller of the UAS at `addr`: its built-in `uac` scenario (unless
+/// `extra` names one with `-sf`), from a free local port, giving up on a call
+/// after `sipp_timeout` (sipp's `-timeout`, e.g. `"60s"`), killed after `limit`.
+pub async fn sipp_uac(
+    addr: SocketAddr,
+    sipp_timeout: &str,
+    limit: Duration,
+    extra: &[&str],
+) -> SippRun {
+    let target = addr.to_string();
+    let port = free_port().to_string();
+    let mut args = vec![
+        target.as_str(),
+        "-s",
+        "service",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        port.as_str(),
+        "-timeout",
+        sipp_timeout,
+    ];
+    if !extra.contains(&"-sf") {
+        args.extend(["-sn", "uac"]);
+    }
+    args.extend_from_slice(extra);
+    sipp(&args, limit).await
+}
+
+/// The span of audio above a threshold in a WAV file (8 kHz): its length in
+/// seconds, and whether `freq` carries most of its energy.
+pub fn heard(path: &Path, freq: f64) -> (f64, bool) {
+    let mut src = parrot_core::media::WavSource::open(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut all = vec![0i16; (src.duration() * 8000.0) as usize + 8000];
+    let n = parrot_core::media::AudioSource::read(&mut src, &mut all);
+    let audio = &all[..n];
+    let start = audio
+        .iter()
+        .position(|&s| s.unsigned_abs() > 1000)
+        .unwrap_or(0);
+    let end = audio
+        .iter()
+        .rposition(|&s| s.unsigned_abs() > 1000)
+        .unwrap_or(0);
+    let tone = &audio[start..end.max(start)];
+    (
+        tone.len() as f64 / 8000.0,
+        parrot_core::media::tone_present(tone, freq, 8000, 0.8),
+    )
+}
+
 /// Runs sipp with `args` plus statistics options, killing it after `limit`.
 /// Runs in a fresh temporary directory, removed afterwards.
 pub async fn sipp(args: &[&str], limit: Duration) -> SippRun {

@@ -9,7 +9,7 @@ use parrot_core::transaction::TimerConfig;
 use parrot_core::transport::TransportKind;
 use parrot_core::ua::{Endpoint, EndpointStats, Incoming, Reply, SipHandler};
 use parrot_tests::load::rss_kib;
-use parrot_tests::{SippRun, free_addr, free_port, scenarios, sipp};
+use parrot_tests::{SippRun, free_addr, scenarios};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -35,24 +35,7 @@ impl SipHandler for Answer {
 }
 
 async fn sipp_uac(addr: SocketAddr, extra: &[&str]) -> SippRun {
-    let target = addr.to_string();
-    let port = free_port().to_string();
-    let mut args = vec![
-        target.as_str(),
-        "-s",
-        "service",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        port.as_str(),
-        "-timeout",
-        "100s",
-    ];
-    if !extra.contains(&"-sf") {
-        args.extend(["-sn", "uac"]);
-    }
-    args.extend_from_slice(extra);
-    sipp(&args, LIMIT).await
+    parrot_tests::sipp_uac(addr, "100s", LIMIT, extra).await
 }
 
 fn report(what: &str, run: &SippRun, ep: &EndpointStats) {

@@ -4,10 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
-use parrot_core::media::{Action, AudioSource, MediaHandler, PlaySource, WavSource, tone_present};
+use parrot_core::media::{Action, MediaHandler, PlaySource};
 use parrot_core::transport::TransportKind;
 use parrot_core::ua::{CallEvent, Endpoint, Incoming, Reply, SipHandler};
-use parrot_tests::free_addr;
+use parrot_tests::{free_addr, heard};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -44,27 +44,6 @@ impl SipHandler for Greeter {
         })
         .await
     }
-}
-
-/// The span of audio above a threshold: its length in seconds and whether it is `freq`.
-fn heard(path: &PathBuf, freq: f64) -> (f64, bool) {
-    let mut src = WavSource::open(path).unwrap();
-    let mut all = vec![0i16; (src.duration() * 8000.0) as usize + 8000];
-    let n = src.read(&mut all);
-    let audio = &all[..n];
-    let start = audio
-        .iter()
-        .position(|&s| s.unsigned_abs() > 1000)
-        .unwrap_or(0);
-    let end = audio
-        .iter()
-        .rposition(|&s| s.unsigned_abs() > 1000)
-        .unwrap_or(0);
-    let tone = &audio[start..end.max(start)];
-    (
-        tone.len() as f64 / 8000.0,
-        tone_present(tone, freq, 8000, 0.8),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

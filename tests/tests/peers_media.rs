@@ -11,12 +11,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
-use parrot_core::media::{
-    Action, AudioSource, MediaHandler, PlaySource, Tone, WavRecorder, WavSource, tone_present,
-};
+use parrot_core::media::{Action, AudioSource, MediaHandler, PlaySource, Tone, WavRecorder};
 use parrot_core::transport::TransportKind;
 use parrot_core::ua::{EndReason, Endpoint, Incoming, Reply, SipHandler};
-use parrot_tests::{BaresipConfig, TempDir, baresip, free_addr, free_port, sipp};
+use parrot_tests::{BaresipConfig, TempDir, baresip, free_addr, free_port, heard, sipp};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -122,29 +120,6 @@ async fn uas(record: &Path, log: &Log) -> Endpoint {
         .build()
         .await
         .unwrap()
-}
-
-/// The span of audio above a threshold in a WAV file: its length in seconds
-/// and whether `freq` carries most of its energy.
-fn heard(path: &Path, freq: f64) -> (f64, bool) {
-    let mut src =
-        WavSource::open(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let mut all = vec![0i16; (src.duration() * 8000.0) as usize + 8000];
-    let n = src.read(&mut all);
-    let audio = &all[..n];
-    let start = audio
-        .iter()
-        .position(|&s| s.unsigned_abs() > 1000)
-        .unwrap_or(0);
-    let end = audio
-        .iter()
-        .rposition(|&s| s.unsigned_abs() > 1000)
-        .unwrap_or(0);
-    let tone = &audio[start..end.max(start)];
-    (
-        tone.len() as f64 / 8000.0,
-        tone_present(tone, freq, 8000, 0.8),
-    )
 }
 
 /// Writes `seconds` of a `freq` tone, 8 kHz mono 16-bit, to `path`.

@@ -56,23 +56,7 @@ async fn drained(ep: &Endpoint, within: Duration) -> bool {
 }
 
 async fn sipp_uac(addr: SocketAddr, extra: &[&str]) -> parrot_tests::SippRun {
-    let target = addr.to_string();
-    let port = free_port().to_string();
-    let mut args = vec![
-        "-sn",
-        "uac",
-        target.as_str(),
-        "-s",
-        "service",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        port.as_str(),
-        "-timeout",
-        "60s",
-    ];
-    args.extend_from_slice(extra);
-    sipp(&args, LIMIT).await
+    parrot_tests::sipp_uac(addr, "60s", LIMIT, extra).await
 }
 
 fn report(what: &str, run: &parrot_tests::SippRun) {
