@@ -210,13 +210,17 @@ struct Task<H> {
 
 impl<H: MediaHandler> Task<H> {
     fn new(
-        cfg: MediaConfig,
+        mut cfg: MediaConfig,
         engine: MediaEngine<H>,
         encoder: Box<dyn AudioEncoder>,
         decoder: Box<dyn AudioDecoder>,
         stats_tx: watch::Sender<MediaStats>,
         events: mpsc::Sender<MediaEvent>,
     ) -> Self {
+        // Whatever built the config, a frame is 10-120 ms: buffers are sized from it.
+        cfg.ptime = cfg
+            .ptime
+            .clamp(*crate::sdp::PTIME_RANGE.start(), *crate::sdp::PTIME_RANGE.end());
         let mut sc =
             SessionConfig::new(cfg.codec.clock_rate, cfg.codec.payload_type).with_min_sequential(1);
         if let Some(r) = cfg.remote {
@@ -228,7 +232,11 @@ impl<H: MediaHandler> Task<H> {
         let samples = encoder.samples_per_frame(cfg.ptime).max(1);
         let stats = stats_tx.borrow().clone();
         Task {
-            dtmf_tx: DtmfSender::new(cfg.ptime * cfg.codec.clock_rate / 1000, 10),
+            dtmf_tx: DtmfSender::new(
+                u32::try_from(u64::from(cfg.ptime) * u64::from(cfg.codec.clock_rate) / 1000)
+                    .unwrap_or(u32::MAX),
+                10,
+            ),
             cfg,
             engine,
             encoder,
@@ -429,7 +437,7 @@ struct Running<H> {
 
 impl<H: MediaHandler> Running<H> {
     fn new(task: Task<H>, control: mpsc::Receiver<Control>) -> Self {
-        let ptime = Duration::from_millis(u64::from(task.cfg.ptime.max(1)));
+        let ptime = Duration::from_millis(u64::from(task.cfg.ptime));
         Running {
             task,
             control,

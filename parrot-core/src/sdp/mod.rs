@@ -29,7 +29,8 @@ mod tests;
 
 pub use error::{SdpError, SdpErrorKind};
 pub use offer_answer::{
-    Answer, LocalMedia, Negotiated, NegotiationError, Negotiator, default_choice,
+    Answer, LocalMedia, Negotiated, NegotiationError, Negotiator, PTIME_RANGE, default_choice,
+    send_ptime,
 };
 
 use crate::codec::Codec;

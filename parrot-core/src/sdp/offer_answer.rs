@@ -90,8 +90,22 @@ pub struct Negotiated {
     pub remote_port: u16,
     /// What this end does: whether it sends and whether it receives.
     pub direction: Direction,
-    /// Packet duration to send with, in milliseconds: the peer's `a=ptime`, else 20.
+    /// Packet duration to send with, in milliseconds: the peer's `a=ptime` (at most its
+    /// `a=maxptime`), else 20; always within [`PTIME_RANGE`].
     pub ptime: u32,
+}
+
+/// The packet durations (ms) this stack sends with. A peer's `a=ptime` or `a=maxptime` outside
+/// it is taken as the nearest bound: the values are hints (RFC 4566 §6), and an unbounded one
+/// would size every buffer of the call (`a=ptime:4294967295` asked for 64 GiB).
+pub const PTIME_RANGE: std::ops::RangeInclusive<u32> = 10..=120;
+
+/// The packet duration to send to the peer whose media section is `theirs`: its `a=ptime`, or 20,
+/// no longer than its `a=maxptime` (RFC 4566 §6), clamped to [`PTIME_RANGE`].
+pub fn send_ptime(theirs: &MediaDescription) -> u32 {
+    let wanted = theirs.ptime().unwrap_or(20);
+    let capped = theirs.maxptime().map_or(wanted, |max| wanted.min(max));
+    capped.clamp(*PTIME_RANGE.start(), *PTIME_RANGE.end())
 }
 
 impl Negotiated {
@@ -304,7 +318,7 @@ impl Negotiator {
             remote_host: connection.map(|c| c.address.clone()).unwrap_or_default(),
             remote_port: theirs.port,
             direction,
-            ptime: theirs.ptime().unwrap_or(20),
+            ptime: send_ptime(theirs),
         };
         self.pending_offer = None;
         Ok(negotiated)
@@ -369,7 +383,7 @@ impl Negotiator {
             remote_host: connection.map(|c| c.address.clone()).unwrap_or_default(),
             remote_port: offered.port,
             direction,
-            ptime: offered.ptime().unwrap_or(20),
+            ptime: send_ptime(offered),
         };
         Some((media, negotiated))
     }

@@ -746,3 +746,29 @@ fn mutated_input_never_panics_and_round_trips() {
         "only {parsed} mutants parsed; the loop tests little"
     );
 }
+
+#[test]
+fn the_ptime_sent_is_bounded_and_honours_maxptime() {
+    let offer_with = |attrs: &str| {
+        parse(&format!(
+            "v=0\no=- 1 1 IN IP4 10.0.0.1\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\n\
+             m=audio 4000 RTP/AVP 0\n{attrs}"
+        ))
+    };
+    for (attrs, want) in [
+        ("", 20),
+        ("a=ptime:30\n", 30),
+        ("a=ptime:4294967295\n", 120),
+        ("a=ptime:1000000\n", 120),
+        ("a=ptime:0\n", 10),
+        ("a=ptime:40\na=maxptime:30\n", 30),
+        ("a=maxptime:0\n", 10),
+        ("a=ptime:banana\n", 20),
+    ] {
+        let offer = offer_with(attrs);
+        assert_eq!(super::send_ptime(&offer.media[0]), want, "{attrs:?}");
+        let mut bob = Negotiator::new(local([10, 0, 0, 2], 6000), 5);
+        let n = bob.answer(&offer).expect("answer").negotiated.expect("negotiated");
+        assert_eq!(n.ptime, want, "answering {attrs:?}");
+    }
+}
