@@ -218,9 +218,10 @@ impl<H: MediaHandler> Task<H> {
         events: mpsc::Sender<MediaEvent>,
     ) -> Self {
         // Whatever built the config, a frame is 10-120 ms: buffers are sized from it.
-        cfg.ptime = cfg
-            .ptime
-            .clamp(*crate::sdp::PTIME_RANGE.start(), *crate::sdp::PTIME_RANGE.end());
+        cfg.ptime = cfg.ptime.clamp(
+            *crate::sdp::PTIME_RANGE.start(),
+            *crate::sdp::PTIME_RANGE.end(),
+        );
         let mut sc =
             SessionConfig::new(cfg.codec.clock_rate, cfg.codec.payload_type).with_min_sequential(1);
         if let Some(r) = cfg.remote {

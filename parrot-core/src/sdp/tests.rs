@@ -768,7 +768,11 @@ fn the_ptime_sent_is_bounded_and_honours_maxptime() {
         let offer = offer_with(attrs);
         assert_eq!(super::send_ptime(&offer.media[0]), want, "{attrs:?}");
         let mut bob = Negotiator::new(local([10, 0, 0, 2], 6000), 5);
-        let n = bob.answer(&offer).expect("answer").negotiated.expect("negotiated");
+        let n = bob
+            .answer(&offer)
+            .expect("answer")
+            .negotiated
+            .expect("negotiated");
         assert_eq!(n.ptime, want, "answering {attrs:?}");
     }
 }

@@ -1,7 +1,11 @@
 //! The endpoint: its builder, its handle, its statistics.
 
 use super::UaError;
-use super::core::{Command, Config, Core, ServerAuth};
+use super::command::Command;
+use super::config::{Config, ServerAuth};
+use super::core::UaCore;
+use super::counters::{Counters, EndpointStats};
+use super::driver::Driver;
 use super::handler::{DefaultHandler, SipHandler};
 use super::registrar::Registrar;
 use super::uac::Dial;
@@ -10,38 +14,8 @@ use crate::transaction::TimerConfig;
 use crate::transport::{TransportConfig, TransportKind, Transports};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
-
-/// Counts an endpoint keeps, for overload decisions, leak checks and logs.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) transactions: AtomicUsize,
-    pub(crate) server_transactions: AtomicUsize,
-    pub(crate) dialogs: AtomicUsize,
-    pub(crate) calls: AtomicUsize,
-    pub(crate) panics: AtomicUsize,
-    pub(crate) rejected_overload: AtomicUsize,
-}
-
-/// A snapshot of an endpoint's counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct EndpointStats {
-    /// Live transactions (client and server).
-    pub transactions: usize,
-    /// Live server transactions.
-    pub server_transactions: usize,
-    /// Live dialogs.
-    pub dialogs: usize,
-    /// Calls with a task or a handle.
-    pub calls: usize,
-    /// Handler panics contained so far.
-    pub panics: usize,
-    /// INVITEs refused with 503 because of the server-transaction cap.
-    pub rejected_overload: usize,
-}
 
 /// Builds an [`Endpoint`].
 pub struct EndpointBuilder<F> {
@@ -93,15 +67,7 @@ impl Endpoint {
 
     /// Counts: transactions, dialogs, calls, contained panics.
     pub fn stats(&self) -> EndpointStats {
-        let c = &self.counters;
-        EndpointStats {
-            transactions: c.transactions.load(Ordering::Relaxed),
-            server_transactions: c.server_transactions.load(Ordering::Relaxed),
-            dialogs: c.dialogs.load(Ordering::Relaxed),
-            calls: c.calls.load(Ordering::Relaxed),
-            panics: c.panics.load(Ordering::Relaxed),
-            rejected_overload: c.rejected_overload.load(Ordering::Relaxed),
-        }
+        self.counters.snapshot()
     }
 
     /// Stops accepting new calls (INVITEs get 503), hangs up the calls in
@@ -264,16 +230,25 @@ where
         let counters = Arc::new(Counters::default());
         let (closed_tx, closed_rx) = watch::channel(false);
         let addrs = Arc::new(addrs);
-        let core = Core::new(
+        let unix_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let core = UaCore::new(
+            self.config,
+            addrs.to_vec(),
+            std::time::Instant::now(),
+            unix_now,
+        );
+        let driver = Driver::new(
+            core,
             transports,
             addrs.clone(),
-            self.config,
             Arc::new(self.factory),
             tx.clone(),
             counters.clone(),
         );
         tokio::spawn(async move {
-            core.run(rx).await;
+            driver.run(rx).await;
             let _ = closed_tx.send(true);
         });
         Ok(Endpoint {

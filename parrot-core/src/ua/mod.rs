@@ -28,21 +28,31 @@
 //! # Ok(()) }
 //! ```
 
+mod call_event;
+mod call_task;
+mod command;
+mod config;
 mod core;
+mod counters;
+mod driver;
 mod endpoint;
 mod handler;
 mod media;
 mod register;
 mod registrar;
 mod reply;
+mod route;
+mod slab;
 mod uac;
 
-pub use endpoint::{Endpoint, EndpointBuilder, EndpointStats};
+pub use call_event::CallEvent;
+pub use counters::EndpointStats;
+pub use endpoint::{Endpoint, EndpointBuilder};
 pub use handler::{DefaultHandler, EndReason, Incoming, SipHandler};
 pub use register::{Register, Registration, RegistrationState};
 pub use registrar::{Binding, Registrar};
 pub use reply::Reply;
-pub use uac::{CallEvent, Dial, OutgoingCall};
+pub use uac::{Dial, OutgoingCall};
 
 /// Errors of the UA core.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! Registering with a registrar (RFC 3261 §10.2), and keeping the binding fresh.
 
 use super::UaError;
-use super::core::Command;
+use super::command::Command;
 use super::endpoint::Endpoint;
 use crate::auth::{DigestClient, authorize};
 use crate::dialog::{new_call_id, new_tag};

@@ -1,53 +1,14 @@
 //! Placing calls: [`Dial`] builds the INVITE, [`OutgoingCall`] follows it.
 
 use super::UaError;
-use super::core::Command;
+use super::call_event::{CallEvent, EventSender};
+use super::command::{Command, DialMedia, DialSpec};
 use super::endpoint::Endpoint;
-use crate::message::{HeaderName, Method, Request, Response, StatusCode, Uri};
-use crate::transaction::TransactionKey;
+use super::slab::CallId;
+use crate::message::{HeaderName, Method, Response, Uri};
 use crate::transport::TransportKind;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
-
-/// What happens to a call placed with [`Endpoint::dial`].
-// Every variant but `Ended` carries a message; boxing them would cost an
-// allocation per event for no gain.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum CallEvent {
-    /// A provisional response (180 Ringing, 183 Session Progress with early media, …).
-    Provisional(Response),
-    /// The 2xx: the call is up (the ACK has been sent).
-    Answered(Response),
-    /// A final non-2xx response (after any authentication retry or redirect).
-    Rejected(Response),
-    /// No response, or the request could not be sent.
-    Failed(UaError),
-    /// A request from the peer inside the call (it has been answered 200).
-    Request(Request),
-    /// Audio flows: the codec, and the session's counts as they change.
-    MediaStarted {
-        /// The negotiated codec (`PCMU/8000`, …).
-        codec: String,
-        /// The counts, updated every second and at the end.
-        stats: tokio::sync::watch::Receiver<crate::media::MediaStats>,
-    },
-    /// The call is over: the peer hung up, or the endpoint shut down.
-    Ended,
-}
-
-/// The parts of a dial the core needs.
-#[derive(Debug, Clone)]
-pub(crate) struct DialSpec {
-    pub(crate) uri: Uri,
-    pub(crate) from_user: Option<String>,
-    pub(crate) headers: Vec<(HeaderName, String)>,
-    pub(crate) body: Option<(String, Bytes)>,
-    pub(crate) credentials: Option<(String, String)>,
-    pub(crate) follow_redirects: bool,
-    pub(crate) transport: Option<TransportKind>,
-}
 
 /// A call to place: set headers, body, credentials, then [`Dial::send`].
 pub struct Dial {
@@ -131,10 +92,23 @@ impl Dial {
         let (events_tx, events) = mpsc::channel(32);
         let events_tx = EventSender(events_tx);
         let (reply, wait) = oneshot::channel();
+        let (media, control) = match self.media {
+            Some(handler) => {
+                let (tx, rx) = mpsc::channel(16);
+                (
+                    Some(DialMedia {
+                        handler,
+                        control: rx,
+                    }),
+                    Some(tx),
+                )
+            }
+            None => (None, None),
+        };
         self.endpoint
             .command(Command::Dial {
                 spec: self.spec,
-                media: self.media,
+                media,
                 events: events_tx,
                 reply,
             })
@@ -147,6 +121,7 @@ impl Dial {
             answered: None,
             over: false,
             media: None,
+            control,
         })
     }
 }
@@ -156,7 +131,7 @@ impl Dial {
 #[derive(Debug)]
 pub struct OutgoingCall {
     endpoint: Endpoint,
-    id: u64,
+    id: CallId,
     events: mpsc::Receiver<Box<CallEvent>>,
     answered: Option<Response>,
     over: bool,
@@ -164,6 +139,8 @@ pub struct OutgoingCall {
         String,
         tokio::sync::watch::Receiver<crate::media::MediaStats>,
     )>,
+    /// To the call's media task: actions queue here until audio flows.
+    control: Option<mpsc::Sender<crate::media::Action>>,
 }
 
 impl OutgoingCall {
@@ -210,14 +187,15 @@ impl OutgoingCall {
         self.media.as_ref().map(|(_, s)| s.borrow().clone())
     }
 
-    /// Applies a media action now (play, record, send DTMF, …).
+    /// Applies a media action (play, record, send DTMF, …): at once while
+    /// audio flows, else as soon as it does. Waits only if sixteen actions are
+    /// already queued; a call without audio ignores it.
     pub async fn media_action(&self, action: crate::media::Action) -> Result<(), UaError> {
-        self.endpoint
-            .command(Command::Media {
-                call: self.id,
-                action,
-            })
-            .await
+        if let Some(control) = &self.control {
+            // A closed channel means the call's audio is over: nothing to apply.
+            let _ = control.send(action).await;
+        }
+        Ok(())
     }
 
     /// Sends DTMF digits in the audio (RFC 4733).
@@ -261,52 +239,9 @@ impl OutgoingCall {
                 method,
                 headers: Vec::new(),
                 body,
-                reply,
+                reply: Some(reply),
             })
             .await?;
         wait.await.map_err(|_| UaError::CallGone)?
-    }
-}
-
-/// Where the core sends a placed call's events. They travel boxed: a tokio
-/// channel allocates its slots 32 at a time, and 32 unboxed events (a
-/// `Request` is 384 bytes) were 12 KiB per call, for a handful of events.
-#[derive(Debug, Clone)]
-pub(crate) struct EventSender(mpsc::Sender<Box<CallEvent>>);
-
-impl EventSender {
-    /// Queues an event; dropped if the call's owner is not listening (gone,
-    /// or 32 events behind).
-    pub(crate) fn emit(&self, event: CallEvent) {
-        let _ = self.0.try_send(Box::new(event));
-    }
-}
-
-/// The core's state for a call we placed.
-#[derive(Debug)]
-pub(crate) struct UacCall {
-    pub(crate) events: EventSender,
-    pub(crate) spec: DialSpec,
-    /// The INVITE last sent (after authentication or redirection, the new one).
-    pub(crate) invite: Request,
-    pub(crate) invite_key: Option<TransactionKey>,
-    pub(crate) auth_attempts: u8,
-    pub(crate) redirects: u8,
-    pub(crate) provisional_seen: bool,
-    pub(crate) final_received: bool,
-    pub(crate) cancel_requested: bool,
-    /// The ACK for the 2xx, re-sent for each retransmitted 2xx (§13.2.2.4).
-    pub(crate) ack: Option<Request>,
-    /// Digest state (nonce counts) once challenged.
-    pub(crate) digest: Option<crate::auth::DigestClient>,
-    /// Our SDP offer and its sockets, until the answer comes.
-    pub(crate) offer: Option<super::media::Offered>,
-    /// The running media session.
-    pub(crate) session: Option<crate::media::MediaSession>,
-}
-
-impl UacCall {
-    pub(crate) fn status_is_auth(s: StatusCode) -> bool {
-        matches!(s.as_u16(), 401 | 407)
     }
 }

@@ -1,0 +1,321 @@
+//! The tasks that run handler code for a call: a call we answer (its
+//! `SipHandler`, its dialog's requests, its media session) and the media of a
+//! call we placed. Each runs in a task of its own, supervised by the driver,
+//! so a slow or panicking handler ends its own call only.
+
+use super::call_event::{CallEvent, EventSender};
+use super::command::{Command, Delivered, ToCall};
+use super::handler::{EndReason, Incoming, SipHandler, dispatch};
+use super::media::PendingMedia;
+use super::reply::Reply;
+use super::slab::CallId;
+use crate::media::{Action, MediaEvent, MediaSession};
+use crate::message::{Method, Request, Response, StatusCode};
+use crate::transaction::TransactionKey;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+/// One UAS call: the handler's INVITE, then the dialog's requests until BYE;
+/// with the call's media session (if the handler answered with media) from the
+/// ACK until the end.
+pub(crate) async fn uas_call<H: SipHandler>(
+    mut handler: H,
+    mut incoming: Incoming,
+    key: TransactionKey,
+    call: CallId,
+    core: mpsc::Sender<Command>,
+    mut rx: mpsc::Receiver<ToCall>,
+    mut provisional: mpsc::Receiver<Box<Reply>>,
+) {
+    let reply = 'answer: {
+        // Handler futures are boxed here and below: the call task lives as long
+        // as the call, and an inline future would keep the largest of them
+        // (often an answer with media setup, kilobytes) for all that time.
+        let mut fut = Box::pin(handler.invite(&mut incoming));
+        loop {
+            tokio::select! {
+                biased;
+                msg = rx.recv() => match msg {
+                    Some(ToCall::Cancelled) => break 'answer Err(EndReason::Cancelled),
+                    Some(ToCall::Shutdown) | None => break 'answer Err(EndReason::Shutdown),
+                    Some(ToCall::Failed) => break 'answer Err(EndReason::TransportError),
+                    Some(_) => {}
+                },
+                Some(p) = provisional.recv() => {
+                    let _ = core.send(Command::Reply { call: Some(call), key: key.clone(), reply: *p }).await;
+                }
+                r = &mut fut => break 'answer Ok(r),
+            }
+        }
+    };
+    let mut pending = incoming.take_media();
+    drop(incoming);
+    let reply = match reply {
+        Ok(r) => r,
+        Err(reason) => return Box::pin(handler.ended(reason)).await,
+    };
+    let answered = reply.status().is_success();
+    let _ = core
+        .send(Command::Reply {
+            call: Some(call),
+            key,
+            reply,
+        })
+        .await;
+    if !answered {
+        return Box::pin(handler.ended(EndReason::Rejected)).await;
+    }
+    let mut media = CallMedia::default();
+    let (media_tx, mut media_rx) = mpsc::channel(4);
+    loop {
+        let msg = tokio::select! {
+            msg = rx.recv() => msg,
+            Some(ev) = media_rx.recv() => {
+                if ev == MediaEvent::Hangup {
+                    // The media handler hangs up: BYE, then the end.
+                    let (reply, wait) = oneshot::channel();
+                    let bye = Command::InDialog { call, method: Method::Bye, headers: Vec::new(), body: None, reply: Some(reply) };
+                    if core.send(bye).await.is_ok() {
+                        let _ = tokio::time::timeout(Duration::from_secs(32), wait).await;
+                    }
+                    media.stop().await;
+                    return Box::pin(handler.ended(EndReason::LocalHangup)).await;
+                }
+                continue;
+            }
+        };
+        let Some(msg) = msg else { break };
+        match msg {
+            ToCall::Ack(ack) => {
+                let Delivered {
+                    request,
+                    source,
+                    kind,
+                } = *ack;
+                // Audio flows once the caller has our answer and acknowledged it.
+                if let Some(p) = pending.take() {
+                    media.start(p, media_tx.clone());
+                }
+                Box::pin(handler.ack(&Incoming::new(request, source, kind, None))).await;
+            }
+            ToCall::Request(delivered) => {
+                let (
+                    key,
+                    Delivered {
+                        request,
+                        source,
+                        kind,
+                    },
+                ) = *delivered;
+                let method = request.method().clone();
+                let reply = match Box::pin(media.in_dialog(&request)).await {
+                    Some(reply) => reply,
+                    None => {
+                        let mut inc = Incoming::new(request, source, kind, None);
+                        if method == Method::Invite {
+                            Box::pin(handler.invite(&mut inc)).await
+                        } else {
+                            Box::pin(dispatch(&mut handler, &inc)).await
+                        }
+                    }
+                };
+                if method == Method::Bye {
+                    media.stop().await;
+                }
+                let _ = core
+                    .send(Command::Reply {
+                        call: Some(call),
+                        key,
+                        reply,
+                    })
+                    .await;
+                if method == Method::Bye {
+                    return Box::pin(handler.ended(EndReason::PeerHangup)).await;
+                }
+            }
+            ToCall::AckTimeout => {
+                media.stop().await;
+                return Box::pin(handler.ended(EndReason::AckTimeout)).await;
+            }
+            ToCall::HungUp | ToCall::Shutdown => {
+                media.stop().await;
+                return Box::pin(handler.ended(EndReason::Shutdown)).await;
+            }
+            ToCall::Failed => {
+                media.stop().await;
+                return Box::pin(handler.ended(EndReason::TransportError)).await;
+            }
+            ToCall::Cancelled => {}
+        }
+    }
+    media.stop().await;
+    Box::pin(handler.ended(EndReason::Shutdown)).await;
+}
+
+/// A call's media session and the SDP state to renegotiate it.
+#[derive(Default)]
+struct CallMedia {
+    session: Option<MediaSession>,
+    negotiator: Option<crate::sdp::Negotiator>,
+}
+
+impl CallMedia {
+    fn start(&mut self, p: PendingMedia, events: mpsc::Sender<MediaEvent>) {
+        match MediaSession::start(p.config, p.handler, events) {
+            Ok(s) => {
+                info!(local = %s.local_addr(), "media started");
+                self.session = Some(s);
+                self.negotiator = Some(p.negotiator);
+            }
+            Err(e) => warn!(error = %e, "media not started"),
+        }
+    }
+
+    /// Requests the media layer answers by itself: DTMF by INFO
+    /// (`application/dtmf-relay`), and a re-INVITE with a new offer (hold,
+    /// resume, a new address: RFC 3264 §8).
+    async fn in_dialog(&mut self, request: &Request) -> Option<Reply> {
+        let session = self.session.as_ref()?;
+        let content = request.headers().content_type().ok().flatten();
+        match request.method() {
+            Method::Info
+                if content
+                    .as_ref()
+                    .is_some_and(|c| c.is("application", "dtmf-relay")) =>
+            {
+                let digit = super::media::dtmf_relay_digit(request.body())?;
+                session.dtmf_received(digit).await;
+                Some(Reply::ok())
+            }
+            Method::Invite if !request.body().is_empty() => {
+                let negotiator = self.negotiator.as_mut()?;
+                let reply = match crate::sdp::SessionDescription::parse(request.body()) {
+                    Err(e) => Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
+                        .reason(format!("Not Acceptable Here (bad SDP: {e})")),
+                    Ok(offer) => match negotiator.answer(&offer) {
+                        Ok(answer) => {
+                            if let Some(n) = &answer.negotiated {
+                                session.update(n.remote_addr(), n.direction).await;
+                            }
+                            Reply::ok().body("application/sdp", answer.sdp.to_bytes())
+                        }
+                        Err(e) => Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
+                            .reason(format!("Not Acceptable Here ({e})")),
+                    },
+                };
+                Some(reply)
+            }
+            _ => None,
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Some(s) = self.session.take() {
+            let stats = s.stop().await;
+            info!(
+                sent = stats.packets_sent,
+                received = stats.packets_received,
+                lost = stats.packets_lost,
+                jitter_ms = stats.jitter_ms,
+                "media stopped"
+            );
+        }
+    }
+}
+
+/// The media of a call we placed, from its 2xx to its end: reads the SDP
+/// answer, starts the session, applies the handle's actions, turns the media
+/// handler's hang-up into a BYE through the core, and stops the session when
+/// the call ends (`stop` closes).
+pub(crate) async fn uac_media(
+    offer: super::media::Offered,
+    answer: Response,
+    call: CallId,
+    mut control: Option<mpsc::Receiver<Action>>,
+    events: EventSender,
+    mut stop: oneshot::Receiver<()>,
+    commands: mpsc::Sender<Command>,
+) {
+    let super::media::Offered {
+        rtp,
+        rtcp,
+        mut negotiator,
+        handler,
+        ..
+    } = offer;
+    let sdp = match crate::sdp::SessionDescription::parse(answer.body()) {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(error = %e, "2xx without a readable SDP answer: no audio");
+            return;
+        }
+    };
+    drop(answer);
+    let negotiated = match negotiator.accept_answer(&sdp) {
+        Ok(n) => n,
+        Err(e) => {
+            warn!(error = %e, "SDP answer not acceptable: no audio");
+            return;
+        }
+    };
+    let (media_tx, mut media_rx) = mpsc::channel(4);
+    let handler = handler
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let session = match MediaSession::start(
+        super::media::config(&negotiated, rtp, rtcp),
+        handler,
+        media_tx,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "media not started");
+            return;
+        }
+    };
+    events.emit(CallEvent::MediaStarted {
+        codec: negotiated.codec.to_string(),
+        stats: session.watch_stats(),
+    });
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            Some(action) = recv_or_pending(&mut control) => session.apply(action).await,
+            ev = media_rx.recv() => match ev {
+                Some(MediaEvent::Hangup) => {
+                    let bye = Command::InDialog {
+                        call,
+                        method: Method::Bye,
+                        headers: Vec::new(),
+                        body: None,
+                        reply: None,
+                    };
+                    let _ = commands.send(bye).await;
+                }
+                Some(_) => {}
+                None => break,
+            },
+        }
+    }
+    let stats = session.stop().await;
+    info!(
+        sent = stats.packets_sent,
+        received = stats.packets_received,
+        "media stopped"
+    );
+}
+
+/// The next action from a handle, or never once there is none.
+async fn recv_or_pending(control: &mut Option<mpsc::Receiver<Action>>) -> Option<Action> {
+    match control {
+        Some(rx) => match rx.recv().await {
+            Some(a) => Some(a),
+            None => {
+                *control = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,139 @@
+//! The messages into the UA core: from the endpoint's handles, from the call
+//! tasks, and from the driver (lookups done, sends failed); and the messages
+//! from the core to a server-side call's task.
+
+use super::UaError;
+use super::call_event::EventSender;
+use super::media::Offered;
+use super::reply::Reply;
+use super::slab::CallId;
+use crate::media::{Action, MediaHandler};
+use crate::message::{HeaderName, Method, Request, Response, Uri};
+use crate::transaction::TransactionKey;
+use crate::transport::{Target, TransportKind};
+use bytes::Bytes;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Where the answer to a request sent for a handle goes.
+pub(crate) type ResponseSender = oneshot::Sender<Result<Response, UaError>>;
+
+/// Inputs of the UA core other than received messages and timeouts.
+pub(crate) enum Command {
+    /// A handler's reply for a server transaction.
+    Reply {
+        call: Option<CallId>,
+        key: TransactionKey,
+        reply: Reply,
+    },
+    /// A call task ended normally.
+    CallDone { call: CallId },
+    /// A handler task panicked.
+    Crashed {
+        call: Option<CallId>,
+        key: Option<TransactionKey>,
+    },
+    /// Place a call.
+    Dial {
+        spec: DialSpec,
+        media: Option<DialMedia>,
+        events: EventSender,
+        reply: oneshot::Sender<Result<CallId, UaError>>,
+    },
+    /// Cancel an outgoing call that has no final response yet.
+    Cancel { call: CallId },
+    /// Send a request in a call's dialog (BYE, INFO, MESSAGE, re-INVITE, …).
+    InDialog {
+        call: CallId,
+        method: Method,
+        headers: Vec<(HeaderName, String)>,
+        body: Option<(String, Bytes)>,
+        reply: Option<ResponseSender>,
+    },
+    /// Send a request outside any dialog (the core adds the Via) and pass on its final response.
+    Send {
+        request: Request,
+        reply: ResponseSender,
+    },
+    /// Shut down.
+    Shutdown {
+        grace: Duration,
+        done: oneshot::Sender<()>,
+    },
+    /// The driver looked up what [`Output::Resolve`](super::core::Output::Resolve) asked for.
+    Resolved {
+        query: QueryId,
+        /// Boxed: the channel's slots are as large as its largest command.
+        result: Box<Result<Resolved, UaError>>,
+    },
+    /// The driver could not send a transaction's message (RFC 3261 §17.1.4, §17.2.4).
+    TransportError { key: TransactionKey },
+}
+
+/// A lookup the core asked the driver for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct QueryId(pub(crate) u64);
+
+/// What the driver found: where to send, and, for a dial with audio, the
+/// sockets bound and the offer made for that destination.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    pub(crate) target: Target,
+    pub(crate) offer: Option<Offered>,
+}
+
+/// A dial's audio: the handler, and the channel its handle's media actions
+/// come on (read by the call's media task once audio flows).
+pub(crate) struct DialMedia {
+    pub(crate) handler: Box<dyn MediaHandler>,
+    pub(crate) control: mpsc::Receiver<Action>,
+}
+
+impl std::fmt::Debug for DialMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DialMedia").finish_non_exhaustive()
+    }
+}
+
+/// The parts of a dial the core needs.
+#[derive(Debug, Clone)]
+pub(crate) struct DialSpec {
+    pub(crate) uri: Uri,
+    pub(crate) from_user: Option<String>,
+    pub(crate) headers: Vec<(HeaderName, String)>,
+    pub(crate) body: Option<(String, Bytes)>,
+    pub(crate) credentials: Option<(String, String)>,
+    pub(crate) follow_redirects: bool,
+    pub(crate) transport: Option<TransportKind>,
+}
+
+/// A request passed on to a call task, with where it came from.
+#[derive(Debug)]
+pub(crate) struct Delivered {
+    pub(crate) request: Request,
+    pub(crate) source: SocketAddr,
+    pub(crate) kind: TransportKind,
+}
+
+/// Messages from the core to a UAS call task. Requests are boxed: the
+/// channel's slots are allocated 32 at a time whatever its capacity, and the
+/// message is as large as its largest variant.
+#[derive(Debug)]
+pub(crate) enum ToCall {
+    /// An in-dialog request (its transaction key, to reply on).
+    Request(Box<(TransactionKey, Delivered)>),
+    /// The ACK for our 2xx.
+    Ack(Box<Delivered>),
+    /// CANCEL arrived (the core already answered 200 and 487).
+    Cancelled,
+    /// Our 2xx was never acknowledged; the core sent BYE.
+    AckTimeout,
+    /// A BYE we sent was answered (or timed out): the call is over.
+    HungUp,
+    /// The endpoint is shutting down.
+    Shutdown,
+    /// The INVITE's server transaction failed; the core sent BYE if the call
+    /// was answered.
+    Failed,
+}

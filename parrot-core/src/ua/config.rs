@@ -1,0 +1,65 @@
+//! Endpoint settings, as the builder collects them and the UA core reads them.
+
+use super::registrar::Registrar;
+use crate::media::Ports;
+use crate::message::Method;
+use crate::transaction::TimerConfig;
+use std::sync::Arc;
+
+/// Endpoint settings.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) timers: TimerConfig,
+    pub(crate) max_server_transactions: usize,
+    pub(crate) allow: Vec<Method>,
+    pub(crate) user: String,
+    pub(crate) registrar: Option<Registrar>,
+    pub(crate) auth: Option<ServerAuth>,
+    /// RTP ports for calls with media (even RTP, odd RTCP).
+    pub(crate) ports: Ports,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            timers: TimerConfig::default(),
+            max_server_transactions: 10_000,
+            allow: vec![
+                Method::Invite,
+                Method::Ack,
+                Method::Cancel,
+                Method::Bye,
+                Method::Options,
+            ],
+            user: "parrot".to_owned(),
+            registrar: None,
+            auth: None,
+            ports: default_ports(),
+        }
+    }
+}
+
+/// Finds the password of a user name.
+pub(crate) type PasswordLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The default RTP port range, 16384–32767 (the range many SIP devices use).
+pub(crate) fn default_ports() -> Ports {
+    let range = crate::rtp::PortAllocator::new(16384..=32767).expect("a constant, valid range");
+    Arc::new(std::sync::Mutex::new(range))
+}
+
+/// Digest challenge settings for the UAS side.
+#[derive(Clone)]
+pub(crate) struct ServerAuth {
+    pub(crate) server: Arc<std::sync::Mutex<crate::auth::DigestServer>>,
+    pub(crate) lookup: PasswordLookup,
+}
+
+impl ServerAuth {
+    pub(crate) fn new(realm: &str, lookup: PasswordLookup) -> Self {
+        ServerAuth {
+            server: Arc::new(std::sync::Mutex::new(crate::auth::DigestServer::new(realm))),
+            lookup,
+        }
+    }
+}

@@ -1,0 +1,746 @@
+//! The client side of the UA core: calls we place, requests we send in and
+//! out of dialogs, and their responses (authentication retries, redirects,
+//! the ACK for a 2xx).
+
+use super::{Call, CallState, OfferWanted, Output, Owner, Spawn, UaCore};
+use crate::dialog::{Dialog, DialogId, new_tag};
+use crate::media::Action;
+use crate::message::{HeaderName, Host, Message, Method, Request, Response, SipUri, StatusCode};
+use crate::transaction::TransactionKey;
+use crate::ua::UaError;
+use crate::ua::call_event::{CallEvent, EventSender};
+use crate::ua::command::{DialMedia, DialSpec, QueryId, Resolved, ResponseSender};
+use crate::ua::media::Offered;
+use crate::ua::route::{Peer, in_dialog_peer, literal_target};
+use crate::ua::slab::CallId;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+/// The core's state for a call we placed.
+#[derive(Debug)]
+pub(super) struct UacCall {
+    pub(super) events: EventSender,
+    spec: DialSpec,
+    /// The INVITE last sent (after authentication or redirection, the new one).
+    invite: Request,
+    auth_attempts: u8,
+    redirects: u8,
+    provisional_seen: bool,
+    pub(super) final_received: bool,
+    cancel_requested: bool,
+    /// The ACK for the 2xx, re-sent for each retransmitted 2xx (§13.2.2.4).
+    ack: Option<Request>,
+    /// Digest state (nonce counts) once challenged.
+    digest: Option<crate::auth::DigestClient>,
+    /// Our SDP offer and its sockets, until the answer comes.
+    offer: Option<Offered>,
+    /// The handle's media actions, for the media task once audio flows.
+    control: Option<mpsc::Receiver<Action>>,
+    /// Dropped with the call: tells its media task to stop.
+    _media_stop: Option<oneshot::Sender<()>>,
+}
+
+fn status_is_auth(s: StatusCode) -> bool {
+    matches!(s.as_u16(), 401 | 407)
+}
+
+/// What a lookup the core asked the driver for is for.
+pub(super) enum Query {
+    /// A dial waiting for its destination (and, with audio, its offer).
+    Dial {
+        spec: DialSpec,
+        control: Option<mpsc::Receiver<Action>>,
+        events: EventSender,
+        reply: oneshot::Sender<Result<CallId, UaError>>,
+    },
+    /// A request outside any dialog waiting for its destination.
+    Send {
+        request: Request,
+        reply: ResponseSender,
+    },
+    /// A call's next INVITE after a 3xx, to the Contact it names.
+    Redirect { call: CallId, next: Request },
+}
+
+impl Query {
+    /// Tells whoever waits that the lookup failed.
+    pub(super) fn fail(self, e: UaError) {
+        match self {
+            Query::Dial { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Query::Send { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Query::Redirect { .. } => {}
+        }
+    }
+}
+
+impl UaCore {
+    /// A dial: sent at once to an IP literal without audio, else after the
+    /// driver has resolved the host and (with audio) bound RTP and made the offer.
+    pub(super) fn dial(
+        &mut self,
+        spec: DialSpec,
+        media: Option<DialMedia>,
+        events: EventSender,
+        reply: oneshot::Sender<Result<CallId, UaError>>,
+    ) {
+        let literal = match literal_target(&spec.uri, spec.transport) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let (handler, control) = match media {
+            Some(m) => (Some(m.handler), Some(m.control)),
+            None => (None, None),
+        };
+        if let (Some(target), None) = (&literal, &handler) {
+            let r = self.start_dial(spec, target.clone(), None, control, events);
+            let _ = reply.send(r);
+            return;
+        }
+        let (uri, transport) = (spec.uri.clone(), spec.transport);
+        let query = self.query(Query::Dial {
+            spec,
+            control,
+            events,
+            reply,
+        });
+        self.out.push_back(Output::Resolve {
+            query,
+            uri,
+            transport,
+            media: handler.map(|handler| OfferWanted {
+                handler,
+                ports: self.config.ports.clone(),
+            }),
+        });
+    }
+
+    pub(super) fn on_resolved(&mut self, query: QueryId, result: Result<Resolved, UaError>) {
+        let Some(q) = self.take_query(query) else {
+            debug!("a lookup answered after it was given up");
+            return;
+        };
+        match (q, result) {
+            (
+                Query::Dial {
+                    spec,
+                    control,
+                    events,
+                    reply,
+                },
+                Ok(r),
+            ) => {
+                let id = self.start_dial(spec, r.target, r.offer, control, events);
+                let _ = reply.send(id);
+            }
+            (Query::Send { request, reply }, Ok(r)) => self.send_to(request, r.target, reply),
+            (Query::Redirect { call, next }, r) => {
+                let peer = match r {
+                    Ok(r) => Peer {
+                        local: self.local_for(r.target.kind),
+                        target: r.target,
+                    },
+                    Err(_) => match self.calls.get(call) {
+                        Some(c) => c.peer.clone(),
+                        None => return,
+                    },
+                };
+                self.send_invite(call, next, peer);
+            }
+            (q, Err(e)) => q.fail(e),
+        }
+    }
+
+    pub(super) fn on_query_timeout(&mut self, query: QueryId) {
+        let Some(q) = self.queries.remove(&query) else {
+            return;
+        };
+        warn!("no answer from the resolver within 64*T1");
+        match q {
+            Query::Redirect { call, next } => {
+                // Nowhere new to go: try the current destination.
+                if let Some(peer) = self.calls.get(call).map(|c| c.peer.clone()) {
+                    self.send_invite(call, next, peer);
+                }
+            }
+            q => q.fail(UaError::Timeout),
+        }
+    }
+
+    fn start_dial(
+        &mut self,
+        spec: DialSpec,
+        target: crate::transport::Target,
+        offer: Option<Offered>,
+        control: Option<mpsc::Receiver<Action>>,
+        events: EventSender,
+    ) -> Result<CallId, UaError> {
+        let local = self.local_for(target.kind);
+        let peer = Peer { target, local };
+        let user = spec
+            .from_user
+            .clone()
+            .unwrap_or_else(|| self.config.user.clone());
+        let mut req = Request::new(Method::Invite, spec.uri.clone());
+        let from_uri = SipUri::new(Some(&user), Host::from(local.ip()));
+        let call_id = crate::dialog::new_call_id(&local.ip().to_string());
+        let h = req.headers_mut();
+        let bad = |e: crate::message::HeaderError| UaError::BadRequest(e.to_string());
+        h.push(HeaderName::Via, Self::via(local, peer.target.kind))
+            .map_err(bad)?;
+        h.push(HeaderName::MaxForwards, "70").map_err(bad)?;
+        h.push(HeaderName::From, format!("<{from_uri}>;tag={}", new_tag()))
+            .map_err(bad)?;
+        h.push(HeaderName::To, format!("<{}>", spec.uri))
+            .map_err(bad)?;
+        h.push(HeaderName::CallId, call_id).map_err(bad)?;
+        h.push(HeaderName::CSeq, "1 INVITE").map_err(bad)?;
+        h.push(HeaderName::Contact, self.contact(local, peer.target.kind))
+            .map_err(bad)?;
+        h.push(
+            HeaderName::UserAgent,
+            concat!("parrot/", env!("CARGO_PKG_VERSION")),
+        )
+        .map_err(bad)?;
+        for (n, v) in &spec.headers {
+            h.push(n.clone(), v.clone()).map_err(bad)?;
+        }
+        if let Some(o) = &offer {
+            h.set(HeaderName::ContentType, "application/sdp")
+                .map_err(bad)?;
+            req.set_body(o.sdp.clone());
+        } else if let Some((ct, body)) = &spec.body {
+            h.set(HeaderName::ContentType, ct.clone()).map_err(bad)?;
+            req.set_body(body.clone());
+        } else {
+            req.set_body(bytes::Bytes::new());
+        }
+        let key = self
+            .txns
+            .send_request(
+                self.now,
+                req.clone(),
+                peer.clone(),
+                peer.target.kind.is_reliable(),
+            )
+            .map_err(|e| UaError::BadRequest(e.to_string()))?;
+        let uac = UacCall {
+            events,
+            spec,
+            invite: req,
+            auth_attempts: 0,
+            redirects: 0,
+            provisional_seen: false,
+            final_received: false,
+            cancel_requested: false,
+            ack: None,
+            digest: None,
+            offer,
+            control,
+            _media_stop: None,
+        };
+        let id = self.calls.insert(Call {
+            state: CallState::Uac(Box::new(uac)),
+            dialog: None,
+            peer,
+            ended: false,
+        });
+        self.set_owner(key, Owner::UacInvite { call: id });
+        Ok(id)
+    }
+
+    pub(super) fn send_out_of_dialog(&mut self, request: Request, reply: ResponseSender) {
+        match literal_target(request.uri(), None) {
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+            Ok(Some(target)) => self.send_to(request, target, reply),
+            Ok(None) => {
+                let uri = request.uri().clone();
+                let query = self.query(Query::Send { request, reply });
+                self.out.push_back(Output::Resolve {
+                    query,
+                    uri,
+                    transport: None,
+                    media: None,
+                });
+            }
+        }
+    }
+
+    fn send_to(
+        &mut self,
+        mut request: Request,
+        target: crate::transport::Target,
+        reply: ResponseSender,
+    ) {
+        let local = self.local_for(target.kind);
+        let peer = Peer { target, local };
+        if let Err(e) = request
+            .headers_mut()
+            .prepend(HeaderName::Via, Self::via(local, peer.target.kind))
+        {
+            let _ = reply.send(Err(UaError::BadRequest(e.to_string())));
+            return;
+        }
+        let method = request.method().clone();
+        match self.txns.send_request(
+            self.now,
+            request,
+            peer.clone(),
+            peer.target.kind.is_reliable(),
+        ) {
+            Ok(key) => self.set_owner(
+                key,
+                Owner::Request {
+                    reply: Some(reply),
+                    call: None,
+                    method,
+                },
+            ),
+            Err(e) => {
+                let _ = reply.send(Err(UaError::BadRequest(e.to_string())));
+            }
+        }
+    }
+
+    /// Sends CANCEL for a call's pending INVITE (§9.1): same Request-URI,
+    /// Call-ID, From, To, CSeq number and top Via as the INVITE.
+    pub(super) fn cancel(&mut self, id: CallId) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let CallState::Uac(uac) = &mut call.state else {
+            return;
+        };
+        if uac.final_received {
+            return;
+        }
+        uac.cancel_requested = true;
+        // §9.1: not before a provisional response has arrived.
+        if !uac.provisional_seen {
+            return;
+        }
+        let cancel = cancel_for(&uac.invite);
+        let peer = call.peer.clone();
+        let reliable = peer.target.kind.is_reliable();
+        match self.txns.send_request(self.now, cancel, peer, reliable) {
+            Ok(key) => self.set_owner(
+                key,
+                Owner::Request {
+                    reply: None,
+                    call: Some(id),
+                    method: Method::Cancel,
+                },
+            ),
+            Err(e) => debug!(error = %e, "CANCEL not sent"),
+        }
+    }
+
+    /// Sends a request in a call's dialog; its final response goes to `reply`.
+    pub(super) fn in_dialog(
+        &mut self,
+        id: CallId,
+        method: Method,
+        headers: Vec<(HeaderName, String)>,
+        body: Option<(String, bytes::Bytes)>,
+        reply: Option<ResponseSender>,
+    ) -> Result<(), UaError> {
+        let fail = |reply: Option<ResponseSender>, e: UaError| {
+            if let Some(r) = reply {
+                let _ = r.send(Err(e));
+            }
+        };
+        let Some(call) = self.calls.get_mut(id) else {
+            fail(reply, UaError::CallGone);
+            return Err(UaError::CallGone);
+        };
+        let (Some(dialog), false) = (call.dialog.as_mut(), call.ended) else {
+            fail(
+                reply,
+                UaError::InvalidState("the call is not answered, or already over"),
+            );
+            return Err(UaError::InvalidState("no dialog"));
+        };
+        let mut req = dialog.request(method.clone());
+        let peer = call.peer.clone();
+        let h = req.headers_mut();
+        let mut problem = h
+            .prepend(HeaderName::Via, Self::via(peer.local, peer.target.kind))
+            .err();
+        for (n, v) in headers {
+            if let Err(e) = h.push(n, v) {
+                problem = Some(e);
+            }
+        }
+        if let Some((ct, b)) = body {
+            if let Err(e) = req.headers_mut().set(HeaderName::ContentType, ct) {
+                problem = Some(e);
+            }
+            req.set_body(b);
+        }
+        if let Some(e) = problem {
+            fail(reply, UaError::BadRequest(e.to_string()));
+            return Err(UaError::BadRequest("header".into()));
+        }
+        if method == Method::Bye {
+            call.ended = true;
+            let did = dialog.id().clone();
+            self.dialogs.remove(&did);
+        }
+        let reliable = peer.target.kind.is_reliable();
+        match self.txns.send_request(self.now, req, peer, reliable) {
+            Ok(key) => {
+                self.set_owner(
+                    key,
+                    Owner::Request {
+                        reply,
+                        call: Some(id),
+                        method,
+                    },
+                );
+                Ok(())
+            }
+            Err(e) => {
+                fail(reply, UaError::BadRequest(e.to_string()));
+                Err(UaError::SendFailed)
+            }
+        }
+    }
+
+    pub(super) fn on_response(&mut self, key: TransactionKey, resp: Response) {
+        let Some(owner) = self.uses.get_mut(&key).and_then(|u| u.owner.as_mut()) else {
+            return;
+        };
+        match owner {
+            Owner::UacInvite { call } => {
+                let call = *call;
+                self.on_invite_response(call, resp);
+            }
+            Owner::Request {
+                reply,
+                call,
+                method,
+            } => {
+                if !resp.status().is_final() {
+                    return;
+                }
+                let (call, method) = (*call, method.clone());
+                if let Some(r) = reply.take() {
+                    let _ = r.send(Ok(resp.clone()));
+                }
+                if method == Method::Invite && resp.status().is_success() {
+                    // A re-INVITE's 2xx is acknowledged like the first (§14.1).
+                    if let Some(c) = call {
+                        self.ack_2xx(c, &resp);
+                    }
+                }
+                // §12.2.1.2: 481 or 408 to a request in a dialog ends the dialog.
+                let gone = matches!(resp.status().as_u16(), 408 | 481);
+                if method == Method::Bye || gone {
+                    if let Some(c) = call {
+                        if let Some(d) = self.calls.get_mut(c).and_then(|cl| {
+                            cl.ended = true;
+                            cl.dialog.as_ref().map(|d| d.id().clone())
+                        }) {
+                            self.dialogs.remove(&d);
+                        }
+                        self.bye_done(c);
+                    }
+                }
+            }
+            Owner::UasInvite { .. } => {}
+        }
+    }
+
+    fn bye_done(&mut self, id: CallId) {
+        if let Some(call) = self.calls.get(id) {
+            match &call.state {
+                CallState::Uas { task, .. } => {
+                    let _ = task.try_send(crate::ua::command::ToCall::HungUp);
+                }
+                CallState::Uac(u) => {
+                    u.events.emit(CallEvent::Ended);
+                    self.end_call(id);
+                }
+            }
+        }
+    }
+
+    fn on_invite_response(&mut self, id: CallId, resp: Response) {
+        let status = resp.status();
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let CallState::Uac(uac) = &mut call.state else {
+            return;
+        };
+        if status.is_provisional() {
+            let first = !uac.provisional_seen;
+            uac.provisional_seen = true;
+            uac.events.emit(CallEvent::Provisional(resp));
+            if first && uac.cancel_requested {
+                self.cancel(id);
+            }
+            return;
+        }
+        if status.is_success() {
+            if call.dialog.is_none() {
+                match Dialog::uac_from_response(&uac.invite, &resp) {
+                    Ok(d) => {
+                        self.dialogs.insert(d.id().clone(), id);
+                        call.peer = in_dialog_peer(&call.peer, resp.headers());
+                        call.dialog = Some(d);
+                    }
+                    Err(e) => warn!(error = %e, "2xx without a usable dialog"),
+                }
+            }
+            let already = uac.final_received;
+            let cancelled = uac.cancel_requested;
+            uac.final_received = true;
+            if !already && !cancelled {
+                uac.events.emit(CallEvent::Answered(resp.clone()));
+                if let Some(offer) = uac.offer.take() {
+                    let (stop_tx, stop) = oneshot::channel();
+                    uac._media_stop = Some(stop_tx);
+                    self.out.push_back(Output::Spawn(Spawn::UacMedia {
+                        call: id,
+                        offer,
+                        answer: resp.clone(),
+                        control: uac.control.take(),
+                        events: uac.events.clone(),
+                        stop,
+                    }));
+                }
+            }
+            self.ack_2xx(id, &resp);
+            if cancelled && !already {
+                // The 2xx crossed our CANCEL: the call is up, so end it with BYE (§9.1).
+                self.send_bye(id);
+            }
+            return;
+        }
+        // A final non-2xx: the transaction layer has sent the ACK (§17.1.1.3).
+        let retry = if status_is_auth(status) && uac.auth_attempts < 2 {
+            match uac.spec.credentials.clone() {
+                Some((user, pass)) => {
+                    let client = uac
+                        .digest
+                        .get_or_insert_with(|| crate::auth::DigestClient::new(user, pass));
+                    let mut next = uac.invite.clone();
+                    crate::auth::authorize(&mut next, &resp, client)
+                        .ok()
+                        .map(|()| next)
+                }
+                None => None,
+            }
+        } else if status.class() == 3 && uac.spec.follow_redirects && uac.redirects < 5 {
+            resp.headers().contact_list().first().map(|c| {
+                let mut next = uac.invite.clone();
+                next.set_uri(c.uri.clone());
+                bump_cseq(&mut next);
+                next
+            })
+        } else {
+            None
+        };
+        let Some(next) = retry else {
+            uac.final_received = true;
+            uac.events.emit(CallEvent::Rejected(resp));
+            self.end_call(id);
+            return;
+        };
+        if status_is_auth(status) {
+            uac.auth_attempts += 1;
+            let peer = call.peer.clone();
+            return self.send_invite(id, next, peer);
+        }
+        uac.redirects += 1;
+        let transport = uac.spec.transport;
+        match literal_target(next.uri(), transport) {
+            Ok(Some(target)) => {
+                let peer = Peer {
+                    local: self.local_for(target.kind),
+                    target,
+                };
+                self.send_invite(id, next, peer);
+            }
+            Ok(None) => {
+                let uri = next.uri().clone();
+                let query = self.query(Query::Redirect { call: id, next });
+                self.out.push_back(Output::Resolve {
+                    query,
+                    uri,
+                    transport,
+                    media: None,
+                });
+            }
+            Err(_) => {
+                let peer = call.peer.clone();
+                self.send_invite(id, next, peer);
+            }
+        }
+    }
+
+    /// Sends a call's next INVITE (after a challenge or a redirect) to `peer`:
+    /// a new transaction, so a new branch (§8.1.3.5).
+    fn send_invite(&mut self, id: CallId, mut next: Request, peer: Peer) {
+        let _ = next.headers_mut().pop_via();
+        let _ = next
+            .headers_mut()
+            .prepend(HeaderName::Via, Self::via(peer.local, peer.target.kind));
+        let sent = self.txns.send_request(
+            self.now,
+            next.clone(),
+            peer.clone(),
+            peer.target.kind.is_reliable(),
+        );
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        call.peer = peer;
+        let CallState::Uac(uac) = &mut call.state else {
+            return;
+        };
+        uac.invite = next;
+        match sent {
+            Ok(k) => self.set_owner(k, Owner::UacInvite { call: id }),
+            Err(e) => {
+                uac.events
+                    .emit(CallEvent::Failed(UaError::BadRequest(e.to_string())));
+                self.end_call(id);
+            }
+        }
+    }
+
+    /// Sends (or re-sends) the ACK for a 2xx, built in the dialog (§13.2.2.4):
+    /// a request of its own, through the route set, with the INVITE's CSeq number.
+    fn ack_2xx(&mut self, id: CallId, resp: &Response) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let Some(dialog) = call.dialog.as_ref() else {
+            return;
+        };
+        let Some(cseq) = resp.headers().cseq().map(|c| c.seq) else {
+            return;
+        };
+        let peer = call.peer.clone();
+        let mut ack = dialog.ack_for(cseq);
+        let _ = ack
+            .headers_mut()
+            .prepend(HeaderName::Via, Self::via(peer.local, peer.target.kind));
+        if let CallState::Uac(uac) = &mut call.state {
+            uac.ack = Some(ack.clone());
+        }
+        let reliable = peer.target.kind.is_reliable();
+        self.txns
+            .send_stateless(self.now, Message::Request(ack), peer, reliable);
+    }
+
+    /// A response no transaction wants: a retransmitted 2xx after the INVITE
+    /// transaction ended. Re-send the ACK (§13.2.2.4).
+    pub(super) fn on_stray(&mut self, resp: &Response) {
+        if !resp.status().is_success()
+            || resp
+                .headers()
+                .cseq()
+                .is_none_or(|c| c.method != Method::Invite)
+        {
+            return;
+        }
+        let Some(call) = DialogId::from_response(resp).and_then(|id| self.dialogs.get(&id)) else {
+            return;
+        };
+        let Some(c) = self.calls.get(*call) else {
+            return;
+        };
+        if let CallState::Uac(uac) = &c.state {
+            if let Some(ack) = uac.ack.clone() {
+                let peer = c.peer.clone();
+                let reliable = peer.target.kind.is_reliable();
+                self.txns
+                    .send_stateless(self.now, Message::Request(ack), peer, reliable);
+            }
+        }
+    }
+
+    /// A transaction timed out (Timer B/F) or could not send: `error` says which.
+    pub(super) fn on_failure(&mut self, key: &TransactionKey, error: UaError) {
+        match self.take_owner(key) {
+            Some(Owner::UacInvite { call }) => {
+                if let Some(CallState::Uac(uac)) = self.calls.get(call).map(|c| &c.state) {
+                    if !uac.final_received {
+                        uac.events.emit(CallEvent::Failed(error));
+                    }
+                }
+                self.end_call(call);
+            }
+            Some(Owner::Request {
+                reply,
+                call,
+                method,
+            }) => {
+                if let Some(r) = reply {
+                    let _ = r.send(Err(error));
+                }
+                if method == Method::Bye {
+                    if let Some(c) = call {
+                        self.bye_done(c);
+                    }
+                }
+            }
+            Some(Owner::UasInvite { call }) => {
+                // §17.2.4: a response to the INVITE could not be sent. Nothing
+                // can answer that INVITE any more, and a reply still to come
+                // would be dropped, leaving the call's task waiting for an ACK
+                // that cannot come: the call ends (with BYE if it was answered).
+                self.send_bye(call);
+                if let Some(CallState::Uas { task, .. }) = self.calls.get(call).map(|c| &c.state) {
+                    let _ = task.try_send(crate::ua::command::ToCall::Failed);
+                }
+            }
+            None => {}
+        }
+        self.drop_pending(key);
+    }
+}
+
+/// CANCEL for an INVITE (§9.1).
+fn cancel_for(invite: &Request) -> Request {
+    let mut c = Request::new(Method::Cancel, invite.uri().clone());
+    let src = invite.headers();
+    let h = c.headers_mut();
+    if let Some(v) = src.top_via() {
+        let _ = h.push(HeaderName::Via, v.to_string());
+    }
+    for name in [
+        HeaderName::Route,
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CallId,
+    ] {
+        for v in src.get_all(&name) {
+            let _ = h.push(name.clone(), bytes::Bytes::copy_from_slice(v));
+        }
+    }
+    if let Some(cs) = src.cseq() {
+        let _ = h.push(HeaderName::CSeq, format!("{} CANCEL", cs.seq));
+    }
+    let _ = h.push(HeaderName::MaxForwards, "70");
+    c.set_body(bytes::Bytes::new());
+    c
+}
+
+fn bump_cseq(req: &mut Request) {
+    if let Some(cs) = req.headers().cseq() {
+        let next = format!("{} {}", cs.seq.saturating_add(1), cs.method);
+        let _ = req.headers_mut().set(HeaderName::CSeq, next);
+    }
+}

@@ -1,0 +1,512 @@
+//! The UA core as a sans-IO state machine, like the transaction layer under
+//! it (and quinn-proto's `Endpoint` or str0m's `Rtc`): inputs take `now`
+//! ([`UaCore::handle_message`], [`UaCore::handle_command`],
+//! [`UaCore::handle_timeout`]); what to do comes out of
+//! [`UaCore::poll_output`] (send bytes, look a name up, start a handler task)
+//! and [`UaCore::poll_timeout`]. Nothing here awaits, reads a clock or touches
+//! a socket: the driver (`super::driver`) does, and feeds the results back in.
+//! Messages to call tasks and handles go on channels with `try_send`, which
+//! never waits.
+//!
+//! - `precheck.rs`: checks before a transaction exists, and the headers every
+//!   response of ours carries;
+//! - `server.rs`: requests we receive (calls we answer, CANCEL, ACK, in-dialog
+//!   requests, replies from handlers, panics);
+//! - `client.rs`: requests we send (dial, CANCEL, in-dialog requests, their
+//!   responses, authentication and redirects).
+
+mod client;
+mod precheck;
+mod server;
+#[cfg(test)]
+mod tests;
+
+use super::call_event::{CallEvent, EventSender};
+use super::command::{Command, QueryId, ToCall};
+use super::config::Config;
+use super::counters::EndpointStats;
+use super::media::Offered;
+use super::reply::Reply;
+use super::route::Peer;
+use super::slab::{CallId, Slab};
+use crate::dialog::{Dialog, DialogId};
+use crate::media::{Action, MediaHandler, Ports};
+use crate::message::{Host, Message, Request, Response, SipUri, Uri, Via};
+use crate::transaction::{Event, TransactionKey, Transactions, Transmit, shrink_if_sparse};
+use crate::transport::{Received, Target, TransportKind};
+use client::{Query, UacCall};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+use tracing::info;
+
+/// What the core wants done.
+// Outputs are moved once, from the core's queue to the driver; boxing the
+// larger ones would add an allocation for nothing.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Output {
+    /// Send these bytes (a transaction's, or a stateless message). A failed
+    /// send of a transaction's message is fed back as
+    /// [`Command::TransportError`].
+    Transmit(Transmit<Peer>),
+    /// Look `uri` up (RFC 3263: transport, port, A/AAAA) and, when `media` is
+    /// set, bind RTP sockets for the address that reaches it and make the SDP
+    /// offer; answer with [`Command::Resolved`]. The core gives up on the
+    /// query after 64·T1 by itself, so a lookup that never returns fails one
+    /// dial and stalls nothing else.
+    Resolve {
+        query: QueryId,
+        uri: Uri,
+        transport: Option<TransportKind>,
+        media: Option<OfferWanted>,
+    },
+    /// Start a task for handler code.
+    Spawn(Spawn),
+}
+
+/// Sockets to bind and an offer to make for a dial with audio.
+pub(crate) struct OfferWanted {
+    pub(crate) handler: Box<dyn MediaHandler>,
+    pub(crate) ports: Ports,
+}
+
+/// The tasks the driver starts for the core, each supervised: its end (or
+/// panic) comes back as a [`Command`].
+#[allow(clippy::large_enum_variant)] // moved once, like `Output`
+pub(crate) enum Spawn {
+    /// A request outside any dialog: a handler value of its own answers it
+    /// ([`Command::Reply`] with `call: None`).
+    Request {
+        key: TransactionKey,
+        request: Request,
+        peer: Peer,
+    },
+    /// A call we answer: the handler's INVITE, then its dialog, in one task
+    /// that hears from the core on `task` and sends provisional replies on
+    /// `provisional`.
+    Call {
+        call: CallId,
+        key: TransactionKey,
+        request: Request,
+        peer: Peer,
+        task: mpsc::Receiver<ToCall>,
+        provisional: (mpsc::Sender<Box<Reply>>, mpsc::Receiver<Box<Reply>>),
+        ports: Ports,
+    },
+    /// A call we placed was answered: its media session, driven by the
+    /// offer's sockets and the 2xx's answer, controlled from its handle, and
+    /// stopped when `stop` closes (the call ended).
+    UacMedia {
+        call: CallId,
+        offer: Offered,
+        answer: Response,
+        control: Option<mpsc::Receiver<Action>>,
+        events: EventSender,
+        stop: oneshot::Receiver<()>,
+    },
+}
+
+/// Who waits for what a transaction produces.
+enum Owner {
+    /// An INVITE server transaction of a UAS call.
+    UasInvite { call: CallId },
+    /// The INVITE client transaction of an outgoing call.
+    UacInvite { call: CallId },
+    /// A non-INVITE client transaction (or a re-INVITE) whose response someone awaits.
+    Request {
+        reply: Option<super::command::ResponseSender>,
+        call: Option<CallId>,
+        method: crate::message::Method,
+    },
+}
+
+/// A server request waiting for its final response: what is needed to build
+/// it. Forgotten once the final response is sent (the transaction then
+/// answers retransmissions by itself).
+struct Pending {
+    request: Request,
+    peer: Peer,
+}
+
+/// What the UA keeps about one transaction of the layer's: who waits for it,
+/// and (server side) the request still to be answered.
+#[derive(Default)]
+struct Use {
+    owner: Option<Owner>,
+    pending: Option<Pending>,
+}
+
+enum CallState {
+    Uas {
+        task: mpsc::Sender<ToCall>,
+        local_tag: String,
+        answered: bool,
+    },
+    Uac(Box<UacCall>),
+}
+
+struct Call {
+    state: CallState,
+    dialog: Option<Dialog>,
+    /// Where in-dialog requests go, and our side of the exchange.
+    peer: Peer,
+    /// A BYE went out or came in: no more requests in this dialog.
+    ended: bool,
+}
+
+/// Wall-clock seconds (for digest nonces and registration expiry) derived
+/// from the monotonic `now` the inputs carry, so the core reads no clock.
+#[derive(Clone, Copy)]
+struct Clock {
+    start: Instant,
+    unix_at_start: u64,
+}
+
+impl Clock {
+    fn unix(&self, now: Instant) -> u64 {
+        self.unix_at_start + now.saturating_duration_since(self.start).as_secs()
+    }
+}
+
+/// The UA core: transactions, dialogs, calls.
+pub(crate) struct UaCore {
+    txns: Transactions<Peer>,
+    config: Config,
+    addrs: Vec<(TransportKind, SocketAddr)>,
+    calls: Slab<Call>,
+    dialogs: HashMap<DialogId, CallId>,
+    uses: HashMap<TransactionKey, Use>,
+    /// How many of `uses` have a request pending: the overload measure.
+    pending_count: usize,
+    queries: HashMap<QueryId, Query>,
+    query_deadlines: BTreeSet<(Instant, QueryId)>,
+    next_query: u64,
+    out: VecDeque<Output>,
+    now: Instant,
+    clock: Clock,
+    panics: usize,
+    rejected_overload: usize,
+    shutting_down: Option<(Instant, oneshot::Sender<()>)>,
+}
+
+impl UaCore {
+    /// A core for an endpoint bound to `addrs`; `now` and `unix_now` (seconds
+    /// since 1970) are the same moment on the two clocks.
+    pub(crate) fn new(
+        config: Config,
+        addrs: Vec<(TransportKind, SocketAddr)>,
+        now: Instant,
+        unix_now: u64,
+    ) -> UaCore {
+        UaCore {
+            txns: Transactions::new(config.timers),
+            config,
+            addrs,
+            calls: Slab::default(),
+            dialogs: HashMap::new(),
+            uses: HashMap::new(),
+            pending_count: 0,
+            queries: HashMap::new(),
+            query_deadlines: BTreeSet::new(),
+            next_query: 0,
+            out: VecDeque::new(),
+            now,
+            clock: Clock {
+                start: now,
+                unix_at_start: unix_now,
+            },
+            panics: 0,
+            rejected_overload: 0,
+            shutting_down: None,
+        }
+    }
+
+    // ------------------------------------------------------------------ inputs
+
+    /// A message arrived (parsed and stamped by the transports).
+    pub(crate) fn handle_message(&mut self, now: Instant, r: Received) {
+        self.now = now;
+        let mut target = Target::new(r.kind, r.source);
+        if let Some(c) = r.conn {
+            target = target.with_conn(c);
+        }
+        let peer = Peer {
+            target,
+            local: r.local,
+        };
+        if let Message::Request(req) = &r.message {
+            if let Some(resp) = precheck::precheck(req) {
+                // A request we will not process: answered outside any transaction (§8.2).
+                let reliable = peer.target.kind.is_reliable();
+                self.txns
+                    .send_stateless(now, Message::Response(resp), peer, reliable);
+                return;
+            }
+        }
+        self.txns
+            .handle_message(now, r.message, peer, r.kind.is_reliable());
+    }
+
+    /// A command from a handle, a call task or the driver.
+    pub(crate) fn handle_command(&mut self, now: Instant, cmd: Command) {
+        self.now = now;
+        match cmd {
+            Command::Reply { call, key, reply } => self.on_reply(call, key, reply),
+            Command::CallDone { call } => self.end_call(call),
+            Command::Crashed { call, key } => self.on_crash(call, key),
+            Command::Dial {
+                spec,
+                media,
+                events,
+                reply,
+            } => self.dial(spec, media, events, reply),
+            Command::Cancel { call } => self.cancel(call),
+            Command::InDialog {
+                call,
+                method,
+                headers,
+                body,
+                reply,
+            } => {
+                if let Err(e) = self.in_dialog(call, method, headers, body, reply) {
+                    tracing::debug!(error = %e, "in-dialog request refused");
+                }
+            }
+            Command::Send { request, reply } => self.send_out_of_dialog(request, reply),
+            Command::Shutdown { grace, done } => self.shutdown(now + grace, done),
+            Command::Resolved { query, result } => self.on_resolved(query, *result),
+            Command::TransportError { key } => self.txns.transport_error(now, &key),
+        }
+    }
+
+    /// Time has come to `now`: transaction timers, lookups given up.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        self.txns.handle_timeout(now);
+        while let Some(&(at, query)) = self.query_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.query_deadlines.pop_first();
+            self.on_query_timeout(query);
+        }
+    }
+
+    // ------------------------------------------------------------------ outputs
+
+    /// The next thing to do, until `None`; call after every input.
+    #[must_use]
+    pub(crate) fn poll_output(&mut self) -> Option<Output> {
+        loop {
+            if let Some(o) = self.out.pop_front() {
+                return Some(o);
+            }
+            if let Some(t) = self.txns.poll_transmit() {
+                return Some(Output::Transmit(t));
+            }
+            let ev = self.txns.poll_event()?;
+            self.on_event(ev);
+        }
+    }
+
+    /// When to call [`UaCore::handle_timeout`] next.
+    #[must_use]
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.txns.poll_timeout(),
+            self.query_deadlines.first().map(|(at, _)| *at),
+            // Once passed, the deadline is the driver's cue to stop (`is_done`), not a timer.
+            self.shutting_down
+                .as_ref()
+                .map(|(d, _)| *d)
+                .filter(|d| *d > self.now),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// True once a shutdown has finished (everything drained or the grace
+    /// period over): the driver then calls [`UaCore::close`].
+    pub(crate) fn is_done(&self, now: Instant) -> bool {
+        self.shutting_down.as_ref().is_some_and(|(deadline, _)| {
+            (self.calls.is_empty() && self.txns.is_empty()) || now >= *deadline
+        })
+    }
+
+    /// Tells every call still there that the endpoint stops; returns who
+    /// waits for the shutdown to finish.
+    pub(crate) fn close(&mut self) -> Option<oneshot::Sender<()>> {
+        for (_, call) in self.calls.iter() {
+            match &call.state {
+                CallState::Uas { task, .. } => {
+                    let _ = task.try_send(ToCall::Shutdown);
+                }
+                CallState::Uac(u) => u.events.emit(CallEvent::Ended),
+            }
+        }
+        for (_, q) in self.queries.drain() {
+            q.fail(super::UaError::Shutdown);
+        }
+        self.shutting_down.take().map(|(_, done)| done)
+    }
+
+    /// The counts, for the endpoint's handles.
+    pub(crate) fn stats(&self) -> EndpointStats {
+        EndpointStats {
+            transactions: self.txns.len(),
+            server_transactions: self.txns.server_len(),
+            dialogs: self.dialogs.len(),
+            calls: self.calls.len(),
+            panics: self.panics,
+            rejected_overload: self.rejected_overload,
+        }
+    }
+
+    // ------------------------------------------------------------------ events
+
+    fn on_event(&mut self, ev: Event<Peer>) {
+        match ev {
+            Event::Request {
+                key,
+                request,
+                source,
+            } => self.on_request(key, request, source),
+            Event::Cancel {
+                cancel,
+                invite,
+                request,
+                ..
+            } => self.on_cancel(cancel, invite, request),
+            Event::Ack {
+                request, source, ..
+            } => self.on_ack(request, source),
+            Event::Response { key, response } => self.on_response(key, response),
+            Event::StrayResponse { response, .. } => self.on_stray(&response),
+            Event::Timeout { key } => self.on_failure(&key, super::UaError::Timeout),
+            Event::TransportError { key } => self.on_failure(&key, super::UaError::SendFailed),
+            Event::AckTimeout { key } => self.on_ack_timeout(&key),
+            Event::Terminated { key } => {
+                self.drop_pending(&key);
+                self.uses.remove(&key);
+                shrink_if_sparse(&mut self.uses);
+            }
+        }
+    }
+
+    fn shutdown(&mut self, deadline: Instant, done: oneshot::Sender<()>) {
+        info!("shutting down: new calls get 503, calls in progress are hung up");
+        self.shutting_down = Some((deadline, done));
+        let ids: Vec<CallId> = self.calls.iter().map(|(id, _)| id).collect();
+        for id in ids {
+            let uac_early = matches!(self.calls.get(id).map(|c| &c.state), Some(CallState::Uac(u)) if !u.final_received);
+            if uac_early {
+                self.cancel(id);
+            } else {
+                self.send_bye(id);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ tables
+
+    fn owner(&self, key: &TransactionKey) -> Option<&Owner> {
+        self.uses.get(key)?.owner.as_ref()
+    }
+
+    fn set_owner(&mut self, key: TransactionKey, owner: Owner) {
+        self.uses.entry(key).or_default().owner = Some(owner);
+    }
+
+    fn take_owner(&mut self, key: &TransactionKey) -> Option<Owner> {
+        self.uses.get_mut(key)?.owner.take()
+    }
+
+    fn pending(&self, key: &TransactionKey) -> Option<&Pending> {
+        self.uses.get(key)?.pending.as_ref()
+    }
+
+    fn set_pending(&mut self, key: TransactionKey, pending: Pending) {
+        let u = self.uses.entry(key).or_default();
+        if u.pending.replace(pending).is_none() {
+            self.pending_count += 1;
+        }
+    }
+
+    /// Server requests still waiting for their final response.
+    fn in_progress(&self) -> usize {
+        self.pending_count
+    }
+
+    /// Forgets a server request (answered, or its transaction ended).
+    fn drop_pending(&mut self, key: &TransactionKey) {
+        if let Some(u) = self.uses.get_mut(key) {
+            if u.pending.take().is_some() {
+                self.pending_count -= 1;
+            }
+        }
+    }
+
+    /// The local tag of a call we answer (None for a call we placed).
+    fn uas_tag(&self, call: Option<CallId>) -> Option<String> {
+        match &self.calls.get(call?)?.state {
+            CallState::Uas { local_tag, .. } => Some(local_tag.clone()),
+            CallState::Uac(_) => None,
+        }
+    }
+
+    fn end_call(&mut self, id: CallId) {
+        if let Some(call) = self.calls.remove(id) {
+            if let Some(d) = call.dialog {
+                self.dialogs.remove(d.id());
+            }
+        }
+        shrink_if_sparse(&mut self.dialogs);
+    }
+
+    /// A new query for the driver, given up on after 64·T1.
+    fn query(&mut self, query: Query) -> QueryId {
+        let id = QueryId(self.next_query);
+        self.next_query += 1;
+        let give_up = self.now + self.config.timers.t1 * 64;
+        self.query_deadlines.insert((give_up, id));
+        self.queries.insert(id, query);
+        id
+    }
+
+    fn take_query(&mut self, id: QueryId) -> Option<Query> {
+        let q = self.queries.remove(&id)?;
+        self.query_deadlines.retain(|(_, q)| *q != id);
+        shrink_if_sparse(&mut self.queries);
+        Some(q)
+    }
+
+    // ------------------------------------------------------------------ addresses
+
+    fn local_for(&self, kind: TransportKind) -> SocketAddr {
+        super::route::local_for(&self.addrs, kind)
+    }
+
+    fn contact(&self, local: SocketAddr, kind: TransportKind) -> String {
+        let mut uri = SipUri::new(Some(&self.config.user), Host::from(local.ip()));
+        uri.port = Some(local.port());
+        if kind != TransportKind::Udp {
+            uri.params = uri
+                .params
+                .with("transport", Some(&kind.as_via_str().to_ascii_lowercase()));
+        }
+        format!("<{uri}>")
+    }
+
+    fn via(local: SocketAddr, kind: TransportKind) -> String {
+        let mut via = Via::new(
+            kind.as_via_str(),
+            Host::from(local.ip()),
+            Some(local.port()),
+            &crate::dialog::new_branch(),
+        );
+        via.set_param("rport", None);
+        via.to_string()
+    }
+}

@@ -1,0 +1,145 @@
+//! Checks made before a transaction exists, and the headers every response
+//! of ours carries.
+
+use super::super::config::Config;
+use super::super::reply::Reply;
+use crate::message::{HeaderName, Message, Method, Request, Response, StatusCode, Uri};
+
+/// The response for a request we will not process, or `None` (§8.2.1–§8.2.3,
+/// RFC 4475 §3.3). ACK is never answered.
+pub(super) fn precheck(req: &Request) -> Option<Response> {
+    let m = req.method();
+    if *m == Method::Ack {
+        return None;
+    }
+    if let Err(missing) = Message::Request(req.clone()).check_mandatory() {
+        let reply =
+            Reply::new(StatusCode::BAD_REQUEST).reason(format!("Bad Request (missing {missing})"));
+        return Some(stateless(req, reply));
+    }
+    if req.version() != crate::message::Version::SIP_2_0 {
+        return Some(stateless(
+            req,
+            Reply::new(StatusCode::VERSION_NOT_SUPPORTED),
+        ));
+    }
+    if !matches!(req.uri(), Uri::Sip(_) | Uri::Tel(_)) {
+        return Some(stateless(
+            req,
+            Reply::new(StatusCode::UNSUPPORTED_URI_SCHEME),
+        ));
+    }
+    // Max-Forwards 0 is not refused here: 483 is a proxy's answer (§16.3 step 2);
+    // an endpoint processes the request (RFC 4475 §3.3.12).
+    // §8.2.3: a body we cannot read gets 415 with what we accept. The
+    // endpoint reads SDP in INVITE, UPDATE and PRACK; other methods' bodies
+    // are the handler's to judge.
+    if matches!(m, Method::Invite | Method::Update | Method::Prack) && !req.body().is_empty() {
+        let understood = match req.headers().content_type() {
+            Ok(Some(ct)) => ct.is("application", "sdp"),
+            // §20.15: a body must come with its Content-Type; one without cannot be read.
+            _ => false,
+        };
+        if !understood {
+            let reply = Reply::new(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+                .header(HeaderName::Accept, "application/sdp");
+            return Some(stateless(req, reply));
+        }
+    }
+    if *m != Method::Cancel {
+        // §8.2.2.3: no extension we implement can be required of us.
+        if let Ok(required) = req.headers().require() {
+            if !required.is_empty() {
+                let list: Vec<&str> = required.iter().map(|t| t.as_str()).collect();
+                let reply =
+                    Reply::new(StatusCode::BAD_EXTENSION).header("Unsupported", list.join(", "));
+                return Some(stateless(req, reply));
+            }
+        }
+    }
+    None
+}
+
+/// A response built outside any transaction: To tag added.
+pub(super) fn stateless(req: &Request, reply: Reply) -> Response {
+    let mut r = reply.to_response(req);
+    r.set_to_tag(&crate::dialog::new_tag());
+    r
+}
+
+/// Headers every response of ours carries where due: Server, Allow on 405
+/// and OPTIONS, Accept and Supported on OPTIONS, Retry-After on 503, Contact
+/// and the request's Record-Route on dialog-forming responses (`contact` is
+/// set for those).
+pub(super) fn decorate(
+    config: &Config,
+    resp: &mut Response,
+    request: &Request,
+    contact: Option<String>,
+) {
+    let code = resp.status();
+    let h = resp.headers_mut();
+    let wants_allow = code == StatusCode::METHOD_NOT_ALLOWED
+        || (*request.method() == Method::Options && code.is_success());
+    if wants_allow && !h.contains(&HeaderName::Allow) {
+        let allow = config
+            .allow
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = h.push(HeaderName::Allow, allow);
+    }
+    if *request.method() == Method::Options && code.is_success() {
+        if !h.contains(&HeaderName::Accept) {
+            let _ = h.push(HeaderName::Accept, "application/sdp");
+        }
+        if !h.contains(&HeaderName::Supported) {
+            let _ = h.push(HeaderName::Supported, "");
+        }
+    }
+    if code == StatusCode::SERVICE_UNAVAILABLE && !h.contains(&HeaderName::RetryAfter) {
+        let _ = h.push(HeaderName::RetryAfter, "5");
+    }
+    if let Some(c) = contact {
+        if !h.contains(&HeaderName::Contact) {
+            let _ = h.push(HeaderName::Contact, c);
+        }
+        // A dialog-forming response carries the request's Record-Route,
+        // in order (§12.1.1), so the caller's in-dialog requests (ACK,
+        // BYE) go through the proxies that asked to stay in the path.
+        if !h.contains(&HeaderName::RecordRoute) {
+            for v in request.headers().get_all(&HeaderName::RecordRoute) {
+                let _ = h.push(HeaderName::RecordRoute, bytes::Bytes::copy_from_slice(v));
+            }
+        }
+    }
+    if !h.contains(&HeaderName::Server) {
+        let _ = h.push(
+            HeaderName::Server,
+            concat!("parrot/", env!("CARGO_PKG_VERSION")),
+        );
+    }
+}
+
+/// A digest check for INVITE and REGISTER when the endpoint authenticates:
+/// the 401 to send, or `None` to go on. `unix` is the time in seconds.
+pub(super) fn challenge(config: &Config, request: &Request, unix: u64) -> Option<Reply> {
+    let auth = config.auth.as_ref()?;
+    if !matches!(request.method(), Method::Invite | Method::Register) {
+        return None;
+    }
+    let mut server = auth
+        .server
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let stale = match server.verify_request(request, false, |user| (auth.lookup)(user), unix) {
+        Ok(()) => return None,
+        Err(f) => f.is_stale(),
+    };
+    let challenge = server.challenge(stale, unix);
+    Some(
+        Reply::new(StatusCode::UNAUTHORIZED)
+            .header(HeaderName::WwwAuthenticate, challenge.to_string()),
+    )
+}

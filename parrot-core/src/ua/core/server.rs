@@ -1,0 +1,322 @@
+//! The server side of the UA core: requests we receive, calls we answer, and
+//! the replies that handler tasks send back.
+
+use super::precheck::{challenge, decorate};
+use super::{Call, CallState, Output, Owner, Pending, Spawn, UaCore};
+use crate::dialog::{Dialog, DialogId, new_tag};
+use crate::message::{Method, NameAddr, Request, Response, StatusCode};
+use crate::transaction::TransactionKey;
+use crate::ua::call_event::CallEvent;
+use crate::ua::command::{Delivered, ToCall};
+use crate::ua::reply::Reply;
+use crate::ua::route::{Peer, in_dialog_peer};
+use crate::ua::slab::CallId;
+use tokio::sync::mpsc;
+use tracing::{debug, error, warn};
+
+impl UaCore {
+    pub(super) fn respond(&mut self, key: &TransactionKey, resp: Response) {
+        if resp.status().is_final() {
+            self.drop_pending(key);
+        }
+        if let Err(e) = self.txns.respond(self.now, key, resp) {
+            debug!(error = %e, "respond failed");
+        }
+    }
+
+    /// Answers a server transaction directly (not through a handler).
+    fn answer(&mut self, key: &TransactionKey, request: &Request, reply: Reply) {
+        let mut resp = reply.to_response(request);
+        if resp.status().as_u16() != 100
+            && request.headers().to().is_some_and(|t| t.tag().is_none())
+        {
+            resp.set_to_tag(&new_tag());
+        }
+        decorate(&self.config, &mut resp, request, None);
+        self.respond(key, resp);
+    }
+
+    pub(super) fn on_request(&mut self, key: TransactionKey, request: Request, source: Peer) {
+        self.set_pending(
+            key.clone(),
+            Pending {
+                request: request.clone(),
+                peer: source.clone(),
+            },
+        );
+        let in_dialog = request.headers().to().and_then(NameAddr::tag).is_some();
+        if in_dialog {
+            return self.on_in_dialog(key, request, source);
+        }
+        if *request.method() == Method::Invite {
+            // Overload protection: refuse with 503 + Retry-After rather than go silent.
+            // The load is the requests still waiting for a final answer: finished
+            // transactions lingering to absorb retransmissions (Timer J, L, I)
+            // cost nothing and must not keep the endpoint refusing calls.
+            if self.shutting_down.is_some()
+                || self.in_progress() > self.config.max_server_transactions
+            {
+                self.rejected_overload += 1;
+                return self.answer(&key, &request, Reply::new(StatusCode::SERVICE_UNAVAILABLE));
+            }
+        }
+        if let Some(reply) = challenge(&self.config, &request, self.clock.unix(self.now)) {
+            return self.answer(&key, &request, reply);
+        }
+        if *request.method() == Method::Register {
+            if let Some(registrar) = &self.config.registrar {
+                let reply = registrar.handle(&request, self.clock.unix(self.now));
+                return self.answer(&key, &request, reply);
+            }
+        }
+        if *request.method() == Method::Invite {
+            return self.start_uas_call(key, request, source);
+        }
+        // A request outside any dialog: a handler value of its own, in a task of its own.
+        self.out.push_back(Output::Spawn(Spawn::Request {
+            key,
+            request,
+            peer: source,
+        }));
+    }
+
+    fn start_uas_call(&mut self, key: TransactionKey, request: Request, source: Peer) {
+        let (task_tx, task_rx) = mpsc::channel(16);
+        let id = self.calls.insert(Call {
+            state: CallState::Uas {
+                task: task_tx,
+                local_tag: new_tag(),
+                answered: false,
+            },
+            dialog: None,
+            peer: source.clone(),
+            ended: false,
+        });
+        self.set_owner(key.clone(), Owner::UasInvite { call: id });
+        self.out.push_back(Output::Spawn(Spawn::Call {
+            call: id,
+            key,
+            request,
+            peer: source,
+            task: task_rx,
+            provisional: mpsc::channel(4),
+            ports: self.config.ports.clone(),
+        }));
+    }
+
+    /// A request carrying a To tag: it belongs to a dialog, or gets 481 (§12.2.2).
+    fn on_in_dialog(&mut self, key: TransactionKey, request: Request, source: Peer) {
+        let found = DialogId::from_request(&request)
+            .and_then(|id| Some((self.dialogs.get(&id).copied()?, id)));
+        let Some((call_id, id)) = found else {
+            return self.answer(&key, &request, Reply::new(StatusCode::CALL_DOES_NOT_EXIST));
+        };
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return self.answer(&key, &request, Reply::new(StatusCode::CALL_DOES_NOT_EXIST));
+        };
+        // §12.2.2: a CSeq lower than the last one seen is answered 500.
+        if let Some(dialog) = call.dialog.as_mut() {
+            if let Err(status) = dialog.check_remote_cseq(&request) {
+                return self.answer(
+                    &key,
+                    &request,
+                    Reply::new(status).reason("Server Internal Error (CSeq out of order)"),
+                );
+            }
+            if matches!(request.method(), Method::Invite | Method::Update) {
+                dialog.refresh_target(&request);
+            }
+        }
+        let is_bye = *request.method() == Method::Bye;
+        if is_bye {
+            call.ended = true;
+        }
+        match &call.state {
+            CallState::Uas { task, .. } => {
+                let msg = ToCall::Request(Box::new((
+                    key.clone(),
+                    Delivered {
+                        request: request.clone(),
+                        source: source.target.addr,
+                        kind: source.target.kind,
+                    },
+                )));
+                let delivered = task.try_send(msg).is_ok();
+                if is_bye {
+                    self.dialogs.remove(&id);
+                }
+                if !delivered {
+                    // The task is gone or stuck: answer for it.
+                    let status = if is_bye {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVER_INTERNAL_ERROR
+                    };
+                    self.answer(&key, &request, Reply::new(status));
+                }
+            }
+            CallState::Uac(u) => {
+                // A caller's handle: BYE ends the call; other requests are accepted.
+                let events = u.events.clone();
+                self.answer(&key, &request, Reply::ok());
+                if is_bye {
+                    events.emit(CallEvent::Ended);
+                    self.end_call(call_id);
+                } else {
+                    events.emit(CallEvent::Request(request));
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_cancel(
+        &mut self,
+        cancel: TransactionKey,
+        invite: Option<TransactionKey>,
+        request: Request,
+    ) {
+        let Some(invite) = invite else {
+            // §9.2: no matching INVITE transaction: 481.
+            return self.answer(
+                &cancel,
+                &request,
+                Reply::new(StatusCode::CALL_DOES_NOT_EXIST),
+            );
+        };
+        let call_id = match self.owner(&invite) {
+            Some(Owner::UasInvite { call }) => Some(*call),
+            _ => None,
+        };
+        let tag = self.uas_tag(call_id).unwrap_or_else(new_tag);
+        let mut ok = Reply::ok().to_response(&request);
+        ok.set_to_tag(&tag);
+        self.respond(&cancel, ok);
+        // §9.2: an INVITE still without final response gets 487 Request
+        // Terminated; one already answered is left alone.
+        let Some(p) = self.pending(&invite) else {
+            return;
+        };
+        let mut resp = Reply::new(StatusCode::REQUEST_TERMINATED).to_response(&p.request);
+        resp.set_to_tag(&tag);
+        self.respond(&invite, resp);
+        if let Some(call) = call_id.and_then(|c| self.calls.get(c)) {
+            if let CallState::Uas { task, .. } = &call.state {
+                let _ = task.try_send(ToCall::Cancelled);
+            }
+        }
+    }
+
+    pub(super) fn on_ack(&mut self, request: Request, source: Peer) {
+        let Some(id) = DialogId::from_request(&request) else {
+            return;
+        };
+        let Some(call) = self.dialogs.get(&id).and_then(|c| self.calls.get(*c)) else {
+            debug!("ACK for no dialog, dropped");
+            return;
+        };
+        if let CallState::Uas { task, .. } = &call.state {
+            let _ = task.try_send(ToCall::Ack(Box::new(Delivered {
+                request,
+                source: source.target.addr,
+                kind: source.target.kind,
+            })));
+        }
+    }
+
+    pub(super) fn on_ack_timeout(&mut self, key: &TransactionKey) {
+        let Some(Owner::UasInvite { call }) = self.owner(key) else {
+            return;
+        };
+        let call = *call;
+        warn!("no ACK for our 2xx within 64*T1: hanging up (RFC 3261 §13.3.1.4)");
+        self.send_bye(call);
+        if let Some(CallState::Uas { task, .. }) = self.calls.get(call).map(|c| &c.state) {
+            let _ = task.try_send(ToCall::AckTimeout);
+        }
+    }
+
+    /// Sends BYE in a call's dialog without anyone awaiting the answer (nothing
+    /// to do when the call has no dialog or is already over).
+    pub(super) fn send_bye(&mut self, call: CallId) {
+        if let Err(e) = self.in_dialog(call, Method::Bye, Vec::new(), None, None) {
+            debug!(error = %e, "BYE not sent");
+        }
+    }
+
+    /// A handler's reply to a server transaction.
+    pub(super) fn on_reply(&mut self, call: Option<CallId>, key: TransactionKey, reply: Reply) {
+        let Some(p) = self.pending(&key) else {
+            debug!("reply for a finished transaction dropped");
+            return;
+        };
+        let request = p.request.clone();
+        let peer = p.peer.clone();
+        let mut resp = reply.to_response(&request);
+        let is_invite = *request.method() == Method::Invite;
+        if resp.status().as_u16() != 100 {
+            resp.set_to_tag(&self.uas_tag(call).unwrap_or_else(new_tag));
+        }
+        let dialog_forming =
+            is_invite && resp.status().as_u16() > 100 && resp.status().as_u16() < 300;
+        let contact = dialog_forming.then(|| self.contact(peer.local, peer.target.kind));
+        decorate(&self.config, &mut resp, &request, contact);
+        // A 2xx to an initial INVITE makes the dialog (§12.1.1).
+        if let Some(c) = call {
+            let is_initial = request.headers().to().and_then(NameAddr::tag).is_none();
+            if is_invite && is_initial && resp.status().is_success() {
+                match Dialog::uas_from_request(&request, &resp) {
+                    Ok(dialog) => {
+                        if let Some(call) = self.calls.get_mut(c) {
+                            self.dialogs.insert(dialog.id().clone(), c);
+                            call.peer = in_dialog_peer(&peer, request.headers());
+                            call.dialog = Some(dialog);
+                            if let CallState::Uas { answered, .. } = &mut call.state {
+                                *answered = true;
+                            }
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "no dialog from this INVITE"),
+                }
+            }
+        }
+        self.respond(&key, resp);
+    }
+
+    /// A handler task panicked: what it owed gets 500, its call ends (BYE if answered).
+    pub(super) fn on_crash(&mut self, call: Option<CallId>, key: Option<TransactionKey>) {
+        self.panics += 1;
+        error!(call = ?call.map(|c| c.to_string()), "handler panicked; that call ends, the endpoint goes on");
+        // A request still waiting for its final answer gets 500.
+        let mut keys: Vec<TransactionKey> = key.into_iter().collect();
+        if let Some(c) = call {
+            let dialog = self
+                .calls
+                .get(c)
+                .and_then(|cl| cl.dialog.as_ref())
+                .map(|d| d.id().clone());
+            keys.extend(self.uses.iter().filter_map(|(k, u)| {
+                let invite = matches!(u.owner, Some(Owner::UasInvite { call }) if call == c);
+                let in_call = u.pending.as_ref().is_some_and(|p| {
+                    dialog.is_some() && DialogId::from_request(&p.request) == dialog
+                });
+                (invite || in_call).then(|| k.clone())
+            }));
+        }
+        let tag = self.uas_tag(call);
+        for k in keys {
+            if let Some(p) = self.pending(&k) {
+                let request = p.request.clone();
+                let mut resp = Reply::server_error().to_response(&request);
+                if request.headers().to().and_then(NameAddr::tag).is_none() {
+                    resp.set_to_tag(&tag.clone().unwrap_or_else(new_tag));
+                }
+                self.respond(&k, resp);
+            }
+        }
+        // An answered call is hung up.
+        if let Some(c) = call {
+            self.send_bye(c);
+            self.end_call(c);
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The tokio driver of the UA core: the only place that awaits. It feeds what
+//! the transports receive, what the handles and call tasks send, and the
+//! clock into the [`UaCore`], and carries out what the core asks for: bytes
+//! sent (UDP at once; streams through one writer task per destination, so a
+//! connect or a full connection waits there, in order, and not here), names
+//! looked up and RTP bound in tasks of their own, and handler tasks started
+//! and supervised.
+
+use super::call_task::{uac_media, uas_call};
+use super::command::{Command, QueryId, Resolved};
+use super::core::{OfferWanted, Output, Spawn, UaCore};
+use super::counters::Counters;
+use super::handler::{Incoming, SipHandler, dispatch};
+use super::media::MediaContext;
+use super::route::{self, Peer};
+use crate::message::Uri;
+use crate::transaction::{TransactionKey, Transmit};
+use crate::transport::{ConnectionId, TransportKind, Transports};
+use bytes::Bytes;
+use futures_util::FutureExt;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, info, info_span};
+
+/// A stream writer's queue: messages for one destination, in order.
+type Writer = mpsc::UnboundedSender<(Bytes, Option<TransactionKey>)>;
+
+/// A stream destination: transport, address, and the connection if known.
+type WriterKey = (TransportKind, SocketAddr, Option<ConnectionId>);
+
+/// How long a stream writer with nothing to send lives on.
+const WRITER_IDLE: Duration = Duration::from_secs(30);
+
+pub(crate) struct Driver<F> {
+    core: UaCore,
+    transports: Transports,
+    addrs: Arc<Vec<(TransportKind, SocketAddr)>>,
+    factory: Arc<F>,
+    commands: mpsc::Sender<Command>,
+    counters: Arc<Counters>,
+    writers: HashMap<WriterKey, Writer>,
+}
+
+impl<F, H> Driver<F>
+where
+    F: Fn() -> H + Send + Sync + 'static,
+    H: SipHandler,
+{
+    pub(crate) fn new(
+        core: UaCore,
+        transports: Transports,
+        addrs: Arc<Vec<(TransportKind, SocketAddr)>>,
+        factory: Arc<F>,
+        commands: mpsc::Sender<Command>,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Driver {
+            core,
+            transports,
+            addrs,
+            factory,
+            commands,
+            counters,
+            writers: HashMap::new(),
+        }
+    }
+
+    pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        loop {
+            self.drain().await;
+            self.counters.publish(&self.core.stats());
+            if self.core.is_done(Instant::now()) {
+                break;
+            }
+            let wake = self.core.poll_timeout();
+            tokio::select! {
+                received = self.transports.recv_message() => match received {
+                    Some(r) => self.core.handle_message(Instant::now(), r),
+                    None => break,
+                },
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.core.handle_command(Instant::now(), cmd),
+                    None => break,
+                },
+                () = sleep_until(wake) => self.core.handle_timeout(Instant::now()),
+            }
+        }
+        let done = self.core.close();
+        self.drain().await;
+        self.transports.shutdown();
+        if let Some(done) = done {
+            let _ = done.send(());
+        }
+        info!("endpoint stopped");
+    }
+
+    /// Carries out everything the core asks for.
+    async fn drain(&mut self) {
+        while let Some(out) = self.core.poll_output() {
+            match out {
+                Output::Transmit(t) => self.transmit(t).await,
+                Output::Resolve {
+                    query,
+                    uri,
+                    transport,
+                    media,
+                } => self.resolve(query, uri, transport, media),
+                Output::Spawn(s) => self.spawn(s),
+            }
+        }
+    }
+
+    /// UDP goes out at once (a datagram socket does not make us wait); a
+    /// stream message goes to its destination's writer task.
+    async fn transmit(&mut self, t: Transmit<Peer>) {
+        let target = t.dest.target;
+        if target.kind == TransportKind::Udp {
+            if let Err(e) = self.transports.send(&target, t.data).await {
+                debug!(dest = %target.addr, error = %e, "send failed");
+                if let Some(key) = t.key {
+                    self.core
+                        .handle_command(Instant::now(), Command::TransportError { key });
+                }
+            }
+            return;
+        }
+        let wkey = (target.kind, target.addr, target.conn);
+        let mut item = (t.data, t.key);
+        if let Some(w) = self.writers.get(&wkey) {
+            match w.send(item) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(back)) => item = back,
+            }
+        }
+        if self.writers.len() >= 1024 {
+            self.writers.retain(|_, w| !w.is_closed());
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(item);
+        self.writers.insert(wkey, tx);
+        tokio::spawn(write_stream(
+            self.transports.clone(),
+            target,
+            rx,
+            self.commands.clone(),
+        ));
+    }
+
+    /// Looks a name up (and binds RTP and makes the offer for a dial with
+    /// audio) in a task of its own; the answer comes back as a command.
+    fn resolve(
+        &self,
+        query: QueryId,
+        uri: Uri,
+        transport: Option<TransportKind>,
+        media: Option<OfferWanted>,
+    ) {
+        let commands = self.commands.clone();
+        let addrs = self.addrs.clone();
+        tokio::spawn(async move {
+            let result = async {
+                let target = route::resolve(&uri, transport).await?;
+                let offer = match media {
+                    None => None,
+                    Some(m) => {
+                        let peer = Peer {
+                            local: route::local_for(&addrs, target.kind),
+                            target: target.clone(),
+                        };
+                        let ctx = MediaContext {
+                            ports: m.ports,
+                            local_ip: route::media_ip(&peer),
+                        };
+                        let offered = super::media::offer(&ctx, m.handler)
+                            .await
+                            .map_err(|e| super::UaError::BadRequest(format!("no RTP port: {e}")))?;
+                        Some(offered)
+                    }
+                };
+                Ok(Resolved { target, offer })
+            }
+            .await;
+            let _ = commands
+                .send(Command::Resolved {
+                    query,
+                    result: Box::new(result),
+                })
+                .await;
+        });
+    }
+
+    fn spawn(&self, s: Spawn) {
+        let commands = self.commands.clone();
+        match s {
+            Spawn::Request { key, request, peer } => {
+                let mut handler = (self.factory)();
+                let incoming = Incoming::new(request, peer.target.addr, peer.target.kind, None);
+                let span = info_span!(
+                    "request",
+                    method = %incoming.method(),
+                    call_id = incoming.call_id().unwrap_or("-").to_owned()
+                );
+                let core = commands.clone();
+                let k = key.clone();
+                let task = async move {
+                    let reply = dispatch(&mut handler, &incoming).await;
+                    let _ = core
+                        .send(Command::Reply {
+                            call: None,
+                            key: k,
+                            reply,
+                        })
+                        .await;
+                };
+                supervise(
+                    task.instrument(span),
+                    commands,
+                    None,
+                    Command::Crashed {
+                        call: None,
+                        key: Some(key),
+                    },
+                );
+            }
+            Spawn::Call {
+                call,
+                key,
+                request,
+                peer,
+                task,
+                provisional: (prov_tx, prov_rx),
+                ports,
+            } => {
+                let handler = (self.factory)();
+                let ctx = MediaContext {
+                    ports,
+                    local_ip: route::media_ip(&peer),
+                };
+                let incoming =
+                    Incoming::new(request, peer.target.addr, peer.target.kind, Some(prov_tx))
+                        .with_media_context(ctx);
+                let span = info_span!(
+                    "call",
+                    call_id = incoming.call_id().unwrap_or("-").to_owned()
+                );
+                let fut = uas_call(
+                    handler,
+                    incoming,
+                    key,
+                    call,
+                    commands.clone(),
+                    task,
+                    prov_rx,
+                );
+                supervise(
+                    fut.instrument(span),
+                    commands,
+                    Some(Command::CallDone { call }),
+                    Command::Crashed {
+                        call: Some(call),
+                        key: None,
+                    },
+                );
+            }
+            Spawn::UacMedia {
+                call,
+                offer,
+                answer,
+                control,
+                events,
+                stop,
+            } => {
+                let fut = uac_media(offer, answer, call, control, events, stop, commands.clone());
+                supervise(
+                    fut,
+                    commands,
+                    None,
+                    Command::Crashed {
+                        call: Some(call),
+                        key: None,
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// Runs handler code in a task of its own and tells the core how it ended:
+/// `on_exit` when it returns, `on_panic` when it panics (the panic ends this
+/// task only; "let it crash").
+fn supervise<Fut>(
+    fut: Fut,
+    commands: mpsc::Sender<Command>,
+    on_exit: Option<Command>,
+    on_panic: Command,
+) where
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let msg = match AssertUnwindSafe(fut).catch_unwind().await {
+            Ok(()) => on_exit,
+            Err(_) => Some(on_panic),
+        };
+        if let Some(m) = msg {
+            let _ = commands.send(m).await;
+        }
+    });
+}
+
+/// Writes a stream destination's messages in order (connecting first if
+/// needed); a failure is the transaction's (§17.1.4, §17.2.4). Ends after
+/// [`WRITER_IDLE`] without a message.
+async fn write_stream(
+    transports: Transports,
+    target: crate::transport::Target,
+    mut rx: mpsc::UnboundedReceiver<(Bytes, Option<TransactionKey>)>,
+    commands: mpsc::Sender<Command>,
+) {
+    loop {
+        let item = match tokio::time::timeout(WRITER_IDLE, rx.recv()).await {
+            Ok(Some(item)) => item,
+            Ok(None) => return,
+            Err(_) => {
+                // Idle: refuse new messages (the driver starts a new writer),
+                // then send what came in meanwhile.
+                rx.close();
+                match rx.try_recv() {
+                    Ok(item) => item,
+                    Err(_) => return,
+                }
+            }
+        };
+        let (data, key) = item;
+        if let Err(e) = transports.send(&target, data).await {
+            debug!(dest = %target.addr, error = %e, "send failed");
+            if let Some(key) = key {
+                let _ = commands.send(Command::TransportError { key }).await;
+            }
+        }
+    }
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+        None => std::future::pending().await,
+    }
+}
