@@ -38,6 +38,8 @@ mod reply;
 mod uac;
 
 pub use endpoint::{Endpoint, EndpointBuilder, EndpointStats};
+// For `crate::testing`, which runs handlers without an endpoint.
+pub(crate) use handler::dispatch;
 pub use handler::{DefaultHandler, EndReason, Incoming, SipHandler};
 pub use register::{Register, Registration, RegistrationState};
 pub use registrar::{Binding, Registrar};
