@@ -6,6 +6,8 @@
 //!   DTMF), [`codec`] (G.711), [`media`] (sources, recorder, resampler, the media handler engine);
 //! - runtime (feature `runtime`, default): `transport` (UDP, TCP, TLS, WebSocket), `ua` (the
 //!   endpoint, `SipHandler`, calls), media sessions;
+//! - testing (feature `runtime`): `testing`, an in-memory harness that runs a
+//!   `SipHandler` on built requests and drives a `MediaHandler` frame by frame;
 //! - devices (feature `device`): `device` (cpal microphone and speaker).
 #![warn(missing_docs)]
 
@@ -18,6 +20,8 @@ pub mod media;
 pub mod message;
 pub mod rtp;
 pub mod sdp;
+#[cfg(feature = "runtime")]
+pub mod testing;
 pub mod transaction;
 #[cfg(feature = "runtime")]
 pub mod transport;

@@ -254,6 +254,11 @@ impl<H: MediaHandler> MediaEngine<H> {
         &mut self.handler
     }
 
+    /// The handler, to look at.
+    pub fn handler_ref(&self) -> &H {
+        &self.handler
+    }
+
     /// Audio can flow: asks the handler what to play first.
     pub fn start(&mut self) {
         self.handler.session_started();
@@ -387,6 +392,16 @@ impl<H: MediaHandler> MediaEngine<H> {
     /// What the engine wants done (DTMF to send, hang up, stop).
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
+    }
+
+    /// What plays now, if anything (a looped play stays the same play).
+    pub fn playing(&self) -> Option<&Play> {
+        self.playing.as_ref().map(|p| &p.play)
+    }
+
+    /// True while a recording is open.
+    pub fn is_recording(&self) -> bool {
+        self.recorder.is_some()
     }
 
     /// True once the handler asked to stop.

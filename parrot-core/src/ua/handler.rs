@@ -1,13 +1,13 @@
 //! The `SipHandler` trait: one instance per call, one method per SIP method.
 
 use super::UaError;
-use super::media::{self, MediaContext, PendingMedia};
+use super::media::{self, MediaContext, OfflineMedia, PendingMedia};
 use super::reply::Reply;
 use crate::media::MediaHandler;
 use crate::message::{HeaderName, Method, NameAddr, Request, Uri};
 use crate::transport::TransportKind;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use tokio::sync::mpsc;
 
 /// A request delivered to a handler, with where it came from.
@@ -31,8 +31,23 @@ pub struct Incoming {
     /// Boxed: the channel allocates 32 slots whatever its capacity.
     provisional: Option<mpsc::Sender<Box<Reply>>>,
     media_ctx: Option<MediaContext>,
+    /// Answer offers without binding sockets (the test harness): our address
+    /// and the port to name in the SDP answer.
+    offline: Option<(IpAddr, u16)>,
     /// In a mutex only so that `&Incoming` is `Sync` (handlers hold it across awaits).
-    media: std::sync::Mutex<Option<PendingMedia>>,
+    media: std::sync::Mutex<Option<Answered>>,
+}
+
+/// The media an [`Incoming::answer`] agreed.
+// The large variant is the one every answered call uses: boxing it would cost
+// an allocation per call for the sake of the test-only one.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Answered {
+    /// Sockets bound: for the endpoint to start when the ACK arrives.
+    Bound(PendingMedia),
+    /// Negotiated only, for [`crate::testing`].
+    Offline(OfflineMedia),
 }
 
 impl Incoming {
@@ -48,6 +63,7 @@ impl Incoming {
             transport,
             provisional,
             media_ctx: None,
+            offline: None,
             media: std::sync::Mutex::new(None),
         }
     }
@@ -58,10 +74,39 @@ impl Incoming {
     }
 
     pub(crate) fn take_media(&mut self) -> Option<PendingMedia> {
-        self.media
+        let slot = self
+            .media
             .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match slot.take() {
+            Some(Answered::Bound(p)) => Some(p),
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    }
+
+    /// Offers are answered without sockets: the SDP answer names `local_ip`
+    /// and `port`, and nothing is bound (for [`crate::testing`]).
+    pub(crate) fn with_offline_media(mut self, local_ip: IpAddr, port: u16) -> Incoming {
+        self.offline = Some((local_ip, port));
+        self
+    }
+
+    /// The media agreed by an [`Incoming::answer`] in offline mode.
+    pub(crate) fn take_offline_media(&mut self) -> Option<OfflineMedia> {
+        let slot = self
+            .media
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match slot.take() {
+            Some(Answered::Offline(m)) => Some(m),
+            other => {
+                *slot = other;
+                None
+            }
+        }
     }
 
     /// Answers the call with audio: the SDP offer is answered (the codec chosen
@@ -71,20 +116,33 @@ impl Incoming {
     /// that cannot be read or shares no codec gives 488 instead. An INVITE
     /// without an offer is answered 200 without audio (offers in ACK are not
     /// supported yet).
+    ///
+    /// Under [`crate::testing`] the offer is negotiated the same way but no
+    /// socket is bound; the harness hands the media handler back to the test.
     pub async fn answer(&mut self, media: impl MediaHandler) -> Reply {
-        let Some(ctx) = self.media_ctx.clone() else {
+        if self.media_ctx.is_none() && self.offline.is_none() {
             return Reply::ok();
-        };
+        }
         if self.request.body().is_empty() {
             tracing::info!("INVITE without SDP offer: answered without audio");
             return Reply::ok();
         }
-        match media::answer(&ctx, self.request.body(), Box::new(media)).await {
-            Ok((sdp, pending)) => {
+        let answered = match (self.offline, &self.media_ctx) {
+            (Some((ip, port)), _) => {
+                media::answer_offline(ip, port, self.request.body(), Box::new(media))
+                    .map(|(sdp, m)| (sdp, Answered::Offline(m)))
+            }
+            (None, Some(ctx)) => media::answer(ctx, self.request.body(), Box::new(media))
+                .await
+                .map(|(sdp, p)| (sdp, Answered::Bound(p))),
+            (None, None) => return Reply::ok(),
+        };
+        match answered {
+            Ok((sdp, answered)) => {
                 *self
                     .media
                     .get_mut()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(pending);
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(answered);
                 Reply::ok().body("application/sdp", sdp)
             }
             Err(reply) => reply,

@@ -136,6 +136,55 @@ pub(crate) fn dtmf_relay_digit(body: &[u8]) -> Option<char> {
     })
 }
 
+/// Media agreed for a call answered without sockets (the test harness,
+/// `crate::testing`): what was negotiated and the handler, nothing bound.
+pub(crate) struct OfflineMedia {
+    pub(crate) negotiated: Negotiated,
+    pub(crate) handler: Box<dyn MediaHandler>,
+}
+
+impl std::fmt::Debug for OfflineMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfflineMedia")
+            .field("negotiated", &self.negotiated)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Answers the SDP offer in an INVITE as [`answer`] does, with the same
+/// [`Negotiator`] and errors, but binds nothing: the answer names `local_ip`
+/// and the placeholder `port`.
+pub(crate) fn answer_offline(
+    local_ip: IpAddr,
+    port: u16,
+    offer: &[u8],
+    mut handler: Box<dyn MediaHandler>,
+) -> Result<(Bytes, OfflineMedia), Reply> {
+    let offer = SessionDescription::parse(offer).map_err(|e| {
+        Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
+            .reason(format!("Not Acceptable Here (bad SDP: {e})"))
+    })?;
+    let mut negotiator = Negotiator::new(LocalMedia::new(local_ip, port), 1);
+    let answer = negotiator
+        .answer_with(&offer, |offered: &[Codec], ours: &[Codec]| {
+            handler.choose_codec(offered, ours)
+        })
+        .map_err(|e| {
+            Reply::new(StatusCode::NOT_ACCEPTABLE_HERE).reason(format!("Not Acceptable Here ({e})"))
+        })?;
+    let Some(negotiated) = answer.negotiated else {
+        return Err(Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
+            .reason("Not Acceptable Here (no audio stream)"));
+    };
+    Ok((
+        answer.sdp.to_bytes(),
+        OfflineMedia {
+            negotiated,
+            handler,
+        },
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -48,6 +48,8 @@ mod uac;
 pub use call_event::CallEvent;
 pub use counters::EndpointStats;
 pub use endpoint::{Endpoint, EndpointBuilder};
+// For `crate::testing`, which runs handlers without an endpoint.
+pub(crate) use handler::dispatch;
 pub use handler::{DefaultHandler, EndReason, Incoming, SipHandler};
 pub use register::{Register, Registration, RegistrationState};
 pub use registrar::{Binding, Registrar};

@@ -152,12 +152,7 @@ impl {{module}} {
             dial = dial.from_user(user);
         }
 {%- if media %}
-        dial = dial.media(Audio {
-            play: options.play.clone(),
-            record: options.record.clone(),
-            microphone: options.microphone.clone(),
-            speaker: options.speaker.clone(),
-        });
+        dial = dial.media(Audio::new(options));
 {%- endif %}
         let mut call = dial.send().await?;
         progress(Progress::Calling(options.uri.clone()));
@@ -267,6 +262,18 @@ pub struct Audio {
     record: Option<PathBuf>,
     microphone: Option<LiveSource>,
     speaker: Option<LiveSink>,
+}
+
+impl Audio {
+    /// The audio for a call with these options (what [`{{module}}::call`] uses).
+    pub fn new(options: &CallOptions) -> Audio {
+        Audio {
+            play: options.play.clone(),
+            record: options.record.clone(),
+            microphone: options.microphone.clone(),
+            speaker: options.speaker.clone(),
+        }
+    }
 }
 
 impl MediaHandler for Audio {

@@ -1,18 +1,28 @@
 //! Runs the phone's call logic headless against an in-process parrot-core
-//! server on a free loopback port.
+//! server on a free loopback port{% if media %}; the call's audio (`Audio`) is
+//! also driven on its own, frame by frame on virtual time, with
+//! `parrot_core::testing::MediaHarness`{% endif %}.
 {% if media %}
-use parrot_core::media::{Action, AudioSource, MediaHandler, WavSource, tone_present};
+use parrot_core::media::{
+    Action, AudioSink, AudioSource, LiveSink, LiveSource, MediaHandler, PlaySource, WavRecorder,
+    WavSource, tone_present,
+};
+use parrot_core::testing::{self, MediaHarness};
 {%- endif %}
 use parrot_core::transport::TransportKind;
 use parrot_core::ua::{Endpoint, Incoming, Reply, SipHandler};
 use std::net::SocketAddr;
 {%- if media %}
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 {%- endif %}
 use std::time::Duration;
 use tokio::sync::mpsc;
-
+{% if media %}
+use {{crate_name}}::{Audio, CallOptions, Control, Progress};
+{%- else %}
 use {{crate_name}}::{CallOptions, Control, Progress};
+{%- endif %}
 
 use {{crate_name}}::{{module}};
 {%- if media %}
@@ -126,6 +136,101 @@ async fn call_is_answered_and_the_tone_recorded() {
         "the {TONE_HZ} Hz tone was not heard"
     );
 }
+
+/// A file in the temporary folder.
+fn temp_wav(what: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "{}-{what}-{}.wav",
+        env!("CARGO_PKG_NAME"),
+        std::process::id()
+    ))
+}
+
+/// Writes `seconds` of `hz` to `path`.
+fn write_tone(path: &Path, hz: f64, seconds: f64) {
+    let mut wav = WavRecorder::create(path).expect("the file can be written");
+    wav.write(&testing::tone(hz, seconds))
+        .expect("the file can be written");
+    wav.finish().expect("the file can be written");
+}
+
+#[test]
+fn audio_plays_the_file_and_records_what_it_hears() {
+    let play = temp_wav("play");
+    let record = temp_wav("record");
+    write_tone(&play, 500.0, 0.5);
+    let options = CallOptions {
+        play: Some(play.clone()),
+        record: Some(record.clone()),
+        ..CallOptions::default()
+    };
+    let mut media = MediaHarness::new(Audio::new(&options));
+    media.start();
+    assert_eq!(media.now_playing(), Some(&PlaySource::File(play.clone())));
+    assert!(media.is_recording());
+    // What the call sends: the file, then silence.
+    assert!(testing::has_tone(
+        media.run_for(Duration::from_millis(500)),
+        500.0
+    ));
+    assert!(media.run_until_idle(Duration::from_millis(40)));
+    assert_eq!(media.completed(), [PlaySource::File(play.clone())]);
+    // What the call hears goes to the recording.
+    media.receive(&testing::tone(TONE_HZ, 0.5));
+    media.end();
+    let mut wav = WavSource::open(&record).expect("the recording exists");
+    let mut sound = vec![0i16; 8000];
+    let n = wav.read(&mut sound);
+    sound.truncate(n);
+    let _ = std::fs::remove_file(&play);
+    let _ = std::fs::remove_file(&record);
+    assert_eq!(sound.len(), 4000);
+    assert!(testing::has_tone(&sound, TONE_HZ));
+}
+
+#[test]
+fn audio_without_a_file_sends_silence() {
+    let mut media = MediaHarness::new(Audio::new(&CallOptions::default()));
+    media.start();
+    assert_eq!(media.now_playing(), None);
+    assert!(!media.is_recording());
+    assert!(media.run(10).iter().all(|&s| s == 0));
+}
+
+/// A speaker that keeps what it is given.
+#[derive(Clone, Default)]
+struct Speaker(Arc<Mutex<Vec<i16>>>);
+
+impl AudioSink for Speaker {
+    fn write(&mut self, samples: &[i16]) {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .extend_from_slice(samples);
+    }
+}
+
+#[test]
+fn the_microphone_wins_over_the_file_and_the_speaker_hears() {
+    let speaker = Speaker::default();
+    let options = CallOptions {
+        play: Some(PathBuf::from("unused.wav")),
+        microphone: Some(LiveSource::new(parrot_core::media::Tone::new(700.0, 0.5))),
+        speaker: Some(LiveSink::new(speaker.clone())),
+        ..CallOptions::default()
+    };
+    let mut media = MediaHarness::new(Audio::new(&options));
+    media.start();
+    assert!(matches!(media.now_playing(), Some(PlaySource::Live(_))));
+    assert!(testing::has_tone(
+        media.run_for(Duration::from_millis(200)),
+        700.0
+    ));
+    media.receive(&testing::tone(TONE_HZ, 0.2));
+    let played = speaker.0.lock().expect("not poisoned").clone();
+    assert_eq!(played.len(), 1600);
+    assert!(testing::has_tone(&played, TONE_HZ));
+}
 {%- else %}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,15 +241,18 @@ async fn call_is_answered_and_hung_up() {
         uri: format!("sip:service@{addr}"),
         ..CallOptions::default()
     };
-    // Hang up as Enter would, half a second after the answer.
+    // Hang up as Enter would, as soon as the call is answered.
     let (tx, control) = mpsc::channel(1);
     let mut seen = Vec::new();
-    let hangup = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        tx.send(Control::Hangup).await.expect("the call listens");
-    };
-    let (report, ()) = tokio::join!(phone.call(&options, control, |p| seen.push(p)), hangup);
-    let report = report.expect("the call goes through");
+    let report = phone
+        .call(&options, control, |p| {
+            if matches!(p, Progress::Answered(..)) {
+                tx.try_send(Control::Hangup).expect("room for one control");
+            }
+            seen.push(p);
+        })
+        .await
+        .expect("the call goes through");
     phone.shutdown().await;
     server.shutdown(Duration::from_millis(500)).await;
 
