@@ -706,6 +706,7 @@ where
         let ctx = MediaContext {
             ports: self.config.ports.clone(),
             local_ip: media_ip(&source),
+            entropy: crate::entropy::global().clone(),
         };
         let incoming = Self::incoming(request, &source, Some(prov_tx)).with_media_context(ctx);
         let span = info_span!(
@@ -1335,6 +1336,7 @@ where
                 let ctx = MediaContext {
                     ports: self.config.ports.clone(),
                     local_ip: media_ip(&peer),
+                    entropy: crate::entropy::global().clone(),
                 };
                 let offered = super::media::offer(&ctx, handler)
                     .await
