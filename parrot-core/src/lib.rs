@@ -2,7 +2,7 @@
 //!
 //! Layers (see `ARCHITECTURE.md`), bottom up:
 //! - sans-IO: [`message`] (SIP parse/serialize, RFC 3261 §7, §20, §25), [`transaction`] (§17),
-//!   [`dialog`] (§12), [`auth`] (digest), [`sdp`] (RFC 4566/3264), [`rtp`] (RFC 3550, RFC 4733
+//!   [`dialog`] (§12), [`auth`] (digest), [`entropy`] (tags, branches, Call-IDs, SSRCs), [`sdp`] (RFC 4566/3264), [`rtp`] (RFC 3550, RFC 4733
 //!   DTMF), [`codec`] (G.711), [`media`] (sources, recorder, resampler, the media handler engine);
 //! - runtime (feature `runtime`, default): `transport` (UDP, TCP, TLS, WebSocket), `ua` (the
 //!   endpoint, `SipHandler`, calls), media sessions;
@@ -16,6 +16,7 @@ pub mod codec;
 #[cfg(feature = "device")]
 pub mod device;
 pub mod dialog;
+pub mod entropy;
 pub mod media;
 pub mod message;
 pub mod rtp;

@@ -100,6 +100,7 @@ async fn call(seconds: f64, lossy: bool) -> (MediaStats, PathBuf) {
         ptime: 20,
         remote: Some(remote),
         direction: Direction::SendRecv,
+        rtp_seed: None,
     };
     let b =
         MediaSession::start(cfg(b_rtp, b_rtcp, b_remote), Recorder(path.clone()), ev_b).unwrap();

@@ -1,7 +1,7 @@
 //! The client side: answering challenges.
 
 use super::{Algorithm, AuthError, quote};
-use crate::dialog::unique_hex;
+use crate::entropy::{self, Entropy};
 use crate::message::{
     Challenge, Credentials, HeaderName, Method, Request, Response, StatusCode, Text,
 };
@@ -101,6 +101,8 @@ pub struct DigestClient {
     counts: Vec<(String, u32)>,
     /// The last challenge answered, for [`DigestClient::preemptive`].
     last: Option<Challenge>,
+    /// Where cnonces come from.
+    entropy: Entropy,
 }
 
 impl DigestClient {
@@ -111,7 +113,15 @@ impl DigestClient {
             password: password.into(),
             counts: Vec::new(),
             last: None,
+            entropy: entropy::global().clone(),
         }
+    }
+
+    /// Draws cnonces from `entropy` instead of the process-wide source (a seeded one
+    /// makes the credentials of a replayed run the same).
+    pub fn with_entropy(mut self, entropy: Entropy) -> DigestClient {
+        self.entropy = entropy;
+        self
     }
 
     /// The username.
@@ -148,7 +158,7 @@ impl DigestClient {
     ) -> Result<Credentials, AuthError> {
         let nonce = challenge.nonce().ok_or(AuthError::MissingParam("nonce"))?;
         let nc = self.next_nc(nonce);
-        let cnonce = unique_hex(12);
+        let cnonce = self.entropy.cnonce();
         let creds = credentials(
             challenge,
             &self.username,

@@ -1,7 +1,7 @@
 //! The server side: challenging and verifying.
 
 use super::{Algorithm, hex, quote};
-use crate::dialog::unique_hex;
+use crate::entropy::Entropy;
 use crate::message::{Challenge, Credentials, HeaderName, Request, Response, StatusCode, Text};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
@@ -82,8 +82,9 @@ const MAC: usize = 32;
 /// Nonces are stateless: `timestamp ‖ counter ‖ HMAC-SHA-256(key, timestamp ‖
 /// counter ‖ realm)` in hex, so any nonce can be checked without having been
 /// stored, and expires `nonce_lifetime` seconds after issue. The key is random
-/// per server (from std's OS-seeded `RandomState`), or set with
-/// [`DigestServer::with_key`] so that several servers share nonces. The highest
+/// per server (from a fresh [`Entropy::os`], never the process-wide source, which a
+/// test may have seeded), or set with [`DigestServer::with_key`] so that several
+/// servers share nonces, or drawn with [`DigestServer::with_entropy`]. The highest
 /// nonce count seen per nonce is kept in a bounded map; a nonce pushed out of it
 /// is answered as stale, so replays cannot come back through eviction.
 #[derive(Debug)]
@@ -137,7 +138,7 @@ impl DigestServer {
             realm: realm.into(),
             algorithm: Algorithm::Md5,
             lifetime: 300,
-            key: unique_hex(32).into_bytes(),
+            key: Entropy::os().secret_key(),
             counter: AtomicU64::new(0),
             seen: HashMap::new(),
             order: VecDeque::new(),
@@ -161,6 +162,13 @@ impl DigestServer {
     /// Signs nonces with `key` (shared by servers that accept each other's nonces).
     pub fn with_key(mut self, key: &[u8]) -> DigestServer {
         self.key = key.to_vec();
+        self
+    }
+
+    /// Signs nonces with a new key drawn from `entropy`: with [`Entropy::seeded`] the
+    /// nonces of a replayed run are the same (and as guessable as the seed).
+    pub fn with_entropy(mut self, entropy: &Entropy) -> DigestServer {
+        self.key = entropy.secret_key();
         self
     }
 

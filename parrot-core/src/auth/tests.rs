@@ -285,6 +285,21 @@ fn wrong_password_realm_nonce_user() {
 }
 
 #[test]
+fn a_seeded_entropy_replays_challenge_and_credentials() {
+    let run = |seed| {
+        let e = crate::entropy::Entropy::seeded(seed);
+        let server = DigestServer::new("r").with_entropy(&e);
+        let mut client = DigestClient::new("bob", "zanzibar").with_entropy(e.clone());
+        let mut req = register();
+        let ch = server.challenge_response(&req, false, false, 0);
+        authorize(&mut req, &ch, &mut client).expect("ok");
+        req.to_bytes()
+    };
+    assert_eq!(run(5), run(5));
+    assert_ne!(run(5), run(6));
+}
+
+#[test]
 fn proxy_407_and_realm_replacement() {
     let mut proxy = DigestServer::new("atlanta.example.com").with_algorithm(Algorithm::Sha256);
     let mut client = DigestClient::new("bob", "zanzibar");

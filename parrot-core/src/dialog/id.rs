@@ -1,11 +1,9 @@
 //! Dialog identifiers (RFC 3261 §12) and the generators of tags, Call-IDs and
 //! branches.
 
+use crate::entropy;
 use crate::message::{Request, Response, Text};
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A dialog identifier: Call-ID, local tag and remote tag (RFC 3261 §12).
 ///
@@ -77,61 +75,27 @@ impl fmt::Display for DialogId {
     }
 }
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// 64 bits that differ on every call in this process and between processes.
-///
-/// Each `RandomState::new()` has keys seeded from the operating system's random
-/// source (per thread, then stepped per instance); hashing a process-wide counter
-/// and the process id with it makes every value distinct. No clock is read.
-fn unique_u64() -> u64 {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(n);
-    h.write_u32(std::process::id());
-    h.finish()
-}
-
-/// `n` unique bytes, hex-encoded (2n characters).
-pub(crate) fn unique_hex(n: usize) -> String {
-    let mut out = String::with_capacity(2 * n);
-    let mut left = n;
-    while left > 0 {
-        let take = left.min(8);
-        let v = unique_u64().to_be_bytes();
-        for b in &v[..take] {
-            out.push_str(&format!("{b:02x}"));
-        }
-        left -= take;
-    }
-    out
-}
-
 /// A new From/To tag: 64 bits, 16 hex digits (RFC 3261 §19.3 asks for at least 32
-/// random bits).
+/// random bits), from the process-wide [`entropy::global`] source.
 ///
-/// Tags, Call-IDs and branches are *unique*, not secret: they come from std's
-/// `RandomState` (OS-seeded SipHash keys) over a counter, which is unpredictable
-/// enough to avoid collisions and casual guessing but is no cryptographic RNG.
+/// Tags, Call-IDs and branches are *unique*, not secret: see [`crate::entropy`]. Code
+/// that is handed an [`Entropy`](crate::entropy::Entropy) draws from it instead
+/// ([`Entropy::tag`](crate::entropy::Entropy::tag)), so that a run can be replayed.
 pub fn new_tag() -> String {
-    unique_hex(8)
+    entropy::global().tag()
 }
 
-/// A new Call-ID, `128 bits in hex@host` (RFC 3261 §8.1.1.4). Unique, not secret
-/// (see [`new_tag`]).
+/// A new Call-ID, `128 bits in hex@host` (RFC 3261 §8.1.1.4), from the process-wide
+/// source. Unique, not secret (see [`new_tag`]).
 pub fn new_call_id(host: &str) -> String {
-    let id = unique_hex(16);
-    if host.is_empty() {
-        id
-    } else {
-        format!("{id}@{host}")
-    }
+    entropy::global().call_id(host)
 }
 
 /// A new Via branch starting with the RFC 3261 magic cookie `z9hG4bK` (§8.1.1.7),
-/// followed by 96 bits in hex. Unique, not secret (see [`new_tag`]).
+/// followed by 96 bits in hex, from the process-wide source. Unique, not secret (see
+/// [`new_tag`]).
 pub fn new_branch() -> String {
-    format!("z9hG4bK{}", unique_hex(12))
+    entropy::global().branch()
 }
 
 #[cfg(test)]

@@ -37,7 +37,6 @@
 mod id;
 mod table;
 
-pub(crate) use id::unique_hex;
 pub use id::{DialogId, new_branch, new_call_id, new_tag};
 pub use table::{Dialogs, is_in_dialog};
 

@@ -34,6 +34,11 @@ pub struct MediaConfig {
     pub remote: Option<SocketAddr>,
     /// Whether we send and/or receive.
     pub direction: Direction,
+    /// Seed of the RTP session's random values (SSRC, first sequence number and
+    /// timestamp, RTCP interval jitter, [`SessionConfig::seed`]); drawn from the
+    /// process-wide [`entropy::global`](crate::entropy::global) source if `None`. Set it
+    /// from a seeded [`Entropy`](crate::entropy::Entropy) to replay a call's RTP.
+    pub rtp_seed: Option<u64>,
 }
 
 /// Counts of a session, as it goes and at the end.
@@ -224,6 +229,9 @@ impl<H: MediaHandler> Task<H> {
         );
         let mut sc =
             SessionConfig::new(cfg.codec.clock_rate, cfg.codec.payload_type).with_min_sequential(1);
+        if let Some(seed) = cfg.rtp_seed {
+            sc = sc.with_seed(seed);
+        }
         if let Some(r) = cfg.remote {
             sc = sc
                 .with_remote_addr(r)
@@ -680,6 +688,7 @@ mod tests {
             ptime: 20,
             remote: Some(to),
             direction: Direction::SendRecv,
+            rtp_seed: None,
         };
         let (events, _) = mpsc::channel(4);
         MediaSession::start(cfg, handler, events).unwrap()

@@ -5,7 +5,6 @@
 use super::error::ParseError;
 use super::headers::HeaderName;
 use bytes::{BufMut, Bytes, BytesMut};
-use std::hash::{BuildHasher, Hasher};
 
 /// Builds `400 Bad Request` for a request that failed to parse with `err`, by
 /// copying its Via, From, To, Call-ID and CSeq lines as they are (§8.2.6.2)
@@ -64,7 +63,7 @@ pub fn bad_request_for(buf: &[u8], err: &ParseError) -> Option<Bytes> {
     out.put_slice(to);
     let lower = to.to_ascii_lowercase();
     if !lower.windows(4).any(|w| w == b"tag=") {
-        out.put_slice(format!(";tag={:016x}", random_tag(call_id)).as_bytes());
+        out.put_slice(format!(";tag={}", crate::entropy::global().tag()).as_bytes());
     }
     out.put_slice(b"\r\n");
     out.put_slice(call_id);
@@ -72,13 +71,6 @@ pub fn bad_request_for(buf: &[u8], err: &ParseError) -> Option<Bytes> {
     out.put_slice(cseq);
     out.put_slice(b"\r\nContent-Length: 0\r\n\r\n");
     Some(out.freeze())
-}
-
-/// A tag unlikely to repeat: the Call-ID hashed with a per-process random key.
-fn random_tag(seed: &[u8]) -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write(seed);
-    h.finish()
 }
 
 #[cfg(test)]

@@ -49,9 +49,9 @@ use super::rtcp::{
     SenderReport,
 };
 use super::seq::{SeqUpdate, SequenceTracker};
+use crate::entropy::Entropy;
 use bytes::Bytes;
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -109,8 +109,9 @@ pub struct SessionConfig {
     pub initial_sequence: Option<u16>,
     /// Our first timestamp; random if `None` (§5.1).
     pub initial_timestamp: Option<u32>,
-    /// Seed of the session's random numbers (SSRC, initial values, RTCP interval); from
-    /// `std`'s `RandomState` if `None`. Set it for reproducible tests.
+    /// Seed of the session's random numbers (SSRC, initial values, RTCP interval); drawn
+    /// from the process-wide [`entropy::global`](crate::entropy::global) source if `None`.
+    /// Set it (or use [`SessionConfig::with_entropy`]) for reproducible runs.
     pub seed: Option<u64>,
     /// NTP timestamp (64-bit, §4) at the `now` given to [`RtpSession::new`]; SRs carry
     /// it plus the elapsed time. The runtime sets it from the wall clock
@@ -202,6 +203,13 @@ impl SessionConfig {
     /// With a fixed random seed.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+
+    /// With the seed drawn now from `entropy` (a seeded [`Entropy`] gives the same SSRC,
+    /// initial values and RTCP intervals on every run).
+    pub fn with_entropy(mut self, entropy: &Entropy) -> Self {
+        self.seed = Some(entropy.next_u64());
         self
     }
 
@@ -388,11 +396,7 @@ struct Rng(u64);
 
 impl Rng {
     fn new(seed: Option<u64>) -> Self {
-        let seed = seed.unwrap_or_else(|| {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u64(0x5eed);
-            h.finish()
-        });
+        let seed = seed.unwrap_or_else(|| crate::entropy::global().next_u64());
         Rng(seed | 1)
     }
 
@@ -1035,6 +1039,24 @@ mod tests {
         let c = RtpSession::new(SessionConfig::default(), t0);
         let d = RtpSession::new(SessionConfig::default(), t0);
         assert_ne!((c.ssrc(), c.timestamp()), (d.ssrc(), d.timestamp()));
+    }
+
+    #[test]
+    fn a_seeded_entropy_replays_the_initial_values() {
+        let t0 = Instant::now();
+        let run = |seed| {
+            let e = Entropy::seeded(seed);
+            let s = RtpSession::new(SessionConfig::default().with_entropy(&e), t0);
+            let t = RtpSession::new(SessionConfig::default().with_entropy(&e), t0);
+            [
+                (s.ssrc(), s.next_sequence(), s.timestamp()),
+                (t.ssrc(), t.next_sequence(), t.timestamp()),
+            ]
+        };
+        assert_eq!(run(7), run(7));
+        let [a, b] = run(7);
+        assert_ne!(a, b, "two sessions of one source differ");
+        assert_ne!(run(7), run(8));
     }
 
     #[test]

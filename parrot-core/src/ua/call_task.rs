@@ -224,19 +224,32 @@ impl CallMedia {
     }
 }
 
+/// What the media task of a call we placed starts from.
+pub(crate) struct UacMedia {
+    pub(crate) offer: super::media::Offered,
+    pub(crate) answer: Response,
+    pub(crate) call: CallId,
+    pub(crate) control: Option<mpsc::Receiver<Action>>,
+    pub(crate) events: EventSender,
+    pub(crate) stop: oneshot::Receiver<()>,
+    /// The RTP seed's source.
+    pub(crate) entropy: crate::entropy::Entropy,
+}
+
 /// The media of a call we placed, from its 2xx to its end: reads the SDP
 /// answer, starts the session, applies the handle's actions, turns the media
 /// handler's hang-up into a BYE through the core, and stops the session when
 /// the call ends (`stop` closes).
-pub(crate) async fn uac_media(
-    offer: super::media::Offered,
-    answer: Response,
-    call: CallId,
-    mut control: Option<mpsc::Receiver<Action>>,
-    events: EventSender,
-    mut stop: oneshot::Receiver<()>,
-    commands: mpsc::Sender<Command>,
-) {
+pub(crate) async fn uac_media(media: UacMedia, commands: mpsc::Sender<Command>) {
+    let UacMedia {
+        offer,
+        answer,
+        call,
+        mut control,
+        events,
+        mut stop,
+        entropy,
+    } = media;
     let super::media::Offered {
         rtp,
         rtcp,
@@ -264,7 +277,7 @@ pub(crate) async fn uac_media(
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let session = match MediaSession::start(
-        super::media::config(&negotiated, rtp, rtcp),
+        super::media::config_with(&negotiated, rtp, rtcp, &entropy),
         handler,
         media_tx,
     ) {

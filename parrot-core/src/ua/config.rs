@@ -1,6 +1,7 @@
 //! Endpoint settings, as the builder collects them and the UA core reads them.
 
 use super::registrar::Registrar;
+use crate::entropy::Entropy;
 use crate::media::Ports;
 use crate::message::Method;
 use crate::transaction::TimerConfig;
@@ -17,6 +18,8 @@ pub(crate) struct Config {
     pub(crate) auth: Option<ServerAuth>,
     /// RTP ports for calls with media (even RTP, odd RTCP).
     pub(crate) ports: Ports,
+    /// Where tags, branches, Call-IDs, SDP session ids and RTP seeds come from.
+    pub(crate) entropy: Entropy,
 }
 
 impl Default for Config {
@@ -35,6 +38,7 @@ impl Default for Config {
             registrar: None,
             auth: None,
             ports: default_ports(),
+            entropy: crate::entropy::global().clone(),
         }
     }
 }

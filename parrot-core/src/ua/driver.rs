@@ -6,7 +6,7 @@
 //! looked up and RTP bound in tasks of their own, and handler tasks started
 //! and supervised.
 
-use super::call_task::{uac_media, uas_call};
+use super::call_task::{UacMedia, uac_media, uas_call};
 use super::command::{Command, QueryId, Resolved};
 use super::core::{OfferWanted, Output, Spawn, UaCore};
 use super::counters::Counters;
@@ -175,6 +175,7 @@ where
                         let ctx = MediaContext {
                             ports: m.ports,
                             local_ip: route::media_ip(&peer),
+                            entropy: m.entropy,
                         };
                         let offered = super::media::offer(&ctx, m.handler)
                             .await
@@ -235,11 +236,13 @@ where
                 task,
                 provisional: (prov_tx, prov_rx),
                 ports,
+                entropy,
             } => {
                 let handler = (self.factory)();
                 let ctx = MediaContext {
                     ports,
                     local_ip: route::media_ip(&peer),
+                    entropy,
                 };
                 let incoming =
                     Incoming::new(request, peer.target.addr, peer.target.kind, Some(prov_tx))
@@ -274,8 +277,18 @@ where
                 control,
                 events,
                 stop,
+                entropy,
             } => {
-                let fut = uac_media(offer, answer, call, control, events, stop, commands.clone());
+                let media = UacMedia {
+                    offer,
+                    answer,
+                    call,
+                    control,
+                    events,
+                    stop,
+                    entropy,
+                };
+                let fut = uac_media(media, commands.clone());
                 supervise(
                     fut,
                     commands,

@@ -187,6 +187,15 @@ where
         self
     }
 
+    /// Where the endpoint draws its tags, branches, Call-IDs, SDP session ids and
+    /// RTP seeds from (default: [`entropy::global`](crate::entropy::global),
+    /// OS-seeded). With [`Entropy::seeded`](crate::entropy::Entropy::seeded) a run
+    /// can be replayed: the same inputs in the same order give the same bytes.
+    pub fn entropy(mut self, entropy: crate::entropy::Entropy) -> Self {
+        self.config.entropy = entropy;
+        self
+    }
+
     /// Answers REGISTER with this registrar (bindings kept in memory).
     pub fn registrar(mut self, registrar: Registrar) -> Self {
         if !self.config.allow.contains(&Method::Register) {

@@ -3,6 +3,7 @@
 
 use super::reply::Reply;
 use crate::codec::Codec;
+use crate::entropy::Entropy;
 use crate::media::{MediaConfig, MediaHandler, Ports, bind_pair};
 use crate::message::StatusCode;
 use crate::sdp::{LocalMedia, Negotiated, Negotiator, SessionDescription};
@@ -10,11 +11,13 @@ use bytes::Bytes;
 use std::net::IpAddr;
 use tokio::net::UdpSocket;
 
-/// What a call needs to set up media: our address and the RTP port range.
+/// What a call needs to set up media: our address, the RTP port range, and where the
+/// SDP session id and the RTP session's seed come from.
 #[derive(Clone, Debug)]
 pub(crate) struct MediaContext {
     pub(crate) ports: Ports,
     pub(crate) local_ip: IpAddr,
+    pub(crate) entropy: Entropy,
 }
 
 /// Media agreed for a call, not yet flowing.
@@ -48,14 +51,19 @@ impl std::fmt::Debug for Offered {
     }
 }
 
-fn session_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0x5eed);
-    h.finish() >> 2
+/// The `o=` session id of a new negotiation (RFC 4566 §5.2).
+fn session_id(entropy: &Entropy) -> u64 {
+    entropy.sdp_session_id()
 }
 
-pub(crate) fn config(n: &Negotiated, rtp: UdpSocket, rtcp: UdpSocket) -> MediaConfig {
+/// The media session's config, its RTP seed (so SSRC, first sequence number and
+/// timestamp) drawn from `entropy`.
+pub(crate) fn config_with(
+    n: &Negotiated,
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    entropy: &Entropy,
+) -> MediaConfig {
     MediaConfig {
         rtp,
         rtcp,
@@ -64,6 +72,7 @@ pub(crate) fn config(n: &Negotiated, rtp: UdpSocket, rtcp: UdpSocket) -> MediaCo
         ptime: n.ptime,
         remote: n.remote_addr(),
         direction: n.direction,
+        rtp_seed: Some(entropy.next_u64()),
     }
 }
 
@@ -82,7 +91,10 @@ pub(crate) async fn answer(
         Reply::new(StatusCode::SERVICE_UNAVAILABLE).reason("Service Unavailable (no RTP port free)")
     })?;
     let port = rtp.local_addr().map_or(0, |a| a.port());
-    let mut negotiator = Negotiator::new(LocalMedia::new(ctx.local_ip, port), session_id());
+    let mut negotiator = Negotiator::new(
+        LocalMedia::new(ctx.local_ip, port),
+        session_id(&ctx.entropy),
+    );
     let answer = negotiator
         .answer_with(&offer, |offered: &[Codec], ours: &[Codec]| {
             handler.choose_codec(offered, ours)
@@ -94,7 +106,7 @@ pub(crate) async fn answer(
         return Err(Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
             .reason("Not Acceptable Here (no audio stream)"));
     };
-    let config = config(&negotiated, rtp, rtcp);
+    let config = config_with(&negotiated, rtp, rtcp, &ctx.entropy);
     Ok((
         answer.sdp.to_bytes(),
         PendingMedia {
@@ -112,7 +124,10 @@ pub(crate) async fn offer(
 ) -> std::io::Result<Offered> {
     let (rtp, rtcp) = bind_pair(ctx.local_ip, &ctx.ports).await?;
     let port = rtp.local_addr()?.port();
-    let mut negotiator = Negotiator::new(LocalMedia::new(ctx.local_ip, port), session_id());
+    let mut negotiator = Negotiator::new(
+        LocalMedia::new(ctx.local_ip, port),
+        session_id(&ctx.entropy),
+    );
     let sdp = negotiator.create_offer().to_bytes();
     Ok(Offered {
         sdp,
@@ -187,6 +202,56 @@ pub(crate) fn answer_offline(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    struct Quiet;
+    impl MediaHandler for Quiet {}
+
+    fn ctx(seed: u64) -> MediaContext {
+        // A fresh allocator each time: both runs start at the range's first pair.
+        let ports = crate::rtp::PortAllocator::new(47300..=47363).unwrap();
+        MediaContext {
+            ports: std::sync::Arc::new(std::sync::Mutex::new(ports)),
+            local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            entropy: Entropy::seeded(seed),
+        }
+    }
+
+    #[test]
+    fn a_seeded_negotiator_offers_the_same_bytes() {
+        let local = || LocalMedia::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40_000);
+        let offer = |seed| {
+            Negotiator::new(local(), session_id(&Entropy::seeded(seed)))
+                .create_offer()
+                .to_bytes()
+        };
+        assert_eq!(offer(7), offer(7));
+        assert_ne!(offer(7), offer(8));
+    }
+
+    #[tokio::test]
+    async fn a_seeded_context_replays_offer_and_answer() {
+        // Run twice with one seed, the sockets of the first run closed before the second.
+        let run = |seed| async move {
+            let offered = offer(&ctx(seed), Box::new(Quiet)).await.unwrap();
+            let sdp = offered.sdp.clone();
+            drop(offered);
+            let (answer_sdp, pending) = answer(&ctx(seed), &sdp, Box::new(Quiet)).await.unwrap();
+            (sdp, answer_sdp, pending.config.rtp_seed)
+        };
+        let first = run(7).await;
+        let again = run(7).await;
+        assert_eq!(first, again);
+        let text = String::from_utf8_lossy(&first.0).into_owned();
+        let o = text.lines().find(|l| l.starts_with("o=")).unwrap();
+        let id = Entropy::seeded(7).sdp_session_id().to_string();
+        assert!(o.contains(&id), "{o} has the seeded session id {id}");
+        let other = run(8).await;
+        assert_ne!(first.0, other.0);
+        assert_ne!(first.2, other.2);
+    }
+
     #[test]
     fn dtmf_relay() {
         assert_eq!(

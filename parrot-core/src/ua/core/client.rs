@@ -3,7 +3,7 @@
 //! the ACK for a 2xx).
 
 use super::{Call, CallState, OfferWanted, Output, Owner, Spawn, UaCore};
-use crate::dialog::{Dialog, DialogId, new_tag};
+use crate::dialog::{Dialog, DialogId};
 use crate::media::Action;
 use crate::message::{HeaderName, Host, Message, Method, Request, Response, SipUri, StatusCode};
 use crate::transaction::TransactionKey;
@@ -117,6 +117,7 @@ impl UaCore {
             media: handler.map(|handler| OfferWanted {
                 handler,
                 ports: self.config.ports.clone(),
+                entropy: self.config.entropy.fork(),
             }),
         });
     }
@@ -189,14 +190,20 @@ impl UaCore {
             .unwrap_or_else(|| self.config.user.clone());
         let mut req = Request::new(Method::Invite, spec.uri.clone());
         let from_uri = SipUri::new(Some(&user), Host::from(local.ip()));
-        let call_id = crate::dialog::new_call_id(&local.ip().to_string());
+        let call_id = self.config.entropy.call_id(&local.ip().to_string());
         let h = req.headers_mut();
         let bad = |e: crate::message::HeaderError| UaError::BadRequest(e.to_string());
-        h.push(HeaderName::Via, Self::via(local, peer.target.kind))
-            .map_err(bad)?;
+        h.push(
+            HeaderName::Via,
+            Self::via(&self.config.entropy, local, peer.target.kind),
+        )
+        .map_err(bad)?;
         h.push(HeaderName::MaxForwards, "70").map_err(bad)?;
-        h.push(HeaderName::From, format!("<{from_uri}>;tag={}", new_tag()))
-            .map_err(bad)?;
+        h.push(
+            HeaderName::From,
+            format!("<{from_uri}>;tag={}", self.config.entropy.tag()),
+        )
+        .map_err(bad)?;
         h.push(HeaderName::To, format!("<{}>", spec.uri))
             .map_err(bad)?;
         h.push(HeaderName::CallId, call_id).map_err(bad)?;
@@ -282,10 +289,10 @@ impl UaCore {
     ) {
         let local = self.local_for(target.kind);
         let peer = Peer { target, local };
-        if let Err(e) = request
-            .headers_mut()
-            .prepend(HeaderName::Via, Self::via(local, peer.target.kind))
-        {
+        if let Err(e) = request.headers_mut().prepend(
+            HeaderName::Via,
+            Self::via(&self.config.entropy, local, peer.target.kind),
+        ) {
             let _ = reply.send(Err(UaError::BadRequest(e.to_string())));
             return;
         }
@@ -372,7 +379,10 @@ impl UaCore {
         let peer = call.peer.clone();
         let h = req.headers_mut();
         let mut problem = h
-            .prepend(HeaderName::Via, Self::via(peer.local, peer.target.kind))
+            .prepend(
+                HeaderName::Via,
+                Self::via(&self.config.entropy, peer.local, peer.target.kind),
+            )
             .err();
         for (n, v) in headers {
             if let Err(e) = h.push(n, v) {
@@ -516,6 +526,7 @@ impl UaCore {
                         control: uac.control.take(),
                         events: uac.events.clone(),
                         stop,
+                        entropy: self.config.entropy.fork(),
                     }));
                 }
             }
@@ -592,9 +603,10 @@ impl UaCore {
     /// a new transaction, so a new branch (§8.1.3.5).
     fn send_invite(&mut self, id: CallId, mut next: Request, peer: Peer) {
         let _ = next.headers_mut().pop_via();
-        let _ = next
-            .headers_mut()
-            .prepend(HeaderName::Via, Self::via(peer.local, peer.target.kind));
+        let _ = next.headers_mut().prepend(
+            HeaderName::Via,
+            Self::via(&self.config.entropy, peer.local, peer.target.kind),
+        );
         let sent = self.txns.send_request(
             self.now,
             next.clone(),
@@ -633,9 +645,10 @@ impl UaCore {
         };
         let peer = call.peer.clone();
         let mut ack = dialog.ack_for(cseq);
-        let _ = ack
-            .headers_mut()
-            .prepend(HeaderName::Via, Self::via(peer.local, peer.target.kind));
+        let _ = ack.headers_mut().prepend(
+            HeaderName::Via,
+            Self::via(&self.config.entropy, peer.local, peer.target.kind),
+        );
         if let CallState::Uac(uac) = &mut call.state {
             uac.ack = Some(ack.clone());
         }

@@ -69,6 +69,7 @@ pub(crate) enum Output {
 pub(crate) struct OfferWanted {
     pub(crate) handler: Box<dyn MediaHandler>,
     pub(crate) ports: Ports,
+    pub(crate) entropy: crate::entropy::Entropy,
 }
 
 /// The tasks the driver starts for the core, each supervised: its end (or
@@ -93,6 +94,7 @@ pub(crate) enum Spawn {
         task: mpsc::Receiver<ToCall>,
         provisional: (mpsc::Sender<Box<Reply>>, mpsc::Receiver<Box<Reply>>),
         ports: Ports,
+        entropy: crate::entropy::Entropy,
     },
     /// A call we placed was answered: its media session, driven by the
     /// offer's sockets and the 2xx's answer, controlled from its handle, and
@@ -104,6 +106,7 @@ pub(crate) enum Spawn {
         control: Option<mpsc::Receiver<Action>>,
         events: EventSender,
         stop: oneshot::Receiver<()>,
+        entropy: crate::entropy::Entropy,
     },
 }
 
@@ -236,7 +239,7 @@ impl UaCore {
             local: r.local,
         };
         if let Message::Request(req) = &r.message {
-            if let Some(resp) = precheck::precheck(req) {
+            if let Some(resp) = precheck::precheck(req, &self.config.entropy) {
                 // A request we will not process: answered outside any transaction (§8.2).
                 let reliable = peer.target.kind.is_reliable();
                 self.txns
@@ -499,12 +502,13 @@ impl UaCore {
         format!("<{uri}>")
     }
 
-    fn via(local: SocketAddr, kind: TransportKind) -> String {
+    /// Our Via for a request: sent-by, a new branch, and `rport` (RFC 3581).
+    fn via(entropy: &crate::entropy::Entropy, local: SocketAddr, kind: TransportKind) -> String {
         let mut via = Via::new(
             kind.as_via_str(),
             Host::from(local.ip()),
             Some(local.port()),
-            &crate::dialog::new_branch(),
+            &entropy.branch(),
         );
         via.set_param("rport", None);
         via.to_string()

@@ -3,11 +3,12 @@
 
 use super::super::config::Config;
 use super::super::reply::Reply;
+use crate::entropy::Entropy;
 use crate::message::{HeaderName, Message, Method, Request, Response, StatusCode, Uri};
 
 /// The response for a request we will not process, or `None` (§8.2.1–§8.2.3,
 /// RFC 4475 §3.3). ACK is never answered.
-pub(super) fn precheck(req: &Request) -> Option<Response> {
+pub(super) fn precheck(req: &Request, entropy: &Entropy) -> Option<Response> {
     let m = req.method();
     if *m == Method::Ack {
         return None;
@@ -15,18 +16,20 @@ pub(super) fn precheck(req: &Request) -> Option<Response> {
     if let Err(missing) = Message::Request(req.clone()).check_mandatory() {
         let reply =
             Reply::new(StatusCode::BAD_REQUEST).reason(format!("Bad Request (missing {missing})"));
-        return Some(stateless(req, reply));
+        return Some(stateless(req, reply, entropy));
     }
     if req.version() != crate::message::Version::SIP_2_0 {
         return Some(stateless(
             req,
             Reply::new(StatusCode::VERSION_NOT_SUPPORTED),
+            entropy,
         ));
     }
     if !matches!(req.uri(), Uri::Sip(_) | Uri::Tel(_)) {
         return Some(stateless(
             req,
             Reply::new(StatusCode::UNSUPPORTED_URI_SCHEME),
+            entropy,
         ));
     }
     // Max-Forwards 0 is not refused here: 483 is a proxy's answer (§16.3 step 2);
@@ -43,7 +46,7 @@ pub(super) fn precheck(req: &Request) -> Option<Response> {
         if !understood {
             let reply = Reply::new(StatusCode::UNSUPPORTED_MEDIA_TYPE)
                 .header(HeaderName::Accept, "application/sdp");
-            return Some(stateless(req, reply));
+            return Some(stateless(req, reply, entropy));
         }
     }
     if *m != Method::Cancel {
@@ -53,7 +56,7 @@ pub(super) fn precheck(req: &Request) -> Option<Response> {
                 let list: Vec<&str> = required.iter().map(|t| t.as_str()).collect();
                 let reply =
                     Reply::new(StatusCode::BAD_EXTENSION).header("Unsupported", list.join(", "));
-                return Some(stateless(req, reply));
+                return Some(stateless(req, reply, entropy));
             }
         }
     }
@@ -61,9 +64,9 @@ pub(super) fn precheck(req: &Request) -> Option<Response> {
 }
 
 /// A response built outside any transaction: To tag added.
-pub(super) fn stateless(req: &Request, reply: Reply) -> Response {
+pub(super) fn stateless(req: &Request, reply: Reply, entropy: &Entropy) -> Response {
     let mut r = reply.to_response(req);
-    r.set_to_tag(&crate::dialog::new_tag());
+    r.set_to_tag(&entropy.tag());
     r
 }
 

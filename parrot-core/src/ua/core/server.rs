@@ -3,7 +3,7 @@
 
 use super::precheck::{challenge, decorate};
 use super::{Call, CallState, Output, Owner, Pending, Spawn, UaCore};
-use crate::dialog::{Dialog, DialogId, new_tag};
+use crate::dialog::{Dialog, DialogId};
 use crate::message::{Method, NameAddr, Request, Response, StatusCode};
 use crate::transaction::TransactionKey;
 use crate::ua::call_event::CallEvent;
@@ -30,7 +30,7 @@ impl UaCore {
         if resp.status().as_u16() != 100
             && request.headers().to().is_some_and(|t| t.tag().is_none())
         {
-            resp.set_to_tag(&new_tag());
+            resp.set_to_tag(&self.config.entropy.tag());
         }
         decorate(&self.config, &mut resp, request, None);
         self.respond(key, resp);
@@ -85,7 +85,7 @@ impl UaCore {
         let id = self.calls.insert(Call {
             state: CallState::Uas {
                 task: task_tx,
-                local_tag: new_tag(),
+                local_tag: self.config.entropy.tag(),
                 answered: false,
             },
             dialog: None,
@@ -101,6 +101,8 @@ impl UaCore {
             task: task_rx,
             provisional: mpsc::channel(4),
             ports: self.config.ports.clone(),
+            // One source per call, forked in the core's order: a seeded run replays.
+            entropy: self.config.entropy.fork(),
         }));
     }
 
@@ -187,7 +189,9 @@ impl UaCore {
             Some(Owner::UasInvite { call }) => Some(*call),
             _ => None,
         };
-        let tag = self.uas_tag(call_id).unwrap_or_else(new_tag);
+        let tag = self
+            .uas_tag(call_id)
+            .unwrap_or_else(|| self.config.entropy.tag());
         let mut ok = Reply::ok().to_response(&request);
         ok.set_to_tag(&tag);
         self.respond(&cancel, ok);
@@ -254,7 +258,10 @@ impl UaCore {
         let mut resp = reply.to_response(&request);
         let is_invite = *request.method() == Method::Invite;
         if resp.status().as_u16() != 100 {
-            resp.set_to_tag(&self.uas_tag(call).unwrap_or_else(new_tag));
+            let tag = self
+                .uas_tag(call)
+                .unwrap_or_else(|| self.config.entropy.tag());
+            resp.set_to_tag(&tag);
         }
         let dialog_forming =
             is_invite && resp.status().as_u16() > 100 && resp.status().as_u16() < 300;
@@ -308,7 +315,7 @@ impl UaCore {
                 let request = p.request.clone();
                 let mut resp = Reply::server_error().to_response(&request);
                 if request.headers().to().and_then(NameAddr::tag).is_none() {
-                    resp.set_to_tag(&tag.clone().unwrap_or_else(new_tag));
+                    resp.set_to_tag(&tag.clone().unwrap_or_else(|| self.config.entropy.tag()));
                 }
                 self.respond(&k, resp);
             }

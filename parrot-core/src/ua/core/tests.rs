@@ -677,3 +677,33 @@ fn shutdown_refuses_new_calls_and_hangs_up_the_others() {
     net.advance(Duration::from_secs(3));
     assert!(net.core.is_done(net.now));
 }
+
+#[test]
+fn a_seeded_core_replays_byte_for_byte() {
+    let run = |seed: u64| {
+        let config = Config {
+            entropy: crate::entropy::Entropy::seeded(seed),
+            ..Config::default()
+        };
+        let mut net = Net::new(config);
+        let (call, _task, tag) = answered_call(&mut net, "replay");
+        net.recv(&in_dialog("ACK", 1, "replay", &tag, "ack"));
+        let (_events, _id) = dial(&mut net, &format!("sip:carol@{ALICE}"));
+        net.command(Command::InDialog {
+            call,
+            method: Method::Bye,
+            headers: Vec::new(),
+            body: None,
+            reply: None,
+        });
+        net.advance(Duration::from_secs(2));
+        net.take_sent()
+            .into_iter()
+            .map(|m| m.to_bytes())
+            .collect::<Vec<_>>()
+    };
+    let first = run(7);
+    assert!(first.len() >= 4, "responses, the INVITE and the BYE");
+    assert_eq!(first, run(7), "same seed, same bytes");
+    assert_ne!(first, run(8), "another seed, other tags and branches");
+}
