@@ -4,8 +4,9 @@
 //!
 //! A UAC creates its [`Dialog`] from the INVITE it sent and a 1xx-with-tag or 2xx
 //! ([`Dialog::uac_from_response`]); a UAS from the INVITE it received and the
-//! 1xx/2xx it sends ([`Dialog::uas_from_request`]). [`Dialogs`] finds the dialog
-//! a message belongs to, and says when a request deserves 481.
+//! 1xx/2xx it sends ([`Dialog::uas_from_request`]). [`DialogId::from_request`] and
+//! [`DialogId::from_response`] name the dialog a message belongs to; a request that
+//! claims one ([`is_in_dialog`]) and matches none deserves 481.
 //!
 //! ```
 //! use parrot_core::dialog::{Dialog, DialogState};
@@ -38,7 +39,7 @@ mod id;
 mod table;
 
 pub use id::{DialogId, new_branch, new_call_id, new_tag};
-pub use table::{Dialogs, is_in_dialog};
+pub use table::is_in_dialog;
 
 use crate::message::{HeaderName, Method, NameAddr, Request, Response, StatusCode, Text, Uri};
 

@@ -343,18 +343,19 @@ Content-Length: 0
 #[test]
 fn early_dialog_confirmed_by_200() {
     let invite = req(INVITE);
-    let mut table = Dialogs::new();
-    let early = Dialog::uac_from_response(&invite, &resp(RINGING)).expect("early dialog");
-    assert!(early.is_early());
-    assert_eq!(early.route_set().len(), 1);
-    assert!(table.insert(early).is_none());
+    let mut d = Dialog::uac_from_response(&invite, &resp(RINGING)).expect("early dialog");
+    assert!(d.is_early());
+    assert_eq!(d.route_set().len(), 1);
     let ok = resp(OK_200);
-    let d = table.find_for_response(&ok).expect("same dialog");
+    assert_eq!(
+        DialogId::from_response(&ok).as_ref(),
+        Some(d.id()),
+        "same dialog"
+    );
     d.on_response(&ok);
     assert!(d.is_confirmed());
     // The route set is recomputed from the 2xx.
     assert_eq!(d.route_set().len(), 2);
-    assert_eq!(table.len(), 1);
     // 180 without a To tag creates nothing; 100 never does.
     let no_tag = RINGING.replace(";tag=314159", "");
     assert_eq!(
@@ -374,10 +375,6 @@ fn early_dialog_terminated_by_failure() {
     let busy = RINGING.replace("180 Ringing", "486 Busy Here");
     d.on_response(&resp(&busy));
     assert!(d.is_terminated());
-    let mut table = Dialogs::new();
-    table.insert(d);
-    assert_eq!(table.remove_terminated(), 1);
-    assert!(table.is_empty());
 }
 
 #[test]
@@ -402,28 +399,19 @@ fn uas_early_dialog() {
 }
 
 #[test]
-fn table_and_481() {
-    let mut table = Dialogs::new();
-    table.insert(uas());
+fn in_dialog_requests_match_by_dialog_id() {
+    let d = uas();
     let bye = in_dialog_from_alice("BYE", 2, "");
     assert!(is_in_dialog(&bye));
-    assert!(table.find_for_request(&bye).is_some());
-    assert_eq!(table.unmatched(&bye), None);
+    assert_eq!(DialogId::from_request(&bye).as_ref(), Some(d.id()));
     let stray = req(&String::from_utf8_lossy(&bye.to_bytes()).replace("tag=314159", "tag=999"));
-    assert!(is_in_dialog(&stray));
-    assert!(table.find_for_request(&stray).is_none());
-    assert_eq!(
-        table.unmatched(&stray),
-        Some(StatusCode::CALL_DOES_NOT_EXIST)
+    assert!(
+        is_in_dialog(&stray),
+        "a To tag claims a dialog: 481 if none matches"
     );
-    let stray_ack = req(&String::from_utf8_lossy(&stray.to_bytes()).replace("BYE", "ACK"));
-    assert_eq!(table.unmatched(&stray_ack), None);
+    assert_ne!(DialogId::from_request(&stray).as_ref(), Some(d.id()));
     let fresh = req(INVITE_AT_BOB);
     assert!(!is_in_dialog(&fresh));
-    assert_eq!(table.unmatched(&fresh), None);
-    let id = DialogId::from_request(&bye).expect("id");
-    assert!(table.remove(&id).is_some());
-    assert_eq!(table.len(), 0);
 }
 
 #[test]

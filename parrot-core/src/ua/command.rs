@@ -16,6 +16,17 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
+/// The way into the UA core for handles: a clone per handle, no endpoint needed.
+#[derive(Clone, Debug)]
+pub(crate) struct CoreHandle(pub(crate) mpsc::Sender<Command>);
+
+impl CoreHandle {
+    /// Sends a command; fails once the endpoint has stopped.
+    pub(crate) async fn command(&self, cmd: Command) -> Result<(), UaError> {
+        self.0.send(cmd).await.map_err(|_| UaError::Shutdown)
+    }
+}
+
 /// Where the answer to a request sent for a handle goes.
 pub(crate) type ResponseSender = oneshot::Sender<Result<Response, UaError>>;
 

@@ -1,7 +1,7 @@
 //! The endpoint: its builder, its handle, its statistics.
 
 use super::UaError;
-use super::command::Command;
+use super::command::{Command, CoreHandle};
 use super::config::{Config, ServerAuth};
 use super::core::UaCore;
 use super::counters::{Counters, EndpointStats};
@@ -62,7 +62,7 @@ impl Endpoint {
     /// Places a call to `uri` (e.g. `sip:service@127.0.0.1:5080`); see [`Dial`].
     pub fn dial(&self, uri: &str) -> Result<Dial, UaError> {
         let uri = Uri::parse(uri).ok_or_else(|| UaError::Unroutable(uri.to_owned()))?;
-        Ok(Dial::new(self.clone(), uri))
+        Ok(Dial::new(CoreHandle(self.commands.clone()), uri))
     }
 
     /// Counts: transactions, dialogs, calls, contained panics.

@@ -2,17 +2,16 @@
 
 use super::UaError;
 use super::call_event::{CallEvent, EventSender};
-use super::command::{Command, DialMedia, DialSpec};
-use super::endpoint::Endpoint;
+use super::command::{Command, CoreHandle, DialMedia, DialSpec};
 use super::slab::CallId;
 use crate::message::{HeaderName, Method, Response, Uri};
 use crate::transport::TransportKind;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-/// A call to place: set headers, body, credentials, then [`Dial::send`].
+/// A call to place ([`Endpoint::dial`](super::Endpoint::dial)): set headers, body, credentials, then [`Dial::send`].
 pub struct Dial {
-    endpoint: Endpoint,
+    core: CoreHandle,
     spec: DialSpec,
     media: Option<Box<dyn crate::media::MediaHandler>>,
 }
@@ -27,9 +26,9 @@ impl std::fmt::Debug for Dial {
 }
 
 impl Dial {
-    pub(crate) fn new(endpoint: Endpoint, uri: Uri) -> Dial {
+    pub(crate) fn new(core: CoreHandle, uri: Uri) -> Dial {
         Dial {
-            endpoint,
+            core,
             spec: DialSpec {
                 uri,
                 from_user: None,
@@ -105,7 +104,7 @@ impl Dial {
             }
             None => (None, None),
         };
-        self.endpoint
+        self.core
             .command(Command::Dial {
                 spec: self.spec,
                 media,
@@ -115,7 +114,7 @@ impl Dial {
             .await?;
         let id = wait.await.map_err(|_| UaError::Shutdown)??;
         Ok(OutgoingCall {
-            endpoint: self.endpoint,
+            core: self.core,
             id,
             events,
             answered: None,
@@ -130,7 +129,7 @@ impl Dial {
 /// [`CallEvent::Rejected`], [`CallEvent::Failed`] or [`CallEvent::Ended`].
 #[derive(Debug)]
 pub struct OutgoingCall {
-    endpoint: Endpoint,
+    core: CoreHandle,
     id: CallId,
     events: mpsc::Receiver<Box<CallEvent>>,
     answered: Option<Response>,
@@ -212,9 +211,7 @@ impl OutgoingCall {
     /// Cancels the call before it is answered (RFC 3261 §9.1). The INVITE then
     /// ends with 487, seen as [`CallEvent::Rejected`].
     pub async fn cancel(&self) -> Result<(), UaError> {
-        self.endpoint
-            .command(Command::Cancel { call: self.id })
-            .await
+        self.core.command(Command::Cancel { call: self.id }).await
     }
 
     /// Hangs up an answered call with BYE and waits for its response.
@@ -233,7 +230,7 @@ impl OutgoingCall {
     ) -> Result<Response, UaError> {
         let (reply, wait) = oneshot::channel();
         let body = body.map(|(ct, b)| (ct.to_owned(), b));
-        self.endpoint
+        self.core
             .command(Command::InDialog {
                 call: self.id,
                 method,

@@ -44,8 +44,7 @@ impl UaCore {
                 peer: source.clone(),
             },
         );
-        let in_dialog = request.headers().to().and_then(NameAddr::tag).is_some();
-        if in_dialog {
+        if crate::dialog::is_in_dialog(&request) {
             return self.on_in_dialog(key, request, source);
         }
         if *request.method() == Method::Invite {
