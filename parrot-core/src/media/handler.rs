@@ -199,6 +199,14 @@ pub enum Output {
     Hangup,
     /// Stop the media session.
     Stop,
+    /// Read and decode this WAV file into the shared cache (`WavSource::open`)
+    /// off the real-time path, then call [`MediaEngine::file_ready`]. Only
+    /// with [`MediaEngine::with_deferred_files`].
+    ReadFile(PathBuf),
+    /// Create this recording (`WavRecorder::create`) off the real-time path,
+    /// then call [`MediaEngine::recording_ready`]. Only with
+    /// [`MediaEngine::with_deferred_files`].
+    CreateRecording(PathBuf),
 }
 
 struct Playing {
@@ -216,6 +224,13 @@ pub struct MediaEngine<H> {
     listener: Option<LiveSink>,
     outputs: VecDeque<Output>,
     stopped: bool,
+    /// Files are read and created by the session around the engine
+    /// (`Output::ReadFile`, `Output::CreateRecording`), not by the engine.
+    deferred_files: bool,
+    /// A play whose file is being read; silence until it is.
+    waiting: Option<Play>,
+    /// A recording being created; what arrives meanwhile is not recorded.
+    creating: Option<PathBuf>,
 }
 
 impl<H> std::fmt::Debug for MediaEngine<H> {
@@ -246,6 +261,66 @@ impl<H: MediaHandler> MediaEngine<H> {
             listener: None,
             outputs: VecDeque::new(),
             stopped: false,
+            deferred_files: false,
+            waiting: None,
+            creating: None,
+        }
+    }
+
+    /// The same engine, leaving file I/O to the session around it: a play of
+    /// a file not yet decoded waits (silence) for [`Output::ReadFile`] to be
+    /// done, one already decoded starts at once from the shared cache (and is
+    /// read again, off the real-time path, so an edited file is picked up
+    /// next time); a recording is created through [`Output::CreateRecording`].
+    /// Without it the engine reads and creates files itself, inline.
+    #[must_use]
+    pub fn with_deferred_files(mut self) -> MediaEngine<H> {
+        self.deferred_files = true;
+        self
+    }
+
+    /// The file of [`Output::ReadFile`] was read (or failed): a play waiting
+    /// for it starts, or the handler hears of the error.
+    pub fn file_ready(&mut self, path: &Path, result: Result<(), MediaError>) {
+        let waiting_for_it = self
+            .waiting
+            .as_ref()
+            .is_some_and(|p| matches!(&p.source, PlaySource::File(f) if f == path));
+        if !waiting_for_it {
+            return;
+        }
+        let Some(play) = self.waiting.take() else {
+            return;
+        };
+        match result.and_then(|()| {
+            WavSource::cached(path).ok_or_else(|| MediaError::Wav {
+                path: path.to_path_buf(),
+                source: hound::Error::FormatError("not in the cache after reading"),
+            })
+        }) {
+            Ok(source) => {
+                self.playing = Some(Playing {
+                    play,
+                    source: Box::new(source),
+                })
+            }
+            Err(e) => self.error(&e, Action::Play(play)),
+        }
+    }
+
+    /// The recording of [`Output::CreateRecording`] was created (or failed).
+    pub fn recording_ready(&mut self, path: &Path, result: Result<WavRecorder, MediaError>) {
+        if self.creating.as_deref() != Some(path) {
+            // Stopped or replaced meanwhile: close it as it is.
+            if let Ok(r) = result {
+                let _ = r.finish();
+            }
+            return;
+        }
+        self.creating = None;
+        match result {
+            Ok(r) => self.recorder = Some(r),
+            Err(e) => self.error(&e, Action::Record(path.to_path_buf())),
         }
     }
 
@@ -271,12 +346,20 @@ impl<H: MediaHandler> MediaEngine<H> {
         match action {
             Action::Nothing => {}
             Action::Play(play) => self.start_playing(play),
-            Action::StopPlaying => self.playing = None,
+            Action::StopPlaying => {
+                self.playing = None;
+                self.waiting = None;
+            }
+            Action::Record(path) if self.deferred_files => {
+                self.creating = Some(path.clone());
+                self.outputs.push_back(Output::CreateRecording(path));
+            }
             Action::Record(path) => match WavRecorder::create(&path) {
                 Ok(r) => self.recorder = Some(r),
                 Err(e) => self.error(&e, Action::Record(path)),
             },
             Action::StopRecording => {
+                self.creating = None;
                 if let Some(r) = self.recorder.take() {
                     if let Err(e) = r.finish() {
                         self.error(&e, Action::Nothing);
@@ -307,6 +390,25 @@ impl<H: MediaHandler> MediaEngine<H> {
     }
 
     fn start_playing(&mut self, play: Play) {
+        self.waiting = None;
+        if self.deferred_files {
+            if let PlaySource::File(path) = &play.source {
+                self.outputs.push_back(Output::ReadFile(path.clone()));
+                match WavSource::cached(path) {
+                    Some(source) => {
+                        self.playing = Some(Playing {
+                            play,
+                            source: Box::new(source),
+                        })
+                    }
+                    None => {
+                        self.playing = None;
+                        self.waiting = Some(play);
+                    }
+                }
+                return;
+            }
+        }
         match open(&play) {
             Ok(source) => self.playing = Some(Playing { play, source }),
             Err(e) => self.error(&e, Action::Play(play)),
@@ -394,9 +496,13 @@ impl<H: MediaHandler> MediaEngine<H> {
         self.outputs.pop_front()
     }
 
-    /// What plays now, if anything (a looped play stays the same play).
+    /// What plays now (or waits for its file), if anything (a looped play
+    /// stays the same play).
     pub fn playing(&self) -> Option<&Play> {
-        self.playing.as_ref().map(|p| &p.play)
+        self.playing
+            .as_ref()
+            .map(|p| &p.play)
+            .or(self.waiting.as_ref())
     }
 
     /// True while a recording is open.
@@ -415,6 +521,8 @@ impl<H: MediaHandler> MediaEngine<H> {
             let _ = r.finish();
         }
         self.playing = None;
+        self.waiting = None;
+        self.creating = None;
         self.handler.session_stopped();
     }
 }
@@ -575,5 +683,64 @@ mod tests {
         assert_eq!(n, 8000);
         assert!(tone_present(&all, 700.0, 8000, 0.9));
         let _ = std::fs::remove_file(path);
+    }
+
+    /// With deferred files the engine never touches the file system: a file
+    /// not yet decoded is asked for (`ReadFile`) and plays once it is ready;
+    /// a recording is asked for (`CreateRecording`) and starts once created.
+    #[test]
+    fn deferred_files_wait_for_the_session_to_do_the_io() {
+        struct Player(PathBuf, PathBuf);
+        impl MediaHandler for Player {
+            fn stream_started(&mut self) -> Action {
+                Action::Record(self.1.clone()).then(Action::play(&self.0))
+            }
+        }
+        let dir = std::env::temp_dir();
+        let wav = dir.join(format!("parrot-deferred-{}.wav", std::process::id()));
+        let rec = dir.join(format!("parrot-deferred-rec-{}.wav", std::process::id()));
+        let mut w = WavRecorder::create(&wav).unwrap();
+        let mut tone = Tone::new(900.0, 0.5);
+        let mut buf = [0i16; 1600];
+        tone.read(&mut buf);
+        w.write(&buf).unwrap();
+        w.finish().unwrap();
+
+        let mut e = MediaEngine::new(Player(wav.clone(), rec.clone())).with_deferred_files();
+        e.start();
+        let outs: Vec<Output> = std::iter::from_fn(|| e.poll_output()).collect();
+        assert!(outs.contains(&Output::CreateRecording(rec.clone())), "{outs:?}");
+        assert!(outs.contains(&Output::ReadFile(wav.clone())), "{outs:?}");
+        assert!(!e.is_recording(), "not before the session created it");
+        let mut frame = [1i16; 160];
+        e.next_frame(&mut frame);
+        assert!(frame.iter().all(|s| *s == 0), "silence while the file is read");
+        assert_eq!(
+            e.playing().map(|p| &p.source),
+            Some(&PlaySource::File(wav.clone()))
+        );
+        // What the session does in a blocking task, then hands back.
+        let read = WavSource::open(&wav).map(drop);
+        e.file_ready(&wav, read);
+        e.recording_ready(&rec, WavRecorder::create(&rec));
+        assert!(e.is_recording());
+        let mut frame = [0i16; 160];
+        e.next_frame(&mut frame);
+        assert!(tone_present(&frame, 900.0, 8000, 0.5), "the file plays");
+        // Decoded once: the next play starts at once from the cache.
+        e.apply(Action::play(&wav));
+        let mut frame = [0i16; 160];
+        e.next_frame(&mut frame);
+        assert!(tone_present(&frame, 900.0, 8000, 0.5));
+        // A failed read reaches the handler's stream_error, not a panic.
+        let missing = dir.join("parrot-deferred-missing.wav");
+        e.apply(Action::play(&missing));
+        let err = WavSource::open(&missing).map(drop);
+        assert!(err.is_err());
+        e.file_ready(&missing, err);
+        assert!(e.playing().is_none());
+        e.stop();
+        let _ = std::fs::remove_file(wav);
+        let _ = std::fs::remove_file(rec);
     }
 }

@@ -138,7 +138,7 @@ impl MediaSession {
         });
         let task = Task::new(
             config,
-            MediaEngine::new(handler),
+            MediaEngine::new(handler).with_deferred_files(),
             encoder,
             decoder,
             stats_tx,
@@ -211,6 +211,19 @@ struct Task<H> {
     frame: Vec<i16>,
     last_played: Vec<i16>,
     ticks: u64,
+    /// Files read and recordings created by blocking tasks, back to the
+    /// engine: the shard's step never touches the file system.
+    files_tx: mpsc::UnboundedSender<FileDone>,
+    files_rx: mpsc::UnboundedReceiver<FileDone>,
+}
+
+/// What a blocking file task did for the engine.
+enum FileDone {
+    Read(std::path::PathBuf, Result<(), super::MediaError>),
+    Created(
+        std::path::PathBuf,
+        Result<super::WavRecorder, super::MediaError>,
+    ),
 }
 
 impl<H: MediaHandler> Task<H> {
@@ -239,6 +252,7 @@ impl<H: MediaHandler> Task<H> {
         }
         let rtp = RtpSession::new(sc, std::time::Instant::now());
         let samples = encoder.samples_per_frame(cfg.ptime).max(1);
+        let (files_tx, files_rx) = mpsc::unbounded_channel();
         let stats = stats_tx.borrow().clone();
         Task {
             dtmf_tx: DtmfSender::new(
@@ -260,6 +274,45 @@ impl<H: MediaHandler> Task<H> {
             frame: vec![0; samples],
             last_played: vec![0; samples],
             ticks: 0,
+            files_tx,
+            files_rx,
+        }
+    }
+
+    /// Reads a file or creates a recording in a blocking task; the result
+    /// reaches the engine at a later step.
+    fn file_io(&self, out: Output) {
+        let tx = self.files_tx.clone();
+        let work = move || {
+            let done = match out {
+                Output::ReadFile(path) => {
+                    let r = super::WavSource::open(&path).map(drop);
+                    FileDone::Read(path, r)
+                }
+                Output::CreateRecording(path) => {
+                    let r = super::WavRecorder::create(&path);
+                    FileDone::Created(path, r)
+                }
+                _ => return,
+            };
+            let _ = tx.send(done);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(work);
+            }
+            // No runtime (cannot happen under a shard): do it here.
+            Err(_) => work(),
+        }
+    }
+
+    /// Hands the engine what the file tasks finished.
+    fn files_done(&mut self) {
+        while let Ok(done) = self.files_rx.try_recv() {
+            match done {
+                FileDone::Read(path, r) => self.engine.file_ready(&path, r),
+                FileDone::Created(path, r) => self.engine.recording_ready(&path, r),
+            }
         }
     }
 
@@ -407,6 +460,7 @@ impl<H: MediaHandler> Task<H> {
                     let _ = self.events.try_send(MediaEvent::Hangup);
                 }
                 Output::Stop => stop = true,
+                io @ (Output::ReadFile(_) | Output::CreateRecording(_)) => self.file_io(io),
             }
         }
         // The counts go out once a second (and at the end): a clone per tick
@@ -486,6 +540,7 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
                 }
             }
         }
+        t.files_done();
         t.drain(true);
         t.drain(false);
         while self.next <= now {

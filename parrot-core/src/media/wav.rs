@@ -112,6 +112,27 @@ impl WavSource {
         })
     }
 
+    /// The file as last decoded into the shared cache, without touching the
+    /// file system (no `stat`, no read): for the real-time path, which has
+    /// [`WavSource::open`] run elsewhere first. `None` if it was never decoded.
+    pub fn cached(path: impl AsRef<Path>) -> Option<WavSource> {
+        let path = path.as_ref();
+        let samples = DECODED
+            .get()?
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .files
+            .get(path)
+            .map(|(_, _, samples)| samples.clone())?;
+        let duration = samples.len() as f64 / f64::from(RATE);
+        Some(WavSource {
+            samples,
+            pos: 0,
+            path: path.to_path_buf(),
+            duration,
+        })
+    }
+
     fn decode(path: &Path) -> Result<Vec<i16>, MediaError> {
         let path = path.to_path_buf();
         let wav = |source| MediaError::Wav {
