@@ -709,12 +709,18 @@ mod tests {
         let mut e = MediaEngine::new(Player(wav.clone(), rec.clone())).with_deferred_files();
         e.start();
         let outs: Vec<Output> = std::iter::from_fn(|| e.poll_output()).collect();
-        assert!(outs.contains(&Output::CreateRecording(rec.clone())), "{outs:?}");
+        assert!(
+            outs.contains(&Output::CreateRecording(rec.clone())),
+            "{outs:?}"
+        );
         assert!(outs.contains(&Output::ReadFile(wav.clone())), "{outs:?}");
         assert!(!e.is_recording(), "not before the session created it");
         let mut frame = [1i16; 160];
         e.next_frame(&mut frame);
-        assert!(frame.iter().all(|s| *s == 0), "silence while the file is read");
+        assert!(
+            frame.iter().all(|s| *s == 0),
+            "silence while the file is read"
+        );
         assert_eq!(
             e.playing().map(|p| &p.source),
             Some(&PlaySource::File(wav.clone()))

@@ -24,8 +24,8 @@ impl UaCore {
         }
     }
 
-    /// Answers a server transaction directly (not through a handler).
-    fn answer(&mut self, key: &TransactionKey, request: &Request, reply: Reply) {
+    /// Replies to a server transaction from the core itself (no handler involved).
+    fn reply_now(&mut self, key: &TransactionKey, request: &Request, reply: Reply) {
         let mut resp = reply.to_response(request);
         if resp.status().as_u16() != 100
             && request.headers().to().is_some_and(|t| t.tag().is_none())
@@ -56,16 +56,16 @@ impl UaCore {
                 || self.in_progress() > self.config.max_server_transactions
             {
                 self.rejected_overload += 1;
-                return self.answer(&key, &request, Reply::new(StatusCode::SERVICE_UNAVAILABLE));
+                return self.reply_now(&key, &request, Reply::new(StatusCode::SERVICE_UNAVAILABLE));
             }
         }
         if let Some(reply) = challenge(&self.config, &request, self.clock.unix(self.now)) {
-            return self.answer(&key, &request, reply);
+            return self.reply_now(&key, &request, reply);
         }
         if *request.method() == Method::Register {
             if let Some(registrar) = &self.config.registrar {
                 let reply = registrar.handle(&request, self.clock.unix(self.now));
-                return self.answer(&key, &request, reply);
+                return self.reply_now(&key, &request, reply);
             }
         }
         if *request.method() == Method::Invite {
@@ -110,15 +110,15 @@ impl UaCore {
         let found = DialogId::from_request(&request)
             .and_then(|id| Some((self.dialogs.get(&id).copied()?, id)));
         let Some((call_id, id)) = found else {
-            return self.answer(&key, &request, Reply::new(StatusCode::CALL_DOES_NOT_EXIST));
+            return self.reply_now(&key, &request, Reply::new(StatusCode::CALL_DOES_NOT_EXIST));
         };
         let Some(call) = self.calls.get_mut(call_id) else {
-            return self.answer(&key, &request, Reply::new(StatusCode::CALL_DOES_NOT_EXIST));
+            return self.reply_now(&key, &request, Reply::new(StatusCode::CALL_DOES_NOT_EXIST));
         };
         // §12.2.2: a CSeq lower than the last one seen is answered 500.
         if let Some(dialog) = call.dialog.as_mut() {
             if let Err(status) = dialog.check_remote_cseq(&request) {
-                return self.answer(
+                return self.reply_now(
                     &key,
                     &request,
                     Reply::new(status).reason("Server Internal Error (CSeq out of order)"),
@@ -153,13 +153,13 @@ impl UaCore {
                     } else {
                         StatusCode::SERVER_INTERNAL_ERROR
                     };
-                    self.answer(&key, &request, Reply::new(status));
+                    self.reply_now(&key, &request, Reply::new(status));
                 }
             }
             CallState::Uac(u) => {
                 // A caller's handle: BYE ends the call; other requests are accepted.
                 let events = u.events.clone();
-                self.answer(&key, &request, Reply::ok());
+                self.reply_now(&key, &request, Reply::ok());
                 if is_bye {
                     events.emit(CallEvent::Ended);
                     self.end_call(call_id);
@@ -178,7 +178,7 @@ impl UaCore {
     ) {
         let Some(invite) = invite else {
             // §9.2: no matching INVITE transaction: 481.
-            return self.answer(
+            return self.reply_now(
                 &cancel,
                 &request,
                 Reply::new(StatusCode::CALL_DOES_NOT_EXIST),
