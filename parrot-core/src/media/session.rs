@@ -104,7 +104,11 @@ static TICKS: AtomicU64 = AtomicU64::new(0);
 static LATE_SENDS: AtomicU64 = AtomicU64::new(0);
 
 /// Pacing across every media session of the process: (send ticks, ticks more
-/// than 5 ms late). For load measurements; [`reset_pacing_counters`] starts over.
+/// than 5 ms late); [`reset_pacing_counters`] starts over.
+///
+/// For the project's benchmarks; not part of the supported API (hidden from the
+/// docs, and it may change or go without notice).
+#[doc(hidden)]
 pub fn pacing_counters() -> (u64, u64) {
     (
         TICKS.load(Ordering::Relaxed),
@@ -113,6 +117,10 @@ pub fn pacing_counters() -> (u64, u64) {
 }
 
 /// Zeroes [`pacing_counters`].
+///
+/// For the project's benchmarks; not part of the supported API (hidden from the
+/// docs, and it may change or go without notice).
+#[doc(hidden)]
 pub fn reset_pacing_counters() {
     TICKS.store(0, Ordering::Relaxed);
     LATE_SENDS.store(0, Ordering::Relaxed);
