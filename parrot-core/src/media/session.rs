@@ -308,7 +308,7 @@ impl<H: MediaHandler> Task<H> {
     /// Reads what the RTP (or RTCP) socket holds, once per tick (at most 32
     /// datagrams; more wait in the kernel for the next tick). The buffer is
     /// on the stack, not in the session: a session lives as long as its
-    /// call, and per-session receive buffers were 3.5 KiB of every call.
+    /// call, and a buffer of its own would be memory every call holds.
     fn drain(&mut self, rtcp: bool) {
         let mut buf = [0u8; 2048];
         for _ in 0..32 {
@@ -525,9 +525,9 @@ fn send_now(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> bool {
 
 /// The tasks that drive media sessions: one per runtime worker thread that
 /// starts sessions, each stepping all of its sessions every couple of
-/// milliseconds. One task per session, each with its own timer and a
-/// wake-up per packet, spent most of its time in the scheduler; here a
-/// session's 20 ms cost one send, its reads, and its codec work.
+/// milliseconds. A session has no task, timer or wake-up of its own (those
+/// would put most of the time in the scheduler): its 20 ms cost one send, its
+/// reads, and its codec work.
 mod shard {
     use std::cell::RefCell;
     use std::time::Duration;
@@ -574,9 +574,8 @@ mod shard {
     }
 
     /// Steps one session; true when it is over — or when its media handler
-    /// panicked: that session ends (its handle and its call see it gone, as
-    /// when a session had a task of its own), the shard and the other
-    /// sessions go on ("let it crash").
+    /// panicked: that session ends (its handle and its call see it gone), the
+    /// shard and the other sessions go on ("let it crash").
     fn step_contained(session: &mut Box<dyn Driven>) -> bool {
         let now = Instant::now();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.step(now))) {

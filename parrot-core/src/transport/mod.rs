@@ -116,9 +116,9 @@ pub struct TransportConfig {
     /// Receive buffer asked for each UDP socket (`SO_RCVBUF`; Linux caps it at
     /// `net.core.rmem_max`). Datagrams that arrive while the stack is busy
     /// wait there; when it is full the kernel drops them and the peer has to
-    /// retransmit, 500 ms later. The common default (208 KiB, a few hundred
-    /// SIP messages) overflowed in bursts at 3,000 calls/s; 0 keeps the
-    /// system's default.
+    /// retransmit, 500 ms later. The default (4 MiB) holds thousands of SIP
+    /// messages, enough to ride out a short pause of the stack under load; a
+    /// system's usual default holds a few hundred. 0 keeps the system's default.
     pub udp_recv_buffer: usize,
 }
 
