@@ -32,12 +32,12 @@ impl MediaHandler for Media {
     fn stream_started(&mut self) -> Action {
         let mut a = self.record.clone().map_or(Action::Nothing, Action::Record);
         if let Some(s) = &self.speaker {
-            a = a.then(Action::Listen(s.clone()));
+            a = a.also(Action::Listen(s.clone()));
         }
         if let Some(m) = &self.mic {
-            a = a.then(Action::play_live(m.clone()));
+            a = a.also(Action::play_live(m.clone()));
         } else if let Some(p) = &self.play {
-            a = a.then(Action::play(p));
+            a = a.also(Action::play(p));
         }
         a
     }

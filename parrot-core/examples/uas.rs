@@ -35,7 +35,7 @@ impl MediaHandler for Greeting {
     fn stream_started(&mut self) -> Action {
         let play = Action::play(&self.play);
         match &self.record {
-            Some(path) => Action::Record(path.clone()).then(play),
+            Some(path) => Action::Record(path.clone()).also(play),
             None => play,
         }
     }

@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use parrot_core::device::{self, DeviceError, DeviceSelector, Direction};
+use parrot_core::device::{self, DeviceError, DeviceKind, DeviceSelector};
 use parrot_core::media::{AudioSource, Tone, tone_present};
 
 /// Set in the child process: the test body does the device work.
@@ -248,7 +248,7 @@ fn unknown_devices_are_reported_with_what_exists() {
             wanted,
             available,
         }) => {
-            assert_eq!(direction, Direction::Output);
+            assert_eq!(direction, DeviceKind::Output);
             assert!(wanted.contains("no such speaker 42"));
             assert_eq!(available.len(), outputs.len());
             for (label, name) in available.iter().zip(&outputs) {
@@ -273,7 +273,7 @@ fn unknown_devices_are_reported_with_what_exists() {
         Err(DeviceError::NoSuchDevice {
             direction, wanted, ..
         }) => {
-            assert_eq!(direction, Direction::Input);
+            assert_eq!(direction, DeviceKind::Input);
             assert_eq!(wanted, format!("index {past_the_end}"));
         }
         other => panic!("expected NoSuchDevice, got {other:?}"),

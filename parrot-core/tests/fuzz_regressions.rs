@@ -8,7 +8,7 @@
 //! --test fuzz_regressions -- --ignored --nocapture`.
 
 use bytes::Bytes;
-use parrot_core::message::{Frame, Message, Uri, frame};
+use parrot_core::message::{Framed, Message, Uri, frame};
 
 /// The `parse_message` invariant. Returns whether the input parsed.
 fn check_message(data: &[u8]) -> bool {
@@ -34,7 +34,7 @@ fn check_message(data: &[u8]) -> bool {
 /// The `frame` invariant (max size 512, as in the fuzz target).
 fn check_frame(data: &[u8]) {
     const MAX: usize = 512;
-    if let Ok(Frame::Message { len }) = frame(data, MAX) {
+    if let Ok(Framed::Message { len }) = frame(data, MAX) {
         assert!(len <= data.len() && len <= MAX, "bad Message len {len}");
         let head_end = data
             .windows(4)
@@ -91,7 +91,7 @@ fn seeds_are_valid_and_round_trip() {
         assert_eq!(msg.to_bytes(), Bytes::from_static(data), "seed {name}");
         // Under 512 bytes, frame() must see the whole seed as one message.
         if data.len() <= 512 {
-            assert_eq!(frame(data, 512), Ok(Frame::Message { len: data.len() }));
+            assert_eq!(frame(data, 512), Ok(Framed::Message { len: data.len() }));
         }
         check_frame(data);
     }

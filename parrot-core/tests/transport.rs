@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use parrot_core::transport::{Incoming, Target, TransportConfig, TransportKind, Transports};
+use parrot_core::transport::{Inbound, Target, TransportConfig, TransportKind, Transports};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_tungstenite::tungstenite::Message;
@@ -44,7 +44,7 @@ fn v6() -> SocketAddr {
     "[::1]:0".parse().unwrap()
 }
 
-async fn recv(t: &Transports) -> Incoming {
+async fn recv(t: &Transports) -> Inbound {
     tokio::time::timeout(LIMIT, t.recv())
         .await
         .expect("timed out")

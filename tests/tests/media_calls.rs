@@ -24,7 +24,7 @@ struct ToneAndRecord {
 
 impl MediaHandler for ToneAndRecord {
     fn stream_started(&mut self) -> Action {
-        Action::Record(self.record.clone()).then(Action::tone(self.freq, self.seconds))
+        Action::Record(self.record.clone()).also(Action::tone(self.freq, self.seconds))
     }
     fn play_complete(&mut self, _played: &PlaySource) -> Action {
         Action::Nothing

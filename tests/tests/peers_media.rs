@@ -66,7 +66,7 @@ struct ToneAndRecord {
 impl MediaHandler for ToneAndRecord {
     fn stream_started(&mut self) -> Action {
         self.log.push("media started");
-        Action::Record(self.record.clone()).then(Action::tone(self.freq, self.seconds))
+        Action::Record(self.record.clone()).also(Action::tone(self.freq, self.seconds))
     }
     fn play_complete(&mut self, _played: &PlaySource) -> Action {
         self.log.push("tone played");

@@ -6,13 +6,13 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use parrot_core::message::{Frame, Message, frame};
+use parrot_core::message::{Framed, Message, frame};
 
 const MAX: usize = 512;
 
 fuzz_target!(|data: &[u8]| {
     match frame(data, MAX) {
-        Ok(Frame::Message { len }) => {
+        Ok(Framed::Message { len }) => {
             assert!(
                 len <= data.len(),
                 "Message len {len} > input len {}",
@@ -32,13 +32,13 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
         }
-        Ok(Frame::KeepAlive { len, .. }) => {
+        Ok(Framed::KeepAlive { len, .. }) => {
             assert!(
                 len > 0 && len <= data.len(),
                 "KeepAlive len {len} out of 1..={}",
                 data.len()
             );
         }
-        Ok(Frame::Incomplete) | Err(_) => {}
+        Ok(Framed::Incomplete) | Err(_) => {}
     }
 });

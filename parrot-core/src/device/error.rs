@@ -8,7 +8,7 @@ pub enum DeviceError {
     #[error("no audio {direction} device matches {wanted}; {}", available_text(.available))]
     NoSuchDevice {
         /// `input` or `output`.
-        direction: super::Direction,
+        direction: super::DeviceKind,
         /// The selector, as the user wrote it (`default`, `#3`, `"USB"`).
         wanted: String,
         /// The names of the devices that exist in that direction, in listing order.

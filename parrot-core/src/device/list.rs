@@ -5,7 +5,7 @@ use std::fmt::{self, Write as _};
 use cpal::traits::DeviceTrait;
 
 use super::DeviceError;
-use super::select::{Direction, Found, walk};
+use super::select::{DeviceKind, Found, walk};
 
 /// Everything [`list`] found.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -71,11 +71,11 @@ pub struct ConfigRange {
 /// an empty list or only virtual devices (ALSA's `null`). A device whose
 /// configurations cannot be read is still listed, with `config_error` set.
 pub fn list() -> Result<DeviceList, DeviceError> {
-    let inputs = walk(Direction::Input);
-    let outputs = walk(Direction::Output);
+    let inputs = walk(DeviceKind::Input);
+    let outputs = walk(DeviceKind::Output);
     let mut hosts: Vec<HostDevices> = Vec::new();
     let (mut next_in, mut next_out) = (0usize, 0usize);
-    for (dir, walks) in [(Direction::Input, inputs), (Direction::Output, outputs)] {
+    for (dir, walks) in [(DeviceKind::Input, inputs), (DeviceKind::Output, outputs)] {
         for w in walks {
             let pos = match hosts.iter().position(|h| h.host == w.host) {
                 Some(p) => p,
@@ -98,14 +98,14 @@ pub fn list() -> Result<DeviceList, DeviceError> {
             }
             for found in &w.devices {
                 let counter = match dir {
-                    Direction::Input => &mut next_in,
-                    Direction::Output => &mut next_out,
+                    DeviceKind::Input => &mut next_in,
+                    DeviceKind::Output => &mut next_out,
                 };
                 let info = describe(found, dir, *counter);
                 *counter += 1;
                 match dir {
-                    Direction::Input => entry.inputs.push(info),
-                    Direction::Output => entry.outputs.push(info),
+                    DeviceKind::Input => entry.inputs.push(info),
+                    DeviceKind::Output => entry.outputs.push(info),
                 }
             }
         }
@@ -113,13 +113,13 @@ pub fn list() -> Result<DeviceList, DeviceError> {
     Ok(DeviceList { hosts })
 }
 
-fn describe(found: &Found, dir: Direction, index: usize) -> DeviceInfo {
+fn describe(found: &Found, dir: DeviceKind, index: usize) -> DeviceInfo {
     let ranges = match dir {
-        Direction::Input => found
+        DeviceKind::Input => found
             .device
             .supported_input_configs()
             .map(|c| c.collect::<Vec<_>>()),
-        Direction::Output => found
+        DeviceKind::Output => found
             .device
             .supported_output_configs()
             .map(|c| c.collect::<Vec<_>>()),

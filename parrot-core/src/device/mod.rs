@@ -29,7 +29,7 @@ mod stream;
 pub use error::DeviceError;
 pub use list::{ConfigRange, DeviceInfo, DeviceList, HostDevices, list};
 pub use ring::RingStats;
-pub use select::{DeviceSelector, Direction};
+pub use select::{DeviceKind, DeviceSelector};
 pub use stream::{Microphone, Speaker, StreamInfo, open_input, open_output};
 
 /// How much audio a [`Microphone`] or [`Speaker`] ring holds at most, in milliseconds.

@@ -6,20 +6,20 @@ use cpal::traits::{DeviceTrait, HostTrait};
 
 use super::DeviceError;
 
-/// Which way audio flows through a device.
+/// Whether a device captures audio or plays it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
+pub enum DeviceKind {
     /// Capture (a microphone).
     Input,
     /// Playback (a speaker).
     Output,
 }
 
-impl fmt::Display for Direction {
+impl fmt::Display for DeviceKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Direction::Input => "input",
-            Direction::Output => "output",
+            DeviceKind::Input => "input",
+            DeviceKind::Output => "output",
         })
     }
 }
@@ -79,7 +79,7 @@ pub(crate) struct HostWalk {
 }
 
 /// Every host's devices in `direction`, in the order [`list`](super::list) numbers them.
-pub(crate) fn walk(direction: Direction) -> Vec<HostWalk> {
+pub(crate) fn walk(direction: DeviceKind) -> Vec<HostWalk> {
     let mut out = Vec::new();
     for host_id in cpal::available_hosts() {
         let host_name = host_id.to_string();
@@ -95,11 +95,11 @@ pub(crate) fn walk(direction: Direction) -> Vec<HostWalk> {
             }
         };
         let (devices, default) = match direction {
-            Direction::Input => (
+            DeviceKind::Input => (
                 host.input_devices().map(|d| d.collect::<Vec<_>>()),
                 host.default_input_device(),
             ),
-            Direction::Output => (
+            DeviceKind::Output => (
                 host.output_devices().map(|d| d.collect::<Vec<_>>()),
                 host.default_output_device(),
             ),
@@ -146,7 +146,7 @@ pub(crate) fn walk(direction: Direction) -> Vec<HostWalk> {
 }
 
 /// Finds the device `sel` designates.
-pub(crate) fn find(direction: Direction, sel: &DeviceSelector) -> Result<Found, DeviceError> {
+pub(crate) fn find(direction: DeviceKind, sel: &DeviceSelector) -> Result<Found, DeviceError> {
     let all: Vec<Found> = walk(direction)
         .into_iter()
         .flat_map(|h| h.devices)

@@ -10,7 +10,7 @@ use cpal::traits::{DeviceTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig};
 
 use super::ring::{Ring, RingStats};
-use super::select::{Direction, Found, find, label};
+use super::select::{DeviceKind, Found, find, label};
 use super::{DeviceError, DeviceSelector, RING_MS};
 use crate::media::{AudioSource, RATE, Resampler};
 
@@ -50,7 +50,10 @@ impl Drop for StreamThread {
 type Opened = (Arc<Ring>, StreamInfo);
 
 /// Starts the stream on its own thread and waits until it plays or fails.
-fn spawn(direction: Direction, sel: DeviceSelector) -> Result<(StreamThread, Opened), DeviceError> {
+fn spawn(
+    direction: DeviceKind,
+    sel: DeviceSelector,
+) -> Result<(StreamThread, Opened), DeviceError> {
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::sync_channel::<Result<Opened, DeviceError>>(1);
     let stop_in = Arc::clone(&stop);
@@ -86,7 +89,7 @@ fn spawn(direction: Direction, sel: DeviceSelector) -> Result<(StreamThread, Ope
 
 /// On the stream thread: find the device, choose a config, build and play.
 fn start(
-    direction: Direction,
+    direction: DeviceKind,
     sel: &DeviceSelector,
 ) -> Result<(cpal::Stream, Opened), DeviceError> {
     let found = find(direction, sel)?;
@@ -95,12 +98,12 @@ fn start(
     let rate = config.sample_rate;
     let ring = Arc::new(Ring::new(match direction {
         // The microphone ring holds 8 kHz mono, the speaker ring device-rate mono.
-        Direction::Input => (RATE * RING_MS / 1000) as usize,
-        Direction::Output => (u64::from(rate) * u64::from(RING_MS) / 1000) as usize,
+        DeviceKind::Input => (RATE * RING_MS / 1000) as usize,
+        DeviceKind::Output => (u64::from(rate) * u64::from(RING_MS) / 1000) as usize,
     }));
     let stream = match direction {
-        Direction::Input => build_input(&found.device, &config, format, &ring),
-        Direction::Output => build_output(&found.device, &config, format, &ring),
+        DeviceKind::Input => build_input(&found.device, &config, format, &ring),
+        DeviceKind::Output => build_output(&found.device, &config, format, &ring),
     }
     .map_err(|e| DeviceError::from_cpal(&name, &e))?;
     stream
@@ -132,18 +135,18 @@ const FORMATS: [SampleFormat; 6] = [
 /// device's default rate if in range, else 48 kHz, 8 kHz, or the nearest bound.
 fn choose(
     found: &Found,
-    direction: Direction,
+    direction: DeviceKind,
 ) -> Result<(StreamConfig, SampleFormat), DeviceError> {
     let name = label(found);
     let (ranges, default) = match direction {
-        Direction::Input => (
+        DeviceKind::Input => (
             found
                 .device
                 .supported_input_configs()
                 .map(|c| c.collect::<Vec<_>>()),
             found.device.default_input_config().ok(),
         ),
-        Direction::Output => (
+        DeviceKind::Output => (
             found
                 .device
                 .supported_output_configs()
@@ -312,7 +315,7 @@ impl std::fmt::Debug for Microphone {
 
 /// Opens a capture device and starts it.
 pub fn open_input(sel: DeviceSelector) -> Result<Microphone, DeviceError> {
-    let (thread, (ring, info)) = spawn(Direction::Input, sel)?;
+    let (thread, (ring, info)) = spawn(DeviceKind::Input, sel)?;
     Ok(Microphone {
         ring,
         info,
@@ -375,7 +378,7 @@ impl std::fmt::Debug for Speaker {
 
 /// Opens a playback device and starts it (playing silence until written to).
 pub fn open_output(sel: DeviceSelector) -> Result<Speaker, DeviceError> {
-    let (thread, (ring, info)) = spawn(Direction::Output, sel)?;
+    let (thread, (ring, info)) = spawn(DeviceKind::Output, sel)?;
     Ok(Speaker {
         resampler: Resampler::new(RATE, info.rate),
         ring,

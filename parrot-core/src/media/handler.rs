@@ -97,8 +97,12 @@ impl Action {
         })
     }
 
-    /// This action, then `next`.
-    pub fn then(self, next: Action) -> Action {
+    /// This action and `next`, both taking effect now, in that order. Not a
+    /// sequence in time: each action replaces what it controls, so
+    /// `play(a).also(play(b))` plays only `b` (a play replaces a play), while
+    /// `Record(f).also(play(a))` records and plays. To play `b` after `a`,
+    /// answer `play(b)` from [`MediaHandler::play_complete`].
+    pub fn also(self, next: Action) -> Action {
         match self {
             Action::Several(mut v) => {
                 v.push(next);
@@ -107,6 +111,16 @@ impl Action {
             Action::Nothing => next,
             a => Action::Several(vec![a, next]),
         }
+    }
+
+    /// The old name of [`Action::also`]: both actions take effect now, not
+    /// one after the other.
+    #[deprecated(
+        since = "0.1.0",
+        note = "reads as a sequence but means \"also, now\" (`play(a).then(play(b))` plays only b); use `Action::also`"
+    )]
+    pub fn then(self, next: Action) -> Action {
+        self.also(next)
     }
 }
 
@@ -573,7 +587,7 @@ mod tests {
                 .record_to
                 .clone()
                 .map_or(Action::Nothing, Action::Record);
-            rec.then(Action::tone(440.0, 0.05))
+            rec.also(Action::tone(440.0, 0.05))
         }
         fn play_complete(&mut self, played: &PlaySource) -> Action {
             self.events.push(format!("done {played:?}"));

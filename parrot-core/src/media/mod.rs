@@ -15,10 +15,11 @@ pub use goertzel::{goertzel_power, tone_present};
 pub use handler::{Action, ErrorAction, MediaEngine, MediaHandler, Output, Play, PlaySource};
 pub use resample::Resampler;
 #[cfg(feature = "runtime")]
-pub use session::{
-    MediaConfig, MediaEvent, MediaSession, MediaStats, Ports, bind_pair, pacing_counters,
-    reset_pacing_counters,
-};
+pub use session::{MediaConfig, MediaEvent, MediaSession, MediaStats, Ports, bind_pair};
+/// For the project's benchmarks; not part of the supported API.
+#[cfg(feature = "runtime")]
+#[doc(hidden)]
+pub use session::{pacing_counters, reset_pacing_counters};
 pub use source::{AudioSink, AudioSource, LiveSink, LiveSource, Silence};
 pub use tone::Tone;
 pub use wav::{MediaError, WavRecorder, WavSource};

@@ -104,7 +104,11 @@ static TICKS: AtomicU64 = AtomicU64::new(0);
 static LATE_SENDS: AtomicU64 = AtomicU64::new(0);
 
 /// Pacing across every media session of the process: (send ticks, ticks more
-/// than 5 ms late). For load measurements; [`reset_pacing_counters`] starts over.
+/// than 5 ms late); [`reset_pacing_counters`] starts over.
+///
+/// For the project's benchmarks; not part of the supported API (hidden from the
+/// docs, and it may change or go without notice).
+#[doc(hidden)]
 pub fn pacing_counters() -> (u64, u64) {
     (
         TICKS.load(Ordering::Relaxed),
@@ -113,6 +117,10 @@ pub fn pacing_counters() -> (u64, u64) {
 }
 
 /// Zeroes [`pacing_counters`].
+///
+/// For the project's benchmarks; not part of the supported API (hidden from the
+/// docs, and it may change or go without notice).
+#[doc(hidden)]
 pub fn reset_pacing_counters() {
     TICKS.store(0, Ordering::Relaxed);
     LATE_SENDS.store(0, Ordering::Relaxed);
@@ -353,7 +361,7 @@ impl<H: MediaHandler> Task<H> {
     /// Reads what the RTP (or RTCP) socket holds, once per tick (at most 32
     /// datagrams; more wait in the kernel for the next tick). The buffer is
     /// on the stack, not in the session: a session lives as long as its
-    /// call, and per-session receive buffers were 3.5 KiB of every call.
+    /// call, and a buffer of its own would be memory every call holds.
     fn drain(&mut self, rtcp: bool) {
         let mut buf = [0u8; 2048];
         for _ in 0..32 {
@@ -572,9 +580,9 @@ fn send_now(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> bool {
 
 /// The tasks that drive media sessions: one per runtime worker thread that
 /// starts sessions, each stepping all of its sessions every couple of
-/// milliseconds. One task per session, each with its own timer and a
-/// wake-up per packet, spent most of its time in the scheduler; here a
-/// session's 20 ms cost one send, its reads, and its codec work.
+/// milliseconds. A session has no task, timer or wake-up of its own (those
+/// would put most of the time in the scheduler): its 20 ms cost one send, its
+/// reads, and its codec work.
 mod shard {
     use std::cell::RefCell;
     use std::time::Duration;
@@ -621,9 +629,8 @@ mod shard {
     }
 
     /// Steps one session; true when it is over — or when its media handler
-    /// panicked: that session ends (its handle and its call see it gone, as
-    /// when a session had a task of its own), the shard and the other
-    /// sessions go on ("let it crash").
+    /// panicked: that session ends (its handle and its call see it gone), the
+    /// shard and the other sessions go on ("let it crash").
     fn step_contained(session: &mut Box<dyn Driven>) -> bool {
         let now = Instant::now();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.step(now))) {

@@ -41,10 +41,11 @@ pub struct WavSource {
 }
 
 /// Decoded files, shared by every call that plays them: a prompt is decoded
-/// once, not once per call (measured: decoding the greeting was a third of a
-/// busy server's CPU). Keyed by path, size and modification time, so an edited
-/// file is decoded again. Bounded by total samples held (cleared when a new
-/// file would not fit); a file longer than the whole budget is not kept.
+/// once, not once per call (decoding is costly next to the rest of a call's
+/// media work, and the calls of a server play the same few prompts). Keyed by
+/// path, size and modification time, so an edited file is decoded again.
+/// Bounded by total samples held (cleared when a new file would not fit); a
+/// file longer than the whole budget is not kept.
 #[derive(Default)]
 struct Decoded {
     /// path → (size, modified, samples)

@@ -10,7 +10,7 @@ use super::headers::name::HeaderName;
 
 /// What the front of a stream buffer holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Frame {
+pub enum Framed {
     /// Not enough bytes yet to know; read more.
     Incomplete,
     /// `len` bytes of CRLF keep-alive. `ping` is true when they form a
@@ -32,7 +32,7 @@ pub enum Frame {
 ///
 /// `max_size` bounds a message: a header section or announced body that would
 /// exceed it is an error ([`ErrorKind::TooLarge`]) before it is buffered whole.
-pub fn frame(buf: &[u8], max_size: usize) -> Result<Frame, ParseError> {
+pub fn frame(buf: &[u8], max_size: usize) -> Result<Framed, ParseError> {
     // Keep-alives: any run of CR and LF before a start line.
     let ws = buf
         .iter()
@@ -42,16 +42,16 @@ pub fn frame(buf: &[u8], max_size: usize) -> Result<Frame, ParseError> {
         // A lone CRLF at the end of what was read may be the first half of a
         // CRLFCRLF ping split across reads: wait for more before deciding.
         if ws == buf.len() && ws < 4 {
-            return Ok(Frame::Incomplete);
+            return Ok(Framed::Incomplete);
         }
         let ping = buf[..ws].windows(4).any(|w| w == b"\r\n\r\n");
-        return Ok(Frame::KeepAlive { len: ws, ping });
+        return Ok(Framed::KeepAlive { len: ws, ping });
     }
     let Some(head_end) = memchr::memmem::find(buf, b"\r\n\r\n") else {
         if buf.len() > max_size {
             return Err(ParseError::new(ErrorKind::TooLarge, max_size));
         }
-        return Ok(Frame::Incomplete);
+        return Ok(Framed::Incomplete);
     };
     let body_start = head_end + 4;
     if body_start > max_size {
@@ -67,9 +67,9 @@ pub fn frame(buf: &[u8], max_size: usize) -> Result<Frame, ParseError> {
         .filter(|&l| l <= max_size)
         .ok_or(ParseError::new(ErrorKind::TooLarge, max_size))?;
     if buf.len() < len {
-        return Ok(Frame::Incomplete);
+        return Ok(Framed::Incomplete);
     }
-    Ok(Frame::Message { len })
+    Ok(Framed::Message { len })
 }
 
 /// Scans a header section (ending with CRLF) for Content-Length / `l`.
@@ -146,7 +146,7 @@ mod tests {
     fn whole_message() {
         assert_eq!(
             frame(MSG, 65536).unwrap(),
-            Frame::Message { len: MSG.len() }
+            Framed::Message { len: MSG.len() }
         );
     }
 
@@ -155,7 +155,7 @@ mod tests {
         for cut in 1..MSG.len() {
             assert_eq!(
                 frame(&MSG[..cut], 65536).unwrap(),
-                Frame::Incomplete,
+                Framed::Incomplete,
                 "cut {cut}"
             );
         }
@@ -167,7 +167,7 @@ mod tests {
         two.extend_from_slice(MSG);
         assert_eq!(
             frame(&two, 65536).unwrap(),
-            Frame::Message { len: MSG.len() }
+            Framed::Message { len: MSG.len() }
         );
     }
 
@@ -175,14 +175,14 @@ mod tests {
     fn keepalives() {
         assert_eq!(
             frame(b"\r\n\r\n", 100).unwrap(),
-            Frame::KeepAlive { len: 4, ping: true }
+            Framed::KeepAlive { len: 4, ping: true }
         );
         // A lone CRLF may be half a ping: wait.
-        assert_eq!(frame(b"\r\n", 100).unwrap(), Frame::Incomplete);
-        assert_eq!(frame(b"\r\n\r", 100).unwrap(), Frame::Incomplete);
+        assert_eq!(frame(b"\r\n", 100).unwrap(), Framed::Incomplete);
+        assert_eq!(frame(b"\r\n\r", 100).unwrap(), Framed::Incomplete);
         assert_eq!(
             frame(b"\r\nOPTIONS", 100).unwrap(),
-            Frame::KeepAlive {
+            Framed::KeepAlive {
                 len: 2,
                 ping: false
             }

@@ -30,7 +30,7 @@ pub mod text;
 pub mod uri;
 
 pub use error::{ErrorKind, ParseError};
-pub use framing::{Frame, frame};
+pub use framing::{Framed, frame};
 pub use headers::{
     AuthParams, CSeq, Challenge, Contacts, Credentials, HeaderError, HeaderField, HeaderName,
     Headers, MediaType, NameAddr, RetryAfter, Via,

@@ -57,7 +57,7 @@ pub use ports::{PortAllocator, PortPair};
 pub use rtcp::{RtcpError, RtcpPacket};
 pub use seq::{SeqUpdate, SequenceTracker};
 pub use session::{
-    DropCounts, DropReason, Received, ReceiverStats, RtcpInterval, RtpSession, SenderStats,
+    AcceptedPacket, DropCounts, DropReason, ReceiverStats, RtcpInterval, RtpSession, SenderStats,
     SessionConfig, SessionEvent,
 };
 

@@ -220,10 +220,11 @@ impl SessionConfig {
     }
 }
 
-/// An accepted RTP packet.
+/// An RTP packet that [`RtpSession::receive`] accepted, with its extended
+/// sequence number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Received {
+pub struct AcceptedPacket {
     /// The packet.
     pub packet: RtpPacket,
     /// Its extended sequence number (cycles in the high 16 bits, §A.1).
@@ -665,7 +666,7 @@ impl RtpSession {
         now: Instant,
         source: SocketAddr,
         data: Bytes,
-    ) -> Result<Received, DropReason> {
+    ) -> Result<AcceptedPacket, DropReason> {
         let result = self.receive_inner(now, source, data);
         if let Err(reason) = result {
             self.drops.count(reason);
@@ -678,7 +679,7 @@ impl RtpSession {
         now: Instant,
         source: SocketAddr,
         data: Bytes,
-    ) -> Result<Received, DropReason> {
+    ) -> Result<AcceptedPacket, DropReason> {
         if self.closed {
             return Err(DropReason::Closed);
         }
@@ -705,7 +706,7 @@ impl RtpSession {
         src.last_transit = Some(transit);
         src.octets += packet.payload.len() as u64;
         self.last_rtp_at = Some(now);
-        Ok(Received {
+        Ok(AcceptedPacket {
             packet,
             extended_sequence: extended,
         })

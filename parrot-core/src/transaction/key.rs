@@ -4,7 +4,7 @@ use crate::message::{Method, Request, Response, Uri, Via};
 
 /// Which side of a transaction this layer plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
+pub enum Side {
     /// We sent the request.
     Client,
     /// We received the request.
@@ -14,7 +14,7 @@ pub enum Role {
 /// Identifies one transaction of a [`Transactions`](super::Transactions) layer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TransactionKey {
-    role: Role,
+    side: Side,
     id: KeyId,
 }
 
@@ -44,18 +44,18 @@ struct Legacy {
 
 impl TransactionKey {
     /// Client or server.
-    pub fn role(&self) -> Role {
-        self.role
+    pub fn side(&self) -> Side {
+        self.side
     }
 
     /// True for a client transaction.
     pub fn is_client(&self) -> bool {
-        self.role == Role::Client
+        self.side == Side::Client
     }
 
     /// True for a server transaction.
     pub fn is_server(&self) -> bool {
-        self.role == Role::Server
+        self.side == Side::Server
     }
 
     /// The request method of the transaction (INVITE for an ACK's key).
@@ -77,7 +77,7 @@ impl TransactionKey {
     /// The key of a client transaction (§17.1.3: branch and CSeq method).
     pub(crate) fn client(branch: &str, method: Method) -> TransactionKey {
         TransactionKey {
-            role: Role::Client,
+            side: Side::Client,
             id: KeyId::Branch {
                 branch: branch.into(),
                 sent_by: "".into(),
@@ -125,7 +125,7 @@ impl TransactionKey {
             }
         };
         Some(TransactionKey {
-            role: Role::Server,
+            side: Side::Server,
             id,
         })
     }

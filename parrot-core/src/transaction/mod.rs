@@ -41,7 +41,7 @@ mod timer;
 #[cfg(test)]
 mod tests;
 
-pub use key::{Role, TransactionKey};
+pub use key::{Side, TransactionKey};
 pub use layer::Transactions;
 pub use timer::{Timer, TimerConfig};
 

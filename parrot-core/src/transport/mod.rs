@@ -1,7 +1,7 @@
 //! SIP transports on tokio: UDP, TCP, TLS and WebSocket.
 //!
 //! This layer moves raw SIP message bytes; it does not parse SIP. Every
-//! [`Incoming`] holds one whole message: a UDP datagram, one
+//! [`Inbound`] holds one whole message: a UDP datagram, one
 //! Content-Length-framed message from a TCP or TLS stream (RFC 3261 §18.3), or
 //! one WebSocket text or binary frame (RFC 7118). CRLF keep-alives
 //! (RFC 5626 §3.5.1) are answered and never delivered.
@@ -116,9 +116,9 @@ pub struct TransportConfig {
     /// Receive buffer asked for each UDP socket (`SO_RCVBUF`; Linux caps it at
     /// `net.core.rmem_max`). Datagrams that arrive while the stack is busy
     /// wait there; when it is full the kernel drops them and the peer has to
-    /// retransmit, 500 ms later. The common default (208 KiB, a few hundred
-    /// SIP messages) overflowed in bursts at 3,000 calls/s; 0 keeps the
-    /// system's default.
+    /// retransmit, 500 ms later. The default (4 MiB) holds thousands of SIP
+    /// messages, enough to ride out a short pause of the stack under load; a
+    /// system's usual default holds a few hundred. 0 keeps the system's default.
     pub udp_recv_buffer: usize,
 }
 
@@ -147,7 +147,7 @@ impl fmt::Display for ConnectionId {
 
 /// One received SIP message, still unparsed.
 #[derive(Debug, Clone)]
-pub struct Incoming {
+pub struct Inbound {
     /// The whole message (start line, headers, body).
     pub data: Bytes,
     /// The peer's address (for Via `received` / `rport`).
@@ -187,7 +187,7 @@ impl Target {
     }
 
     /// Back to where `incoming` came from, on the same connection if it is still open.
-    pub fn reply_to(incoming: &Incoming) -> Self {
+    pub fn reply_to(incoming: &Inbound) -> Self {
         Target {
             kind: incoming.kind,
             addr: incoming.source,
@@ -291,14 +291,14 @@ impl fmt::Debug for Transports {
 /// Owned by the handles only: dropping it stops every task.
 struct Inner {
     shared: Arc<Shared>,
-    rx: tokio::sync::Mutex<mpsc::Receiver<Incoming>>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Inbound>>,
     shutdown_tx: watch::Sender<bool>,
 }
 
 /// State shared by the handles and the background tasks.
 pub(crate) struct Shared {
     pub(crate) config: TransportConfig,
-    pub(crate) incoming: mpsc::Sender<Incoming>,
+    pub(crate) incoming: mpsc::Sender<Inbound>,
     shutdown: watch::Receiver<bool>,
     udp: Mutex<Vec<(SocketAddr, Arc<UdpSocket>)>>,
     conns: Mutex<ConnTable>,
@@ -438,7 +438,7 @@ impl Shared {
     /// Hands a message to [`Transports::recv`]; false when the task should stop.
     pub(crate) async fn deliver(
         &self,
-        incoming: Incoming,
+        incoming: Inbound,
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
         tokio::select! {
@@ -546,7 +546,7 @@ impl Transports {
     ///
     /// Returns `None` once [`Transports::shutdown`] has been called. Concurrent
     /// callers take turns; each message goes to one of them.
-    pub async fn recv(&self) -> Option<Incoming> {
+    pub async fn recv(&self) -> Option<Inbound> {
         let mut shutdown = self.inner.shared.shutdown_signal();
         if self.inner.shared.is_shut_down() {
             return None;

@@ -1,7 +1,7 @@
 //! The SIP side of the transport layer: parse what arrives, stamp requests with
 //! where they came from, and answer what cannot be parsed.
 
-use super::{Incoming, Target, TransportKind, Transports};
+use super::{Inbound, Target, TransportKind, Transports};
 use crate::message::{Message, bad_request_for};
 use std::net::SocketAddr;
 
@@ -52,7 +52,7 @@ impl Transports {
         }
     }
 
-    async fn accept(&self, incoming: Incoming) -> Option<Received> {
+    async fn accept(&self, incoming: Inbound) -> Option<Received> {
         match Message::parse(incoming.data.clone()) {
             Ok(mut message) => {
                 if let Message::Request(req) = &mut message {

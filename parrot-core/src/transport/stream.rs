@@ -8,8 +8,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Incoming, Registration, Shared, wait_shutdown};
-use crate::message::framing::{Frame, frame};
+use super::{Inbound, Registration, Shared, wait_shutdown};
+use crate::message::framing::{Framed, frame};
 
 /// Read-buffer headroom kept free before each read.
 const READ_CHUNK: usize = 8 * 1024;
@@ -48,8 +48,8 @@ pub(crate) async fn run<S>(
         // Take every complete frame out of the buffer.
         loop {
             match frame(&buf, max) {
-                Ok(Frame::Incomplete) => break,
-                Ok(Frame::KeepAlive { len, ping }) => {
+                Ok(Framed::Incomplete) => break,
+                Ok(Framed::KeepAlive { len, ping }) => {
                     buf.advance(len);
                     if ping {
                         tracing::trace!(%conn, "CRLF ping, sending pong");
@@ -59,8 +59,8 @@ pub(crate) async fn run<S>(
                         }
                     }
                 }
-                Ok(Frame::Message { len }) => {
-                    let incoming = Incoming {
+                Ok(Framed::Message { len }) => {
+                    let incoming = Inbound {
                         data: buf.split_to(len).freeze(),
                         source: reg.remote,
                         local: reg.local,

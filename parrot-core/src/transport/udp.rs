@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::net::UdpSocket;
 
-use super::{Incoming, Shared, TransportKind, wait_shutdown};
+use super::{Inbound, Shared, TransportKind, wait_shutdown};
 
 /// Largest UDP payload there can be.
 const MAX_DATAGRAM: usize = 65_535;
@@ -70,7 +70,7 @@ async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: SocketAdd
             // Empty datagram or CRLF keep-alive: nothing to deliver.
             continue;
         }
-        let incoming = Incoming {
+        let incoming = Inbound {
             data: Bytes::copy_from_slice(data),
             source,
             local,

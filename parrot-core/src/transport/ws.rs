@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::{
-    ConnectionId, Incoming, Registration, Shared, Target, TransportError, TransportKind,
+    ConnectionId, Inbound, Registration, Shared, Target, TransportError, TransportKind,
     wait_shutdown,
 };
 
@@ -187,7 +187,7 @@ pub(crate) async fn run<S>(
                 if data.iter().all(|&b| b == b'\r' || b == b'\n') {
                     continue; // empty or keep-alive
                 }
-                let incoming = Incoming {
+                let incoming = Inbound {
                     data,
                     source: reg.remote,
                     local: reg.local,

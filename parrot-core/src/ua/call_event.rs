@@ -33,8 +33,9 @@ pub enum CallEvent {
 }
 
 /// Where the core sends a placed call's events. They travel boxed: a tokio
-/// channel allocates its slots 32 at a time, and 32 unboxed events (a
-/// `Request` is 384 bytes) were 12 KiB per call, for a handful of events.
+/// channel allocates its slots 32 at a time, and unboxed events (a `Request`
+/// is 384 bytes) would make every call hold room for 32 of them, for the
+/// handful it gets.
 #[derive(Debug, Clone)]
 pub(crate) struct EventSender(pub(crate) mpsc::Sender<Box<CallEvent>>);
 

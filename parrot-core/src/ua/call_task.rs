@@ -10,7 +10,7 @@ use super::media::PendingMedia;
 use super::reply::Reply;
 use super::slab::CallId;
 use crate::media::{Action, MediaEvent, MediaSession};
-use crate::message::{Method, Request, Response, StatusCode};
+use crate::message::{Method, Request, Response};
 use crate::transaction::TransactionKey;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -191,8 +191,7 @@ impl CallMedia {
             Method::Invite if !request.body().is_empty() => {
                 let negotiator = self.negotiator.as_mut()?;
                 let reply = match crate::sdp::SessionDescription::parse(request.body()) {
-                    Err(e) => Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
-                        .reason(format!("Not Acceptable Here (bad SDP: {e})")),
+                    Err(e) => super::media::unreadable_offer(&e),
                     Ok(offer) => match negotiator.answer(&offer) {
                         Ok(answer) => {
                             if let Some(n) = &answer.negotiated {
@@ -200,8 +199,7 @@ impl CallMedia {
                             }
                             Reply::ok().body("application/sdp", answer.sdp.to_bytes())
                         }
-                        Err(e) => Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
-                            .reason(format!("Not Acceptable Here ({e})")),
+                        Err(e) => super::media::unanswerable_offer(&e),
                     },
                 };
                 Some(reply)

@@ -6,7 +6,9 @@ use crate::codec::Codec;
 use crate::entropy::Entropy;
 use crate::media::{MediaConfig, MediaHandler, Ports, bind_pair};
 use crate::message::StatusCode;
-use crate::sdp::{LocalMedia, Negotiated, Negotiator, SessionDescription};
+use crate::sdp::{
+    LocalMedia, Negotiated, NegotiationError, Negotiator, SdpError, SessionDescription,
+};
 use bytes::Bytes;
 use std::net::IpAddr;
 use tokio::net::UdpSocket;
@@ -76,6 +78,26 @@ pub(crate) fn config_with(
     }
 }
 
+/// The 488 for an SDP offer that does not parse (RFC 3261 §13.3.1.3). The reason
+/// phrase is fixed; the parser's detail goes to the log, not to the peer.
+pub(crate) fn unreadable_offer(e: &SdpError) -> Reply {
+    tracing::debug!(error = %e, "488: the SDP offer does not parse");
+    Reply::new(StatusCode::NOT_ACCEPTABLE_HERE).reason("Not Acceptable Here (unreadable SDP)")
+}
+
+/// The 488 for an SDP offer we cannot answer (RFC 3261 §13.3.1.3), with a fixed
+/// reason phrase per cause; the detail goes to the log.
+pub(crate) fn unanswerable_offer(e: &NegotiationError) -> Reply {
+    tracing::debug!(error = %e, "488: cannot answer the SDP offer");
+    let reason = match e {
+        NegotiationError::NoCommonCodec => "Not Acceptable Here (no common codec)",
+        NegotiationError::MediaCountMismatch { .. } | NegotiationError::NoOfferPending => {
+            "Not Acceptable Here (SDP offer not answerable)"
+        }
+    };
+    Reply::new(StatusCode::NOT_ACCEPTABLE_HERE).reason(reason)
+}
+
 /// Answers the SDP offer in an INVITE (RFC 3264 §6). The error is the reply to send
 /// instead: 488 for an offer we cannot read or share no codec with (RFC 3261 §13.3.1.3).
 pub(crate) async fn answer(
@@ -83,10 +105,7 @@ pub(crate) async fn answer(
     offer: &[u8],
     mut handler: Box<dyn MediaHandler>,
 ) -> Result<(Bytes, PendingMedia), Reply> {
-    let offer = SessionDescription::parse(offer).map_err(|e| {
-        Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
-            .reason(format!("Not Acceptable Here (bad SDP: {e})"))
-    })?;
+    let offer = SessionDescription::parse(offer).map_err(|e| unreadable_offer(&e))?;
     let (rtp, rtcp) = bind_pair(ctx.local_ip, &ctx.ports).await.map_err(|_| {
         Reply::new(StatusCode::SERVICE_UNAVAILABLE).reason("Service Unavailable (no RTP port free)")
     })?;
@@ -99,9 +118,7 @@ pub(crate) async fn answer(
         .answer_with(&offer, |offered: &[Codec], ours: &[Codec]| {
             handler.choose_codec(offered, ours)
         })
-        .map_err(|e| {
-            Reply::new(StatusCode::NOT_ACCEPTABLE_HERE).reason(format!("Not Acceptable Here ({e})"))
-        })?;
+        .map_err(|e| unanswerable_offer(&e))?;
     let Some(negotiated) = answer.negotiated else {
         return Err(Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
             .reason("Not Acceptable Here (no audio stream)"));
@@ -175,18 +192,13 @@ pub(crate) fn answer_offline(
     offer: &[u8],
     mut handler: Box<dyn MediaHandler>,
 ) -> Result<(Bytes, OfflineMedia), Reply> {
-    let offer = SessionDescription::parse(offer).map_err(|e| {
-        Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
-            .reason(format!("Not Acceptable Here (bad SDP: {e})"))
-    })?;
+    let offer = SessionDescription::parse(offer).map_err(|e| unreadable_offer(&e))?;
     let mut negotiator = Negotiator::new(LocalMedia::new(local_ip, port), 1);
     let answer = negotiator
         .answer_with(&offer, |offered: &[Codec], ours: &[Codec]| {
             handler.choose_codec(offered, ours)
         })
-        .map_err(|e| {
-            Reply::new(StatusCode::NOT_ACCEPTABLE_HERE).reason(format!("Not Acceptable Here ({e})"))
-        })?;
+        .map_err(|e| unanswerable_offer(&e))?;
     let Some(negotiated) = answer.negotiated else {
         return Err(Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
             .reason("Not Acceptable Here (no audio stream)"));

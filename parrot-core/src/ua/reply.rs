@@ -119,8 +119,13 @@ impl From<StatusCode> for Reply {
 }
 
 impl<E: std::fmt::Display> From<Result<Reply, E>> for Reply {
-    /// `Ok(reply)` is that reply; an error becomes 500 with the error as reason.
+    /// `Ok(reply)` is that reply; an error becomes 500 Server Internal Error. The
+    /// error is logged (`warn`), not sent: it is the application's text, not a
+    /// reason phrase for the peer.
     fn from(r: Result<Reply, E>) -> Self {
-        r.unwrap_or_else(|e| Reply::server_error().reason(format!("Server Internal Error: {e}")))
+        r.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "handler failed; answering 500");
+            Reply::server_error()
+        })
     }
 }

@@ -280,12 +280,12 @@ impl MediaHandler for Audio {
     fn stream_started(&mut self) -> Action {
         let mut action = self.record.clone().map_or(Action::Nothing, Action::Record);
         if let Some(speaker) = &self.speaker {
-            action = action.then(Action::Listen(speaker.clone()));
+            action = action.also(Action::Listen(speaker.clone()));
         }
         if let Some(mic) = &self.microphone {
-            action = action.then(Action::play_live(mic.clone()));
+            action = action.also(Action::play_live(mic.clone()));
         } else if let Some(file) = &self.play {
-            action = action.then(Action::play(file));
+            action = action.also(Action::play(file));
         }
         action
     }

@@ -192,7 +192,7 @@ impl MediaHandler for Menu {
     fn stream_started(&mut self) -> Action {
         let welcome = Action::play(&self.welcome);
         match &self.record {
-            Some(file) => Action::Record(file.clone()).then(welcome),
+            Some(file) => Action::Record(file.clone()).also(welcome),
             None => welcome,
         }
     }

@@ -28,7 +28,7 @@ use std::sync::{Arc, OnceLock};
 /// A header value or line: a span of the received message, or bytes of its own.
 ///
 /// Spans cost nothing to make or drop; a slice of [`Bytes`] per field would be
-/// two atomic operations each (measured: a tenth of the parse time).
+/// two atomic operations each, on every field of every message parsed.
 #[derive(Clone, Debug)]
 pub(crate) enum Chunk {
     Span(u32, u32),
