@@ -707,7 +707,7 @@ mod tests {
         struct Player(PathBuf, PathBuf);
         impl MediaHandler for Player {
             fn stream_started(&mut self) -> Action {
-                Action::Record(self.1.clone()).then(Action::play(&self.0))
+                Action::Record(self.1.clone()).also(Action::play(&self.0))
             }
         }
         let dir = std::env::temp_dir();

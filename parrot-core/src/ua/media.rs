@@ -98,6 +98,25 @@ pub(crate) fn unanswerable_offer(e: &NegotiationError) -> Reply {
     Reply::new(StatusCode::NOT_ACCEPTABLE_HERE).reason(reason)
 }
 
+/// The SDP answer to `offer` and what it agreed, the codec chosen by `handler`;
+/// 488 when there is nothing to agree on.
+fn negotiate(
+    negotiator: &mut Negotiator,
+    offer: &SessionDescription,
+    handler: &mut dyn MediaHandler,
+) -> Result<(Bytes, Negotiated), Reply> {
+    let answer = negotiator
+        .answer_with(offer, |offered: &[Codec], ours: &[Codec]| {
+            handler.choose_codec(offered, ours)
+        })
+        .map_err(|e| unanswerable_offer(&e))?;
+    let Some(negotiated) = answer.negotiated else {
+        return Err(Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
+            .reason("Not Acceptable Here (no audio stream)"));
+    };
+    Ok((answer.sdp.to_bytes(), negotiated))
+}
+
 /// Answers the SDP offer in an INVITE (RFC 3264 §6). The error is the reply to send
 /// instead: 488 for an offer we cannot read or share no codec with (RFC 3261 §13.3.1.3).
 pub(crate) async fn answer(
@@ -114,18 +133,10 @@ pub(crate) async fn answer(
         LocalMedia::new(ctx.local_ip, port),
         session_id(&ctx.entropy),
     );
-    let answer = negotiator
-        .answer_with(&offer, |offered: &[Codec], ours: &[Codec]| {
-            handler.choose_codec(offered, ours)
-        })
-        .map_err(|e| unanswerable_offer(&e))?;
-    let Some(negotiated) = answer.negotiated else {
-        return Err(Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
-            .reason("Not Acceptable Here (no audio stream)"));
-    };
+    let (sdp, negotiated) = negotiate(&mut negotiator, &offer, &mut *handler)?;
     let config = config_with(&negotiated, rtp, rtcp, &ctx.entropy);
     Ok((
-        answer.sdp.to_bytes(),
+        sdp,
         PendingMedia {
             config,
             handler,
@@ -194,17 +205,9 @@ pub(crate) fn answer_offline(
 ) -> Result<(Bytes, OfflineMedia), Reply> {
     let offer = SessionDescription::parse(offer).map_err(|e| unreadable_offer(&e))?;
     let mut negotiator = Negotiator::new(LocalMedia::new(local_ip, port), 1);
-    let answer = negotiator
-        .answer_with(&offer, |offered: &[Codec], ours: &[Codec]| {
-            handler.choose_codec(offered, ours)
-        })
-        .map_err(|e| unanswerable_offer(&e))?;
-    let Some(negotiated) = answer.negotiated else {
-        return Err(Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
-            .reason("Not Acceptable Here (no audio stream)"));
-    };
+    let (sdp, negotiated) = negotiate(&mut negotiator, &offer, &mut *handler)?;
     Ok((
-        answer.sdp.to_bytes(),
+        sdp,
         OfflineMedia {
             negotiated,
             handler,
