@@ -31,7 +31,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -39,7 +39,6 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use sip::Received;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
 mod sip;
@@ -173,6 +172,9 @@ pub struct Target {
     /// TLS server name (SNI and certificate check) for new TLS / WSS connections;
     /// the IP address of `addr` when `None`.
     pub server_name: Option<String>,
+    /// UDP: our address to send from (the one a request arrived on), for a
+    /// socket bound to the wildcard; the kernel's choice when `None`.
+    pub source: Option<IpAddr>,
 }
 
 impl Target {
@@ -183,6 +185,7 @@ impl Target {
             addr,
             conn: None,
             server_name: None,
+            source: None,
         }
     }
 
@@ -193,6 +196,7 @@ impl Target {
             addr: incoming.source,
             conn: incoming.conn,
             server_name: None,
+            source: Some(incoming.local.ip()),
         }
     }
 
@@ -200,6 +204,13 @@ impl Target {
     #[must_use]
     pub fn with_conn(mut self, conn: ConnectionId) -> Self {
         self.conn = Some(conn);
+        self
+    }
+
+    /// Sends from our address `source` (UDP on a wildcard-bound socket).
+    #[must_use]
+    pub fn with_source(mut self, source: IpAddr) -> Self {
+        self.source = Some(source);
         self
     }
 
@@ -300,7 +311,7 @@ pub(crate) struct Shared {
     pub(crate) config: TransportConfig,
     pub(crate) incoming: mpsc::Sender<Inbound>,
     shutdown: watch::Receiver<bool>,
-    udp: Mutex<Vec<(SocketAddr, Arc<UdpSocket>)>>,
+    udp: Mutex<Vec<(SocketAddr, Arc<udp::UdpEndpoint>)>>,
     conns: Mutex<ConnTable>,
     open: AtomicUsize,
     next_id: AtomicU64,
@@ -447,14 +458,23 @@ impl Shared {
         }
     }
 
-    pub(crate) fn add_udp(&self, local: SocketAddr, socket: Arc<UdpSocket>) {
+    pub(crate) fn add_udp(&self, local: SocketAddr, socket: Arc<udp::UdpEndpoint>) {
         lock(&self.udp).push((local, socket));
     }
 
-    fn udp_for(&self, target: SocketAddr) -> Option<Arc<UdpSocket>> {
-        lock(&self.udp)
-            .iter()
-            .find(|(local, _)| local.is_ipv4() == target.is_ipv4())
+    /// The socket to send to `target` from: of its address family, bound to
+    /// `source` if one is, else a wildcard one, else any.
+    fn udp_for(&self, target: SocketAddr, source: Option<IpAddr>) -> Option<Arc<udp::UdpEndpoint>> {
+        let sockets = lock(&self.udp);
+        let family = || {
+            sockets
+                .iter()
+                .filter(|(local, _)| local.is_ipv4() == target.is_ipv4())
+        };
+        family()
+            .find(|(local, _)| Some(local.ip()) == source)
+            .or_else(|| family().find(|(local, _)| local.ip().is_unspecified()))
+            .or_else(|| family().next())
             .map(|(_, s)| Arc::clone(s))
     }
 }
@@ -571,9 +591,9 @@ impl Transports {
         let shared = &self.inner.shared;
         if target.kind == TransportKind::Udp {
             let socket = shared
-                .udp_for(target.addr)
+                .udp_for(target.addr, target.source)
                 .ok_or(TransportError::NoUdpSocket(target.addr))?;
-            socket.send_to(&data, target.addr).await?;
+            socket.send(&data, target.addr, target.source).await?;
             return Ok(());
         }
         if let Some(tx) = target.conn.and_then(|id| shared.sender_by_id(id)) {

@@ -1,11 +1,19 @@
 //! UDP: one message per datagram (RFC 3261 §18.1).
+//!
+//! Sockets go through `quinn-udp`, which asks the kernel for each datagram's
+//! destination address (IP_PKTINFO / IPV6_RECVPKTINFO) and sends with a
+//! chosen source address. On a socket bound to the wildcard that is what
+//! keeps 0.0.0.0 off the wire: a request is known to have arrived on
+//! 192.0.2.1, and its responses leave from 192.0.2.1.
 
-use std::io;
-use std::net::SocketAddr;
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 use super::{Inbound, Shared, TransportKind, wait_shutdown};
@@ -13,21 +21,72 @@ use super::{Inbound, Shared, TransportKind, wait_shutdown};
 /// Largest UDP payload there can be.
 const MAX_DATAGRAM: usize = 65_535;
 
+/// A bound UDP socket with its `quinn-udp` state.
+#[derive(Debug)]
+pub(crate) struct UdpEndpoint {
+    socket: UdpSocket,
+    state: UdpSocketState,
+    /// The address it is bound to (maybe a wildcard).
+    pub(crate) local: SocketAddr,
+}
+
+impl UdpEndpoint {
+    /// Sends one datagram to `to`, from `source` when given (the address a
+    /// request arrived on, or the one the kernel routes to `to` from).
+    pub(crate) async fn send(
+        &self,
+        data: &[u8],
+        to: SocketAddr,
+        source: Option<IpAddr>,
+    ) -> io::Result<()> {
+        // A source of the other family, or a specific one on a socket bound
+        // to another specific address, cannot be used: let the kernel choose.
+        let source = source.filter(|s| {
+            s.is_ipv4() == to.is_ipv4()
+                && !s.is_unspecified()
+                && (self.local.ip().is_unspecified() || self.local.ip() == *s)
+        });
+        let transmit = quinn_udp::Transmit {
+            destination: to,
+            ecn: None,
+            contents: data,
+            segment_size: None,
+            src_ip: source,
+        };
+        self.socket
+            .async_io(Interest::WRITABLE, || {
+                self.state
+                    .try_send(UdpSockRef::from(&self.socket), &transmit)
+            })
+            .await
+    }
+}
+
 /// Binds a socket and starts its receive task.
 pub(crate) async fn bind(shared: &Arc<Shared>, addr: SocketAddr) -> io::Result<SocketAddr> {
-    let socket = Arc::new(bind_socket(addr, shared.config.udp_recv_buffer)?);
+    let socket = bind_socket(addr, shared.config.udp_recv_buffer)?;
+    let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
     let local = socket.local_addr()?;
-    shared.add_udp(local, Arc::clone(&socket));
+    let endpoint = Arc::new(UdpEndpoint {
+        socket,
+        state,
+        local,
+    });
+    shared.add_udp(local, Arc::clone(&endpoint));
     tracing::info!(%local, "UDP bound");
-    tokio::spawn(recv_loop(Arc::clone(shared), socket, local));
+    tokio::spawn(recv_loop(Arc::clone(shared), endpoint));
     Ok(local)
 }
 
 /// A non-blocking UDP socket bound to `addr`, with its receive buffer set
-/// first (a failure to enlarge it is logged, not fatal).
+/// first (a failure to enlarge it is logged, not fatal). An IPv6 socket is
+/// IPv6 only: IPv4 has sockets of its own.
 fn bind_socket(addr: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
     if recv_buffer > 0 {
         if let Err(e) = socket.set_recv_buffer_size(recv_buffer) {
             tracing::warn!(%addr, error = %e, "UDP receive buffer not enlarged");
@@ -40,46 +99,89 @@ fn bind_socket(addr: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-async fn recv_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: SocketAddr) {
+async fn recv_loop(shared: Arc<Shared>, endpoint: Arc<UdpEndpoint>) {
+    let local = endpoint.local;
     let max = shared.config.max_message_size;
-    // One byte more than allowed, so that an oversize datagram is seen as such.
-    let mut buf = vec![0u8; max.saturating_add(1).min(MAX_DATAGRAM + 1)];
+    // With GRO the kernel may hand over several datagrams of one size in one
+    // buffer, `stride` bytes apart: room for as many as it may coalesce.
+    let segments = endpoint.state.gro_segments().max(1);
+    let mut buf = vec![0u8; (MAX_DATAGRAM + 1) * segments];
     let mut shutdown = shared.shutdown_signal();
     loop {
-        let (n, source) = tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // E.g. ICMP errors reported on some systems: not fatal for the socket.
-                    tracing::debug!(%local, error = %e, "UDP receive error");
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_millis(10)) => continue,
-                        () = wait_shutdown(&mut shutdown) => break,
-                    }
-                }
-            },
+        let mut meta = [RecvMeta::default()];
+        let received = tokio::select! {
+            r = endpoint.socket.async_io(Interest::READABLE, || {
+                let mut bufs = [IoSliceMut::new(&mut buf)];
+                endpoint.state.recv(UdpSockRef::from(&endpoint.socket), &mut bufs, &mut meta)
+            }) => r,
             () = wait_shutdown(&mut shutdown) => break,
         };
-        if n > max {
-            shared.count_oversize_datagram();
-            tracing::warn!(%local, %source, max, "UDP datagram larger than max_message_size dropped");
-            continue;
+        if let Err(e) = received {
+            // E.g. ICMP errors reported on some systems: not fatal for the socket.
+            tracing::debug!(%local, error = %e, "UDP receive error");
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(10)) => continue,
+                () = wait_shutdown(&mut shutdown) => break,
+            }
         }
-        let data = &buf[..n];
-        if data.iter().all(|&b| b == b'\r' || b == b'\n') {
-            // Empty datagram or CRLF keep-alive: nothing to deliver.
-            continue;
-        }
-        let incoming = Inbound {
-            data: Bytes::copy_from_slice(data),
-            source,
-            local,
-            kind: TransportKind::Udp,
-            conn: None,
-        };
-        if !shared.deliver(incoming, &mut shutdown).await {
-            break;
+        let m = meta[0];
+        let source = normalize(m.addr);
+        // The address it came to: ours, even on a wildcard socket.
+        let to = SocketAddr::new(m.dst_ip.map_or(local.ip(), canonical), local.port());
+        let stride = if m.stride == 0 { m.len } else { m.stride };
+        let len = m.len.min(buf.len());
+        let mut start = 0;
+        while start < len {
+            let end = (start + stride).min(len);
+            let data = &buf[start..end];
+            start = end;
+            if data.len() > max {
+                shared.count_oversize_datagram();
+                tracing::warn!(%local, %source, max, "UDP datagram larger than max_message_size dropped");
+                continue;
+            }
+            if data.iter().all(|&b| b == b'\r' || b == b'\n') {
+                // Empty datagram or CRLF keep-alive: nothing to deliver.
+                continue;
+            }
+            let incoming = Inbound {
+                data: Bytes::copy_from_slice(data),
+                source,
+                local: to,
+                kind: TransportKind::Udp,
+                conn: None,
+            };
+            if !shared.deliver(incoming, &mut shutdown).await {
+                tracing::debug!(%local, "UDP receiver stopped");
+                return;
+            }
         }
     }
     tracing::debug!(%local, "UDP receiver stopped");
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn normalize(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(canonical(addr.ip()), addr.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical;
+    use std::net::IpAddr;
+
+    #[test]
+    fn mapped_addresses_are_ipv4() {
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap_or(IpAddr::from([0; 16]));
+        assert_eq!(canonical(mapped), IpAddr::from([192, 0, 2, 1]));
+        let v6: IpAddr = "2001:db8::1".parse().unwrap_or(IpAddr::from([0; 16]));
+        assert_eq!(canonical(v6), v6);
+    }
 }

@@ -91,6 +91,9 @@ pub(crate) struct QueryId(pub(crate) u64);
 #[derive(Debug)]
 pub(crate) struct Resolved {
     pub(crate) target: Target,
+    /// Our address towards it: the bound one, or for a wildcard-bound
+    /// transport the one the kernel routes to `target` from.
+    pub(crate) local: SocketAddr,
     pub(crate) offer: Option<Offered>,
 }
 

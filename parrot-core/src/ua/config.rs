@@ -5,6 +5,7 @@ use crate::entropy::Entropy;
 use crate::media::Ports;
 use crate::message::Method;
 use crate::transaction::TimerConfig;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Endpoint settings.
@@ -20,6 +21,11 @@ pub(crate) struct Config {
     pub(crate) ports: Ports,
     /// Where tags, branches, Call-IDs, SDP session ids and RTP seeds come from.
     pub(crate) entropy: Entropy,
+    /// The address to put in Via and Contact instead of ours (a public address
+    /// in front of a NAT), with our port.
+    pub(crate) advertise: Option<IpAddr>,
+    /// The address to put in SDP (`c=`, `o=`) instead of ours.
+    pub(crate) advertise_media: Option<IpAddr>,
 }
 
 impl Default for Config {
@@ -39,6 +45,8 @@ impl Default for Config {
             auth: None,
             ports: default_ports(),
             entropy: crate::entropy::global().clone(),
+            advertise: None,
+            advertise_media: None,
         }
     }
 }

@@ -118,7 +118,12 @@ where
     /// UDP goes out at once (a datagram socket does not make us wait); a
     /// stream message goes to its destination's writer task.
     async fn transmit(&mut self, t: Transmit<Peer>) {
-        let target = t.dest.target;
+        let mut target = t.dest.target;
+        // From the address the exchange uses: a request's arrival address, or
+        // the one chosen towards the peer (on a wildcard socket, IP_PKTINFO).
+        if !t.dest.local.ip().is_unspecified() {
+            target.source = Some(t.dest.local.ip());
+        }
         if target.kind == TransportKind::Udp {
             if let Err(e) = self.transports.send(&target, t.data).await {
                 debug!(dest = %target.addr, error = %e, "send failed");
@@ -165,16 +170,18 @@ where
         tokio::spawn(async move {
             let result = async {
                 let target = route::resolve(&uri, transport).await?;
+                let local = route::local_towards(&addrs, &target);
                 let offer = match media {
                     None => None,
                     Some(m) => {
                         let peer = Peer {
-                            local: route::local_for(&addrs, target.kind),
+                            local,
                             target: target.clone(),
                         };
                         let ctx = MediaContext {
                             ports: m.ports,
                             local_ip: route::media_ip(&peer),
+                            public_ip: m.public_ip,
                             entropy: m.entropy,
                         };
                         let offered = super::media::offer(&ctx, m.handler)
@@ -183,7 +190,11 @@ where
                         Some(offered)
                     }
                 };
-                Ok(Resolved { target, offer })
+                Ok(Resolved {
+                    target,
+                    local,
+                    offer,
+                })
             }
             .await;
             let _ = commands
@@ -236,12 +247,14 @@ where
                 task,
                 provisional: (prov_tx, prov_rx),
                 ports,
+                public_ip,
                 entropy,
             } => {
                 let handler = (self.factory)();
                 let ctx = MediaContext {
                     ports,
                     local_ip: route::media_ip(&peer),
+                    public_ip,
                     entropy,
                 };
                 let incoming =

@@ -196,6 +196,21 @@ where
         self
     }
 
+    /// The address to put in Via and Contact instead of ours, keeping our
+    /// port: the public address of a host behind a NAT or a load balancer
+    /// (Kamailio's `advertise`, FreeSWITCH's `ext-sip-ip`).
+    pub fn advertise(mut self, address: std::net::IpAddr) -> Self {
+        self.config.advertise = Some(address);
+        self
+    }
+
+    /// The address to put in SDP (`c=`, `o=`) instead of ours (FreeSWITCH's
+    /// `ext-rtp-ip`); RTP is still bound to our own address.
+    pub fn advertise_media(mut self, address: std::net::IpAddr) -> Self {
+        self.config.advertise_media = Some(address);
+        self
+    }
+
     /// Answers REGISTER with this registrar (bindings kept in memory).
     pub fn registrar(mut self, registrar: Registrar) -> Self {
         if !self.config.allow.contains(&Method::Register) {
@@ -231,9 +246,16 @@ where
             addrs.push((kind, local));
         }
         if addrs.is_empty() {
-            // A dial-only endpoint still needs a socket to send from.
-            let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+            // A dial-only endpoint still needs sockets to send from: the
+            // wildcard of each family, so that it reaches any host (the address
+            // on the wire is the one routed to each peer, never 0.0.0.0).
+            let any: SocketAddr = ([0, 0, 0, 0], 0).into();
             addrs.push((TransportKind::Udp, transports.bind_udp(any).await?));
+            let any6: SocketAddr = (std::net::Ipv6Addr::UNSPECIFIED, 0).into();
+            match transports.bind_udp(any6).await {
+                Ok(a) => addrs.push((TransportKind::Udp, a)),
+                Err(e) => tracing::debug!(error = %e, "no IPv6 socket for dialing"),
+            }
         }
         let (tx, rx) = mpsc::channel(1024);
         let counters = Arc::new(Counters::default());

@@ -18,8 +18,18 @@ use tokio::net::UdpSocket;
 #[derive(Clone, Debug)]
 pub(crate) struct MediaContext {
     pub(crate) ports: Ports,
+    /// Where RTP is bound.
     pub(crate) local_ip: IpAddr,
+    /// What SDP names instead of `local_ip` (an advertised public address).
+    pub(crate) public_ip: Option<IpAddr>,
     pub(crate) entropy: Entropy,
+}
+
+impl MediaContext {
+    /// The address SDP's `c=` and `o=` name.
+    fn sdp_ip(&self) -> IpAddr {
+        self.public_ip.unwrap_or(self.local_ip)
+    }
 }
 
 /// Media agreed for a call, not yet flowing.
@@ -130,7 +140,7 @@ pub(crate) async fn answer(
     })?;
     let port = rtp.local_addr().map_or(0, |a| a.port());
     let mut negotiator = Negotiator::new(
-        LocalMedia::new(ctx.local_ip, port),
+        LocalMedia::new(ctx.sdp_ip(), port),
         session_id(&ctx.entropy),
     );
     let (sdp, negotiated) = negotiate(&mut negotiator, &offer, &mut *handler)?;
@@ -153,7 +163,7 @@ pub(crate) async fn offer(
     let (rtp, rtcp) = bind_pair(ctx.local_ip, &ctx.ports).await?;
     let port = rtp.local_addr()?.port();
     let mut negotiator = Negotiator::new(
-        LocalMedia::new(ctx.local_ip, port),
+        LocalMedia::new(ctx.sdp_ip(), port),
         session_id(&ctx.entropy),
     );
     let sdp = negotiator.create_offer().to_bytes();
@@ -229,6 +239,7 @@ mod tests {
         MediaContext {
             ports: std::sync::Arc::new(std::sync::Mutex::new(ports)),
             local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            public_ip: None,
             entropy: Entropy::seeded(seed),
         }
     }

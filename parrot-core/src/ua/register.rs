@@ -165,7 +165,9 @@ impl Client {
         let host = r
             .endpoint
             .local_addr(TransportKind::Udp)
-            .map_or_else(|| "parrot".to_owned(), |a| a.ip().to_string());
+            .map(|a| a.ip())
+            .filter(|ip| !ip.is_unspecified())
+            .map_or_else(String::new, |ip| ip.to_string());
         Client {
             digest: r.credentials.map(|(u, p)| DigestClient::new(u, p)),
             endpoint: r.endpoint,

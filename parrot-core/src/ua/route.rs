@@ -106,6 +106,42 @@ pub(crate) fn in_dialog_peer(peer: &Peer, contact_from: &Headers) -> Peer {
     }
 }
 
+/// Our address towards `target`: the bound address of its transport, with
+/// the IP the kernel routes to `target` from when bound to a wildcard (so
+/// 0.0.0.0 never reaches Via, Contact or From). A socket call: the driver's.
+pub(crate) fn local_towards(addrs: &[(TransportKind, SocketAddr)], target: &Target) -> SocketAddr {
+    let family: Vec<(TransportKind, SocketAddr)> = addrs
+        .iter()
+        .copied()
+        .filter(|(_, a)| a.is_ipv4() == target.addr.is_ipv4())
+        .collect();
+    let bound = if family.is_empty() {
+        local_for(addrs, target.kind)
+    } else {
+        local_for(&family, target.kind)
+    };
+    if !bound.ip().is_unspecified() {
+        return bound;
+    }
+    SocketAddr::new(
+        routed_source(target.addr).unwrap_or(bound.ip()),
+        bound.port(),
+    )
+}
+
+/// The source address the kernel would use to reach `to` (a connected UDP
+/// socket sends nothing).
+fn routed_source(to: SocketAddr) -> Option<std::net::IpAddr> {
+    let any: SocketAddr = if to.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = std::net::UdpSocket::bind(any).ok()?;
+    s.connect(to).ok()?;
+    Some(s.local_addr().ok()?.ip())
+}
+
 /// The address our media is reached at for a call with `peer`: the local address
 /// the signaling used, or, when bound to a wildcard, the one the OS routes to the
 /// peer (a socket call: the driver's, not the core's).
@@ -114,14 +150,7 @@ pub(crate) fn media_ip(peer: &Peer) -> std::net::IpAddr {
     if !local.is_unspecified() {
         return local;
     }
-    let any: SocketAddr = if peer.target.addr.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    std::net::UdpSocket::bind(any)
-        .and_then(|s| s.connect(peer.target.addr).and_then(|()| s.local_addr()))
-        .map_or(local, |a| a.ip())
+    routed_source(peer.target.addr).unwrap_or(local)
 }
 
 /// Our address for a transport: the first bound for that kind, else the first

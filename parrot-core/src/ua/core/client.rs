@@ -98,8 +98,13 @@ impl UaCore {
             Some(m) => (Some(m.handler), Some(m.control)),
             None => (None, None),
         };
-        if let (Some(target), None) = (&literal, &handler) {
-            let r = self.start_dial(spec, target.clone(), None, control, events);
+        let local = literal.as_ref().and_then(|t| self.specific_local(t.kind));
+        if let (Some(target), None, Some(local)) = (&literal, &handler, local) {
+            let peer = Peer {
+                target: target.clone(),
+                local,
+            };
+            let r = self.start_dial(spec, peer, None, control, events);
             let _ = reply.send(r);
             return;
         }
@@ -117,6 +122,7 @@ impl UaCore {
             media: handler.map(|handler| OfferWanted {
                 handler,
                 ports: self.config.ports.clone(),
+                public_ip: self.config.advertise_media,
                 entropy: self.config.entropy.fork(),
             }),
         });
@@ -137,14 +143,24 @@ impl UaCore {
                 },
                 Ok(r),
             ) => {
-                let id = self.start_dial(spec, r.target, r.offer, control, events);
+                let peer = Peer {
+                    target: r.target,
+                    local: r.local,
+                };
+                let id = self.start_dial(spec, peer, r.offer, control, events);
                 let _ = reply.send(id);
             }
-            (Query::Send { request, reply }, Ok(r)) => self.send_to(request, r.target, reply),
+            (Query::Send { request, reply }, Ok(r)) => {
+                let peer = Peer {
+                    target: r.target,
+                    local: r.local,
+                };
+                self.send_to(request, peer, reply)
+            }
             (Query::Redirect { call, next }, r) => {
                 let peer = match r {
                     Ok(r) => Peer {
-                        local: self.local_for(r.target.kind),
+                        local: r.local,
                         target: r.target,
                     },
                     Err(_) => match self.calls.get(call) {
@@ -177,13 +193,12 @@ impl UaCore {
     fn start_dial(
         &mut self,
         spec: DialSpec,
-        target: crate::transport::Target,
+        peer: Peer,
         offer: Option<Offered>,
         control: Option<mpsc::Receiver<Action>>,
         events: EventSender,
     ) -> Result<CallId, UaError> {
-        let local = self.local_for(target.kind);
-        let peer = Peer { target, local };
+        let local = peer.local;
         let user = spec
             .from_user
             .clone()
@@ -195,7 +210,7 @@ impl UaCore {
         let bad = |e: crate::message::HeaderError| UaError::BadRequest(e.to_string());
         h.push(
             HeaderName::Via,
-            Self::via(&self.config.entropy, local, peer.target.kind),
+            Self::via(&self.config, local, peer.target.kind),
         )
         .map_err(bad)?;
         h.push(HeaderName::MaxForwards, "70").map_err(bad)?;
@@ -267,8 +282,11 @@ impl UaCore {
             Err(e) => {
                 let _ = reply.send(Err(e));
             }
-            Ok(Some(target)) => self.send_to(request, target, reply),
-            Ok(None) => {
+            Ok(Some(target)) if self.specific_local(target.kind).is_some() => {
+                let local = self.local_for(target.kind);
+                self.send_to(request, Peer { target, local }, reply)
+            }
+            Ok(_) => {
                 let uri = request.uri().clone();
                 let query = self.query(Query::Send { request, reply });
                 self.out.push_back(Output::Resolve {
@@ -281,17 +299,14 @@ impl UaCore {
         }
     }
 
-    fn send_to(
-        &mut self,
-        mut request: Request,
-        target: crate::transport::Target,
-        reply: ResponseSender,
-    ) {
-        let local = self.local_for(target.kind);
-        let peer = Peer { target, local };
+    fn send_to(&mut self, mut request: Request, peer: Peer, reply: ResponseSender) {
+        let local = peer.local;
+        // RFC 3261 §10.2.1: a REGISTER's Contact is ours; a handle that did not
+        // know which of our addresses reaches the registrar left it unspecified.
+        fill_unspecified_contact(&mut request, self.config.advertise.unwrap_or(local.ip()));
         if let Err(e) = request.headers_mut().prepend(
             HeaderName::Via,
-            Self::via(&self.config.entropy, local, peer.target.kind),
+            Self::via(&self.config, local, peer.target.kind),
         ) {
             let _ = reply.send(Err(UaError::BadRequest(e.to_string())));
             return;
@@ -381,7 +396,7 @@ impl UaCore {
         let mut problem = h
             .prepend(
                 HeaderName::Via,
-                Self::via(&self.config.entropy, peer.local, peer.target.kind),
+                Self::via(&self.config, peer.local, peer.target.kind),
             )
             .err();
         for (n, v) in headers {
@@ -574,15 +589,16 @@ impl UaCore {
         }
         uac.redirects += 1;
         let transport = uac.spec.transport;
+        let current = call.peer.clone();
         match literal_target(next.uri(), transport) {
-            Ok(Some(target)) => {
+            Ok(Some(target)) if self.specific_local(target.kind).is_some() => {
                 let peer = Peer {
                     local: self.local_for(target.kind),
                     target,
                 };
                 self.send_invite(id, next, peer);
             }
-            Ok(None) => {
+            Ok(_) => {
                 let uri = next.uri().clone();
                 let query = self.query(Query::Redirect { call: id, next });
                 self.out.push_back(Output::Resolve {
@@ -592,10 +608,7 @@ impl UaCore {
                     media: None,
                 });
             }
-            Err(_) => {
-                let peer = call.peer.clone();
-                self.send_invite(id, next, peer);
-            }
+            Err(_) => self.send_invite(id, next, current),
         }
     }
 
@@ -605,7 +618,7 @@ impl UaCore {
         let _ = next.headers_mut().pop_via();
         let _ = next.headers_mut().prepend(
             HeaderName::Via,
-            Self::via(&self.config.entropy, peer.local, peer.target.kind),
+            Self::via(&self.config, peer.local, peer.target.kind),
         );
         let sent = self.txns.send_request(
             self.now,
@@ -647,7 +660,7 @@ impl UaCore {
         let mut ack = dialog.ack_for(cseq);
         let _ = ack.headers_mut().prepend(
             HeaderName::Via,
-            Self::via(&self.config.entropy, peer.local, peer.target.kind),
+            Self::via(&self.config, peer.local, peer.target.kind),
         );
         if let CallState::Uac(uac) = &mut call.state {
             uac.ack = Some(ack.clone());
@@ -749,6 +762,27 @@ fn cancel_for(invite: &Request) -> Request {
     let _ = h.push(HeaderName::MaxForwards, "70");
     c.set_body(bytes::Bytes::new());
     c
+}
+
+/// Sets the host of a Contact that names an unspecified address (0.0.0.0, ::)
+/// to `ip`.
+fn fill_unspecified_contact(req: &mut Request, ip: std::net::IpAddr) {
+    let Some(first) = req.headers().contact_list().first().cloned() else {
+        return;
+    };
+    let Some(sip) = first.uri.as_sip() else {
+        return;
+    };
+    if !sip.host.ip().is_some_and(|h| h.is_unspecified()) {
+        return;
+    }
+    let mut uri = sip.clone();
+    uri.host = Host::from(ip);
+    let mut contact = first.clone();
+    contact.uri = crate::message::Uri::Sip(uri);
+    let _ = req
+        .headers_mut()
+        .set(HeaderName::Contact, contact.to_string());
 }
 
 fn bump_cseq(req: &mut Request) {

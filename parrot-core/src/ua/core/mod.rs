@@ -69,6 +69,7 @@ pub(crate) enum Output {
 pub(crate) struct OfferWanted {
     pub(crate) handler: Box<dyn MediaHandler>,
     pub(crate) ports: Ports,
+    pub(crate) public_ip: Option<std::net::IpAddr>,
     pub(crate) entropy: crate::entropy::Entropy,
 }
 
@@ -94,6 +95,7 @@ pub(crate) enum Spawn {
         task: mpsc::Receiver<ToCall>,
         provisional: (mpsc::Sender<Box<Reply>>, mpsc::Receiver<Box<Reply>>),
         ports: Ports,
+        public_ip: Option<std::net::IpAddr>,
         entropy: crate::entropy::Entropy,
     },
     /// A call we placed was answered: its media session, driven by the
@@ -491,8 +493,15 @@ impl UaCore {
         super::route::local_for(&self.addrs, kind)
     }
 
+    /// Our bound address for `kind` if it is a specific one; a wildcard-bound
+    /// transport needs the driver to find the address that routes to a peer.
+    fn specific_local(&self, kind: TransportKind) -> Option<SocketAddr> {
+        Some(self.local_for(kind)).filter(|a| !a.ip().is_unspecified())
+    }
+
     fn contact(&self, local: SocketAddr, kind: TransportKind) -> String {
-        let mut uri = SipUri::new(Some(&self.config.user), Host::from(local.ip()));
+        let ip = self.config.advertise.unwrap_or(local.ip());
+        let mut uri = SipUri::new(Some(&self.config.user), Host::from(ip));
         uri.port = Some(local.port());
         if kind != TransportKind::Udp {
             uri.params = uri
@@ -502,13 +511,15 @@ impl UaCore {
         format!("<{uri}>")
     }
 
-    /// Our Via for a request: sent-by, a new branch, and `rport` (RFC 3581).
-    fn via(entropy: &crate::entropy::Entropy, local: SocketAddr, kind: TransportKind) -> String {
+    /// Our Via for a request: sent-by (our address, or the advertised one), a
+    /// new branch, and `rport` (RFC 3581).
+    fn via(config: &Config, local: SocketAddr, kind: TransportKind) -> String {
+        let ip = config.advertise.unwrap_or(local.ip());
         let mut via = Via::new(
             kind.as_via_str(),
-            Host::from(local.ip()),
+            Host::from(ip),
             Some(local.port()),
-            &entropy.branch(),
+            &config.entropy.branch(),
         );
         via.set_param("rport", None);
         via.to_string()

@@ -100,6 +100,7 @@ impl UaCore {
             task: task_rx,
             provisional: mpsc::channel(4),
             ports: self.config.ports.clone(),
+            public_ip: self.config.advertise_media,
             // One source per call, forked in the core's order: a seeded run replays.
             entropy: self.config.entropy.fork(),
         }));

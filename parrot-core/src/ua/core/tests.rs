@@ -628,6 +628,7 @@ fn a_resolved_dial_goes_to_the_address_found() {
         query,
         result: Box::new(Ok(Resolved {
             target: crate::transport::Target::new(TransportKind::Udp, addr(ALICE)),
+            local: addr(US),
             offer: None,
         })),
     });
