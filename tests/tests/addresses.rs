@@ -99,7 +99,7 @@ async fn a_dial_only_endpoint_names_the_address_it_sends_from() {
     );
     let callee = UdpSocket::bind("127.0.0.7:0").await.unwrap();
     let to = callee.local_addr().unwrap();
-    let mut call = phone
+    let call = phone
         .dial(&format!("sip:bob@{to}"))
         .unwrap()
         .send()
