@@ -159,3 +159,71 @@ async fn an_advertised_address_goes_in_contact() {
     );
     server.shutdown(Duration::from_millis(200)).await;
 }
+
+/// Plays a tone and records what it hears.
+struct ToneAndRecord {
+    freq: f64,
+    record: std::path::PathBuf,
+}
+
+impl parrot_core::media::MediaHandler for ToneAndRecord {
+    fn stream_started(&mut self) -> parrot_core::media::Action {
+        parrot_core::media::Action::Record(self.record.clone())
+            .also(parrot_core::media::Action::tone(self.freq, 1.0))
+    }
+}
+
+struct AnswerWithTone(std::path::PathBuf);
+
+impl SipHandler for AnswerWithTone {
+    async fn invite(&mut self, call: &mut Incoming) -> Reply {
+        call.answer(ToneAndRecord {
+            freq: 1000.0,
+            record: self.0.clone(),
+        })
+        .await
+    }
+}
+
+/// IPv6 end to end on [::1]: brackets in Via and Contact, `IN IP6` in SDP,
+/// RTP over IPv6, audio both ways; a server on `[::]` answers as `[::1]`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_over_ipv6_carries_audio_both_ways() {
+    let dir = parrot_tests::TempDir::new("ipv6");
+    let (server_rec, phone_rec) = (dir.join("server.wav"), dir.join("phone.wav"));
+    let port = free_port();
+    let r = server_rec.clone();
+    let server = Endpoint::builder()
+        .udp(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)))
+        .handler(move || AnswerWithTone(r.clone()))
+        .build()
+        .await
+        .unwrap();
+    let phone = Endpoint::builder().build().await.unwrap();
+    let mut call = phone
+        .dial(&format!("sip:service@[::1]:{port}"))
+        .unwrap()
+        .media(ToneAndRecord {
+            freq: 440.0,
+            record: phone_rec.clone(),
+        })
+        .send()
+        .await
+        .unwrap();
+    let ok = call.answered().await.unwrap();
+    let text = String::from_utf8_lossy(&ok.to_bytes()).into_owned();
+    assert!(
+        header(&text, "Contact").contains(&format!("[::1]:{port}")),
+        "{text}"
+    );
+    assert!(text.contains("c=IN IP6 ::1"), "SDP over IPv6:\n{text}");
+    tokio::time::sleep(Duration::from_millis(1400)).await;
+    call.hangup().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (secs, ok) = parrot_tests::heard(&phone_rec, 1000.0);
+    assert!(ok && secs > 0.8, "the phone heard {secs:.2} s of 1 kHz");
+    let (secs, ok) = parrot_tests::heard(&server_rec, 440.0);
+    assert!(ok && secs > 0.8, "the server heard {secs:.2} s of 440 Hz");
+    phone.shutdown(Duration::from_millis(200)).await;
+    server.shutdown(Duration::from_millis(200)).await;
+}
