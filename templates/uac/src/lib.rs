@@ -10,7 +10,7 @@ use parrot_core::media::{Action, LiveSink, LiveSource, MediaHandler, MediaStats}
 {%- endif %}
 use parrot_core::ua::{CallEvent, Endpoint, UaError};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 {%- if media %}
 use std::path::PathBuf;
 {%- endif %}
@@ -129,7 +129,17 @@ impl {{module}} {
     /// Starts the phone's endpoint on `local` over UDP and TCP (port 0: any free
     /// port; `0.0.0.0` lets it reach other hosts).
     pub async fn start(local: SocketAddr) -> Result<Self, PhoneError> {
-        let endpoint = Endpoint::builder().udp(local).tcp(local).build().await?;
+        Self::start_with(local, None).await
+    }
+
+    /// The same, naming `public_ip` in Via, Contact and SDP instead of our own
+    /// address (a phone behind a NAT that forwards its ports).
+    pub async fn start_with(local: SocketAddr, public_ip: Option<IpAddr>) -> Result<Self, PhoneError> {
+        let mut builder = Endpoint::builder().udp(local).tcp(local);
+        if let Some(ip) = public_ip {
+            builder = builder.advertise(ip).advertise_media(ip);
+        }
+        let endpoint = builder.build().await?;
         Ok({{module}} { endpoint })
     }
 

@@ -1,7 +1,7 @@
 //! {{project-name}}: a SIP phone.
 //!
 //! ```text
-//! cargo run -- call SIP-URI [--from USER] [--duration SECS] [--local ADDR:PORT]{% if media %}
+//! cargo run -- call SIP-URI [--from USER] [--duration SECS] [--local ADDR:PORT] [--public-ip IP]{% if media %}
 //!     [--play FILE.wav] [--record FILE.wav] [--input-device SEL] [--output-device SEL]
 //! cargo run -- devices{% endif %}
 //! ```
@@ -29,13 +29,15 @@ use {{crate_name}}::{{module}};
 /// The program's name, for messages.
 const NAME: &str = env!("CARGO_PKG_NAME");
 const USAGE: &str = "\
-usage: {{project-name}} call SIP-URI [--from USER] [--duration SECS] [--local ADDR:PORT]{% if media %} [--play FILE.wav] [--record FILE.wav] [--input-device SEL] [--output-device SEL]
+usage: {{project-name}} call SIP-URI [--from USER] [--duration SECS] [--local ADDR:PORT] [--public-ip IP]{% if media %} [--play FILE.wav] [--record FILE.wav] [--input-device SEL] [--output-device SEL]
        {{project-name}} devices{% endif %}";
 
 /// The `call` command's arguments.
 struct Args {
     options: CallOptions,
     local: SocketAddr,
+    /// PARROT_PUBLIC_IP or --public-ip: named instead of our address.
+    public_ip: Option<std::net::IpAddr>,
 {%- if media %}
     input_device: Option<String>,
     output_device: Option<String>,
@@ -46,11 +48,20 @@ fn parse_call(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
         options: CallOptions::default(),
         local: SocketAddr::from(([0, 0, 0, 0], 0)),
+        public_ip: None,
 {%- if media %}
         input_device: None,
         output_device: None,
 {%- endif %}
     };
+    if let Ok(v) = std::env::var("PARROT_PUBLIC_IP") {
+        if !v.is_empty() {
+            parsed.public_ip = Some(
+                v.parse()
+                    .map_err(|_| format!("PARROT_PUBLIC_IP wants an IP address, got {v:?}"))?,
+            );
+        }
+    }
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
@@ -63,6 +74,13 @@ fn parse_call(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     .filter(|s: &f64| s.is_finite() && *s >= 0.0)
                     .ok_or_else(|| format!("--duration wants seconds, got {v:?}"))?;
                 parsed.options.duration = Some(Duration::from_secs_f64(secs));
+            }
+            "--public-ip" => {
+                let v = value()?;
+                parsed.public_ip = Some(
+                    v.parse()
+                        .map_err(|_| format!("--public-ip wants an IP address, got {v:?}"))?,
+                );
             }
             "--local" => {
                 let v = value()?;
@@ -203,7 +221,7 @@ fn print_progress(p: Progress) {
 }
 
 async fn call(args: Args) -> ExitCode {
-    let phone = match {{module}}::start(args.local).await {
+    let phone = match {{module}}::start_with(args.local, args.public_ip).await {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{NAME}: cannot start on {}: {e}", args.local);

@@ -1,11 +1,15 @@
 //! {{project-name}}: a SIP phone server.
 //!
 //! ```text
-//! cargo run -- [--bind ADDR] [--port PORT]{% if media %} [--record DIR] [--assets DIR]{% endif %}
+//! cargo run -- [--bind ADDR] [--port PORT] [--public-ip IP]{% if media %} [--record DIR] [--assets DIR]{% endif %}
 //! ```
 //! Listens on ADDR:PORT over UDP and TCP (default {{bind}}:{{port}}; the
-//! environment variables PARROT_BIND and PARROT_PORT override the defaults, the
-//! flags override both) until Ctrl-C, then prints its counts.
+//! environment variables PARROT_BIND, PARROT_PORT and PARROT_PUBLIC_IP override
+//! the defaults, the flags override both) until Ctrl-C, then prints its counts.
+//! Bound to 0.0.0.0, it answers each request from (and names in Contact and
+//! SDP) the address the request came to. `--public-ip` is for a host behind a
+//! NAT that forwards the SIP port and the RTP ports (16384-32767/udp) to it:
+//! that address goes in Via, Contact and SDP instead.
 
 use parrot_core::ua::Endpoint;
 use std::net::{IpAddr, SocketAddr};
@@ -25,11 +29,12 @@ const DEFAULT_PORT: &str = "{{port}}";
 /// The program's name, for messages.
 const NAME: &str = env!("CARGO_PKG_NAME");
 const USAGE: &str = "\
-usage: {{project-name}} [--bind ADDR] [--port PORT]{% if media %} [--record DIR] [--assets DIR]{% endif %}";
+usage: {{project-name}} [--bind ADDR] [--port PORT] [--public-ip IP]{% if media %} [--record DIR] [--assets DIR]{% endif %}";
 
 /// The command line, after the environment and the defaults.
 struct Options {
     addr: SocketAddr,
+    public_ip: Option<IpAddr>,
 {%- if media %}
     record: Option<PathBuf>,
     assets: PathBuf,
@@ -39,6 +44,7 @@ struct Options {
 fn parse_options() -> Result<Options, String> {
     let mut bind = std::env::var("PARROT_BIND").unwrap_or_else(|_| DEFAULT_BIND.to_owned());
     let mut port = std::env::var("PARROT_PORT").unwrap_or_else(|_| DEFAULT_PORT.to_owned());
+    let mut public_ip = std::env::var("PARROT_PUBLIC_IP").ok().filter(|v| !v.is_empty());
 {%- if media %}
     let mut record = None;
     let mut assets = {{crate_name}}::default_assets();
@@ -49,6 +55,7 @@ fn parse_options() -> Result<Options, String> {
         match arg.as_str() {
             "--bind" => bind = value()?,
             "--port" => port = value()?,
+            "--public-ip" => public_ip = Some(value()?),
 {%- if media %}
             "--record" => record = Some(PathBuf::from(value()?)),
             "--assets" => assets = PathBuf::from(value()?),
@@ -63,6 +70,13 @@ fn parse_options() -> Result<Options, String> {
     let port: u16 = port
         .parse()
         .map_err(|_| format!("--port wants a port number, got {port:?}"))?;
+    let public_ip = match public_ip {
+        Some(p) => Some(
+            p.parse::<IpAddr>()
+                .map_err(|_| format!("--public-ip wants an IP address, got {p:?}"))?,
+        ),
+        None => None,
+    };
 {%- if media %}
     if let Some(dir) = &record {
         std::fs::create_dir_all(dir)
@@ -76,6 +90,7 @@ fn parse_options() -> Result<Options, String> {
 {%- endif %}
     Ok(Options {
         addr: SocketAddr::new(ip, port),
+        public_ip,
 {%- if media %}
         record,
         assets,
@@ -106,9 +121,11 @@ async fn main() -> ExitCode {
 {%- endif %}
     let addr = options.addr;
     let handlers = config.clone();
-    let endpoint = match Endpoint::builder()
-        .udp(addr)
-        .tcp(addr)
+    let mut builder = Endpoint::builder().udp(addr).tcp(addr);
+    if let Some(ip) = options.public_ip {
+        builder = builder.advertise(ip).advertise_media(ip);
+    }
+    let endpoint = match builder
         .handler(move || {{module}}::new(handlers.clone()))
         .build()
         .await
@@ -120,7 +137,9 @@ async fn main() -> ExitCode {
         }
     };
     let mut reach = addr;
-    if reach.ip().is_unspecified() {
+    if let Some(ip) = options.public_ip {
+        reach.set_ip(ip);
+    } else if reach.ip().is_unspecified() {
         reach.set_ip(IpAddr::from([127, 0, 0, 1]));
     }
     println!("{NAME}: listening on {addr} (UDP and TCP); try sip:service@{reach}");
