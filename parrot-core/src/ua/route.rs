@@ -84,7 +84,11 @@ pub(crate) async fn resolve(uri: &Uri, forced: Option<TransportKind>) -> Result<
 
 /// Where in-dialog requests go: back on the same connection for streams; for
 /// UDP to the peer's Contact (the INVITE's, or the 2xx's for a call we placed)
-/// when it is an IP address and port, otherwise where the peer sent from.
+/// when it is an IP address and port, otherwise where the peer sent from (or
+/// where we sent to). A Contact naming a private address that is not where the
+/// peer's packets come from is a phone behind a NAT: its address cannot be
+/// reached, the flow it used can (RFC 3581's symmetric idea, what Kamailio's
+/// `fix_nated_contact` does).
 pub(crate) fn in_dialog_peer(peer: &Peer, contact_from: &Headers) -> Peer {
     if peer.target.kind.is_reliable() {
         return peer.clone();
@@ -96,7 +100,8 @@ pub(crate) fn in_dialog_peer(peer: &Peer, contact_from: &Headers) -> Peer {
         .and_then(|u| {
             let ip = u.host.ip()?;
             Some(SocketAddr::new(ip, u.port.unwrap_or(5060)))
-        });
+        })
+        .filter(|c| !(is_private(c.ip()) && c.ip() != peer.target.addr.ip()));
     match contact {
         Some(addr) => Peer {
             target: Target::new(peer.target.kind, addr),
@@ -161,4 +166,19 @@ pub(crate) fn local_for(addrs: &[(TransportKind, SocketAddr)], kind: TransportKi
         .find(|(k, _)| *k == kind)
         .or_else(|| addrs.first())
         .map_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5060)), |(_, a)| *a)
+}
+
+/// An address no host outside its own network can reach: RFC 1918, shared
+/// address space (RFC 6598), link-local, and IPv6 unique-local / link-local.
+pub(crate) fn is_private(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
+        }
+        std::net::IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
 }

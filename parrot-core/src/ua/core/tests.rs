@@ -708,3 +708,50 @@ fn a_seeded_core_replays_byte_for_byte() {
     assert_eq!(first, run(7), "same seed, same bytes");
     assert_ne!(first, run(8), "another seed, other tags and branches");
 }
+
+#[test]
+fn in_dialog_requests_to_a_phone_behind_nat_follow_its_flow() {
+    let mut net = Net::new(Config::default());
+    // Its packets come from the NAT's public address; its Contact names its LAN.
+    let nat = "203.0.113.5:40001";
+    let offer = invite("nat1", "nat1").replace(
+        &format!("Contact: <sip:alice@{ALICE}>"),
+        "Contact: <sip:alice@10.0.0.5:5060>",
+    );
+    net.recv_from(nat, &offer);
+    let (call, key, _task) = net.take_call();
+    net.command(Command::Reply {
+        call: Some(call),
+        key,
+        reply: Reply::ok(),
+    });
+    let ok = net.responses();
+    assert_eq!(ok.len(), 1);
+    net.sent.clear();
+    net.command(Command::InDialog {
+        call,
+        method: Method::Bye,
+        headers: Vec::new(),
+        body: None,
+        reply: None,
+    });
+    let (to, bye) = net.sent.pop().expect("the BYE");
+    assert!(matches!(bye, Message::Request(r) if *r.method() == Method::Bye));
+    assert_eq!(to, addr(nat), "to the flow, not to 10.0.0.5");
+}
+
+#[test]
+fn a_public_contact_is_used_as_it_is() {
+    let mut net = Net::new(Config::default());
+    let (call, _task, _tag) = answered_call(&mut net, "pub1");
+    net.sent.clear();
+    net.command(Command::InDialog {
+        call,
+        method: Method::Bye,
+        headers: Vec::new(),
+        body: None,
+        reply: None,
+    });
+    let (to, _) = net.sent.pop().expect("the BYE");
+    assert_eq!(to, addr(ALICE), "the Contact");
+}
