@@ -87,19 +87,25 @@ impl Register {
     /// Registers, waits for the first answer, and keeps refreshing in the background.
     pub async fn send(self) -> Result<Registration, UaError> {
         let mut client = Client::new(self);
-        let first = client.once(client.expires).await;
-        let granted = match first {
-            Ok(granted) => granted,
-            Err(e) => return Err(e),
-        };
+        let mut granted = client.once(client.expires).await?;
+        if client.moved {
+            // RFC 3581: the registrar saw us at another address (a NAT): register
+            // again, the endpoint now names that address in our Contact.
+            granted = client.once(client.expires).await?;
+        }
         let (state_tx, state) = watch::channel(RegistrationState::Registered { expires: granted });
         let (stop, mut stopped) = oneshot::channel::<oneshot::Sender<Result<(), UaError>>>();
         tokio::spawn(async move {
             let mut granted = granted;
             loop {
                 // Refresh at three quarters of the granted time (RFC 3261 §10.2.4
-                // leaves the margin to the UA); retry a failure after 30 s.
-                let wait = Duration::from_millis(u64::from(granted.max(1)) * 750);
+                // leaves the margin to the UA); retry a failure after 30 s; at once
+                // when our public address changed (a NAT rebinding).
+                let wait = if client.moved {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis(u64::from(granted.max(1)) * 750)
+                };
                 tokio::select! {
                     done = &mut stopped => {
                         let result = client.once(0).await.map(|_| ());
@@ -158,6 +164,10 @@ struct Client {
     from_tag: String,
     cseq: u32,
     digest: Option<DigestClient>,
+    /// Our address as the registrar last saw it (Via `received`/`rport`).
+    public: Option<std::net::SocketAddr>,
+    /// The last answer showed a new public address: refresh now.
+    moved: bool,
 }
 
 impl Client {
@@ -177,6 +187,8 @@ impl Client {
             call_id: new_call_id(&host),
             from_tag: new_tag(),
             cseq: 0,
+            public: None,
+            moved: false,
         }
     }
 
@@ -222,6 +234,7 @@ impl Client {
 
     /// One REGISTER (answering one challenge); returns the seconds granted.
     async fn once(&mut self, expires: u32) -> Result<u32, UaError> {
+        self.moved = false;
         let mut req = self.build(expires)?;
         let mut resp = self.endpoint.send_request(req.clone()).await?;
         if matches!(resp.status().as_u16(), 401 | 407) {
@@ -235,6 +248,20 @@ impl Client {
         }
         if !resp.status().is_success() {
             return Err(UaError::Rejected(resp.status()));
+        }
+        // RFC 3581 §4: `received` and `rport` say where the registrar saw us
+        // come from; another address than our Via's sent-by is a NAT, and a
+        // new one (first seen, or the NAT rebound us) means our Contact is stale.
+        let via = resp.headers().top_via();
+        let seen = via.and_then(|v| {
+            let ip = v.received()?.parse().ok()?;
+            Some(std::net::SocketAddr::new(ip, v.rport().flatten()?))
+        });
+        let sent_by = via.and_then(|v| Some(std::net::SocketAddr::new(v.host.ip()?, v.port?)));
+        let natted = seen.is_some() && seen != sent_by;
+        self.moved = natted && seen != self.public;
+        if natted {
+            self.public = seen;
         }
         if expires == 0 {
             return Ok(0);

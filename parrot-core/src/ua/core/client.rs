@@ -303,7 +303,7 @@ impl UaCore {
         let local = peer.local;
         // RFC 3261 §10.2.1: a REGISTER's Contact is ours; a handle that did not
         // know which of our addresses reaches the registrar left it unspecified.
-        fill_unspecified_contact(&mut request, self.config.advertise.unwrap_or(local.ip()));
+        fill_contact(&mut request, local, self.contact_addr(local));
         if let Err(e) = request.headers_mut().prepend(
             HeaderName::Via,
             Self::via(&self.config, local, peer.target.kind),
@@ -764,20 +764,28 @@ fn cancel_for(invite: &Request) -> Request {
     c
 }
 
-/// Sets the host of a Contact that names an unspecified address (0.0.0.0, ::)
-/// to `ip`.
-fn fill_unspecified_contact(req: &mut Request, ip: std::net::IpAddr) {
+/// Points a Contact that names an unspecified address (0.0.0.0, ::) or our own
+/// `local` one at `shown` (our address as the peer must reach it: advertised,
+/// learnt through a NAT, or `local`).
+fn fill_contact(req: &mut Request, local: std::net::SocketAddr, shown: std::net::SocketAddr) {
     let Some(first) = req.headers().contact_list().first().cloned() else {
         return;
     };
     let Some(sip) = first.uri.as_sip() else {
         return;
     };
-    if !sip.host.ip().is_some_and(|h| h.is_unspecified()) {
+    let ours = sip
+        .host
+        .ip()
+        .is_some_and(|h| h.is_unspecified() || h == local.ip());
+    if !ours || shown == local && !sip.host.ip().is_some_and(|h| h.is_unspecified()) {
         return;
     }
     let mut uri = sip.clone();
-    uri.host = Host::from(ip);
+    uri.host = Host::from(shown.ip());
+    if shown != local {
+        uri.port = Some(shown.port());
+    }
     let mut contact = first.clone();
     contact.uri = crate::message::Uri::Sip(uri);
     let _ = req

@@ -190,6 +190,9 @@ pub(crate) struct UaCore {
     out: VecDeque<Output>,
     now: Instant,
     clock: Clock,
+    /// Our public address as responses' Via `received`/`rport` show it (RFC
+    /// 3581 §4), per local address: a NAT between us and the peers.
+    learned: HashMap<SocketAddr, SocketAddr>,
     panics: usize,
     rejected_overload: usize,
     shutting_down: Option<(Instant, oneshot::Sender<()>)>,
@@ -221,6 +224,7 @@ impl UaCore {
                 start: now,
                 unix_at_start: unix_now,
             },
+            learned: HashMap::new(),
             panics: 0,
             rejected_overload: 0,
             shutting_down: None,
@@ -240,6 +244,9 @@ impl UaCore {
             target,
             local: r.local,
         };
+        if let Message::Response(resp) = &r.message {
+            self.learn_public_address(r.local, resp);
+        }
         if let Message::Request(req) = &r.message {
             if let Some(resp) = precheck::precheck(req, &self.config.entropy) {
                 // A request we will not process: answered outside any transaction (§8.2).
@@ -499,10 +506,43 @@ impl UaCore {
         Some(self.local_for(kind)).filter(|a| !a.ip().is_unspecified())
     }
 
+    /// What a response says about how the peer sees us: its top Via's
+    /// `received` and `rport` (RFC 3581 §4), when they differ from our sent-by.
+    fn learn_public_address(&mut self, local: SocketAddr, resp: &Response) {
+        let Some(via) = resp.headers().top_via() else {
+            return;
+        };
+        let Some(ip) = via
+            .received()
+            .and_then(|r| r.parse::<std::net::IpAddr>().ok())
+        else {
+            return;
+        };
+        let port = via.rport().flatten().or(via.port).unwrap_or(local.port());
+        let public = SocketAddr::new(ip, port);
+        if public.ip() == local.ip() && public.port() == local.port() {
+            self.learned.remove(&local);
+            return;
+        }
+        if self.learned.insert(local, public) != Some(public) {
+            info!(%local, %public, "a NAT is in the way: our public address");
+        }
+    }
+
+    /// The address our Contact names for `local`: the advertised one, else the
+    /// public one responses showed, else `local`.
+    fn contact_addr(&self, local: SocketAddr) -> SocketAddr {
+        match (self.config.advertise, self.learned.get(&local)) {
+            (Some(ip), _) => SocketAddr::new(ip, local.port()),
+            (None, Some(public)) => *public,
+            (None, None) => local,
+        }
+    }
+
     fn contact(&self, local: SocketAddr, kind: TransportKind) -> String {
-        let ip = self.config.advertise.unwrap_or(local.ip());
-        let mut uri = SipUri::new(Some(&self.config.user), Host::from(ip));
-        uri.port = Some(local.port());
+        let shown = self.contact_addr(local);
+        let mut uri = SipUri::new(Some(&self.config.user), Host::from(shown.ip()));
+        uri.port = Some(shown.port());
         if kind != TransportKind::Udp {
             uri.params = uri
                 .params

@@ -755,3 +755,59 @@ fn a_public_contact_is_used_as_it_is() {
     let (to, _) = net.sent.pop().expect("the BYE");
     assert_eq!(to, addr(ALICE), "the Contact");
 }
+
+/// A REGISTER with our Contact, as the REGISTER client builds it.
+fn register_request(call_id: &str, cseq: u32) -> Request {
+    let text = format!(
+        "REGISTER sip:{ALICE} SIP/2.0\r\nMax-Forwards: 70\r\n\
+         From: <sip:bob@{ALICE}>;tag=r\r\nTo: <sip:bob@{ALICE}>\r\nCall-ID: {call_id}\r\n\
+         CSeq: {cseq} REGISTER\r\nContact: <sip:bob@0.0.0.0:5060>\r\nContent-Length: 0\r\n\r\n"
+    );
+    match Message::parse(Bytes::from(text)).unwrap() {
+        Message::Request(r) => r,
+        Message::Response(_) => unreachable!(),
+    }
+}
+
+#[test]
+fn behind_a_nat_the_contact_follows_what_responses_show() {
+    let mut net = Net::new(Config::default());
+    let (reply, _wait) = oneshot::channel();
+    net.command(Command::Send {
+        request: register_request("nat-reg", 1),
+        reply,
+    });
+    let first = net.requests().pop().expect("the REGISTER");
+    let contact = |r: &Request| {
+        String::from_utf8_lossy(
+            r.headers()
+                .get(&crate::message::HeaderName::Contact)
+                .unwrap(),
+        )
+        .into_owned()
+    };
+    assert_eq!(
+        contact(&first),
+        "<sip:bob@192.0.2.1:5060>",
+        "0.0.0.0 filled in"
+    );
+    // The registrar saw us come from a NAT's public address (RFC 3581).
+    let ok = response_to(&first, 200, Some("reg"))
+        .replace(";rport", ";received=203.0.113.9;rport=40400");
+    net.recv(&ok);
+    let (reply, _wait) = oneshot::channel();
+    net.command(Command::Send {
+        request: register_request("nat-reg", 2),
+        reply,
+    });
+    let second = net.requests().pop().expect("the second REGISTER");
+    assert_eq!(contact(&second), "<sip:bob@203.0.113.9:40400>");
+    // And so does a call's Contact.
+    let (_events, _id) = dial(&mut net, &format!("sip:carol@{ALICE}"));
+    let invite = net.requests().pop().expect("the INVITE");
+    assert!(
+        contact(&invite).contains("@203.0.113.9:40400"),
+        "{}",
+        contact(&invite)
+    );
+}
