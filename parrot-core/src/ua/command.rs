@@ -80,6 +80,9 @@ pub(crate) enum Command {
     },
     /// The driver could not send a transaction's message (RFC 3261 §17.1.4, §17.2.4).
     TransportError { key: TransactionKey },
+    /// Send a keep-alive (RFC 5626 §4.4.1: a CRLF pair) on the flow our last
+    /// REGISTER to `registrar` used, so a NAT keeps its binding open.
+    KeepAlive { registrar: Uri },
 }
 
 /// A lookup the core asked the driver for.

@@ -35,6 +35,7 @@ pub struct Register {
     aor: Uri,
     expires: u32,
     credentials: Option<(String, String)>,
+    keepalive: Option<Duration>,
 }
 
 /// A live registration, refreshed before it expires until
@@ -59,6 +60,7 @@ impl Endpoint {
             aor,
             expires: 3600,
             credentials: None,
+            keepalive: None,
         })
     }
 
@@ -78,6 +80,14 @@ impl Register {
         self
     }
 
+    /// Sends a keep-alive (a CRLF pair, RFC 5626 §4.4.1) on the registration's
+    /// flow every `interval`, so a NAT between us and the registrar keeps its
+    /// binding (UDP bindings often last 30 s; 25 s is a safe interval).
+    pub fn keepalive(mut self, interval: Duration) -> Register {
+        self.keepalive = Some(interval.max(Duration::from_secs(1)));
+        self
+    }
+
     /// Answers 401/407 challenges with these credentials.
     pub fn credentials(mut self, user: &str, password: &str) -> Register {
         self.credentials = Some((user.to_owned(), password.to_owned()));
@@ -86,6 +96,7 @@ impl Register {
 
     /// Registers, waits for the first answer, and keeps refreshing in the background.
     pub async fn send(self) -> Result<Registration, UaError> {
+        let keepalive = self.keepalive;
         let mut client = Client::new(self);
         let mut granted = client.once(client.expires).await?;
         if client.moved {
@@ -97,15 +108,24 @@ impl Register {
         let (stop, mut stopped) = oneshot::channel::<oneshot::Sender<Result<(), UaError>>>();
         tokio::spawn(async move {
             let mut granted = granted;
-            loop {
-                // Refresh at three quarters of the granted time (RFC 3261 §10.2.4
-                // leaves the margin to the UA); retry a failure after 30 s; at once
-                // when our public address changed (a NAT rebinding).
-                let wait = if client.moved {
+            let mut ticker = keepalive.map(|every| {
+                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
+            // Refresh at three quarters of the granted time (RFC 3261 §10.2.4
+            // leaves the margin to the UA); retry a failure after 30 s; at once
+            // when our public address changed (a NAT rebinding).
+            let next_refresh = |granted: u32, moved: bool| {
+                let wait = if moved {
                     Duration::ZERO
                 } else {
                     Duration::from_millis(u64::from(granted.max(1)) * 750)
                 };
+                tokio::time::Instant::now() + wait
+            };
+            let mut refresh_at = next_refresh(granted, client.moved);
+            loop {
                 tokio::select! {
                     done = &mut stopped => {
                         let result = client.once(0).await.map(|_| ());
@@ -115,7 +135,14 @@ impl Register {
                         }
                         return;
                     }
-                    () = tokio::time::sleep(wait) => {}
+                    () = tokio::time::sleep_until(refresh_at) => {}
+                    () = tick(&mut ticker) => {
+                        let ping = Command::KeepAlive { registrar: client.registrar.clone() };
+                        if client.endpoint.command(ping).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
                 }
                 match client.once(client.expires).await {
                     Ok(g) => {
@@ -128,6 +155,7 @@ impl Register {
                         let _ = state_tx.send(RegistrationState::Failed(e.to_string()));
                     }
                 }
+                refresh_at = next_refresh(granted, client.moved);
             }
         });
         Ok(Registration {
@@ -277,5 +305,15 @@ impl Client {
             .or_else(|| resp.headers().expires().ok().flatten())
             .unwrap_or(expires);
         Ok(granted)
+    }
+}
+
+/// The next keep-alive tick, or never without keep-alives.
+async fn tick(ticker: &mut Option<tokio::time::Interval>) {
+    match ticker {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }

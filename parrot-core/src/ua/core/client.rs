@@ -312,6 +312,9 @@ impl UaCore {
             return;
         }
         let method = request.method().clone();
+        if method == Method::Register {
+            self.flows.insert(request.uri().to_string(), peer.clone());
+        }
         match self.txns.send_request(
             self.now,
             request,

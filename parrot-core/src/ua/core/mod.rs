@@ -190,6 +190,8 @@ pub(crate) struct UaCore {
     out: VecDeque<Output>,
     now: Instant,
     clock: Clock,
+    /// The flow each registrar was last sent a REGISTER on (keep-alives go there).
+    flows: HashMap<String, Peer>,
     /// Our public address as responses' Via `received`/`rport` show it (RFC
     /// 3581 §4), per local address: a NAT between us and the peers.
     learned: HashMap<SocketAddr, SocketAddr>,
@@ -225,6 +227,7 @@ impl UaCore {
                 unix_at_start: unix_now,
             },
             learned: HashMap::new(),
+            flows: HashMap::new(),
             panics: 0,
             rejected_overload: 0,
             shutting_down: None,
@@ -289,6 +292,7 @@ impl UaCore {
             Command::Shutdown { grace, done } => self.shutdown(now + grace, done),
             Command::Resolved { query, result } => self.on_resolved(query, *result),
             Command::TransportError { key } => self.txns.transport_error(now, &key),
+            Command::KeepAlive { registrar } => self.keep_alive(&registrar),
         }
     }
 
@@ -362,6 +366,21 @@ impl UaCore {
             q.fail(super::UaError::Shutdown);
         }
         self.shutting_down.take().map(|(_, done)| done)
+    }
+
+    /// A CRLF pair on the registrar's flow (RFC 5626 §4.4.1; UDP and streams
+    /// alike: the transports answer a CRLF pair on a stream with a CRLF).
+    fn keep_alive(&mut self, registrar: &Uri) {
+        let Some(peer) = self.flows.get(&registrar.to_string()) else {
+            return;
+        };
+        let reliable = peer.target.kind.is_reliable();
+        self.out.push_back(Output::Transmit(Transmit {
+            dest: peer.clone(),
+            data: bytes::Bytes::from_static(b"\r\n\r\n"),
+            reliable,
+            key: None,
+        }));
     }
 
     /// The counts, for the endpoint's handles.

@@ -37,6 +37,8 @@ struct Net {
     spawned: Vec<Spawn>,
     /// Lookups the core asked for.
     resolves: Vec<QueryId>,
+    /// Bytes sent that are no SIP message (keep-alives).
+    raw: Vec<(SocketAddr, Bytes)>,
 }
 
 impl Net {
@@ -54,16 +56,17 @@ impl Net {
             sent: Vec::new(),
             spawned: Vec::new(),
             resolves: Vec::new(),
+            raw: Vec::new(),
         }
     }
 
     fn pump(&mut self) {
         while let Some(out) = self.core.poll_output() {
             match out {
-                Output::Transmit(t) => {
-                    let msg = Message::parse(t.data).expect("the core sends what parses");
-                    self.sent.push((t.dest.target.addr, msg));
-                }
+                Output::Transmit(t) => match Message::parse(t.data.clone()) {
+                    Ok(msg) => self.sent.push((t.dest.target.addr, msg)),
+                    Err(_) => self.raw.push((t.dest.target.addr, t.data)),
+                },
                 Output::Resolve { query, .. } => self.resolves.push(query),
                 Output::Spawn(s) => self.spawned.push(s),
             }
@@ -809,5 +812,27 @@ fn behind_a_nat_the_contact_follows_what_responses_show() {
         contact(&invite).contains("@203.0.113.9:40400"),
         "{}",
         contact(&invite)
+    );
+}
+
+#[test]
+fn a_keep_alive_goes_on_the_registrars_flow() {
+    let mut net = Net::new(Config::default());
+    let registrar = crate::message::Uri::parse(&format!("sip:{ALICE}")).unwrap();
+    // Nothing registered there yet: nothing to keep alive.
+    net.command(Command::KeepAlive {
+        registrar: registrar.clone(),
+    });
+    assert!(net.raw.is_empty());
+    let (reply, _wait) = oneshot::channel();
+    net.command(Command::Send {
+        request: register_request("ka", 1),
+        reply,
+    });
+    net.command(Command::KeepAlive { registrar });
+    assert_eq!(
+        net.raw,
+        [(addr(ALICE), Bytes::from_static(b"\r\n\r\n"))],
+        "RFC 5626 §4.4.1: a CRLF pair to the registrar"
     );
 }
