@@ -86,11 +86,12 @@ pub(crate) enum Command {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct QueryId(pub(crate) u64);
 
-/// What the driver found: where to send, and, for a dial with audio, the
-/// sockets bound and the offer made for that destination.
+/// What the driver found: where to send, best first (RFC 3263 §4: the next
+/// ones are for failing over), and, for a dial with audio, the sockets bound
+/// and the offer made for the first destination.
 #[derive(Debug)]
 pub(crate) struct Resolved {
-    pub(crate) target: Target,
+    pub(crate) targets: Vec<Target>,
     pub(crate) offer: Option<Offered>,
 }
 
@@ -117,6 +118,9 @@ pub(crate) struct DialSpec {
     pub(crate) credentials: Option<(String, String)>,
     pub(crate) follow_redirects: bool,
     pub(crate) transport: Option<TransportKind>,
+    /// Where the INVITE goes first, with a pre-loaded Route (RFC 3261 §8.1.2).
+    /// Boxed: commands are as large as their largest variant.
+    pub(crate) outbound_proxy: Option<Box<Uri>>,
 }
 
 /// A request passed on to a call task, with where it came from.

@@ -20,6 +20,11 @@ pub(crate) struct Config {
     pub(crate) ports: Ports,
     /// Where tags, branches, Call-IDs, SDP session ids and RTP seeds come from.
     pub(crate) entropy: Entropy,
+    /// The one name server to ask (else the system's).
+    pub(crate) dns_server: Option<std::net::SocketAddr>,
+    /// Where requests outside a dialog go first, with a pre-loaded Route
+    /// (RFC 3261 §8.1.2).
+    pub(crate) outbound_proxy: Option<crate::message::Uri>,
 }
 
 impl Default for Config {
@@ -39,6 +44,8 @@ impl Default for Config {
             auth: None,
             ports: default_ports(),
             entropy: crate::entropy::global().clone(),
+            dns_server: None,
+            outbound_proxy: None,
         }
     }
 }
