@@ -849,3 +849,92 @@ fn a_dial_through_an_outbound_proxy_carries_its_route() {
     assert_eq!(route.len(), 1);
     assert_eq!(route[0].uri.to_string(), format!("sip:{PROXY};lr"));
 }
+
+/// RFC 3263 §4.3: a send error to the first destination (the driver's
+/// `TransportError`) fails over at once.
+#[test]
+fn a_transport_error_fails_over_to_the_next_destination() {
+    const BROKEN: &str = "192.0.2.32:5060";
+    let mut net = Net::new(Config::default());
+    let (mut events, mut id) = dial(&mut net, "sip:bob@example.test");
+    let query = net.resolves[0];
+    net.command(Command::Resolved {
+        query,
+        result: Box::new(Ok(Resolved {
+            targets: vec![
+                crate::transport::Target::new(TransportKind::Udp, addr(BROKEN)),
+                crate::transport::Target::new(TransportKind::Udp, addr(ALICE)),
+            ],
+            offer: None,
+        })),
+    });
+    id.try_recv().unwrap().unwrap();
+    assert_eq!(net.sent.pop().unwrap().0, addr(BROKEN));
+    let key = net.core.uses.keys().next().cloned().unwrap();
+    net.command(Command::TransportError { key });
+    assert!(
+        events.try_recv().is_err(),
+        "not failed: a destination is left"
+    );
+    let (to, msg) = net
+        .sent
+        .pop()
+        .expect("the INVITE to the second destination");
+    assert_eq!(to, addr(ALICE));
+    assert!(matches!(msg, Message::Request(r) if *r.method() == Method::Invite));
+}
+
+/// RFC 3263 §4.3 for a request outside any dialog: 503 from the first
+/// destination, the same request (CSeq + 1, a new Via) to the next, whose
+/// answer is the one passed on.
+#[test]
+fn an_out_of_dialog_request_fails_over_on_503() {
+    use crate::message::HeaderName;
+    const BUSY: &str = "192.0.2.33:5060";
+    let mut net = Net::new(Config::default());
+    let mut req = Request::new(
+        Method::Options,
+        crate::message::Uri::parse("sip:bob@example.test").unwrap(),
+    );
+    let h = req.headers_mut();
+    h.push(HeaderName::MaxForwards, "70").unwrap();
+    h.push(HeaderName::From, format!("<sip:parrot@{US}>;tag=o1"))
+        .unwrap();
+    h.push(HeaderName::To, "<sip:bob@example.test>").unwrap();
+    h.push(HeaderName::CallId, "opt1").unwrap();
+    h.push(HeaderName::CSeq, "7 OPTIONS").unwrap();
+    req.set_body(Bytes::new());
+    let (reply, mut wait) = oneshot::channel();
+    net.command(Command::Send {
+        request: req,
+        reply,
+    });
+    let query = net.resolves[0];
+    net.command(Command::Resolved {
+        query,
+        result: Box::new(Ok(Resolved {
+            targets: vec![
+                crate::transport::Target::new(TransportKind::Udp, addr(BUSY)),
+                crate::transport::Target::new(TransportKind::Udp, addr(ALICE)),
+            ],
+            offer: None,
+        })),
+    });
+    let first = net.requests().pop().unwrap();
+    net.recv_from(BUSY, &response_to(&first, 503, Some("x")));
+    assert!(wait.try_recv().is_err(), "the 503 is not the answer");
+    let (to, second) = net.sent.pop().unwrap();
+    assert_eq!(to, addr(ALICE));
+    let Message::Request(second) = second else {
+        panic!("a request")
+    };
+    assert_eq!(second.headers().cseq().unwrap().seq, 8);
+    assert_eq!(second.headers().vias().len(), 1, "one Via, ours");
+    assert_ne!(
+        first.headers().top_via().unwrap().branch(),
+        second.headers().top_via().unwrap().branch()
+    );
+    net.recv(&response_to(&second, 200, Some("y")));
+    let answer = wait.try_recv().unwrap().unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+}
