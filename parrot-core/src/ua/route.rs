@@ -631,6 +631,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn localhost_with_a_port_needs_no_name_server() {
+        // RFC 6761 §6.3: the resolver answers `localhost` itself.
+        let resolver = Resolver::new(
+            Some(([127, 0, 0, 1], 9).into()),
+            crate::entropy::Entropy::seeded(1),
+        );
+        let uri = Uri::parse("sips:bob@localhost:5999").unwrap();
+        let got = resolve_all(&resolver, &uri, None).await.unwrap();
+        assert!(got.iter().all(|t| t.kind == TransportKind::Tls
+            && t.addr.port() == 5999
+            && t.addr.ip().is_loopback()
+            && t.server_name.as_deref() == Some("localhost")));
+    }
+
+    #[tokio::test]
     async fn an_ip_literal_needs_no_dns() {
         // A name server nobody answers on: an IP literal must not ask it.
         let resolver = Resolver::new(

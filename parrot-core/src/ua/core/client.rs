@@ -118,6 +118,9 @@ impl UaCore {
         };
         if let (Some(target), None) = (&literal, &handler) {
             let r = self.start_dial(spec, target.clone(), None, control, events);
+            if let Ok(id) = &r {
+                self.set_alternates(*id, VecDeque::new());
+            }
             let _ = reply.send(r);
             return;
         }
@@ -408,7 +411,8 @@ impl UaCore {
         None
     }
 
-    /// The destinations a call fails over to (RFC 3263 §4.3).
+    /// The destinations a call fails over to (RFC 3263 §4.3), and whether it
+    /// goes through an outbound proxy.
     fn set_alternates(&mut self, id: CallId, targets: VecDeque<Target>) {
         let proxied = self.config.outbound_proxy.is_some();
         if let Some(CallState::Uac(uac)) = self.calls.get_mut(id).map(|c| &mut c.state) {
@@ -846,6 +850,7 @@ impl UaCore {
     /// A transaction timed out (Timer B/F) or could not send: `error` says which.
     pub(super) fn on_failure(&mut self, key: &TransactionKey, error: UaError) {
         match self.take_owner(key) {
+            // RFC 3263 §4.3: sent to the next destination, if there is one.
             Some(Owner::UacInvite { call }) if self.fail_over(call) => {}
             Some(Owner::UacInvite { call }) => {
                 if let Some(CallState::Uac(uac)) = self.calls.get(call).map(|c| &c.state) {
