@@ -6,11 +6,12 @@ use super::UaError;
 use super::call_event::EventSender;
 use super::media::Offered;
 use super::reply::Reply;
+use super::route::Peer;
 use super::slab::CallId;
 use crate::media::{Action, MediaHandler};
 use crate::message::{HeaderName, Method, Request, Response, Uri};
 use crate::transaction::TransactionKey;
-use crate::transport::{Target, TransportKind};
+use crate::transport::TransportKind;
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -89,14 +90,15 @@ pub(crate) enum Command {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct QueryId(pub(crate) u64);
 
-/// What the driver found: where to send, and, for a dial with audio, the
-/// sockets bound and the offer made for that destination.
+/// What the driver found: where to send, best first (RFC 3263 §4: the next
+/// ones are for failing over), and, for a dial with audio, the sockets bound
+/// and the offer made for the first destination.
 #[derive(Debug)]
 pub(crate) struct Resolved {
-    pub(crate) target: Target,
-    /// Our address towards it: the bound one, or for a wildcard-bound
-    /// transport the one the kernel routes to `target` from.
-    pub(crate) local: SocketAddr,
+    /// In the order to try them (RFC 3263 §4.3), each with our address towards
+    /// it: the bound one, or for a wildcard-bound transport the one the kernel
+    /// routes to it from.
+    pub(crate) targets: Vec<Peer>,
     pub(crate) offer: Option<Offered>,
 }
 
@@ -123,6 +125,9 @@ pub(crate) struct DialSpec {
     pub(crate) credentials: Option<(String, String)>,
     pub(crate) follow_redirects: bool,
     pub(crate) transport: Option<TransportKind>,
+    /// Where the INVITE goes first, with a pre-loaded Route (RFC 3261 §8.1.2).
+    /// Boxed: commands are as large as their largest variant.
+    pub(crate) outbound_proxy: Option<Box<Uri>>,
 }
 
 /// A request passed on to a call task, with where it came from.

@@ -26,6 +26,11 @@ pub(crate) struct Config {
     pub(crate) advertise: Option<IpAddr>,
     /// The address to put in SDP (`c=`, `o=`) instead of ours.
     pub(crate) advertise_media: Option<IpAddr>,
+    /// The one name server to ask (else the system's).
+    pub(crate) dns_server: Option<std::net::SocketAddr>,
+    /// Where requests outside a dialog go first, with a pre-loaded Route
+    /// (RFC 3261 §8.1.2).
+    pub(crate) outbound_proxy: Option<crate::message::Uri>,
 }
 
 impl Default for Config {
@@ -47,6 +52,8 @@ impl Default for Config {
             entropy: crate::entropy::global().clone(),
             advertise: None,
             advertise_media: None,
+            dns_server: None,
+            outbound_proxy: None,
         }
     }
 }

@@ -44,6 +44,8 @@ pub(crate) struct Driver<F> {
     commands: mpsc::Sender<Command>,
     counters: Arc<Counters>,
     writers: HashMap<WriterKey, Writer>,
+    /// RFC 3263 lookups, shared by the lookup tasks.
+    resolver: route::Resolver,
 }
 
 impl<F, H> Driver<F>
@@ -58,6 +60,7 @@ where
         factory: Arc<F>,
         commands: mpsc::Sender<Command>,
         counters: Arc<Counters>,
+        resolver: route::Resolver,
     ) -> Self {
         Driver {
             core,
@@ -67,6 +70,7 @@ where
             commands,
             counters,
             writers: HashMap::new(),
+            resolver,
         }
     }
 
@@ -167,20 +171,26 @@ where
     ) {
         let commands = self.commands.clone();
         let addrs = self.addrs.clone();
+        let resolver = self.resolver.clone();
         tokio::spawn(async move {
             let result = async {
-                let target = route::resolve(&uri, transport).await?;
-                let local = route::local_towards(&addrs, &target);
+                let targets: Vec<Peer> = route::resolve_all(&resolver, &uri, transport)
+                    .await?
+                    .into_iter()
+                    .map(|target| Peer {
+                        local: route::local_towards(&addrs, &target),
+                        target,
+                    })
+                    .collect();
+                let first = targets
+                    .first()
+                    .ok_or_else(|| super::UaError::Unroutable(uri.to_string()))?;
                 let offer = match media {
                     None => None,
                     Some(m) => {
-                        let peer = Peer {
-                            local,
-                            target: target.clone(),
-                        };
                         let ctx = MediaContext {
                             ports: m.ports,
-                            local_ip: route::media_ip(&peer),
+                            local_ip: route::media_ip(first),
                             public_ip: m.public_ip,
                             entropy: m.entropy,
                         };
@@ -190,11 +200,7 @@ where
                         Some(offered)
                     }
                 };
-                Ok(Resolved {
-                    target,
-                    local,
-                    offer,
-                })
+                Ok(Resolved { targets, offer })
             }
             .await;
             let _ = commands

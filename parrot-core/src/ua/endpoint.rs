@@ -211,6 +211,23 @@ where
         self
     }
 
+    /// The name server for RFC 3263 lookups (NAPTR, SRV, A/AAAA) of the URIs
+    /// we send to, instead of the system's (`/etc/resolv.conf`).
+    pub fn dns_server(mut self, server: SocketAddr) -> Self {
+        self.config.dns_server = Some(server);
+        self
+    }
+
+    /// An outbound proxy for the calls placed and requests sent outside a
+    /// dialog (e.g. `sip:proxy.example.com`, looked up like any URI): they
+    /// go there with a pre-loaded `Route: <proxy;lr>` (RFC 3261 §8.1.2).
+    /// [`Dial::outbound_proxy`] overrides it for one call.
+    pub fn outbound_proxy(mut self, uri: &str) -> Result<Self, UaError> {
+        let uri = Uri::parse(uri).ok_or_else(|| UaError::Unroutable(uri.to_owned()))?;
+        self.config.outbound_proxy = Some(uri);
+        Ok(self)
+    }
+
     /// Answers REGISTER with this registrar (bindings kept in memory).
     pub fn registrar(mut self, registrar: Registrar) -> Self {
         if !self.config.allow.contains(&Method::Register) {
@@ -264,6 +281,8 @@ where
         let unix_now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let resolver =
+            super::route::Resolver::new(self.config.dns_server, self.config.entropy.fork());
         let core = UaCore::new(
             self.config,
             addrs.to_vec(),
@@ -277,6 +296,7 @@ where
             Arc::new(self.factory),
             tx.clone(),
             counters.clone(),
+            resolver,
         );
         tokio::spawn(async move {
             driver.run(rx).await;

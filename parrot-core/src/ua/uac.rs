@@ -37,6 +37,7 @@ impl Dial {
                 credentials: None,
                 follow_redirects: false,
                 transport: None,
+                outbound_proxy: None,
             },
             media: None,
         }
@@ -84,6 +85,16 @@ impl Dial {
     pub fn transport(mut self, kind: TransportKind) -> Dial {
         self.spec.transport = Some(kind);
         self
+    }
+
+    /// Sends the INVITE through an outbound proxy (e.g. `sip:proxy.example.com`,
+    /// looked up like any URI): the request goes there with a pre-loaded
+    /// `Route: <proxy;lr>` (RFC 3261 §8.1.2). Overrides the endpoint's
+    /// [`outbound_proxy`](super::EndpointBuilder::outbound_proxy).
+    pub fn outbound_proxy(mut self, uri: &str) -> Result<Dial, UaError> {
+        let uri = Uri::parse(uri).ok_or_else(|| UaError::Unroutable(uri.to_owned()))?;
+        self.spec.outbound_proxy = Some(Box::new(uri));
+        Ok(self)
     }
 
     /// Sends the INVITE.

@@ -13,6 +13,7 @@ use crate::ua::command::{DialMedia, DialSpec, QueryId, Resolved, ResponseSender}
 use crate::ua::media::Offered;
 use crate::ua::route::{Peer, in_dialog_peer, literal_target};
 use crate::ua::slab::CallId;
+use std::collections::VecDeque;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
@@ -38,6 +39,10 @@ pub(super) struct UacCall {
     control: Option<mpsc::Receiver<Action>>,
     /// Dropped with the call: tells its media task to stop.
     _media_stop: Option<oneshot::Sender<()>>,
+    /// The destinations still to try if the current one fails (RFC 3263 §4.3).
+    alternates: VecDeque<Peer>,
+    /// The INVITE goes through an outbound proxy (it carries its Route).
+    proxied: bool,
 }
 
 fn status_is_auth(s: StatusCode) -> bool {
@@ -87,7 +92,19 @@ impl UaCore {
         events: EventSender,
         reply: oneshot::Sender<Result<CallId, UaError>>,
     ) {
-        let literal = match literal_target(&spec.uri, spec.transport) {
+        let mut spec = spec;
+        // RFC 3261 §8.1.2: through an outbound proxy, the request goes to the
+        // proxy with the proxy as its first Route.
+        let proxy = spec
+            .outbound_proxy
+            .as_deref()
+            .or(self.config.outbound_proxy.as_ref())
+            .cloned();
+        if let Some(p) = &proxy {
+            spec.headers.push((HeaderName::Route, route_to(p)));
+        }
+        let hop = proxy.unwrap_or_else(|| spec.uri.clone());
+        let literal = match literal_target(&hop, spec.transport) {
             Ok(t) => t,
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -105,10 +122,13 @@ impl UaCore {
                 local,
             };
             let r = self.start_dial(spec, peer, None, control, events);
+            if let Ok(id) = &r {
+                self.set_alternates(*id, VecDeque::new());
+            }
             let _ = reply.send(r);
             return;
         }
-        let (uri, transport) = (spec.uri.clone(), spec.transport);
+        let (uri, transport) = (hop, spec.transport);
         let query = self.query(Query::Dial {
             spec,
             control,
@@ -143,31 +163,33 @@ impl UaCore {
                 },
                 Ok(r),
             ) => {
-                let peer = Peer {
-                    target: r.target,
-                    local: r.local,
+                let mut targets = VecDeque::from(r.targets);
+                let Some(first) = targets.pop_front() else {
+                    let _ = reply.send(Err(UaError::Unroutable(spec.uri.to_string())));
+                    return;
                 };
-                let id = self.start_dial(spec, peer, r.offer, control, events);
+                let id = self.start_dial(spec, first, r.offer, control, events);
+                if let Ok(id) = &id {
+                    self.set_alternates(*id, targets);
+                }
                 let _ = reply.send(id);
             }
             (Query::Send { request, reply }, Ok(r)) => {
-                let peer = Peer {
-                    target: r.target,
-                    local: r.local,
-                };
-                self.send_to(request, peer, reply)
+                self.send_to_all(request, VecDeque::from(r.targets), reply);
             }
             (Query::Redirect { call, next }, r) => {
-                let peer = match r {
-                    Ok(r) => Peer {
-                        local: r.local,
-                        target: r.target,
-                    },
-                    Err(_) => match self.calls.get(call) {
+                let mut targets = match r {
+                    Ok(r) => VecDeque::from(r.targets),
+                    Err(_) => VecDeque::new(),
+                };
+                let peer = match targets.pop_front() {
+                    Some(peer) => peer,
+                    None => match self.calls.get(call) {
                         Some(c) => c.peer.clone(),
                         None => return,
                     },
                 };
+                self.set_alternates(call, targets);
                 self.send_invite(call, next, peer);
             }
             (q, Err(e)) => q.fail(e),
@@ -266,6 +288,8 @@ impl UaCore {
             offer,
             control,
             _media_stop: None,
+            alternates: VecDeque::new(),
+            proxied: false,
         };
         let id = self.calls.insert(Call {
             state: CallState::Uac(Box::new(uac)),
@@ -277,17 +301,31 @@ impl UaCore {
         Ok(id)
     }
 
-    pub(super) fn send_out_of_dialog(&mut self, request: Request, reply: ResponseSender) {
-        match literal_target(request.uri(), None) {
+    pub(super) fn send_out_of_dialog(&mut self, mut request: Request, reply: ResponseSender) {
+        // The endpoint's outbound proxy, unless the request has its own route
+        // (RFC 3261 §8.1.2).
+        let proxy = self
+            .config
+            .outbound_proxy
+            .clone()
+            .filter(|_| !request.headers().contains(&HeaderName::Route));
+        if let Some(p) = &proxy {
+            if let Err(e) = request.headers_mut().push(HeaderName::Route, route_to(p)) {
+                let _ = reply.send(Err(UaError::BadRequest(e.to_string())));
+                return;
+            }
+        }
+        let hop = proxy.unwrap_or_else(|| request.uri().clone());
+        match literal_target(&hop, None) {
             Err(e) => {
                 let _ = reply.send(Err(e));
             }
             Ok(Some(target)) if self.specific_local(target.kind).is_some() => {
                 let local = self.local_for(target.kind);
-                self.send_to(request, Peer { target, local }, reply)
+                self.send_to(request, Peer { target, local }, reply);
             }
             Ok(_) => {
-                let uri = request.uri().clone();
+                let uri = hop;
                 let query = self.query(Query::Send { request, reply });
                 self.out.push_back(Output::Resolve {
                     query,
@@ -299,7 +337,30 @@ impl UaCore {
         }
     }
 
-    fn send_to(&mut self, mut request: Request, peer: Peer, reply: ResponseSender) {
+    /// Sends a request outside any dialog to the first of `targets`, keeping
+    /// the others to fail over to (RFC 3263 §4.3).
+    fn send_to_all(
+        &mut self,
+        request: Request,
+        mut targets: VecDeque<Peer>,
+        reply: ResponseSender,
+    ) {
+        let Some(first) = targets.pop_front() else {
+            let _ = reply.send(Err(UaError::Unroutable(request.uri().to_string())));
+            return;
+        };
+        let copy = (!targets.is_empty()).then(|| request.clone());
+        if let (Some(key), Some(copy)) = (self.send_to(request, first, reply), copy) {
+            self.failover.insert(key, (copy, targets));
+        }
+    }
+
+    fn send_to(
+        &mut self,
+        mut request: Request,
+        peer: Peer,
+        reply: ResponseSender,
+    ) -> Option<TransactionKey> {
         let local = peer.local;
         // RFC 3261 §10.2.1: a REGISTER's Contact is ours; a handle that did not
         // know which of our addresses reaches the registrar left it unspecified.
@@ -309,7 +370,7 @@ impl UaCore {
             Self::via(&self.config, local, peer.target.kind),
         ) {
             let _ = reply.send(Err(UaError::BadRequest(e.to_string())));
-            return;
+            return None;
         }
         let method = request.method().clone();
         if method == Method::Register {
@@ -321,18 +382,77 @@ impl UaCore {
             peer.clone(),
             peer.target.kind.is_reliable(),
         ) {
-            Ok(key) => self.set_owner(
-                key,
-                Owner::Request {
-                    reply: Some(reply),
-                    call: None,
-                    method,
-                },
-            ),
+            Ok(key) => {
+                self.set_owner(
+                    key.clone(),
+                    Owner::Request {
+                        reply: Some(reply),
+                        call: None,
+                        method,
+                    },
+                );
+                Some(key)
+            }
             Err(e) => {
                 let _ = reply.send(Err(UaError::BadRequest(e.to_string())));
+                None
             }
         }
+    }
+
+    /// A request outside any dialog failed at its current destination (no
+    /// answer, no way to send, or 503): sends it again, as a new transaction
+    /// with CSeq + 1, to the next destination, if there is one (RFC 3263
+    /// §4.3). Gives `reply` back when there is none.
+    fn send_fail_over(
+        &mut self,
+        key: &TransactionKey,
+        reply: ResponseSender,
+    ) -> Option<ResponseSender> {
+        let Some((mut request, targets)) = self.failover.remove(key) else {
+            return Some(reply);
+        };
+        debug!(uri = %request.uri(), "failing over to the next destination");
+        bump_cseq(&mut request);
+        self.send_to_all(request, targets, reply);
+        None
+    }
+
+    /// The destinations a call fails over to (RFC 3263 §4.3), and whether it
+    /// goes through an outbound proxy.
+    fn set_alternates(&mut self, id: CallId, targets: VecDeque<Peer>) {
+        let proxied = self.config.outbound_proxy.is_some();
+        if let Some(CallState::Uac(uac)) = self.calls.get_mut(id).map(|c| &mut c.state) {
+            uac.proxied = proxied || uac.spec.outbound_proxy.is_some();
+            uac.alternates = targets;
+        }
+    }
+
+    /// A call's INVITE failed at its current destination before any response
+    /// from there (no answer, no way to send, or 503 as the first): sends it
+    /// to the next destination, if there is one (RFC 3263 §4.3), as a new
+    /// transaction (new branch) with the same Call-ID and From tag and
+    /// CSeq + 1 (as after a challenge, §8.1.3.5). False when there is none,
+    /// or the call was cancelled.
+    fn fail_over(&mut self, id: CallId) -> bool {
+        let Some(CallState::Uac(uac)) = self.calls.get_mut(id).map(|c| &mut c.state) else {
+            return false;
+        };
+        if uac.final_received || uac.cancel_requested || uac.provisional_seen {
+            return false;
+        }
+        let Some(peer) = uac.alternates.pop_front() else {
+            return false;
+        };
+        debug!(dest = %peer.target.addr, "failing over to the next destination");
+        let mut next = uac.invite.clone();
+        bump_cseq(&mut next);
+        let _ = next.headers_mut().set(
+            HeaderName::Contact,
+            self.contact(peer.local, peer.target.kind),
+        );
+        self.send_invite(id, next, peer);
+        true
     }
 
     /// Sends CANCEL for a call's pending INVITE (§9.1): same Request-URI,
@@ -460,7 +580,18 @@ impl UaCore {
                     return;
                 }
                 let (call, method) = (*call, method.clone());
-                if let Some(r) = reply.take() {
+                let mut reply = reply.take();
+                if call.is_none() {
+                    // RFC 3263 §4.3: 503 from this destination: the next one.
+                    reply = match reply {
+                        Some(r) if resp.status().as_u16() == 503 => self.send_fail_over(&key, r),
+                        r => {
+                            self.failover.remove(&key);
+                            r
+                        }
+                    };
+                }
+                if let Some(r) = reply {
                     let _ = r.send(Ok(resp.clone()));
                 }
                 if method == Method::Invite && resp.status().is_success() {
@@ -556,6 +687,20 @@ impl UaCore {
             return;
         }
         // A final non-2xx: the transaction layer has sent the ACK (§17.1.1.3).
+        // RFC 3263 §4.3: 503 as the first answer of a destination: the next one.
+        if status.as_u16() == 503
+            && !uac.provisional_seen
+            && !uac.alternates.is_empty()
+            && self.fail_over(id)
+        {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let CallState::Uac(uac) = &mut call.state else {
+            return;
+        };
         let retry = if status_is_auth(status) && uac.auth_attempts < 2 {
             match uac.spec.credentials.clone() {
                 Some((user, pass)) => {
@@ -591,6 +736,13 @@ impl UaCore {
             return self.send_invite(id, next, peer);
         }
         uac.redirects += 1;
+        if uac.proxied {
+            // Through the outbound proxy still: its Route stays (§8.1.2).
+            let peer = call.peer.clone();
+            return self.send_invite(id, next, peer);
+        }
+        // A new destination: the old one's alternates are no longer its.
+        uac.alternates.clear();
         let transport = uac.spec.transport;
         let current = call.peer.clone();
         match literal_target(next.uri(), transport) {
@@ -703,6 +855,8 @@ impl UaCore {
     /// A transaction timed out (Timer B/F) or could not send: `error` says which.
     pub(super) fn on_failure(&mut self, key: &TransactionKey, error: UaError) {
         match self.take_owner(key) {
+            // RFC 3263 §4.3: sent to the next destination, if there is one.
+            Some(Owner::UacInvite { call }) if self.fail_over(call) => {}
             Some(Owner::UacInvite { call }) => {
                 if let Some(CallState::Uac(uac)) = self.calls.get(call).map(|c| &c.state) {
                     if !uac.final_received {
@@ -716,6 +870,10 @@ impl UaCore {
                 call,
                 method,
             }) => {
+                let reply = match reply {
+                    Some(r) if call.is_none() => self.send_fail_over(key, r),
+                    r => r,
+                };
                 if let Some(r) = reply {
                     let _ = r.send(Err(error));
                 }
@@ -738,6 +896,19 @@ impl UaCore {
             None => {}
         }
         self.drop_pending(key);
+    }
+}
+
+/// A pre-loaded Route to an outbound proxy, loose routing (`;lr`, RFC 3261
+/// §8.1.2, §16.12).
+fn route_to(proxy: &crate::message::Uri) -> String {
+    match proxy.as_sip() {
+        Some(sip) if sip.params.get("lr").is_none() => {
+            let mut sip = sip.clone();
+            sip.params = sip.params.with("lr", None);
+            format!("<{sip}>")
+        }
+        _ => format!("<{proxy}>"),
     }
 }
 
@@ -777,11 +948,9 @@ fn fill_contact(req: &mut Request, local: std::net::SocketAddr, shown: std::net:
     let Some(sip) = first.uri.as_sip() else {
         return;
     };
-    let ours = sip
-        .host
-        .ip()
-        .is_some_and(|h| h.is_unspecified() || h == local.ip());
-    if !ours || shown == local && !sip.host.ip().is_some_and(|h| h.is_unspecified()) {
+    let unspecified = sip.host.ip().is_some_and(|h| h.is_unspecified());
+    let ours = unspecified || sip.host.ip() == Some(local.ip());
+    if !ours || (shown == local && !unspecified) {
         return;
     }
     let mut uri = sip.clone();

@@ -185,6 +185,10 @@ pub(crate) struct UaCore {
     /// How many of `uses` have a request pending: the overload measure.
     pending_count: usize,
     queries: HashMap<QueryId, Query>,
+    /// Requests outside a dialog with destinations left to fail over to
+    /// (RFC 3263 §4.3): the request as it was before its Via, and those
+    /// destinations.
+    failover: HashMap<TransactionKey, (Request, VecDeque<Peer>)>,
     query_deadlines: BTreeSet<(Instant, QueryId)>,
     next_query: u64,
     out: VecDeque<Output>,
@@ -218,6 +222,7 @@ impl UaCore {
             uses: HashMap::new(),
             pending_count: 0,
             queries: HashMap::new(),
+            failover: HashMap::new(),
             query_deadlines: BTreeSet::new(),
             next_query: 0,
             out: VecDeque::new(),
