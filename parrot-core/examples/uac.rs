@@ -141,9 +141,16 @@ async fn main() -> ExitCode {
     let Some(uri) = uri else {
         return usage("a SIP URI to call is needed");
     };
-    let mut builder = Endpoint::builder().udp(([127, 0, 0, 1], 0).into());
+    // The wildcard of the callee's family: the stack names the address it
+    // really sends from (never 0.0.0.0), so the phone reaches other hosts.
+    let any: std::net::SocketAddr = if uri.contains('[') {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        ([0, 0, 0, 0], 0).into()
+    };
+    let mut builder = Endpoint::builder().udp(any);
     if transport == Some(TransportKind::Tcp) {
-        builder = builder.tcp(([127, 0, 0, 1], 0).into());
+        builder = builder.tcp(any);
     }
     let endpoint = match builder.build().await {
         Ok(e) => e,
