@@ -8,6 +8,8 @@
 //! side's tone), that RTP crossed the wire both ways, and that no SIP
 //! message on the wire (captured on A) names 0.0.0.0, `::` or a loopback
 //! address. The `uas` and `uac` examples are built once per run (release).
+//! Two calls without the wildcard or the uac (baresip to baresip, baresip to
+//! a uas bound to its own address) check the rig itself.
 //!
 //! Needs root (`ip netns`); `nftables`, `iproute2`, `python3` and
 //! `baresip-core` are installed by `cargo xtask test`.
@@ -248,6 +250,7 @@ async fn uac_calls_uas(
     server: IpAddr,
     peer: IpAddr,
 ) {
+    parrot_tests::netns::require_root();
     let _ = examples();
     bounded(uri, async {
         let lab = Lab::standard();
@@ -476,13 +479,21 @@ fn baresip_config(dir: &Path, ip: &str, source: PathBuf) -> (PathBuf, PathBuf) {
 
 /// baresip on `caller` (at `ip`) calls the uas on A at `uri`; it hangs up
 /// when its WAV ends. `peer` is the caller's address as A sees it.
-async fn baresip_calls_uas(caller: Host, ip: &str, uri: &str, server: IpAddr, peer: IpAddr) {
+async fn baresip_calls_uas(
+    caller: Host,
+    ip: &str,
+    bind: &str,
+    uri: &str,
+    server: IpAddr,
+    peer: IpAddr,
+) {
+    parrot_tests::netns::require_root();
     let _ = examples();
     bounded(uri, async {
         let lab = Lab::standard();
         let tmp = TempDir::new("netns-baresip");
         let cap = lab.capture(Host::A).await;
-        let (mut uas, record) = start_uas(&lab, &tmp, "0.0.0.0:5060", false).await;
+        let (mut uas, record) = start_uas(&lab, &tmp, bind, false).await;
         let tone = tmp.join("caller.wav");
         write_tone(&tone, CALLER_TONE, CALLER_SECS, 0.5);
         let (conf, dump) = baresip_config(tmp.path(), ip, tone);
@@ -522,7 +533,9 @@ async fn baresip_calls_uas(caller: Host, ip: &str, uri: &str, server: IpAddr, pe
         v.wire(&cap, server, peer);
         v.output(&phone);
         v.output(&uas);
-        v.check(&format!("baresip on {caller:?} calls {uri}"));
+        v.check(&format!(
+            "baresip on {caller:?} calls {uri} (uas bound to {bind})"
+        ));
     })
     .await;
 }
@@ -532,6 +545,21 @@ async fn baresip_on_b_calls_uas_on_a() {
     baresip_calls_uas(
         Host::B,
         "192.0.2.2",
+        "0.0.0.0:5060",
+        "sip:service@192.0.2.1:5060",
+        addr::A.into(),
+        addr::B.into(),
+    )
+    .await;
+}
+
+/// The uas bound to its address on the A–B link rather than the wildcard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_on_b_calls_uas_bound_to_its_address() {
+    baresip_calls_uas(
+        Host::B,
+        "192.0.2.2",
+        "192.0.2.1:5060",
         "sip:service@192.0.2.1:5060",
         addr::A.into(),
         addr::B.into(),
@@ -544,6 +572,7 @@ async fn baresip_on_c_behind_nat_calls_uas_on_a() {
     baresip_calls_uas(
         Host::C,
         "198.51.100.2",
+        "0.0.0.0:5060",
         "sip:service@203.0.113.1:5060",
         addr::A_WAN.into(),
         addr::R_WAN.into(),
@@ -553,6 +582,7 @@ async fn baresip_on_c_behind_nat_calls_uas_on_a() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uac_on_a_calls_baresip_on_b() {
+    parrot_tests::netns::require_root();
     let _ = examples();
     bounded("the uac on A calling baresip on B", async {
         let lab = Lab::standard();
@@ -624,6 +654,83 @@ async fn uac_on_a_calls_baresip_on_b() {
         v.output(&call);
         v.output(&phone);
         v.check("the uac on A calls baresip on B");
+    })
+    .await;
+}
+
+/// The rig itself, without Parrot: baresip on B calls baresip on A. The
+/// same checks as the Parrot calls (audio both ways in the recordings, RTP
+/// both ways on the wire, no unusable address in SIP) must pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_on_b_calls_baresip_on_a() {
+    bounded("baresip on B calling baresip on A", async {
+        let lab = Lab::standard();
+        let tmp = TempDir::new("netns-baresips");
+        let cap = lab.capture(Host::A).await;
+        let answer_tone = tmp.join("answer.wav");
+        write_tone(&answer_tone, ANSWER_TONE, ANSWER_SECS, 6.0);
+        let a_dir = tmp.join("a");
+        let (a_conf, a_dump) = baresip_config(&a_dir, "192.0.2.1", answer_tone);
+        let a_conf = a_conf.to_string_lossy().into_owned();
+        let mut answerer = lab.spawn(Host::A, "baresip", &["baresip", "-f", &a_conf, "-t", "20"]);
+        if let Err(e) = answerer
+            .wait_for_line(|l| l.contains("baresip is ready"), Duration::from_secs(5))
+            .await
+        {
+            panic!("baresip on A did not start: {e}");
+        }
+        let caller_tone = tmp.join("caller.wav");
+        write_tone(&caller_tone, CALLER_TONE, CALLER_SECS, 0.5);
+        let b_dir = tmp.join("b");
+        let (b_conf, b_dump) = baresip_config(&b_dir, "192.0.2.2", caller_tone);
+        let b_conf = b_conf.to_string_lossy().into_owned();
+        let mut caller = lab.spawn(
+            Host::B,
+            "baresip",
+            &[
+                "baresip",
+                "-f",
+                &b_conf,
+                "-e",
+                "/dial sip:test@192.0.2.1:5060",
+                "-t",
+                "8",
+            ],
+        );
+        let status = caller.wait(Duration::from_secs(15)).await;
+
+        let mut v = Verdict::default();
+        if status.is_none() {
+            v.fail("baresip on B did not quit within 15 s");
+        }
+        if !caller
+            .lines()
+            .iter()
+            .any(|l| l.contains("Call established"))
+        {
+            v.fail("baresip on B did not establish the call (no `Call established`)");
+        }
+        v.heard(
+            "baresip on B (caller)",
+            &b_dump,
+            "-dec.wav",
+            ANSWER_TONE,
+            ANSWER_SECS,
+        )
+        .await;
+        v.heard(
+            "baresip on A (answerer)",
+            &a_dump,
+            "-dec.wav",
+            CALLER_TONE,
+            CALLER_SECS,
+        )
+        .await;
+        answerer.stop(Duration::from_secs(3)).await;
+        v.wire(&cap, addr::A.into(), addr::B.into());
+        v.output(&caller);
+        v.output(&answerer);
+        v.check("baresip on B calls baresip on A");
     })
     .await;
 }
