@@ -1,8 +1,10 @@
 //! Helpers shared by the end-to-end tests in `tests/tests/`: free loopback
 //! ports, sipp runs that are bounded in time and cleaned up, baresip runs,
-//! and a Kamailio proxy killed (with its workers) on drop.
+//! a Kamailio proxy killed (with its workers) on drop, and a lab of hosts made
+//! of network namespaces ([`netns`]).
 
 pub mod load;
+pub mod netns;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};

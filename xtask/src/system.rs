@@ -22,6 +22,22 @@ pub(crate) const SYSTEM_PACKAGES: &[(&str, &str)] = &[
         "a real SIP proxy: the scale-out test dispatches calls through it to Parrot nodes",
     ),
     (
+        "iproute2",
+        "provides `ip`: the network lab (tests/src/netns.rs) builds hosts from namespaces and veth pairs",
+    ),
+    (
+        "nftables",
+        "provides `nft`: the network lab's router masquerades (NAT) for the host behind it",
+    ),
+    (
+        "dnsmasq-base",
+        "provides `dnsmasq` (without the system service of package `dnsmasq`): a real DNS server for the resolver tests",
+    ),
+    (
+        "python3",
+        "runs the network lab's packet capture and UDP echo inside namespaces",
+    ),
+    (
         "pkg-config",
         "locates system libraries for build scripts (alsa-sys)",
     ),

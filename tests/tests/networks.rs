@@ -1,0 +1,766 @@
+//! Calls across a lab of network namespaces (see `parrot_tests::netns`):
+//! server host A, phone host B on a link with A (IPv4 and IPv6), phone host
+//! C behind router R's masquerade. Unlike loopback, a wrong address here
+//! (0.0.0.0 or 127.0.0.1 in a Contact, a socket bound to loopback) breaks
+//! the call.
+//!
+//! Each call checks audio both ways (each side's recording holds the other
+//! side's tone), that RTP crossed the wire both ways, and that no SIP
+//! message on the wire (captured on A) names 0.0.0.0, `::` or a loopback
+//! address. The `uas` and `uac` examples are built once per run (release).
+//! Two calls without the wildcard or the uac (baresip to baresip, baresip to
+//! a uas bound to its own address) check the rig itself.
+//!
+//! Needs root (`ip netns`); `nftables`, `iproute2`, `python3` and
+//! `baresip-core` are installed by `cargo xtask test`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+use parrot_core::media::{AudioSource, Tone, WavRecorder, WavSource};
+use parrot_tests::netns::{Capture, Host, Lab, Proc, addr};
+use parrot_tests::{BaresipConfig, TempDir, heard};
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The caller's tone (Hz) and its length (s).
+const CALLER_TONE: f64 = 440.0;
+const CALLER_SECS: f64 = 2.5;
+/// The answerer's tone (Hz) and its length (s).
+const ANSWER_TONE: f64 = 1000.0;
+const ANSWER_SECS: f64 = 2.0;
+/// How long the uac holds a call (s).
+const CALL_SECS: &str = "3";
+/// No test runs longer.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// The `uas` and `uac` examples, built (release) once per test run into the
+/// target directory this test was built in.
+fn examples() -> &'static (PathBuf, PathBuf) {
+    static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    BINS.get_or_init(|| {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace.join("target"));
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = std::process::Command::new(cargo);
+        build
+            .args(["build", "--release", "-p", "parrot-core"])
+            .args(["--example", "uas", "--example", "uac"])
+            .current_dir(workspace)
+            .env("CARGO_TARGET_DIR", &target);
+        // What cargo sets for this test process (the package's variables, its
+        // library path) would make the build scripts rerun and everything
+        // rebuild, here and again in the next plain `cargo build`.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_MANIFEST_")
+                || key == "CARGO_CRATE_NAME"
+                || key == "LD_LIBRARY_PATH"
+            {
+                build.env_remove(key.as_ref());
+            }
+        }
+        let out = build.output().expect("run cargo build");
+        assert!(
+            out.status.success(),
+            "cargo build --release -p parrot-core --example uas --example uac failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = target.join("release").join("examples");
+        (dir.join("uas"), dir.join("uac"))
+    })
+}
+
+fn uas_bin() -> String {
+    examples().0.to_string_lossy().into_owned()
+}
+
+fn uac_bin() -> String {
+    examples().1.to_string_lossy().into_owned()
+}
+
+/// Runs `f`, failing the test if it takes longer than [`LIMIT`].
+async fn bounded<F: Future>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(LIMIT, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {LIMIT:?}"))
+}
+
+/// Writes `seconds` of a `freq` tone then `silence` seconds of silence,
+/// 8 kHz mono 16-bit, to `path`.
+fn write_tone(path: &Path, freq: f64, seconds: f64, silence: f64) {
+    let mut rec = WavRecorder::create(path).unwrap();
+    let mut tone = Tone::new(freq, 0.5).lasting(seconds);
+    let mut buf = [0i16; 160];
+    loop {
+        let n = tone.read(&mut buf);
+        if n == 0 {
+            break;
+        }
+        rec.write(&buf[..n]).unwrap();
+    }
+    let quiet = [0i16; 160];
+    for _ in 0..(silence * 50.0) as usize {
+        rec.write(&quiet).unwrap();
+    }
+    rec.finish().unwrap();
+}
+
+/// Waits up to `within` for a finished WAV at `path`, or in `path` if it is
+/// a directory (the first whose name ends with `suffix`): one that opens
+/// with at least half a second of audio.
+async fn wav(path: &Path, suffix: &str, within: Duration) -> Option<PathBuf> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let candidates: Vec<PathBuf> = if path.is_dir() {
+            std::fs::read_dir(path)
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.to_string_lossy().ends_with(suffix))
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            vec![path.to_path_buf()]
+        };
+        for p in candidates {
+            if WavSource::open(&p).is_ok_and(|w| w.duration() > 0.5) {
+                return Some(p);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What went wrong in a call, and what to show with it.
+#[derive(Default)]
+struct Verdict {
+    problems: Vec<String>,
+    context: String,
+}
+
+impl Verdict {
+    fn fail(&mut self, problem: impl Into<String>) {
+        self.problems.push(problem.into());
+    }
+
+    /// Checks that the recording `path` (a file, or the first WAV ending in
+    /// `suffix` in a directory) holds `freq` for about `secs`.
+    async fn heard(&mut self, who: &str, path: &Path, suffix: &str, freq: f64, secs: f64) {
+        match wav(path, suffix, Duration::from_secs(3)).await {
+            None => self.fail(format!(
+                "{who}: no recording with audio at {}",
+                path.display()
+            )),
+            Some(p) => {
+                let (len, ok) = heard(&p, freq);
+                eprintln!("{who}: {len:.2} s of audio, {freq} Hz: {ok}");
+                if !ok || len < secs - 0.6 {
+                    self.fail(format!(
+                        "{who}: recorded {len:.2} s of audio, {freq} Hz present: {ok} (expected ~{secs} s)"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Checks the capture: no unusable address in SIP, RTP both ways
+    /// between `a` and `b` (as seen on the capturing host).
+    fn wire(&mut self, cap: &Capture, a: IpAddr, b: IpAddr) {
+        for bad in cap.unusable_addresses() {
+            self.fail(format!("on the wire: {bad}"));
+        }
+        for (from, to) in [(a, b), (b, a)] {
+            let n = cap.rtp_count(from, to);
+            if n < 20 {
+                self.fail(format!("on the wire: {n} RTP packets from {from} to {to}"));
+            }
+        }
+        self.context
+            .push_str(&format!("flows seen on A:\n{}", cap.flows()));
+        self.context
+            .push_str(&format!("SIP seen on A:\n{}", cap.sip_dump()));
+    }
+
+    fn output(&mut self, p: &Proc) {
+        self.context.push_str(&p.output());
+    }
+
+    fn check(self, case: &str) {
+        assert!(
+            self.problems.is_empty(),
+            "{case}:\n  - {}\n\n{}",
+            self.problems.join("\n  - "),
+            self.context
+        );
+    }
+}
+
+/// The uas example on A, answering with the answerer's tone and recording
+/// callers into `record`.
+async fn start_uas(lab: &Lab, tmp: &TempDir, bind: &str, tcp: bool) -> (Proc, PathBuf) {
+    let tone = tmp.join("answer.wav");
+    write_tone(&tone, ANSWER_TONE, ANSWER_SECS, 0.0);
+    let record = tmp.join("uas-heard");
+    std::fs::create_dir_all(&record).unwrap();
+    let (uas, tone, dir) = (
+        uas_bin(),
+        tone.to_string_lossy().into_owned(),
+        record.to_string_lossy().into_owned(),
+    );
+    let mut args = vec![
+        uas.as_str(),
+        "--bind",
+        bind,
+        "--play",
+        &tone,
+        "--record",
+        &dir,
+    ];
+    if tcp {
+        args.extend(["--transport", "tcp"]);
+    }
+    let proc = lab.spawn(Host::A, "uas", &args);
+    if let Err(e) = proc
+        .wait_for_line(|l| l.contains("listening on"), Duration::from_secs(10))
+        .await
+    {
+        panic!("the uas did not start: {e}");
+    }
+    (proc, record)
+}
+
+/// The uac example on `caller` calls `uri` (the uas on A), playing the
+/// caller's tone and recording what it hears; each side must hear the
+/// other. `peer` is the caller's address as A sees it.
+async fn uac_calls_uas(
+    caller: Host,
+    bind: &str,
+    uri: &str,
+    tcp: bool,
+    server: IpAddr,
+    peer: IpAddr,
+) {
+    parrot_tests::netns::require_root();
+    let _ = examples();
+    bounded(uri, async {
+        let lab = Lab::standard();
+        let tmp = TempDir::new("netns");
+        let cap = lab.capture(Host::A).await;
+        let (mut uas, record) = start_uas(&lab, &tmp, bind, tcp).await;
+
+        let tone = tmp.join("caller.wav");
+        write_tone(&tone, CALLER_TONE, CALLER_SECS, 0.0);
+        let heard_wav = tmp.join("uac-heard.wav");
+        let (uac, tone_arg, heard_arg) = (
+            uac_bin(),
+            tone.to_string_lossy().into_owned(),
+            heard_wav.to_string_lossy().into_owned(),
+        );
+        let mut args = vec![
+            uac.as_str(),
+            uri,
+            "--play",
+            &tone_arg,
+            "--record",
+            &heard_arg,
+            "--duration",
+            CALL_SECS,
+        ];
+        if tcp {
+            args.extend(["--transport", "tcp"]);
+        }
+        let mut call = lab.spawn(caller, "uac", &args);
+        let status = call.wait(Duration::from_secs(15)).await;
+
+        let mut v = Verdict::default();
+        match status {
+            Some(s) if s.success() => {}
+            Some(s) => v.fail(format!("the uac exited with {s}")),
+            None => v.fail("the uac did not finish within 15 s"),
+        }
+        if !call.lines().iter().any(|l| l.contains("call completed")) {
+            v.fail("the uac did not complete the call (no `call completed`)");
+        }
+        v.heard("the uac (caller)", &heard_wav, "", ANSWER_TONE, ANSWER_SECS)
+            .await;
+        v.heard(
+            "the uas (answerer)",
+            &record,
+            ".wav",
+            CALLER_TONE,
+            CALLER_SECS,
+        )
+        .await;
+        uas.stop(Duration::from_secs(4)).await;
+        v.wire(&cap, server, peer);
+        v.output(&call);
+        v.output(&uas);
+        v.check(&format!("{caller:?} calls {uri} with the uac"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_hosts_reach_each_other_only_as_designed() {
+    bounded("the lab sanity check", async {
+        let lab = Lab::standard();
+        let echo = lab.spawn(Host::A, "echo", &["python3", "-u", "-c", ECHO_PY, "7000"]);
+        echo.wait_for_line(|l| l == "ready", Duration::from_secs(5))
+            .await
+            .unwrap();
+        let send = |host: Host, to: &str| {
+            let out = lab.output(host, &["python3", "-c", SEND_PY, to, "7000"]);
+            (
+                out.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            )
+        };
+        // Reachable, and A sees the source it should.
+        for (host, to, seen) in [
+            (Host::B, "192.0.2.1", "192.0.2.2"),
+            (Host::B, "2001:db8::1", "2001:db8::2"),
+            (Host::C, "203.0.113.1", "203.0.113.2"),
+        ] {
+            let (ok, out) = send(host, to);
+            assert!(
+                ok,
+                "{host:?} cannot reach A at {to}: {out}\n{}",
+                echo.output()
+            );
+            let line = echo
+                .wait_for_line(
+                    |l| l.starts_with(&format!("from {seen} ")),
+                    Duration::from_secs(2),
+                )
+                .await;
+            assert!(
+                line.is_ok(),
+                "A did not see {host:?}'s datagram to {to} come from {seen}: {line:?}"
+            );
+        }
+        // Not reachable: other links, and C's LAN from A (only the NAT gets through).
+        for (host, to) in [
+            (Host::B, "203.0.113.1"),
+            (Host::B, "198.51.100.2"),
+            (Host::C, "192.0.2.1"),
+            (Host::C, "2001:db8::1"),
+            (Host::A, "198.51.100.2"),
+        ] {
+            let (ok, out) = send(host, to);
+            assert!(!ok, "{host:?} reached {to}, which it should not: {out}");
+        }
+        // No route out of the lab.
+        for host in lab.hosts() {
+            for family in ["-4", "-6"] {
+                let routes = lab.ip(*host, &[family, "route", "show", "default"]);
+                assert!(
+                    routes.trim().is_empty(),
+                    "{host:?} has a default route: {routes}"
+                );
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_deletes_its_namespaces() {
+    let lab = Lab::standard();
+    let names: Vec<String> = lab.hosts().iter().map(|h| lab.ns(*h)).collect();
+    let list = || {
+        String::from_utf8_lossy(
+            &std::process::Command::new("ip")
+                .args(["netns", "list"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .into_owned()
+    };
+    let before = list();
+    for n in &names {
+        assert!(before.contains(n.as_str()), "{n} missing in {before}");
+    }
+    drop(lab);
+    let after = list();
+    for n in &names {
+        assert!(!after.contains(n.as_str()), "{n} still there: {after}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uac_on_b_calls_uas_on_a_over_udp() {
+    uac_calls_uas(
+        Host::B,
+        "0.0.0.0:5060",
+        "sip:service@192.0.2.1:5060",
+        false,
+        addr::A.into(),
+        addr::B.into(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uac_on_b_calls_uas_on_a_over_tcp() {
+    uac_calls_uas(
+        Host::B,
+        "0.0.0.0:5060",
+        "sip:service@192.0.2.1:5060",
+        true,
+        addr::A.into(),
+        addr::B.into(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uac_on_b_calls_uas_on_a_over_ipv6() {
+    uac_calls_uas(
+        Host::B,
+        "[::]:5060",
+        "sip:service@[2001:db8::1]:5060",
+        false,
+        addr::A6.into(),
+        addr::B6.into(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uac_on_c_behind_nat_calls_uas_on_a() {
+    uac_calls_uas(
+        Host::C,
+        "0.0.0.0:5060",
+        "sip:service@203.0.113.1:5060",
+        false,
+        addr::A_WAN.into(),
+        addr::R_WAN.into(),
+    )
+    .await;
+}
+
+/// A headless baresip on `host` at `ip:5060`, auto-answering, playing
+/// `source`; its dumps go to `dir/dump`.
+fn baresip_config(dir: &Path, ip: &str, source: PathBuf) -> (PathBuf, PathBuf) {
+    let config = BaresipConfig {
+        sip_port: 5060,
+        source_wav: source,
+        dump_dir: dir.join("dump"),
+    };
+    let conf = dir.join("conf");
+    config.write(&conf);
+    std::fs::write(
+        conf.join("config"),
+        config.config().replace("127.0.0.1", ip),
+    )
+    .unwrap();
+    std::fs::write(
+        conf.join("accounts"),
+        format!("<sip:test@{ip}>;regint=0;audio_codecs=pcmu;answermode=auto\n"),
+    )
+    .unwrap();
+    (conf, config.dump_dir)
+}
+
+/// baresip on `caller` (at `ip`) calls the uas on A at `uri`; it hangs up
+/// when its WAV ends. `peer` is the caller's address as A sees it.
+async fn baresip_calls_uas(
+    caller: Host,
+    ip: &str,
+    bind: &str,
+    uri: &str,
+    server: IpAddr,
+    peer: IpAddr,
+) {
+    parrot_tests::netns::require_root();
+    let _ = examples();
+    bounded(uri, async {
+        let lab = Lab::standard();
+        let tmp = TempDir::new("netns-baresip");
+        let cap = lab.capture(Host::A).await;
+        let (mut uas, record) = start_uas(&lab, &tmp, bind, false).await;
+        let tone = tmp.join("caller.wav");
+        write_tone(&tone, CALLER_TONE, CALLER_SECS, 0.5);
+        let (conf, dump) = baresip_config(tmp.path(), ip, tone);
+        let conf_arg = conf.to_string_lossy().into_owned();
+        let dial = format!("/dial {uri}");
+        let mut phone = lab.spawn(
+            caller,
+            "baresip",
+            &["baresip", "-f", &conf_arg, "-e", &dial, "-t", "8"],
+        );
+        let status = phone.wait(Duration::from_secs(15)).await;
+
+        let mut v = Verdict::default();
+        if status.is_none() {
+            v.fail("baresip did not quit within 15 s");
+        }
+        if !phone.lines().iter().any(|l| l.contains("Call established")) {
+            v.fail("baresip did not establish the call (no `Call established`)");
+        }
+        v.heard(
+            "baresip (caller)",
+            &dump,
+            "-dec.wav",
+            ANSWER_TONE,
+            ANSWER_SECS,
+        )
+        .await;
+        v.heard(
+            "the uas (answerer)",
+            &record,
+            ".wav",
+            CALLER_TONE,
+            CALLER_SECS,
+        )
+        .await;
+        uas.stop(Duration::from_secs(4)).await;
+        v.wire(&cap, server, peer);
+        v.output(&phone);
+        v.output(&uas);
+        v.check(&format!(
+            "baresip on {caller:?} calls {uri} (uas bound to {bind})"
+        ));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_on_b_calls_uas_on_a() {
+    baresip_calls_uas(
+        Host::B,
+        "192.0.2.2",
+        "0.0.0.0:5060",
+        "sip:service@192.0.2.1:5060",
+        addr::A.into(),
+        addr::B.into(),
+    )
+    .await;
+}
+
+/// The uas bound to its address on the A–B link rather than the wildcard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_on_b_calls_uas_bound_to_its_address() {
+    baresip_calls_uas(
+        Host::B,
+        "192.0.2.2",
+        "192.0.2.1:5060",
+        "sip:service@192.0.2.1:5060",
+        addr::A.into(),
+        addr::B.into(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_on_c_behind_nat_calls_uas_on_a() {
+    baresip_calls_uas(
+        Host::C,
+        "198.51.100.2",
+        "0.0.0.0:5060",
+        "sip:service@203.0.113.1:5060",
+        addr::A_WAN.into(),
+        addr::R_WAN.into(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uac_on_a_calls_baresip_on_b() {
+    parrot_tests::netns::require_root();
+    let _ = examples();
+    bounded("the uac on A calling baresip on B", async {
+        let lab = Lab::standard();
+        let tmp = TempDir::new("netns-to-baresip");
+        let cap = lab.capture(Host::A).await;
+        // baresip answers with the answerer's tone, then silence: it would
+        // hang up at the end of its WAV, and the uac is to hang up first.
+        let tone = tmp.join("answer.wav");
+        write_tone(&tone, ANSWER_TONE, ANSWER_SECS, 6.0);
+        let (conf, dump) = baresip_config(tmp.path(), "192.0.2.2", tone);
+        let conf_arg = conf.to_string_lossy().into_owned();
+        let mut phone = lab.spawn(
+            Host::B,
+            "baresip",
+            &["baresip", "-f", &conf_arg, "-t", "20"],
+        );
+        if let Err(e) = phone
+            .wait_for_line(|l| l.contains("baresip is ready"), Duration::from_secs(5))
+            .await
+        {
+            panic!("baresip did not start: {e}");
+        }
+
+        let caller_tone = tmp.join("caller.wav");
+        write_tone(&caller_tone, CALLER_TONE, CALLER_SECS, 0.0);
+        let heard_wav = tmp.join("uac-heard.wav");
+        let (uac, tone_arg, heard_arg) = (
+            uac_bin(),
+            caller_tone.to_string_lossy().into_owned(),
+            heard_wav.to_string_lossy().into_owned(),
+        );
+        let mut call = lab.spawn(
+            Host::A,
+            "uac",
+            &[
+                uac.as_str(),
+                "sip:test@192.0.2.2:5060",
+                "--play",
+                &tone_arg,
+                "--record",
+                &heard_arg,
+                "--duration",
+                CALL_SECS,
+            ],
+        );
+        let status = call.wait(Duration::from_secs(15)).await;
+
+        let mut v = Verdict::default();
+        match status {
+            Some(s) if s.success() => {}
+            Some(s) => v.fail(format!("the uac exited with {s}")),
+            None => v.fail("the uac did not finish within 15 s"),
+        }
+        if !call.lines().iter().any(|l| l.contains("call completed")) {
+            v.fail("the uac did not complete the call (no `call completed`)");
+        }
+        v.heard("the uac (caller)", &heard_wav, "", ANSWER_TONE, ANSWER_SECS)
+            .await;
+        v.heard(
+            "baresip (answerer)",
+            &dump,
+            "-dec.wav",
+            CALLER_TONE,
+            CALLER_SECS,
+        )
+        .await;
+        phone.stop(Duration::from_secs(3)).await;
+        v.wire(&cap, addr::A.into(), addr::B.into());
+        v.output(&call);
+        v.output(&phone);
+        v.check("the uac on A calls baresip on B");
+    })
+    .await;
+}
+
+/// The rig itself, without Parrot: baresip on B calls baresip on A. The
+/// same checks as the Parrot calls (audio both ways in the recordings, RTP
+/// both ways on the wire, no unusable address in SIP) must pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_on_b_calls_baresip_on_a() {
+    bounded("baresip on B calling baresip on A", async {
+        let lab = Lab::standard();
+        let tmp = TempDir::new("netns-baresips");
+        let cap = lab.capture(Host::A).await;
+        let answer_tone = tmp.join("answer.wav");
+        write_tone(&answer_tone, ANSWER_TONE, ANSWER_SECS, 6.0);
+        let a_dir = tmp.join("a");
+        let (a_conf, a_dump) = baresip_config(&a_dir, "192.0.2.1", answer_tone);
+        let a_conf = a_conf.to_string_lossy().into_owned();
+        let mut answerer = lab.spawn(Host::A, "baresip", &["baresip", "-f", &a_conf, "-t", "20"]);
+        if let Err(e) = answerer
+            .wait_for_line(|l| l.contains("baresip is ready"), Duration::from_secs(5))
+            .await
+        {
+            panic!("baresip on A did not start: {e}");
+        }
+        let caller_tone = tmp.join("caller.wav");
+        write_tone(&caller_tone, CALLER_TONE, CALLER_SECS, 0.5);
+        let b_dir = tmp.join("b");
+        let (b_conf, b_dump) = baresip_config(&b_dir, "192.0.2.2", caller_tone);
+        let b_conf = b_conf.to_string_lossy().into_owned();
+        let mut caller = lab.spawn(
+            Host::B,
+            "baresip",
+            &[
+                "baresip",
+                "-f",
+                &b_conf,
+                "-e",
+                "/dial sip:test@192.0.2.1:5060",
+                "-t",
+                "8",
+            ],
+        );
+        let status = caller.wait(Duration::from_secs(15)).await;
+
+        let mut v = Verdict::default();
+        if status.is_none() {
+            v.fail("baresip on B did not quit within 15 s");
+        }
+        if !caller
+            .lines()
+            .iter()
+            .any(|l| l.contains("Call established"))
+        {
+            v.fail("baresip on B did not establish the call (no `Call established`)");
+        }
+        v.heard(
+            "baresip on B (caller)",
+            &b_dump,
+            "-dec.wav",
+            ANSWER_TONE,
+            ANSWER_SECS,
+        )
+        .await;
+        v.heard(
+            "baresip on A (answerer)",
+            &a_dump,
+            "-dec.wav",
+            CALLER_TONE,
+            CALLER_SECS,
+        )
+        .await;
+        answerer.stop(Duration::from_secs(3)).await;
+        v.wire(&cap, addr::A.into(), addr::B.into());
+        v.output(&caller);
+        v.output(&answerer);
+        v.check("baresip on B calls baresip on A");
+    })
+    .await;
+}
+
+/// A UDP echo on port argv[1], IPv4 and IPv6: prints `ready`, then `from IP
+/// PORT` for each datagram it echoes.
+const ECHO_PY: &str = r#"
+import select, socket, sys
+port = int(sys.argv[1])
+s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s4.bind(("0.0.0.0", port))
+s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s6.bind(("::", port))
+print("ready", flush=True)
+while True:
+    for s in select.select([s4, s6], [], [])[0]:
+        data, peer = s.recvfrom(2048)
+        print("from", peer[0], peer[1], flush=True)
+        s.sendto(data, peer)
+"#;
+
+/// Sends a datagram to argv[1]:argv[2] and waits 2 s for the echo; exits 0
+/// if it came back.
+const SEND_PY: &str = r#"
+import socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.sendto(b"lab", (host, port))
+data, peer = s.recvfrom(2048)
+print("echo from", peer[0])
+"#;
