@@ -29,6 +29,12 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode> {
     // The generated projects build into a target dir of their own, shared between them.
     let gen_target = demo.join("target");
 
+    step(
+        0,
+        "system packages the build needs (pkg-config, libasound2-dev)",
+    );
+    crate::system::ensure_build_packages()?;
+
     step(1, "build the parrot CLI");
     let mut build = util::cargo(["build", "-q", "-p", "parrot-cli"]);
     check(&mut build, "building the CLI")?;

@@ -47,6 +47,11 @@ pub(crate) const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The packages building the workspace needs (what `cargo xtask demo` checks):
+/// the generated phone's audio devices go through cpal, whose ALSA bindings
+/// need both.
+pub(crate) const BUILD_PACKAGES: &[&str] = &["pkg-config", "libasound2-dev"];
+
 /// Is `pkg` installed? `dpkg-query` prints `install ok installed` for an
 /// installed package; anything else (unknown, removed, half-configured) is no.
 fn installed(pkg: &str) -> Result<bool> {
@@ -67,8 +72,22 @@ fn is_root() -> bool {
 /// Missing packages are installed with `apt-get` when running as root;
 /// otherwise the exact `sudo apt-get install` command is printed and this fails.
 pub(crate) fn ensure_packages() -> Result<()> {
+    ensure(SYSTEM_PACKAGES)
+}
+
+/// The same for the packages building needs ([`BUILD_PACKAGES`]).
+pub(crate) fn ensure_build_packages() -> Result<()> {
+    let wanted: Vec<(&str, &str)> = SYSTEM_PACKAGES
+        .iter()
+        .copied()
+        .filter(|(pkg, _)| BUILD_PACKAGES.contains(pkg))
+        .collect();
+    ensure(&wanted)
+}
+
+fn ensure(packages: &[(&str, &str)]) -> Result<()> {
     let mut missing = Vec::new();
-    for &(pkg, why) in SYSTEM_PACKAGES {
+    for &(pkg, why) in packages {
         if installed(pkg)? {
             println!("    {pkg:<16} installed");
         } else {
