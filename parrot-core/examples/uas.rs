@@ -67,6 +67,15 @@ impl SipHandler for Answer {
 }
 
 /// A two-note chime (E5 then C5, 0.6 s each), written as an 8 kHz WAV.
+/// A file of ours, deleted when this goes out of scope.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 fn make_greeting() -> Result<PathBuf, String> {
     let path = std::env::temp_dir().join(format!("parrot-greeting-{}.wav", std::process::id()));
     let mut rec = WavRecorder::create(&path).map_err(|e| e.to_string())?;
@@ -130,10 +139,12 @@ async fn main() -> ExitCode {
             (other, _) => return usage(&format!("unexpected argument {other:?}")),
         }
     }
+    // The greeting made here is removed when main returns, however it does.
+    let mut made = None;
     let play = match play {
         Some(p) => p,
         None => match make_greeting() {
-            Ok(p) => p,
+            Ok(p) => made.insert(RemoveOnDrop(p)).0.clone(),
             Err(e) => {
                 eprintln!("uas: cannot write the greeting: {e}");
                 return ExitCode::FAILURE;
