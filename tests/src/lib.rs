@@ -520,3 +520,24 @@ pub async fn lossy_relay(server: SocketAddr, drop_every: u64) -> SocketAddr {
     });
     addr
 }
+
+/// Writes `seconds` of a `freq` tone then `silence` seconds of silence,
+/// 8 kHz mono 16-bit, to `path` (a test's own file: a failure panics).
+pub fn write_tone(path: &Path, freq: f64, seconds: f64, silence: f64) {
+    use parrot_core::media::AudioSource;
+    let mut rec = parrot_core::media::WavRecorder::create(path).expect("a tone WAV to write");
+    let mut tone = parrot_core::media::Tone::new(freq, 0.5).lasting(seconds);
+    let mut buf = [0i16; 160];
+    loop {
+        let n = tone.read(&mut buf);
+        if n == 0 {
+            break;
+        }
+        rec.write(&buf[..n]).expect("the tone written");
+    }
+    let quiet = [0i16; 160];
+    for _ in 0..(silence * 50.0) as usize {
+        rec.write(&quiet).expect("the silence written");
+    }
+    rec.finish().expect("the tone WAV finished");
+}

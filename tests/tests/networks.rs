@@ -16,7 +16,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
-use parrot_core::media::{AudioSource, Tone, WavRecorder, WavSource};
+use parrot_core::media::WavSource;
 use parrot_tests::netns::{Capture, Host, Lab, Proc, addr};
 use parrot_tests::{BaresipConfig, TempDir, heard};
 use std::future::Future;
@@ -89,26 +89,6 @@ async fn bounded<F: Future>(what: &str, f: F) -> F::Output {
     tokio::time::timeout(LIMIT, f)
         .await
         .unwrap_or_else(|_| panic!("{what} did not finish within {LIMIT:?}"))
-}
-
-/// Writes `seconds` of a `freq` tone then `silence` seconds of silence,
-/// 8 kHz mono 16-bit, to `path`.
-fn write_tone(path: &Path, freq: f64, seconds: f64, silence: f64) {
-    let mut rec = WavRecorder::create(path).unwrap();
-    let mut tone = Tone::new(freq, 0.5).lasting(seconds);
-    let mut buf = [0i16; 160];
-    loop {
-        let n = tone.read(&mut buf);
-        if n == 0 {
-            break;
-        }
-        rec.write(&buf[..n]).unwrap();
-    }
-    let quiet = [0i16; 160];
-    for _ in 0..(silence * 50.0) as usize {
-        rec.write(&quiet).unwrap();
-    }
-    rec.finish().unwrap();
 }
 
 /// Waits up to `within` for a finished WAV at `path`, or in `path` if it is
@@ -209,7 +189,7 @@ impl Verdict {
 /// callers into `record`.
 async fn start_uas(lab: &Lab, tmp: &TempDir, bind: &str, tcp: bool) -> (Proc, PathBuf) {
     let tone = tmp.join("answer.wav");
-    write_tone(&tone, ANSWER_TONE, ANSWER_SECS, 0.0);
+    parrot_tests::write_tone(&tone, ANSWER_TONE, ANSWER_SECS, 0.0);
     let record = tmp.join("uas-heard");
     std::fs::create_dir_all(&record).unwrap();
     let (uas, tone, dir) = (
@@ -259,7 +239,7 @@ async fn uac_calls_uas(
         let (mut uas, record) = start_uas(&lab, &tmp, bind, tcp).await;
 
         let tone = tmp.join("caller.wav");
-        write_tone(&tone, CALLER_TONE, CALLER_SECS, 0.0);
+        parrot_tests::write_tone(&tone, CALLER_TONE, CALLER_SECS, 0.0);
         let heard_wav = tmp.join("uac-heard.wav");
         let (uac, tone_arg, heard_arg) = (
             uac_bin(),
@@ -495,7 +475,7 @@ async fn baresip_calls_uas(
         let cap = lab.capture(Host::A).await;
         let (mut uas, record) = start_uas(&lab, &tmp, bind, false).await;
         let tone = tmp.join("caller.wav");
-        write_tone(&tone, CALLER_TONE, CALLER_SECS, 0.5);
+        parrot_tests::write_tone(&tone, CALLER_TONE, CALLER_SECS, 0.5);
         let (conf, dump) = baresip_config(tmp.path(), ip, tone);
         let conf_arg = conf.to_string_lossy().into_owned();
         let dial = format!("/dial {uri}");
@@ -591,7 +571,7 @@ async fn uac_on_a_calls_baresip_on_b() {
         // baresip answers with the answerer's tone, then silence: it would
         // hang up at the end of its WAV, and the uac is to hang up first.
         let tone = tmp.join("answer.wav");
-        write_tone(&tone, ANSWER_TONE, ANSWER_SECS, 6.0);
+        parrot_tests::write_tone(&tone, ANSWER_TONE, ANSWER_SECS, 6.0);
         let (conf, dump) = baresip_config(tmp.path(), "192.0.2.2", tone);
         let conf_arg = conf.to_string_lossy().into_owned();
         let mut phone = lab.spawn(
@@ -607,7 +587,7 @@ async fn uac_on_a_calls_baresip_on_b() {
         }
 
         let caller_tone = tmp.join("caller.wav");
-        write_tone(&caller_tone, CALLER_TONE, CALLER_SECS, 0.0);
+        parrot_tests::write_tone(&caller_tone, CALLER_TONE, CALLER_SECS, 0.0);
         let heard_wav = tmp.join("uac-heard.wav");
         let (uac, tone_arg, heard_arg) = (
             uac_bin(),
@@ -668,7 +648,7 @@ async fn baresip_on_b_calls_baresip_on_a() {
         let tmp = TempDir::new("netns-baresips");
         let cap = lab.capture(Host::A).await;
         let answer_tone = tmp.join("answer.wav");
-        write_tone(&answer_tone, ANSWER_TONE, ANSWER_SECS, 6.0);
+        parrot_tests::write_tone(&answer_tone, ANSWER_TONE, ANSWER_SECS, 6.0);
         let a_dir = tmp.join("a");
         let (a_conf, a_dump) = baresip_config(&a_dir, "192.0.2.1", answer_tone);
         let a_conf = a_conf.to_string_lossy().into_owned();
@@ -680,7 +660,7 @@ async fn baresip_on_b_calls_baresip_on_a() {
             panic!("baresip on A did not start: {e}");
         }
         let caller_tone = tmp.join("caller.wav");
-        write_tone(&caller_tone, CALLER_TONE, CALLER_SECS, 0.5);
+        parrot_tests::write_tone(&caller_tone, CALLER_TONE, CALLER_SECS, 0.5);
         let b_dir = tmp.join("b");
         let (b_conf, b_dump) = baresip_config(&b_dir, "192.0.2.2", caller_tone);
         let b_conf = b_conf.to_string_lossy().into_owned();

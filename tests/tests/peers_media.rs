@@ -11,7 +11,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
-use parrot_core::media::{Action, AudioSource, MediaHandler, PlaySource, Tone, WavRecorder};
+use parrot_core::media::{Action, MediaHandler, PlaySource};
 use parrot_core::transport::TransportKind;
 use parrot_core::ua::{EndReason, Endpoint, Incoming, Reply, SipHandler};
 use parrot_tests::{BaresipConfig, TempDir, baresip, free_addr, free_port, heard, sipp};
@@ -122,21 +122,6 @@ async fn uas(record: &Path, log: &Log) -> Endpoint {
         .unwrap()
 }
 
-/// Writes `seconds` of a `freq` tone, 8 kHz mono 16-bit, to `path`.
-fn write_tone(path: &Path, freq: f64, seconds: f64) {
-    let mut rec = WavRecorder::create(path).unwrap();
-    let mut tone = Tone::new(freq, 0.5).lasting(seconds);
-    let mut buf = [0i16; 160];
-    loop {
-        let n = tone.read(&mut buf);
-        if n == 0 {
-            break;
-        }
-        rec.write(&buf[..n]).unwrap();
-    }
-    rec.finish().unwrap();
-}
-
 /// The file in `dir` whose name ends with `suffix`.
 fn find(dir: &Path, suffix: &str) -> Option<PathBuf> {
     std::fs::read_dir(dir)
@@ -151,7 +136,7 @@ async fn baresip_calls_parrot_and_both_hear_each_other() {
     let tmp = TempDir::new("baresip");
     let recording = tmp.join("parrot-heard.wav");
     let caller_wav = tmp.join("caller.wav");
-    write_tone(&caller_wav, CALLER_TONE, CALLER_SECS);
+    parrot_tests::write_tone(&caller_wav, CALLER_TONE, CALLER_SECS, 0.0);
     let log = Log::default();
     let server = uas(&recording, &log).await;
     let addr = server.local_addr(TransportKind::Udp).unwrap();
