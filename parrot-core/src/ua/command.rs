@@ -130,6 +130,22 @@ pub(crate) struct DialSpec {
     pub(crate) outbound_proxy: Option<Box<Uri>>,
 }
 
+impl DialSpec {
+    /// A dial to `uri` with nothing else set.
+    pub(crate) fn new(uri: Uri) -> DialSpec {
+        DialSpec {
+            uri,
+            from_user: None,
+            headers: Vec::new(),
+            body: None,
+            credentials: None,
+            follow_redirects: false,
+            transport: None,
+            outbound_proxy: None,
+        }
+    }
+}
+
 /// A request passed on to a call task, with where it came from.
 #[derive(Debug)]
 pub(crate) struct Delivered {

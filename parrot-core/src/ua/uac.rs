@@ -29,16 +29,7 @@ impl Dial {
     pub(crate) fn new(core: CoreHandle, uri: Uri) -> Dial {
         Dial {
             core,
-            spec: DialSpec {
-                uri,
-                from_user: None,
-                headers: Vec::new(),
-                body: None,
-                credentials: None,
-                follow_redirects: false,
-                transport: None,
-                outbound_proxy: None,
-            },
+            spec: DialSpec::new(uri),
             media: None,
         }
     }

@@ -468,16 +468,7 @@ fn dial(
 ) {
     let (events_tx, events) = mpsc::channel(32);
     let (reply, wait) = oneshot::channel();
-    let spec = DialSpec {
-        uri: crate::message::Uri::parse(uri).unwrap(),
-        from_user: None,
-        headers: Vec::new(),
-        body: None,
-        credentials: None,
-        follow_redirects: false,
-        transport: None,
-        outbound_proxy: None,
-    };
+    let spec = DialSpec::new(crate::message::Uri::parse(uri).unwrap());
     net.command(Command::Dial {
         spec,
         media: None,
@@ -938,14 +929,8 @@ fn a_dial_through_an_outbound_proxy_carries_its_route() {
     let (events_tx, _events) = mpsc::channel(32);
     let (reply, mut id) = oneshot::channel();
     let spec = DialSpec {
-        uri: crate::message::Uri::parse("sip:bob@example.test").unwrap(),
-        from_user: None,
-        headers: Vec::new(),
-        body: None,
-        credentials: None,
-        follow_redirects: false,
-        transport: None,
         outbound_proxy: crate::message::Uri::parse(&format!("sip:{PROXY}")).map(Box::new),
+        ..DialSpec::new(crate::message::Uri::parse("sip:bob@example.test").unwrap())
     };
     net.command(Command::Dial {
         spec,
