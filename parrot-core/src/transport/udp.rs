@@ -66,6 +66,7 @@ impl UdpEndpoint {
 pub(crate) async fn bind(shared: &Arc<Shared>, addr: SocketAddr) -> io::Result<SocketAddr> {
     let socket = bind_socket(addr, shared.config.udp_recv_buffer)?;
     let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
+    allow_fragmentation(&socket, addr.is_ipv6());
     let local = socket.local_addr()?;
     let endpoint = Arc::new(UdpEndpoint {
         socket,
@@ -98,6 +99,26 @@ fn bind_socket(addr: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
     tracing::debug!(%addr, asked = recv_buffer, got, "UDP receive buffer");
     UdpSocket::from_std(socket.into())
 }
+
+/// quinn-udp sets don't-fragment (IP_PMTUDISC_PROBE) for QUIC's path-MTU
+/// probing; SIP over UDP sends messages larger than the path MTU and relies on
+/// IP fragmentation (RFC 3261 §18.1.1 only advises TCP above MTU - 200 bytes).
+/// Back to the kernel's default, which fragments.
+#[cfg(target_os = "linux")]
+fn allow_fragmentation(socket: &UdpSocket, ipv6: bool) {
+    use rustix::net::sockopt;
+    let done = if ipv6 {
+        sockopt::set_ipv6_mtu_discover(socket, sockopt::Ipv6PathMtuDiscovery::WANT)
+    } else {
+        sockopt::set_ip_mtu_discover(socket, sockopt::Ipv4PathMtuDiscovery::WANT)
+    };
+    if let Err(e) = done {
+        tracing::warn!(error = %e, "UDP: large messages may not be fragmented");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn allow_fragmentation(_socket: &UdpSocket, _ipv6: bool) {}
 
 async fn recv_loop(shared: Arc<Shared>, endpoint: Arc<UdpEndpoint>) {
     let local = endpoint.local;
@@ -176,6 +197,21 @@ fn normalize(addr: SocketAddr) -> SocketAddr {
 mod tests {
     use super::canonical;
     use std::net::IpAddr;
+
+    /// A datagram larger than the path MTU is fragmented, not refused: the
+    /// socket keeps the kernel's default after quinn-udp set it up.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn large_datagrams_may_be_fragmented() {
+        use rustix::net::sockopt;
+        let socket =
+            super::bind_socket(([127, 0, 0, 1], 0).into(), 0).unwrap_or_else(|e| panic!("{e}"));
+        let _state = quinn_udp::UdpSocketState::new(quinn_udp::UdpSockRef::from(&socket))
+            .unwrap_or_else(|e| panic!("{e}"));
+        super::allow_fragmentation(&socket, false);
+        let mode = sockopt::ip_mtu_discover(&socket).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mode, sockopt::Ipv4PathMtuDiscovery::WANT);
+    }
 
     #[test]
     fn mapped_addresses_are_ipv4() {
