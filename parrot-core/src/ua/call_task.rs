@@ -271,9 +271,6 @@ pub(crate) async fn uac_media(media: UacMedia, commands: mpsc::Sender<Command>) 
         }
     };
     let (media_tx, mut media_rx) = mpsc::channel(4);
-    let handler = handler
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let session = match MediaSession::start(
         super::media::config_with(&negotiated, rtp, rtcp, &entropy),
         handler,

@@ -53,8 +53,7 @@ pub(crate) struct Offered {
     pub(crate) rtp: UdpSocket,
     pub(crate) rtcp: UdpSocket,
     pub(crate) negotiator: Negotiator,
-    /// In a mutex only so that the core (which holds it across awaits) is `Sync`.
-    pub(crate) handler: std::sync::Mutex<Box<dyn MediaHandler>>,
+    pub(crate) handler: Box<dyn MediaHandler>,
 }
 
 impl std::fmt::Debug for Offered {
@@ -172,7 +171,7 @@ pub(crate) async fn offer(
         rtp,
         rtcp,
         negotiator,
-        handler: std::sync::Mutex::new(handler),
+        handler,
     })
 }
 
