@@ -640,3 +640,232 @@ async fn ws_oversized_frame_closes_connection() {
         }
     }
 }
+
+// ---------------------------------------------------------------- stream limits
+
+/// Waits for the server to close `s`, draining what it sends; the time it took.
+async fn time_to_close(s: &mut tokio::net::tcp::OwnedReadHalf) -> Option<Duration> {
+    let start = tokio::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(LIMIT, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(start.elapsed()),
+            Ok(Ok(_)) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Writes `data` one byte every 50 ms until it is all sent or a write fails.
+fn trickle(
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    data: &'static [u8],
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        for b in data {
+            if w.write_all(std::slice::from_ref(b)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+}
+
+#[tokio::test]
+async fn tcp_connection_that_never_sends_is_closed_when_idle() {
+    let cfg = TransportConfig {
+        idle_timeout: Duration::from_millis(300),
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let (mut r, _w) = TcpStream::connect(local).await.unwrap().into_split();
+    let took = time_to_close(&mut r)
+        .await
+        .expect("idle connection kept open");
+    assert!(took >= Duration::from_millis(250), "closed after {took:?}");
+    assert_eq!(t.stats().timed_out_connections, 1);
+    assert_eq!(t.stats().open_connections, 0);
+}
+
+#[tokio::test]
+async fn tcp_keepalives_keep_a_connection_open() {
+    let cfg = TransportConfig {
+        idle_timeout: Duration::from_millis(400),
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut c = TcpStream::connect(local).await.unwrap();
+    // A CRLF pair every 150 ms for 1.2 s, three idle timeouts: each is answered.
+    for _ in 0..8 {
+        c.write_all(b"\r\n\r\n").await.unwrap();
+        assert_eq!(read_exact_n(&mut c, 2).await, b"\r\n");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // Still served.
+    c.write_all(REQUEST).await.unwrap();
+    assert_eq!(&recv(&t).await.data[..], REQUEST);
+    // Then silence: closed.
+    assert!(closed_by_peer(&mut c).await);
+}
+
+/// Bytes that never complete a message do not count as activity.
+#[tokio::test]
+async fn tcp_trickled_bytes_do_not_reset_the_idle_timeout() {
+    let cfg = TransportConfig {
+        idle_timeout: Duration::from_millis(400),
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let (mut r, w) = TcpStream::connect(local).await.unwrap().into_split();
+    let writer = trickle(w, REQUEST);
+    let took = time_to_close(&mut r)
+        .await
+        .expect("a trickling connection was kept open");
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    writer.abort();
+    assert_eq!(t.stats().timed_out_connections, 1);
+}
+
+/// Slowloris: a byte every 50 ms, never a whole header, is closed at `message_timeout`.
+#[tokio::test]
+async fn tcp_slowloris_closed_at_the_message_deadline() {
+    let cfg = TransportConfig {
+        idle_timeout: Duration::from_secs(60),
+        message_timeout: Duration::from_millis(500),
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let (mut r, w) = TcpStream::connect(local).await.unwrap().into_split();
+    // A whole message first, then the slow one.
+    let mut w = w;
+    w.write_all(REQUEST).await.unwrap();
+    assert_eq!(&recv(&t).await.data[..], REQUEST);
+    let writer = trickle(w, REQUEST);
+    let took = time_to_close(&mut r)
+        .await
+        .expect("slowloris connection kept open");
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+    writer.abort();
+    assert_eq!(t.stats().timed_out_connections, 1);
+    assert_eq!(t.stats().open_connections, 0);
+}
+
+/// A message that arrives slowly but within `message_timeout` is fine.
+#[tokio::test]
+async fn tcp_slow_message_within_the_deadline_arrives() {
+    let cfg = TransportConfig {
+        idle_timeout: Duration::from_secs(60),
+        message_timeout: Duration::from_secs(60),
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut c = TcpStream::connect(local).await.unwrap();
+    for chunk in REQUEST.chunks(REQUEST.len() / 4 + 1) {
+        c.write_all(chunk).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(&recv(&t).await.data[..], REQUEST);
+}
+
+async fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    s.connect(to).await.unwrap()
+}
+
+#[tokio::test]
+async fn tcp_connections_per_source_capped() {
+    let cfg = TransportConfig {
+        max_connections_per_source: 3,
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        let mut c = connect_from("127.0.0.1", local).await;
+        c.write_all(REQUEST).await.unwrap();
+        assert_eq!(recv(&t).await.source, c.local_addr().unwrap());
+        first.push(c);
+    }
+    // The fourth from the same address is refused ...
+    let mut extra = connect_from("127.0.0.1", local).await;
+    let _ = extra.write_all(REQUEST).await;
+    assert!(closed_by_peer(&mut extra).await);
+    assert_eq!(t.stats().rejected_connections, 1);
+    assert_eq!(t.stats().open_connections, 3);
+    // ... while another source still gets in.
+    let mut other = connect_from("127.0.0.2", local).await;
+    other.write_all(REQUEST).await.unwrap();
+    assert_eq!(recv(&t).await.source, other.local_addr().unwrap());
+    // The first three still work; closing one makes room for another.
+    first[0].write_all(REQUEST).await.unwrap();
+    assert_eq!(recv(&t).await.source, first[0].local_addr().unwrap());
+    let mut gone = first.pop().unwrap();
+    gone.shutdown().await.unwrap();
+    assert!(closed_by_peer(&mut gone).await);
+    drop(gone);
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while t.stats().open_connections > 3 {
+        assert!(tokio::time::Instant::now() < deadline, "slot not released");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut again = connect_from("127.0.0.1", local).await;
+    again.write_all(REQUEST).await.unwrap();
+    assert_eq!(recv(&t).await.source, again.local_addr().unwrap());
+    assert_eq!(t.stats().rejected_connections, 1);
+}
+
+/// The hardening report's scenario, scaled down: slowloris and idle connections
+/// together are all closed in time, and a new client is still served.
+#[tokio::test]
+async fn tcp_slowloris_and_idle_crowd_is_cleared() {
+    let cfg = TransportConfig {
+        idle_timeout: Duration::from_millis(800),
+        message_timeout: Duration::from_millis(400),
+        max_connections_per_source: 1000,
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut readers = Vec::new();
+    let mut writers = Vec::new();
+    for i in 0..300 {
+        let (r, w) = TcpStream::connect(local).await.unwrap().into_split();
+        if i % 3 == 0 {
+            writers.push(trickle(w, REQUEST)); // 100 slowloris
+        } else {
+            writers.push(tokio::spawn(async move {
+                let _w = w; // 200 idle: connected, silent
+                tokio::time::sleep(LIMIT).await;
+            }));
+        }
+        readers.push(r);
+    }
+    for mut r in readers {
+        assert!(
+            time_to_close(&mut r).await.is_some(),
+            "a connection was kept open"
+        );
+    }
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while t.stats().open_connections > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", t.stats());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(t.stats().timed_out_connections, 300);
+    let mut c = TcpStream::connect(local).await.unwrap();
+    c.write_all(REQUEST).await.unwrap();
+    assert_eq!(&recv(&t).await.data[..], REQUEST);
+    for w in writers {
+        w.abort();
+    }
+}

@@ -222,6 +222,7 @@ pub(crate) async fn run<S>(
                 last_activity = Instant::now();
             }
             () = tokio::time::sleep_until(last_activity + idle) => {
+                shared.count_timed_out();
                 tracing::debug!(%conn, "idle timeout");
                 break;
             }
