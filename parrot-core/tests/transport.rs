@@ -869,3 +869,215 @@ async fn tcp_slowloris_and_idle_crowd_is_cleared() {
         w.abort();
     }
 }
+
+// ---------------------------------------------------------------- WebSocket handshake (RFC 6455 §4.2.1)
+
+const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/// A handshake request with `replace` applied to the good one's lines; `\n`-separated
+/// here, each line sent with CRLF.
+fn ws_handshake(lines: &[&str]) -> String {
+    let mut s = String::new();
+    for l in lines {
+        s.push_str(l);
+        s.push_str("\r\n");
+    }
+    s.push_str("\r\n");
+    s
+}
+
+fn good_lines() -> Vec<String> {
+    vec![
+        "GET / HTTP/1.1".to_owned(),
+        "Host: 127.0.0.1".to_owned(),
+        "Upgrade: websocket".to_owned(),
+        "Connection: Upgrade".to_owned(),
+        format!("Sec-WebSocket-Key: {WS_KEY}"),
+        "Sec-WebSocket-Version: 13".to_owned(),
+        "Sec-WebSocket-Protocol: sip".to_owned(),
+    ]
+}
+
+/// Sends `request` raw and reads the response header; whether the server closed after it.
+async fn raw_ws_handshake(local: SocketAddr, request: &[u8]) -> (String, bool) {
+    let mut c = TcpStream::connect(local).await.unwrap();
+    c.write_all(request).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(2), c.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    (String::from_utf8_lossy(&got).into_owned(), closed)
+}
+
+#[tokio::test]
+async fn ws_handshakes_refused_per_rfc6455() {
+    let t = Transports::new(TransportConfig::default());
+    let local = t.bind_ws(v4()).await.unwrap();
+    let good = good_lines();
+    let without = |name: &str| -> Vec<String> {
+        good.iter()
+            .filter(|l| !l.starts_with(name))
+            .cloned()
+            .collect()
+    };
+    let with = |name: &str, line: String| -> Vec<String> {
+        good.iter()
+            .map(|l| {
+                if l.starts_with(name) {
+                    line.clone()
+                } else {
+                    l.clone()
+                }
+            })
+            .collect()
+    };
+    let plus = |line: &str| -> Vec<String> {
+        let mut v = good.clone();
+        v.push(line.to_owned());
+        v
+    };
+    let long_key = format!("Sec-WebSocket-Key: {}", "QUFB".repeat(512));
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        (
+            "empty key",
+            with("Sec-WebSocket-Key", "Sec-WebSocket-Key: ".into()),
+            "400",
+        ),
+        (
+            "non-base64 key",
+            with(
+                "Sec-WebSocket-Key",
+                "Sec-WebSocket-Key: !!!!!!!!!!!!!!!!!!!!!!==".into(),
+            ),
+            "400",
+        ),
+        (
+            "15-byte key",
+            with(
+                "Sec-WebSocket-Key",
+                "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA".into(),
+            ),
+            "400",
+        ),
+        ("2 KiB key", with("Sec-WebSocket-Key", long_key), "400"),
+        (
+            "two keys",
+            plus("Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA=="),
+            "400",
+        ),
+        ("no key", without("Sec-WebSocket-Key"), "400"),
+        ("no Host", without("Host"), "400"),
+        ("two Hosts", plus("Host: example.com"), "400"),
+        ("POST", with("GET", "POST / HTTP/1.1".into()), "400"),
+        ("HTTP/1.0", with("GET", "GET / HTTP/1.0".into()), "400"),
+        ("no Upgrade", without("Upgrade"), "400"),
+        (
+            "no Connection: Upgrade",
+            with("Connection", "Connection: keep-alive".into()),
+            "400",
+        ),
+        (
+            "no sip subprotocol",
+            with(
+                "Sec-WebSocket-Protocol",
+                "Sec-WebSocket-Protocol: chat".into(),
+            ),
+            "400",
+        ),
+        (
+            "version 8",
+            with("Sec-WebSocket-Version", "Sec-WebSocket-Version: 8".into()),
+            "426",
+        ),
+        ("no version", without("Sec-WebSocket-Version"), "426"),
+    ];
+    let mut wrong = Vec::new();
+    let mut check = |name: &str, resp: &str, closed: bool, want: &str| {
+        let ok = resp.starts_with(&format!("HTTP/1.1 {want} "))
+            && !resp.contains(" 101 ")
+            && closed
+            && (want != "426" || resp.contains("\r\nSec-WebSocket-Version: 13\r\n"));
+        if !ok {
+            let first = resp.lines().next().unwrap_or("(nothing)").to_owned();
+            wrong.push(format!(
+                "{name}: want {want}, got {first:?}, closed {closed}"
+            ));
+        }
+    };
+    for (name, lines, want) in &cases {
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let (resp, closed) = raw_ws_handshake(local, ws_handshake(&lines).as_bytes()).await;
+        check(name, &resp, closed, want);
+    }
+    // Bare LF line endings: all of them, or just one.
+    let lines: Vec<&str> = good.iter().map(String::as_str).collect();
+    let all_lf = ws_handshake(&lines).replace("\r\n", "\n");
+    let (resp, closed) = raw_ws_handshake(local, all_lf.as_bytes()).await;
+    check("bare LF lines", &resp, closed, "400");
+    let one_lf = ws_handshake(&lines).replacen("Upgrade: websocket\r\n", "Upgrade: websocket\n", 1);
+    let (resp, closed) = raw_ws_handshake(local, one_lf.as_bytes()).await;
+    check("one bare LF", &resp, closed, "400");
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert_eq!(t.stats().open_connections, 0);
+}
+
+#[tokio::test]
+async fn ws_good_raw_handshake_gets_101_and_carries_sip() {
+    let t = Transports::new(TransportConfig::default());
+    let local = t.bind_ws(v4()).await.unwrap();
+    let good = good_lines();
+    let lines: Vec<&str> = good.iter().map(String::as_str).collect();
+    // The first frame in the same write as the handshake: a masked text frame
+    // (mask 0, so the payload is as it is).
+    let mut wire = ws_handshake(&lines).into_bytes();
+    wire.push(0x81);
+    wire.push(0x80 | 126);
+    wire.extend_from_slice(&u16::try_from(REQUEST.len()).unwrap().to_be_bytes());
+    wire.extend_from_slice(&[0, 0, 0, 0]);
+    wire.extend_from_slice(REQUEST);
+    let mut c = TcpStream::connect(local).await.unwrap();
+    c.write_all(&wire).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.extend(read_exact_n(&mut c, 1).await);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    assert!(
+        head.contains("\r\nSec-WebSocket-Protocol: sip\r\n"),
+        "{head}"
+    );
+    // RFC 6455 §1.3's example key and accept value.
+    assert!(
+        head.contains("\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
+        "{head}"
+    );
+    let req = recv(&t).await;
+    assert_eq!(&req.data[..], REQUEST);
+    assert_eq!(req.kind, TransportKind::Ws);
+    // The connection goes on as a WebSocket both ways.
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        c,
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    t.send(&Target::reply_to(&req), Bytes::from_static(RESPONSE))
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(LIMIT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.into_data(), Bytes::from_static(RESPONSE));
+    ws.send(Message::text(std::str::from_utf8(REQUEST).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(&recv(&t).await.data[..], REQUEST);
+}

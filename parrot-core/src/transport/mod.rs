@@ -627,7 +627,12 @@ impl Transports {
 
     /// Listens for SIP over WebSocket (RFC 7118) on plain TCP.
     ///
-    /// The handshake must offer the `sip` subprotocol; others are refused with 400.
+    /// The handshake is checked as RFC 6455 §4.2.1 asks: a `GET` in HTTP/1.1
+    /// with CRLF line endings, one `Host`, `Upgrade: websocket`, `Connection:
+    /// Upgrade`, one `Sec-WebSocket-Key` that is 16 bytes in base64, and the
+    /// `sip` subprotocol offered (RFC 7118); anything else is refused with 400.
+    /// A `Sec-WebSocket-Version` other than 13 gets 426 naming 13 (§4.2.2).
+    /// The connection is closed after a refusal.
     pub async fn bind_ws(&self, addr: SocketAddr) -> Result<SocketAddr, TransportError> {
         self.check_running()?;
         Ok(tcp::bind(&self.inner.shared, addr, tcp::Mode::Ws).await?)
