@@ -1081,3 +1081,77 @@ async fn ws_good_raw_handshake_gets_101_and_carries_sip() {
         .unwrap();
     assert_eq!(&recv(&t).await.data[..], REQUEST);
 }
+
+/// Slowloris on WebSocket: a frame trickled a byte every 50 ms is closed at `message_timeout`.
+#[tokio::test]
+async fn ws_slowloris_frame_closed_at_the_message_deadline() {
+    let cfg = TransportConfig {
+        idle_timeout: Duration::from_secs(60),
+        message_timeout: Duration::from_millis(500),
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_ws(v4()).await.unwrap();
+    let good = good_lines();
+    let lines: Vec<&str> = good.iter().map(String::as_str).collect();
+    let mut c = TcpStream::connect(local).await.unwrap();
+    c.write_all(ws_handshake(&lines).as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.extend(read_exact_n(&mut c, 1).await);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101 "));
+    // A whole frame first: delivered.
+    let mut frame = vec![0x81, 0x80 | 126];
+    frame.extend_from_slice(&u16::try_from(REQUEST.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    frame.extend_from_slice(REQUEST);
+    c.write_all(&frame).await.unwrap();
+    assert_eq!(&recv(&t).await.data[..], REQUEST);
+    // Then the same frame a byte at a time.
+    let frame: &'static [u8] = Box::leak(frame.into_boxed_slice());
+    let (mut r, w) = c.into_split();
+    let writer = trickle(w, frame);
+    let took = time_to_close(&mut r)
+        .await
+        .expect("slowloris WebSocket kept open");
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+    writer.abort();
+    assert_eq!(t.stats().timed_out_connections, 1);
+}
+
+/// A TLS or WebSocket handshake that does not finish within `connect_timeout` is closed
+/// (a trickled WebSocket upgrade request, a TLS client that never says hello).
+#[tokio::test]
+async fn slow_handshakes_closed_at_connect_timeout() {
+    let cfg = TransportConfig {
+        connect_timeout: Duration::from_millis(400),
+        idle_timeout: Duration::from_secs(60),
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let ws = t.bind_ws(v4()).await.unwrap();
+    let (server, _) = self_signed();
+    let tls = t.bind_tls(v4(), server).await.unwrap();
+    let good = good_lines();
+    let lines: Vec<&str> = good.iter().map(String::as_str).collect();
+    let upgrade: &'static [u8] = Box::leak(ws_handshake(&lines).into_bytes().into_boxed_slice());
+    let (mut r, w) = TcpStream::connect(ws).await.unwrap().into_split();
+    let writer = trickle(w, upgrade);
+    let took = time_to_close(&mut r).await.expect("slow upgrade kept open");
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    writer.abort();
+    let (mut r, _w) = TcpStream::connect(tls).await.unwrap().into_split();
+    let took = time_to_close(&mut r)
+        .await
+        .expect("silent TLS client kept open");
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while t.stats().open_connections > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", t.stats());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

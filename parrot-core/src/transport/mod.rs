@@ -118,9 +118,10 @@ pub struct TransportConfig {
     /// that do not complete a message do not. Default 180 s, above the 95–120 s
     /// interval at which RFC 5626 §4.4.1 clients send keep-alives on a flow.
     pub idle_timeout: Duration,
-    /// Time allowed from the first byte of a message on a TCP or TLS stream to
-    /// its last (header and body): a peer trickling a message that never
-    /// completes (slowloris) is closed then. Default 10 s.
+    /// Time allowed from the first byte of a message on a stream connection to
+    /// its last (header and body on TCP and TLS, a frame on WS and WSS): a
+    /// peer trickling a message that never completes (slowloris) is closed
+    /// then. Default 10 s.
     pub message_timeout: Duration,
     /// Time allowed for an outgoing connect, and for a TLS or WebSocket handshake.
     pub connect_timeout: Duration,

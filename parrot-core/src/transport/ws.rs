@@ -1,12 +1,14 @@
 //! SIP over WebSocket (RFC 7118): subprotocol `sip`, one message per frame.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
@@ -181,13 +183,83 @@ fn head_end(buf: &[u8]) -> Result<Option<usize>, Refusal> {
     Ok(end)
 }
 
+/// A stream under a WebSocket connection that fails a read with `TimedOut`
+/// when a message is not complete `timeout` after the first of its bytes
+/// arrived (slowloris). [`Deadline::message_done`] is called for each whole
+/// message; bytes that arrive after it start the clock again.
+pub(crate) struct Deadline<S> {
+    inner: S,
+    timeout: Duration,
+    pending: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> Deadline<S> {
+    fn new(inner: S, timeout: Duration) -> Self {
+        Deadline {
+            inner,
+            timeout,
+            pending: None,
+        }
+    }
+
+    /// A whole message (or control frame) was read: no message is pending.
+    fn message_done(&mut self) {
+        self.pending = None;
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Deadline<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before && this.pending.is_none() {
+                    this.pending = Some(Box::pin(tokio::time::sleep(this.timeout)));
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => match this.pending.as_mut().map(|d| d.as_mut().poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "message not complete within message_timeout",
+                ))),
+                _ => Poll::Pending,
+            },
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Deadline<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
 /// Server handshake (RFC 6455 §4.2): validates the request strictly, refuses
 /// with 400 or 426 and closes, or answers 101 selecting the `sip` subprotocol.
 pub(crate) async fn accept<S>(
     shared: &Shared,
     mut stream: S,
     remote: SocketAddr,
-) -> Result<WebSocketStream<S>, TransportError>
+) -> Result<WebSocketStream<Deadline<S>>, TransportError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -227,6 +299,7 @@ where
     let rest = buf[end..].to_vec();
     stream.write_all(response.as_bytes()).await?;
     stream.flush().await?;
+    let stream = Deadline::new(stream, shared.config.message_timeout);
     Ok(
         WebSocketStream::from_partially_read(stream, rest, Role::Server, Some(ws_config(shared)))
             .await,
@@ -238,7 +311,7 @@ pub(crate) async fn connect<S>(
     shared: &Shared,
     stream: S,
     target: &Target,
-) -> Result<WebSocketStream<S>, TransportError>
+) -> Result<WebSocketStream<Deadline<S>>, TransportError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -260,6 +333,7 @@ where
         header::SEC_WEBSOCKET_PROTOCOL,
         HeaderValue::from_static(SIP_SUBPROTOCOL),
     );
+    let stream = Deadline::new(stream, shared.config.message_timeout);
     let (ws, response) =
         tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config(shared)))
             .await
@@ -307,9 +381,13 @@ where
 }
 
 /// Runs a WebSocket connection until it closes, fails, idles out or the transports shut down.
+///
+/// As on TCP, `idle_timeout` runs from the last whole message, ping or pong
+/// received or message sent, and `message_timeout` from the first byte of a
+/// frame not yet complete (see [`Deadline`]).
 pub(crate) async fn run<S>(
     shared: Arc<Shared>,
-    mut ws: WebSocketStream<S>,
+    mut ws: WebSocketStream<Deadline<S>>,
     reg: Registration,
     mut rx: mpsc::Receiver<Bytes>,
 ) where
@@ -319,9 +397,14 @@ pub(crate) async fn run<S>(
     let idle = shared.config.idle_timeout;
     let mut shutdown = shared.shutdown_signal();
     let mut last_activity = Instant::now();
+    // The handshake's bytes are no message.
+    ws.get_mut().message_done();
     loop {
         tokio::select! {
             msg = ws.next() => {
+                if matches!(msg, Some(Ok(_))) {
+                    ws.get_mut().message_done();
+                }
                 let data = match msg {
                     Some(Ok(Message::Text(t))) => Bytes::from(t),
                     Some(Ok(Message::Binary(b))) => b,
@@ -333,6 +416,14 @@ pub(crate) async fn run<S>(
                         // Ping / pong: tungstenite answers pings itself.
                         last_activity = Instant::now();
                         continue;
+                    }
+                    Some(Err(tokio_tungstenite::tungstenite::Error::Io(e)))
+                        if e.kind() == std::io::ErrorKind::TimedOut =>
+                    {
+                        shared.count_timed_out();
+                        tracing::debug!(%conn, remote = %reg.remote,
+                            "message not complete within message_timeout, closing connection");
+                        break;
                     }
                     Some(Err(e)) => {
                         tracing::debug!(%conn, error = %e, "WebSocket read failed");
