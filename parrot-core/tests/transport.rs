@@ -691,14 +691,14 @@ async fn tcp_connection_that_never_sends_is_closed_when_idle() {
 #[tokio::test]
 async fn tcp_keepalives_keep_a_connection_open() {
     let cfg = TransportConfig {
-        idle_timeout: Duration::from_millis(400),
+        idle_timeout: Duration::from_millis(800),
         ..TransportConfig::default()
     };
     let t = Transports::new(cfg);
     let local = t.bind_tcp(v4()).await.unwrap();
     let mut c = TcpStream::connect(local).await.unwrap();
-    // A CRLF pair every 150 ms for 1.2 s, three idle timeouts: each is answered.
-    for _ in 0..8 {
+    // A CRLF pair every 150 ms for 1.8 s, over two idle timeouts: each is answered.
+    for _ in 0..12 {
         c.write_all(b"\r\n\r\n").await.unwrap();
         assert_eq!(read_exact_n(&mut c, 2).await, b"\r\n");
         tokio::time::sleep(Duration::from_millis(150)).await;
