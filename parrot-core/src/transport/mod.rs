@@ -22,6 +22,17 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Limits
+//!
+//! Stream connections are bounded by [`TransportConfig`]: in number
+//! (`max_connections` in all, `max_connections_per_source` accepted from one
+//! IP address), in idleness (`idle_timeout`: only whole messages and
+//! keep-alives count, so RFC 5626 keep-alives keep a flow open), in how long
+//! one message may take to arrive (`message_timeout`, against slowloris), and
+//! in handshake time (`connect_timeout` for TLS and WebSocket handshakes).
+//! WebSocket upgrades are checked as RFC 6455 §4.2.1 asks (400, or 426 for a
+//! version other than 13).
+//!
 //! # Shutdown
 //!
 //! [`Transports`] is a cheap handle (an `Arc` inside). Every background task
