@@ -640,3 +640,518 @@ async fn ws_oversized_frame_closes_connection() {
         }
     }
 }
+
+// ---------------------------------------------------------------- stream limits
+
+/// Waits for the server to close `s`, draining what it sends; the time it took.
+async fn time_to_close(s: &mut tokio::net::tcp::OwnedReadHalf) -> Option<Duration> {
+    let start = tokio::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(LIMIT, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(start.elapsed()),
+            Ok(Ok(_)) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Writes `data` one byte every 50 ms until it is all sent or a write fails.
+fn trickle(
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    data: &'static [u8],
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        for b in data {
+            if w.write_all(std::slice::from_ref(b)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+}
+
+#[tokio::test]
+async fn tcp_connection_that_never_sends_is_closed_when_idle() {
+    let cfg = TransportConfig {
+        idle_timeout: Duration::from_millis(300),
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let (mut r, _w) = TcpStream::connect(local).await.unwrap().into_split();
+    let took = time_to_close(&mut r)
+        .await
+        .expect("idle connection kept open");
+    assert!(took >= Duration::from_millis(250), "closed after {took:?}");
+    assert_eq!(t.stats().timed_out_connections, 1);
+    assert_eq!(t.stats().open_connections, 0);
+}
+
+#[tokio::test]
+async fn tcp_keepalives_keep_a_connection_open() {
+    let cfg = TransportConfig {
+        idle_timeout: Duration::from_millis(800),
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut c = TcpStream::connect(local).await.unwrap();
+    // A CRLF pair every 150 ms for 1.8 s, over two idle timeouts: each is answered.
+    for _ in 0..12 {
+        c.write_all(b"\r\n\r\n").await.unwrap();
+        assert_eq!(read_exact_n(&mut c, 2).await, b"\r\n");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // Still served.
+    c.write_all(REQUEST).await.unwrap();
+    assert_eq!(&recv(&t).await.data[..], REQUEST);
+    // Then silence: closed.
+    assert!(closed_by_peer(&mut c).await);
+}
+
+/// Bytes that never complete a message do not count as activity.
+#[tokio::test]
+async fn tcp_trickled_bytes_do_not_reset_the_idle_timeout() {
+    let cfg = TransportConfig {
+        idle_timeout: Duration::from_millis(400),
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let (mut r, w) = TcpStream::connect(local).await.unwrap().into_split();
+    let writer = trickle(w, REQUEST);
+    let took = time_to_close(&mut r)
+        .await
+        .expect("a trickling connection was kept open");
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    writer.abort();
+    assert_eq!(t.stats().timed_out_connections, 1);
+}
+
+/// Slowloris: a byte every 50 ms, never a whole header, is closed at `message_timeout`.
+#[tokio::test]
+async fn tcp_slowloris_closed_at_the_message_deadline() {
+    let cfg = TransportConfig {
+        idle_timeout: Duration::from_secs(60),
+        message_timeout: Duration::from_millis(500),
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let (mut r, w) = TcpStream::connect(local).await.unwrap().into_split();
+    // A whole message first, then the slow one.
+    let mut w = w;
+    w.write_all(REQUEST).await.unwrap();
+    assert_eq!(&recv(&t).await.data[..], REQUEST);
+    let writer = trickle(w, REQUEST);
+    let took = time_to_close(&mut r)
+        .await
+        .expect("slowloris connection kept open");
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+    writer.abort();
+    assert_eq!(t.stats().timed_out_connections, 1);
+    assert_eq!(t.stats().open_connections, 0);
+}
+
+/// A message that arrives slowly but within `message_timeout` is fine.
+#[tokio::test]
+async fn tcp_slow_message_within_the_deadline_arrives() {
+    let cfg = TransportConfig {
+        idle_timeout: Duration::from_secs(60),
+        message_timeout: Duration::from_secs(60),
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut c = TcpStream::connect(local).await.unwrap();
+    for chunk in REQUEST.chunks(REQUEST.len() / 4 + 1) {
+        c.write_all(chunk).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(&recv(&t).await.data[..], REQUEST);
+}
+
+async fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    s.connect(to).await.unwrap()
+}
+
+#[tokio::test]
+async fn tcp_connections_per_source_capped() {
+    let cfg = TransportConfig {
+        max_connections_per_source: 3,
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        let mut c = connect_from("127.0.0.1", local).await;
+        c.write_all(REQUEST).await.unwrap();
+        assert_eq!(recv(&t).await.source, c.local_addr().unwrap());
+        first.push(c);
+    }
+    // The fourth from the same address is refused ...
+    let mut extra = connect_from("127.0.0.1", local).await;
+    let _ = extra.write_all(REQUEST).await;
+    assert!(closed_by_peer(&mut extra).await);
+    assert_eq!(t.stats().rejected_connections, 1);
+    assert_eq!(t.stats().open_connections, 3);
+    // ... while another source still gets in.
+    let mut other = connect_from("127.0.0.2", local).await;
+    other.write_all(REQUEST).await.unwrap();
+    assert_eq!(recv(&t).await.source, other.local_addr().unwrap());
+    // The first three still work; closing one makes room for another.
+    first[0].write_all(REQUEST).await.unwrap();
+    assert_eq!(recv(&t).await.source, first[0].local_addr().unwrap());
+    let mut gone = first.pop().unwrap();
+    gone.shutdown().await.unwrap();
+    assert!(closed_by_peer(&mut gone).await);
+    drop(gone);
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while t.stats().open_connections > 3 {
+        assert!(tokio::time::Instant::now() < deadline, "slot not released");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut again = connect_from("127.0.0.1", local).await;
+    again.write_all(REQUEST).await.unwrap();
+    assert_eq!(recv(&t).await.source, again.local_addr().unwrap());
+    assert_eq!(t.stats().rejected_connections, 1);
+}
+
+/// The hardening report's scenario, scaled down: slowloris and idle connections
+/// together are all closed in time, and a new client is still served.
+#[tokio::test]
+async fn tcp_slowloris_and_idle_crowd_is_cleared() {
+    let cfg = TransportConfig {
+        idle_timeout: Duration::from_millis(800),
+        message_timeout: Duration::from_millis(400),
+        max_connections_per_source: 1000,
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_tcp(v4()).await.unwrap();
+    let mut readers = Vec::new();
+    let mut writers = Vec::new();
+    for i in 0..300 {
+        let (r, w) = TcpStream::connect(local).await.unwrap().into_split();
+        if i % 3 == 0 {
+            writers.push(trickle(w, REQUEST)); // 100 slowloris
+        } else {
+            writers.push(tokio::spawn(async move {
+                let _w = w; // 200 idle: connected, silent
+                tokio::time::sleep(LIMIT).await;
+            }));
+        }
+        readers.push(r);
+    }
+    for mut r in readers {
+        assert!(
+            time_to_close(&mut r).await.is_some(),
+            "a connection was kept open"
+        );
+    }
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while t.stats().open_connections > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", t.stats());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(t.stats().timed_out_connections, 300);
+    let mut c = TcpStream::connect(local).await.unwrap();
+    c.write_all(REQUEST).await.unwrap();
+    assert_eq!(&recv(&t).await.data[..], REQUEST);
+    for w in writers {
+        w.abort();
+    }
+}
+
+// ---------------------------------------------------------------- WebSocket handshake (RFC 6455 §4.2.1)
+
+const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/// A handshake request with `replace` applied to the good one's lines; `\n`-separated
+/// here, each line sent with CRLF.
+fn ws_handshake(lines: &[&str]) -> String {
+    let mut s = String::new();
+    for l in lines {
+        s.push_str(l);
+        s.push_str("\r\n");
+    }
+    s.push_str("\r\n");
+    s
+}
+
+fn good_lines() -> Vec<String> {
+    vec![
+        "GET / HTTP/1.1".to_owned(),
+        "Host: 127.0.0.1".to_owned(),
+        "Upgrade: websocket".to_owned(),
+        "Connection: Upgrade".to_owned(),
+        format!("Sec-WebSocket-Key: {WS_KEY}"),
+        "Sec-WebSocket-Version: 13".to_owned(),
+        "Sec-WebSocket-Protocol: sip".to_owned(),
+    ]
+}
+
+/// Sends `request` raw and reads the response header; whether the server closed after it.
+async fn raw_ws_handshake(local: SocketAddr, request: &[u8]) -> (String, bool) {
+    let mut c = TcpStream::connect(local).await.unwrap();
+    c.write_all(request).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(2), c.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    (String::from_utf8_lossy(&got).into_owned(), closed)
+}
+
+#[tokio::test]
+async fn ws_handshakes_refused_per_rfc6455() {
+    let t = Transports::new(TransportConfig::default());
+    let local = t.bind_ws(v4()).await.unwrap();
+    let good = good_lines();
+    let without = |name: &str| -> Vec<String> {
+        good.iter()
+            .filter(|l| !l.starts_with(name))
+            .cloned()
+            .collect()
+    };
+    let with = |name: &str, line: String| -> Vec<String> {
+        good.iter()
+            .map(|l| {
+                if l.starts_with(name) {
+                    line.clone()
+                } else {
+                    l.clone()
+                }
+            })
+            .collect()
+    };
+    let plus = |line: &str| -> Vec<String> {
+        let mut v = good.clone();
+        v.push(line.to_owned());
+        v
+    };
+    let long_key = format!("Sec-WebSocket-Key: {}", "QUFB".repeat(512));
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        (
+            "empty key",
+            with("Sec-WebSocket-Key", "Sec-WebSocket-Key: ".into()),
+            "400",
+        ),
+        (
+            "non-base64 key",
+            with(
+                "Sec-WebSocket-Key",
+                "Sec-WebSocket-Key: !!!!!!!!!!!!!!!!!!!!!!==".into(),
+            ),
+            "400",
+        ),
+        (
+            "15-byte key",
+            with(
+                "Sec-WebSocket-Key",
+                "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA".into(),
+            ),
+            "400",
+        ),
+        ("2 KiB key", with("Sec-WebSocket-Key", long_key), "400"),
+        (
+            "two keys",
+            plus("Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA=="),
+            "400",
+        ),
+        ("no key", without("Sec-WebSocket-Key"), "400"),
+        ("no Host", without("Host"), "400"),
+        ("two Hosts", plus("Host: example.com"), "400"),
+        ("POST", with("GET", "POST / HTTP/1.1".into()), "400"),
+        ("HTTP/1.0", with("GET", "GET / HTTP/1.0".into()), "400"),
+        ("no Upgrade", without("Upgrade"), "400"),
+        (
+            "no Connection: Upgrade",
+            with("Connection", "Connection: keep-alive".into()),
+            "400",
+        ),
+        (
+            "no sip subprotocol",
+            with(
+                "Sec-WebSocket-Protocol",
+                "Sec-WebSocket-Protocol: chat".into(),
+            ),
+            "400",
+        ),
+        (
+            "version 8",
+            with("Sec-WebSocket-Version", "Sec-WebSocket-Version: 8".into()),
+            "426",
+        ),
+        ("no version", without("Sec-WebSocket-Version"), "426"),
+    ];
+    let mut wrong = Vec::new();
+    let mut check = |name: &str, resp: &str, closed: bool, want: &str| {
+        let ok = resp.starts_with(&format!("HTTP/1.1 {want} "))
+            && !resp.contains(" 101 ")
+            && closed
+            && (want != "426" || resp.contains("\r\nSec-WebSocket-Version: 13\r\n"));
+        if !ok {
+            let first = resp.lines().next().unwrap_or("(nothing)").to_owned();
+            wrong.push(format!(
+                "{name}: want {want}, got {first:?}, closed {closed}"
+            ));
+        }
+    };
+    for (name, lines, want) in &cases {
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let (resp, closed) = raw_ws_handshake(local, ws_handshake(&lines).as_bytes()).await;
+        check(name, &resp, closed, want);
+    }
+    // Bare LF line endings: all of them, or just one.
+    let lines: Vec<&str> = good.iter().map(String::as_str).collect();
+    let all_lf = ws_handshake(&lines).replace("\r\n", "\n");
+    let (resp, closed) = raw_ws_handshake(local, all_lf.as_bytes()).await;
+    check("bare LF lines", &resp, closed, "400");
+    let one_lf = ws_handshake(&lines).replacen("Upgrade: websocket\r\n", "Upgrade: websocket\n", 1);
+    let (resp, closed) = raw_ws_handshake(local, one_lf.as_bytes()).await;
+    check("one bare LF", &resp, closed, "400");
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert_eq!(t.stats().open_connections, 0);
+}
+
+#[tokio::test]
+async fn ws_good_raw_handshake_gets_101_and_carries_sip() {
+    let t = Transports::new(TransportConfig::default());
+    let local = t.bind_ws(v4()).await.unwrap();
+    let good = good_lines();
+    let lines: Vec<&str> = good.iter().map(String::as_str).collect();
+    // The first frame in the same write as the handshake: a masked text frame
+    // (mask 0, so the payload is as it is).
+    let mut wire = ws_handshake(&lines).into_bytes();
+    wire.push(0x81);
+    wire.push(0x80 | 126);
+    wire.extend_from_slice(&u16::try_from(REQUEST.len()).unwrap().to_be_bytes());
+    wire.extend_from_slice(&[0, 0, 0, 0]);
+    wire.extend_from_slice(REQUEST);
+    let mut c = TcpStream::connect(local).await.unwrap();
+    c.write_all(&wire).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.extend(read_exact_n(&mut c, 1).await);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    assert!(
+        head.contains("\r\nSec-WebSocket-Protocol: sip\r\n"),
+        "{head}"
+    );
+    // RFC 6455 §1.3's example key and accept value.
+    assert!(
+        head.contains("\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
+        "{head}"
+    );
+    let req = recv(&t).await;
+    assert_eq!(&req.data[..], REQUEST);
+    assert_eq!(req.kind, TransportKind::Ws);
+    // The connection goes on as a WebSocket both ways.
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        c,
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    t.send(&Target::reply_to(&req), Bytes::from_static(RESPONSE))
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(LIMIT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.into_data(), Bytes::from_static(RESPONSE));
+    ws.send(Message::text(std::str::from_utf8(REQUEST).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(&recv(&t).await.data[..], REQUEST);
+}
+
+/// Slowloris on WebSocket: a frame trickled a byte every 50 ms is closed at `message_timeout`.
+#[tokio::test]
+async fn ws_slowloris_frame_closed_at_the_message_deadline() {
+    let cfg = TransportConfig {
+        idle_timeout: Duration::from_secs(60),
+        message_timeout: Duration::from_millis(500),
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let local = t.bind_ws(v4()).await.unwrap();
+    let good = good_lines();
+    let lines: Vec<&str> = good.iter().map(String::as_str).collect();
+    let mut c = TcpStream::connect(local).await.unwrap();
+    c.write_all(ws_handshake(&lines).as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.extend(read_exact_n(&mut c, 1).await);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101 "));
+    // A whole frame first: delivered.
+    let mut frame = vec![0x81, 0x80 | 126];
+    frame.extend_from_slice(&u16::try_from(REQUEST.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    frame.extend_from_slice(REQUEST);
+    c.write_all(&frame).await.unwrap();
+    assert_eq!(&recv(&t).await.data[..], REQUEST);
+    // Then the same frame a byte at a time.
+    let frame: &'static [u8] = Box::leak(frame.into_boxed_slice());
+    let (mut r, w) = c.into_split();
+    let writer = trickle(w, frame);
+    let took = time_to_close(&mut r)
+        .await
+        .expect("slowloris WebSocket kept open");
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+    writer.abort();
+    assert_eq!(t.stats().timed_out_connections, 1);
+}
+
+/// A TLS or WebSocket handshake that does not finish within `connect_timeout` is closed
+/// (a trickled WebSocket upgrade request, a TLS client that never says hello).
+#[tokio::test]
+async fn slow_handshakes_closed_at_connect_timeout() {
+    let cfg = TransportConfig {
+        connect_timeout: Duration::from_millis(400),
+        idle_timeout: Duration::from_secs(60),
+        ..TransportConfig::default()
+    };
+    let t = Transports::new(cfg);
+    let ws = t.bind_ws(v4()).await.unwrap();
+    let (server, _) = self_signed();
+    let tls = t.bind_tls(v4(), server).await.unwrap();
+    let good = good_lines();
+    let lines: Vec<&str> = good.iter().map(String::as_str).collect();
+    let upgrade: &'static [u8] = Box::leak(ws_handshake(&lines).into_bytes().into_boxed_slice());
+    let (mut r, w) = TcpStream::connect(ws).await.unwrap().into_split();
+    let writer = trickle(w, upgrade);
+    let took = time_to_close(&mut r).await.expect("slow upgrade kept open");
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    writer.abort();
+    let (mut r, _w) = TcpStream::connect(tls).await.unwrap().into_split();
+    let took = time_to_close(&mut r)
+        .await
+        .expect("silent TLS client kept open");
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while t.stats().open_connections > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", t.stats());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -22,6 +22,17 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Limits
+//!
+//! Stream connections are bounded by [`TransportConfig`]: in number
+//! (`max_connections` in all, `max_connections_per_source` accepted from one
+//! IP address), in idleness (`idle_timeout`: only whole messages and
+//! keep-alives count, so RFC 5626 keep-alives keep a flow open), in how long
+//! one message may take to arrive (`message_timeout`, against slowloris), and
+//! in handshake time (`connect_timeout` for TLS and WebSocket handshakes).
+//! WebSocket upgrades are checked as RFC 6455 §4.2.1 asks (400, or 426 for a
+//! version other than 13).
+//!
 //! # Shutdown
 //!
 //! [`Transports`] is a cheap handle (an `Arc` inside). Every background task
@@ -104,10 +115,25 @@ pub struct TransportConfig {
     /// announcing a bigger message is closed before the message is buffered.
     pub max_message_size: usize,
     /// Most stream connections (TCP, TLS, WS, WSS; accepted and outgoing) open at once.
-    /// Accepted connections beyond this are closed at once.
+    /// Accepted connections beyond this are closed at once. Default 10,000; keep
+    /// it below the process's file descriptor limit (`ulimit -n`), or accepting
+    /// stalls there instead.
     pub max_connections: usize,
-    /// A stream connection that carries nothing (not even a keep-alive) for this long is closed.
+    /// Most accepted stream connections open at once from one source IP address
+    /// (all listeners together; outgoing connections do not count). Connections
+    /// beyond this are closed at once. Default 32.
+    pub max_connections_per_source: usize,
+    /// A stream connection on which nothing completes for this long is closed:
+    /// each whole message or keep-alive received (a CRLF pair, RFC 5626
+    /// §3.5.1; a WebSocket ping) and each message sent starts it again, bytes
+    /// that do not complete a message do not. Default 180 s, above the 95–120 s
+    /// interval at which RFC 5626 §4.4.1 clients send keep-alives on a flow.
     pub idle_timeout: Duration,
+    /// Time allowed from the first byte of a message on a stream connection to
+    /// its last (header and body on TCP and TLS, a frame on WS and WSS): a
+    /// peer trickling a message that never completes (slowloris) is closed
+    /// then. Default 10 s.
+    pub message_timeout: Duration,
     /// Time allowed for an outgoing connect, and for a TLS or WebSocket handshake.
     pub connect_timeout: Duration,
     /// Client configuration for outgoing TLS and WSS connections; without it they fail.
@@ -126,7 +152,9 @@ impl Default for TransportConfig {
         TransportConfig {
             max_message_size: 65_536,
             max_connections: 10_000,
+            max_connections_per_source: 32,
             idle_timeout: Duration::from_secs(180),
+            message_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             tls_client: None,
             udp_recv_buffer: 4 << 20,
@@ -274,8 +302,11 @@ pub enum TransportError {
 pub struct TransportStats {
     /// UDP datagrams dropped for exceeding `max_message_size`.
     pub oversize_datagrams: u64,
-    /// Accepted connections closed at once because `max_connections` were open.
+    /// Accepted connections closed at once because `max_connections` were open,
+    /// or `max_connections_per_source` from their source.
     pub rejected_connections: u64,
+    /// Stream connections closed by `idle_timeout` or `message_timeout`.
+    pub timed_out_connections: u64,
     /// Stream connections closed for a framing error (including too large messages).
     pub framing_errors: u64,
     /// Stream connections open now (including those still handshaking).
@@ -314,9 +345,12 @@ pub(crate) struct Shared {
     udp: Mutex<Vec<(SocketAddr, Arc<udp::UdpEndpoint>)>>,
     conns: Mutex<ConnTable>,
     open: AtomicUsize,
+    /// Accepted connections open (or handshaking) per source IP address.
+    per_source: Mutex<HashMap<IpAddr, usize>>,
     next_id: AtomicU64,
     oversize_datagrams: AtomicU64,
     rejected_connections: AtomicU64,
+    timed_out_connections: AtomicU64,
     framing_errors: AtomicU64,
 }
 
@@ -340,15 +374,35 @@ pub(crate) async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|&stop| stop).await;
 }
 
-/// A reserved place among `max_connections`; released on drop.
+/// A reserved place among `max_connections` (and, for an accepted
+/// connection, among `max_connections_per_source` of its source); released on drop.
 pub(crate) struct Slot {
     shared: Arc<Shared>,
+    source: Option<IpAddr>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.shared.open.fetch_sub(1, Ordering::AcqRel);
+        if let Some(ip) = self.source {
+            let mut per_source = lock(&self.shared.per_source);
+            if let Some(n) = per_source.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    per_source.remove(&ip);
+                }
+            }
+        }
     }
+}
+
+/// Why an accepted connection gets no [`Slot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoSlot {
+    /// `max_connections` are open.
+    Total,
+    /// `max_connections_per_source` are open from this source.
+    Source,
 }
 
 /// A connection listed in the table; removed on drop.
@@ -393,7 +447,45 @@ impl Shared {
             .ok()
             .map(|_| Slot {
                 shared: Arc::clone(self),
+                source: None,
             })
+    }
+
+    /// Reserves a slot for a connection accepted from `source`, within both
+    /// `max_connections` and `max_connections_per_source`.
+    pub(crate) fn try_accept_slot(self: &Arc<Self>, source: IpAddr) -> Result<Slot, NoSlot> {
+        let ip = source.to_canonical();
+        {
+            let mut per_source = lock(&self.per_source);
+            let n = per_source.entry(ip).or_insert(0);
+            if *n >= self.config.max_connections_per_source {
+                if *n == 0 {
+                    per_source.remove(&ip);
+                }
+                return Err(NoSlot::Source);
+            }
+            *n += 1;
+        }
+        match self.try_slot() {
+            Some(mut slot) => {
+                slot.source = Some(ip);
+                Ok(slot)
+            }
+            None => {
+                let mut per_source = lock(&self.per_source);
+                if let Some(n) = per_source.get_mut(&ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        per_source.remove(&ip);
+                    }
+                }
+                Err(NoSlot::Total)
+            }
+        }
+    }
+
+    pub(crate) fn count_timed_out(&self) {
+        self.timed_out_connections.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count_rejected(&self) {
@@ -491,9 +583,11 @@ impl Transports {
             udp: Mutex::new(Vec::new()),
             conns: Mutex::new(ConnTable::default()),
             open: AtomicUsize::new(0),
+            per_source: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             oversize_datagrams: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
+            timed_out_connections: AtomicU64::new(0),
             framing_errors: AtomicU64::new(0),
         });
         Transports {
@@ -545,7 +639,12 @@ impl Transports {
 
     /// Listens for SIP over WebSocket (RFC 7118) on plain TCP.
     ///
-    /// The handshake must offer the `sip` subprotocol; others are refused with 400.
+    /// The handshake is checked as RFC 6455 §4.2.1 asks: a `GET` in HTTP/1.1
+    /// with CRLF line endings, one `Host`, `Upgrade: websocket`, `Connection:
+    /// Upgrade`, one `Sec-WebSocket-Key` that is 16 bytes in base64, and the
+    /// `sip` subprotocol offered (RFC 7118); anything else is refused with 400.
+    /// A `Sec-WebSocket-Version` other than 13 gets 426 naming 13 (§4.2.2).
+    /// The connection is closed after a refusal.
     pub async fn bind_ws(&self, addr: SocketAddr) -> Result<SocketAddr, TransportError> {
         self.check_running()?;
         Ok(tcp::bind(&self.inner.shared, addr, tcp::Mode::Ws).await?)
@@ -626,6 +725,7 @@ impl Transports {
         TransportStats {
             oversize_datagrams: s.oversize_datagrams.load(Ordering::Relaxed),
             rejected_connections: s.rejected_connections.load(Ordering::Relaxed),
+            timed_out_connections: s.timed_out_connections.load(Ordering::Relaxed),
             framing_errors: s.framing_errors.load(Ordering::Relaxed),
             open_connections: s.open.load(Ordering::Relaxed),
         }

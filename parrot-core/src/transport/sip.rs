@@ -2,7 +2,8 @@
 //! where they came from, and answer what cannot be parsed.
 
 use super::{Inbound, Target, TransportKind, Transports};
-use crate::message::{Message, bad_request_for};
+use crate::message::{ErrorKind, HeaderName, Message, ParseError, bad_request_for};
+use bytes::Bytes;
 use std::net::SocketAddr;
 
 use super::ConnectionId;
@@ -42,7 +43,11 @@ impl Transports {
     /// Requests get their top Via stamped (RFC 3261 §18.2.1, RFC 3581). A
     /// malformed request is answered with `400 Bad Request` naming the problem
     /// when it carries enough to be answered, and dropped otherwise; a malformed
-    /// response is dropped (§18.1.2). Returns `None` after shutdown.
+    /// response is dropped (§18.1.2). Never answered, only dropped (logged at
+    /// debug): a malformed ACK (an ACK gets no response, §17.1.1.1), and a
+    /// request whose Via is missing or malformed, well-formed otherwise or not,
+    /// since a response is routed by its Via (§18.2.2). Returns `None` after
+    /// shutdown.
     pub async fn recv_message(&self) -> Option<Received> {
         loop {
             let incoming = self.recv().await?;
@@ -56,6 +61,11 @@ impl Transports {
         match Message::parse(incoming.data.clone()) {
             Ok(mut message) => {
                 if let Message::Request(req) = &mut message {
+                    if req.headers().top_via().is_none() {
+                        tracing::debug!(source = %incoming.source, kind = %incoming.kind,
+                            method = %req.method(), "request without Via dropped");
+                        return None;
+                    }
                     if let Err(e) = req.headers_mut().stamp_via(incoming.source) {
                         tracing::debug!(source = %incoming.source, error = %e, "cannot stamp Via");
                     }
@@ -70,6 +80,14 @@ impl Transports {
             }
             Err(err) => {
                 tracing::debug!(source = %incoming.source, kind = %incoming.kind, error = %err, "malformed message");
+                if is_ack(&incoming.data) {
+                    tracing::debug!(source = %incoming.source, "malformed ACK dropped: an ACK gets no response");
+                    return None;
+                }
+                if !has_usable_via(&incoming.data, &err) {
+                    tracing::debug!(source = %incoming.source, "missing or malformed Via: no response can be routed, dropped");
+                    return None;
+                }
                 if let Some(resp) = bad_request_for(&incoming.data, &err) {
                     if let Err(e) = self.send(&Target::reply_to(&incoming), resp).await {
                         tracing::debug!(source = %incoming.source, error = %e, "could not send 400");
@@ -78,5 +96,47 @@ impl Transports {
                 None
             }
         }
+    }
+}
+
+/// False when a request that failed to parse with `err` has no top Via that
+/// parses, so that a response could not be routed (RFC 3261 §18.2.2). When not
+/// even the header lines can be read, [`bad_request_for`] decides alone.
+fn has_usable_via(data: &Bytes, err: &ParseError) -> bool {
+    if err.kind == ErrorKind::BadHeader(HeaderName::Via) {
+        return false;
+    }
+    match Message::parse_lazy(data.clone()) {
+        Ok(m) => m.headers().top_via().is_some(),
+        Err(_) => true,
+    }
+}
+
+/// True when the request line of `data` names the method ACK (leading CRLFs
+/// skipped, as a parser does, RFC 3261 §7.5). Methods are case-sensitive (§7.1).
+fn is_ack(data: &[u8]) -> bool {
+    let start = data
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(data.len());
+    let line = &data[start..];
+    line.strip_prefix(b"ACK")
+        .is_some_and(|rest| matches!(rest.first(), Some(b' ' | b'\t')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_ack;
+
+    #[test]
+    fn ack_detected_from_the_request_line() {
+        assert!(is_ack(b"ACK sip:a@b SIP/2.0\r\n"));
+        assert!(is_ack(b"\r\nACK sip:a@b SIP/2.0\r\n"));
+        assert!(is_ack(b"ACK\tsip:a@b"));
+        assert!(!is_ack(b"ACKS sip:a@b SIP/2.0\r\n"));
+        assert!(!is_ack(b"ack sip:a@b SIP/2.0\r\n"));
+        assert!(!is_ack(b"INVITE sip:a@b SIP/2.0\r\nCSeq: 1 ACK\r\n"));
+        assert!(!is_ack(b"ACK"));
+        assert!(!is_ack(b""));
     }
 }

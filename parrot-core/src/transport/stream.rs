@@ -30,6 +30,10 @@ async fn write_all<S: AsyncWrite + Unpin>(
 }
 
 /// Runs a connection until it closes, fails, idles out or the transports shut down.
+///
+/// Two timers: `idle_timeout` from the last whole message or keep-alive
+/// received or message sent, and `message_timeout` from the first byte of a
+/// message that is not yet complete (slowloris).
 pub(crate) async fn run<S>(
     shared: Arc<Shared>,
     mut stream: S,
@@ -41,16 +45,22 @@ pub(crate) async fn run<S>(
     let conn = reg.id;
     let max = shared.config.max_message_size;
     let idle = shared.config.idle_timeout;
+    let message_timeout = shared.config.message_timeout;
     let mut shutdown = shared.shutdown_signal();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut last_activity = Instant::now();
+    // When the first byte of the message now incomplete in `buf` arrived.
+    let mut message_started: Option<Instant> = None;
     'conn: loop {
         // Take every complete frame out of the buffer.
+        let mut framed = false;
         loop {
             match frame(&buf, max) {
                 Ok(Framed::Incomplete) => break,
                 Ok(Framed::KeepAlive { len, ping }) => {
                     buf.advance(len);
+                    framed = true;
+                    last_activity = Instant::now();
                     if ping {
                         tracing::trace!(%conn, "CRLF ping, sending pong");
                         if let Err(e) = write_all(&mut stream, b"\r\n", idle).await {
@@ -60,6 +70,8 @@ pub(crate) async fn run<S>(
                     }
                 }
                 Ok(Framed::Message { len }) => {
+                    framed = true;
+                    last_activity = Instant::now();
                     let incoming = Inbound {
                         data: buf.split_to(len).freeze(),
                         source: reg.remote,
@@ -96,6 +108,17 @@ pub(crate) async fn run<S>(
                 }
             }
         }
+        if buf.is_empty() {
+            message_started = None;
+        } else if framed || message_started.is_none() {
+            // What is left arrived with the last read: the next message starts now.
+            message_started = Some(Instant::now());
+        }
+        let idle_deadline = last_activity + idle;
+        let deadline = match message_started {
+            Some(t) => idle_deadline.min(t + message_timeout),
+            None => idle_deadline,
+        };
         if buf.capacity() - buf.len() < READ_CHUNK / 2 {
             buf.reserve(READ_CHUNK);
         }
@@ -105,7 +128,7 @@ pub(crate) async fn run<S>(
                     tracing::debug!(%conn, "closed by peer");
                     break 'conn;
                 }
-                Ok(_) => last_activity = Instant::now(),
+                Ok(_) => {}
                 Err(e) => {
                     tracing::debug!(%conn, error = %e, "read failed");
                     break 'conn;
@@ -119,8 +142,14 @@ pub(crate) async fn run<S>(
                 }
                 last_activity = Instant::now();
             }
-            () = tokio::time::sleep_until(last_activity + idle) => {
-                tracing::debug!(%conn, "idle timeout");
+            () = tokio::time::sleep_until(deadline) => {
+                shared.count_timed_out();
+                if deadline < idle_deadline {
+                    tracing::debug!(%conn, remote = %reg.remote, pending = buf.len(),
+                        "message not complete within message_timeout, closing connection");
+                } else {
+                    tracing::debug!(%conn, "idle timeout");
+                }
                 break 'conn;
             }
             () = wait_shutdown(&mut shutdown) => break 'conn,

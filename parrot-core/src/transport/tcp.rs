@@ -10,7 +10,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
-use super::{Shared, Slot, Target, TransportError, TransportKind, stream, tls, wait_shutdown, ws};
+use super::{
+    NoSlot, Shared, Slot, Target, TransportError, TransportKind, stream, tls, wait_shutdown, ws,
+};
 
 /// What runs on top of an accepted TCP connection.
 #[derive(Clone)]
@@ -63,12 +65,22 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, local: SocketAd
             },
             () = wait_shutdown(&mut shutdown) => break,
         };
-        let Some(slot) = shared.try_slot() else {
-            shared.count_rejected();
-            tracing::warn!(%local, %remote, %kind, max = shared.config.max_connections,
-                "max_connections reached, connection closed");
-            drop(tcp);
-            continue;
+        let slot = match shared.try_accept_slot(remote.ip()) {
+            Ok(slot) => slot,
+            Err(NoSlot::Total) => {
+                shared.count_rejected();
+                tracing::warn!(%local, %remote, %kind, max = shared.config.max_connections,
+                    "max_connections reached, connection closed");
+                drop(tcp);
+                continue;
+            }
+            Err(NoSlot::Source) => {
+                shared.count_rejected();
+                tracing::debug!(%local, %remote, %kind, max = shared.config.max_connections_per_source,
+                    "max_connections_per_source reached, connection closed");
+                drop(tcp);
+                continue;
+            }
         };
         let _ = tcp.set_nodelay(true);
         let local = tcp.local_addr().unwrap_or(local);

@@ -11,7 +11,8 @@ use std::fmt;
 /// CSeq: sequence number and method.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CSeq {
-    /// The sequence number (a 32-bit unsigned integer, §8.1.1.5).
+    /// The sequence number: a 32-bit unsigned integer below 2³¹ (RFC 3261 §8.1.1.5);
+    /// parsing refuses larger values.
     pub seq: u32,
     /// The method.
     pub method: Method,
@@ -23,11 +24,15 @@ impl fmt::Display for CSeq {
     }
 }
 
+/// Largest CSeq number accepted: 2³¹ − 1 (RFC 3261 §8.1.1.5).
+pub(crate) const CSEQ_MAX: u32 = (1 << 31) - 1;
+
 pub(crate) fn parse_cseq(buf: &Bytes, start: usize, end: usize) -> Result<CSeq, Pos> {
     let mut c = Cursor::sub(buf, start, end);
     c.ws();
-    // RFC 4475 §3.1.2.4: a value above 2³²−1 is an error.
-    let seq = c.number(u64::from(u32::MAX))? as u32;
+    // RFC 3261 §8.1.1.5: the number MUST be less than 2³¹ (so a value above
+    // 2³²−1, RFC 4475 §3.1.2.4, is an error too).
+    let seq = c.number(u64::from(CSEQ_MAX))? as u32;
     let (s, e) = c.take_while(crate::message::scan::is_ws);
     if s == e {
         return c.err();
@@ -231,7 +236,23 @@ mod tests {
             c.method.as_str(),
             "!interesting-Method0123456789_*+`.%indeed'~"
         );
+        // RFC 3261 §8.1.1.5: below 2³¹.
+        let v = b("2147483647 ACK");
+        assert_eq!(parse_cseq(&v, 0, v.len()).unwrap().seq, CSEQ_MAX);
+        // Message::parse refuses it, so the transports answer 400 naming CSeq.
+        let wire = "OPTIONS sip:u@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                    To: <sip:u@h>\r\nFrom: <sip:c@h>;tag=1\r\nCall-ID: x\r\n\
+                    CSeq: 2147483648 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        let err = crate::message::Message::parse(Bytes::from(wire)).unwrap_err();
+        assert_eq!(
+            err.kind,
+            crate::message::ErrorKind::BadHeader(crate::message::HeaderName::CSeq)
+        );
+        let ok = wire.replace("2147483648", "2147483647");
+        assert!(crate::message::Message::parse(Bytes::from(ok)).is_ok());
         for bad in [
+            "2147483648 INVITE",
+            "4294967295 BYE",
             "4294967296 INVITE",
             "-1 INVITE",
             "1",
