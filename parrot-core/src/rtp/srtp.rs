@@ -296,9 +296,10 @@ fn check_len(
 /// The AES-CM PRF of RFC 3711 §4.3.1/§4.3.3 with key derivation rate 0 (so `r` = 0):
 /// `x = (label || r) XOR master_salt`, keystream from IV `x · 2^16`.
 ///
-/// RFC 7714 §11 uses the same KDF with the 96-bit AEAD master salt; like libsrtp and pion we
-/// place it in the first 12 bytes of the 14-byte `x` (the last two are zero), so the label
-/// still lands in byte 7.
+/// RFC 7714 §11 uses the same KDF with the 96-bit AEAD master salt. Like libsrtp (which
+/// zero-appends the 96-bit salt to the 112 bits the legacy KDF expects, `srtp_stream_init_keys`)
+/// and pion, we place it in the first 12 bytes of the 14-byte `x` (the last two are zero), so
+/// the label still lands in byte 7.
 fn kdf(prf: &Aes128, master_salt: &[u8], label: u8, out: &mut [u8]) {
     if out.is_empty() {
         return;

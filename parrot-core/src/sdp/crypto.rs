@@ -160,6 +160,62 @@ impl CryptoAttribute {
     }
 }
 
+/// Session parameters an [`SrtpContext`](crate::rtp::srtp::SrtpContext) can honour: a key
+/// derivation rate of 0 and a window size hint (our window is 128 in any case).
+fn session_param_supported(param: &str) -> bool {
+    param == "KDR=0" || param.starts_with("WSH=")
+}
+
+impl CryptoAttribute {
+    /// Whether an [`SrtpContext`](crate::rtp::srtp::SrtpContext) can run this line: a known
+    /// suite, one inline key of the right length without an MKI (MKIs are not supported), and
+    /// no session parameter but `KDR=0` or `WSH=`.
+    pub fn is_supported(&self) -> bool {
+        self.key_params.len() == 1
+            && self.key_params.iter().all(|k| k.mki.is_none())
+            && self.master_key_salt().is_some()
+            && self
+                .session_params
+                .iter()
+                .all(|p| session_param_supported(p))
+    }
+
+    /// The answer to this offered line (RFC 4568 §7.1.2): the same tag and suite with the
+    /// answerer's own master key and salt. `None` if the key or salt length does not fit the
+    /// suite or the suite is unknown. The key must come from a cryptographic random source.
+    pub fn answer(&self, master_key: &[u8], master_salt: &[u8]) -> Option<CryptoAttribute> {
+        let profile = self.profile()?;
+        (master_key.len() == profile.key_len() && master_salt.len() == profile.salt_len())
+            .then(|| CryptoAttribute::new(self.tag, profile, master_key, master_salt))
+    }
+}
+
+/// The answerer's pick among offered `a=crypto` lines (RFC 4568 §7.1.2): the first, in the
+/// offerer's order, that is [supported](CryptoAttribute::is_supported) and whose profile is in
+/// `accept`.
+pub fn choose_offered<'a>(
+    offered: impl IntoIterator<Item = &'a CryptoAttribute>,
+    accept: &[SrtpProfile],
+) -> Option<&'a CryptoAttribute> {
+    offered
+        .into_iter()
+        .find(|c| c.is_supported() && c.profile().is_some_and(|p| accept.contains(&p)))
+}
+
+/// The offerer's check of an answer (RFC 4568 §7.1.3/§7.5): the offered line with the
+/// answer's tag, if the answer kept its suite and is itself supported.
+pub fn accepted_offer<'a>(
+    offered: impl IntoIterator<Item = &'a CryptoAttribute>,
+    answer: &CryptoAttribute,
+) -> Option<&'a CryptoAttribute> {
+    if !answer.is_supported() {
+        return None;
+    }
+    offered
+        .into_iter()
+        .find(|c| c.tag == answer.tag && c.suite == answer.suite)
+}
+
 impl MediaDescription {
     /// The `a=crypto` attributes of this media description, in order, each parsed.
     pub fn crypto_attributes(&self) -> impl Iterator<Item = Result<CryptoAttribute, CryptoError>> {
@@ -475,6 +531,46 @@ mod tests {
             rx.unprotect_rtp(&tx.protect_rtp(&rtp).unwrap()).unwrap(),
             rtp
         );
+    }
+
+    #[test]
+    fn answerer_picks_and_offerer_matches() {
+        let key_salt = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+        let offered: Vec<CryptoAttribute> = [
+            format!("1 AES_256_CM_HMAC_SHA1_80 inline:{key_salt}{key_salt}"),
+            format!("2 AES_CM_128_HMAC_SHA1_80 inline:{key_salt}|1:4"),
+            format!("3 AES_CM_128_HMAC_SHA1_80 inline:{key_salt} UNENCRYPTED_SRTP"),
+            format!("4 AES_CM_128_HMAC_SHA1_32 inline:{key_salt}|2^31 KDR=0"),
+            format!("5 AES_CM_128_HMAC_SHA1_80 inline:{key_salt}"),
+        ]
+        .iter()
+        .map(|l| l.parse().unwrap())
+        .collect();
+        let all = SrtpProfile::ALL;
+        assert_eq!(choose_offered(&offered, &all).map(|c| c.tag), Some(4));
+        let only_80 = [SrtpProfile::AesCm128HmacSha1_80];
+        let chosen = choose_offered(&offered, &only_80).unwrap();
+        assert_eq!(chosen.tag, 5);
+        assert_eq!(
+            choose_offered(&offered, &[SrtpProfile::AeadAes128Gcm]),
+            None
+        );
+
+        let answer = chosen.answer(&[3; 16], &[4; 14]).unwrap();
+        assert_eq!(answer.tag, 5);
+        assert_eq!(answer.suite, "AES_CM_128_HMAC_SHA1_80");
+        assert_eq!(
+            answer.master_key_salt(),
+            Some((&[3u8; 16][..], &[4u8; 14][..]))
+        );
+        assert_eq!(chosen.answer(&[3; 16], &[4; 12]), None);
+        assert_eq!(accepted_offer(&offered, &answer).map(|c| c.tag), Some(5));
+        let mut changed_suite = answer.clone();
+        changed_suite.suite = "AES_CM_128_HMAC_SHA1_32".into();
+        assert_eq!(accepted_offer(&offered, &changed_suite), None);
+        let mut unknown_tag = answer;
+        unknown_tag.tag = 9;
+        assert_eq!(accepted_offer(&offered, &unknown_tag), None);
     }
 
     #[test]

@@ -28,7 +28,7 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
-pub use crypto::{CryptoAttribute, CryptoError};
+pub use crypto::{CryptoAttribute, CryptoError, accepted_offer, choose_offered};
 pub use error::{SdpError, SdpErrorKind};
 pub use offer_answer::{
     Answer, LocalMedia, Negotiated, NegotiationError, Negotiator, PTIME_RANGE, default_choice,

@@ -448,3 +448,41 @@ fn srtcp_index_exhaustion() {
     assert_eq!(last[last.len() - 14..last.len() - 10], [0xff; 4]);
     assert_eq!(tx.protect_rtcp(&rtcp()), Err(SrtpError::KeyExhausted));
 }
+
+/// Garbage, truncations and bit flips of valid packets never panic and never authenticate.
+#[test]
+fn untrusted_input_never_panics() {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for profile in SrtpProfile::ALL {
+        let (mut tx, mut rx) = pair(profile);
+        let srtp = tx.protect_rtp(&rtp(3)).unwrap();
+        let srtcp = tx.protect_rtcp(&rtcp()).unwrap();
+        for len in 0..srtp.len() {
+            assert!(rx.unprotect_rtp(&srtp[..len]).is_err());
+        }
+        for len in 0..srtcp.len() {
+            assert!(rx.unprotect_rtcp(&srtcp[..len]).is_err());
+        }
+        for _ in 0..2000 {
+            let len = (next() % 80) as usize;
+            let mut junk: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if let Some(b) = junk.first_mut() {
+                *b = 0x80 | (*b & 0x3f);
+            }
+            assert!(rx.unprotect_rtp(&junk).is_err());
+            assert!(rx.unprotect_rtcp(&junk).is_err());
+            let mut flipped = srtp.clone();
+            let bit = (next() % (flipped.len() as u64 * 8)) as usize;
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(rx.unprotect_rtp(&flipped).is_err(), "{profile} bit {bit}");
+        }
+        assert_eq!(rx.unprotect_rtp(&srtp).unwrap(), rtp(3));
+        assert_eq!(rx.unprotect_rtcp(&srtcp).unwrap(), rtcp());
+    }
+}
