@@ -573,7 +573,11 @@ impl SrtpContext {
         let header_len = rtp_header_len(packet)?;
         let seq = u16::from_be_bytes([packet[2], packet[3]]);
         let ssrc = be_u32(&packet[8..]);
-        let index = estimate_index(self.rtp_window.newest, seq).ok_or(SrtpError::KeyExhausted)?;
+        // Only a sequence number far behind the first one sent has no index (ROC − 1).
+        let index = estimate_index(self.rtp_window.newest, seq).ok_or(SrtpError::TooOld {
+            index: u64::from(seq),
+            newest: self.rtp_window.newest.unwrap_or(0),
+        })?;
         if index > MAX_RTP_INDEX {
             return Err(SrtpError::KeyExhausted);
         }

@@ -407,6 +407,15 @@ fn index_estimation() {
     );
     // Before the first packet's ROC 0: no index.
     assert_eq!(estimate_index(Some(10), 60000), None);
+    let (mut tx, _) = pair(SrtpProfile::AesCm128HmacSha1_80);
+    tx.protect_rtp(&rtp(10)).unwrap();
+    assert_eq!(
+        tx.protect_rtp(&rtp(60000)),
+        Err(SrtpError::TooOld {
+            index: 60000,
+            newest: 10
+        })
+    );
 }
 
 #[test]
