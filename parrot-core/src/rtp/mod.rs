@@ -7,7 +7,8 @@
 //!   timing and symmetric RTP latching;
 //! - [`jitter`]: [`JitterBuffer`], packets in any order, one frame per ptime out;
 //! - [`dtmf`]: RFC 4733 telephone-events, sender and exactly-once receiver;
-//! - [`ports`]: even/odd RTP/RTCP port pairs (§11).
+//! - [`ports`]: even/odd RTP/RTCP port pairs (§11);
+//! - [`srtp`]: SRTP/SRTCP (RFC 3711, AES-GCM per RFC 7714), [`SrtpContext`] per direction.
 //!
 //! Nothing here reads a clock or touches a socket: inputs carry `now`, and the caller polls.
 //!
@@ -49,6 +50,7 @@ pub mod ports;
 pub mod rtcp;
 pub mod seq;
 pub mod session;
+pub mod srtp;
 
 pub use dtmf::{DtmfEvent, DtmfReceiver, DtmfSender, EventPacket, EventPayload};
 pub use jitter::{Frame, JitterBuffer, JitterConfig, JitterStats, PushOutcome};
@@ -60,6 +62,7 @@ pub use session::{
     AcceptedPacket, DropCounts, DropReason, ReceiverStats, RtcpInterval, RtpSession, SenderStats,
     SessionConfig, SessionEvent,
 };
+pub use srtp::{SrtpContext, SrtpError, SrtpProfile};
 
 #[cfg(test)]
 mod fuzz_tests {

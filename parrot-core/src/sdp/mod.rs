@@ -21,12 +21,14 @@
 //! # Ok::<(), parrot_core::sdp::SdpError>(())
 //! ```
 
+pub mod crypto;
 pub mod error;
 mod offer_answer;
 mod parse;
 #[cfg(test)]
 mod tests;
 
+pub use crypto::{CryptoAttribute, CryptoError, accepted_offer, choose_offered};
 pub use error::{SdpError, SdpErrorKind};
 pub use offer_answer::{
     Answer, LocalMedia, Negotiated, NegotiationError, Negotiator, PTIME_RANGE, default_choice,
