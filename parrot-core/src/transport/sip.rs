@@ -102,14 +102,53 @@ impl Transports {
 /// False when a request that failed to parse with `err` has no top Via that
 /// parses, so that a response could not be routed (RFC 3261 §18.2.2). When not
 /// even the header lines can be read, [`bad_request_for`] decides alone.
+///
+/// A Via whose parameters are broken but whose sent-protocol and sent-by read
+/// (`SIP/2.0/UDP 192.0.2.15;;,;,,`, RFC 4475 `badinv01`) is usable: the 400 goes
+/// back to the source, as RFC 4475 asks for that message.
 fn has_usable_via(data: &Bytes, err: &ParseError) -> bool {
     if err.kind == ErrorKind::BadHeader(HeaderName::Via) {
-        return false;
+        return raw_top_via_sent_by(data);
     }
     match Message::parse_lazy(data.clone()) {
         Ok(m) => m.headers().top_via().is_some(),
         Err(_) => true,
     }
+}
+
+/// True when the first Via header line of `data` starts with a readable
+/// `SIP/2.0/TRANSPORT sent-by`, whatever follows it.
+fn raw_top_via_sent_by(data: &[u8]) -> bool {
+    let head = data.split(|&b| b == b'\n').skip(1);
+    for line in head {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return false;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = line[..colon].trim_ascii();
+        if !(name.eq_ignore_ascii_case(b"via") || name.eq_ignore_ascii_case(b"v")) {
+            continue;
+        }
+        let value = &line[colon + 1..];
+        let mut words = value
+            .split(|&b| b == b' ' || b == b'\t')
+            .filter(|w| !w.is_empty());
+        let protocol_ok = words
+            .next()
+            .is_some_and(|p| p.len() > 8 && p[..8].eq_ignore_ascii_case(b"SIP/2.0/"));
+        let sent_by_ok = words.next().is_some_and(|w| {
+            let host = w.split(|&b| b == b';' || b == b',').next().unwrap_or(&[]);
+            !host.is_empty()
+                && host
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(b))
+        });
+        return protocol_ok && sent_by_ok;
+    }
+    false
 }
 
 /// True when the request line of `data` names the method ACK (leading CRLFs
@@ -127,6 +166,24 @@ fn is_ack(data: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::is_ack;
+
+    #[test]
+    fn a_via_with_broken_parameters_still_names_its_sender() {
+        use super::raw_top_via_sent_by;
+        let with = |via: &str| format!("OPTIONS sip:a@b SIP/2.0\r\nTo: <sip:a@b>\r\n{via}\r\n\r\n");
+        assert!(raw_top_via_sent_by(
+            with("Via: SIP/2.0/UDP 192.0.2.15;;,;,,").as_bytes()
+        ));
+        assert!(raw_top_via_sent_by(
+            with("v: SIP/2.0/TCP host.example:5060;branch").as_bytes()
+        ));
+        assert!(!raw_top_via_sent_by(with("Via: garbage").as_bytes()));
+        assert!(!raw_top_via_sent_by(with("Via: SIP/2.0/UDP").as_bytes()));
+        assert!(!raw_top_via_sent_by(
+            with("Via: SIP/2.0/UDP <>;x").as_bytes()
+        ));
+        assert!(!raw_top_via_sent_by(with("Max-Forwards: 70").as_bytes()));
+    }
 
     #[test]
     fn ack_detected_from_the_request_line() {
