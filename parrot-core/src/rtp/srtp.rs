@@ -610,10 +610,7 @@ impl SrtpContext {
                         },
                     )
                     .map_err(|_| SrtpError::Authentication)?;
-                let mut out = Vec::with_capacity(header_len + sealed.len());
-                out.extend_from_slice(header);
-                out.extend_from_slice(&sealed);
-                out
+                [header, &sealed].concat()
             }
         };
         if self.rtp_window.newest.is_none_or(|newest| index > newest) {
@@ -676,10 +673,7 @@ impl SrtpContext {
                         },
                     )
                     .map_err(|_| SrtpError::Authentication)?;
-                let mut out = Vec::with_capacity(header_len + plain.len());
-                out.extend_from_slice(header);
-                out.extend_from_slice(&plain);
-                out
+                [header, &plain].concat()
             }
         };
         self.rtp_window.accept(index);
@@ -728,11 +722,7 @@ impl SrtpContext {
                         },
                     )
                     .map_err(|_| SrtpError::Authentication)?;
-                let mut out = Vec::with_capacity(8 + sealed.len() + 4);
-                out.extend_from_slice(&packet[..8]);
-                out.extend_from_slice(&sealed);
-                out.extend_from_slice(&e_index);
-                out
+                [&packet[..8], &sealed, &e_index].concat()
             }
         };
         self.rtcp_next += 1;
@@ -784,16 +774,11 @@ impl SrtpContext {
                             },
                         )
                         .map_err(|_| SrtpError::Authentication)?;
-                    let mut out = Vec::with_capacity(8 + plain.len());
-                    out.extend_from_slice(&packet[..8]);
-                    out.extend_from_slice(&plain);
-                    out
+                    [&packet[..8], &plain].concat()
                 } else {
                     // RFC 7714 §9.2: not encrypted; the packet and E || index are all AAD.
                     let (clear, tag) = body.split_at(body.len() - tag_len);
-                    let mut aad = Vec::with_capacity(clear.len() + 4);
-                    aad.extend_from_slice(clear);
-                    aad.extend_from_slice(e_index_bytes);
+                    let aad = [clear, e_index_bytes].concat();
                     cipher
                         .decrypt(
                             &iv.into(),
