@@ -12,10 +12,13 @@
 //!   response of ours carries;
 //! - `server.rs`: requests we receive (calls we answer, CANCEL, ACK, in-dialog
 //!   requests, replies from handlers, panics);
-//! - `client.rs`: requests we send (dial, CANCEL, in-dialog requests, their
-//!   responses, authentication and redirects).
+//! - `client.rs`: calls we place (dial, CANCEL, in-dialog requests, their
+//!   responses, authentication and redirects);
+//! - `destinations.rs`: where requests go (lookups and their answers,
+//!   requests outside any dialog, RFC 3263 failover, the outbound proxy).
 
 mod client;
+mod destinations;
 mod precheck;
 mod server;
 #[cfg(test)]
@@ -34,7 +37,8 @@ use crate::media::{Action, MediaHandler, Ports};
 use crate::message::{Host, Message, Request, Response, SipUri, Uri, Via};
 use crate::transaction::{Event, TransactionKey, Transactions, Transmit, shrink_if_sparse};
 use crate::transport::{Received, Target, TransportKind};
-use client::{Query, UacCall};
+use client::UacCall;
+use destinations::Query;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
