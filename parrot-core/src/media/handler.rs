@@ -199,6 +199,14 @@ pub trait MediaHandler: Send + 'static {
         ErrorAction::Continue
     }
 
+    /// Called once per frame, before it is made: something to do now that
+    /// no event prompted (for handlers driven from outside the call, such as
+    /// a [`bridge`](super::bridge()) leg taking the other leg's digits or its
+    /// hangup). Keep it cheap. Default: nothing.
+    fn poll(&mut self) -> Action {
+        Action::Nothing
+    }
+
     /// The session ended.
     fn session_stopped(&mut self) {}
 }
@@ -457,6 +465,10 @@ impl<H: MediaHandler> MediaEngine<H> {
     /// The next frame to send (`frame.len()` samples at 8 kHz). Silence when
     /// nothing plays; when a source ends, the handler says what comes next.
     pub fn next_frame(&mut self, frame: &mut [i16]) {
+        match self.handler.poll() {
+            Action::Nothing => {}
+            a => self.apply(a),
+        }
         let mut filled = 0;
         // A source that ends mid-frame is followed by the next one in the same frame.
         for _ in 0..4 {
@@ -563,6 +575,9 @@ impl<T: MediaHandler + ?Sized> MediaHandler for Box<T> {
     }
     fn stream_error(&mut self, error: &MediaError) -> ErrorAction {
         (**self).stream_error(error)
+    }
+    fn poll(&mut self) -> Action {
+        (**self).poll()
     }
     fn session_stopped(&mut self) {
         (**self).session_stopped();

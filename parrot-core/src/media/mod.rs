@@ -2,6 +2,7 @@
 //! rate conversion, and tone detection. Everything here works on 16-bit mono
 //! PCM at the codec rate (8 kHz for G.711) and is independent of the network.
 
+mod bridge;
 mod goertzel;
 mod handler;
 mod resample;
@@ -11,6 +12,7 @@ mod source;
 mod tone;
 mod wav;
 
+pub use bridge::{BridgeLeg, bridge};
 pub use goertzel::{goertzel_power, tone_present};
 pub use handler::{Action, ErrorAction, MediaEngine, MediaHandler, Output, Play, PlaySource};
 pub use resample::Resampler;

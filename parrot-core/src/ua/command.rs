@@ -128,6 +128,8 @@ pub(crate) struct DialSpec {
     /// Where the INVITE goes first, with a pre-loaded Route (RFC 3261 §8.1.2).
     /// Boxed: commands are as large as their largest variant.
     pub(crate) outbound_proxy: Option<Box<Uri>>,
+    /// Sent on this flow (a registered phone's), whatever the URI says.
+    pub(crate) flow: Option<Box<super::registrar::Flow>>,
 }
 
 impl DialSpec {
@@ -142,6 +144,7 @@ impl DialSpec {
             follow_redirects: false,
             transport: None,
             outbound_proxy: None,
+            flow: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use super::call_task::{UacMedia, uac_media, uas_call};
 use super::command::{Command, QueryId, Resolved};
 use super::core::{OfferWanted, Output, Spawn, UaCore};
 use super::counters::Counters;
+use super::endpoint::Endpoint;
 use super::handler::{Incoming, SipHandler, dispatch};
 use super::media::MediaContext;
 use super::route::{self, Peer};
@@ -46,6 +47,8 @@ pub(crate) struct Driver<F> {
     writers: HashMap<WriterKey, Writer>,
     /// RFC 3263 lookups, shared by the lookup tasks.
     resolver: route::Resolver,
+    /// Handed to handlers ([`Incoming::endpoint`]): to dial a second leg.
+    endpoint: Endpoint,
 }
 
 impl<F, H> Driver<F>
@@ -53,24 +56,25 @@ where
     F: Fn() -> H + Send + Sync + 'static,
     H: SipHandler,
 {
+    /// The driver of `endpoint`'s core (the endpoint's handle is shared with
+    /// handlers: [`Incoming::endpoint`]).
     pub(crate) fn new(
         core: UaCore,
         transports: Transports,
-        addrs: Arc<Vec<(TransportKind, SocketAddr)>>,
         factory: Arc<F>,
-        commands: mpsc::Sender<Command>,
-        counters: Arc<Counters>,
         resolver: route::Resolver,
+        endpoint: Endpoint,
     ) -> Self {
         Driver {
             core,
             transports,
-            addrs,
+            addrs: endpoint.addrs.clone(),
             factory,
-            commands,
-            counters,
+            commands: endpoint.commands.clone(),
+            counters: endpoint.counters.clone(),
             writers: HashMap::new(),
             resolver,
+            endpoint,
         }
     }
 
@@ -217,7 +221,8 @@ where
         match s {
             Spawn::Request { key, request, peer } => {
                 let mut handler = (self.factory)();
-                let incoming = Incoming::new(request, peer.target.addr, peer.target.kind, None);
+                let incoming = Incoming::new(request, peer.target.addr, peer.target.kind, None)
+                    .with_endpoint(self.endpoint.clone());
                 let span = info_span!(
                     "request",
                     method = %incoming.method(),
@@ -265,7 +270,8 @@ where
                 };
                 let incoming =
                     Incoming::new(request, peer.target.addr, peer.target.kind, Some(prov_tx))
-                        .with_media_context(ctx);
+                        .with_media_context(ctx)
+                        .with_endpoint(self.endpoint.clone());
                 let span = info_span!(
                     "call",
                     call_id = incoming.call_id().unwrap_or("-").to_owned()

@@ -38,8 +38,8 @@ impl std::fmt::Debug for EndpointBuilder<()> {
 #[derive(Clone, Debug)]
 pub struct Endpoint {
     pub(crate) commands: mpsc::Sender<Command>,
-    addrs: Arc<Vec<(TransportKind, SocketAddr)>>,
-    counters: Arc<Counters>,
+    pub(crate) addrs: Arc<Vec<(TransportKind, SocketAddr)>>,
+    pub(crate) counters: Arc<Counters>,
     closed: watch::Receiver<bool>,
 }
 
@@ -289,25 +289,24 @@ where
             std::time::Instant::now(),
             unix_now,
         );
+        let endpoint = Endpoint {
+            commands: tx,
+            addrs,
+            counters,
+            closed: closed_rx,
+        };
         let driver = Driver::new(
             core,
             transports,
-            addrs.clone(),
             Arc::new(self.factory),
-            tx.clone(),
-            counters.clone(),
             resolver,
+            endpoint.clone(),
         );
         tokio::spawn(async move {
             driver.run(rx).await;
             let _ = closed_tx.send(true);
         });
-        Ok(Endpoint {
-            commands: tx,
-            addrs,
-            counters,
-            closed: closed_rx,
-        })
+        Ok(endpoint)
     }
 
     /// Builds the endpoint and runs it until it shuts down.

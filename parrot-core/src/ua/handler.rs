@@ -36,6 +36,8 @@ pub struct Incoming {
     offline: Option<(IpAddr, u16)>,
     /// In a mutex only so that `&Incoming` is `Sync` (handlers hold it across awaits).
     media: std::sync::Mutex<Option<Answered>>,
+    /// The endpoint the request reached (none under [`crate::testing`]).
+    endpoint: Option<super::Endpoint>,
 }
 
 /// The media an [`Incoming::answer`] agreed.
@@ -65,7 +67,20 @@ impl Incoming {
             media_ctx: None,
             offline: None,
             media: std::sync::Mutex::new(None),
+            endpoint: None,
         }
+    }
+
+    pub(crate) fn with_endpoint(mut self, endpoint: super::Endpoint) -> Incoming {
+        self.endpoint = Some(endpoint);
+        self
+    }
+
+    /// The endpoint this request reached: to place a second call from a
+    /// handler (a forward, a bridge: see [`bridge`](super::bridge)). `None`
+    /// only under [`crate::testing`], which has no endpoint.
+    pub fn endpoint(&self) -> Option<&super::Endpoint> {
+        self.endpoint.as_ref()
     }
 
     pub(crate) fn with_media_context(mut self, ctx: MediaContext) -> Incoming {

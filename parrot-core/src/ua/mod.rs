@@ -28,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+mod bridge;
 mod call_event;
 mod call_task;
 mod command;
@@ -45,6 +46,7 @@ mod route;
 mod slab;
 mod uac;
 
+pub use bridge::bridge;
 pub use call_event::CallEvent;
 pub use counters::EndpointStats;
 pub use endpoint::{Endpoint, EndpointBuilder};
@@ -52,7 +54,7 @@ pub use endpoint::{Endpoint, EndpointBuilder};
 pub(crate) use handler::dispatch;
 pub use handler::{DefaultHandler, EndReason, Incoming, SipHandler};
 pub use register::{Register, Registration, RegistrationState};
-pub use registrar::{Binding, Registrar};
+pub use registrar::{Binding, Flow, Registrar};
 pub use reply::Reply;
 pub use uac::{Dial, OutgoingCall};
 

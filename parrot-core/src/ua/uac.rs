@@ -88,6 +88,17 @@ impl Dial {
         Ok(self)
     }
 
+    /// Sends the INVITE on `flow` (a [`Binding`](super::Binding)'s, from the
+    /// endpoint's [`Registrar`](super::Registrar)) rather than where the URI
+    /// points: a phone behind a NAT is reached back through the mapping its
+    /// REGISTER opened, on the same connection for TCP/TLS/WS (RFC 5626 §5.3).
+    /// The Request-URI stays the dialed one (the binding's Contact). Any
+    /// outbound proxy is bypassed.
+    pub fn flow(mut self, flow: &super::Flow) -> Dial {
+        self.spec.flow = Some(Box::new(flow.clone()));
+        self
+    }
+
     /// Sends the INVITE.
     pub async fn send(self) -> Result<OutgoingCall, UaError> {
         let (events_tx, events) = mpsc::channel(32);
@@ -145,6 +156,14 @@ pub struct OutgoingCall {
 }
 
 impl OutgoingCall {
+    pub(crate) fn core_handle(&self) -> CoreHandle {
+        CoreHandle(self.core.0.clone())
+    }
+
+    pub(crate) fn id(&self) -> CallId {
+        self.id
+    }
+
     /// The next event, or `None` once the call is over.
     pub async fn next_event(&mut self) -> Option<CallEvent> {
         if self.over {

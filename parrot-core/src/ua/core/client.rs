@@ -61,6 +61,42 @@ impl UaCore {
         reply: oneshot::Sender<Result<CallId, UaError>>,
     ) {
         let mut spec = spec;
+        let (handler, control) = match media {
+            Some(m) => (Some(m.handler), Some(m.control)),
+            None => (None, None),
+        };
+        if let Some(flow) = &spec.flow {
+            // A registered flow: the peer is known, nothing to look up. With
+            // audio the driver still binds RTP and makes the offer (as for an
+            // IP literal); `on_resolved` then sends on the flow.
+            let peer = flow.peer.clone();
+            if handler.is_none() {
+                let r = self.start_dial(spec, peer, None, control, events);
+                if let Ok(id) = &r {
+                    self.set_alternates(*id, VecDeque::new());
+                }
+                let _ = reply.send(r);
+                return;
+            }
+            let uri = crate::message::Uri::from(crate::message::SipUri::new(
+                None,
+                Host::from(peer.target.addr.ip()),
+            ));
+            let transport = Some(peer.target.kind);
+            let query = self.query(Query::Dial {
+                spec,
+                control,
+                events,
+                reply,
+            });
+            self.out.push_back(Output::Resolve {
+                query,
+                uri,
+                transport,
+                media: handler.map(|handler| self.offer_wanted(handler)),
+            });
+            return;
+        }
         // RFC 3261 §8.1.2: through an outbound proxy, the request goes to the
         // proxy with the proxy as its first Route.
         let proxy = spec
@@ -78,10 +114,6 @@ impl UaCore {
                 let _ = reply.send(Err(e));
                 return;
             }
-        };
-        let (handler, control) = match media {
-            Some(m) => (Some(m.handler), Some(m.control)),
-            None => (None, None),
         };
         let local = literal.as_ref().and_then(|t| self.specific_local(t.kind));
         if let (Some(target), None, Some(local)) = (&literal, &handler, local) {
@@ -107,13 +139,18 @@ impl UaCore {
             query,
             uri,
             transport,
-            media: handler.map(|handler| OfferWanted {
-                handler,
-                ports: self.config.ports.clone(),
-                public_ip: self.config.advertise_media,
-                entropy: self.config.entropy.fork(),
-            }),
+            media: handler.map(|handler| self.offer_wanted(handler)),
         });
+    }
+
+    /// What the driver needs to bind RTP and make our SDP offer.
+    fn offer_wanted(&self, handler: Box<dyn crate::media::MediaHandler>) -> OfferWanted {
+        OfferWanted {
+            handler,
+            ports: self.config.ports.clone(),
+            public_ip: self.config.advertise_media,
+            entropy: self.config.entropy.fork(),
+        }
     }
 
     pub(super) fn start_dial(

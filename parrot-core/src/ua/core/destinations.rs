@@ -66,7 +66,11 @@ impl UaCore {
                 },
                 Ok(r),
             ) => {
-                let mut targets = VecDeque::from(r.targets);
+                let mut targets = match &spec.flow {
+                    // Looked up only for the offer: the INVITE goes on the flow.
+                    Some(flow) => VecDeque::from([flow.peer.clone()]),
+                    None => VecDeque::from(r.targets),
+                };
                 let Some(first) = targets.pop_front() else {
                     let _ = reply.send(Err(UaError::Unroutable(spec.uri.to_string())));
                     return;

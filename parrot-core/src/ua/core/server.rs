@@ -64,7 +64,11 @@ impl UaCore {
         }
         if *request.method() == Method::Register {
             if let Some(registrar) = &self.config.registrar {
-                let reply = registrar.handle(&request, self.clock.unix(self.now));
+                let reply = registrar.handle(
+                    &request,
+                    self.clock.unix(self.now),
+                    &super::super::registrar::Flow::from_peer(&source),
+                );
                 return self.reply_now(&key, &request, reply);
             }
         }
