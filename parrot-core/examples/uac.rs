@@ -1,10 +1,16 @@
-//! Places one call, holds it, hangs up.
+//! Places one call, holds it, hangs up; or registers and takes calls.
 //!
 //! ```text
 //! cargo run --release -p parrot-core --example uac -- sip:service@127.0.0.1:5080 \
 //!     [--duration 2] [--transport udp|tcp] [--play FILE.wav] [--record FILE.wav] \
 //!     [--input-device SEL] [--output-device SEL]
+//! cargo run --release -p parrot-core --example uac -- --register sip:127.0.0.1:5080 \
+//!     --user carol [--password SECRET] [--keepalive SECS] [--play FILE.wav] [--record DIR]
 //! ```
+//! With `--register` and no URI it is a phone: it registers USER at the
+//! registrar (refreshing the registration, sending a keep-alive every SECS,
+//! default 20, so that a NAT keeps its mapping), answers every call with the
+//! same audio, records each to DIR/CALL-ID.wav, and unregisters on Ctrl-C.
 //! The call carries audio: it plays FILE.wav (or the microphone chosen with
 //! `--input-device`, or silence), plays what it hears on `--output-device`, and
 //! records it with `--record`. Devices need `--features parrot-core/device`;
@@ -15,7 +21,7 @@
 
 use parrot_core::media::{Action, MediaHandler};
 use parrot_core::transport::TransportKind;
-use parrot_core::ua::{CallEvent, Endpoint};
+use parrot_core::ua::{CallEvent, EndReason, Endpoint, Incoming, Reply, SipHandler};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -40,6 +46,49 @@ impl MediaHandler for Media {
             a = a.also(Action::play(p));
         }
         a
+    }
+}
+
+/// Answers every call (the phone mode) with the same audio.
+struct Phone {
+    play: Option<PathBuf>,
+    record: Option<PathBuf>,
+    mic: Option<parrot_core::media::LiveSource>,
+    speaker: Option<parrot_core::media::LiveSink>,
+}
+
+impl SipHandler for Phone {
+    async fn invite(&mut self, call: &mut Incoming) -> Reply {
+        let from = call.from().map(|f| f.uri.to_string()).unwrap_or_default();
+        println!("uac: incoming call from {from}");
+        // A directory: one recording per call, named by its Call-ID.
+        let record = self.record.as_ref().map(|r| {
+            if r.is_dir() {
+                let id: String = call
+                    .call_id()
+                    .unwrap_or("call")
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                    .collect();
+                r.join(format!("{id}.wav"))
+            } else {
+                r.clone()
+            }
+        });
+        let reply = call
+            .answer(Media {
+                play: self.play.clone(),
+                record,
+                mic: self.mic.clone(),
+                speaker: self.speaker.clone(),
+            })
+            .await;
+        println!("uac: answered {}", reply.status());
+        reply
+    }
+
+    async fn ended(&mut self, reason: EndReason) {
+        println!("uac: call ended ({reason:?})");
     }
 }
 
@@ -89,7 +138,7 @@ fn devices(
 
 fn usage(problem: &str) -> ExitCode {
     eprintln!(
-        "uac: {problem}\nusage: uac SIP-URI [--duration SECONDS] [--transport udp|tcp] [--play FILE.wav] [--record FILE.wav] [--input-device SEL] [--output-device SEL]"
+        "uac: {problem}\nusage: uac SIP-URI [--duration SECONDS] [--transport udp|tcp] [--play FILE.wav] [--record FILE.wav] [--input-device SEL] [--output-device SEL]\n       uac --register REGISTRAR-URI --user USER [--password SECRET] [--keepalive SECONDS] [--transport udp|tcp] [--play FILE.wav] [--record DIR] [--input-device SEL] [--output-device SEL]"
     );
     ExitCode::from(2)
 }
@@ -103,6 +152,10 @@ async fn main() -> ExitCode {
     let mut record = None;
     let mut input = None;
     let mut output = None;
+    let mut registrar = None;
+    let mut user = None;
+    let mut password = None;
+    let mut keepalive = Duration::from_secs(20);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -134,30 +187,124 @@ async fn main() -> ExitCode {
                 Some(sel) => output = Some(sel),
                 None => return usage("--output-device wants default, an index or a name"),
             },
+            "--register" => match args.next() {
+                Some(r) => registrar = Some(r),
+                None => return usage("--register wants the registrar's URI (sip:HOST[:PORT])"),
+            },
+            "--user" => match args.next() {
+                Some(u) => user = Some(u),
+                None => return usage("--user wants a user name"),
+            },
+            "--password" => match args.next() {
+                Some(p) => password = Some(p),
+                None => return usage("--password wants the password"),
+            },
+            "--keepalive" => match args.next().and_then(|v| v.parse::<f64>().ok()) {
+                Some(s) if s >= 1.0 => keepalive = Duration::from_secs_f64(s),
+                _ => return usage("--keepalive wants seconds (at least 1)"),
+            },
             _ if uri.is_none() && !a.starts_with("--") => uri = Some(a),
             other => return usage(&format!("unexpected argument {other:?}")),
         }
     }
-    let Some(uri) = uri else {
-        return usage("a SIP URI to call is needed");
+    if registrar.is_some() != user.is_some() {
+        return usage("--register and --user go together");
+    }
+    let Some(target) = uri.clone().or(registrar.clone()) else {
+        return usage("a SIP URI to call (or --register) is needed");
+    };
+    let (mic, speaker) = match devices(input, output) {
+        Ok(d) => d,
+        Err(e) => return usage(&e),
     };
     // The wildcard of the callee's family: the stack names the address it
     // really sends from (never 0.0.0.0), so the phone reaches other hosts.
-    let any: std::net::SocketAddr = if uri.contains('[') {
+    let any: std::net::SocketAddr = if target.contains('[') {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     } else {
         ([0, 0, 0, 0], 0).into()
     };
-    let mut builder = Endpoint::builder().udp(any);
-    if transport == Some(TransportKind::Tcp) {
-        builder = builder.tcp(any);
-    }
+    let dial_media = Media {
+        play: play.clone(),
+        record: record.clone(),
+        mic: mic.clone(),
+        speaker: speaker.clone(),
+    };
+    let phone = Phone {
+        play: play.clone(),
+        record: record.clone(),
+        mic: mic.clone(),
+        speaker: speaker.clone(),
+    };
+    let phone = std::sync::Mutex::new(Some(phone));
+    let builder = Endpoint::builder().udp(any).handler(move || {
+        // The first value is the phone; requests outside calls get a copy.
+        phone
+            .lock()
+            .ok()
+            .and_then(|mut p| p.take())
+            .unwrap_or_else(|| Phone {
+                play: play.clone(),
+                record: record.clone(),
+                mic: mic.clone(),
+                speaker: speaker.clone(),
+            })
+    });
+    let builder = if transport == Some(TransportKind::Tcp) {
+        builder.tcp(any)
+    } else {
+        builder
+    };
     let endpoint = match builder.build().await {
         Ok(e) => e,
         Err(e) => {
             eprintln!("uac: cannot start: {e}");
             return ExitCode::FAILURE;
         }
+    };
+    // Kept for as long as the call lasts: dropping it stops the refreshes.
+    let mut _registration = None;
+    if let (Some(registrar), Some(user)) = (registrar, user) {
+        let mut at = registrar.clone();
+        if transport == Some(TransportKind::Tcp) && !at.contains("transport=") {
+            at.push_str(";transport=tcp");
+        }
+        let host = at
+            .trim_start_matches("sip:")
+            .split([';', ':'])
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        let aor = format!("sip:{user}@{host}");
+        let mut reg = match endpoint.register(&at, &aor) {
+            Ok(r) => r.keepalive(keepalive).expires(300),
+            Err(e) => return usage(&format!("--register: {e}")),
+        };
+        if let Some(p) = &password {
+            reg = reg.credentials(&user, p);
+        }
+        let registration = match reg.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("uac: cannot register {aor} at {at}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("uac: registered {aor} at {at}: {:?}", registration.state());
+        if uri.is_none() {
+            println!("uac: waiting for calls; Ctrl-C to stop");
+            let _ = tokio::signal::ctrl_c().await;
+            if let Err(e) = registration.unregister().await {
+                println!("uac: unregister failed: {e}");
+            }
+            endpoint.shutdown(Duration::from_secs(1)).await;
+            println!("uac: stopped; {:?}", endpoint.stats());
+            return ExitCode::SUCCESS;
+        }
+        _registration = Some(registration);
+    }
+    let Some(uri) = uri else {
+        return usage("a SIP URI to call is needed");
     };
     let mut dial = match endpoint.dial(&uri) {
         Ok(d) => d,
@@ -166,16 +313,7 @@ async fn main() -> ExitCode {
     if let Some(t) = transport {
         dial = dial.transport(t);
     }
-    let (mic, speaker) = match devices(input, output) {
-        Ok(d) => d,
-        Err(e) => return usage(&e),
-    };
-    dial = dial.media(Media {
-        play,
-        record,
-        mic,
-        speaker,
-    });
+    dial = dial.media(dial_media);
     let mut call = match dial.send().await {
         Ok(c) => c,
         Err(e) => {

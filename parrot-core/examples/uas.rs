@@ -1,25 +1,30 @@
-//! A SIP server that answers every call.
+//! A SIP server that answers every call, and a registrar that connects calls
+//! for registered users to them.
 //!
 //! ```text
 //! cargo run --release -p parrot-core --example uas -- --bind 127.0.0.1:5080 \
 //!     [--transport udp|tcp] [--ring-ms N] [--play FILE.wav] [--record DIR]
 //! ```
-//! INVITE gets 200 OK with an SDP answer (after 180 Ringing and N ms with
-//! `--ring-ms`, so that CANCEL can be tried); the call plays FILE.wav (default: a
-//! greeting chime made at start) and, with `--record`, records the caller to
-//! DIR/CALL-ID.wav. BYE 200, OPTIONS 200; it runs until Ctrl-C and then prints
-//! its counts.
+//! REGISTER binds a user (any user, no password). An INVITE whose
+//! Request-URI names a registered user is bridged to that user's phone, on
+//! the flow its REGISTER came on (so a phone behind a NAT is reached too).
+//! Any other INVITE gets 200 OK with an SDP answer (after 180 Ringing and N
+//! ms with `--ring-ms`, so that CANCEL can be tried); the call plays FILE.wav
+//! (default: a greeting chime made at start) and, with `--record`, records
+//! the caller to DIR/CALL-ID.wav. BYE 200, OPTIONS 200; it runs until Ctrl-C
+//! and then prints its counts.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use parrot_core::media::{Action, AudioSource, MediaHandler, Tone, WavRecorder};
-use parrot_core::ua::{Endpoint, Incoming, Reply, SipHandler};
+use parrot_core::ua::{Endpoint, Incoming, Registrar, Reply, SipHandler, bridge};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 struct Answer {
+    registrar: Registrar,
     ring: Option<Duration>,
     play: PathBuf,
     record: Option<PathBuf>,
@@ -43,6 +48,20 @@ impl MediaHandler for Greeting {
 
 impl SipHandler for Answer {
     async fn invite(&mut self, call: &mut Incoming) -> Reply {
+        let user = call.uri_user().unwrap_or_default().to_owned();
+        if let Some(phone) = self.registrar.contacts(&user).into_iter().next() {
+            let Some(endpoint) = call.endpoint().cloned() else {
+                return Reply::server_error();
+            };
+            println!(
+                "uas: {user} is registered: bridging to {} via {}",
+                phone.contact, phone.flow.remote
+            );
+            return match endpoint.dial(&phone.contact.to_string()) {
+                Ok(dial) => bridge(call, dial.flow(&phone.flow)).await,
+                Err(_) => Reply::not_found(),
+            };
+        }
         if let Some(wait) = self.ring {
             if call.ring().await.is_err() {
                 return Reply::server_error();
@@ -151,11 +170,16 @@ async fn main() -> ExitCode {
             }
         },
     };
-    let builder = Endpoint::builder().handler(move || Answer {
-        ring,
-        play: play.clone(),
-        record: record.clone(),
-    });
+    let registrar = Registrar::new();
+    let r = registrar.clone();
+    let builder = Endpoint::builder()
+        .registrar(registrar)
+        .handler(move || Answer {
+            registrar: r.clone(),
+            ring,
+            play: play.clone(),
+            record: record.clone(),
+        });
     let builder = if tcp {
         builder.tcp(bind)
     } else {

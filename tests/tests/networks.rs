@@ -744,3 +744,132 @@ s.sendto(b"lab", (host, port))
 data, peer = s.recvfrom(2048)
 print("echo from", peer[0])
 "#;
+
+/// A phone on C (behind R's NAT) registers to the uas on A, keeps its
+/// registration alive past the NAT's UDP timeout (shortened to 3 s on R),
+/// and is called by the uac on B through the uas, which bridges the call to
+/// the flow the REGISTER came on. Audio crosses both legs both ways.
+/// Without the keep-alives (`--keepalive 30`) the call fails: R has
+/// forgotten the mapping and drops the uas's INVITE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_behind_nat_registers_and_is_called_through_uas_on_a() {
+    parrot_tests::netns::require_root();
+    let _ = examples();
+    bounded("the NAT phone case", async {
+        let lab = Lab::standard();
+        // A NAT that forgets idle UDP mappings after 3 s: only keep-alives
+        // keep the phone reachable for the call that comes 6 s later.
+        lab.sysctl(Host::R, "net.netfilter.nf_conntrack_udp_timeout", "3");
+        lab.sysctl(
+            Host::R,
+            "net.netfilter.nf_conntrack_udp_timeout_stream",
+            "3",
+        );
+        let tmp = TempDir::new("netns-nat-phone");
+        let cap = lab.capture(Host::A).await;
+        let (mut uas, _record) = start_uas(&lab, &tmp, "0.0.0.0:5060", false).await;
+
+        // Carol's phone on C: answers with the answerer's tone.
+        let carol_tone = tmp.join("carol.wav");
+        parrot_tests::write_tone(&carol_tone, ANSWER_TONE, ANSWER_SECS, 0.0);
+        let carol_heard = tmp.join("carol-heard");
+        std::fs::create_dir_all(&carol_heard).unwrap();
+        let (uac, carol_tone_arg, carol_dir) = (
+            uac_bin(),
+            carol_tone.to_string_lossy().into_owned(),
+            carol_heard.to_string_lossy().into_owned(),
+        );
+        let registrar = format!("sip:{}:5060", addr::A_WAN);
+        let mut carol = lab.spawn(
+            Host::C,
+            "carol",
+            &[
+                uac.as_str(),
+                "--register",
+                &registrar,
+                "--user",
+                "carol",
+                "--keepalive",
+                "1",
+                "--play",
+                &carol_tone_arg,
+                "--record",
+                &carol_dir,
+            ],
+        );
+        if let Err(e) = carol
+            .wait_for_line(|l| l.contains("waiting for calls"), Duration::from_secs(10))
+            .await
+        {
+            panic!("carol did not register: {e}\n{}", carol.output());
+        }
+        tokio::time::sleep(Duration::from_secs(6)).await;
+
+        let tone = tmp.join("caller.wav");
+        parrot_tests::write_tone(&tone, CALLER_TONE, CALLER_SECS, 0.0);
+        let heard_wav = tmp.join("b-heard.wav");
+        let (tone_arg, heard_arg) = (
+            tone.to_string_lossy().into_owned(),
+            heard_wav.to_string_lossy().into_owned(),
+        );
+        let uri = format!("sip:carol@{}:5060", addr::A);
+        let mut call = lab.spawn(
+            Host::B,
+            "uac",
+            &[
+                uac.as_str(),
+                &uri,
+                "--play",
+                &tone_arg,
+                "--record",
+                &heard_arg,
+                "--duration",
+                CALL_SECS,
+            ],
+        );
+        let status = call.wait(Duration::from_secs(15)).await;
+
+        let mut v = Verdict::default();
+        match status {
+            Some(s) if s.success() => {}
+            Some(s) => v.fail(format!("the uac on B exited with {s}")),
+            None => v.fail("the uac on B did not finish within 15 s"),
+        }
+        if !uas
+            .lines()
+            .iter()
+            .any(|l| l.contains("carol is registered"))
+        {
+            v.fail("the uas did not bridge to carol's registration");
+        }
+        v.heard("B (caller)", &heard_wav, "", ANSWER_TONE, ANSWER_SECS)
+            .await;
+        v.heard("carol on C", &carol_heard, ".wav", CALLER_TONE, CALLER_SECS)
+            .await;
+        if !carol.lines().iter().any(|l| l.contains("call ended")) {
+            v.fail("carol's call did not end when B hung up");
+        }
+        // Keep-alives crossed the NAT: CRLF pairs from R's public address.
+        let keepalives = cap
+            .packets()
+            .iter()
+            .filter(|p| {
+                p.src.ip() == IpAddr::from(addr::R_WAN)
+                    && (p.payload.as_slice() == b"\r\n\r\n" || p.payload.as_slice() == b"\r\n")
+            })
+            .count();
+        eprintln!("keep-alives from {}: {keepalives}", addr::R_WAN);
+        if keepalives < 3 {
+            v.fail(format!("{keepalives} keep-alives from the phone seen on A"));
+        }
+        carol.stop(Duration::from_secs(4)).await;
+        uas.stop(Duration::from_secs(4)).await;
+        v.wire(&cap, addr::A.into(), addr::B.into());
+        v.wire(&cap, addr::A_WAN.into(), addr::R_WAN.into());
+        v.output(&call);
+        v.output(&carol);
+        v.output(&uas);
+        v.check("B calls carol (registered from behind the NAT on C) through the uas on A");
+    })
+    .await;
+}
