@@ -2,13 +2,17 @@
 //!
 //! [`{{module}}`] owns a SIP endpoint and places calls with [`{{module}}::call`]:
 //! it reports progress as it goes, hangs up when told to (or after a set
-//! time), and returns a [`Report`].
+//! time), and returns a [`Report`]. Started with [`{{module}}::start_answering`]
+//! it also takes calls, and [`{{module}}::register`] makes it reachable
+//! through a registrar (the generated server, or a provider).
 {%- if media %} [`Audio`] is what a call does with its sound.
 {%- endif %} `src/main.rs` is the command line around it.
 {% if media %}
 use parrot_core::media::{Action, LiveSink, LiveSource, MediaHandler, MediaStats};
 {%- endif %}
-use parrot_core::ua::{CallEvent, Endpoint, UaError};
+use parrot_core::ua::{
+    CallEvent, EndReason, Endpoint, Incoming, Registration, Reply, SipHandler, UaError,
+};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 {%- if media %}
@@ -26,6 +30,8 @@ pub struct CallOptions {
     pub from_user: Option<String>,
     /// Hang up after this long once answered; `None`: when told to, or when the peer does.
     pub duration: Option<Duration>,
+    /// User name and password for a server that challenges the INVITE (digest).
+    pub credentials: Option<(String, String)>,
 {%- if media %}
     /// Send this WAV file (unless a microphone is given).
     pub play: Option<PathBuf>,
@@ -117,9 +123,56 @@ impl From<UaError> for PhoneError {
     }
 }
 
-/// A phone: a SIP endpoint that places calls. Calls to it get the endpoint's
-/// default answer (480 Temporarily Unavailable); give the builder a
-/// `.handler(..)` (a `parrot_core::ua::SipHandler`) to take calls too.
+/// What happens to calls made to the phone ([`{{module}}::start_answering`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PhoneEvent {
+    /// A call from this URI: answered at once.
+    Incoming(String),
+    /// The call is over, for this reason.
+    Ended(String),
+}
+
+/// Takes every call made to the phone: answers it{% if media %} with the audio of
+/// its [`CallOptions`] (microphone or file; speaker and/or recording){% endif %},
+/// and reports it.
+struct Answerer {
+{%- if media %}
+    audio: CallOptions,
+{%- endif %}
+    events: mpsc::UnboundedSender<PhoneEvent>,
+}
+
+impl SipHandler for Answerer {
+    async fn invite(&mut self, call: &mut Incoming) -> Reply {
+        let from = call.from().map(|f| f.uri.to_string()).unwrap_or_default();
+        let _ = self.events.send(PhoneEvent::Incoming(from));
+{%- if media %}
+        let mut audio = self.audio.clone();
+        // A folder: one recording per call, named by its Call-ID.
+        if let Some(dir) = audio.record.as_ref().filter(|r| r.is_dir()) {
+            let id: String = call
+                .call_id()
+                .unwrap_or("call")
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            audio.record = Some(dir.join(format!("{id}.wav")));
+        }
+        call.answer(Audio::new(&audio)).await
+{%- else %}
+        let _ = call;
+        Reply::ok()
+{%- endif %}
+    }
+
+    async fn ended(&mut self, reason: EndReason) {
+        let _ = self.events.send(PhoneEvent::Ended(format!("{reason:?}")));
+    }
+}
+
+/// A phone: a SIP endpoint that places calls. Started with
+/// [`{{module}}::start`] calls to it get the endpoint's default answer (480
+/// Temporarily Unavailable); with [`{{module}}::start_answering`] it answers them.
 #[derive(Debug)]
 pub struct {{module}} {
     endpoint: Endpoint,
@@ -134,13 +187,79 @@ impl {{module}} {
 
     /// The same, naming `public_ip` in Via, Contact and SDP instead of our own
     /// address (a phone behind a NAT that forwards its ports).
-    pub async fn start_with(local: SocketAddr, public_ip: Option<IpAddr>) -> Result<Self, PhoneError> {
+    pub async fn start_with(
+        local: SocketAddr,
+        public_ip: Option<IpAddr>,
+    ) -> Result<Self, PhoneError> {
         let mut builder = Endpoint::builder().udp(local).tcp(local);
         if let Some(ip) = public_ip {
             builder = builder.advertise(ip).advertise_media(ip);
         }
         let endpoint = builder.build().await?;
         Ok({{module}} { endpoint })
+    }
+
+    /// A phone that answers every call made to it{% if media %} with `audio`'s sound (its
+    /// `play`/`microphone`, `record` (a file, or a folder for one file per
+    /// call), `speaker`; its `uri` is unused){% endif %}, telling `events` about each.
+    pub async fn start_answering(
+        local: SocketAddr,
+        public_ip: Option<IpAddr>,
+{%- if media %}
+        audio: CallOptions,
+{%- endif %}
+        events: mpsc::UnboundedSender<PhoneEvent>,
+    ) -> Result<Self, PhoneError> {
+        // One handler value per call, each with a copy of the options.
+        let answerer = move || Answerer {
+{%- if media %}
+            audio: audio.clone(),
+{%- endif %}
+            events: events.clone(),
+        };
+        let mut builder = Endpoint::builder().udp(local).tcp(local).handler(answerer);
+        if let Some(ip) = public_ip {
+            builder = builder.advertise(ip).advertise_media(ip);
+        }
+        let endpoint = builder.build().await?;
+        Ok({{module}} { endpoint })
+    }
+
+    /// Registers `user` at `registrar` (`sip:pbx.example.com`, `sip:192.0.2.1:5060`;
+    /// `;transport=tcp` for TCP) with digest credentials if a password is
+    /// given. The registration is refreshed before it expires, and a
+    /// keep-alive goes to the registrar every 25 s so that a NAT between
+    /// keeps the way back open (RFC 5626 §4.4.1); when the registrar sees us
+    /// at another address (a NAT), we register again under that one. Keep the
+    /// [`Registration`] while the phone should stay reachable, and
+    /// `unregister` it at the end.
+    pub async fn register(
+        &self,
+        registrar: &str,
+        user: &str,
+        password: Option<&str>,
+    ) -> Result<Registration, PhoneError> {
+        // The address of record: the user at the registrar's host.
+        let host = registrar
+            .trim_start_matches("sips:")
+            .trim_start_matches("sip:")
+            .split([';', '>'])
+            .next()
+            .unwrap_or_default();
+        let host = match host.rsplit_once(':') {
+            Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+            _ => host,
+        };
+        let aor = format!("sip:{user}@{host}");
+        let mut register = self
+            .endpoint
+            .register(registrar, &aor)?
+            .expires(600)
+            .keepalive(Duration::from_secs(25));
+        if let Some(password) = password {
+            register = register.credentials(user, password);
+        }
+        Ok(register.send().await?)
     }
 
     /// The endpoint, for anything else (`dial` with credentials, `send_request`, …).
@@ -160,6 +279,9 @@ impl {{module}} {
         let mut dial = self.endpoint.dial(&options.uri)?;
         if let Some(user) = &options.from_user {
             dial = dial.from_user(user);
+        }
+        if let Some((user, password)) = &options.credentials {
+            dial = dial.credentials(user, password);
         }
 {%- if media %}
         dial = dial.media(Audio::new(options));

@@ -1,12 +1,19 @@
 //! {{project-name}}: a SIP phone.
 //!
 //! ```text
-//! cargo run -- call SIP-URI [--from USER] [--duration SECS] [--local ADDR:PORT] [--public-ip IP]{% if media %}
-//!     [--play FILE.wav] [--record FILE.wav] [--input-device SEL] [--output-device SEL]
+//! cargo run -- call SIP-URI [--from USER] [--user USER --password SECRET] [--duration SECS]
+//!     [--local ADDR:PORT] [--public-ip IP]{% if media %} [--play FILE.wav] [--record FILE.wav]
+//!     [--input-device SEL] [--output-device SEL]{% endif %}
+//! cargo run -- listen [--register REGISTRAR --user USER [--password SECRET]]
+//!     [--local ADDR:PORT] [--public-ip IP]{% if media %} [--play FILE.wav] [--record FILE-OR-DIR]
+//!     [--input-device SEL] [--output-device SEL]
 //! cargo run -- devices{% endif %}
 //! ```
-//! Calls SIP-URI and prints how it goes; Enter or Ctrl-C hangs up (or
-//! `--duration` does).
+//! `call` calls SIP-URI and prints how it goes; Enter or Ctrl-C hangs up (or
+//! `--duration` does). `--user`/`--password` answer a server's challenge.
+//! `listen` takes calls: it registers USER at REGISTRAR (`sip:HOST[:PORT]`,
+//! e.g. the generated server; kept alive through a NAT), answers every
+//! call, and unregisters on Ctrl-C.
 {%- if media %} Digits typed before Enter are sent as DTMF. With the
 //! `device` feature (on by default) the call uses the default microphone and
 //! speakers unless `--play`/`--record` or other devices are given; `devices`
@@ -22,14 +29,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-use {{crate_name}}::{CallOptions, Control, Progress};
+use {{crate_name}}::{CallOptions, Control, PhoneEvent, Progress};
 
 use {{crate_name}}::{{module}};
 
 /// The program's name, for messages.
 const NAME: &str = env!("CARGO_PKG_NAME");
 const USAGE: &str = "\
-usage: {{project-name}} call SIP-URI [--from USER] [--duration SECS] [--local ADDR:PORT] [--public-ip IP]{% if media %} [--play FILE.wav] [--record FILE.wav] [--input-device SEL] [--output-device SEL]
+usage: {{project-name}} call SIP-URI [--from USER] [--user USER --password SECRET] [--duration SECS] [--local ADDR:PORT] [--public-ip IP]{% if media %} [--play FILE.wav] [--record FILE.wav] [--input-device SEL] [--output-device SEL]{% endif %}
+       {{project-name}} listen [--register REGISTRAR --user USER [--password SECRET]] [--local ADDR:PORT] [--public-ip IP]{% if media %} [--play FILE.wav] [--record FILE-OR-DIR] [--input-device SEL] [--output-device SEL]
        {{project-name}} devices{% endif %}";
 
 /// The `call` command's arguments.
@@ -38,34 +46,46 @@ struct Args {
     local: SocketAddr,
     /// PARROT_PUBLIC_IP or --public-ip: named instead of our address.
     public_ip: Option<std::net::IpAddr>,
+    /// `listen --register`: the registrar.
+    register: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
 {%- if media %}
     input_device: Option<String>,
     output_device: Option<String>,
 {%- endif %}
 }
 
-fn parse_call(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+/// The arguments of `call` (`listening` false: a URI is needed) or of `listen`.
+fn parse_args(mut args: impl Iterator<Item = String>, listening: bool) -> Result<Args, String> {
     let mut parsed = Args {
         options: CallOptions::default(),
         local: SocketAddr::from(([0, 0, 0, 0], 0)),
         public_ip: None,
+        register: None,
+        user: None,
+        password: None,
 {%- if media %}
         input_device: None,
         output_device: None,
 {%- endif %}
     };
-    if let Ok(v) = std::env::var("PARROT_PUBLIC_IP") {
-        if !v.is_empty() {
+    match std::env::var("PARROT_PUBLIC_IP") {
+        Ok(v) if !v.is_empty() => {
             parsed.public_ip = Some(
                 v.parse()
                     .map_err(|_| format!("PARROT_PUBLIC_IP wants an IP address, got {v:?}"))?,
             );
         }
+        _ => {}
     }
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--from" => parsed.options.from_user = Some(value()?),
+            "--user" => parsed.user = Some(value()?),
+            "--password" => parsed.password = Some(value()?),
+            "--register" if listening => parsed.register = Some(value()?),
             "--duration" => {
                 let v = value()?;
                 let secs: f64 = v
@@ -99,14 +119,27 @@ fn parse_call(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--input-device" => parsed.input_device = Some(value()?),
             "--output-device" => parsed.output_device = Some(value()?),
 {%- endif %}
-            _ if parsed.options.uri.is_empty() && !arg.starts_with('-') => {
+            _ if !listening && parsed.options.uri.is_empty() && !arg.starts_with('-') => {
                 parsed.options.uri = arg;
             }
             other => return Err(format!("unexpected argument {other:?}")),
         }
     }
-    if parsed.options.uri.is_empty() {
+    if !listening && parsed.options.uri.is_empty() {
         return Err("whom to call? (a SIP URI such as sip:service@127.0.0.1:5060)".into());
+    }
+    if parsed.register.is_some() && parsed.user.is_none() {
+        return Err("--register needs --user (the name to register)".into());
+    }
+    if parsed.password.is_some() && parsed.user.is_none() {
+        return Err("--password needs --user".into());
+    }
+    match &parsed.user {
+        Some(user) if !listening => {
+            let password = parsed.password.clone().ok_or("--user needs --password")?;
+            parsed.options.credentials = Some((user.clone(), password));
+        }
+        _ => {}
     }
     Ok(parsed)
 }
@@ -262,20 +295,93 @@ async fn call(args: Args) -> ExitCode {
     }
 }
 
+/// `listen`: registers if asked, answers calls until Ctrl-C.
+async fn listen(args: Args) -> ExitCode {
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+{%- if media %}
+    let audio = args.options.clone();
+    let started = {{module}}::start_answering(args.local, args.public_ip, audio, events_tx).await;
+{%- else %}
+    let started = {{module}}::start_answering(args.local, args.public_ip, events_tx).await;
+{%- endif %}
+    let phone = match started {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{NAME}: cannot start on {}: {e}", args.local);
+            return ExitCode::FAILURE;
+        }
+    };
+    let registration = match (&args.register, &args.user) {
+        (Some(registrar), Some(user)) => {
+            match phone
+                .register(registrar, user, args.password.as_deref())
+                .await
+            {
+                Ok(r) => {
+                    println!("registered {user} at {registrar}");
+                    Some(r)
+                }
+                Err(e) => {
+                    eprintln!("{NAME}: cannot register {user} at {registrar}: {e}");
+                    phone.shutdown().await;
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => None,
+    };
+    let udp = phone
+        .endpoint()
+        .local_addr(parrot_core::transport::TransportKind::Udp);
+    match udp {
+        Some(a) => println!("waiting for calls on {a}; Ctrl-C to stop"),
+        None => println!("waiting for calls; Ctrl-C to stop"),
+    }
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(PhoneEvent::Incoming(from)) => println!("call from {from}: answered"),
+                Some(PhoneEvent::Ended(why)) => println!("call ended ({why})"),
+                None => break,
+            },
+            r = tokio::signal::ctrl_c() => {
+                if let Err(e) = r {
+                    eprintln!("{NAME}: cannot wait for Ctrl-C: {e}");
+                }
+                break;
+            }
+        }
+    }
+    if let Some(Err(e)) = match registration {
+        Some(r) => Some(r.unregister().await),
+        None => None,
+    } {
+        eprintln!("{NAME}: unregister failed: {e}");
+    }
+    phone.shutdown().await;
+    println!("stopped");
+    ExitCode::SUCCESS
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
-        Some("call") => match parse_call(args) {
+        Some(command @ ("call" | "listen")) => match parse_args(args, command == "listen") {
 {%- if media %}
             Ok(mut a) => {
                 if let Err(e) = open_devices(&mut a) {
                     eprintln!("{NAME}: {e}");
                     return ExitCode::FAILURE;
                 }
-                call(a).await
+                if command == "listen" {
+                    listen(a).await
+                } else {
+                    call(a).await
+                }
             }
 {%- else %}
+            Ok(a) if command == "listen" => listen(a).await,
             Ok(a) => call(a).await,
 {%- endif %}
             Err(e) => {

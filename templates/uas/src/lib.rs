@@ -1,14 +1,16 @@
 //! {{project-name}}: a SIP phone server built on Parrot.
 //!
 //! [`{{module}}`] decides what happens to each call (one value per call, so
-//! `&mut self` is that call's state).
+//! `&mut self` is that call's state). Phones register with the server's
+//! registrar ([`Config::registrar`]){% if media %}, and a call to a registered user is bridged
+//! to that user's phone{% endif %}.
 {%- if media %} [`Menu`] is what an answered call hears: a welcome,
 //! then a menu driven by DTMF digits.
 {%- endif %} `src/main.rs` puts them on the network.
 {% if media %}
 use parrot_core::media::{Action, MediaHandler, PlaySource};
 {%- endif %}
-use parrot_core::ua::{EndReason, Incoming, Reply, SipHandler};
+use parrot_core::ua::{EndReason, Incoming, Registrar, Reply, SipHandler};
 use std::fmt;
 {%- if media %}
 use std::path::{Path, PathBuf};
@@ -19,6 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// What every call shares.
 #[derive(Debug)]
 pub struct Config {
+    /// Who is registered where (REGISTER binds a user to a phone).
+    pub registrar: Registrar,
 {%- if media %}
     /// The folder holding `welcome.wav` and `menu.wav`.
     pub assets: PathBuf,
@@ -34,6 +38,7 @@ impl Config {
     /// The prompts shipped with the project, and no recording.
     pub fn new() -> Config {
         Config {
+            registrar: Registrar::new(),
             assets: default_assets(),
             record: None,
             counts: Counts::default(),
@@ -52,6 +57,7 @@ impl Config {
     /// Fresh counts.
     pub fn new() -> Config {
         Config {
+            registrar: Registrar::new(),
             counts: Counts::default(),
         }
     }
@@ -89,12 +95,13 @@ impl fmt::Display for Counts {
 
 /// The call handler: routes each INVITE by who calls whom.
 ///
-/// | From    | To        | Reply                  |
-/// |---------|-----------|------------------------|
-/// | alice   | bob       | 200 OK (answered)      |
-/// | bob     | alice     | 486 Busy Here          |
-/// | anyone  | service   | 200 OK (answered)      |
-/// | anyone  | anyone    | 403 Forbidden          |
+/// | From    | To                 | Reply                                   |
+/// |---------|--------------------|-----------------------------------------|{% if media %}
+/// | anyone  | a registered user  | bridged to the user's phone (its answer)|{% endif %}
+/// | alice   | bob                | 200 OK (answered)                       |
+/// | bob     | alice              | 486 Busy Here                           |
+/// | anyone  | service            | 200 OK (answered)                       |
+/// | anyone  | anyone             | 403 Forbidden                           |
 ///
 /// Everything else is the defaults' and the endpoint's job: BYE gets 200,
 /// CANCEL gets 200 and the INVITE 487, OPTIONS gets 200 with Allow, Accept and
@@ -113,6 +120,16 @@ impl {{module}} {
         {{module}} {
             config,
             answered: false,
+        }
+    }
+
+    fn count(&mut self, reply: &Reply) {
+        let counts = &self.config.counts;
+        if reply.status().is_success() {
+            self.answered = true;
+            counts.answered.fetch_add(1, Ordering::Relaxed);
+        } else {
+            counts.rejected.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -142,19 +159,29 @@ impl {{module}} {
 
 impl SipHandler for {{module}} {
     async fn invite(&mut self, call: &mut Incoming) -> Reply {
+{%- if media %}
+        // A registered user's phone: the call is bridged to it, on the flow its
+        // REGISTER came on (so that a phone behind a NAT is reached too).
+        let callee = call.uri_user().unwrap_or_default().to_owned();
+        if let Some(phone) = self.config.registrar.contacts(&callee).into_iter().next() {
+            let reply = match call.endpoint().cloned() {
+                Some(endpoint) => match endpoint.dial(&phone.contact.to_string()) {
+                    Ok(dial) => parrot_core::ua::bridge(call, dial.flow(&phone.flow)).await,
+                    Err(_) => Reply::not_found(),
+                },
+                None => Reply::server_error(),
+            };
+            self.count(&reply);
+            return reply;
+        }
+{%- endif %}
         let reply = match (call.from_user(), call.to_user()) {
             (Some("alice"), Some("bob")) => self.answer(call).await,
             (Some("bob"), Some("alice")) => Reply::busy_here(),
             (_, Some("service")) => self.answer(call).await,
             _ => Reply::forbidden(),
         };
-        let counts = &self.config.counts;
-        if reply.status().is_success() {
-            self.answered = true;
-            counts.answered.fetch_add(1, Ordering::Relaxed);
-        } else {
-            counts.rejected.fetch_add(1, Ordering::Relaxed);
-        }
+        self.count(&reply);
         reply
     }
 

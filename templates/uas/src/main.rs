@@ -1,7 +1,7 @@
 //! {{project-name}}: a SIP phone server.
 //!
 //! ```text
-//! cargo run -- [--bind ADDR] [--port PORT] [--public-ip IP]{% if media %} [--record DIR] [--assets DIR]{% endif %}
+//! cargo run -- [--bind ADDR] [--port PORT] [--public-ip IP] [--users FILE]{% if media %} [--record DIR] [--assets DIR]{% endif %}
 //! ```
 //! Listens on ADDR:PORT over UDP and TCP (default {{bind}}:{{port}}; the
 //! environment variables PARROT_BIND, PARROT_PORT and PARROT_PUBLIC_IP override
@@ -10,8 +10,13 @@
 //! SDP) the address the request came to. `--public-ip` is for a host behind a
 //! NAT that forwards the SIP port and the RTP ports (16384-32767/udp) to it:
 //! that address goes in Via, Contact and SDP instead.
+//!
+//! Phones register with it (`REGISTER`); with `--users FILE` (lines of
+//! `user password`) REGISTER and INVITE need those credentials (digest),
+//! without it anyone may register as anyone: use it on a public host.
 
 use parrot_core::ua::Endpoint;
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 {%- if media %}
 use std::path::PathBuf;
@@ -29,12 +34,14 @@ const DEFAULT_PORT: &str = "{{port}}";
 /// The program's name, for messages.
 const NAME: &str = env!("CARGO_PKG_NAME");
 const USAGE: &str = "\
-usage: {{project-name}} [--bind ADDR] [--port PORT] [--public-ip IP]{% if media %} [--record DIR] [--assets DIR]{% endif %}";
+usage: {{project-name}} [--bind ADDR] [--port PORT] [--public-ip IP] [--users FILE]{% if media %} [--record DIR] [--assets DIR]{% endif %}";
 
 /// The command line, after the environment and the defaults.
 struct Options {
     addr: SocketAddr,
     public_ip: Option<IpAddr>,
+    /// User name → password, from `--users FILE`.
+    users: Option<HashMap<String, String>>,
 {%- if media %}
     record: Option<PathBuf>,
     assets: PathBuf,
@@ -44,7 +51,10 @@ struct Options {
 fn parse_options() -> Result<Options, String> {
     let mut bind = std::env::var("PARROT_BIND").unwrap_or_else(|_| DEFAULT_BIND.to_owned());
     let mut port = std::env::var("PARROT_PORT").unwrap_or_else(|_| DEFAULT_PORT.to_owned());
-    let mut public_ip = std::env::var("PARROT_PUBLIC_IP").ok().filter(|v| !v.is_empty());
+    let mut public_ip = std::env::var("PARROT_PUBLIC_IP")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let mut users = None;
 {%- if media %}
     let mut record = None;
     let mut assets = {{crate_name}}::default_assets();
@@ -56,6 +66,7 @@ fn parse_options() -> Result<Options, String> {
             "--bind" => bind = value()?,
             "--port" => port = value()?,
             "--public-ip" => public_ip = Some(value()?),
+            "--users" => users = Some(read_users(&value()?)?),
 {%- if media %}
             "--record" => record = Some(PathBuf::from(value()?)),
             "--assets" => assets = PathBuf::from(value()?),
@@ -91,11 +102,36 @@ fn parse_options() -> Result<Options, String> {
     Ok(Options {
         addr: SocketAddr::new(ip, port),
         public_ip,
+        users,
 {%- if media %}
         record,
         assets,
 {%- endif %}
     })
+}
+
+/// `user password` per line; blank lines and `#` comments are skipped.
+fn read_users(path: &str) -> Result<HashMap<String, String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("--users {path}: {e}"))?;
+    let mut users = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_whitespace().collect::<Vec<_>>()[..] {
+            [user, password] => {
+                users.insert(user.to_owned(), password.to_owned());
+            }
+            _ => {
+                return Err(format!(
+                    "--users {path}:{}: want `user password`, got {line:?}",
+                    n + 1
+                ));
+            }
+        }
+    }
+    Ok(users)
 }
 
 #[tokio::main]
@@ -121,9 +157,15 @@ async fn main() -> ExitCode {
 {%- endif %}
     let addr = options.addr;
     let handlers = config.clone();
-    let mut builder = Endpoint::builder().udp(addr).tcp(addr);
+    let mut builder = Endpoint::builder()
+        .udp(addr)
+        .tcp(addr)
+        .registrar(config.registrar.clone());
     if let Some(ip) = options.public_ip {
         builder = builder.advertise(ip).advertise_media(ip);
+    }
+    if let Some(users) = options.users {
+        builder = builder.authenticate(NAME, move |user| users.get(user).cloned());
     }
     let endpoint = match builder
         .handler(move || {{module}}::new(handlers.clone()))
