@@ -434,8 +434,9 @@ impl MediaDescription {
 
     /// The codec an `a=rtpmap:<pt>` line names (RFC 4566 §6), without format parameters.
     /// A clock rate outside 1..=[`MAX_CLOCK_RATE`] or a channel count outside
-    /// 1..=[`MAX_CHANNELS`] names no codec: the format is one this end cannot use, and an offer
-    /// with nothing else gets a 488.
+    /// 1..=[`MAX_CHANNELS`] names no codec: a dynamic payload type is then one this end cannot
+    /// use (an offer with nothing else gets a 488), a static one keeps its RFC 3551 meaning
+    /// (see [`MediaDescription::codec`]).
     pub fn rtpmap(&self, payload_type: u8) -> Option<Codec> {
         self.attributes_for("rtpmap", payload_type)
             .find_map(|rest| {
