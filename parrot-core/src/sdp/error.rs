@@ -50,6 +50,15 @@ pub enum SdpErrorKind {
     /// `r=` before any `t=`).
     #[error("{0}= line not allowed here")]
     Misplaced(char),
+    /// More `m=` lines than [`MAX_MEDIA`](super::MAX_MEDIA).
+    #[error("too many m= lines")]
+    TooManyMedia,
+    /// An `m=` line lists more formats than [`MAX_FORMATS`](super::MAX_FORMATS).
+    #[error("too many formats in m= line")]
+    TooManyFormats,
+    /// More `a=` lines than [`MAX_ATTRIBUTES`](super::MAX_ATTRIBUTES).
+    #[error("too many a= lines")]
+    TooManyAttributes,
 }
 
 /// A parse error: what went wrong and on which line.

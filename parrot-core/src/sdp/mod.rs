@@ -40,6 +40,26 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+/// The most `m=` lines a description may have. Each one is answered (RFC 3264 §6); real
+/// offers have a handful, WebRTC bundles a few dozen at most.
+pub const MAX_MEDIA: usize = 64;
+
+/// The most formats one `m=` line may list: an RTP payload type is 7 bits (RFC 3551 §6),
+/// so a longer list repeats itself.
+pub const MAX_FORMATS: usize = 128;
+
+/// The most `a=` lines a description may have, session and media levels together. Reading
+/// a codec scans the attributes of its section, so formats × attributes is the cost of an
+/// answer; these caps keep it near 10⁵.
+pub const MAX_ATTRIBUTES: usize = 1024;
+
+/// The highest `a=rtpmap` clock rate read as a codec, in Hz (video uses 90 000, audio at most
+/// 384 000). Frame buffers are clock rate × ptime × channels.
+pub const MAX_CLOCK_RATE: u32 = 1_000_000;
+
+/// The most channels an `a=rtpmap` may give (RFC 4566 §6 "encoding parameters" of audio).
+pub const MAX_CHANNELS: u16 = 8;
+
 /// A session description (RFC 4566 §5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -402,9 +422,9 @@ impl MediaDescription {
         self.port == 0
     }
 
-    /// The formats as payload type numbers (formats that are not numbers are skipped).
+    /// The formats as payload type numbers, 0..=127 (formats that are not are skipped).
     pub fn payload_types(&self) -> impl Iterator<Item = u8> + '_ {
-        self.formats.iter().filter_map(|f| f.parse().ok())
+        self.formats.iter().filter_map(|f| parse_payload_type(f))
     }
 
     /// The value of the first attribute called `name`; `Some("")` for a property attribute.
@@ -413,17 +433,28 @@ impl MediaDescription {
     }
 
     /// The codec an `a=rtpmap:<pt>` line names (RFC 4566 §6), without format parameters.
+    /// A clock rate outside 1..=[`MAX_CLOCK_RATE`] or a channel count outside
+    /// 1..=[`MAX_CHANNELS`] names no codec: a dynamic payload type is then one this end cannot
+    /// use (an offer with nothing else gets a 488), a static one keeps its RFC 3551 meaning
+    /// (see [`MediaDescription::codec`]).
     pub fn rtpmap(&self, payload_type: u8) -> Option<Codec> {
         self.attributes_for("rtpmap", payload_type)
             .find_map(|rest| {
                 // <encoding name>/<clock rate>[/<encoding parameters>]
                 let mut parts = rest.trim().split('/');
                 let name = parts.next().filter(|n| !n.is_empty())?;
-                let clock_rate = parts.next()?.trim().parse().ok()?;
+                let clock_rate = parse_decimal(parts.next()?.trim())
+                    .filter(|r| (1..=u64::from(MAX_CLOCK_RATE)).contains(r))?;
                 let channels = match parts.next() {
-                    Some(c) => c.trim().parse().ok().filter(|&c| c > 0)?,
+                    Some(c) => parse_decimal(c.trim())
+                        .filter(|c| (1..=u64::from(MAX_CHANNELS)).contains(c))?,
                     None => 1,
                 };
+                // Both in range, so both fit.
+                let (clock_rate, channels) = (
+                    u32::try_from(clock_rate).ok()?,
+                    u16::try_from(channels).ok()?,
+                );
                 Some(Codec::new(name.to_owned(), clock_rate, payload_type).with_channels(channels))
             })
     }
@@ -496,9 +527,25 @@ impl MediaDescription {
             .filter_map(move |a| {
                 let value = a.value.as_deref()?;
                 let (pt, rest) = value.split_once(' ').unwrap_or((value, ""));
-                (pt.parse::<u8>().ok() == Some(payload_type)).then_some(rest)
+                (parse_payload_type(pt) == Some(payload_type)).then_some(rest)
             })
     }
+}
+
+/// Digits only (no sign, no spaces), at most 20 of them: `None` beyond `u64::MAX`.
+fn parse_decimal(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// An RTP payload type: a decimal number 0..=127, the field being 7 bits (RFC 3550 §5.1,
+/// RFC 3551 §6).
+fn parse_payload_type(s: &str) -> Option<u8> {
+    parse_decimal(s)
+        .filter(|&pt| pt <= 127)
+        .and_then(|pt| u8::try_from(pt).ok())
 }
 
 fn is_rtp_protocol(protocol: &str) -> bool {

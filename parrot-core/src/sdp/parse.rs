@@ -3,8 +3,9 @@
 
 use super::error::{SdpError, SdpErrorKind};
 use super::{
-    Attribute, Connection, Line, MediaDescription, MediaKind, Origin, SessionDescription, Timing,
-    is_rtp_protocol, media_slot, session_slot,
+    Attribute, Connection, Line, MAX_ATTRIBUTES, MAX_FORMATS, MAX_MEDIA, MediaDescription,
+    MediaKind, Origin, SessionDescription, Timing, is_rtp_protocol, media_slot, parse_payload_type,
+    session_slot,
 };
 
 /// One input line: its number, the offset of its start, the type letter and the value.
@@ -94,16 +95,26 @@ pub(super) fn parse(input: &[u8]) -> Result<SessionDescription, SdpError> {
         media: Vec::new(),
     };
 
+    // Counted as they come, so that a hostile body costs at most the caps (the answer
+    // reads formats × attributes).
+    let mut attributes = 0;
     for field in fields {
         let field = field?;
         match field.kind {
             'v' | 'o' | 's' => return Err(field.error(SdpErrorKind::Misplaced(field.kind))),
+            'm' if sdp.media.len() == MAX_MEDIA => {
+                return Err(field.error(SdpErrorKind::TooManyMedia));
+            }
             'm' => sdp.media.push(parse_media(&field)?),
+            'a' if attributes == MAX_ATTRIBUTES => {
+                return Err(field.error(SdpErrorKind::TooManyAttributes));
+            }
             _ => match sdp.media.last_mut() {
                 Some(media) => media_field(media, &field)?,
                 None => session_field(&mut sdp, &field)?,
             },
         }
+        attributes += usize::from(field.kind == 'a');
     }
 
     // Lenient: some user agents omit t=; read it as the permanent session SIP uses.
@@ -213,13 +224,19 @@ fn parse_media(field: &Field<'_>) -> Result<MediaDescription, SdpError> {
         None => (port, None),
     };
     let port = parse_u16(port).ok_or_else(bad_port)?;
-    let formats: Vec<String> = parts.map(str::to_owned).collect();
+    let mut formats: Vec<String> = Vec::new();
+    for format in parts {
+        if formats.len() == MAX_FORMATS {
+            return Err(field.error(SdpErrorKind::TooManyFormats));
+        }
+        formats.push(format.to_owned());
+    }
     // At least one format (RFC 4566 §5.14), except on a disabled stream where some agents
     // leave the list empty.
     if formats.is_empty() && port != 0 {
         return Err(field.error(SdpErrorKind::BadMedia));
     }
-    if is_rtp_protocol(protocol) && formats.iter().any(|f| parse_u8_max(f, 127).is_none()) {
+    if is_rtp_protocol(protocol) && formats.iter().any(|f| parse_payload_type(f).is_none()) {
         return Err(field.error(SdpErrorKind::BadFormat));
     }
     let mut media = MediaDescription::new(MediaKind::from_token(kind), port, protocol);
@@ -234,11 +251,4 @@ fn parse_u16(s: &str) -> Option<u16> {
         return None;
     }
     s.parse().ok()
-}
-
-fn parse_u8_max(s: &str, max: u8) -> Option<u8> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok().filter(|&v| v <= max)
 }

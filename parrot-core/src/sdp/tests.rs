@@ -776,3 +776,124 @@ fn the_ptime_sent_is_bounded_and_honours_maxptime() {
         assert_eq!(n.ptime, want, "answering {attrs:?}");
     }
 }
+
+// ---- hostile numbers and counts (issue 13) -------------------------------------------------
+
+const HEAD: &str = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n";
+
+/// The first offered codec, whatever it is: a handler hook that takes what the peer prefers.
+fn first_offered(offered: &[Codec], _: &[Codec]) -> Option<Codec> {
+    offered.first().cloned()
+}
+
+#[test]
+fn an_rtpmap_clock_rate_or_channel_count_out_of_range_is_not_a_codec() {
+    for rtpmap in [
+        "x/0",          // no clock: every duration computed from it divides by zero
+        "x/8000/0",     // no channels
+        "x/8000/65535", // sizes a frame 65535 times larger
+        "x/8000/9",
+        "x/4294967295", // 2^32-1 Hz
+        "x/1000001",
+        "x/8000/-1",
+        "x/+8000",
+    ] {
+        let sdp = parse(&format!(
+            "{HEAD}m=audio 4000 RTP/AVP 96\r\na=rtpmap:96 {rtpmap}\r\n"
+        ));
+        let m = &sdp.media[0];
+        assert_eq!(m.rtpmap(96), None, "{rtpmap}");
+        assert_eq!(m.codecs(), Vec::new(), "{rtpmap}");
+        let mut bob = Negotiator::new(local([10, 0, 0, 2], 5000), 1);
+        assert_eq!(
+            bob.answer_with(&sdp, first_offered).map(|a| a.negotiated),
+            Err(NegotiationError::NoCommonCodec),
+            "{rtpmap}"
+        );
+    }
+    // The bounds themselves are codecs.
+    let sdp = parse(&format!(
+        "{HEAD}m=audio 4000 RTP/AVP 96 97\r\na=rtpmap:96 x/1/8\r\na=rtpmap:97 y/{}\r\n",
+        super::MAX_CLOCK_RATE
+    ));
+    assert_eq!(sdp.media[0].codecs().len(), 2);
+}
+
+#[test]
+fn payload_types_are_0_to_127_whatever_the_protocol() {
+    // Formats of a non-RTP m= line are not checked by the parser, but nothing reads them as
+    // payload types of 128 and up (RFC 3551 §6: the field is 7 bits), nor with a sign.
+    let sdp = parse(&format!(
+        "{HEAD}m=audio 4000 udptl 200 +0 08 t38\r\na=rtpmap:200 PCMU/8000\r\n"
+    ));
+    let m = &sdp.media[0];
+    assert_eq!(m.payload_types().collect::<Vec<_>>(), vec![8]);
+    assert!(m.codecs().iter().all(|c| c.payload_type < 128));
+    // An rtpmap names a payload type with digits only.
+    let sdp = parse(&format!(
+        "{HEAD}m=audio 4000 RTP/AVP 96\r\na=rtpmap:+96 PCMU/8000\r\n"
+    ));
+    assert_eq!(sdp.media[0].rtpmap(96), None);
+}
+
+#[test]
+fn media_formats_and_attributes_are_counted() {
+    use super::{MAX_ATTRIBUTES, MAX_FORMATS, MAX_MEDIA};
+    let m_lines = |n: usize| -> String {
+        let mut s = HEAD.to_owned();
+        for _ in 0..n {
+            s.push_str("m=audio 0 RTP/AVP 0\r\n");
+        }
+        s
+    };
+    assert_eq!(parse(&m_lines(MAX_MEDIA)).media.len(), MAX_MEDIA);
+    let e = err(&m_lines(MAX_MEDIA + 1));
+    assert_eq!(
+        (e.kind, e.line),
+        (SdpErrorKind::TooManyMedia, 6 + MAX_MEDIA)
+    );
+
+    let formats = |n: usize| format!("{HEAD}m=audio 4000 RTP/AVP{}\r\n", " 0".repeat(n));
+    assert_eq!(
+        parse(&formats(MAX_FORMATS)).media[0].formats.len(),
+        MAX_FORMATS
+    );
+    assert_eq!(
+        err(&formats(MAX_FORMATS + 1)).kind,
+        SdpErrorKind::TooManyFormats
+    );
+
+    // Session and media attributes count together.
+    let attributes = |n: usize| {
+        let half = n / 2;
+        format!(
+            "{HEAD}{}m=audio 4000 RTP/AVP 0\r\n{}",
+            "a=x\r\n".repeat(half),
+            "a=fmtp:0 y\r\n".repeat(n - half)
+        )
+    };
+    assert!(
+        attributes(MAX_ATTRIBUTES)
+            .parse::<SessionDescription>()
+            .is_ok()
+    );
+    assert_eq!(
+        err(&attributes(MAX_ATTRIBUTES + 1)).kind,
+        SdpErrorKind::TooManyAttributes
+    );
+}
+
+#[test]
+fn a_64_kib_offer_is_answered_in_linear_time() {
+    // Before the counts were capped, an m= line of 8,000 formats and 4,000 a=fmtp lines (64,083
+    // bytes, under the 64 KiB a SIP message may have) cost the answerer 8,000 × 4,000 × 2
+    // attribute scans: 15 ms of CPU per INVITE in a release build, 0.6 s in debug. Now it is a
+    // parse error, so a 488.
+    let body = format!(
+        "{HEAD}m=audio 4000 RTP/AVP{}\r\n{}",
+        " 0".repeat(8_000),
+        "a=fmtp:0 y\r\n".repeat(4_000)
+    );
+    assert!(body.len() < 65_536);
+    assert!(SessionDescription::parse(body.as_bytes()).is_err());
+}

@@ -30,11 +30,12 @@ pub struct Binding {
 /// Bindings from address-of-record (`user@host`) to contacts. Cheap to clone
 /// (shared); give one to [`EndpointBuilder::registrar`](super::EndpointBuilder::registrar)
 /// and keep one to look users up.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Registrar {
     inner: Arc<Mutex<HashMap<String, Vec<Binding>>>>,
     min_expires: u32,
     default_expires: u32,
+    max_expires: u32,
 }
 
 /// Where a request came from and the address it arrived on: a transport,
@@ -88,14 +89,34 @@ fn aor_key(uri: &Uri) -> Option<String> {
     Some(format!("{}@{}", sip.user.as_deref().unwrap_or(""), sip.host).to_ascii_lowercase())
 }
 
+impl Default for Registrar {
+    /// The same as [`Registrar::new`].
+    fn default() -> Registrar {
+        Registrar::new()
+    }
+}
+
 impl Registrar {
-    /// A registrar with a minimum expiry of 60 s and a default of 3600 s.
+    /// The longest registration granted unless [`Registrar::with_max_expires`] says
+    /// otherwise: a day.
+    pub const DEFAULT_MAX_EXPIRES: u32 = 86_400;
+
+    /// A registrar with a minimum expiry of 60 s, a default of 3600 s and a maximum of
+    /// [`Registrar::DEFAULT_MAX_EXPIRES`].
     pub fn new() -> Registrar {
         Registrar {
             inner: Arc::default(),
             min_expires: 60,
             default_expires: 3600,
+            max_expires: Registrar::DEFAULT_MAX_EXPIRES,
         }
+    }
+
+    /// The longest expiry granted; longer requests are shortened to it (RFC 3261 §10.3
+    /// step 7), and the 200 says so.
+    pub fn with_max_expires(mut self, seconds: u32) -> Registrar {
+        self.max_expires = seconds;
+        self
     }
 
     /// The shortest expiry accepted; shorter requests get 423 Interval Too Brief.
@@ -172,6 +193,9 @@ impl Registrar {
                         return Reply::new(StatusCode::new(423).unwrap_or(StatusCode::BAD_REQUEST))
                             .header(HeaderName::MinExpires, self.min_expires.to_string());
                     }
+                    // §10.3 step 7: the registrar may shorten the interval. Expires
+                    // saturates at 2³²−1 (§20.19), a binding for 136 years without this.
+                    let expires = expires.min(self.max_expires.max(self.min_expires));
                     if let Some(existing) = list.iter().position(|b| b.contact == c.uri) {
                         // §10.3 step 7: an older request for the same Call-ID is not applied.
                         if list[existing].call_id == call_id && list[existing].cseq >= cseq {
@@ -182,7 +206,7 @@ impl Registrar {
                     if expires > 0 {
                         list.push(Binding {
                             contact: c.uri.clone(),
-                            expires_at: now + u64::from(expires),
+                            expires_at: now.saturating_add(u64::from(expires)),
                             q: c.q(),
                             flow: flow.clone(),
                             call_id: call_id.clone(),
@@ -280,6 +304,88 @@ mod tests {
         assert_eq!(
             r.handle(&register("*", "60", 5), 1000, &flow()).status(),
             StatusCode::BAD_REQUEST
+        );
+    }
+
+    /// The `expires` of each Contact in the 200 to `req`.
+    fn granted(reply: &Reply, req: &Request) -> Vec<Option<u32>> {
+        let response = reply.to_response(req);
+        assert_eq!(response.status(), StatusCode::OK);
+        response
+            .headers()
+            .contact_list()
+            .iter()
+            .map(|c| c.expires())
+            .collect()
+    }
+
+    #[test]
+    fn a_huge_expires_is_shortened_to_the_maximum() {
+        // RFC 3261 §10.3 step 7: the registrar may shorten the interval. Before, 2^32-1
+        // (and anything larger, which the header saturates to) was granted: a binding for
+        // 136 years.
+        let r = Registrar::new();
+        let aor = Uri::parse("sip:alice@example.com").unwrap();
+        for (contact, expires) in [
+            ("<sip:alice@10.0.0.1>", "4294967295"),
+            ("<sip:alice@10.0.0.1>", "10000000000000"), // RFC 4475 scalar02's
+            ("<sip:alice@10.0.0.1>;expires=4294967296", "60"),
+        ] {
+            let req = register(contact, expires, 1);
+            let reply = r.handle(&req, 1000);
+            assert_eq!(
+                granted(&reply, &req),
+                vec![Some(Registrar::DEFAULT_MAX_EXPIRES)],
+                "{contact} {expires}"
+            );
+            let bindings = r.lookup(&aor, 1000);
+            assert_eq!(
+                bindings.iter().map(|b| b.expires_at).collect::<Vec<_>>(),
+                vec![1000 + u64::from(Registrar::DEFAULT_MAX_EXPIRES)]
+            );
+            r.handle(&register("*", "0", 2), 1000);
+        }
+        // Beyond u64 the header does not read as a number at all: malformed, so the default
+        // (RFC 3261 §20.19; RFC 4475 §3.1.2.4 suggests the same).
+        let req = register("<sip:alice@10.0.0.1>", "99999999999999999999999", 1);
+        assert_eq!(granted(&r.handle(&req, 1000), &req), vec![Some(3600)]);
+        let r = Registrar::new().with_max_expires(120);
+        let req = register("<sip:alice@10.0.0.1>", "3600", 1);
+        assert_eq!(granted(&r.handle(&req, 1000), &req), vec![Some(120)]);
+        // A maximum below the minimum does not make every request too brief.
+        let r = Registrar::new().with_min_expires(600).with_max_expires(120);
+        let req = register("<sip:alice@10.0.0.1>", "3600", 1);
+        assert_eq!(granted(&r.handle(&req, 1000), &req), vec![Some(600)]);
+    }
+
+    #[test]
+    fn expiry_arithmetic_does_not_overflow() {
+        // `now + expires` overflowed (a panic in debug builds) with a clock near the end of u64.
+        let r = Registrar::new();
+        let now = u64::MAX - 10;
+        let req = register("<sip:alice@10.0.0.1>", "3600", 1);
+        let reply = r.handle(&req, now);
+        assert_eq!(reply.status(), StatusCode::OK);
+        let aor = Uri::parse("sip:alice@example.com").unwrap();
+        assert_eq!(r.lookup(&aor, now).len(), 1);
+    }
+
+    #[test]
+    fn the_default_registrar_is_the_new_one() {
+        // `Default` was derived: min 0 and default 0, so a REGISTER without Expires removed
+        // the binding it asked for.
+        let r = Registrar::default();
+        let req = register("<sip:alice@10.0.0.1>", "3600", 1);
+        let text = String::from_utf8_lossy(&req.to_bytes()).replace("Expires: 3600\r\n", "");
+        let Ok(Message::Request(req)) = Message::parse(Bytes::from(text)) else {
+            panic!("REGISTER without Expires");
+        };
+        assert_eq!(granted(&r.handle(&req, 1000), &req), vec![Some(3600)]);
+        assert_eq!(
+            r.handle(&register("<sip:alice@10.0.0.1>", "30", 2), 1000)
+                .status()
+                .as_u16(),
+            423
         );
     }
 }

@@ -851,7 +851,7 @@ impl<'a> IntoIterator for &'a Headers {
 
 #[cfg(test)]
 mod tests {
-    use crate::message::{HeaderName, Message};
+    use crate::message::{ErrorKind, HeaderName, Message};
     use bytes::Bytes;
 
     fn req(via: &str) -> Message {
@@ -859,6 +859,38 @@ mod tests {
             "OPTIONS sip:a@b SIP/2.0\r\nVia: {via}\r\nVia: SIP/2.0/UDP second;branch=z9hG4bK2\r\nContent-Length: 0\r\n\r\n"
         )))
         .unwrap()
+    }
+
+    #[test]
+    fn max_forwards_is_0_to_255_or_the_message_is_malformed() {
+        // RFC 3261 §20.22 and §25.1 (1*DIGIT); RFC 4475 §3.1.2.4 takes 256 and up as errors,
+        // so a request gets a 400 rather than a number that wraps in a u8.
+        let with = |mf: &str| {
+            Message::parse(Bytes::from(format!(
+                "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                 Max-Forwards: {mf}\r\nContent-Length: 0\r\n\r\n"
+            )))
+        };
+        for (mf, want) in [("0", 0), ("70", 70), ("255", 255), ("0255", 255)] {
+            let m = with(mf).unwrap_or_else(|e| panic!("{mf}: {e}"));
+            assert_eq!(m.headers().max_forwards(), Some(want));
+        }
+        for mf in [
+            "256",
+            "-1",
+            "+1",
+            "1.5",
+            "70 70",
+            "99999999999999999999999",
+            "",
+        ] {
+            let e = with(mf).expect_err(mf);
+            assert_eq!(
+                e.kind,
+                ErrorKind::BadHeader(HeaderName::MaxForwards),
+                "{mf}"
+            );
+        }
     }
 
     #[test]
