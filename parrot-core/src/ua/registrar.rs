@@ -332,7 +332,7 @@ mod tests {
             ("<sip:alice@10.0.0.1>;expires=4294967296", "60"),
         ] {
             let req = register(contact, expires, 1);
-            let reply = r.handle(&req, 1000);
+            let reply = r.handle(&req, 1000, &flow());
             assert_eq!(
                 granted(&reply, &req),
                 vec![Some(Registrar::DEFAULT_MAX_EXPIRES)],
@@ -343,19 +343,28 @@ mod tests {
                 bindings.iter().map(|b| b.expires_at).collect::<Vec<_>>(),
                 vec![1000 + u64::from(Registrar::DEFAULT_MAX_EXPIRES)]
             );
-            r.handle(&register("*", "0", 2), 1000);
+            r.handle(&register("*", "0", 2), 1000, &flow());
         }
         // Beyond u64 the header does not read as a number at all: malformed, so the default
         // (RFC 3261 §20.19; RFC 4475 §3.1.2.4 suggests the same).
         let req = register("<sip:alice@10.0.0.1>", "99999999999999999999999", 1);
-        assert_eq!(granted(&r.handle(&req, 1000), &req), vec![Some(3600)]);
+        assert_eq!(
+            granted(&r.handle(&req, 1000, &flow()), &req),
+            vec![Some(3600)]
+        );
         let r = Registrar::new().with_max_expires(120);
         let req = register("<sip:alice@10.0.0.1>", "3600", 1);
-        assert_eq!(granted(&r.handle(&req, 1000), &req), vec![Some(120)]);
+        assert_eq!(
+            granted(&r.handle(&req, 1000, &flow()), &req),
+            vec![Some(120)]
+        );
         // A maximum below the minimum does not make every request too brief.
         let r = Registrar::new().with_min_expires(600).with_max_expires(120);
         let req = register("<sip:alice@10.0.0.1>", "3600", 1);
-        assert_eq!(granted(&r.handle(&req, 1000), &req), vec![Some(600)]);
+        assert_eq!(
+            granted(&r.handle(&req, 1000, &flow()), &req),
+            vec![Some(600)]
+        );
     }
 
     #[test]
@@ -364,7 +373,7 @@ mod tests {
         let r = Registrar::new();
         let now = u64::MAX - 10;
         let req = register("<sip:alice@10.0.0.1>", "3600", 1);
-        let reply = r.handle(&req, now);
+        let reply = r.handle(&req, now, &flow());
         assert_eq!(reply.status(), StatusCode::OK);
         let aor = Uri::parse("sip:alice@example.com").unwrap();
         assert_eq!(r.lookup(&aor, now).len(), 1);
@@ -380,9 +389,12 @@ mod tests {
         let Ok(Message::Request(req)) = Message::parse(Bytes::from(text)) else {
             panic!("REGISTER without Expires");
         };
-        assert_eq!(granted(&r.handle(&req, 1000), &req), vec![Some(3600)]);
         assert_eq!(
-            r.handle(&register("<sip:alice@10.0.0.1>", "30", 2), 1000)
+            granted(&r.handle(&req, 1000, &flow()), &req),
+            vec![Some(3600)]
+        );
+        assert_eq!(
+            r.handle(&register("<sip:alice@10.0.0.1>", "30", 2), 1000, &flow())
                 .status()
                 .as_u16(),
             423
