@@ -192,11 +192,34 @@ where
                 let offer = match media {
                     None => None,
                     Some(m) => {
-                        let ctx = MediaContext {
-                            ports: m.ports,
-                            local_ip: route::media_ip(first),
-                            public_ip: m.public_ip,
-                            entropy: m.entropy,
+                        let first_ip = route::media_ip(first);
+                        // Destinations reached from different addresses of
+                        // ours (a multihomed host): RTP on the wildcard, so
+                        // that a fail-over can offer the next one's address.
+                        let multihomed = m.public_ip.is_none()
+                            && targets.iter().any(|t| {
+                                let ip = t.local.ip();
+                                ip.is_ipv4() == first_ip.is_ipv4() && ip != first_ip
+                            });
+                        let ctx = if multihomed {
+                            let any = if first_ip.is_ipv4() {
+                                std::net::IpAddr::from([0, 0, 0, 0])
+                            } else {
+                                std::net::IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED)
+                            };
+                            MediaContext {
+                                ports: m.ports,
+                                local_ip: any,
+                                public_ip: Some(first_ip),
+                                entropy: m.entropy,
+                            }
+                        } else {
+                            MediaContext {
+                                ports: m.ports,
+                                local_ip: first_ip,
+                                public_ip: m.public_ip,
+                                entropy: m.entropy,
+                            }
                         };
                         let offered = super::media::offer(&ctx, m.handler)
                             .await

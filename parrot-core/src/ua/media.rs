@@ -54,6 +54,23 @@ pub(crate) struct Offered {
     pub(crate) rtcp: UdpSocket,
     pub(crate) negotiator: Negotiator,
     pub(crate) handler: Box<dyn MediaHandler>,
+    /// RTP is bound to the wildcard: the offer may name another of our
+    /// addresses (for the next destination of a fail-over).
+    pub(crate) movable: bool,
+}
+
+impl Offered {
+    /// Names `ip` in the offer instead (a new SDP version), if the sockets
+    /// allow it and it differs: for a fail-over to a destination reached
+    /// from another of our addresses. Returns the new offer.
+    pub(crate) fn move_to(&mut self, ip: IpAddr) -> Option<Bytes> {
+        if !self.movable || self.negotiator.local().address == ip {
+            return None;
+        }
+        self.negotiator.local_mut().address = ip;
+        self.sdp = self.negotiator.create_offer().to_bytes();
+        Some(self.sdp.clone())
+    }
 }
 
 impl std::fmt::Debug for Offered {
@@ -170,6 +187,7 @@ pub(crate) async fn offer(
         sdp,
         rtp,
         rtcp,
+        movable: ctx.local_ip.is_unspecified(),
         negotiator,
         handler,
     })

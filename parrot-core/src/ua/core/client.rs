@@ -35,7 +35,7 @@ pub(super) struct UacCall {
     /// Digest state (nonce counts) once challenged.
     digest: Option<crate::auth::DigestClient>,
     /// Our SDP offer and its sockets, until the answer comes.
-    offer: Option<Offered>,
+    pub(super) offer: Option<Offered>,
     /// The handle's media actions, for the media task once audio flows.
     control: Option<mpsc::Receiver<Action>>,
     /// Dropped with the call: tells its media task to stop.

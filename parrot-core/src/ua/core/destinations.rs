@@ -265,6 +265,11 @@ impl UaCore {
         debug!(dest = %peer.target.addr, "failing over to the next destination");
         let mut next = uac.invite.clone();
         bump_cseq(&mut next);
+        // The offer names the address this destination is reached from
+        // (unless an advertised one stands for all).
+        if let Some(sdp) = uac.offer.as_mut().and_then(|o| o.move_to(peer.local.ip())) {
+            next.set_body(sdp);
+        }
         let _ = next.headers_mut().set(
             HeaderName::Contact,
             self.contact(peer.local, peer.target.kind),

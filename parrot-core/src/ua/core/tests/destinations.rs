@@ -323,3 +323,92 @@ fn an_out_of_dialog_request_fails_over_on_503() {
     let answer = wait.try_recv().unwrap().unwrap();
     assert_eq!(answer.status().as_u16(), 200);
 }
+
+/// A multihomed host fails over to a destination it reaches from another
+/// address: the INVITE to it offers that address in SDP (a new version),
+/// not the first destination's.
+#[tokio::test]
+async fn a_fail_over_offers_the_address_the_next_destination_is_reached_from() {
+    const DOWN: &str = "192.0.2.30:5060";
+    const OTHER: &str = "198.51.100.2:5060";
+    let first_ip: std::net::IpAddr = addr(US).ip();
+    let second_ip: std::net::IpAddr = "198.51.100.1".parse().unwrap();
+    let ctx = crate::ua::media::MediaContext {
+        ports: Config::default().ports,
+        local_ip: std::net::IpAddr::from([0, 0, 0, 0]),
+        public_ip: Some(first_ip),
+        entropy: crate::entropy::Entropy::seeded(7),
+    };
+    let offer = crate::ua::media::offer(&ctx, Box::new(crate::media::bridge().0))
+        .await
+        .unwrap();
+    let mut net = Net::new(Config::default());
+    let (_events, mut id) = dial(&mut net, "sip:bob@example.test");
+    let query = net.resolves[0];
+    let mut other = peer_at(OTHER);
+    other.local.set_ip(second_ip);
+    net.command(Command::Resolved {
+        query,
+        result: Box::new(Ok(Resolved {
+            targets: vec![peer_at(DOWN), other],
+            offer: Some(offer),
+        })),
+    });
+    id.try_recv().unwrap().unwrap();
+    let (_, first) = net.sent.pop().expect("the first INVITE");
+    let Message::Request(first) = first else {
+        panic!("a request")
+    };
+    let sdp1 = crate::sdp::SessionDescription::parse(first.body()).unwrap();
+    let ip = |sdp: &crate::sdp::SessionDescription| sdp.connection.as_ref().and_then(|c| c.ip());
+    assert_eq!(ip(&sdp1), Some(first_ip));
+    net.sent.clear();
+    net.advance(Duration::from_millis(32_100));
+    let (to, second) = net
+        .sent
+        .pop()
+        .expect("the INVITE to the second destination");
+    assert_eq!(to, addr(OTHER));
+    let Message::Request(second) = second else {
+        panic!("a request")
+    };
+    let sdp2 = crate::sdp::SessionDescription::parse(second.body()).unwrap();
+    assert_eq!(ip(&sdp2), Some(second_ip), "{sdp2:?}");
+    assert_eq!(sdp1.media[0].port, sdp2.media[0].port, "the same RTP port");
+    assert_eq!(sdp2.origin.session_version, sdp1.origin.session_version + 1);
+}
+
+/// A dial on a registered flow goes to the flow's address with the
+/// binding's Contact as its Request-URI, from the address the flow reached.
+#[test]
+fn a_dial_on_a_flow_goes_where_the_register_came_from() {
+    const NAT: &str = "203.0.113.2:40000";
+    let mut net = Net::new(Config::default());
+    let (events_tx, _events) = mpsc::channel(32);
+    let (reply, mut id) = oneshot::channel();
+    let mut spec =
+        DialSpec::new(crate::message::Uri::parse("sip:carol@198.51.100.2:5060").unwrap());
+    spec.flow = Some(Box::new(crate::ua::Flow::from_peer(&peer_at(NAT))));
+    net.command(Command::Dial {
+        spec,
+        media: None,
+        events: EventSender(events_tx),
+        reply,
+    });
+    id.try_recv().unwrap().unwrap();
+    assert!(net.resolves.is_empty(), "nothing to look up");
+    let (to, invite) = net.sent.pop().expect("the INVITE");
+    assert_eq!(to, addr(NAT));
+    let Message::Request(invite) = invite else {
+        panic!("a request")
+    };
+    assert_eq!(invite.uri().to_string(), "sip:carol@198.51.100.2:5060");
+    assert!(
+        invite
+            .headers()
+            .top_via()
+            .unwrap()
+            .to_string()
+            .contains(&addr(US).ip().to_string())
+    );
+}
