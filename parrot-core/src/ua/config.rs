@@ -44,6 +44,8 @@ impl Default for Config {
                 Method::Cancel,
                 Method::Bye,
                 Method::Options,
+                // Answered by the call itself (`application/dtmf-relay`, RFC 6086).
+                Method::Info,
             ],
             user: "parrot".to_owned(),
             registrar: None,

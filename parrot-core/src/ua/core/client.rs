@@ -237,6 +237,7 @@ impl UaCore {
             dialog: None,
             peer,
             ended: false,
+            invites: Default::default(),
         });
         self.set_owner(key, Owner::UacInvite { call: id });
         Ok(id)
@@ -332,6 +333,11 @@ impl UaCore {
         let reliable = peer.target.kind.is_reliable();
         match self.txns.send_request(self.now, req, peer, reliable) {
             Ok(key) => {
+                if method == Method::Invite {
+                    if let Some(call) = self.calls.get_mut(id) {
+                        call.invites.ours = Some(key.clone());
+                    }
+                }
                 self.set_owner(
                     key,
                     Owner::Request {
@@ -368,6 +374,9 @@ impl UaCore {
                 }
                 let (call, method) = (*call, method.clone());
                 let mut reply = reply.take();
+                if method == Method::Invite {
+                    self.our_invite_over(call, &key);
+                }
                 if call.is_none() {
                     // RFC 3263 §4.3: 503 from this destination: the next one.
                     reply = match reply {
@@ -402,6 +411,16 @@ impl UaCore {
                 }
             }
             Owner::UasInvite { .. } => {}
+        }
+    }
+
+    /// Our re-INVITE `key` has its final response (or failed): the call may
+    /// take the peer's next one (§14.2).
+    fn our_invite_over(&mut self, call: Option<CallId>, key: &TransactionKey) {
+        if let Some(c) = call.and_then(|c| self.calls.get_mut(c)) {
+            if c.invites.ours.as_ref() == Some(key) {
+                c.invites.ours = None;
+            }
         }
     }
 
@@ -657,6 +676,9 @@ impl UaCore {
                 call,
                 method,
             }) => {
+                if method == Method::Invite {
+                    self.our_invite_over(call, key);
+                }
                 let reply = match reply {
                     Some(r) if call.is_none() => self.send_fail_over(key, r),
                     r => r,

@@ -162,6 +162,41 @@ struct Call {
     peer: Peer,
     /// A BYE went out or came in: no more requests in this dialog.
     ended: bool,
+    /// Our INVITE transactions in this call that have no final response
+    /// yet: the initial one we answer (its early dialog is in `dialogs`
+    /// until then), a re-INVITE from the peer, a re-INVITE of ours. §14:
+    /// one INVITE at a time in a dialog.
+    invites: Invites,
+}
+
+/// The INVITE transactions of a call still without a final response.
+#[derive(Default)]
+struct Invites {
+    /// The initial INVITE of a call we answer, and its early dialog.
+    initial: Option<(TransactionKey, DialogId)>,
+    /// A re-INVITE from the peer, not answered yet.
+    theirs: Option<TransactionKey>,
+    /// A re-INVITE we sent, not answered yet.
+    ours: Option<TransactionKey>,
+}
+
+/// What identifies a request outside a dialog for the merged-request check
+/// (§8.2.2.2): its Call-ID, From tag and CSeq number. CANCEL and ACK share
+/// them with their INVITE by design and are left out.
+fn merge_key(request: &Request) -> Option<(String, String, u32)> {
+    use crate::message::Method;
+    if matches!(request.method(), Method::Cancel | Method::Ack) {
+        return None;
+    }
+    let h = request.headers();
+    if h.to().and_then(|t| t.tag()).is_some() {
+        return None;
+    }
+    Some((
+        h.call_id()?.to_string(),
+        h.from()?.tag()?.to_owned(),
+        h.cseq()?.seq,
+    ))
 }
 
 /// Wall-clock seconds (for digest nonces and registration expiry) derived
@@ -188,6 +223,11 @@ pub(crate) struct UaCore {
     uses: HashMap<TransactionKey, Use>,
     /// How many of `uses` have a request pending: the overload measure.
     pending_count: usize,
+    /// Requests outside a dialog waiting for their final response, by what
+    /// §8.2.2.2 compares to find a merged request (Call-ID, From tag, CSeq).
+    merging: HashMap<(String, String, u32), TransactionKey>,
+    /// A peer's re-INVITEs not answered yet, and their calls.
+    pending_call: HashMap<TransactionKey, CallId>,
     queries: HashMap<QueryId, Query>,
     /// Requests outside a dialog with destinations left to fail over to
     /// (RFC 3263 §4.3): the request as it was before its Via, and those
@@ -225,6 +265,8 @@ impl UaCore {
             dialogs: HashMap::new(),
             uses: HashMap::new(),
             pending_count: 0,
+            merging: HashMap::new(),
+            pending_call: HashMap::new(),
             queries: HashMap::new(),
             failover: HashMap::new(),
             query_deadlines: BTreeSet::new(),
@@ -261,6 +303,15 @@ impl UaCore {
         }
         if let Message::Request(req) = &r.message {
             if let Some(resp) = precheck::precheck(req, &self.config.entropy) {
+                // An INVITE whose headers make a transaction: answered in one,
+                // which retransmits the final until the ACK (`on_request`).
+                let transactional = *req.method() == crate::message::Method::Invite
+                    && resp.status() != crate::message::StatusCode::BAD_REQUEST;
+                if transactional {
+                    return self
+                        .txns
+                        .handle_message(now, r.message, peer, r.kind.is_reliable());
+                }
                 // A request we will not process: answered outside any transaction (§8.2).
                 let reliable = peer.target.kind.is_reliable();
                 self.txns
@@ -429,6 +480,7 @@ impl UaCore {
             Event::AckTimeout { key } => self.on_ack_timeout(&key),
             Event::Terminated { key } => {
                 self.drop_pending(&key);
+                self.pending_call.remove(&key);
                 self.uses.remove(&key);
                 shrink_if_sparse(&mut self.uses);
             }
@@ -468,10 +520,21 @@ impl UaCore {
     }
 
     fn set_pending(&mut self, key: TransactionKey, pending: Pending) {
+        if let Some(m) = merge_key(&pending.request) {
+            self.merging.insert(m, key.clone());
+        }
         let u = self.uses.entry(key).or_default();
         if u.pending.replace(pending).is_none() {
             self.pending_count += 1;
         }
+    }
+
+    /// §8.2.2.2: a request outside a dialog with the Call-ID, From tag and
+    /// CSeq of one still in progress but another transaction (it reached us
+    /// twice, forked by a proxy): the transaction it duplicates.
+    fn merged_with(&self, key: &TransactionKey, request: &Request) -> Option<&TransactionKey> {
+        let m = merge_key(request)?;
+        self.merging.get(&m).filter(|k| *k != key)
     }
 
     /// Server requests still waiting for their final response.
@@ -481,11 +544,19 @@ impl UaCore {
 
     /// Forgets a server request (answered, or its transaction ended).
     fn drop_pending(&mut self, key: &TransactionKey) {
-        if let Some(u) = self.uses.get_mut(key) {
-            if u.pending.take().is_some() {
-                self.pending_count -= 1;
+        let Some(u) = self.uses.get_mut(key) else {
+            return;
+        };
+        let Some(p) = u.pending.take() else {
+            return;
+        };
+        self.pending_count -= 1;
+        if let Some(m) = merge_key(&p.request) {
+            if self.merging.get(&m) == Some(key) {
+                self.merging.remove(&m);
             }
         }
+        shrink_if_sparse(&mut self.merging);
     }
 
     /// The local tag of a call we answer (None for a call we placed).
@@ -500,6 +571,11 @@ impl UaCore {
         if let Some(call) = self.calls.remove(id) {
             if let Some(d) = call.dialog {
                 self.dialogs.remove(d.id());
+            }
+            if let Some((_, early)) = call.invites.initial {
+                if self.dialogs.get(&early) == Some(&id) {
+                    self.dialogs.remove(&early);
+                }
             }
         }
         shrink_if_sparse(&mut self.dialogs);

@@ -4,7 +4,7 @@
 use super::precheck::{challenge, decorate};
 use super::{Call, CallState, Output, Owner, Pending, Spawn, UaCore};
 use crate::dialog::{Dialog, DialogId};
-use crate::message::{Method, NameAddr, Request, Response, StatusCode};
+use crate::message::{HeaderName, Method, NameAddr, Request, Response, StatusCode};
 use crate::transaction::TransactionKey;
 use crate::ua::call_event::CallEvent;
 use crate::ua::command::{Delivered, ToCall};
@@ -18,9 +18,38 @@ impl UaCore {
     pub(super) fn respond(&mut self, key: &TransactionKey, resp: Response) {
         if resp.status().is_final() {
             self.drop_pending(key);
+            self.invite_answered(key);
         }
         if let Err(e) = self.txns.respond(self.now, key, resp) {
             debug!(error = %e, "respond failed");
+        }
+    }
+
+    /// A final response went to `key`: if it was a call's INVITE, the call
+    /// may take the next one (§14.2); a call's early dialog ends with the
+    /// initial INVITE (confirmed by a 2xx, or gone with anything else).
+    fn invite_answered(&mut self, key: &TransactionKey) {
+        let call = match self.owner(key) {
+            Some(Owner::UasInvite { call }) => Some(*call),
+            _ => None,
+        };
+        let found = call.or_else(|| self.pending_call.remove(key));
+        let Some(id) = found else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        if call.invites.theirs.as_ref() == Some(key) {
+            call.invites.theirs = None;
+        }
+        if call.invites.initial.as_ref().is_some_and(|(k, _)| k == key) {
+            if let Some((_, early)) = call.invites.initial.take() {
+                let confirmed = call.dialog.as_ref().is_some_and(|d| *d.id() == early);
+                if !confirmed && self.dialogs.get(&early) == Some(&id) {
+                    self.dialogs.remove(&early);
+                }
+            }
         }
     }
 
@@ -37,6 +66,33 @@ impl UaCore {
     }
 
     pub(super) fn on_request(&mut self, key: TransactionKey, request: Request, source: Peer) {
+        if self.merged_with(&key, &request).is_some() {
+            // §8.2.2.2: the same request by another path: one of them is
+            // processed, the other gets 482 (without becoming pending).
+            self.set_pending(
+                key.clone(),
+                Pending {
+                    request: request.clone(),
+                    peer: source,
+                },
+            );
+            return self.reply_now(&key, &request, Reply::new(StatusCode::LOOP_DETECTED));
+        }
+        if *request.method() == Method::Invite {
+            // Refused before a transaction existed (a Require we do not
+            // support, a body we cannot read…): the INVITE transaction now
+            // retransmits that final response until the ACK (§17.2.1).
+            if let Some(resp) = super::precheck::precheck(&request, &self.config.entropy) {
+                self.set_pending(
+                    key.clone(),
+                    Pending {
+                        request: request.clone(),
+                        peer: source,
+                    },
+                );
+                return self.respond(&key, resp);
+            }
+        }
         self.set_pending(
             key.clone(),
             Pending {
@@ -94,7 +150,21 @@ impl UaCore {
             dialog: None,
             peer: source.clone(),
             ended: false,
+            invites: Default::default(),
         });
+        // The early dialog our provisional responses create (§12.1.1): a
+        // request in it finds this call (§14.2 and §15 say what to do).
+        if let (Some(local_tag), Some(call_id), Some(from_tag)) = (
+            self.uas_tag(Some(id)),
+            request.headers().call_id(),
+            request.headers().from().and_then(NameAddr::tag),
+        ) {
+            let early = DialogId::new(call_id.clone(), local_tag, from_tag.to_owned());
+            self.dialogs.insert(early.clone(), id);
+            if let Some(call) = self.calls.get_mut(id) {
+                call.invites.initial = Some((key.clone(), early));
+            }
+        }
         self.set_owner(key.clone(), Owner::UasInvite { call: id });
         self.out.push_back(Output::Spawn(Spawn::Call {
             call: id,
@@ -120,6 +190,25 @@ impl UaCore {
         let Some(call) = self.calls.get_mut(call_id) else {
             return self.reply_now(&key, &request, Reply::new(StatusCode::CALL_DOES_NOT_EXIST));
         };
+        if call.dialog.is_none() {
+            return self.on_early_dialog(key, request, call_id);
+        }
+        if *request.method() == Method::Invite {
+            if call.invites.theirs.is_some() {
+                // §14.2: a second re-INVITE while the first is unanswered.
+                let wait = self.config.entropy.next_u64() % 11;
+                return self.reply_now(
+                    &key,
+                    &request,
+                    Reply::server_error().header(HeaderName::RetryAfter, wait.to_string()),
+                );
+            }
+            if call.invites.ours.is_some() {
+                // §14.2: both sides re-INVITE at once (glare).
+                let pending = StatusCode::new(491).unwrap_or(StatusCode::SERVER_INTERNAL_ERROR);
+                return self.reply_now(&key, &request, Reply::new(pending));
+            }
+        }
         // §12.2.2: a CSeq lower than the last one seen is answered 500.
         if let Some(dialog) = call.dialog.as_mut() {
             if let Err(status) = dialog.check_remote_cseq(&request) {
@@ -136,6 +225,10 @@ impl UaCore {
         let is_bye = *request.method() == Method::Bye;
         if is_bye {
             call.ended = true;
+        }
+        if *request.method() == Method::Invite && matches!(call.state, CallState::Uas { .. }) {
+            call.invites.theirs = Some(key.clone());
+            self.pending_call.insert(key.clone(), call_id);
         }
         match &call.state {
             CallState::Uas { task, .. } => {
@@ -172,6 +265,45 @@ impl UaCore {
                     events.emit(CallEvent::Request(request));
                 }
             }
+        }
+    }
+
+    /// A request in the early dialog of a call we have not answered yet.
+    fn on_early_dialog(&mut self, key: TransactionKey, request: Request, call: CallId) {
+        match request.method() {
+            Method::Invite => {
+                // §14.2: an INVITE before the final response to the first.
+                let wait = self.config.entropy.next_u64() % 11;
+                self.reply_now(
+                    &key,
+                    &request,
+                    Reply::server_error().header(HeaderName::RetryAfter, wait.to_string()),
+                );
+            }
+            Method::Bye => {
+                // §15: a caller may end an early dialog with BYE; §15.1.2: the
+                // pending INVITE then gets 487, as for CANCEL.
+                self.reply_now(&key, &request, Reply::ok());
+                let invite = self
+                    .calls
+                    .get(call)
+                    .and_then(|c| c.invites.initial.as_ref().map(|(k, _)| k.clone()));
+                if let Some(invite) = invite {
+                    if let Some(p) = self.pending(&invite) {
+                        let invite_req = p.request.clone();
+                        self.reply_now(
+                            &invite,
+                            &invite_req,
+                            Reply::new(StatusCode::REQUEST_TERMINATED),
+                        );
+                    }
+                }
+                if let Some(CallState::Uas { task, .. }) = self.calls.get(call).map(|c| &c.state) {
+                    let _ = task.try_send(ToCall::Cancelled);
+                }
+            }
+            // Nothing else is handled before the answer (no PRACK, no UPDATE yet).
+            _ => self.reply_now(&key, &request, Reply::new(StatusCode::CALL_DOES_NOT_EXIST)),
         }
     }
 

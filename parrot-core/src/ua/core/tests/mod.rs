@@ -529,3 +529,4 @@ fn peer_at(to: &str) -> crate::ua::route::Peer {
 
 mod client;
 mod destinations;
+mod dialogs;
