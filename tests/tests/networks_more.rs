@@ -12,7 +12,7 @@
 //! side's tone), RTP both ways on the wire, and that no SIP message on the
 //! wire names 0.0.0.0, `::` or a loopback address.
 //!
-//! Needs root (`ip netns`); `nftables`, `iproute2`, `python3` and `dnsmasq`
+//! Needs root (`ip netns`); `nftables`, `iproute2`, `python3` and `dnsmasq-base`
 //! are installed by `cargo xtask test`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
@@ -93,7 +93,7 @@ async fn start_dnsmasq(lab: &Lab, tmp: &TempDir, dead: SocketAddr) -> Proc {
         .wait_for_line(|l| l.contains("started, version"), Duration::from_secs(5))
         .await
     {
-        panic!("dnsmasq did not start (is dnsmasq installed?): {e}");
+        panic!("dnsmasq did not start (`apt-get install dnsmasq-base`?): {e}");
     }
     dns
 }
