@@ -541,3 +541,114 @@ pub fn write_tone(path: &Path, freq: f64, seconds: f64, silence: f64) {
     }
     rec.finish().expect("the tone WAV finished");
 }
+
+/// This checkout's workspace directory.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate is in the workspace")
+        .to_path_buf()
+}
+
+/// `cargo` (the one running the tests) without what cargo set for this test
+/// process (the package's variables, its library path): those would make
+/// build scripts rerun and everything rebuild, here and again in the next
+/// plain `cargo build`.
+pub fn cargo_command() -> std::process::Command {
+    let mut cmd =
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || key == "CARGO_CRATE_NAME"
+            || key == "LD_LIBRARY_PATH"
+        {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    cmd
+}
+
+/// Runs `cmd` to the end; panics with its output unless it succeeds.
+pub fn run_ok(cmd: &mut std::process::Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Where the tests put the projects `parrot new` generates: under the
+/// workspace's `target/` (excluded from the workspace), with one target
+/// directory for all of them, so that their dependencies are built once and
+/// the builds are reused between runs.
+pub fn generated_base() -> PathBuf {
+    workspace().join("target").join("generated-test")
+}
+
+/// The target directory of the generated projects.
+pub fn generated_target() -> PathBuf {
+    generated_base().join("target")
+}
+
+/// Renders `parrot new KIND NAME` (plus `extra` options) afresh into
+/// [`generated_base`]`/NAME`, depending on this checkout's parrot-core, and
+/// returns its directory.
+pub fn generate_project(kind: &str, name: &str, extra: &[&str]) -> PathBuf {
+    let ws = workspace();
+    let path = generated_base().join(name);
+    std::fs::create_dir_all(generated_base()).expect("the generated projects' directory");
+    let _ = std::fs::remove_dir_all(&path);
+    let mut new = cargo_command();
+    new.current_dir(&ws)
+        .args(["run", "-q", "-p", "parrot-cli", "--", "new", kind, name])
+        .args(["--vcs", "none", "--path"])
+        .arg(&path)
+        .arg("--parrot-path")
+        .arg(ws.join("parrot-core"))
+        .args(extra);
+    run_ok(&mut new, &format!("parrot new {kind} {name}"));
+    path
+}
+
+/// `cargo SUBCOMMAND -q` (e.g. `build`, `test`) in the generated project at
+/// `dir`, in [`generated_target`].
+pub fn cargo_in_generated(dir: &Path, subcommand: &str) {
+    let mut cmd = cargo_command();
+    cmd.current_dir(dir)
+        .env("CARGO_TARGET_DIR", generated_target())
+        .args([subcommand, "-q"]);
+    run_ok(
+        &mut cmd,
+        &format!("cargo {subcommand} in {}", dir.display()),
+    );
+}
+
+/// The debug binary of the generated project `name` (after its build).
+pub fn generated_bin(name: &str) -> PathBuf {
+    generated_target().join("debug").join(name)
+}
+
+/// Seconds of sound in a recording (8 kHz) and whether its first second is
+/// `freq`: for a recording that hears several things in turn (a welcome
+/// prompt, then a menu).
+pub fn heard_at_start(path: &Path, freq: f64) -> (f64, bool) {
+    use parrot_core::media::{AudioSource, WavSource, tone_present};
+    let mut src =
+        WavSource::open(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut all = vec![0i16; (src.duration() * 8000.0) as usize + 1];
+    let n = src.read(&mut all);
+    let loud = |s: &i16| s.unsigned_abs() > 800;
+    let Some(first) = all[..n].iter().position(loud) else {
+        return (0.0, false);
+    };
+    let last = all[..n].iter().rposition(loud).unwrap_or(first);
+    let window = &all[first..(first + 8000).min(n)];
+    (
+        (last - first) as f64 / 8000.0,
+        tone_present(window, freq, 8000, 0.5),
+    )
+}

@@ -178,7 +178,10 @@ impl Lab {
         static CLEAN: Once = Once::new();
         static NEXT: AtomicU32 = AtomicU32::new(0);
         require_root();
-        CLEAN.call_once(remove_stale);
+        CLEAN.call_once(|| {
+            remove_stale();
+            remove_stale_etc();
+        });
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         Lab {
             prefix: format!("{PREFIX}{}-{n}-", std::process::id()),
@@ -371,7 +374,10 @@ impl Drop for Lab {
                 .args(["netns", "del", &self.ns(*host)])
                 .stderr(Stdio::null())
                 .status();
+            let _ = std::fs::remove_dir_all(etc_dir(&self.ns(*host)));
         }
+        // Only if empty: someone else's files stay.
+        let _ = std::fs::remove_dir("/etc/netns");
     }
 }
 
@@ -810,3 +816,337 @@ while True:
     print(name, dev, ep(src, sport), ep(dst, dport), len(payload),
           (payload if text else payload[:12]).hex(), flush=True)
 "#;
+
+/// Where `ip netns exec` finds the files it bind-mounts over `/etc/FILE`
+/// for the namespace `ns` (iproute2: `/etc/netns/NS/FILE`).
+fn etc_dir(ns: &str) -> std::path::PathBuf {
+    std::path::Path::new("/etc/netns").join(ns)
+}
+
+impl Lab {
+    /// Gives `host` its own `/etc/resolv.conf` (`text`): `ip netns exec`
+    /// bind-mounts `/etc/netns/NS/resolv.conf` over it, so every program the
+    /// lab starts there (`spawn`, `exec`, …) asks the name servers it names.
+    /// Deleted with the lab (and by the next lab if a run crashed).
+    pub fn resolv_conf(&self, host: Host, text: &str) {
+        assert!(self.hosts.contains(&host), "{host:?} is not in the lab");
+        let dir = etc_dir(&self.ns(host));
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        let file = dir.join("resolv.conf");
+        std::fs::write(&file, text)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", file.display()));
+    }
+}
+
+/// Deletes the `/etc/netns/pa-<pid>-…` directories of `namespaces` that no
+/// longer exist (their labs are gone, or their processes crashed).
+fn remove_stale_etc() {
+    let live = namespaces();
+    let Ok(dirs) = std::fs::read_dir("/etc/netns") else {
+        return;
+    };
+    for d in dirs.filter_map(Result::ok) {
+        let name = d.file_name().to_string_lossy().into_owned();
+        if name.starts_with(PREFIX) && !live.contains(&name) {
+            let _ = std::fs::remove_dir_all(d.path());
+        }
+    }
+}
+
+// ------------------------------------------------------ calls across the lab
+
+/// The parrot-core `uas` and `uac` examples, built (release) once per test
+/// process into the target directory the tests were built in.
+pub fn examples() -> &'static (std::path::PathBuf, std::path::PathBuf) {
+    static BINS: std::sync::OnceLock<(std::path::PathBuf, std::path::PathBuf)> =
+        std::sync::OnceLock::new();
+    BINS.get_or_init(|| {
+        let workspace = crate::workspace();
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| workspace.join("target"));
+        let mut build = crate::cargo_command();
+        build
+            .args(["build", "--release", "-p", "parrot-core"])
+            .args(["--example", "uas", "--example", "uac"])
+            .current_dir(&workspace)
+            .env("CARGO_TARGET_DIR", &target);
+        crate::run_ok(
+            &mut build,
+            "cargo build --release -p parrot-core --example uas --example uac",
+        );
+        let dir = target.join("release").join("examples");
+        (dir.join("uas"), dir.join("uac"))
+    })
+}
+
+/// The `uas` example's path, as an argument.
+pub fn uas_bin() -> String {
+    examples().0.to_string_lossy().into_owned()
+}
+
+/// The `uac` example's path, as an argument.
+pub fn uac_bin() -> String {
+    examples().1.to_string_lossy().into_owned()
+}
+
+/// Runs `f`, failing the test if it takes longer than `limit`.
+pub async fn bounded<F: std::future::Future>(what: &str, limit: Duration, f: F) -> F::Output {
+    tokio::time::timeout(limit, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {limit:?}"))
+}
+
+/// Waits up to `within` for a finished WAV at `path`, or in `path` if it is
+/// a directory (the first whose name ends with `suffix`): one that opens
+/// with at least half a second of audio.
+pub async fn wav(
+    path: &std::path::Path,
+    suffix: &str,
+    within: Duration,
+) -> Option<std::path::PathBuf> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let candidates: Vec<std::path::PathBuf> = if path.is_dir() {
+            std::fs::read_dir(path)
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.to_string_lossy().ends_with(suffix))
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            vec![path.to_path_buf()]
+        };
+        for p in candidates {
+            if parrot_core::media::WavSource::open(&p).is_ok_and(|w| w.duration() > 0.5) {
+                return Some(p);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What went wrong in a call across the lab, and what to show with it: the
+/// checks add problems, [`Verdict::check`] fails the test with all of them.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    problems: Vec<String>,
+    context: String,
+}
+
+impl Verdict {
+    /// A problem.
+    pub fn fail(&mut self, problem: impl Into<String>) {
+        self.problems.push(problem.into());
+    }
+
+    /// Something to show if the test fails.
+    pub fn note(&mut self, text: &str) {
+        self.context.push_str(text);
+        if !text.ends_with('\n') {
+            self.context.push('\n');
+        }
+    }
+
+    /// Checks that the recording `path` (a file, or the first WAV ending in
+    /// `suffix` in a directory) holds `freq` for about `secs`.
+    pub async fn heard(
+        &mut self,
+        who: &str,
+        path: &std::path::Path,
+        suffix: &str,
+        freq: f64,
+        secs: f64,
+    ) {
+        self.heard_with(who, path, suffix, freq, secs, crate::heard)
+            .await;
+    }
+
+    /// Like [`Verdict::heard`], with `heard` judging the recording (e.g.
+    /// [`crate::heard_at_start`] for a welcome prompt followed by something
+    /// else).
+    pub async fn heard_with(
+        &mut self,
+        who: &str,
+        path: &std::path::Path,
+        suffix: &str,
+        freq: f64,
+        secs: f64,
+        heard: fn(&std::path::Path, f64) -> (f64, bool),
+    ) {
+        match wav(path, suffix, Duration::from_secs(3)).await {
+            None => self.fail(format!(
+                "{who}: no recording with audio at {}",
+                path.display()
+            )),
+            Some(p) => {
+                let (len, ok) = heard(&p, freq);
+                eprintln!("{who}: {len:.2} s of audio, {freq} Hz: {ok}");
+                if !ok || len < secs - 0.6 {
+                    self.fail(format!(
+                        "{who}: recorded {len:.2} s of audio, {freq} Hz present: {ok} (expected ~{secs} s)"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Checks the capture: no unusable address in SIP, RTP both ways
+    /// between `a` and `b` (as seen on the capturing host).
+    pub fn wire(&mut self, cap: &Capture, a: IpAddr, b: IpAddr) {
+        for bad in cap.unusable_addresses() {
+            self.fail(format!("on the wire: {bad}"));
+        }
+        for (from, to) in [(a, b), (b, a)] {
+            let n = cap.rtp_count(from, to);
+            eprintln!("on the wire: {n} RTP packets from {from} to {to}");
+            if n < 20 {
+                self.fail(format!("on the wire: {n} RTP packets from {from} to {to}"));
+            }
+        }
+        self.context
+            .push_str(&format!("flows seen by the capture:\n{}", cap.flows()));
+        self.context
+            .push_str(&format!("SIP seen by the capture:\n{}", cap.sip_dump()));
+    }
+
+    /// A process's output, to show if the test fails.
+    pub fn output(&mut self, p: &Proc) {
+        self.context.push_str(&p.output());
+    }
+
+    /// Fails the test, naming `case`, if there was a problem.
+    pub fn check(self, case: &str) {
+        assert!(
+            self.problems.is_empty(),
+            "{case}:\n  - {}\n\n{}",
+            self.problems.join("\n  - "),
+            self.context
+        );
+    }
+}
+
+/// The caller's tone (Hz) and its length (s) in the calls across the lab.
+pub const CALLER_TONE: f64 = 440.0;
+/// See [`CALLER_TONE`].
+pub const CALLER_SECS: f64 = 2.5;
+/// The answerer's tone (Hz) and its length (s).
+pub const ANSWER_TONE: f64 = 1000.0;
+/// See [`ANSWER_TONE`].
+pub const ANSWER_SECS: f64 = 2.0;
+/// How long the calling phones hold a call (s).
+pub const CALL_SECS: &str = "3";
+
+/// The uas example on A (`--bind bind`, plus `extra` options), answering
+/// with the answerer's tone and recording its callers into `tmp/uas-heard`
+/// (returned), once it says it listens.
+pub async fn start_uas(
+    lab: &Lab,
+    tmp: &crate::TempDir,
+    bind: &str,
+    extra: &[&str],
+) -> (Proc, std::path::PathBuf) {
+    let tone = tmp.join("answer.wav");
+    crate::write_tone(&tone, ANSWER_TONE, ANSWER_SECS, 0.0);
+    let record = tmp.join("uas-heard");
+    std::fs::create_dir_all(&record).expect("the uas's recording directory");
+    let (uas, tone, dir) = (
+        uas_bin(),
+        tone.to_string_lossy().into_owned(),
+        record.to_string_lossy().into_owned(),
+    );
+    let mut args = vec![
+        uas.as_str(),
+        "--bind",
+        bind,
+        "--play",
+        &tone,
+        "--record",
+        &dir,
+    ];
+    args.extend_from_slice(extra);
+    let proc = lab.spawn(Host::A, "uas", &args);
+    if let Err(e) = proc
+        .wait_for_line(|l| l.contains("listening on"), Duration::from_secs(10))
+        .await
+    {
+        panic!("the uas did not start: {e}");
+    }
+    (proc, record)
+}
+
+/// Starts a calling phone on `host`: `command` (the program and its first
+/// arguments, e.g. the uac example and the URI), then `--play` the caller's
+/// tone, `--record` what it hears into `tmp/NAME-heard.wav` (returned),
+/// `--duration` [`CALL_SECS`], then `extra`.
+pub fn spawn_caller(
+    lab: &Lab,
+    tmp: &crate::TempDir,
+    host: Host,
+    name: &str,
+    command: &[&str],
+    extra: &[&str],
+) -> (Proc, std::path::PathBuf) {
+    let tone = tmp.join(&format!("{name}-says.wav"));
+    crate::write_tone(&tone, CALLER_TONE, CALLER_SECS, 0.0);
+    let heard = tmp.join(&format!("{name}-heard.wav"));
+    let (tone_arg, heard_arg) = (
+        tone.to_string_lossy().into_owned(),
+        heard.to_string_lossy().into_owned(),
+    );
+    let mut args = command.to_vec();
+    args.extend([
+        "--play",
+        &tone_arg,
+        "--record",
+        &heard_arg,
+        "--duration",
+        CALL_SECS,
+    ]);
+    args.extend_from_slice(extra);
+    (lab.spawn(host, name, &args), heard)
+}
+
+impl Verdict {
+    /// Checks that the calling phone's recording `phone_heard` holds the
+    /// answerer's tone and that the answerer's (the first WAV in the
+    /// directory `answerer_heard`) holds the caller's.
+    pub async fn heard_each_other(
+        &mut self,
+        phone_heard: &std::path::Path,
+        answerer_heard: &std::path::Path,
+    ) {
+        self.heard("the caller", phone_heard, "", ANSWER_TONE, ANSWER_SECS)
+            .await;
+        self.heard(
+            "the answerer",
+            answerer_heard,
+            ".wav",
+            CALLER_TONE,
+            CALLER_SECS,
+        )
+        .await;
+    }
+
+    /// Checks that `proc` exits with success within `within`.
+    pub async fn exited_ok(&mut self, proc: &mut Proc, within: Duration) {
+        match proc.wait(within).await {
+            Some(s) if s.success() => {}
+            Some(s) => self.fail(format!("{} exited with {s}", proc.name())),
+            None => self.fail(format!("{} did not finish within {within:?}", proc.name())),
+        }
+    }
+
+    /// Checks that `proc` printed a line containing `text`.
+    pub fn printed(&mut self, proc: &Proc, text: &str) {
+        if !proc.lines().iter().any(|l| l.contains(text)) {
+            self.fail(format!("{} did not print `{text}`", proc.name()));
+        }
+    }
+}

@@ -5,31 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
-use parrot_tests::{free_port, sipp};
-use std::path::{Path, PathBuf};
+use parrot_tests::{
+    cargo_in_generated, free_port, generate_project, generated_base, generated_bin, heard_at_start,
+    sipp,
+};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-}
-
-fn run(cmd: &mut Command, what: &str) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A server process killed when dropped.
 struct Server(std::process::Child);
@@ -41,71 +22,23 @@ impl Drop for Server {
     }
 }
 
-/// Seconds of sound in the recording and whether its first second is `freq`.
-fn heard(path: &Path, freq: f64) -> (f64, bool) {
-    use parrot_core::media::{AudioSource, WavSource, tone_present};
-    let mut src = WavSource::open(path).unwrap();
-    let mut all = vec![0i16; (src.duration() * 8000.0) as usize + 1];
-    let n = src.read(&mut all);
-    let loud = |s: &i16| s.unsigned_abs() > 800;
-    let Some(first) = all[..n].iter().position(loud) else {
-        return (0.0, false);
-    };
-    let last = all[..n].iter().rposition(loud).unwrap_or(first);
-    let window = &all[first..(first + 8000).min(n)];
-    (
-        (last - first) as f64 / 8000.0,
-        tone_present(window, freq, 8000, 0.5),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_server_and_client_work() {
-    let ws = workspace();
-    // Under target/ (excluded from the workspace), so builds are reused between runs.
-    let base = ws.join("target").join("generated-test");
-    let gen_target = base.join("target");
-    std::fs::create_dir_all(&base).unwrap();
+    let base = generated_base();
     let port = free_port();
+    let port_arg = port.to_string();
     for (kind, name) in [("uas", "gen-server"), ("uac", "gen-client")] {
-        let path = base.join(name);
-        let _ = std::fs::remove_dir_all(&path);
-        let mut new = cargo();
-        new.current_dir(&ws)
-            .args([
-                "run",
-                "-q",
-                "-p",
-                "parrot-cli",
-                "--",
-                "new",
-                kind,
-                name,
-                "--vcs",
-                "none",
-                "--path",
-            ])
-            .arg(&path)
-            .arg("--parrot-path")
-            .arg(ws.join("parrot-core"));
-        if kind == "uas" {
-            new.args(["--port", &port.to_string(), "--bind", "127.0.0.1"]);
-        }
-        run(&mut new, &format!("parrot new {kind}"));
+        let extra: &[&str] = if kind == "uas" {
+            &["--port", &port_arg, "--bind", "127.0.0.1"]
+        } else {
+            &[]
+        };
+        let path = generate_project(kind, name, extra);
         // The generated project's own tests.
-        let mut test = cargo();
-        test.current_dir(&path)
-            .env("CARGO_TARGET_DIR", &gen_target)
-            .args(["test", "-q"]);
-        run(&mut test, &format!("cargo test in the generated {kind}"));
-        let mut build = cargo();
-        build
-            .current_dir(&path)
-            .env("CARGO_TARGET_DIR", &gen_target)
-            .args(["build", "-q"]);
-        run(&mut build, &format!("cargo build in the generated {kind}"));
+        cargo_in_generated(&path, "test");
+        cargo_in_generated(&path, "build");
     }
-    let bin = |name: &str| gen_target.join("debug").join(name);
+    let bin = generated_bin;
     let _server = Server(
         Command::new(bin("gen-server"))
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
@@ -144,7 +77,7 @@ async fn generated_server_and_client_work() {
         stdout.contains("answered") && stdout.contains("PCMU/8000"),
         "{stdout}"
     );
-    let (secs, welcome) = heard(&recording, 660.0);
+    let (secs, welcome) = heard_at_start(&recording, 660.0);
     eprintln!("generated client heard {secs:.2} s; welcome (660 Hz) recognised: {welcome}");
     assert!(
         welcome && secs > 2.0,

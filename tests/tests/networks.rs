@@ -16,208 +16,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
-use parrot_core::media::WavSource;
-use parrot_tests::netns::{Capture, Host, Lab, Proc, addr};
-use parrot_tests::{BaresipConfig, TempDir, heard};
-use std::future::Future;
+use parrot_tests::netns::{
+    ANSWER_SECS, ANSWER_TONE, CALLER_SECS, CALLER_TONE, Host, Lab, Verdict, addr, bounded,
+    examples, spawn_caller, start_uas, uac_bin,
+};
+use parrot_tests::{BaresipConfig, TempDir};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
 
-/// The caller's tone (Hz) and its length (s).
-const CALLER_TONE: f64 = 440.0;
-const CALLER_SECS: f64 = 2.5;
-/// The answerer's tone (Hz) and its length (s).
-const ANSWER_TONE: f64 = 1000.0;
-const ANSWER_SECS: f64 = 2.0;
-/// How long the uac holds a call (s).
-const CALL_SECS: &str = "3";
 /// No test runs longer.
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// The `uas` and `uac` examples, built (release) once per test run into the
-/// target directory this test was built in.
-fn examples() -> &'static (PathBuf, PathBuf) {
-    static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    BINS.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace.join("target"));
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = std::process::Command::new(cargo);
-        build
-            .args(["build", "--release", "-p", "parrot-core"])
-            .args(["--example", "uas", "--example", "uac"])
-            .current_dir(workspace)
-            .env("CARGO_TARGET_DIR", &target);
-        // What cargo sets for this test process (the package's variables, its
-        // library path) would make the build scripts rerun and everything
-        // rebuild, here and again in the next plain `cargo build`.
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            if key.starts_with("CARGO_PKG_")
-                || key.starts_with("CARGO_MANIFEST_")
-                || key == "CARGO_CRATE_NAME"
-                || key == "LD_LIBRARY_PATH"
-            {
-                build.env_remove(key.as_ref());
-            }
-        }
-        let out = build.output().expect("run cargo build");
-        assert!(
-            out.status.success(),
-            "cargo build --release -p parrot-core --example uas --example uac failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let dir = target.join("release").join("examples");
-        (dir.join("uas"), dir.join("uac"))
-    })
-}
-
-fn uas_bin() -> String {
-    examples().0.to_string_lossy().into_owned()
-}
-
-fn uac_bin() -> String {
-    examples().1.to_string_lossy().into_owned()
-}
-
-/// Runs `f`, failing the test if it takes longer than [`LIMIT`].
-async fn bounded<F: Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(LIMIT, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {LIMIT:?}"))
-}
-
-/// Waits up to `within` for a finished WAV at `path`, or in `path` if it is
-/// a directory (the first whose name ends with `suffix`): one that opens
-/// with at least half a second of audio.
-async fn wav(path: &Path, suffix: &str, within: Duration) -> Option<PathBuf> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let candidates: Vec<PathBuf> = if path.is_dir() {
-            std::fs::read_dir(path)
-                .map(|d| {
-                    d.filter_map(Result::ok)
-                        .map(|e| e.path())
-                        .filter(|p| p.to_string_lossy().ends_with(suffix))
-                        .collect()
-                })
-                .unwrap_or_default()
-        } else {
-            vec![path.to_path_buf()]
-        };
-        for p in candidates {
-            if WavSource::open(&p).is_ok_and(|w| w.duration() > 0.5) {
-                return Some(p);
-            }
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// What went wrong in a call, and what to show with it.
-#[derive(Default)]
-struct Verdict {
-    problems: Vec<String>,
-    context: String,
-}
-
-impl Verdict {
-    fn fail(&mut self, problem: impl Into<String>) {
-        self.problems.push(problem.into());
-    }
-
-    /// Checks that the recording `path` (a file, or the first WAV ending in
-    /// `suffix` in a directory) holds `freq` for about `secs`.
-    async fn heard(&mut self, who: &str, path: &Path, suffix: &str, freq: f64, secs: f64) {
-        match wav(path, suffix, Duration::from_secs(3)).await {
-            None => self.fail(format!(
-                "{who}: no recording with audio at {}",
-                path.display()
-            )),
-            Some(p) => {
-                let (len, ok) = heard(&p, freq);
-                eprintln!("{who}: {len:.2} s of audio, {freq} Hz: {ok}");
-                if !ok || len < secs - 0.6 {
-                    self.fail(format!(
-                        "{who}: recorded {len:.2} s of audio, {freq} Hz present: {ok} (expected ~{secs} s)"
-                    ));
-                }
-            }
-        }
-    }
-
-    /// Checks the capture: no unusable address in SIP, RTP both ways
-    /// between `a` and `b` (as seen on the capturing host).
-    fn wire(&mut self, cap: &Capture, a: IpAddr, b: IpAddr) {
-        for bad in cap.unusable_addresses() {
-            self.fail(format!("on the wire: {bad}"));
-        }
-        for (from, to) in [(a, b), (b, a)] {
-            let n = cap.rtp_count(from, to);
-            if n < 20 {
-                self.fail(format!("on the wire: {n} RTP packets from {from} to {to}"));
-            }
-        }
-        self.context
-            .push_str(&format!("flows seen on A:\n{}", cap.flows()));
-        self.context
-            .push_str(&format!("SIP seen on A:\n{}", cap.sip_dump()));
-    }
-
-    fn output(&mut self, p: &Proc) {
-        self.context.push_str(&p.output());
-    }
-
-    fn check(self, case: &str) {
-        assert!(
-            self.problems.is_empty(),
-            "{case}:\n  - {}\n\n{}",
-            self.problems.join("\n  - "),
-            self.context
-        );
-    }
-}
-
-/// The uas example on A, answering with the answerer's tone and recording
-/// callers into `record`.
-async fn start_uas(lab: &Lab, tmp: &TempDir, bind: &str, tcp: bool) -> (Proc, PathBuf) {
-    let tone = tmp.join("answer.wav");
-    parrot_tests::write_tone(&tone, ANSWER_TONE, ANSWER_SECS, 0.0);
-    let record = tmp.join("uas-heard");
-    std::fs::create_dir_all(&record).unwrap();
-    let (uas, tone, dir) = (
-        uas_bin(),
-        tone.to_string_lossy().into_owned(),
-        record.to_string_lossy().into_owned(),
-    );
-    let mut args = vec![
-        uas.as_str(),
-        "--bind",
-        bind,
-        "--play",
-        &tone,
-        "--record",
-        &dir,
-    ];
-    if tcp {
-        args.extend(["--transport", "tcp"]);
-    }
-    let proc = lab.spawn(Host::A, "uas", &args);
-    if let Err(e) = proc
-        .wait_for_line(|l| l.contains("listening on"), Duration::from_secs(10))
-        .await
-    {
-        panic!("the uas did not start: {e}");
-    }
-    (proc, record)
-}
 
 /// The uac example on `caller` calls `uri` (the uas on A), playing the
 /// caller's tone and recording what it hears; each side must hear the
@@ -232,55 +41,19 @@ async fn uac_calls_uas(
 ) {
     parrot_tests::netns::require_root();
     let _ = examples();
-    bounded(uri, async {
+    bounded(uri, LIMIT, async {
         let lab = Lab::standard();
         let tmp = TempDir::new("netns");
         let cap = lab.capture(Host::A).await;
+        let tcp: &[&str] = if tcp { &["--transport", "tcp"] } else { &[] };
         let (mut uas, record) = start_uas(&lab, &tmp, bind, tcp).await;
-
-        let tone = tmp.join("caller.wav");
-        parrot_tests::write_tone(&tone, CALLER_TONE, CALLER_SECS, 0.0);
-        let heard_wav = tmp.join("uac-heard.wav");
-        let (uac, tone_arg, heard_arg) = (
-            uac_bin(),
-            tone.to_string_lossy().into_owned(),
-            heard_wav.to_string_lossy().into_owned(),
-        );
-        let mut args = vec![
-            uac.as_str(),
-            uri,
-            "--play",
-            &tone_arg,
-            "--record",
-            &heard_arg,
-            "--duration",
-            CALL_SECS,
-        ];
-        if tcp {
-            args.extend(["--transport", "tcp"]);
-        }
-        let mut call = lab.spawn(caller, "uac", &args);
-        let status = call.wait(Duration::from_secs(15)).await;
+        let uac = uac_bin();
+        let (mut call, heard_wav) = spawn_caller(&lab, &tmp, caller, "uac", &[&uac, uri], tcp);
 
         let mut v = Verdict::default();
-        match status {
-            Some(s) if s.success() => {}
-            Some(s) => v.fail(format!("the uac exited with {s}")),
-            None => v.fail("the uac did not finish within 15 s"),
-        }
-        if !call.lines().iter().any(|l| l.contains("call completed")) {
-            v.fail("the uac did not complete the call (no `call completed`)");
-        }
-        v.heard("the uac (caller)", &heard_wav, "", ANSWER_TONE, ANSWER_SECS)
-            .await;
-        v.heard(
-            "the uas (answerer)",
-            &record,
-            ".wav",
-            CALLER_TONE,
-            CALLER_SECS,
-        )
-        .await;
+        v.exited_ok(&mut call, Duration::from_secs(15)).await;
+        v.printed(&call, "call completed");
+        v.heard_each_other(&heard_wav, &record).await;
         uas.stop(Duration::from_secs(4)).await;
         v.wire(&cap, server, peer);
         v.output(&call);
@@ -292,7 +65,7 @@ async fn uac_calls_uas(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_hosts_reach_each_other_only_as_designed() {
-    bounded("the lab sanity check", async {
+    bounded("the lab sanity check", LIMIT, async {
         let lab = Lab::standard();
         let echo = lab.spawn(Host::A, "echo", &["python3", "-u", "-c", ECHO_PY, "7000"]);
         echo.wait_for_line(|l| l == "ready", Duration::from_secs(5))
@@ -469,11 +242,11 @@ async fn baresip_calls_uas(
 ) {
     parrot_tests::netns::require_root();
     let _ = examples();
-    bounded(uri, async {
+    bounded(uri, LIMIT, async {
         let lab = Lab::standard();
         let tmp = TempDir::new("netns-baresip");
         let cap = lab.capture(Host::A).await;
-        let (mut uas, record) = start_uas(&lab, &tmp, bind, false).await;
+        let (mut uas, record) = start_uas(&lab, &tmp, bind, &[]).await;
         let tone = tmp.join("caller.wav");
         parrot_tests::write_tone(&tone, CALLER_TONE, CALLER_SECS, 0.5);
         let (conf, dump) = baresip_config(tmp.path(), ip, tone);
@@ -564,7 +337,7 @@ async fn baresip_on_c_behind_nat_calls_uas_on_a() {
 async fn uac_on_a_calls_baresip_on_b() {
     parrot_tests::netns::require_root();
     let _ = examples();
-    bounded("the uac on A calling baresip on B", async {
+    bounded("the uac on A calling baresip on B", LIMIT, async {
         let lab = Lab::standard();
         let tmp = TempDir::new("netns-to-baresip");
         let cap = lab.capture(Host::A).await;
@@ -586,39 +359,19 @@ async fn uac_on_a_calls_baresip_on_b() {
             panic!("baresip did not start: {e}");
         }
 
-        let caller_tone = tmp.join("caller.wav");
-        parrot_tests::write_tone(&caller_tone, CALLER_TONE, CALLER_SECS, 0.0);
-        let heard_wav = tmp.join("uac-heard.wav");
-        let (uac, tone_arg, heard_arg) = (
-            uac_bin(),
-            caller_tone.to_string_lossy().into_owned(),
-            heard_wav.to_string_lossy().into_owned(),
-        );
-        let mut call = lab.spawn(
+        let uac = uac_bin();
+        let (mut call, heard_wav) = spawn_caller(
+            &lab,
+            &tmp,
             Host::A,
             "uac",
-            &[
-                uac.as_str(),
-                "sip:test@192.0.2.2:5060",
-                "--play",
-                &tone_arg,
-                "--record",
-                &heard_arg,
-                "--duration",
-                CALL_SECS,
-            ],
+            &[&uac, "sip:test@192.0.2.2:5060"],
+            &[],
         );
-        let status = call.wait(Duration::from_secs(15)).await;
 
         let mut v = Verdict::default();
-        match status {
-            Some(s) if s.success() => {}
-            Some(s) => v.fail(format!("the uac exited with {s}")),
-            None => v.fail("the uac did not finish within 15 s"),
-        }
-        if !call.lines().iter().any(|l| l.contains("call completed")) {
-            v.fail("the uac did not complete the call (no `call completed`)");
-        }
+        v.exited_ok(&mut call, Duration::from_secs(15)).await;
+        v.printed(&call, "call completed");
         v.heard("the uac (caller)", &heard_wav, "", ANSWER_TONE, ANSWER_SECS)
             .await;
         v.heard(
@@ -643,7 +396,7 @@ async fn uac_on_a_calls_baresip_on_b() {
 /// both ways on the wire, no unusable address in SIP) must pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_on_b_calls_baresip_on_a() {
-    bounded("baresip on B calling baresip on A", async {
+    bounded("baresip on B calling baresip on A", LIMIT, async {
         let lab = Lab::standard();
         let tmp = TempDir::new("netns-baresips");
         let cap = lab.capture(Host::A).await;

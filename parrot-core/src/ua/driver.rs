@@ -178,14 +178,10 @@ where
         let resolver = self.resolver.clone();
         tokio::spawn(async move {
             let result = async {
-                let targets: Vec<Peer> = route::resolve_all(&resolver, &uri, transport)
-                    .await?
-                    .into_iter()
-                    .map(|target| Peer {
-                        local: route::local_towards(&addrs, &target),
-                        target,
-                    })
-                    .collect();
+                let targets: Vec<Peer> = route::peers_towards(
+                    &addrs,
+                    route::resolve_all(&resolver, &uri, transport).await?,
+                );
                 let first = targets
                     .first()
                     .ok_or_else(|| super::UaError::Unroutable(uri.to_string()))?;

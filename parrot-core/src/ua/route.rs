@@ -133,6 +133,43 @@ pub(crate) fn local_towards(addrs: &[(TransportKind, SocketAddr)], target: &Targ
     )
 }
 
+/// Our address towards each of `targets` ([`local_towards`]), in their
+/// order. A target the kernel has no route to keeps the wildcard there; it
+/// takes instead the address of the first target of its family that has
+/// one: a dial is made for its first target (From, Call-ID and the SDP offer
+/// name our address towards it) and fails over to the next ones unchanged,
+/// so an unreachable first target must not put 0.0.0.0 in them. Sending to
+/// it still fails (no route), and the call goes on to the next.
+pub(crate) fn peers_towards(
+    addrs: &[(TransportKind, SocketAddr)],
+    targets: Vec<Target>,
+) -> Vec<Peer> {
+    let mut peers: Vec<Peer> = targets
+        .into_iter()
+        .map(|target| Peer {
+            local: local_towards(addrs, &target),
+            target,
+        })
+        .collect();
+    fill_unrouted(&mut peers);
+    peers
+}
+
+/// See [`peers_towards`]: wildcard locals take the first specified address
+/// of their family, keeping their port.
+fn fill_unrouted(peers: &mut [Peer]) {
+    let routed: Vec<std::net::IpAddr> = peers
+        .iter()
+        .map(|p| p.local.ip())
+        .filter(|ip| !ip.is_unspecified())
+        .collect();
+    for p in peers.iter_mut().filter(|p| p.local.ip().is_unspecified()) {
+        if let Some(ip) = routed.iter().find(|ip| ip.is_ipv4() == p.local.is_ipv4()) {
+            p.local.set_ip(*ip);
+        }
+    }
+}
+
 /// The source address the kernel would use to reach `to` (a connected UDP
 /// socket sends nothing).
 fn routed_source(to: SocketAddr) -> Option<std::net::IpAddr> {
@@ -532,6 +569,35 @@ mod tests {
     #![allow(clippy::unwrap_used)] // test code
 
     use super::*;
+
+    /// A dial whose first SRV target has no route from here (the wildcard as
+    /// our address towards it) names our address towards the next one
+    /// instead: the INVITE, made for the first, fails over with it.
+    #[test]
+    fn an_unrouted_target_takes_the_address_of_the_next_routed_one() {
+        let peer = |to: &str, local: &str| Peer {
+            target: Target::new(TransportKind::Udp, to.parse().unwrap()),
+            local: local.parse().unwrap(),
+        };
+        let mut peers = vec![
+            peer("203.0.113.99:5060", "0.0.0.0:40000"),
+            peer("192.0.2.1:5060", "192.0.2.2:40000"),
+            peer("198.51.100.7:5060", "198.51.100.2:40000"),
+            peer("[2001:db8::9]:5060", "[::]:40002"),
+        ];
+        fill_unrouted(&mut peers);
+        let locals: Vec<String> = peers.iter().map(|p| p.local.to_string()).collect();
+        assert_eq!(
+            locals,
+            [
+                "192.0.2.2:40000",
+                "192.0.2.2:40000",
+                "198.51.100.2:40000",
+                // No IPv6 target is routed: nothing to take.
+                "[::]:40002",
+            ]
+        );
+    }
 
     fn naptr(order: u16, pref: u16, flags: &str, service: &str, repl: &str) -> NaptrRecord {
         NaptrRecord {
