@@ -17,8 +17,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
 use parrot_tests::netns::{
-    ANSWER_SECS, ANSWER_TONE, CALLER_SECS, CALLER_TONE, Host, Lab, Verdict, addr, bounded,
-    examples, spawn_caller, start_uas, uac_bin,
+    ANSWER_SECS, ANSWER_TONE, CALL_SECS, CALLER_SECS, CALLER_TONE, Host, Lab, Verdict, addr,
+    bounded, examples, spawn_caller, start_uas, uac_bin,
 };
 use parrot_tests::{BaresipConfig, TempDir};
 use std::net::IpAddr;
@@ -508,7 +508,7 @@ print("echo from", peer[0])
 async fn phone_behind_nat_registers_and_is_called_through_uas_on_a() {
     parrot_tests::netns::require_root();
     let _ = examples();
-    bounded("the NAT phone case", async {
+    bounded("the NAT phone case", LIMIT, async {
         let lab = Lab::standard();
         // A NAT that forgets idle UDP mappings after 3 s: only keep-alives
         // keep the phone reachable for the call that comes 6 s later.
@@ -520,7 +520,7 @@ async fn phone_behind_nat_registers_and_is_called_through_uas_on_a() {
         );
         let tmp = TempDir::new("netns-nat-phone");
         let cap = lab.capture(Host::A).await;
-        let (mut uas, _record) = start_uas(&lab, &tmp, "0.0.0.0:5060", false).await;
+        let (mut uas, _record) = start_uas(&lab, &tmp, "0.0.0.0:5060", &[]).await;
 
         // Carol's phone on C: answers with the answerer's tone.
         let carol_tone = tmp.join("carol.wav");
