@@ -575,11 +575,16 @@ impl Packet {
         is_sip.then(|| text.to_owned())
     }
 
-    /// True if it looks like RTP (version 2, not SIP, UDP).
+    /// True if it looks like RTP (version 2, not SIP, UDP): not RTCP (packet
+    /// types 200–204, RFC 5761 §4) and not DNS (port 53), whose bytes can
+    /// look like it.
     pub fn is_rtp(&self) -> bool {
         self.proto == "udp"
             && self.len >= 12
+            && self.src.port() != 53
+            && self.dst.port() != 53
             && self.payload.first().is_some_and(|b| b >> 6 == 2)
+            && !self.payload.get(1).is_some_and(|pt| (200..=204).contains(pt))
             && self.sip().is_none()
     }
 }

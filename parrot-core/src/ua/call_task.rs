@@ -4,6 +4,7 @@
 //! so a slow or panicking handler ends its own call only.
 
 use super::call_event::{CallEvent, EventSender};
+use super::call_handle::{CallStatus, HandleCommand, HandleEnds};
 use super::command::{Command, Delivered, ToCall};
 use super::handler::{EndReason, Incoming, SipHandler, dispatch};
 use super::media::PendingMedia;
@@ -25,9 +26,20 @@ pub(crate) async fn uas_call<H: SipHandler>(
     key: TransactionKey,
     call: CallId,
     core: mpsc::Sender<Command>,
-    mut rx: mpsc::Receiver<ToCall>,
-    mut provisional: mpsc::Receiver<Box<Reply>>,
+    channels: UasChannels,
 ) {
+    let UasChannels {
+        mut rx,
+        mut provisional,
+        handle: HandleEnds {
+            mut control,
+            status,
+        },
+    } = channels;
+    // However the task ends (a panic too), the handles see the call over.
+    let status = EndedOnDrop(status);
+    // Media actions from handles before audio flows, applied when it does.
+    let mut queued: Vec<Action> = Vec::new();
     let reply = 'answer: {
         // Handler futures are boxed here and below: the call task lives as long
         // as the call, and an inline future would keep the largest of them
@@ -45,6 +57,13 @@ pub(crate) async fn uas_call<H: SipHandler>(
                 Some(p) = provisional.recv() => {
                     let _ = core.send(Command::Reply { call: Some(call), key: key.clone(), reply: *p }).await;
                 }
+                Some(c) = control.recv() => match c {
+                    HandleCommand::Media(a) if queued.len() < 64 => queued.push(a),
+                    HandleCommand::Media(_) => warn!("media action dropped: 64 already wait for the answer"),
+                    HandleCommand::Hangup(done) => {
+                        let _ = done.send(Err(super::UaError::InvalidState("not answered yet")));
+                    }
+                },
                 r = &mut fut => break 'answer Ok(r),
             }
         }
@@ -66,19 +85,34 @@ pub(crate) async fn uas_call<H: SipHandler>(
     if !answered {
         return Box::pin(handler.ended(EndReason::Rejected)).await;
     }
+    status.0.send_replace(CallStatus::Answered);
     let mut media = CallMedia::default();
     let (media_tx, mut media_rx) = mpsc::channel(4);
     loop {
         let msg = tokio::select! {
             msg = rx.recv() => msg,
+            Some(c) = control.recv() => {
+                match c {
+                    HandleCommand::Media(a) => {
+                        if let Some(a) = media.apply(a).await {
+                            if queued.len() < 64 {
+                                queued.push(a);
+                            }
+                        }
+                    }
+                    HandleCommand::Hangup(done) => {
+                        let r = hang_up(&core, call).await;
+                        media.stop().await;
+                        let _ = done.send(r);
+                        return Box::pin(handler.ended(EndReason::LocalHangup)).await;
+                    }
+                }
+                continue;
+            }
             Some(ev) = media_rx.recv() => {
                 if ev == MediaEvent::Hangup {
                     // The media handler hangs up: BYE, then the end.
-                    let (reply, wait) = oneshot::channel();
-                    let bye = Command::InDialog { call, method: Method::Bye, headers: Vec::new(), body: None, reply: Some(reply) };
-                    if core.send(bye).await.is_ok() {
-                        let _ = tokio::time::timeout(Duration::from_secs(32), wait).await;
-                    }
+                    let _ = hang_up(&core, call).await;
                     media.stop().await;
                     return Box::pin(handler.ended(EndReason::LocalHangup)).await;
                 }
@@ -96,6 +130,9 @@ pub(crate) async fn uas_call<H: SipHandler>(
                 // Audio flows once the caller has our answer and acknowledged it.
                 if let Some(p) = pending.take() {
                     media.start(p, media_tx.clone());
+                    for a in queued.drain(..) {
+                        let _ = media.apply(a).await;
+                    }
                 }
                 Box::pin(handler.ack(&Incoming::new(request, source, kind, None))).await;
             }
@@ -153,6 +190,42 @@ pub(crate) async fn uas_call<H: SipHandler>(
     Box::pin(handler.ended(EndReason::Shutdown)).await;
 }
 
+/// What a call we answer listens to besides its handler: the core, the
+/// handler's provisional replies, and its [`CallHandle`](super::CallHandle)s.
+pub(crate) struct UasChannels {
+    pub(crate) rx: mpsc::Receiver<ToCall>,
+    pub(crate) provisional: mpsc::Receiver<Box<Reply>>,
+    pub(crate) handle: HandleEnds,
+}
+
+/// Tells the call's handles it is over when the task ends, however it ends.
+struct EndedOnDrop(tokio::sync::watch::Sender<CallStatus>);
+
+impl Drop for EndedOnDrop {
+    fn drop(&mut self) {
+        self.0.send_replace(CallStatus::Ended);
+    }
+}
+
+/// BYE through the core, waiting (at most 32 s, Timer F) for its answer.
+async fn hang_up(core: &mpsc::Sender<Command>, call: CallId) -> Result<(), super::UaError> {
+    let (reply, wait) = oneshot::channel();
+    let bye = Command::InDialog {
+        call,
+        method: Method::Bye,
+        headers: Vec::new(),
+        body: None,
+        reply: Some(reply),
+    };
+    core.send(bye).await.map_err(|_| super::UaError::Shutdown)?;
+    match tokio::time::timeout(Duration::from_secs(32), wait).await {
+        Ok(Ok(Ok(_))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(e),
+        Ok(Err(_)) => Err(super::UaError::Shutdown),
+        Err(_) => Err(super::UaError::Timeout),
+    }
+}
+
 /// A call's media session and the SDP state to renegotiate it.
 #[derive(Default)]
 struct CallMedia {
@@ -205,6 +278,17 @@ impl CallMedia {
                 Some(reply)
             }
             _ => None,
+        }
+    }
+
+    /// Applies `action` to the session; gives it back if there is none yet.
+    async fn apply(&self, action: Action) -> Option<Action> {
+        match &self.session {
+            Some(s) => {
+                s.apply(action).await;
+                None
+            }
+            None => Some(action),
         }
     }
 

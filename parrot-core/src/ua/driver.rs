@@ -6,7 +6,8 @@
 //! looked up and RTP bound in tasks of their own, and handler tasks started
 //! and supervised.
 
-use super::call_task::{UacMedia, uac_media, uas_call};
+use super::call_handle::CallHandle;
+use super::call_task::{UacMedia, UasChannels, uac_media, uas_call};
 use super::command::{Command, QueryId, Resolved};
 use super::core::{OfferWanted, Output, Spawn, UaCore};
 use super::counters::Counters;
@@ -287,10 +288,12 @@ where
                     public_ip,
                     entropy,
                 };
+                let (handle, handle_ends) = CallHandle::new(commands.clone(), call);
                 let incoming =
                     Incoming::new(request, peer.target.addr, peer.target.kind, Some(prov_tx))
                         .with_media_context(ctx)
-                        .with_endpoint(self.endpoint.clone());
+                        .with_endpoint(self.endpoint.clone())
+                        .with_handle(handle);
                 let span = info_span!(
                     "call",
                     call_id = incoming.call_id().unwrap_or("-").to_owned()
@@ -301,8 +304,11 @@ where
                     key,
                     call,
                     commands.clone(),
-                    task,
-                    prov_rx,
+                    UasChannels {
+                        rx: task,
+                        provisional: prov_rx,
+                        handle: handle_ends,
+                    },
                 );
                 supervise(
                     fut.instrument(span),

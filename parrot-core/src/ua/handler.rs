@@ -38,6 +38,8 @@ pub struct Incoming {
     media: std::sync::Mutex<Option<Answered>>,
     /// The endpoint the request reached (none under [`crate::testing`]).
     endpoint: Option<super::Endpoint>,
+    /// For a call's INVITE: a handle on the call.
+    handle: Option<super::CallHandle>,
 }
 
 /// The media an [`Incoming::answer`] agreed.
@@ -68,7 +70,21 @@ impl Incoming {
             offline: None,
             media: std::sync::Mutex::new(None),
             endpoint: None,
+            handle: None,
         }
+    }
+
+    pub(crate) fn with_handle(mut self, handle: super::CallHandle) -> Incoming {
+        self.handle = Some(handle);
+        self
+    }
+
+    /// A handle on this call (for the INVITE that starts it): keep a clone
+    /// to hang up, play, record or send INFO/MESSAGE from other tasks, during
+    /// and after [`SipHandler::invite`]. `None` for requests outside a call,
+    /// in-dialog requests (keep the INVITE's), and under [`crate::testing`].
+    pub fn handle(&self) -> Option<&super::CallHandle> {
+        self.handle.as_ref()
     }
 
     pub(crate) fn with_endpoint(mut self, endpoint: super::Endpoint) -> Incoming {

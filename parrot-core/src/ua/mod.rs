@@ -30,6 +30,7 @@
 
 mod bridge;
 mod call_event;
+mod call_handle;
 mod call_task;
 mod command;
 mod config;
@@ -48,6 +49,7 @@ mod uac;
 
 pub use bridge::bridge;
 pub use call_event::CallEvent;
+pub use call_handle::{CallHandle, CallStatus};
 pub use counters::EndpointStats;
 pub use endpoint::{Endpoint, EndpointBuilder};
 // For `crate::testing`, which runs handlers without an endpoint.

@@ -1,0 +1,152 @@
+//! A handle on a call we answer, for code outside the handler's methods: a
+//! task that hangs up after a while, plays a prompt when a lookup returns,
+//! sends INFO or MESSAGE in the dialog.
+
+use super::UaError;
+use super::command::{Command, CoreHandle};
+use super::slab::CallId;
+use crate::media::Action;
+use crate::message::{HeaderName, Method, Response};
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Where a call we answer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallStatus {
+    /// The INVITE has no final answer yet.
+    Ringing,
+    /// Answered (2xx sent); audio flows once the ACK arrives.
+    Answered,
+    /// Over (either side hung up, cancelled, rejected, failed).
+    Ended,
+}
+
+/// What a handle asks of its call's task.
+#[derive(Debug)]
+pub(crate) enum HandleCommand {
+    /// A media action, applied once audio flows (queued until then).
+    Media(Action),
+    /// Hang up with BYE; the answer says when it is done.
+    Hangup(oneshot::Sender<Result<(), UaError>>),
+}
+
+/// A handle on a call we answer ([`Incoming::handle`](super::Incoming::handle)):
+/// cheap to clone, usable from any task, for as long as the call lasts
+/// (afterwards every method fails with [`UaError::CallGone`]).
+#[derive(Debug, Clone)]
+pub struct CallHandle {
+    core: CoreHandle,
+    call: CallId,
+    control: mpsc::Sender<HandleCommand>,
+    status: watch::Receiver<CallStatus>,
+}
+
+/// The call task's ends of a [`CallHandle`].
+pub(crate) struct HandleEnds {
+    pub(crate) control: mpsc::Receiver<HandleCommand>,
+    pub(crate) status: watch::Sender<CallStatus>,
+}
+
+impl CallHandle {
+    /// A handle for `call`, and the ends its task keeps.
+    pub(crate) fn new(core: mpsc::Sender<Command>, call: CallId) -> (CallHandle, HandleEnds) {
+        let (control_tx, control) = mpsc::channel(16);
+        let (status_tx, status) = watch::channel(CallStatus::Ringing);
+        (
+            CallHandle {
+                core: CoreHandle(core),
+                call,
+                control: control_tx,
+                status,
+            },
+            HandleEnds {
+                control,
+                status: status_tx,
+            },
+        )
+    }
+
+    /// Where the call is now.
+    pub fn status(&self) -> CallStatus {
+        *self.status.borrow()
+    }
+
+    /// Waits until the call is over.
+    pub async fn ended(&self) {
+        let mut rx = self.status.clone();
+        // A closed channel: the call's task is gone, so is the call.
+        let _ = rx.wait_for(|s| *s == CallStatus::Ended).await;
+    }
+
+    /// Hangs up an answered call with BYE and waits until it is done (the
+    /// handler's `ended` then hears [`EndReason::LocalHangup`](super::EndReason)).
+    /// Before the answer there is nothing to hang up: the INVITE's reply is
+    /// the handler's to give (`InvalidState`).
+    pub async fn hangup(&self) -> Result<(), UaError> {
+        match self.status() {
+            CallStatus::Ringing => {
+                return Err(UaError::InvalidState(
+                    "not answered: reply to the INVITE instead",
+                ));
+            }
+            CallStatus::Ended => return Err(UaError::CallGone),
+            CallStatus::Answered => {}
+        }
+        let (reply, wait) = oneshot::channel();
+        self.control
+            .send(HandleCommand::Hangup(reply))
+            .await
+            .map_err(|_| UaError::CallGone)?;
+        wait.await.map_err(|_| UaError::CallGone)?
+    }
+
+    /// Applies a media action (play, record, stop, send DTMF…): at once while
+    /// audio flows, else as soon as it does. A call answered without audio
+    /// ignores it.
+    pub async fn media_action(&self, action: Action) -> Result<(), UaError> {
+        self.control
+            .send(HandleCommand::Media(action))
+            .await
+            .map_err(|_| UaError::CallGone)
+    }
+
+    /// Sends DTMF digits in the audio (RFC 4733).
+    pub async fn send_dtmf(&self, digits: &str) -> Result<(), UaError> {
+        self.media_action(Action::SendDtmf(digits.to_owned())).await
+    }
+
+    /// Sends a request in the call's dialog (INFO, MESSAGE, NOTIFY, …) with
+    /// extra headers and a body, and waits for its final response. BYE is
+    /// [`CallHandle::hangup`]'s; (re-)INVITE, ACK and CANCEL are the
+    /// endpoint's.
+    pub async fn request(
+        &self,
+        method: Method,
+        headers: Vec<(HeaderName, String)>,
+        body: Option<(&str, Bytes)>,
+    ) -> Result<Response, UaError> {
+        if matches!(
+            method,
+            Method::Bye | Method::Invite | Method::Ack | Method::Cancel
+        ) {
+            return Err(UaError::InvalidState(
+                "BYE is hangup(); INVITE, ACK and CANCEL are the endpoint's",
+            ));
+        }
+        if self.status() != CallStatus::Answered {
+            return Err(UaError::InvalidState("the call is not answered, or over"));
+        }
+        let (reply, wait) = oneshot::channel();
+        self.core
+            .command(Command::InDialog {
+                call: self.call,
+                method,
+                headers,
+                body: body.map(|(ct, b)| (ct.to_owned(), b)),
+                reply: Some(reply),
+            })
+            .await?;
+        wait.await.map_err(|_| UaError::Shutdown)?
+    }
+}

@@ -1,0 +1,205 @@
+//! A handle on a call we answer (`Incoming::handle`), used from tasks of
+//! their own: play, hang up, send a MESSAGE in the dialog; on loopback with
+//! two endpoints in one process.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+use parrot_core::media::{Action, MediaHandler, WavSource};
+use parrot_core::message::Method;
+use parrot_core::ua::{
+    CallEvent, CallHandle, CallStatus, EndReason, Endpoint, Incoming, Reply, SipHandler, UaError,
+};
+use parrot_tests::{TempDir, free_addr, heard};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Records what it hears; plays nothing unless told.
+struct Ear(Option<PathBuf>);
+
+impl MediaHandler for Ear {
+    fn stream_started(&mut self) -> Action {
+        self.0.clone().map_or(Action::Nothing, Action::Record)
+    }
+}
+
+/// Answers, and gives the test the call's handle (and what `invite` saw of it
+/// before answering) and how the call ended.
+struct Server {
+    handles: mpsc::UnboundedSender<(CallHandle, Result<(), String>)>,
+    ended: Arc<Mutex<Vec<EndReason>>>,
+}
+
+impl SipHandler for Server {
+    async fn invite(&mut self, call: &mut Incoming) -> Reply {
+        let handle = call.handle().cloned().expect("an INVITE has a handle");
+        // Nothing to hang up before the answer.
+        let early = match handle.hangup().await {
+            Err(UaError::InvalidState(_)) if handle.status() == CallStatus::Ringing => Ok(()),
+            other => Err(format!(
+                "before the answer: {other:?}, {:?}",
+                handle.status()
+            )),
+        };
+        let reply = call.answer(Ear(None)).await;
+        let _ = self.handles.send((handle, early));
+        reply
+    }
+    async fn ended(&mut self, reason: EndReason) {
+        self.ended.lock().unwrap().push(reason);
+    }
+}
+
+struct Rig {
+    server: Endpoint,
+    client: Endpoint,
+    uri: String,
+    handles: mpsc::UnboundedReceiver<(CallHandle, Result<(), String>)>,
+    ended: Arc<Mutex<Vec<EndReason>>>,
+}
+
+async fn rig() -> Rig {
+    let (tx, handles) = mpsc::unbounded_channel();
+    let ended = Arc::new(Mutex::new(Vec::new()));
+    let addr = free_addr();
+    let e = ended.clone();
+    let server = Endpoint::builder()
+        .udp(addr)
+        .handler(move || Server {
+            handles: tx.clone(),
+            ended: e.clone(),
+        })
+        .build()
+        .await
+        .unwrap();
+    let client = Endpoint::builder().udp(free_addr()).build().await.unwrap();
+    Rig {
+        server,
+        client,
+        uri: format!("sip:service@{addr}"),
+        handles,
+        ended,
+    }
+}
+
+impl Rig {
+    async fn stop(self) {
+        self.client.shutdown(Duration::from_secs(1)).await;
+        self.server.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+async fn wait_for_end(call: &mut parrot_core::ua::OutgoingCall) -> Vec<CallEvent> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(6), async {
+        while let Some(ev) = call.next_event().await {
+            let end = matches!(ev, CallEvent::Ended);
+            seen.push(ev);
+            if end {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the call ends within 6 s");
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_plays_then_hangs_up_from_a_task_of_its_own() {
+    let tmp = TempDir::new("call-control");
+    let mut rig = rig().await;
+    let heard_wav = tmp.join("heard.wav");
+    let mut call = rig
+        .client
+        .dial(&rig.uri)
+        .unwrap()
+        .media(Ear(Some(heard_wav.clone())))
+        .send()
+        .await
+        .unwrap();
+    call.answered().await.unwrap();
+    let (handle, early) = rig.handles.recv().await.unwrap();
+    early.unwrap();
+    assert_eq!(handle.status(), CallStatus::Answered);
+    // Another task plays a tone, then hangs up: no handler method involved.
+    let h = handle.clone();
+    let driver = tokio::spawn(async move {
+        h.media_action(Action::tone(1000.0, 1.5)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        h.hangup().await
+    });
+    let events = wait_for_end(&mut call).await;
+    assert!(
+        matches!(events.last(), Some(CallEvent::Ended)),
+        "{events:?}"
+    );
+    driver.await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(2), handle.ended())
+        .await
+        .expect("the handle sees the end");
+    assert_eq!(handle.status(), CallStatus::Ended);
+    assert!(matches!(handle.hangup().await, Err(UaError::CallGone)));
+    assert_eq!(*rig.ended.lock().unwrap(), vec![EndReason::LocalHangup]);
+    for _ in 0..30 {
+        if WavSource::open(&heard_wav).is_ok_and(|w| w.duration() > 1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (secs, tone) = heard(&heard_wav, 1000.0);
+    assert!(
+        tone && secs > 1.0,
+        "the caller heard {secs:.2} s, 1000 Hz: {tone}"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_sends_a_message_in_the_dialog() {
+    let mut rig = rig().await;
+    let mut call = rig.client.dial(&rig.uri).unwrap().send().await.unwrap();
+    call.answered().await.unwrap();
+    let (handle, _) = rig.handles.recv().await.unwrap();
+    let resp = handle
+        .request(
+            Method::Message,
+            Vec::new(),
+            Some((
+                "text/plain",
+                bytes::Bytes::from_static(b"your table is ready"),
+            )),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let got = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match call.next_event().await {
+                Some(CallEvent::Request(r)) => break r,
+                Some(_) => {}
+                None => panic!("the call ended first"),
+            }
+        }
+    })
+    .await
+    .expect("the MESSAGE arrives");
+    assert_eq!(*got.method(), Method::Message);
+    assert_eq!(got.body().as_ref(), b"your table is ready");
+    assert!(matches!(
+        handle.request(Method::Bye, Vec::new(), None).await,
+        Err(UaError::InvalidState(_))
+    ));
+    call.hangup().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(2), handle.ended())
+        .await
+        .expect("the handle sees the peer's hangup");
+    assert!(
+        handle
+            .request(Method::Info, Vec::new(), None)
+            .await
+            .is_err()
+    );
+    rig.stop().await;
+}
