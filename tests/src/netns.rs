@@ -584,7 +584,10 @@ impl Packet {
             && self.src.port() != 53
             && self.dst.port() != 53
             && self.payload.first().is_some_and(|b| b >> 6 == 2)
-            && !self.payload.get(1).is_some_and(|pt| (200..=204).contains(pt))
+            && !self
+                .payload
+                .get(1)
+                .is_some_and(|pt| (200..=204).contains(pt))
             && self.sip().is_none()
     }
 }

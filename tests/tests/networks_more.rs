@@ -18,8 +18,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
 use parrot_tests::netns::{
-    CALLER_SECS, CALLER_TONE, Capture, Host, Lab, Packet, Proc, Verdict, addr, bounded, examples,
-    spawn_caller, start_uas, uac_bin,
+    ANSWER_SECS, ANSWER_TONE, CALLER_SECS, CALLER_TONE, Capture, Host, Lab, Packet, Proc, Verdict,
+    addr, bounded, examples, spawn_caller, start_uas, uac_bin,
 };
 use parrot_tests::{TempDir, cargo_in_generated, generate_project, generated_bin};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -347,4 +347,125 @@ async fn generated_call() {
     v.output(&phone);
     v.output(&server);
     v.check(&format!("the generated phone on B calls {uri}"));
+}
+
+/// The generated projects as a small PBX, across the lab: the server on A at
+/// its defaults with `--users` (digest for REGISTER and INVITE), carol's
+/// generated phone on C (behind R's NAT) `listen --register`s with her
+/// password, and the generated phone on B calls `sip:carol@A` with its own
+/// credentials: the server bridges the call to carol's flow. Each phone
+/// hears the other's tone; RTP crosses both legs both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_phones_talk_through_the_generated_server() {
+    parrot_tests::netns::require_root();
+    let _ = generated();
+    bounded(
+        "two generated phones through the generated server",
+        Duration::from_secs(40),
+        generated_pbx_call(),
+    )
+    .await;
+}
+
+async fn generated_pbx_call() {
+    let (_, server_bin, phone_bin) = generated();
+    let lab = Lab::standard();
+    let tmp = TempDir::new("netns-generated-pbx");
+    let cap = lab.capture(Host::A).await;
+    let users = tmp.join("users.txt");
+    std::fs::write(&users, "# user password\ncarol c4r0l\nbob b0b\n").unwrap();
+    let (server_bin, users_arg) = (
+        server_bin.to_string_lossy().into_owned(),
+        users.to_string_lossy().into_owned(),
+    );
+    let mut server = lab.spawn(Host::A, "lab-server", &[&server_bin, "--users", &users_arg]);
+    server
+        .wait_for_line(|l| l.contains("listening on"), Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("the generated server did not start: {e}"));
+
+    // Carol on C answers with the answerer's tone and records what she hears.
+    let phone_bin = phone_bin.to_string_lossy().into_owned();
+    let carol_tone = tmp.join("carol-says.wav");
+    parrot_tests::write_tone(&carol_tone, ANSWER_TONE, ANSWER_SECS, 0.0);
+    let carol_heard = tmp.join("carol-heard");
+    std::fs::create_dir_all(&carol_heard).unwrap();
+    let (tone_arg, dir_arg) = (
+        carol_tone.to_string_lossy().into_owned(),
+        carol_heard.to_string_lossy().into_owned(),
+    );
+    let registrar = format!("sip:{}", addr::A_WAN);
+    let mut carol = lab.spawn(
+        Host::C,
+        "carol",
+        &[
+            &phone_bin,
+            "listen",
+            "--register",
+            &registrar,
+            "--user",
+            "carol",
+            "--password",
+            "c4r0l",
+            "--play",
+            &tone_arg,
+            "--record",
+            &dir_arg,
+        ],
+    );
+    if let Err(e) = carol
+        .wait_for_line(|l| l.contains("waiting for calls"), Duration::from_secs(10))
+        .await
+    {
+        panic!(
+            "carol did not register: {e}\n{}\n{}",
+            carol.output(),
+            server.output()
+        );
+    }
+
+    let uri = format!("sip:carol@{}", addr::A);
+    let (mut bob, bob_heard) = spawn_caller(
+        &lab,
+        &tmp,
+        Host::B,
+        "bob",
+        &[
+            &phone_bin,
+            "call",
+            &uri,
+            "--user",
+            "bob",
+            "--password",
+            "b0b",
+        ],
+        &[],
+    );
+    let mut v = Verdict::default();
+    v.exited_ok(&mut bob, Duration::from_secs(15)).await;
+    v.printed(&bob, ": answered");
+    v.printed(&carol, "call from");
+    v.heard_each_other(&bob_heard, &carol_heard).await;
+    carol.stop(Duration::from_secs(4)).await;
+    v.printed(&carol, "stopped");
+    server.stop(Duration::from_secs(4)).await;
+    // A challenged both: 401s on the wire to each phone.
+    let challenges = cap
+        .sip()
+        .iter()
+        .filter(|(_, _, m)| m.starts_with("SIP/2.0 401"))
+        .count();
+    if challenges < 2 {
+        v.fail(format!(
+            "{challenges} digest challenges seen; REGISTER and INVITE each need one"
+        ));
+    }
+    v.wire(&cap, addr::A.into(), addr::B.into());
+    v.wire(&cap, addr::A_WAN.into(), addr::R_WAN.into());
+    v.output(&bob);
+    v.output(&carol);
+    v.output(&server);
+    v.check(&format!(
+        "bob on B calls {uri}, carol registered from C behind the NAT"
+    ));
 }
