@@ -527,5 +527,6 @@ fn peer_at(to: &str) -> crate::ua::route::Peer {
     }
 }
 
+mod auth;
 mod client;
 mod destinations;
