@@ -38,6 +38,10 @@ pub(crate) const SYSTEM_PACKAGES: &[(&str, &str)] = &[
         "runs the network lab's packet capture and UDP echo inside namespaces",
     ),
     (
+        "sipvicious",
+        "provides `svwar` and `svcrack`: the auth test enumerates users and guesses passwords like an attacker",
+    ),
+    (
         "pkg-config",
         "locates system libraries for build scripts (alsa-sys)",
     ),

@@ -6,7 +6,11 @@
 //!   request being re-sent after a 401/407.
 //! - Server side: [`DigestServer`] issues stateless nonces (a timestamp and a
 //!   counter signed with a per-server key) and verifies credentials, rejecting
-//!   expired nonces (stale), wrong responses and replayed nonce counts.
+//!   expired nonces (stale), wrong responses and replayed nonce counts. An
+//!   unknown user costs the same work and gets the same answer as a wrong
+//!   password.
+//! - [`Throttle`] counts failures per source address and refuses a source
+//!   that fails too often.
 //!
 //! Sans-IO: the current time is an argument (`now`, seconds since any fixed
 //! epoch the caller keeps, normally the UNIX epoch); nothing here reads a clock.
@@ -16,9 +20,11 @@
 
 mod client;
 mod server;
+mod throttle;
 
 pub use client::{DigestClient, authorize, credentials};
 pub use server::{AuthFailure, DigestServer, Secret};
+pub use throttle::Throttle;
 
 use md5::Md5;
 use sha2::{Digest, Sha256};
@@ -77,6 +83,8 @@ impl Algorithm {
 
     /// `H(data)`, lower-case hex.
     pub fn hash(self, data: &[u8]) -> String {
+        #[cfg(test)]
+        tests::HASHES.with(|n| n.set(n.get() + 1));
         match self {
             Algorithm::Md5 | Algorithm::Md5Sess => hex(&Md5::digest(data)),
             Algorithm::Sha256 | Algorithm::Sha256Sess => hex(&Sha256::digest(data)),

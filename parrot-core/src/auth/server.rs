@@ -54,7 +54,8 @@ pub enum AuthFailure {
     /// The nonce was not issued by this server (or its key changed).
     #[error("invalid nonce")]
     InvalidNonce,
-    /// The lookup knows no such user.
+    /// The lookup knows no such user. Found after the same work as
+    /// [`AuthFailure::BadResponse`]; answer both alike.
     #[error("unknown user")]
     UnknownUser,
     /// The response does not match: wrong password (or a tampered request).
@@ -71,6 +72,11 @@ impl AuthFailure {
         self == AuthFailure::Stale
     }
 }
+
+/// The password an unknown user is checked against, so that the work done
+/// does not depend on whether the user exists. Never accepted: the check for
+/// an unknown user fails whatever the response.
+const DUMMY: &str = "parrot: no such user";
 
 /// Length of the nonce fields, in hex digits: timestamp, counter, MAC.
 const TS: usize = 16;
@@ -288,9 +294,14 @@ impl DigestServer {
     }
 
     /// Verifies `creds` sent with `req` at `now` (seconds): realm, algorithm,
-    /// our nonce and not expired, `qop=auth`, the response against the
-    /// password (or HA1) from `lookup(username)`, and a nonce count above any
-    /// seen for this nonce, which is then recorded.
+    /// `qop=auth`, our nonce, the response against the password (or HA1) from
+    /// `lookup(username)`, then that the nonce has not expired ([`AuthFailure::Stale`]
+    /// only with a valid response), and a nonce count above any seen for this
+    /// nonce, which is then recorded.
+    ///
+    /// An unknown user costs the same hashing as a wrong password (it is
+    /// checked against a dummy secret) and fails the same way to the client;
+    /// [`AuthFailure::UnknownUser`] is for the caller's logs only.
     ///
     /// The `uri` parameter is hashed as sent; it is not compared with the
     /// Request-URI (proxies may rewrite that).
@@ -323,26 +334,78 @@ impl DigestServer {
         }
         let nc = u32::from_str_radix(nc_str, 16).map_err(|_| AuthFailure::Malformed)?;
         let issued = self.nonce_time(nonce)?;
+        // From here on, every outcome costs the same digest work: an unknown
+        // user is checked against a dummy secret, so neither the answer nor
+        // its timing tells which user names exist (RFC 7616 §5.3 on the
+        // secrets; RFC 3261 §26.3.2.4 on probing).
+        let found: Option<Secret> = lookup(username).map(Into::into);
+        let known = found.is_some();
+        let secret = found.unwrap_or_else(|| Secret::Password(DUMMY.to_owned()));
+        let expected = self.expected(req, username, &secret, nonce, nc_str, cnonce, uri);
+        let matches = same(&expected, response);
+        if !known {
+            return Err(AuthFailure::UnknownUser);
+        }
+        if !matches {
+            return Err(AuthFailure::BadResponse);
+        }
+        // RFC 2617 §3.2.1 (kept by RFC 7616 §3.3): `stale` only for a nonce
+        // that is too old "but with a valid digest for that nonce", so that
+        // a client with the right password retries without asking its user,
+        // and a guess with an old nonce is an ordinary failure.
         if issued.saturating_add(self.lifetime) < now {
             return Err(AuthFailure::Stale);
         }
-        let secret = lookup(username).ok_or(AuthFailure::UnknownUser)?.into();
+        self.record(nonce, issued, nc, now)
+    }
+
+    /// The `response` the client must have sent, from `secret`. A stored HA1
+    /// skips the first hash of a password; the same hash is made and thrown
+    /// away instead, so both kinds of secret (and the dummy) cost the same.
+    #[allow(clippy::too_many_arguments)]
+    fn expected(
+        &self,
+        req: &Request,
+        username: &str,
+        secret: &Secret,
+        nonce: &str,
+        nc: &str,
+        cnonce: &str,
+        uri: &str,
+    ) -> String {
         let alg = self.algorithm;
-        let ha1 = match secret {
-            Secret::Password(p) => alg.ha1(username, &self.realm, &p, nonce, cnonce),
-            Secret::Ha1(h) => alg.session_ha1(h, nonce, cnonce),
+        let base = match secret {
+            Secret::Password(p) => alg.hash(format!("{username}:{}:{p}", self.realm).as_bytes()),
+            Secret::Ha1(h) => {
+                let decoy = alg.hash(format!("{username}:{}:{DUMMY}", self.realm).as_bytes());
+                std::hint::black_box(decoy);
+                h.clone()
+            }
         };
-        let expected = alg.response(
+        let ha1 = alg.session_ha1(base, nonce, cnonce);
+        alg.response(
             &ha1,
             nonce,
-            Some((nc_str, cnonce, "auth")),
+            Some((nc, cnonce, "auth")),
             req.method().as_str(),
             uri,
-        );
-        if !same(&expected, response) {
-            return Err(AuthFailure::BadResponse);
+        )
+    }
+
+    /// The user name in `req`'s Digest credentials for this realm (the one
+    /// [`DigestServer::verify_request`] checked), if any.
+    pub fn username(&self, req: &Request, proxy: bool) -> Option<String> {
+        let h = req.headers();
+        let all = if proxy {
+            h.proxy_authorization()
+        } else {
+            h.authorization()
         }
-        self.record(nonce, issued, nc, now)
+        .ok()?;
+        all.iter()
+            .filter(|c| c.scheme.eq_ignore_case("Digest"))
+            .find(|c| c.realm() == Some(self.realm.as_str()))
+            .and_then(|c| c.param("username").map(str::to_owned))
     }
 
     fn record(&mut self, nonce: &str, issued: u64, nc: u32, now: u64) -> Result<(), AuthFailure> {

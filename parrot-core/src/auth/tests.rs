@@ -3,6 +3,19 @@
 use super::*;
 use crate::message::{Challenge, Message, Method, Request, Response, StatusCode};
 use bytes::Bytes;
+use std::cell::Cell;
+
+thread_local! {
+    /// How many times [`Algorithm::hash`] ran on this thread.
+    pub(super) static HASHES: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The result of `f` and the digest hashes it computed.
+fn hashes<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let before = HASHES.with(Cell::get);
+    let out = f();
+    (out, HASHES.with(Cell::get) - before)
+}
 
 fn parse(text: &str) -> Message {
     let wire = text.replace("\r\n", "\n").replace('\n', "\r\n");
@@ -244,6 +257,13 @@ fn stale_nonce() {
     let again = server.challenge(true, 1061);
     assert_eq!(again.param("stale"), Some("TRUE"));
     assert_eq!(again.param("qop"), Some("auth"));
+    // RFC 2617 §3.2.1: stale only with a valid digest; a wrong password (or
+    // an unknown user) with an old nonce is an ordinary failure.
+    let wrong = answered(&server, &mut DigestClient::new("bob", "guess"), 1000);
+    let nobody = answered(&server, &mut DigestClient::new("eve", "guess"), 1000);
+    let late = |s: &mut DigestServer, r| s.verify_request(r, false, lookup, 1061);
+    assert_eq!(late(&mut server, &wrong), Err(AuthFailure::BadResponse));
+    assert_eq!(late(&mut server, &nobody), Err(AuthFailure::UnknownUser));
     assert_eq!(server.verify_request(&req, false, lookup, 1060), Ok(()));
 }
 
@@ -358,4 +378,34 @@ fn client_counts_per_nonce() {
         client.respond(&other, &get(), "/").expect("ok").param("nc"),
         Some("00000001")
     );
+}
+
+/// Timing equality by construction: an unknown user costs the same digest
+/// work as a known one with the wrong password (a dummy secret is hashed), so
+/// the time to answer does not tell which user names exist. Likewise for an
+/// expired nonce, and for a store of HA1s.
+#[test]
+fn an_unknown_user_costs_the_same_hashing_as_a_wrong_password() {
+    for alg in [Algorithm::Md5, Algorithm::Sha256Sess] {
+        let mut server = DigestServer::new("biloxi.example.com")
+            .with_algorithm(alg)
+            .with_nonce_lifetime(60);
+        let ha1 = alg.hash(b"bob:biloxi.example.com:zanzibar");
+        let ha1_lookup = |u: &str| (u == "bob").then(|| Secret::Ha1(ha1.clone()));
+        for now in [5, 100] {
+            let wrong = answered(&server, &mut DigestClient::new("bob", "wrong"), 5);
+            let nobody = answered(&server, &mut DigestClient::new("nobody", "wrong"), 5);
+            let (w, w_cost) = hashes(|| server.verify_request(&wrong, false, lookup, now));
+            let (u, u_cost) = hashes(|| server.verify_request(&nobody, false, lookup, now));
+            let (h, h_cost) = hashes(|| server.verify_request(&wrong, false, ha1_lookup, now));
+            let (hu, hu_cost) = hashes(|| server.verify_request(&nobody, false, ha1_lookup, now));
+            assert!(w.is_err() && u.is_err() && h.is_err() && hu.is_err());
+            assert!(w_cost > 0, "{alg} at {now}: the response is computed");
+            assert_eq!(
+                (w_cost, h_cost, hu_cost),
+                (u_cost, u_cost, u_cost),
+                "{alg} at {now}"
+            );
+        }
+    }
 }

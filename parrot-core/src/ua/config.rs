@@ -17,6 +17,8 @@ pub(crate) struct Config {
     pub(crate) user: String,
     pub(crate) registrar: Option<Registrar>,
     pub(crate) auth: Option<ServerAuth>,
+    /// Failed digests per source, and the sources refused for a while.
+    pub(crate) auth_throttle: Arc<std::sync::Mutex<AuthThrottle>>,
     /// RTP ports for calls with media (even RTP, odd RTCP).
     pub(crate) ports: Ports,
     /// Where tags, branches, Call-IDs, SDP session ids and RTP seeds come from.
@@ -50,6 +52,7 @@ impl Default for Config {
             user: "parrot".to_owned(),
             registrar: None,
             auth: None,
+            auth_throttle: Arc::default(),
             ports: default_ports(),
             entropy: crate::entropy::global().clone(),
             advertise: None,
@@ -74,6 +77,19 @@ pub(crate) fn default_ports() -> Ports {
 pub(crate) struct ServerAuth {
     pub(crate) server: Arc<std::sync::Mutex<crate::auth::DigestServer>>,
     pub(crate) lookup: PasswordLookup,
+}
+
+/// The throttle's state as the core keeps it.
+#[derive(Debug, Default)]
+pub(crate) struct AuthThrottle {
+    pub(crate) throttle: crate::auth::Throttle,
+    /// Where the request being handled came from: set by the core as the
+    /// request leaves the transaction layer, taken by the digest check.
+    pub(crate) source: Option<IpAddr>,
+    /// Requests refused because their source was blocked.
+    pub(crate) refused: usize,
+    /// Digests that failed (wrong password, unknown user, bad nonce ...).
+    pub(crate) failures: usize,
 }
 
 impl ServerAuth {

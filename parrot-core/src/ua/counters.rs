@@ -12,6 +12,8 @@ pub(crate) struct Counters {
     pub(crate) calls: AtomicUsize,
     pub(crate) panics: AtomicUsize,
     pub(crate) rejected_overload: AtomicUsize,
+    pub(crate) auth_failures: AtomicUsize,
+    pub(crate) auth_throttled: AtomicUsize,
 }
 
 impl Counters {
@@ -24,6 +26,8 @@ impl Counters {
             calls: self.calls.load(Ordering::Relaxed),
             panics: self.panics.load(Ordering::Relaxed),
             rejected_overload: self.rejected_overload.load(Ordering::Relaxed),
+            auth_failures: self.auth_failures.load(Ordering::Relaxed),
+            auth_throttled: self.auth_throttled.load(Ordering::Relaxed),
         }
     }
 
@@ -37,6 +41,9 @@ impl Counters {
         self.panics.store(s.panics, Ordering::Relaxed);
         self.rejected_overload
             .store(s.rejected_overload, Ordering::Relaxed);
+        self.auth_failures.store(s.auth_failures, Ordering::Relaxed);
+        self.auth_throttled
+            .store(s.auth_throttled, Ordering::Relaxed);
     }
 }
 
@@ -56,4 +63,11 @@ pub struct EndpointStats {
     pub panics: usize,
     /// INVITEs refused with 503 because of the server-transaction cap.
     pub rejected_overload: usize,
+    /// INVITEs and REGISTERs whose digest failed (wrong password, unknown
+    /// user, a nonce not ours ...); a request without credentials and a
+    /// valid digest on an expired nonce do not count.
+    pub auth_failures: usize,
+    /// INVITEs and REGISTERs refused with 403 because their source failed to
+    /// authenticate too often ([`EndpointBuilder::auth_throttle`](crate::ua::EndpointBuilder::auth_throttle)).
+    pub auth_throttled: usize,
 }

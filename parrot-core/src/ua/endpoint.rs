@@ -2,7 +2,7 @@
 
 use super::UaError;
 use super::command::{Command, CoreHandle};
-use super::config::{Config, ServerAuth};
+use super::config::{AuthThrottle, Config, ServerAuth};
 use super::core::UaCore;
 use super::counters::{Counters, EndpointStats};
 use super::driver::Driver;
@@ -245,6 +245,21 @@ where
         lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         self.config.auth = Some(ServerAuth::new(realm, Arc::new(lookup)));
+        self
+    }
+
+    /// How repeated digest failures from one source are throttled (with
+    /// [`authenticate`](Self::authenticate)): after `throttle`'s number of
+    /// failures within its window, INVITE and REGISTER from that address (an
+    /// IPv6 /64) get 403 for its block time, the right password included.
+    /// Default: 5 failures in 60 s block for 300 s, at most 10,000 sources
+    /// tracked; [`Throttle::off`](crate::auth::Throttle::off) turns it off.
+    /// [`Endpoint::stats`] counts failures and refused requests.
+    pub fn auth_throttle(mut self, throttle: crate::auth::Throttle) -> Self {
+        self.config.auth_throttle = Arc::new(std::sync::Mutex::new(AuthThrottle {
+            throttle,
+            ..AuthThrottle::default()
+        }));
         self
     }
 

@@ -452,6 +452,7 @@ impl UaCore {
             calls: self.calls.len(),
             panics: self.panics,
             rejected_overload: self.rejected_overload,
+            ..precheck::auth_stats(&self.config)
         }
     }
 
@@ -463,7 +464,10 @@ impl UaCore {
                 key,
                 request,
                 source,
-            } => self.on_request(key, request, source),
+            } => {
+                precheck::arrived_from(&self.config, source.target.addr.ip());
+                self.on_request(key, request, source)
+            }
             Event::Cancel {
                 cancel,
                 invite,

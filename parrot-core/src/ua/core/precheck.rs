@@ -3,6 +3,7 @@
 
 use super::super::config::Config;
 use super::super::reply::Reply;
+use crate::auth::AuthFailure;
 use crate::entropy::Entropy;
 use crate::message::{HeaderName, Message, Method, Request, Response, StatusCode, Uri};
 
@@ -125,24 +126,103 @@ pub(super) fn decorate(
     }
 }
 
+/// Notes where the request about to be handled came from, for [`challenge`]
+/// (which the server side calls with the request only).
+pub(super) fn arrived_from(config: &Config, source: std::net::IpAddr) {
+    if config.auth.is_some() {
+        lock(&config.auth_throttle).source = Some(source);
+    }
+}
+
+/// The authentication counts, in an otherwise empty snapshot.
+pub(super) fn auth_stats(config: &Config) -> crate::ua::EndpointStats {
+    let t = lock(&config.auth_throttle);
+    crate::ua::EndpointStats {
+        auth_failures: t.failures,
+        auth_throttled: t.refused,
+        ..Default::default()
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A digest check for INVITE and REGISTER when the endpoint authenticates:
-/// the 401 to send, or `None` to go on. `unix` is the time in seconds.
+/// the reply to send (401 with a challenge, or 403), or `None` to go on.
+/// `unix` is the time in seconds.
+///
+/// - A source that failed too often lately ([`Throttle`](crate::auth::Throttle))
+///   gets 403 for every INVITE and REGISTER, whatever it sends, and no
+///   credentials are checked: a guess made while blocked tells nothing,
+///   the right password included. 403 because "authorization will not help"
+///   (RFC 3261 §21.4.4); not 503, which tells a client that this server is
+///   down and to fail over (§21.5.4), nor silence, which over UDP makes the
+///   client retransmit for 32 s (Timer F/B).
+/// - Every failure answers the same 401, whatever went wrong (unknown user,
+///   wrong password, bad nonce), and each counts against the source, except
+///   a request without credentials (a client's first) and a valid digest on
+///   an expired nonce (`stale=TRUE`, RFC 7616 §3.3).
+/// - A REGISTER's digest must be for the user of the address-of-record in
+///   To, else 403 (RFC 3261 §10.3 step 3): alice's password does not bind
+///   contacts for bob.
 pub(super) fn challenge(config: &Config, request: &Request, unix: u64) -> Option<Reply> {
     let auth = config.auth.as_ref()?;
     if !matches!(request.method(), Method::Invite | Method::Register) {
         return None;
     }
-    let mut server = auth
-        .server
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let stale = match server.verify_request(request, false, |user| (auth.lookup)(user), unix) {
-        Ok(()) => return None,
-        Err(f) => f.is_stale(),
+    let source = lock(&config.auth_throttle).source.take();
+    if let Some(ip) = source {
+        let mut t = lock(&config.auth_throttle);
+        if t.throttle.is_blocked(ip, unix) {
+            t.refused += 1;
+            return Some(
+                Reply::new(StatusCode::FORBIDDEN)
+                    .reason("Forbidden (too many failed authentications)"),
+            );
+        }
+    }
+    let mut server = lock(&auth.server);
+    let failure = match server.verify_request(request, false, |user| (auth.lookup)(user), unix) {
+        Ok(()) => {
+            if *request.method() == Method::Register && !owns_aor(&server, request) {
+                return Some(
+                    Reply::new(StatusCode::FORBIDDEN)
+                        .reason("Forbidden (not this user's address-of-record)"),
+                );
+            }
+            return None;
+        }
+        Err(f) => f,
     };
+    let stale = failure.is_stale();
+    if !matches!(failure, AuthFailure::Missing | AuthFailure::Stale) {
+        let mut t = lock(&config.auth_throttle);
+        t.failures += 1;
+        if let Some(ip) = source {
+            if t.throttle.failed(ip, unix) {
+                tracing::info!(source = %ip, "too many failed authentications: source blocked");
+            }
+        }
+    }
     let challenge = server.challenge(stale, unix);
     Some(
         Reply::new(StatusCode::UNAUTHORIZED)
             .header(HeaderName::WwwAuthenticate, challenge.to_string()),
     )
+}
+
+/// §10.3 step 3: the authenticated user is the user part of the To URI (the
+/// AOR), compared as §19.1.4 compares user parts (escapes resolved, case
+/// kept). Kamailio's `auth_check(..., 1)` makes the same check.
+fn owns_aor(server: &crate::auth::DigestServer, request: &Request) -> bool {
+    let aor = request
+        .headers()
+        .to()
+        .and_then(|to| to.uri.as_sip())
+        .and_then(|u| u.user_unescaped());
+    match (server.username(request, false), aor) {
+        (Some(user), Some(aor)) => user == aor,
+        _ => false,
+    }
 }

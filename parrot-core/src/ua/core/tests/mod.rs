@@ -527,6 +527,7 @@ fn peer_at(to: &str) -> crate::ua::route::Peer {
     }
 }
 
+mod auth;
 mod client;
 mod destinations;
 mod dialogs;
