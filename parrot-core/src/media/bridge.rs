@@ -98,7 +98,11 @@ impl std::fmt::Debug for BridgeLeg {
     }
 }
 
-/// Two media handlers joined back to back (see the [module](self)).
+/// Two media handlers joined back to back: give one to the call that came
+/// in and one to the call placed. What one leg receives, the other sends
+/// (through a bounded queue each way), a digit one leg receives is sent on
+/// the other, and when one leg's media stops the other leg hangs up.
+/// [`ua::bridge`](crate::ua::bridge) does all of it for a B2BUA.
 pub fn bridge() -> (BridgeLeg, BridgeLeg) {
     let (ab, ba) = (Shared::default(), Shared::default());
     (

@@ -83,9 +83,6 @@ pub(crate) struct ServerAuth {
 #[derive(Debug, Default)]
 pub(crate) struct AuthThrottle {
     pub(crate) throttle: crate::auth::Throttle,
-    /// Where the request being handled came from: set by the core as the
-    /// request leaves the transaction layer, taken by the digest check.
-    pub(crate) source: Option<IpAddr>,
     /// Requests refused because their source was blocked.
     pub(crate) refused: usize,
     /// Digests that failed (wrong password, unknown user, bad nonce ...).

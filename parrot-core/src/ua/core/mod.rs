@@ -464,10 +464,7 @@ impl UaCore {
                 key,
                 request,
                 source,
-            } => {
-                precheck::arrived_from(&self.config, source.target.addr.ip());
-                self.on_request(key, request, source)
-            }
+            } => self.on_request(key, request, source),
             Event::Cancel {
                 cancel,
                 invite,

@@ -126,14 +126,6 @@ pub(super) fn decorate(
     }
 }
 
-/// Notes where the request about to be handled came from, for [`challenge`]
-/// (which the server side calls with the request only).
-pub(super) fn arrived_from(config: &Config, source: std::net::IpAddr) {
-    if config.auth.is_some() {
-        lock(&config.auth_throttle).source = Some(source);
-    }
-}
-
 /// The authentication counts, in an otherwise empty snapshot.
 pub(super) fn auth_stats(config: &Config) -> crate::ua::EndpointStats {
     let t = lock(&config.auth_throttle);
@@ -166,15 +158,19 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// - A REGISTER's digest must be for the user of the address-of-record in
 ///   To, else 403 (RFC 3261 §10.3 step 3): alice's password does not bind
 ///   contacts for bob.
-pub(super) fn challenge(config: &Config, request: &Request, unix: u64) -> Option<Reply> {
+pub(super) fn challenge(
+    config: &Config,
+    request: &Request,
+    source: std::net::IpAddr,
+    unix: u64,
+) -> Option<Reply> {
     let auth = config.auth.as_ref()?;
     if !matches!(request.method(), Method::Invite | Method::Register) {
         return None;
     }
-    let source = lock(&config.auth_throttle).source.take();
-    if let Some(ip) = source {
+    {
         let mut t = lock(&config.auth_throttle);
-        if t.throttle.is_blocked(ip, unix) {
+        if t.throttle.is_blocked(source, unix) {
             t.refused += 1;
             return Some(
                 Reply::new(StatusCode::FORBIDDEN)
@@ -199,10 +195,8 @@ pub(super) fn challenge(config: &Config, request: &Request, unix: u64) -> Option
     if !matches!(failure, AuthFailure::Missing | AuthFailure::Stale) {
         let mut t = lock(&config.auth_throttle);
         t.failures += 1;
-        if let Some(ip) = source {
-            if t.throttle.failed(ip, unix) {
-                tracing::info!(source = %ip, "too many failed authentications: source blocked");
-            }
+        if t.throttle.failed(source, unix) {
+            tracing::info!(%source, "too many failed authentications: source blocked");
         }
     }
     let challenge = server.challenge(stale, unix);

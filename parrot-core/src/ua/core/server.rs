@@ -115,7 +115,12 @@ impl UaCore {
                 return self.reply_now(&key, &request, Reply::new(StatusCode::SERVICE_UNAVAILABLE));
             }
         }
-        if let Some(reply) = challenge(&self.config, &request, self.clock.unix(self.now)) {
+        if let Some(reply) = challenge(
+            &self.config,
+            &request,
+            source.target.addr.ip(),
+            self.clock.unix(self.now),
+        ) {
             return self.reply_now(&key, &request, reply);
         }
         if *request.method() == Method::Register {
