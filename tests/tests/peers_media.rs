@@ -225,6 +225,30 @@ fn free_media_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_echoes_parrots_tone_back() {
+    // The built-in uac offers PCMU on -mp; the call lasts -d ms after the ACK.
+    sipp_echo_call(&["-sn", "uac", "-d", "3000"]).await;
+}
+
+/// A late offer: sipp's INVITE has no SDP, Parrot's 200 carries the offer
+/// and sipp's ACK the answer (RFC 3261 §13.2.1); the audio is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_offer_is_answered_in_the_ack() {
+    let sf = parrot_tests::scenarios().join("late_offer.xml");
+    sipp_echo_call(&["-sf", &sf.to_string_lossy()]).await;
+}
+
+/// A re-INVITE without an offer: Parrot's 200 offers, sipp's ACK answers
+/// (RFC 3261 §14.2); the audio goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offerless_reinvite_gets_our_offer_and_the_ack_answers_it() {
+    let sf = parrot_tests::scenarios().join("reinvite_late_offer.xml");
+    sipp_echo_call(&["-sf", &sf.to_string_lossy()]).await;
+}
+
+/// sipp (`scenario`: the arguments choosing its scenario) calls Parrot's UAS
+/// and echoes its audio back (`-rtp_echo`): Parrot's recording holds its own
+/// tone.
+async fn sipp_echo_call(scenario: &[&str]) {
     let tmp = TempDir::new("sipp-echo");
     let recording = tmp.join("parrot-heard.wav");
     let log = Log::default();
@@ -234,33 +258,26 @@ async fn sipp_echoes_parrots_tone_back() {
     let target = addr.to_string();
     let port = free_port().to_string();
     let media_port = free_media_port().to_string();
-    // The built-in uac offers PCMU on -mp; the call lasts -d ms after the ACK.
-    let run = sipp(
-        &[
-            "-sn",
-            "uac",
-            target.as_str(),
-            "-s",
-            "service",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            port.as_str(),
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            media_port.as_str(),
-            "-rtp_echo",
-            "-d",
-            "3000",
-            "-m",
-            "1",
-            "-timeout",
-            "20s",
-        ],
-        Duration::from_secs(30),
-    )
-    .await;
+    let mut args = scenario.to_vec();
+    args.extend([
+        target.as_str(),
+        "-s",
+        "service",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        port.as_str(),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        media_port.as_str(),
+        "-rtp_echo",
+        "-m",
+        "1",
+        "-timeout",
+        "20s",
+    ]);
+    let run = sipp(&args, Duration::from_secs(30)).await;
     eprintln!(
         "sipp: exit {:?}, successful {:?}, failed {:?}, retransmissions {:?}",
         run.code,

@@ -265,6 +265,15 @@ impl Negotiator {
         })
     }
 
+    /// An answer refusing every stream of `offer` (each m-line with port 0,
+    /// RFC 3264 §6): for a party that wants no media but owes an answer (a
+    /// 2xx's offer answered in the ACK, RFC 3261 §13.2.2.4).
+    pub fn reject_all(&mut self, offer: &SessionDescription) -> SessionDescription {
+        let media = offer.media.iter().map(rejected).collect();
+        self.pending_offer = None;
+        self.stamp(media)
+    }
+
     /// Reads the answer to the last offer from [`Negotiator::create_offer`].
     pub fn accept_answer(
         &mut self,

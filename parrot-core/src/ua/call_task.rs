@@ -69,6 +69,7 @@ pub(crate) async fn uas_call<H: SipHandler>(
         }
     };
     let mut pending = incoming.take_media();
+    let mut late = incoming.take_late_offer();
     drop(incoming);
     let reply = match reply {
         Ok(r) => r,
@@ -127,12 +128,27 @@ pub(crate) async fn uas_call<H: SipHandler>(
                     source,
                     kind,
                 } = *ack;
+                // Our offer was in the 2xx: the answer is in this ACK.
+                if let Some(offer) = late.take() {
+                    match offer.answered(request.body()) {
+                        Ok(p) => pending = p,
+                        Err(why) => {
+                            // RFC 3264 §4 leaves no way to go on without an answer.
+                            warn!(%why, "no answer to our offer: hanging up");
+                            let _ = hang_up(&core, call).await;
+                            return Box::pin(handler.ended(EndReason::LocalHangup)).await;
+                        }
+                    }
+                }
                 // Audio flows once the caller has our answer and acknowledged it.
                 if let Some(p) = pending.take() {
                     media.start(p, media_tx.clone());
                     for a in queued.drain(..) {
                         let _ = media.apply(a).await;
                     }
+                } else {
+                    // A re-INVITE without an offer got ours: its answer is here.
+                    media.ack(&request).await;
                 }
                 Box::pin(handler.ack(&Incoming::new(request, source, kind, None))).await;
             }
@@ -231,6 +247,8 @@ async fn hang_up(core: &mpsc::Sender<Command>, call: CallId) -> Result<(), super
 struct CallMedia {
     session: Option<MediaSession>,
     negotiator: Option<crate::sdp::Negotiator>,
+    /// A re-INVITE without an offer got ours in its 2xx: the ACK answers it.
+    answer_in_ack: bool,
 }
 
 impl CallMedia {
@@ -277,7 +295,34 @@ impl CallMedia {
                 };
                 Some(reply)
             }
+            Method::Invite => {
+                // No offer: ours goes in the 2xx, the answer comes in the ACK
+                // (RFC 3261 §14.2, RFC 3264 §8).
+                let negotiator = self.negotiator.as_mut()?;
+                let offer = negotiator.create_offer().to_bytes();
+                self.answer_in_ack = true;
+                Some(Reply::ok().body("application/sdp", offer))
+            }
             _ => None,
+        }
+    }
+
+    /// The ACK of a re-INVITE whose 2xx carried our offer: its answer.
+    async fn ack(&mut self, ack: &Request) {
+        if !std::mem::take(&mut self.answer_in_ack) {
+            return;
+        }
+        let (Some(session), Some(negotiator)) = (&self.session, self.negotiator.as_mut()) else {
+            return;
+        };
+        let answered = crate::sdp::SessionDescription::parse(ack.body())
+            .map_err(|e| e.to_string())
+            .and_then(|a| negotiator.accept_answer(&a).map_err(|e| e.to_string()));
+        match answered {
+            Ok(n) => session.update(n.remote_addr(), n.direction).await,
+            // The session goes on as it was (RFC 3264 §8: an offer not answered
+            // changes nothing).
+            Err(why) => warn!(%why, "no usable answer in the ACK: media unchanged"),
         }
     }
 

@@ -1,7 +1,7 @@
 //! The `SipHandler` trait: one instance per call, one method per SIP method.
 
 use super::UaError;
-use super::media::{self, MediaContext, OfflineMedia, PendingMedia};
+use super::media::{self, LateOffer, MediaContext, OfflineMedia, PendingMedia};
 use super::reply::Reply;
 use crate::media::MediaHandler;
 use crate::message::{HeaderName, Method, NameAddr, Request, Uri};
@@ -50,6 +50,8 @@ pub struct Incoming {
 enum Answered {
     /// Sockets bound: for the endpoint to start when the ACK arrives.
     Bound(PendingMedia),
+    /// Our offer went in the 2xx; the ACK brings the answer.
+    Late(LateOffer),
     /// Negotiated only, for [`crate::testing`].
     Offline(OfflineMedia),
 }
@@ -118,6 +120,21 @@ impl Incoming {
         }
     }
 
+    /// The offer made in the 2xx to an INVITE without one.
+    pub(crate) fn take_late_offer(&mut self) -> Option<LateOffer> {
+        let slot = self
+            .media
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match slot.take() {
+            Some(Answered::Late(o)) => Some(o),
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    }
+
     /// Offers are answered without sockets: the SDP answer names `local_ip`
     /// and `port`, and nothing is bound (for [`crate::testing`]).
     pub(crate) fn with_offline_media(mut self, local_ip: IpAddr, port: u16) -> Incoming {
@@ -145,18 +162,34 @@ impl Incoming {
     /// once the caller's ACK arrives `media` drives the audio (play, record,
     /// DTMF). Returns the 200 to give back from [`SipHandler::invite`]; an offer
     /// that cannot be read or shares no codec gives 488 instead. An INVITE
-    /// without an offer is answered 200 without audio (offers in ACK are not
-    /// supported yet).
+    /// without an offer gets ours in the 200 (RFC 3261 §13.2.1), and the
+    /// caller's answer in the ACK starts the audio; an ACK without a usable
+    /// answer ends the call with BYE.
     ///
     /// Under [`crate::testing`] the offer is negotiated the same way but no
-    /// socket is bound; the harness hands the media handler back to the test.
+    /// socket is bound; the harness hands the media handler back to the test
+    /// (an INVITE without an offer is answered 200 without audio there).
     pub async fn answer(&mut self, media: impl MediaHandler) -> Reply {
         if self.media_ctx.is_none() && self.offline.is_none() {
             return Reply::ok();
         }
         if self.request.body().is_empty() {
-            tracing::info!("INVITE without SDP offer: answered without audio");
-            return Reply::ok();
+            let Some(ctx) = &self.media_ctx else {
+                return Reply::ok();
+            };
+            return match LateOffer::make(ctx, Box::new(media)).await {
+                Ok(late) => {
+                    let sdp = late.offered.sdp.clone();
+                    *self
+                        .media
+                        .get_mut()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some(Answered::Late(late));
+                    Reply::ok().body("application/sdp", sdp)
+                }
+                Err(_) => Reply::new(crate::message::StatusCode::SERVICE_UNAVAILABLE)
+                    .reason("Service Unavailable (no RTP port free)"),
+            };
         }
         let answered = match (self.offline, &self.media_ctx) {
             (Some((ip, port)), _) => {

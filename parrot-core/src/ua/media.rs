@@ -193,6 +193,61 @@ pub(crate) async fn offer(
     })
 }
 
+/// An offer we made in our 2xx to an INVITE without one (RFC 3261 §13.2.1,
+/// RFC 3264 §4): the answer comes in the ACK.
+pub(crate) struct LateOffer {
+    pub(crate) offered: Offered,
+    pub(crate) entropy: Entropy,
+}
+
+impl std::fmt::Debug for LateOffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LateOffer").finish_non_exhaustive()
+    }
+}
+
+impl LateOffer {
+    /// Binds RTP and makes the offer for a 2xx.
+    pub(crate) async fn make(
+        ctx: &MediaContext,
+        handler: Box<dyn MediaHandler>,
+    ) -> std::io::Result<LateOffer> {
+        Ok(LateOffer {
+            offered: offer(ctx, handler).await?,
+            entropy: ctx.entropy.fork(),
+        })
+    }
+
+    /// The media agreed by the answer in the ACK's body: none if the answer
+    /// refuses the audio (port 0, RFC 3264 §6: the call goes on without), an
+    /// error if there is no answer to be read.
+    pub(crate) fn answered(self, ack_body: &[u8]) -> Result<Option<PendingMedia>, String> {
+        let Offered {
+            rtp,
+            rtcp,
+            mut negotiator,
+            handler,
+            ..
+        } = self.offered;
+        if ack_body.is_empty() {
+            return Err("the ACK carries no SDP answer to our offer".into());
+        }
+        let answer = SessionDescription::parse(ack_body).map_err(|e| e.to_string())?;
+        if answer.media.first().is_some_and(|m| m.is_rejected()) {
+            tracing::info!("the answer in the ACK refuses our audio: the call has none");
+            return Ok(None);
+        }
+        let negotiated = negotiator
+            .accept_answer(&answer)
+            .map_err(|e| e.to_string())?;
+        Ok(Some(PendingMedia {
+            config: config_with(&negotiated, rtp, rtcp, &self.entropy),
+            handler,
+            negotiator,
+        }))
+    }
+}
+
 /// The digit of an `application/dtmf-relay` INFO body (`Signal=5`).
 pub(crate) fn dtmf_relay_digit(body: &[u8]) -> Option<char> {
     let text = std::str::from_utf8(body).ok()?;

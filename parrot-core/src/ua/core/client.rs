@@ -624,6 +624,23 @@ impl UaCore {
             Self::via(&self.config, peer.local, peer.target.kind),
         );
         if let CallState::Uac(uac) = &mut call.state {
+            // Our INVITE had no offer and the 2xx has one: the ACK must answer
+            // it (RFC 3261 §13.2.2.4). A call placed without media refuses
+            // every stream.
+            let initial = uac.invite.headers().cseq().is_some_and(|c| c.seq == cseq);
+            if initial && uac.invite.body().is_empty() && uac.offer.is_none() {
+                if let Ok(offer) = crate::sdp::SessionDescription::parse(resp.body()) {
+                    let mut n = crate::sdp::Negotiator::new(
+                        crate::sdp::LocalMedia::new(peer.local.ip(), 0),
+                        self.config.entropy.sdp_session_id(),
+                    );
+                    let answer = n.reject_all(&offer).to_bytes();
+                    let _ = ack
+                        .headers_mut()
+                        .set(HeaderName::ContentType, "application/sdp");
+                    ack.set_body(answer);
+                }
+            }
             uac.ack = Some(ack.clone());
         }
         let reliable = peer.target.kind.is_reliable();
