@@ -203,3 +203,78 @@ async fn a_handle_sends_a_message_in_the_dialog() {
     );
     rig.stop().await;
 }
+
+/// Plays a tone for as long as the call lasts.
+struct Hum(f64);
+
+impl MediaHandler for Hum {
+    fn stream_started(&mut self) -> Action {
+        Action::Play(parrot_core::media::Play {
+            source: parrot_core::media::PlaySource::Tone(self.0, 60.0),
+            looped: true,
+            volume: 1.0,
+        })
+    }
+}
+
+/// Hold and resume from the side that answered (re-INVITEs with its offer,
+/// `a=sendonly` then `a=sendrecv`), answered by the side that placed the
+/// call (its media task answers the offers): while held the caller stops
+/// sending and keeps receiving; resumed, it sends again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_answering_side_holds_and_resumes_the_call() {
+    let mut rig = rig().await;
+    let mut call = rig
+        .client
+        .dial(&rig.uri)
+        .unwrap()
+        .media(Hum(440.0))
+        .send()
+        .await
+        .unwrap();
+    call.answered().await.unwrap();
+    // The media counts come with MediaStarted.
+    while call.media_stats().is_none() {
+        match tokio::time::timeout(Duration::from_secs(3), call.next_event()).await {
+            Ok(Some(_)) => {}
+            other => panic!("no media: {other:?}"),
+        }
+    }
+    let (handle, _) = rig.handles.recv().await.unwrap();
+    let counts = |call: &parrot_core::ua::OutgoingCall| {
+        let m = call.media_stats().unwrap();
+        (m.packets_sent, m.packets_received)
+    };
+    // The stats are published every second: compare across 2.2 s.
+    let settle = || tokio::time::sleep(Duration::from_millis(2200));
+    settle().await;
+    let (sent0, recv0) = counts(&call);
+    assert!(sent0 > 50, "the caller sends before the hold: {sent0}");
+
+    handle.hold().await.unwrap();
+    settle().await;
+    let (sent1, recv1) = counts(&call);
+    settle().await;
+    let (sent2, recv2) = counts(&call);
+    assert!(
+        sent2 - sent1 < 10,
+        "held: the caller stops sending ({sent1} then {sent2})"
+    );
+    assert!(
+        recv2 - recv1 > 50,
+        "held: the caller still hears the held side ({recv1} then {recv2})"
+    );
+
+    handle.resume().await.unwrap();
+    settle().await;
+    let (sent3, _) = counts(&call);
+    settle().await;
+    let (sent4, recv4) = counts(&call);
+    assert!(
+        sent4 - sent3 > 50,
+        "resumed: the caller sends again ({sent3} then {sent4})"
+    );
+    assert!(recv4 > recv2 && recv0 > 0);
+    call.hangup().await.unwrap();
+    rig.stop().await;
+}

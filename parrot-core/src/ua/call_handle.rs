@@ -29,6 +29,8 @@ pub(crate) enum HandleCommand {
     Media(Action),
     /// Hang up with BYE; the answer says when it is done.
     Hangup(oneshot::Sender<Result<(), UaError>>),
+    /// Re-INVITE with our offer in this direction (hold, resume).
+    Direction(crate::sdp::Direction, oneshot::Sender<Result<(), UaError>>),
 }
 
 /// A handle on a call we answer ([`Incoming::handle`](super::Incoming::handle)):
@@ -96,6 +98,33 @@ impl CallHandle {
         let (reply, wait) = oneshot::channel();
         self.control
             .send(HandleCommand::Hangup(reply))
+            .await
+            .map_err(|_| UaError::CallGone)?;
+        wait.await.map_err(|_| UaError::CallGone)?
+    }
+
+    /// Puts the call on hold: a re-INVITE offering `a=sendonly` (RFC 3264
+    /// §8.4); we keep sending (music on hold, a prompt) and the peer stops.
+    /// Returns once the peer has answered; a 491 (both sides re-INVITing at
+    /// once, RFC 3261 §14.1) is an error to retry after a moment.
+    pub async fn hold(&self) -> Result<(), UaError> {
+        self.direction(crate::sdp::Direction::SendOnly).await
+    }
+
+    /// Takes the call off hold: a re-INVITE offering `a=sendrecv`.
+    pub async fn resume(&self) -> Result<(), UaError> {
+        self.direction(crate::sdp::Direction::SendRecv).await
+    }
+
+    /// A re-INVITE offering `direction` for the audio (`Inactive`: both
+    /// sides silent); the local media session follows the answer.
+    pub async fn direction(&self, direction: crate::sdp::Direction) -> Result<(), UaError> {
+        if self.status() != CallStatus::Answered {
+            return Err(UaError::InvalidState("the call is not answered, or over"));
+        }
+        let (reply, wait) = oneshot::channel();
+        self.control
+            .send(HandleCommand::Direction(direction, reply))
             .await
             .map_err(|_| UaError::CallGone)?;
         wait.await.map_err(|_| UaError::CallGone)?

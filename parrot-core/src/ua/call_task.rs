@@ -5,7 +5,7 @@
 
 use super::call_event::{CallEvent, EventSender};
 use super::call_handle::{CallStatus, HandleCommand, HandleEnds};
-use super::command::{Command, Delivered, ToCall};
+use super::command::{Command, Delivered, ToCall, ToMedia};
 use super::handler::{EndReason, Incoming, SipHandler, dispatch};
 use super::media::PendingMedia;
 use super::reply::Reply;
@@ -60,7 +60,7 @@ pub(crate) async fn uas_call<H: SipHandler>(
                 Some(c) = control.recv() => match c {
                     HandleCommand::Media(a) if queued.len() < 64 => queued.push(a),
                     HandleCommand::Media(_) => warn!("media action dropped: 64 already wait for the answer"),
-                    HandleCommand::Hangup(done) => {
+                    HandleCommand::Hangup(done) | HandleCommand::Direction(_, done) => {
                         let _ = done.send(Err(super::UaError::InvalidState("not answered yet")));
                     }
                 },
@@ -106,6 +106,9 @@ pub(crate) async fn uas_call<H: SipHandler>(
                         media.stop().await;
                         let _ = done.send(r);
                         return Box::pin(handler.ended(EndReason::LocalHangup)).await;
+                    }
+                    HandleCommand::Direction(direction, done) => {
+                        let _ = done.send(media.reoffer(direction, &core, call).await);
                     }
                 }
                 continue;
@@ -307,6 +310,49 @@ impl CallMedia {
         }
     }
 
+    /// A re-INVITE with our offer in `direction` (hold, resume), waiting
+    /// for its answer (at most Timer B, 32 s); the session follows it.
+    async fn reoffer(
+        &mut self,
+        direction: crate::sdp::Direction,
+        core: &mpsc::Sender<Command>,
+        call: CallId,
+    ) -> Result<(), super::UaError> {
+        let (Some(session), Some(negotiator)) = (&self.session, self.negotiator.as_mut()) else {
+            return Err(super::UaError::InvalidState("the call has no audio yet"));
+        };
+        let before = negotiator.local().direction;
+        negotiator.set_direction(direction);
+        let offer = negotiator.create_offer().to_bytes();
+        let (reply, wait) = oneshot::channel();
+        core.send(Command::InDialog {
+            call,
+            method: Method::Invite,
+            headers: Vec::new(),
+            body: Some(("application/sdp".to_owned(), offer)),
+            reply: Some(reply),
+        })
+        .await
+        .map_err(|_| super::UaError::Shutdown)?;
+        let resp = match tokio::time::timeout(Duration::from_secs(32), wait).await {
+            Ok(Ok(r)) => r?,
+            Ok(Err(_)) => return Err(super::UaError::Shutdown),
+            Err(_) => return Err(super::UaError::Timeout),
+        };
+        if !resp.status().is_success() {
+            // RFC 3264 §8: a refused offer changes nothing.
+            negotiator.set_direction(before);
+            return Err(super::UaError::Rejected(resp.status()));
+        }
+        let answer = crate::sdp::SessionDescription::parse(resp.body())
+            .map_err(|e| super::UaError::BadRequest(format!("the 2xx's SDP answer: {e}")))?;
+        let n = negotiator
+            .accept_answer(&answer)
+            .map_err(|e| super::UaError::BadRequest(format!("the 2xx's SDP answer: {e}")))?;
+        session.update(n.remote_addr(), n.direction).await;
+        Ok(())
+    }
+
     /// The ACK of a re-INVITE whose 2xx carried our offer: its answer.
     async fn ack(&mut self, ack: &Request) {
         if !std::mem::take(&mut self.answer_in_ack) {
@@ -359,6 +405,8 @@ pub(crate) struct UacMedia {
     pub(crate) control: Option<mpsc::Receiver<Action>>,
     pub(crate) events: EventSender,
     pub(crate) stop: oneshot::Receiver<()>,
+    /// In-dialog requests it answers (re-INVITE offers, DTMF by INFO).
+    pub(crate) requests: mpsc::Receiver<ToMedia>,
     /// The RTP seed's source.
     pub(crate) entropy: crate::entropy::Entropy,
 }
@@ -375,6 +423,7 @@ pub(crate) async fn uac_media(media: UacMedia, commands: mpsc::Sender<Command>) 
         mut control,
         events,
         mut stop,
+        mut requests,
         entropy,
     } = media;
     let super::media::Offered {
@@ -415,10 +464,34 @@ pub(crate) async fn uac_media(media: UacMedia, commands: mpsc::Sender<Command>) 
         codec: negotiated.codec.to_string(),
         stats: session.watch_stats(),
     });
+    // The same renegotiation as a call we answer: a re-INVITE's offer is
+    // answered (hold, resume, a new address), an offer-less one gets ours.
+    let mut media = CallMedia {
+        session: Some(session),
+        negotiator: Some(negotiator),
+        answer_in_ack: false,
+    };
     loop {
         tokio::select! {
             _ = &mut stop => break,
-            Some(action) = recv_or_pending(&mut control) => session.apply(action).await,
+            Some(action) = recv_or_pending(&mut control) => {
+                let _ = media.apply(action).await;
+            }
+            Some(msg) = requests.recv() => match msg {
+                ToMedia::Request(key, request) => {
+                    let reply = match Box::pin(media.in_dialog(&request)).await {
+                        Some(r) => r,
+                        None if *request.method() == Method::Invite => {
+                            Reply::new(crate::message::StatusCode::NOT_ACCEPTABLE_HERE)
+                        }
+                        None => Reply::ok(),
+                    };
+                    let _ = commands
+                        .send(Command::Reply { call: Some(call), key, reply })
+                        .await;
+                }
+                ToMedia::Ack(ack) => media.ack(&ack).await,
+            },
             ev = media_rx.recv() => match ev {
                 Some(MediaEvent::Hangup) => {
                     let bye = Command::InDialog {
@@ -435,12 +508,7 @@ pub(crate) async fn uac_media(media: UacMedia, commands: mpsc::Sender<Command>) 
             },
         }
     }
-    let stats = session.stop().await;
-    info!(
-        sent = stats.packets_sent,
-        received = stats.packets_received,
-        "media stopped"
-    );
+    media.stop().await;
 }
 
 /// The next action from a handle, or never once there is none.

@@ -149,6 +149,16 @@ impl DialSpec {
     }
 }
 
+/// What the core passes to the media task of a call we placed.
+#[derive(Debug)]
+pub(crate) enum ToMedia {
+    /// A request in the dialog to answer (on its transaction): a re-INVITE,
+    /// an INFO.
+    Request(TransactionKey, Box<Request>),
+    /// The ACK of a re-INVITE whose 2xx carried our offer.
+    Ack(Box<Request>),
+}
+
 /// A request passed on to a call task, with where it came from.
 #[derive(Debug)]
 pub(crate) struct Delivered {

@@ -327,6 +327,7 @@ where
                 control,
                 events,
                 stop,
+                requests,
                 entropy,
             } => {
                 let media = UacMedia {
@@ -336,6 +337,7 @@ where
                     control,
                     events,
                     stop,
+                    requests,
                     entropy,
                 };
                 let fut = uac_media(media, commands.clone());

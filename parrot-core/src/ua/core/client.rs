@@ -10,6 +10,7 @@ use crate::message::{HeaderName, Host, Message, Method, Request, Response, SipUr
 use crate::transaction::TransactionKey;
 use crate::ua::UaError;
 use crate::ua::call_event::{CallEvent, EventSender};
+use crate::ua::command::ToMedia;
 use crate::ua::command::{DialMedia, DialSpec, ResponseSender};
 use crate::ua::media::Offered;
 use crate::ua::route::{Peer, in_dialog_peer, literal_target};
@@ -40,6 +41,9 @@ pub(super) struct UacCall {
     control: Option<mpsc::Receiver<Action>>,
     /// Dropped with the call: tells its media task to stop.
     _media_stop: Option<oneshot::Sender<()>>,
+    /// To the call's media task: in-dialog requests it answers (a re-INVITE's
+    /// offer, DTMF by INFO) and the ACK of a re-INVITE it offered in.
+    pub(super) media_requests: Option<mpsc::Sender<ToMedia>>,
     /// The destinations still to try if the current one fails (RFC 3263 §4.3).
     pub(super) alternates: VecDeque<Peer>,
     /// The INVITE goes through an outbound proxy (it carries its Route).
@@ -229,6 +233,7 @@ impl UaCore {
             offer,
             control,
             _media_stop: None,
+            media_requests: None,
             alternates: VecDeque::new(),
             proxied: false,
         };
@@ -474,6 +479,8 @@ impl UaCore {
                 if let Some(offer) = uac.offer.take() {
                     let (stop_tx, stop) = oneshot::channel();
                     uac._media_stop = Some(stop_tx);
+                    let (requests_tx, requests) = mpsc::channel(8);
+                    uac.media_requests = Some(requests_tx);
                     self.out.push_back(Output::Spawn(Spawn::UacMedia {
                         call: id,
                         offer,
@@ -481,6 +488,7 @@ impl UaCore {
                         control: uac.control.take(),
                         events: uac.events.clone(),
                         stop,
+                        requests,
                         entropy: self.config.entropy.fork(),
                     }));
                 }

@@ -112,6 +112,8 @@ pub(crate) enum Spawn {
         control: Option<mpsc::Receiver<Action>>,
         events: EventSender,
         stop: oneshot::Receiver<()>,
+        /// In-dialog requests for the media task to answer.
+        requests: mpsc::Receiver<crate::ua::command::ToMedia>,
         entropy: crate::entropy::Entropy,
     },
 }

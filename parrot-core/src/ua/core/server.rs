@@ -7,7 +7,7 @@ use crate::dialog::{Dialog, DialogId};
 use crate::message::{HeaderName, Method, NameAddr, Request, Response, StatusCode};
 use crate::transaction::TransactionKey;
 use crate::ua::call_event::CallEvent;
-use crate::ua::command::{Delivered, ToCall};
+use crate::ua::command::{Delivered, ToCall, ToMedia};
 use crate::ua::reply::Reply;
 use crate::ua::route::{Peer, in_dialog_peer};
 use crate::ua::slab::CallId;
@@ -260,14 +260,58 @@ impl UaCore {
                 }
             }
             CallState::Uac(u) => {
-                // A caller's handle: BYE ends the call; other requests are accepted.
                 let events = u.events.clone();
-                self.reply_now(&key, &request, Reply::ok());
-                if is_bye {
-                    events.emit(CallEvent::Ended);
-                    self.end_call(call_id);
-                } else {
-                    events.emit(CallEvent::Request(request));
+                let media = u.media_requests.clone();
+                let method = request.method().clone();
+                let for_media = match method {
+                    Method::Invite => true,
+                    Method::Info => request
+                        .headers()
+                        .content_type()
+                        .ok()
+                        .flatten()
+                        .is_some_and(|c| c.is("application", "dtmf-relay")),
+                    _ => false,
+                };
+                if for_media {
+                    if *request.method() == Method::Invite {
+                        call.invites.theirs = Some(key.clone());
+                        self.pending_call.insert(key.clone(), call_id);
+                    }
+                    // The media task answers (an SDP answer, a digit played).
+                    let sent = media.is_some_and(|m| {
+                        m.try_send(ToMedia::Request(key.clone(), Box::new(request.clone())))
+                            .is_ok()
+                    });
+                    if !sent {
+                        // No audio in this call: nothing to renegotiate (§14.2
+                        // still wants a final answer).
+                        let status = if method == Method::Invite {
+                            StatusCode::NOT_ACCEPTABLE_HERE
+                        } else {
+                            StatusCode::OK
+                        };
+                        self.reply_now(&key, &request, Reply::new(status));
+                    }
+                    return;
+                }
+                match method {
+                    Method::Bye => {
+                        self.reply_now(&key, &request, Reply::ok());
+                        events.emit(CallEvent::Ended);
+                        self.end_call(call_id);
+                    }
+                    // Told to the handle; accepted (RFC 3428 §7, RFC 6086 §4.2,
+                    // RFC 6665 §4.1.3: an unknown package's NOTIFY is the
+                    // handle's to judge, 200 keeps the subscription).
+                    Method::Options | Method::Info | Method::Message | Method::Notify => {
+                        self.reply_now(&key, &request, Reply::ok());
+                        events.emit(CallEvent::Request(request));
+                    }
+                    // Not something a call we placed can do (a transfer, an
+                    // UPDATE, a subscription): 405 with what we take (§8.2.1),
+                    // not a 200 that promises it.
+                    _ => self.reply_now(&key, &request, Reply::new(StatusCode::METHOD_NOT_ALLOWED)),
                 }
             }
         }
@@ -359,12 +403,19 @@ impl UaCore {
             debug!("ACK for no dialog, dropped");
             return;
         };
-        if let CallState::Uas { task, .. } = &call.state {
-            let _ = task.try_send(ToCall::Ack(Box::new(Delivered {
-                request,
-                source: source.target.addr,
-                kind: source.target.kind,
-            })));
+        match &call.state {
+            CallState::Uas { task, .. } => {
+                let _ = task.try_send(ToCall::Ack(Box::new(Delivered {
+                    request,
+                    source: source.target.addr,
+                    kind: source.target.kind,
+                })));
+            }
+            CallState::Uac(u) => {
+                if let Some(m) = &u.media_requests {
+                    let _ = m.try_send(ToMedia::Ack(Box::new(request)));
+                }
+            }
         }
     }
 
@@ -398,7 +449,8 @@ impl UaCore {
         let peer = p.peer.clone();
         let mut resp = reply.to_response(&request);
         let is_invite = *request.method() == Method::Invite;
-        if resp.status().as_u16() != 100 {
+        let has_tag = request.headers().to().and_then(NameAddr::tag).is_some();
+        if resp.status().as_u16() != 100 && !has_tag {
             let tag = self
                 .uas_tag(call)
                 .unwrap_or_else(|| self.config.entropy.tag());
