@@ -14,12 +14,17 @@ use super::source::{AudioSink, AudioSource, LiveSink, LiveSource};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// The most audio a queue holds (200 ms at 8 kHz): a leg whose peer sends
-/// faster than the other leg plays loses the oldest samples, counted.
+/// The most audio a queue holds (200 ms at 8 kHz): when the leg that writes
+/// runs ahead of the one that reads (its peer's clock is faster, or a burst
+/// arrived), the oldest samples go, counted, down to [`QUEUE_TARGET`].
 const QUEUE_CAP: usize = 1600;
-/// What a queue is trimmed to when read (100 ms): the delay a bridge adds at
-/// most, however the two legs' clocks drift or whichever started first.
-const QUEUE_TARGET: usize = 800;
+/// What a queue is brought back to when it overflows (60 ms).
+const QUEUE_TARGET: usize = 480;
+/// How much a queue holds before the reader starts taking from it, and again
+/// after it ran dry (40 ms): the two legs tick on their own timers, so
+/// without this margin every tick that comes a little early would read an
+/// empty queue and put a gap in the audio.
+const PREFILL: usize = 320;
 /// Digits waiting for the other leg; more are dropped.
 const DTMF_CAP: usize = 32;
 
@@ -30,8 +35,11 @@ struct Queue {
     digits: String,
     /// The leg that writes here has stopped.
     closed: bool,
-    /// Samples dropped because the queue was full or too far behind.
+    /// Samples dropped because the queue was full.
     dropped: u64,
+    /// The reader takes from the queue (it held [`PREFILL`] since it last
+    /// ran dry).
+    flowing: bool,
 }
 
 type Shared = Arc<Mutex<Queue>>;
@@ -49,8 +57,8 @@ impl AudioSink for Writer {
             return;
         }
         q.samples.extend(samples.iter().copied());
-        let over = q.samples.len().saturating_sub(QUEUE_CAP);
-        if over > 0 {
+        if q.samples.len() > QUEUE_CAP {
+            let over = q.samples.len() - QUEUE_TARGET;
             q.samples.drain(..over);
             q.dropped += over as u64;
         }
@@ -62,21 +70,31 @@ struct Reader(Shared);
 impl AudioSource for Reader {
     fn read(&mut self, out: &mut [i16]) -> usize {
         let mut q = lock(&self.0);
-        let behind = q.samples.len().saturating_sub(QUEUE_TARGET.max(out.len()));
-        if behind > 0 {
-            q.samples.drain(..behind);
-            q.dropped += behind as u64;
+        if q.closed {
+            // The other leg is gone: the source ends once drained.
+            let n = q.samples.len().min(out.len());
+            for (o, s) in out.iter_mut().zip(q.samples.drain(..n)) {
+                *o = s;
+            }
+            return n;
         }
-        let n = q.samples.len().min(out.len());
+        if !q.flowing && q.samples.len() >= PREFILL.max(out.len()) {
+            q.flowing = true;
+        }
+        let n = if q.flowing {
+            q.samples.len().min(out.len())
+        } else {
+            0
+        };
         for (o, s) in out.iter_mut().zip(q.samples.drain(..n)) {
             *o = s;
         }
-        if q.closed {
-            // The other leg is gone: the source ends once drained.
-            return n;
+        if n < out.len() {
+            // Not arrived yet (the other leg not answered, a late packet):
+            // silence, and a margin again before taking more.
+            q.flowing = false;
+            out[n..].fill(0);
         }
-        // Not yet arrived (the other leg not answered, a late packet): silence.
-        out[n..].fill(0);
         out.len()
     }
 }
@@ -255,12 +273,38 @@ mod tests {
         for f in tone(440.0, 100) {
             a.received(&f);
         }
-        frames(&mut b, 1);
-        // At most the target delay is left: the next 100 ms, then silence.
-        let after = frames(&mut b, 10);
-        assert!(after[..QUEUE_TARGET - 160].iter().any(|s| *s != 0));
-        assert!(after[QUEUE_TARGET..].iter().all(|s| *s == 0));
-        assert!(b.handler_ref().dropped_samples() >= (16000 - QUEUE_TARGET) as u64);
+        // At most 200 ms wait; what is left plays, then silence.
+        let after = frames(&mut b, 15);
+        assert!(after[..QUEUE_TARGET].iter().any(|s| *s != 0));
+        assert!(after[QUEUE_CAP..].iter().all(|s| *s == 0));
+        assert!(b.handler_ref().dropped_samples() >= (16000 - QUEUE_CAP) as u64);
+    }
+
+    #[test]
+    fn early_ticks_do_not_put_gaps_in_the_audio() {
+        let (a, b) = bridge();
+        let (mut a, mut b) = (MediaEngine::new(a), MediaEngine::new(b));
+        a.start();
+        b.start();
+        let mut heard = Vec::new();
+        let frames_in = tone(440.0, 60);
+        // B's timer runs a little ahead of A's: now and then it ticks twice
+        // between two of A's frames.
+        for (i, f) in frames_in.iter().enumerate() {
+            a.received(f);
+            heard.extend(frames(&mut b, if i % 7 == 3 { 0 } else { 1 }));
+            if i % 11 == 5 {
+                heard.extend(frames(&mut b, 1));
+            }
+        }
+        let start = heard.iter().position(|s| *s != 0).unwrap();
+        let end = heard.iter().rposition(|s| *s != 0).unwrap();
+        let gaps = heard[start..end]
+            .chunks(160)
+            .filter(|c| c.iter().all(|s| *s == 0))
+            .count();
+        assert_eq!(gaps, 0, "continuous once flowing");
+        assert!(tone_present(&heard[start..end], 440.0, 8000, 0.8));
     }
 
     #[test]
