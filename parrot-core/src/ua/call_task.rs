@@ -194,6 +194,10 @@ pub(crate) async fn uas_call<H: SipHandler>(
                 media.stop().await;
                 return Box::pin(handler.ended(EndReason::AckTimeout)).await;
             }
+            ToCall::Expired => {
+                media.stop().await;
+                return Box::pin(handler.ended(EndReason::SessionExpired)).await;
+            }
             ToCall::HungUp | ToCall::Shutdown => {
                 media.stop().await;
                 return Box::pin(handler.ended(EndReason::Shutdown)).await;

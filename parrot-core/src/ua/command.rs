@@ -184,6 +184,8 @@ pub(crate) enum ToCall {
     HungUp,
     /// The endpoint is shutting down.
     Shutdown,
+    /// No session refresh came in time (RFC 4028 §10); the core sent BYE.
+    Expired,
     /// The INVITE's server transaction failed; the core sent BYE if the call
     /// was answered.
     Failed,

@@ -19,6 +19,8 @@ pub(crate) struct Config {
     pub(crate) auth: Option<ServerAuth>,
     /// Failed digests per source, and the sources refused for a while.
     pub(crate) auth_throttle: Arc<std::sync::Mutex<AuthThrottle>>,
+    /// RFC 4028 session timers for calls, or none.
+    pub(crate) session_timer: Option<SessionTimerConfig>,
     /// RTP ports for calls with media (even RTP, odd RTCP).
     pub(crate) ports: Ports,
     /// Where tags, branches, Call-IDs, SDP session ids and RTP seeds come from.
@@ -53,6 +55,10 @@ impl Default for Config {
             registrar: None,
             auth: None,
             auth_throttle: Arc::default(),
+            session_timer: Some(SessionTimerConfig {
+                expires: super::core::DEFAULT_SESSION_EXPIRES,
+                min_se: super::core::DEFAULT_MIN_SE,
+            }),
             ports: default_ports(),
             entropy: crate::entropy::global().clone(),
             advertise: None,
@@ -80,6 +86,15 @@ pub(crate) struct ServerAuth {
 }
 
 /// The throttle's state as the core keeps it.
+/// Session timer settings (RFC 4028), in seconds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionTimerConfig {
+    /// The interval we ask for (Session-Expires).
+    pub(crate) expires: u32,
+    /// The shortest we accept (Min-SE).
+    pub(crate) min_se: u32,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct AuthThrottle {
     pub(crate) throttle: crate::auth::Throttle,

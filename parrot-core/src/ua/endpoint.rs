@@ -237,6 +237,22 @@ where
         self
     }
 
+    /// Session timers for calls (RFC 4028): ask for (and accept) refreshes
+    /// every `interval` (default 1800 s; at least 90 s, the Min-SE we
+    /// accept). One side re-INVITEs at half the interval, the other hangs up
+    /// a call that saw no refresh in time, so a call whose peer vanished or
+    /// whose BYE was lost ends by itself. `None` turns them off.
+    pub fn session_timer(mut self, interval: Option<Duration>) -> Self {
+        self.config.session_timer = interval.map(|i| {
+            let min_se = super::core::DEFAULT_MIN_SE;
+            super::config::SessionTimerConfig {
+                expires: u32::try_from(i.as_secs()).unwrap_or(u32::MAX).max(min_se),
+                min_se,
+            }
+        });
+        self
+    }
+
     /// Challenges INVITE and REGISTER with digest authentication (RFC 7616 / RFC 3261 §22):
     /// `lookup` returns the password for a user name, or `None` for unknown users.
     pub fn authenticate(

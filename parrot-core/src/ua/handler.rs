@@ -313,6 +313,9 @@ pub enum EndReason {
     LocalHangup,
     /// The ACK for our 2xx never came (RFC 3261 §13.3.1.4); a BYE was sent.
     AckTimeout,
+    /// The session timer ran out without a refresh from the peer (RFC 4028
+    /// §10: it is gone, or its BYE was lost); a BYE was sent.
+    SessionExpired,
     /// The endpoint shut down.
     Shutdown,
     /// The INVITE's transaction failed before the call was over (a response

@@ -3,7 +3,7 @@
 //! instead of the wrong call.
 
 /// A handle on a call in the UA core: a slot and the generation that filled it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct CallId {
     index: u32,
     generation: u32,

@@ -197,6 +197,9 @@ impl UaCore {
             concat!("parrot/", env!("CARGO_PKG_VERSION")),
         )
         .map_err(bad)?;
+        for (n, v) in self.session_headers() {
+            h.push(n, v).map_err(bad)?;
+        }
         for (n, v) in &spec.headers {
             h.push(n.clone(), v.clone()).map_err(bad)?;
         }
@@ -243,6 +246,8 @@ impl UaCore {
             peer,
             ended: false,
             invites: Default::default(),
+            timer: None,
+            local_sdp: None,
         });
         self.set_owner(key, Owner::UacInvite { call: id });
         Ok(id)
@@ -335,6 +340,10 @@ impl UaCore {
             let did = dialog.id().clone();
             self.dialogs.remove(&did);
         }
+        if method == Method::Invite && !req.body().is_empty() {
+            // What a session refresh re-offers from now on.
+            call.local_sdp = Some(req.body().clone());
+        }
         let reliable = peer.target.kind.is_reliable();
         match self.txns.send_request(self.now, req, peer, reliable) {
             Ok(key) => {
@@ -396,9 +405,11 @@ impl UaCore {
                     let _ = r.send(Ok(resp.clone()));
                 }
                 if method == Method::Invite && resp.status().is_success() {
-                    // A re-INVITE's 2xx is acknowledged like the first (§14.1).
+                    // A re-INVITE's 2xx is acknowledged like the first (§14.1),
+                    // and refreshes the session (RFC 4028 §10).
                     if let Some(c) = call {
                         self.ack_2xx(c, &resp);
+                        self.refreshed(c);
                     }
                 }
                 // §12.2.1.2: 481 or 408 to a request in a dialog ends the dialog.
@@ -474,6 +485,19 @@ impl UaCore {
             let already = uac.final_received;
             let cancelled = uac.cancel_requested;
             uac.final_received = true;
+            if !already {
+                if !uac.invite.body().is_empty() {
+                    call.local_sdp = Some(uac.invite.body().clone());
+                }
+                let invite = uac.invite.clone();
+                self.arm_uac_timer(id, &invite, &resp);
+            }
+            let Some(call) = self.calls.get_mut(id) else {
+                return;
+            };
+            let CallState::Uac(uac) = &mut call.state else {
+                return;
+            };
             if !already && !cancelled {
                 uac.events.emit(CallEvent::Answered(resp.clone()));
                 if let Some(offer) = uac.offer.take() {
@@ -528,6 +552,12 @@ impl UaCore {
                 }
                 None => None,
             }
+        } else if status.as_u16() == 422 && uac.redirects < 5 {
+            // RFC 4028 §7.4: our interval was too brief: again with theirs.
+            super::timers::retry_too_brief(&uac.invite, &resp).map(|mut next| {
+                bump_cseq(&mut next);
+                next
+            })
         } else if status.class() == 3 && uac.spec.follow_redirects && uac.redirects < 5 {
             resp.headers().contact_list().first().map(|c| {
                 let mut next = uac.invite.clone();
@@ -546,6 +576,11 @@ impl UaCore {
         };
         if status_is_auth(status) {
             uac.auth_attempts += 1;
+            let peer = call.peer.clone();
+            return self.send_invite(id, next, peer);
+        }
+        if status.as_u16() == 422 {
+            uac.redirects += 1;
             let peer = call.peer.clone();
             return self.send_invite(id, next, peer);
         }

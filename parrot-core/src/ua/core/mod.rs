@@ -21,6 +21,9 @@ mod client;
 mod destinations;
 mod precheck;
 mod server;
+mod timers;
+
+pub(crate) use timers::{DEFAULT_MIN_SE, DEFAULT_SESSION_EXPIRES};
 #[cfg(test)]
 mod tests;
 
@@ -169,6 +172,11 @@ struct Call {
     /// until then), a re-INVITE from the peer, a re-INVITE of ours. §14:
     /// one INVITE at a time in a dialog.
     invites: Invites,
+    /// The RFC 4028 session timer, once the call is answered.
+    timer: Option<timers::SessionTimer>,
+    /// The SDP we last sent in the dialog (offer or answer): what a session
+    /// refresh re-INVITE carries.
+    local_sdp: Option<bytes::Bytes>,
 }
 
 /// The INVITE transactions of a call still without a final response.
@@ -230,6 +238,8 @@ pub(crate) struct UaCore {
     merging: HashMap<(String, String, u32), TransactionKey>,
     /// A peer's re-INVITEs not answered yet, and their calls.
     pending_call: HashMap<TransactionKey, CallId>,
+    /// Session timers (RFC 4028), by when they are due.
+    session_deadlines: BTreeSet<(Instant, CallId)>,
     queries: HashMap<QueryId, Query>,
     /// Requests outside a dialog with destinations left to fail over to
     /// (RFC 3263 §4.3): the request as it was before its Via, and those
@@ -269,6 +279,7 @@ impl UaCore {
             pending_count: 0,
             merging: HashMap::new(),
             pending_call: HashMap::new(),
+            session_deadlines: BTreeSet::new(),
             queries: HashMap::new(),
             failover: HashMap::new(),
             query_deadlines: BTreeSet::new(),
@@ -304,7 +315,11 @@ impl UaCore {
             self.learn_public_address(r.local, resp);
         }
         if let Message::Request(req) = &r.message {
-            if let Some(resp) = precheck::precheck(req, &self.config.entropy) {
+            if let Some(resp) = precheck::precheck(
+                req,
+                &self.config.entropy,
+                self.config.session_timer.is_some(),
+            ) {
                 // An INVITE whose headers make a transaction: answered in one,
                 // which retransmits the final until the ACK (`on_request`).
                 let transactional = *req.method() == crate::message::Method::Invite
@@ -369,6 +384,7 @@ impl UaCore {
             self.query_deadlines.pop_first();
             self.on_query_timeout(query);
         }
+        self.on_session_timers();
     }
 
     // ------------------------------------------------------------------ outputs
@@ -394,6 +410,7 @@ impl UaCore {
         [
             self.txns.poll_timeout(),
             self.query_deadlines.first().map(|(at, _)| *at),
+            self.next_session_timer(),
             // Once passed, the deadline is the driver's cue to stop (`is_done`), not a timer.
             self.shutting_down
                 .as_ref()
@@ -572,6 +589,7 @@ impl UaCore {
 
     fn end_call(&mut self, id: CallId) {
         if let Some(call) = self.calls.remove(id) {
+            self.drop_timer(id, call.timer);
             if let Some(d) = call.dialog {
                 self.dialogs.remove(d.id());
             }

@@ -9,7 +9,7 @@ use crate::message::{HeaderName, Message, Method, Request, Response, StatusCode,
 
 /// The response for a request we will not process, or `None` (§8.2.1–§8.2.3,
 /// RFC 4475 §3.3). ACK is never answered.
-pub(super) fn precheck(req: &Request, entropy: &Entropy) -> Option<Response> {
+pub(super) fn precheck(req: &Request, entropy: &Entropy, timers: bool) -> Option<Response> {
     let m = req.method();
     if *m == Method::Ack {
         return None;
@@ -51,10 +51,16 @@ pub(super) fn precheck(req: &Request, entropy: &Entropy) -> Option<Response> {
         }
     }
     if *m != Method::Cancel {
-        // §8.2.2.3: no extension we implement can be required of us.
+        // §8.2.2.3: what we do not implement cannot be required of us; the
+        // one extension we do is session timers (RFC 4028).
         if let Ok(required) = req.headers().require() {
-            if !required.is_empty() {
-                let list: Vec<&str> = required.iter().map(|t| t.as_str()).collect();
+            let unsupported: Vec<&str> = required
+                .iter()
+                .map(|t| t.as_str())
+                .filter(|t| !(timers && t.eq_ignore_ascii_case("timer")))
+                .collect();
+            if !unsupported.is_empty() {
+                let list = unsupported;
                 let reply =
                     Reply::new(StatusCode::BAD_EXTENSION).header("Unsupported", list.join(", "));
                 return Some(stateless(req, reply, entropy));
@@ -99,7 +105,12 @@ pub(super) fn decorate(
             let _ = h.push(HeaderName::Accept, "application/sdp");
         }
         if !h.contains(&HeaderName::Supported) {
-            let _ = h.push(HeaderName::Supported, "");
+            let supported = if config.session_timer.is_some() {
+                "timer"
+            } else {
+                ""
+            };
+            let _ = h.push(HeaderName::Supported, supported);
         }
     }
     if code == StatusCode::SERVICE_UNAVAILABLE && !h.contains(&HeaderName::RetryAfter) {

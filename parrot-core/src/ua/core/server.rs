@@ -82,7 +82,11 @@ impl UaCore {
             // Refused before a transaction existed (a Require we do not
             // support, a body we cannot read…): the INVITE transaction now
             // retransmits that final response until the ACK (§17.2.1).
-            if let Some(resp) = super::precheck::precheck(&request, &self.config.entropy) {
+            if let Some(resp) = super::precheck::precheck(
+                &request,
+                &self.config.entropy,
+                self.config.session_timer.is_some(),
+            ) {
                 self.set_pending(
                     key.clone(),
                     Pending {
@@ -134,6 +138,12 @@ impl UaCore {
             }
         }
         if *request.method() == Method::Invite {
+            if let Some(min) = self.session_too_brief(&request) {
+                // RFC 4028 §9: 422 Session Interval Too Small, with our Min-SE.
+                let too_small = StatusCode::new(422).unwrap_or(StatusCode::BAD_REQUEST);
+                let reply = Reply::new(too_small).header("Min-SE", min.to_string());
+                return self.reply_now(&key, &request, reply);
+            }
             return self.start_uas_call(key, request, source);
         }
         // A request outside any dialog: a handler value of its own, in a task of its own.
@@ -156,6 +166,8 @@ impl UaCore {
             peer: source.clone(),
             ended: false,
             invites: Default::default(),
+            timer: None,
+            local_sdp: None,
         });
         // The early dialog our provisional responses create (§12.1.1): a
         // request in it finds this call (§14.2 and §15 say what to do).
@@ -463,6 +475,18 @@ impl UaCore {
         // A 2xx to an initial INVITE makes the dialog (§12.1.1).
         if let Some(c) = call {
             let is_initial = request.headers().to().and_then(NameAddr::tag).is_none();
+            if is_invite && resp.status().is_success() {
+                if is_initial {
+                    self.arm_uas_timer(c, &request, &mut resp);
+                } else {
+                    self.on_refresh_answered(c, &mut resp);
+                }
+                if !resp.body().is_empty() {
+                    if let Some(call) = self.calls.get_mut(c) {
+                        call.local_sdp = Some(resp.body().clone());
+                    }
+                }
+            }
             if is_invite && is_initial && resp.status().is_success() {
                 match Dialog::uas_from_request(&request, &resp) {
                     Ok(dialog) => {

@@ -531,3 +531,4 @@ mod auth;
 mod client;
 mod destinations;
 mod dialogs;
+mod timers;
