@@ -600,6 +600,50 @@ fn devices_lists_and_exits_zero() {
     );
 }
 
+/// alsa-lib prints its configuration errors (`ALSA lib confmisc.c:855:(parse_card)
+/// cannot find card '0'`...) to stderr while cpal probes a PCM that has no card
+/// behind it; `parrot devices` keeps them off stderr. The `.asoundrc` makes
+/// that happen on any machine: its default PCM is on a card that cannot exist
+/// (alsa-lib numbers cards 0-31).
+#[test]
+fn devices_prints_no_alsa_noise() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join(".asoundrc"),
+        "pcm.!default \"sysdefault:97\"\n",
+    )
+    .unwrap();
+    let plain = tempfile::tempdir().unwrap();
+    // This machine's own configuration, and one whose default card is missing.
+    for home in [None, Some(home.path())] {
+        for json in [false, true] {
+            let mut cmd = parrot(home.unwrap_or(plain.path()));
+            if let Some(h) = home {
+                cmd.env("HOME", h);
+            }
+            cmd.arg("devices");
+            if json {
+                cmd.arg("--json");
+            }
+            let out = cmd.assert().success().get_output().clone();
+            let stdout = String::from_utf8(out.stdout).unwrap();
+            let stderr = String::from_utf8(out.stderr).unwrap();
+            assert!(
+                !stderr.contains("ALSA lib"),
+                "home {home:?}, json {json}: stderr has alsa-lib's messages:\n{stderr}"
+            );
+            if json {
+                assert!(stdout.starts_with("{\"hosts\":["), "{stdout}");
+            } else {
+                assert!(
+                    stdout.contains("devices") || stdout.contains("no audio"),
+                    "{stdout}"
+                );
+            }
+        }
+    }
+}
+
 /// Generates a uac and builds it against this repository's parrot-core: slow
 /// (a full build of parrot-core in a fresh target directory).
 #[test]

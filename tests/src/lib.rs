@@ -617,13 +617,37 @@ pub fn generate_project(kind: &str, name: &str, extra: &[&str]) -> PathBuf {
 /// `cargo SUBCOMMAND -q` (e.g. `build`, `test`) in the generated project at
 /// `dir`, in [`generated_target`].
 pub fn cargo_in_generated(dir: &Path, subcommand: &str) {
+    cargo_args_in_generated(dir, &[subcommand, "-q"]);
+}
+
+/// `cargo ARGS` in the generated project at `dir`, in [`generated_target`];
+/// panics with its output unless it succeeds.
+pub fn cargo_args_in_generated(dir: &Path, args: &[&str]) {
     let mut cmd = cargo_command();
     cmd.current_dir(dir)
         .env("CARGO_TARGET_DIR", generated_target())
-        .args([subcommand, "-q"]);
+        .args(args);
     run_ok(
         &mut cmd,
-        &format!("cargo {subcommand} in {}", dir.display()),
+        &format!("cargo {} in {}", args.join(" "), dir.display()),
+    );
+}
+
+/// What a user's CI would say about the generated project at `dir`: `cargo
+/// fmt --check` and `cargo clippy --all-targets -- -D warnings`, with
+/// rustfmt's and clippy's defaults (empty `rustfmt.toml` and `clippy.toml` in
+/// [`generated_base`] stop their search before this workspace's own).
+pub fn lint_generated(dir: &Path) {
+    for config in ["rustfmt.toml", "clippy.toml"] {
+        let file = generated_base().join(config);
+        if !file.exists() {
+            std::fs::write(&file, "").expect("an empty lint configuration");
+        }
+    }
+    cargo_args_in_generated(dir, &["fmt", "--check"]);
+    cargo_args_in_generated(
+        dir,
+        &["clippy", "-q", "--all-targets", "--", "-D", "warnings"],
     );
 }
 

@@ -1,14 +1,18 @@
-//! The projects `parrot new` generates: rendered from the templates, built
-//! against this checkout's parrot-core, their own `cargo test` run; then the
-//! generated server answers the generated client (headless, the recording
-//! must hold the server's 660 Hz welcome) and 100 calls from sipp's uac.
+//! The projects `parrot new` generates: rendered from the templates (with
+//! media and without), built against this checkout's parrot-core, their own
+//! `cargo test` run, clean under `cargo fmt --check` and `cargo clippy
+//! --all-targets -- -D warnings`; then the generated server answers the
+//! generated client (headless, the recording must hold the server's 660 Hz
+//! welcome) and 100 calls from sipp's uac; and, copied elsewhere with its
+//! project's `assets/` gone, it still plays the welcome (the prompts are built in).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
 use parrot_tests::{
-    cargo_in_generated, free_port, generate_project, generated_base, generated_bin, heard_at_start,
-    sipp,
+    TempDir, cargo_in_generated, free_port, generate_project, generated_base, generated_bin,
+    heard_at_start, lint_generated, sipp,
 };
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -34,55 +38,45 @@ async fn generated_server_and_client_work() {
             &[]
         };
         let path = generate_project(kind, name, extra);
-        // The generated project's own tests.
+        // The generated project's own tests, and its lints.
         cargo_in_generated(&path, "test");
+        lint_generated(&path);
         cargo_in_generated(&path, "build");
     }
-    let bin = generated_bin;
-    let _server = Server(
-        Command::new(bin("gen-server"))
+    // Without media: other code paths in the same templates.
+    for (kind, name) in [("uas", "gen-server-nm"), ("uac", "gen-client-nm")] {
+        let path = generate_project(kind, name, &["--no-media"]);
+        cargo_in_generated(&path, "test");
+        lint_generated(&path);
+    }
+    let prompts = base.join("gen-server").join("assets");
+    let log = base.join("gen-server.log");
+    let server = Server(
+        Command::new(generated_bin("gen-server"))
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .current_dir(base.join("gen-server"))
+            .env_remove("RUST_LOG")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     );
     tokio::time::sleep(Duration::from_millis(700)).await;
 
     // The generated client, headless: plays a WAV, records what it hears.
-    let recording = base.join("heard.wav");
-    let _ = std::fs::remove_file(&recording);
-    let out = Command::new(bin("gen-client"))
-        .args([
-            "call",
-            &format!("sip:service@127.0.0.1:{port}"),
-            "--duration",
-            "3",
-            "--record",
-        ])
-        .arg(&recording)
-        .arg("--play")
-        .arg(base.join("gen-server").join("assets").join("menu.wav"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the client failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("answered") && stdout.contains("PCMU/8000"),
-        "{stdout}"
-    );
-    let (secs, welcome) = heard_at_start(&recording, 660.0);
+    let (secs, welcome) = call_generated_server(port, &prompts.join("menu.wav"), "heard.wav");
     eprintln!("generated client heard {secs:.2} s; welcome (660 Hz) recognised: {welcome}");
     assert!(
         welcome && secs > 2.0,
         "heard {secs:.2} s, welcome {welcome}"
     );
+    // The server logs (tracing-subscriber, default filter) the call's media
+    // inside the call's span, with its Call-ID.
+    let line = wait_for_line(&log, |l| {
+        l.contains("call{call_id=\"") && l.contains("media stopped")
+    })
+    .await;
+    eprintln!("server log: {line}");
 
     // sipp's uac: 100 calls against the generated server.
     let target = format!("127.0.0.1:{port}");
@@ -116,4 +110,123 @@ async fn generated_server_and_client_work() {
     );
     assert_eq!(run.code, Some(0), "{}", run.output);
     assert_eq!(run.stat("SuccessfulCall(C)"), Some(100));
+    drop(server);
+
+    // The server binary copied elsewhere, its project's prompts gone: it plays
+    // the ones built into it (written to its cache), and `--assets` still rules.
+    let away = TempDir::new("moved-server");
+    let moved = away.join("gen-server");
+    std::fs::copy(generated_bin("gen-server"), &moved).unwrap();
+    let hidden = Hidden::new(&prompts);
+    let refused = Command::new(&moved)
+        .arg("--assets")
+        .arg(away.join("none"))
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("none/welcome.wav"),
+        "{refused:?}"
+    );
+    let port = free_port();
+    let moved_log = away.join("server.log");
+    let mut moved_server = Server(
+        Command::new(&moved)
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .current_dir(away.path())
+            .env("XDG_CACHE_HOME", away.join("cache"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&moved_log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    if let Ok(Some(status)) = moved_server.0.try_wait() {
+        panic!(
+            "the moved server exited ({status}):\n{}",
+            std::fs::read_to_string(&moved_log).unwrap_or_default()
+        );
+    }
+    let (secs, welcome) =
+        call_generated_server(port, &hidden.0.join("menu.wav"), "heard-moved.wav");
+    eprintln!("moved server: heard {secs:.2} s; welcome (660 Hz) recognised: {welcome}");
+    assert!(
+        welcome && secs > 2.0,
+        "heard {secs:.2} s, welcome {welcome}"
+    );
+    let cached = std::fs::read_dir(away.join("cache").join("gen-server"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("welcome.wav"))
+        .collect::<Vec<_>>();
+    assert!(
+        cached.len() == 1 && cached[0].is_file(),
+        "the built-in prompts, written once: {cached:?}"
+    );
+}
+
+/// `gen-client call sip:service@127.0.0.1:PORT`, playing `play` for 3 s and
+/// recording what it hears to `generated_base()/recording`: seconds heard, and
+/// whether the first second is the welcome's 660 Hz.
+fn call_generated_server(port: u16, play: &Path, recording: &str) -> (f64, bool) {
+    let recording = generated_base().join(recording);
+    let _ = std::fs::remove_file(&recording);
+    let out = Command::new(generated_bin("gen-client"))
+        .args([
+            "call",
+            &format!("sip:service@127.0.0.1:{port}"),
+            "--duration",
+            "3",
+            "--record",
+        ])
+        .arg(&recording)
+        .arg("--play")
+        .arg(play)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("answered") && stdout.contains("PCMU/8000"),
+        "{stdout}"
+    );
+    heard_at_start(&recording, 660.0)
+}
+
+/// The first line of the file at `path` that matches, within 5 s.
+async fn wait_for_line(path: &Path, pred: impl Fn(&str) -> bool) -> String {
+    for _ in 0..50 {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| pred(l)) {
+            return l.to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "no such line in {}:\n{}",
+        path.display(),
+        std::fs::read_to_string(path).unwrap_or_default()
+    );
+}
+
+/// A directory renamed out of the way (`DIR.hidden`) until dropped.
+struct Hidden(PathBuf, PathBuf);
+
+impl Hidden {
+    fn new(dir: &Path) -> Hidden {
+        let hidden = dir.with_extension("hidden");
+        let _ = std::fs::remove_dir_all(&hidden);
+        std::fs::rename(dir, &hidden).unwrap();
+        Hidden(hidden, dir.to_path_buf())
+    }
+}
+
+impl Drop for Hidden {
+    fn drop(&mut self) {
+        let _ = std::fs::rename(&self.0, &self.1);
+    }
 }

@@ -5,6 +5,7 @@ use std::fmt::{self, Write as _};
 use cpal::traits::DeviceTrait;
 
 use super::DeviceError;
+use super::alsa_log::AlsaLog;
 use super::select::{DeviceKind, Found, walk};
 
 /// Everything [`list`] found.
@@ -71,6 +72,22 @@ pub struct ConfigRange {
 /// an empty list or only virtual devices (ALSA's `null`). A device whose
 /// configurations cannot be read is still listed, with `config_error` set.
 pub fn list() -> Result<DeviceList, DeviceError> {
+    // On a thread of its own, so that alsa-lib's thread-local error handler
+    // (see `alsa_log`) ends with it.
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("parrot-audio-list".to_owned())
+            .spawn_scoped(s, || {
+                let _alsa = AlsaLog::install();
+                list_here()
+            })
+            .map_err(|e| DeviceError::Backend(format!("cannot start the listing thread: {e}")))?
+            .join()
+            .map_err(|_| DeviceError::Backend("the device listing panicked".to_owned()))
+    })
+}
+
+fn list_here() -> DeviceList {
     let inputs = walk(DeviceKind::Input);
     let outputs = walk(DeviceKind::Output);
     let mut hosts: Vec<HostDevices> = Vec::new();
@@ -110,7 +127,7 @@ pub fn list() -> Result<DeviceList, DeviceError> {
             }
         }
     }
-    Ok(DeviceList { hosts })
+    DeviceList { hosts }
 }
 
 fn describe(found: &Found, dir: DeviceKind, index: usize) -> DeviceInfo {

@@ -19,7 +19,13 @@
 //! (not `Send` on every host) and talks to the handle through the ring and a
 //! stop flag, so [`Microphone`] and [`Speaker`] are `Send`. Dropping the
 //! handle stops the stream and joins the thread.
+//!
+//! alsa-lib's own complaints while probing (`ALSA lib confmisc.c:855:(parse_card)
+//! cannot find card '0'`... on a machine without a sound card) do not reach
+//! stderr: they are logged with `tracing` at `debug` level, target
+//! `parrot_core::device::alsa` (`RUST_LOG=parrot_core::device::alsa=debug`).
 
+mod alsa_log;
 mod error;
 mod list;
 mod ring;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use cpal::traits::{DeviceTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig};
 
+use super::alsa_log::AlsaLog;
 use super::ring::{Ring, RingStats};
 use super::select::{DeviceKind, Found, find, label};
 use super::{DeviceError, DeviceSelector, RING_MS};
@@ -59,18 +60,24 @@ fn spawn(
     let stop_in = Arc::clone(&stop);
     let thread = thread::Builder::new()
         .name(format!("parrot-audio-{direction}"))
-        .spawn(move || match start(direction, &sel) {
-            Ok((stream, opened)) => {
-                if tx.send(Ok(opened)).is_err() {
-                    return;
+        .spawn(move || {
+            // Before cpal is touched on this thread: see `alsa_log`.
+            let mut alsa = AlsaLog::install();
+            let started = start(direction, &sel);
+            alsa.flush();
+            match started {
+                Ok((stream, opened)) => {
+                    if tx.send(Ok(opened)).is_err() {
+                        return;
+                    }
+                    while !stop_in.load(Ordering::SeqCst) {
+                        thread::park_timeout(Duration::from_millis(100));
+                    }
+                    drop(stream);
                 }
-                while !stop_in.load(Ordering::SeqCst) {
-                    thread::park_timeout(Duration::from_millis(100));
+                Err(e) => {
+                    let _ = tx.send(Err(e));
                 }
-                drop(stream);
-            }
-            Err(e) => {
-                let _ = tx.send(Err(e));
             }
         })
         .map_err(|e| DeviceError::Backend(format!("cannot start the audio thread: {e}")))?;

@@ -19,8 +19,14 @@
 //! speakers unless `--play`/`--record` or other devices are given; `devices`
 //! lists them.
 {%- endif %}
+//!
+//! Its progress goes to stdout; logs go to stderr, by default only warnings
+//! (the terminal is the phone's screen). `RUST_LOG=info` adds what parrot-core
+//! reports (media starting and stopping with packet counts; the calls `listen`
+//! answers inside a `call{call_id=...}` span), `RUST_LOG=debug` much more.
 
 use std::io::BufRead;
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 {%- if media %}
 use std::path::PathBuf;
@@ -28,6 +34,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tracing_subscriber::EnvFilter;
 
 use {{crate_name}}::{CallOptions, Control, PhoneEvent, Progress};
 
@@ -35,10 +42,32 @@ use {{crate_name}}::{{module}};
 
 /// The program's name, for messages.
 const NAME: &str = env!("CARGO_PKG_NAME");
+/// The log filter when `RUST_LOG` is not set: warnings (this project's own
+/// `info` too). The progress lines on stdout are the phone's display; per-call
+/// library lines would bury them.
+const DEFAULT_LOG: &str = "warn,{{crate_name}}=info";
 const USAGE: &str = "\
 usage: {{project-name}} call SIP-URI [--from USER] [--user USER --password SECRET] [--duration SECS] [--local ADDR:PORT] [--public-ip IP]{% if media %} [--play FILE.wav] [--record FILE.wav] [--input-device SEL] [--output-device SEL]{% endif %}
        {{project-name}} listen [--register REGISTRAR --user USER [--password SECRET]] [--local ADDR:PORT] [--public-ip IP]{% if media %} [--play FILE.wav] [--record FILE-OR-DIR] [--input-device SEL] [--output-device SEL]
        {{project-name}} devices{% endif %}";
+
+/// Logs to stderr through `tracing-subscriber`, filtered by `RUST_LOG`
+/// (else [`DEFAULT_LOG`]), with the spans each line happened in: parrot-core
+/// runs each call in a span `call{call_id=...}`.
+fn init_logging() {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v).unwrap_or_else(|e| {
+            eprintln!("{NAME}: RUST_LOG={v:?} ignored ({e}); logging {DEFAULT_LOG}");
+            EnvFilter::new(DEFAULT_LOG)
+        }),
+        _ => EnvFilter::new(DEFAULT_LOG),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
 
 /// The `call` command's arguments.
 struct Args {
@@ -365,6 +394,7 @@ async fn listen(args: Args) -> ExitCode {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    init_logging();
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
         Some(command @ ("call" | "listen")) => match parse_args(args, command == "listen") {

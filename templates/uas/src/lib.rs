@@ -35,7 +35,7 @@ pub struct Config {
 {%- if media %}
 
 impl Config {
-    /// The prompts shipped with the project, and no recording.
+    /// The prompts of [`default_assets`], and no recording.
     pub fn new() -> Config {
         Config {
             registrar: Registrar::new(),
@@ -46,10 +46,76 @@ impl Config {
     }
 }
 
-/// `assets/` in this project's folder, found at build time. Run the binary
-/// from elsewhere (or ship it) with `--assets DIR`.
+/// The prompts built into the program: this project's `assets/welcome.wav`
+/// and `assets/menu.wav` as they were when it was compiled.
+pub const PROMPTS: [(&str, &[u8]); 2] = [
+    ("welcome.wav", include_bytes!("../assets/welcome.wav")),
+    ("menu.wav", include_bytes!("../assets/menu.wav")),
+];
+
+/// Where the prompts are when `--assets DIR` does not say: an `assets/`
+/// folder next to the executable when it holds both (ship your own prompts
+/// there), else the built-in [`PROMPTS`], written once into the user's cache
+/// (`$XDG_CACHE_HOME` or `~/.cache`, `%LOCALAPPDATA%` on Windows, the OS temp
+/// folder failing those) in a folder named after their content, which every
+/// run of this build shares: nothing is left behind per run, even by a killed
+/// one. The binary needs no project folder: move it, or ship it alone.
 pub fn default_assets() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/assets"))
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("assets")));
+    match beside {
+        Some(dir) if PROMPTS.iter().all(|(name, _)| dir.join(name).is_file()) => dir,
+        _ => built_in_prompts().clone(),
+    }
+}
+
+/// The folder [`default_assets`] writes the built-in prompts to, once per process.
+fn built_in_prompts() -> &'static PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        // FNV-1a of the prompts: other prompts, another folder.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in PROMPTS.iter().flat_map(|(_, bytes)| bytes.iter()) {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let var = |name| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let cache = var("XDG_CACHE_HOME")
+            .or_else(|| var("LOCALAPPDATA"))
+            .or_else(|| var("HOME").map(|home| home.join(".cache")))
+            .unwrap_or_else(std::env::temp_dir);
+        let dir = cache
+            .join(env!("CARGO_PKG_NAME"))
+            .join(format!("prompts-{hash:016x}"));
+        if let Err(e) = write_prompts(&dir) {
+            eprintln!(
+                "{}: cannot write the built-in prompts to {}: {e}",
+                env!("CARGO_PKG_NAME"),
+                dir.display()
+            );
+        }
+        dir
+    })
+}
+
+/// Writes each prompt that is missing or differs, through a temporary file
+/// and a rename: a run starting at the same time never reads half a prompt.
+fn write_prompts(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (name, bytes) in PROMPTS {
+        let file = dir.join(name);
+        if std::fs::read(&file).is_ok_and(|have| have == bytes) {
+            continue;
+        }
+        let part = dir.join(format!("{name}.{}.part", std::process::id()));
+        std::fs::write(&part, bytes)?;
+        std::fs::rename(&part, &file)?;
+    }
+    Ok(())
 }
 {%- else %}
 

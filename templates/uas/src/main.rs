@@ -14,9 +14,21 @@
 //! Phones register with it (`REGISTER`); with `--users FILE` (lines of
 //! `user password`) REGISTER and INVITE need those credentials (digest),
 //! without it anyone may register as anyone: use it on a public host.
+//!
+//! It logs to stderr: by default what parrot-core reports at `info` (the
+//! sockets it listens on, each call's media starting and stopping with its
+//! packet counts, inside a `call{call_id=...}` span) and every warning; set
+//! `RUST_LOG` to choose (`RUST_LOG=debug`, `RUST_LOG=parrot_core=warn`).
+{%- if media %}
+//!
+//! The welcome and menu prompts are built into the binary, which can be moved
+//! or shipped alone (see `default_assets`); `--assets DIR` plays
+//! `DIR/welcome.wav` and `DIR/menu.wav` instead.
+{%- endif %}
 
 use parrot_core::ua::Endpoint;
 use std::collections::HashMap;
+use std::io::IsTerminal as _;
 use std::net::{IpAddr, SocketAddr};
 {%- if media %}
 use std::path::PathBuf;
@@ -24,6 +36,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing_subscriber::EnvFilter;
 
 use {{crate_name}}::Config;
 
@@ -33,6 +46,10 @@ const DEFAULT_BIND: &str = "{{bind}}";
 const DEFAULT_PORT: &str = "{{port}}";
 /// The program's name, for messages.
 const NAME: &str = env!("CARGO_PKG_NAME");
+/// The log filter when `RUST_LOG` is not set. A server's operator wants one
+/// line per call event with its Call-ID (parrot-core at `info`: a few lines a
+/// call) and every warning; other libraries (DNS, TLS) only when they warn.
+const DEFAULT_LOG: &str = "warn,parrot_core=info,{{crate_name}}=info";
 const USAGE: &str = "\
 usage: {{project-name}} [--bind ADDR] [--port PORT] [--public-ip IP] [--users FILE]{% if media %} [--record DIR] [--assets DIR]{% endif %}";
 
@@ -110,6 +127,24 @@ fn parse_options() -> Result<Options, String> {
     })
 }
 
+/// Logs to stderr through `tracing-subscriber`, filtered by `RUST_LOG`
+/// (else [`DEFAULT_LOG`]), with the spans each line happened in: parrot-core
+/// runs each call in a span `call{call_id=...}`.
+fn init_logging() {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v).unwrap_or_else(|e| {
+            eprintln!("{NAME}: RUST_LOG={v:?} ignored ({e}); logging {DEFAULT_LOG}");
+            EnvFilter::new(DEFAULT_LOG)
+        }),
+        _ => EnvFilter::new(DEFAULT_LOG),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
 /// `user password` per line; blank lines and `#` comments are skipped.
 fn read_users(path: &str) -> Result<HashMap<String, String>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("--users {path}: {e}"))?;
@@ -136,6 +171,7 @@ fn read_users(path: &str) -> Result<HashMap<String, String>, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    init_logging();
     let options = match parse_options() {
         Ok(o) => o,
         Err(problem) => {
