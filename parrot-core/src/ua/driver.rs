@@ -340,9 +340,17 @@ where
                     requests,
                     entropy,
                 };
+                let span = info_span!(
+                    "call",
+                    call_id = media
+                        .answer
+                        .headers()
+                        .call_id()
+                        .map_or_else(|| "-".to_owned(), |c| c.to_string())
+                );
                 let fut = uac_media(media, commands.clone());
                 supervise(
-                    fut,
+                    fut.instrument(span),
                     commands,
                     None,
                     Command::Crashed {
