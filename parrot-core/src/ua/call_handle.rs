@@ -29,6 +29,12 @@ pub(crate) enum HandleCommand {
     Media(Action),
     /// Hang up with BYE; the answer says when it is done.
     Hangup(oneshot::Sender<Result<(), UaError>>),
+    /// Transfer the peer to this URI (REFER); the answer is the final
+    /// status of the peer's call to it.
+    Transfer(
+        crate::message::Uri,
+        oneshot::Sender<Result<crate::message::StatusCode, UaError>>,
+    ),
     /// Re-INVITE with our offer in this direction (hold, resume).
     Direction(crate::sdp::Direction, oneshot::Sender<Result<(), UaError>>),
 }
@@ -98,6 +104,25 @@ impl CallHandle {
         let (reply, wait) = oneshot::channel();
         self.control
             .send(HandleCommand::Hangup(reply))
+            .await
+            .map_err(|_| UaError::CallGone)?;
+        wait.await.map_err(|_| UaError::CallGone)?
+    }
+
+    /// Transfers the peer to `target` (a blind transfer, RFC 3515): a REFER
+    /// asks the peer to call `target`; its NOTIFYs tell how that call goes.
+    /// Returns the final status of the peer's call to the target (200: it is
+    /// connected there, and this call can be hung up), or an error: the
+    /// REFER refused (`Rejected(405)`, …), or no outcome within 64 s.
+    pub async fn transfer(&self, target: &str) -> Result<crate::message::StatusCode, UaError> {
+        let uri = crate::message::Uri::parse(target)
+            .ok_or_else(|| UaError::Unroutable(target.to_owned()))?;
+        if self.status() != CallStatus::Answered {
+            return Err(UaError::InvalidState("the call is not answered, or over"));
+        }
+        let (reply, wait) = oneshot::channel();
+        self.control
+            .send(HandleCommand::Transfer(uri, reply))
             .await
             .map_err(|_| UaError::CallGone)?;
         wait.await.map_err(|_| UaError::CallGone)?
