@@ -44,9 +44,12 @@ impl SipHandler for Ivr {
     }
 }
 
+/// The calls the agent took: From, Referred-By.
+type Calls = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 /// The agent: answers, and notes who called and who referred them.
 struct Agent {
-    calls: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    calls: Calls,
 }
 
 impl SipHandler for Agent {
@@ -65,7 +68,7 @@ async fn baresip_is_transferred_to_the_agent() {
         "baresip-core is installed by cargo xtask test"
     );
     let tmp = TempDir::new("transfer");
-    let calls = Arc::new(Mutex::new(Vec::new()));
+    let calls: Calls = Arc::default();
     let c = calls.clone();
     let agent = Endpoint::builder()
         .udp(free_addr())
