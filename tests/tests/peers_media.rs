@@ -13,7 +13,7 @@
 
 use parrot_core::media::{Action, MediaHandler, PlaySource};
 use parrot_core::transport::TransportKind;
-use parrot_core::ua::{EndReason, Endpoint, Incoming, Reply, SipHandler};
+use parrot_core::ua::{CallEvent, EndReason, Endpoint, Incoming, Reply, SipHandler};
 use parrot_tests::{BaresipConfig, TempDir, baresip, free_addr, free_port, heard, sipp};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -306,4 +306,83 @@ async fn sipp_echo_call(scenario: &[&str]) {
         "Parrot recorded {secs:.2} s echoed by sipp, {PARROT_TONE} Hz: {ok}"
     );
     server.shutdown(Duration::from_millis(300)).await;
+}
+
+/// Plays a looping tone and counts nothing: the call's stats tell.
+struct Hum;
+
+impl MediaHandler for Hum {
+    fn stream_started(&mut self) -> Action {
+        Action::Play(parrot_core::media::Play {
+            source: parrot_core::media::PlaySource::Tone(PARROT_TONE, 30.0),
+            looped: true,
+            volume: 1.0,
+        })
+    }
+}
+
+/// Early media on a call we place: sipp answers our offer in a 183 and
+/// echoes our audio for 2 s before its 200; the audio starts at the 183
+/// (RFC 3960's gateway model), not at the 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_183_with_sdp_starts_the_audio_before_the_answer() {
+    let sipp_addr = free_addr();
+    let media_port = free_media_port().to_string();
+    let sf = parrot_tests::scenarios().join("uas_early_media.xml");
+    let args: Vec<String> = [
+        "-sf",
+        &sf.to_string_lossy(),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &sipp_addr.port().to_string(),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        &media_port,
+        "-rtp_echo",
+        "-m",
+        "1",
+        "-timeout",
+        "20s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let sipp_run = tokio::spawn(async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        sipp(&args, Duration::from_secs(30)).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ep = Endpoint::builder().udp(free_addr()).build().await.unwrap();
+    let mut call = ep
+        .dial(&format!("sip:service@{sipp_addr}"))
+        .unwrap()
+        .media(Hum)
+        .send()
+        .await
+        .unwrap();
+    let mut media_before_answer = false;
+    let answered = loop {
+        match tokio::time::timeout(Duration::from_secs(10), call.next_event()).await {
+            Ok(Some(CallEvent::MediaStarted { .. })) => media_before_answer = true,
+            Ok(Some(CallEvent::Answered(r))) => break r,
+            Ok(Some(_)) => {}
+            other => panic!("not answered: {other:?}"),
+        }
+    };
+    assert!(answered.status().is_success());
+    assert!(media_before_answer, "the audio started with the 183");
+    // The stats published during the early audio: sipp echoed it back.
+    let early = call.media_stats().unwrap();
+    eprintln!("at the 200: {early:?}");
+    assert!(
+        early.packets_received > 25,
+        "early audio heard before the 200: {early:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    call.hangup().await.unwrap();
+    let run = sipp_run.await.unwrap();
+    assert_eq!(run.code, Some(0), "{}", run.output);
+    ep.shutdown(Duration::from_secs(1)).await;
 }

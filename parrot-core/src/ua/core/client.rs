@@ -465,6 +465,19 @@ impl UaCore {
         if status.is_provisional() {
             let first = !uac.provisional_seen;
             uac.provisional_seen = true;
+            // Early media (RFC 3960 §3, the gateway model): a 1xx with the
+            // answer to our offer starts the audio now (ringback, an
+            // announcement); the 2xx then carries the same answer.
+            let early = status.as_u16() > 100
+                && !resp.body().is_empty()
+                && !uac.cancel_requested
+                && uac.offer.is_some();
+            if early {
+                self.start_uac_media(id, &resp);
+            }
+            let Some(CallState::Uac(uac)) = self.calls.get_mut(id).map(|c| &mut c.state) else {
+                return;
+            };
             uac.events.emit(CallEvent::Provisional(resp));
             if first && uac.cancel_requested {
                 self.cancel(id);
@@ -500,22 +513,8 @@ impl UaCore {
             };
             if !already && !cancelled {
                 uac.events.emit(CallEvent::Answered(resp.clone()));
-                if let Some(offer) = uac.offer.take() {
-                    let (stop_tx, stop) = oneshot::channel();
-                    uac._media_stop = Some(stop_tx);
-                    let (requests_tx, requests) = mpsc::channel(8);
-                    uac.media_requests = Some(requests_tx);
-                    self.out.push_back(Output::Spawn(Spawn::UacMedia {
-                        call: id,
-                        offer,
-                        answer: resp.clone(),
-                        control: uac.control.take(),
-                        events: uac.events.clone(),
-                        stop,
-                        requests,
-                        entropy: self.config.entropy.fork(),
-                    }));
-                }
+                // Unless early media already started it.
+                self.start_uac_media(id, &resp);
             }
             self.ack_2xx(id, &resp);
             if cancelled && !already {
@@ -614,6 +613,32 @@ impl UaCore {
             }
             Err(_) => self.send_invite(id, next, current),
         }
+    }
+
+    /// Starts the media of a call we placed with the answer in `resp` (a 2xx,
+    /// or a 1xx for early media), once: the offer goes to the media task.
+    fn start_uac_media(&mut self, id: CallId, resp: &Response) {
+        let entropy = self.config.entropy.fork();
+        let Some(CallState::Uac(uac)) = self.calls.get_mut(id).map(|c| &mut c.state) else {
+            return;
+        };
+        let Some(offer) = uac.offer.take() else {
+            return;
+        };
+        let (stop_tx, stop) = oneshot::channel();
+        uac._media_stop = Some(stop_tx);
+        let (requests_tx, requests) = mpsc::channel(8);
+        uac.media_requests = Some(requests_tx);
+        self.out.push_back(Output::Spawn(Spawn::UacMedia {
+            call: id,
+            offer,
+            answer: resp.clone(),
+            control: uac.control.take(),
+            events: uac.events.clone(),
+            stop,
+            requests,
+            entropy,
+        }));
     }
 
     /// Sends a call's next INVITE (after a challenge or a redirect) to `peer`:
