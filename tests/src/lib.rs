@@ -656,6 +656,34 @@ pub fn generated_bin(name: &str) -> PathBuf {
     generated_target().join("debug").join(name)
 }
 
+/// Seconds of sound in a recording (8 kHz) and whether `freq` is what it
+/// holds in at least 80 % of its 250 ms windows: for audio relayed between
+/// two calls (a B2BUA), whose legs tick on their own clocks, so that a late
+/// tick can break the phase of a long tone without changing what is heard
+/// (the single-window check of [`heard`] wants one unbroken sine).
+pub fn heard_mostly(path: &Path, freq: f64) -> (f64, bool) {
+    use parrot_core::media::{AudioSource, WavSource, tone_present};
+    let mut src =
+        WavSource::open(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut all = vec![0i16; (src.duration() * 8000.0) as usize + 1];
+    let n = src.read(&mut all);
+    let loud = |s: &i16| s.unsigned_abs() > 800;
+    let Some(first) = all[..n].iter().position(loud) else {
+        return (0.0, false);
+    };
+    let last = all[..n].iter().rposition(loud).unwrap_or(first);
+    let span = &all[first..last];
+    let windows: Vec<&[i16]> = span.chunks_exact(2000).collect();
+    let with_tone = windows
+        .iter()
+        .filter(|w| tone_present(w, freq, 8000, 0.5))
+        .count();
+    (
+        (last - first) as f64 / 8000.0,
+        !windows.is_empty() && with_tone * 5 >= windows.len() * 4,
+    )
+}
+
 /// Seconds of sound in a recording (8 kHz) and whether its first second is
 /// `freq`: for a recording that hears several things in turn (a welcome
 /// prompt, then a menu).

@@ -1130,14 +1130,42 @@ impl Verdict {
         phone_heard: &std::path::Path,
         answerer_heard: &std::path::Path,
     ) {
-        self.heard("the caller", phone_heard, "", ANSWER_TONE, ANSWER_SECS)
+        self.heard_each_other_with(phone_heard, answerer_heard, crate::heard)
             .await;
-        self.heard(
+    }
+
+    /// The same through a B2BUA: each tone mostly there ([`crate::heard_mostly`]).
+    pub async fn heard_each_other_bridged(
+        &mut self,
+        phone_heard: &std::path::Path,
+        answerer_heard: &std::path::Path,
+    ) {
+        self.heard_each_other_with(phone_heard, answerer_heard, crate::heard_mostly)
+            .await;
+    }
+
+    async fn heard_each_other_with(
+        &mut self,
+        phone_heard: &std::path::Path,
+        answerer_heard: &std::path::Path,
+        check: fn(&std::path::Path, f64) -> (f64, bool),
+    ) {
+        self.heard_with(
+            "the caller",
+            phone_heard,
+            "",
+            ANSWER_TONE,
+            ANSWER_SECS,
+            check,
+        )
+        .await;
+        self.heard_with(
             "the answerer",
             answerer_heard,
             ".wav",
             CALLER_TONE,
             CALLER_SECS,
+            check,
         )
         .await;
     }

@@ -445,7 +445,7 @@ async fn generated_pbx_call() {
     v.exited_ok(&mut bob, Duration::from_secs(15)).await;
     v.printed(&bob, ": answered");
     v.printed(&carol, "call from");
-    v.heard_each_other(&bob_heard, &carol_heard).await;
+    v.heard_each_other_bridged(&bob_heard, &carol_heard).await;
     carol.stop(Duration::from_secs(4)).await;
     v.printed(&carol, "stopped");
     server.stop(Duration::from_secs(4)).await;

@@ -10,7 +10,7 @@ use parrot_core::media::{Action, MediaHandler, WavSource};
 use parrot_core::ua::{
     CallEvent, EndReason, Endpoint, Incoming, Registrar, Reply, SipHandler, bridge,
 };
-use parrot_tests::{TempDir, free_addr, heard};
+use parrot_tests::{TempDir, free_addr, heard_mostly};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -209,12 +209,13 @@ async fn a_registered_phone_is_called_through_the_bridge() {
     assert_eq!(*rig.ended.lock().unwrap(), vec![EndReason::PeerHangup]);
     finished_wav(&caller_heard).await;
     finished_wav(&rig.carol_heard).await;
-    let (secs, tone) = heard(&caller_heard, 1000.0);
+    // Relayed between two calls: each tone mostly there (heard_mostly).
+    let (secs, tone) = heard_mostly(&caller_heard, 1000.0);
     assert!(
         tone && secs > 1.0,
         "caller heard carol: {secs:.2} s, 1000 Hz {tone}"
     );
-    let (secs, tone) = heard(&rig.carol_heard, 440.0);
+    let (secs, tone) = heard_mostly(&rig.carol_heard, 440.0);
     assert!(
         tone && secs > 1.0,
         "carol heard the caller: {secs:.2} s, 440 Hz {tone}"

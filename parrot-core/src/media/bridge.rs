@@ -18,13 +18,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// runs ahead of the one that reads (its peer's clock is faster, or a burst
 /// arrived), the oldest samples go, counted, down to [`QUEUE_TARGET`].
 const QUEUE_CAP: usize = 1600;
-/// What a queue is brought back to when it overflows (60 ms).
-const QUEUE_TARGET: usize = 480;
+/// What a queue is brought back to when it overflows (100 ms).
+const QUEUE_TARGET: usize = 800;
 /// How much a queue holds before the reader starts taking from it, and again
-/// after it ran dry (40 ms): the two legs tick on their own timers, so
+/// after it ran dry (60 ms): the two legs tick on their own timers, so
 /// without this margin every tick that comes a little early would read an
 /// empty queue and put a gap in the audio.
-const PREFILL: usize = 320;
+const PREFILL: usize = 480;
 /// Digits waiting for the other leg; more are dropped.
 const DTMF_CAP: usize = 32;
 
