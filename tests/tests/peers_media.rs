@@ -77,7 +77,12 @@ impl MediaHandler for ToneAndRecord {
     }
 }
 
-/// The UAS: answers every INVITE with [`ToneAndRecord`].
+/// A media handler that does nothing.
+struct Silent;
+impl MediaHandler for Silent {}
+
+/// The UAS: answers every INVITE with [`ToneAndRecord`] (to `early`: plays it
+/// as early media for 2.5 s, then answers).
 struct Uas {
     record: PathBuf,
     log: Log,
@@ -90,14 +95,24 @@ impl SipHandler for Uas {
             call.source(),
             call.body().len()
         ));
-        let reply = call
-            .answer(ToneAndRecord {
-                freq: PARROT_TONE,
-                seconds: PARROT_SECS,
-                record: self.record.clone(),
-                log: self.log.clone(),
-            })
-            .await;
+        let media = ToneAndRecord {
+            freq: PARROT_TONE,
+            seconds: PARROT_SECS,
+            record: self.record.clone(),
+            log: self.log.clone(),
+        };
+        if call.to_user() == Some("early") {
+            // The tone plays in the early media, before the answer.
+            if let Err(reply) = call.early_media(media).await {
+                return reply;
+            }
+            self.log.push("183 sent");
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            let reply = call.answer(Silent).await;
+            self.log.push(format!("answered {}", reply.status()));
+            return reply;
+        }
+        let reply = call.answer(media).await;
         self.log.push(format!("answered {}", reply.status()));
         reply
     }
@@ -245,10 +260,30 @@ async fn an_offerless_reinvite_gets_our_offer_and_the_ack_answers_it() {
     sipp_echo_call(&["-sf", &sf.to_string_lossy()]).await;
 }
 
+/// Early media from the side that answers: Parrot's handler sends a 183
+/// with its SDP answer and plays its tone there (sipp echoes it back) for
+/// 2.5 s before its 200, which repeats the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_early_media_plays_before_the_answer() {
+    let sf = parrot_tests::scenarios().join("uac_early_media.xml");
+    let log = sipp_echo_call_to("early", &["-sf", &sf.to_string_lossy()]).await;
+    let events = log.events();
+    let at = |e: &str| events.iter().position(|x| x.starts_with(e));
+    assert!(
+        at("media started") < at("answered 200") && at("tone played") < at("answered 200"),
+        "the tone played before the answer: {events:?}"
+    );
+}
+
 /// sipp (`scenario`: the arguments choosing its scenario) calls Parrot's UAS
 /// and echoes its audio back (`-rtp_echo`): Parrot's recording holds its own
 /// tone.
 async fn sipp_echo_call(scenario: &[&str]) {
+    sipp_echo_call_to("service", scenario).await;
+}
+
+/// [`sipp_echo_call`] to `user`; what the server saw.
+async fn sipp_echo_call_to(user: &str, scenario: &[&str]) -> Log {
     let tmp = TempDir::new("sipp-echo");
     let recording = tmp.join("parrot-heard.wav");
     let log = Log::default();
@@ -262,7 +297,7 @@ async fn sipp_echo_call(scenario: &[&str]) {
     args.extend([
         target.as_str(),
         "-s",
-        "service",
+        user,
         "-i",
         "127.0.0.1",
         "-p",
@@ -306,6 +341,7 @@ async fn sipp_echo_call(scenario: &[&str]) {
         "Parrot recorded {secs:.2} s echoed by sipp, {PARROT_TONE} Hz: {ok}"
     );
     server.shutdown(Duration::from_millis(300)).await;
+    log
 }
 
 /// Plays a looping tone and counts nothing: the call's stats tell.

@@ -31,11 +31,14 @@ pub(crate) async fn uas_call<H: SipHandler>(
     let UasChannels {
         mut rx,
         mut provisional,
+        mut early,
         handle: HandleEnds {
             mut control,
             status,
         },
     } = channels;
+    let mut media = CallMedia::default();
+    let (media_tx, mut media_rx) = mpsc::channel(4);
     // However the task ends (a panic too), the handles see the call over.
     let status = EndedOnDrop(status);
     // Media actions from handles before audio flows, applied when it does.
@@ -57,6 +60,15 @@ pub(crate) async fn uas_call<H: SipHandler>(
                 Some(p) = provisional.recv() => {
                     let _ = core.send(Command::Reply { call: Some(call), key: key.clone(), reply: *p }).await;
                 }
+                Some(e) = early.recv() => {
+                    // Early media: the 183 with our answer, and the audio from now on.
+                    let EarlyMedia { reply, media: pending } = *e;
+                    let _ = core.send(Command::Reply { call: Some(call), key: key.clone(), reply }).await;
+                    media.start(pending, media_tx.clone());
+                    for a in queued.drain(..) {
+                        let _ = media.apply(a).await;
+                    }
+                }
                 Some(c) = control.recv() => match c {
                     HandleCommand::Media(a) if queued.len() < 64 => queued.push(a),
                     HandleCommand::Media(_) => warn!("media action dropped: 64 already wait for the answer"),
@@ -76,7 +88,10 @@ pub(crate) async fn uas_call<H: SipHandler>(
     drop(incoming);
     let reply = match reply {
         Ok(r) => r,
-        Err(reason) => return Box::pin(handler.ended(reason)).await,
+        Err(reason) => {
+            media.stop().await;
+            return Box::pin(handler.ended(reason)).await;
+        }
     };
     let answered = reply.status().is_success();
     let _ = core
@@ -87,13 +102,12 @@ pub(crate) async fn uas_call<H: SipHandler>(
         })
         .await;
     if !answered {
+        media.stop().await;
         return Box::pin(handler.ended(EndReason::Rejected)).await;
     }
     status.0.send_replace(CallStatus::Answered);
     // A transfer in progress: where the NOTIFYs' final status goes.
     let mut transfer: Option<oneshot::Sender<crate::message::StatusCode>> = None;
-    let mut media = CallMedia::default();
-    let (media_tx, mut media_rx) = mpsc::channel(4);
     loop {
         let msg = tokio::select! {
             msg = rx.recv() => msg,
@@ -238,7 +252,15 @@ pub(crate) async fn uas_call<H: SipHandler>(
 pub(crate) struct UasChannels {
     pub(crate) rx: mpsc::Receiver<ToCall>,
     pub(crate) provisional: mpsc::Receiver<Box<Reply>>,
+    pub(crate) early: mpsc::Receiver<Box<EarlyMedia>>,
     pub(crate) handle: HandleEnds,
+}
+
+/// Early media from [`Incoming::early_media`]: the 183 to send and the media
+/// to start with it.
+pub(crate) struct EarlyMedia {
+    pub(crate) reply: Reply,
+    pub(crate) media: PendingMedia,
 }
 
 /// Tells the call's handles it is over when the task ends, however it ends.

@@ -289,11 +289,13 @@ where
                     entropy,
                 };
                 let (handle, handle_ends) = CallHandle::new(commands.clone(), call);
+                let (early_tx, early_rx) = mpsc::channel(1);
                 let incoming =
                     Incoming::new(request, peer.target.addr, peer.target.kind, Some(prov_tx))
                         .with_media_context(ctx)
                         .with_endpoint(self.endpoint.clone())
-                        .with_handle(handle);
+                        .with_handle(handle)
+                        .with_early_media(early_tx);
                 let span = info_span!(
                     "call",
                     call_id = incoming.call_id().unwrap_or("-").to_owned()
@@ -307,6 +309,7 @@ where
                     UasChannels {
                         rx: task,
                         provisional: prov_rx,
+                        early: early_rx,
                         handle: handle_ends,
                     },
                 );

@@ -40,6 +40,10 @@ pub struct Incoming {
     endpoint: Option<super::Endpoint>,
     /// For a call's INVITE: a handle on the call.
     handle: Option<super::CallHandle>,
+    /// Where early media goes to its call's task.
+    early: Option<mpsc::Sender<Box<super::call_task::EarlyMedia>>>,
+    /// The answer sent in a 183 for early media: the 2xx repeats it.
+    early_sdp: Option<bytes::Bytes>,
 }
 
 /// The media an [`Incoming::answer`] agreed.
@@ -73,7 +77,48 @@ impl Incoming {
             media: std::sync::Mutex::new(None),
             endpoint: None,
             handle: None,
+            early: None,
+            early_sdp: None,
         }
+    }
+
+    pub(crate) fn with_early_media(
+        mut self,
+        early: mpsc::Sender<Box<super::call_task::EarlyMedia>>,
+    ) -> Incoming {
+        self.early = Some(early);
+        self
+    }
+
+    /// Early media (RFC 3960): answers the INVITE's SDP offer in a 183
+    /// Session Progress and starts `media` at once, before the call is
+    /// answered (an announcement, a ringback tone, an IVR that never
+    /// answers). Return [`Incoming::answer`] later to answer the call (its
+    /// 200 repeats the 183's SDP, and `media` goes on; the handler given to
+    /// `answer` is then unused), or any other reply to refuse it (the audio
+    /// stops). `Err` is the reply to give instead: 488 for an offer that
+    /// cannot be answered, or 500 if there is no offer (early media needs one:
+    /// without PRACK an offer in a 183 cannot be answered).
+    pub async fn early_media(&mut self, media: impl MediaHandler) -> Result<(), Reply> {
+        let (Some(ctx), Some(early)) = (&self.media_ctx, &self.early) else {
+            return Err(Reply::server_error().reason("Server Internal Error (no early media here)"));
+        };
+        if self.request.body().is_empty() {
+            return Err(
+                Reply::server_error().reason("Server Internal Error (no offer for early media)")
+            );
+        }
+        let (sdp, pending) = media::answer(ctx, self.request.body(), Box::new(media)).await?;
+        self.early_sdp = Some(sdp.clone());
+        let reply =
+            Reply::new(crate::message::StatusCode::SESSION_PROGRESS).body("application/sdp", sdp);
+        early
+            .send(Box::new(super::call_task::EarlyMedia {
+                reply,
+                media: pending,
+            }))
+            .await
+            .map_err(|_| Reply::server_error())
     }
 
     pub(crate) fn with_handle(mut self, handle: super::CallHandle) -> Incoming {
@@ -170,6 +215,12 @@ impl Incoming {
     /// socket is bound; the harness hands the media handler back to the test
     /// (an INVITE without an offer is answered 200 without audio there).
     pub async fn answer(&mut self, media: impl MediaHandler) -> Reply {
+        if let Some(sdp) = &self.early_sdp {
+            // The early media's session goes on; the 2xx repeats its answer
+            // (RFC 3261 §13.2.1: one answer per offer).
+            drop(media);
+            return Reply::ok().body("application/sdp", sdp.clone());
+        }
         if self.media_ctx.is_none() && self.offline.is_none() {
             return Reply::ok();
         }
