@@ -391,6 +391,11 @@ impl CallMedia {
     /// (`application/dtmf-relay`), and a re-INVITE with a new offer (hold,
     /// resume, a new address: RFC 3264 §8).
     async fn in_dialog(&mut self, request: &Request) -> Option<Reply> {
+        if *request.method() == Method::Update && request.body().is_empty() {
+            // An UPDATE without an offer changes nothing but refreshes the
+            // session (RFC 3311 §5.2, RFC 4028 §10).
+            return Some(Reply::ok());
+        }
         let session = self.session.as_ref()?;
         let content = request.headers().content_type().ok().flatten();
         match request.method() {
@@ -403,7 +408,10 @@ impl CallMedia {
                 session.dtmf_received(digit).await;
                 Some(Reply::ok())
             }
-            Method::Invite if !request.body().is_empty() => {
+            // RFC 3311: an UPDATE's offer is answered in its 2xx, like a
+            // re-INVITE's (hold, resume, a new address), without a 3-way
+            // handshake.
+            Method::Invite | Method::Update if !request.body().is_empty() => {
                 let negotiator = self.negotiator.as_mut()?;
                 let reply = match crate::sdp::SessionDescription::parse(request.body()) {
                     Err(e) => super::media::unreadable_offer(&e),

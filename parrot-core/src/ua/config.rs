@@ -50,6 +50,8 @@ impl Default for Config {
                 Method::Options,
                 // Answered by the call itself (`application/dtmf-relay`, RFC 6086).
                 Method::Info,
+                // Offers and session refreshes in a call (RFC 3311).
+                Method::Update,
             ],
             user: "parrot".to_owned(),
             registrar: None,

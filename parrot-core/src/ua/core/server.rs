@@ -276,7 +276,7 @@ impl UaCore {
                 let media = u.media_requests.clone();
                 let method = request.method().clone();
                 let for_media = match method {
-                    Method::Invite => true,
+                    Method::Invite | Method::Update => true,
                     Method::Info => request
                         .headers()
                         .content_type()
@@ -297,11 +297,12 @@ impl UaCore {
                     });
                     if !sent {
                         // No audio in this call: nothing to renegotiate (§14.2
-                        // still wants a final answer).
-                        let status = if method == Method::Invite {
-                            StatusCode::NOT_ACCEPTABLE_HERE
-                        } else {
+                        // still wants a final answer); an UPDATE or INVITE
+                        // without an offer is a refresh.
+                        let status = if request.body().is_empty() || method == Method::Info {
                             StatusCode::OK
+                        } else {
+                            StatusCode::NOT_ACCEPTABLE_HERE
                         };
                         self.reply_now(&key, &request, Reply::new(status));
                     }
@@ -363,7 +364,16 @@ impl UaCore {
                     let _ = task.try_send(ToCall::Cancelled);
                 }
             }
-            // Nothing else is handled before the answer (no PRACK, no UPDATE yet).
+            // An UPDATE without an offer refreshes (RFC 3311 §5.2); a new offer
+            // before the answer is not something we negotiate (no early
+            // offer/answer without PRACK): 488.
+            Method::Update if request.body().is_empty() => {
+                self.reply_now(&key, &request, Reply::ok());
+            }
+            Method::Update => {
+                self.reply_now(&key, &request, Reply::new(StatusCode::NOT_ACCEPTABLE_HERE));
+            }
+            // Nothing else is handled before the answer (no PRACK yet).
             _ => self.reply_now(&key, &request, Reply::new(StatusCode::CALL_DOES_NOT_EXIST)),
         }
     }
@@ -475,8 +485,9 @@ impl UaCore {
         // A 2xx to an initial INVITE makes the dialog (§12.1.1).
         if let Some(c) = call {
             let is_initial = request.headers().to().and_then(NameAddr::tag).is_none();
-            if is_invite && resp.status().is_success() {
-                if is_initial {
+            let is_update = *request.method() == Method::Update;
+            if (is_invite || is_update) && resp.status().is_success() {
+                if is_initial && is_invite {
                     self.arm_uas_timer(c, &request, &mut resp);
                 } else {
                     self.on_refresh_answered(c, &mut resp);

@@ -190,3 +190,21 @@ fn options_lists_info_among_what_is_allowed() {
     assert!(allow.contains("INFO"), "{allow}");
     assert!(!allow.contains("MESSAGE"), "{allow}");
 }
+
+#[test]
+fn an_update_in_the_early_dialog_refreshes_or_is_refused_with_an_offer() {
+    let mut net = Net::new(Config::default());
+    let (_call, _key, _task, tag) = ringing_call(&mut net, "u1");
+    net.recv(&in_dialog("UPDATE", 2, "u1", &tag, "u1a"));
+    assert_eq!(net.codes(), [200], "no offer: a refresh (RFC 3311 §5.2)");
+    let offer = in_dialog("UPDATE", 3, "u1", &tag, "u1b").replace(
+        "Content-Length: 0\n",
+        "Content-Type: application/sdp\nContent-Length: 4\n\nv=0\n",
+    );
+    net.recv(&offer);
+    assert_eq!(
+        net.codes(),
+        [488],
+        "no offer/answer before the answer without PRACK"
+    );
+}
