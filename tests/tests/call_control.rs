@@ -278,3 +278,84 @@ async fn the_answering_side_holds_and_resumes_the_call() {
     call.hangup().await.unwrap();
     rig.stop().await;
 }
+
+/// Answers with a keypad; a task of its own reads a PIN (RFC 4733 digits
+/// from the caller), "looks it up" (an await), and plays 1000 Hz for the
+/// right PIN, 300 Hz for a wrong one, through the call's handle.
+struct PinServer {
+    pins: mpsc::UnboundedSender<Option<String>>,
+}
+
+impl SipHandler for PinServer {
+    async fn invite(&mut self, call: &mut Incoming) -> Reply {
+        let (media, mut digits) = parrot_core::media::keypad(Ear(None));
+        let handle = call.handle().cloned().unwrap();
+        let pins = self.pins.clone();
+        tokio::spawn(async move {
+            let pin = digits
+                .read(
+                    8,
+                    Some('#'),
+                    Duration::from_secs(10),
+                    Duration::from_secs(3),
+                )
+                .await;
+            // The lookup: anything that awaits, off the media session.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let freq = if pin.as_deref() == Some("1234") {
+                1000.0
+            } else {
+                300.0
+            };
+            let _ = pins.send(pin);
+            let _ = handle.media_action(Action::tone(freq, 1.5)).await;
+        });
+        call.answer(media).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_read_from_digits_chooses_the_prompt() {
+    let tmp = TempDir::new("pin");
+    let (tx, mut pins) = mpsc::unbounded_channel();
+    let addr = free_addr();
+    let server = Endpoint::builder()
+        .udp(addr)
+        .handler(move || PinServer { pins: tx.clone() })
+        .build()
+        .await
+        .unwrap();
+    let client = Endpoint::builder().udp(free_addr()).build().await.unwrap();
+    let heard_wav = tmp.join("heard.wav");
+    let mut call = client
+        .dial(&format!("sip:service@{addr}"))
+        .unwrap()
+        .media(Ear(Some(heard_wav.clone())))
+        .send()
+        .await
+        .unwrap();
+    call.answered().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    call.send_dtmf("12").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    call.send_dtmf("34#").await.unwrap();
+    let pin = tokio::time::timeout(Duration::from_secs(6), pins.recv())
+        .await
+        .expect("the PIN is read within 6 s");
+    assert_eq!(pin, Some(Some("1234".to_owned())));
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    call.hangup().await.unwrap();
+    for _ in 0..30 {
+        if WavSource::open(&heard_wav).is_ok_and(|w| w.duration() > 1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (secs, tone) = heard(&heard_wav, 1000.0);
+    assert!(
+        tone && secs > 1.0,
+        "the right PIN's prompt: {secs:.2} s of 1000 Hz: {tone}"
+    );
+    client.shutdown(Duration::from_secs(1)).await;
+    server.shutdown(Duration::from_secs(1)).await;
+}

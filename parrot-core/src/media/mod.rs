@@ -5,6 +5,8 @@
 mod bridge;
 mod goertzel;
 mod handler;
+#[cfg(feature = "runtime")]
+mod keypad;
 mod resample;
 #[cfg(feature = "runtime")]
 mod session;
@@ -15,6 +17,8 @@ mod wav;
 pub use bridge::{BridgeLeg, bridge};
 pub use goertzel::{goertzel_power, tone_present};
 pub use handler::{Action, ErrorAction, MediaEngine, MediaHandler, Output, Play, PlaySource};
+#[cfg(feature = "runtime")]
+pub use keypad::{Digits, Keypad, keypad};
 pub use resample::Resampler;
 #[cfg(feature = "runtime")]
 pub use session::{MediaConfig, MediaEvent, MediaSession, MediaStats, Ports, bind_pair};
