@@ -3,25 +3,6 @@
 //! terminator and an inter-digit timeout), await a lookup, and then tell the
 //! call what to play through its [`CallHandle`](crate::ua::CallHandle),
 //! without blocking the media session that drives the handler.
-//!
-//! ```no_run
-//! # use parrot_core::media::{Action, keypad};
-//! # use parrot_core::ua::{Incoming, Reply};
-//! # use std::time::Duration;
-//! # struct Prompt; impl parrot_core::media::MediaHandler for Prompt {}
-//! async fn invite(call: &mut Incoming) -> Reply {
-//!     let (media, mut digits) = keypad(Prompt);
-//!     let Some(handle) = call.handle().cloned() else { return Reply::server_error() };
-//!     tokio::spawn(async move {
-//!         let pin = digits
-//!             .read(4, Some('#'), Duration::from_secs(10), Duration::from_secs(3))
-//!             .await;
-//!         let prompt = if pin.as_deref() == Some("1234") { "welcome.wav" } else { "denied.wav" };
-//!         let _ = handle.media_action(Action::play(prompt)).await;
-//!     });
-//!     call.answer(media).await
-//! }
-//! ```
 
 use super::handler::{Action, ErrorAction, MediaHandler, PlaySource};
 use super::wav::MediaError;
@@ -52,7 +33,28 @@ pub struct Digits {
 }
 
 /// Wraps `inner` so that its call's DTMF digits also reach the returned
-/// [`Digits`] (see the [module](self)).
+/// [`Digits`]: a task can collect a PIN, await a lookup, and tell the call
+/// what to play through its [`CallHandle`](crate::ua::CallHandle), without
+/// blocking the media session that drives the handler.
+///
+/// ```no_run
+/// # use parrot_core::media::{Action, keypad};
+/// # use parrot_core::ua::{Incoming, Reply};
+/// # use std::time::Duration;
+/// # struct Prompt; impl parrot_core::media::MediaHandler for Prompt {}
+/// async fn invite(call: &mut Incoming) -> Reply {
+///     let (media, mut digits) = keypad(Prompt);
+///     let Some(handle) = call.handle().cloned() else { return Reply::server_error() };
+///     tokio::spawn(async move {
+///         let pin = digits
+///             .read(4, Some('#'), Duration::from_secs(10), Duration::from_secs(3))
+///             .await;
+///         let prompt = if pin.as_deref() == Some("1234") { "welcome.wav" } else { "denied.wav" };
+///         let _ = handle.media_action(Action::play(prompt)).await;
+///     });
+///     call.answer(media).await
+/// }
+/// ```
 pub fn keypad<H: MediaHandler>(inner: H) -> (Keypad<H>, Digits) {
     let (tx, rx) = mpsc::channel(QUEUE);
     (Keypad { inner, digits: tx }, Digits { rx })
