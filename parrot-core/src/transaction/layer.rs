@@ -131,6 +131,8 @@ pub struct Transactions<D> {
     wheel: Wheel,
     next_id: Id,
     servers: usize,
+    /// INVITE server transactions in Accepted whose ACK has not come.
+    unacked: usize,
     transmits: VecDeque<Transmit<D>>,
     events: VecDeque<Event<D>>,
 }
@@ -149,6 +151,7 @@ impl<D: Clone + Debug> Transactions<D> {
             wheel: Wheel::default(),
             next_id: 0,
             servers: 0,
+            unacked: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -172,6 +175,14 @@ impl<D: Clone + Debug> Transactions<D> {
     /// Number of live server transactions (for overload protection).
     pub fn server_len(&self) -> usize {
         self.servers
+    }
+
+    /// Number of INVITE server transactions that sent a 2xx and have not
+    /// seen its ACK yet (RFC 6026 Accepted): calls answered but not
+    /// confirmed, each holding what its answer set up (RTP sockets) until
+    /// the ACK or 64*T1 ([`Event::AckTimeout`]).
+    pub fn awaiting_ack(&self) -> usize {
+        self.unacked
     }
 
     /// The state of a transaction, or `None` if it does not exist (any more).
@@ -344,6 +355,7 @@ impl<D: Clone + Debug> Transactions<D> {
         match (t.kind, next) {
             (Kind::InviteServer, State::Accepted) if prev == State::Proceeding => {
                 t.interval = self.config.t1;
+                self.unacked += 1;
                 if let Some(ack) = AckId::of(resp.headers()) {
                     self.acks.insert(ack.clone(), id);
                     t.ack_id = Some(ack);
@@ -438,6 +450,9 @@ impl<D: Clone + Debug> Transactions<D> {
         if let Some(ack) = &t.ack_id {
             self.acks.remove(ack);
         }
+        if t.kind == Kind::InviteServer && t.state == State::Accepted && !t.acked {
+            self.unacked -= 1;
+        }
         if matches!(t.kind, Kind::InviteServer | Kind::NonInviteServer) {
             self.servers -= 1;
         }
@@ -493,6 +508,9 @@ impl<D: Clone + Debug> Transactions<D> {
             return;
         };
         if t.kind == Kind::InviteServer && t.state == State::Accepted {
+            if !t.acked {
+                self.unacked -= 1;
+            }
             t.acked = true;
             self.wheel.cancel(&mut t.armed, Timer::Retransmit2xx);
         }

@@ -649,6 +649,7 @@ fn invite_server_2xx_retransmitted_until_ack() {
         .expect("respond");
     assert_eq!(l.state(&key), Some(State::Accepted));
     assert_eq!(transmits(&mut l).len(), 1);
+    assert_eq!(l.awaiting_ack(), 1);
     let (sent, _) = run(&mut l, t0, ms(12_000));
     assert_eq!(offsets(&sent), [500, 1500, 3500, 7500, 11500]);
     assert!(sent.iter().all(|(_, l)| l == "SIP/2.0 200 OK"));
@@ -661,6 +662,7 @@ fn invite_server_2xx_retransmitted_until_ack() {
     l.handle_message(t0 + ms(12_500), ack.clone().into(), "alice", false);
     let evs = events(&mut l);
     assert!(matches!(&evs[..], [Event::Ack { invite: Some(k), source: "alice", .. }] if *k == key));
+    assert_eq!(l.awaiting_ack(), 0, "the ACK came");
     let (sent, evs) = run(&mut l, t0, Duration::from_secs(100));
     assert!(sent.is_empty(), "no 2xx after the ACK");
     // Accepted lasts until Timer L; no AckTimeout.
@@ -690,6 +692,7 @@ fn invite_server_2xx_ack_timeout() {
         &events(&mut l)[..],
         [Event::Ack { invite: None, .. }]
     ));
+    assert_eq!(l.awaiting_ack(), 1);
     let (sent, evs) = run(&mut l, t0, Duration::from_secs(100));
     assert_eq!(
         offsets(&sent),
@@ -702,6 +705,7 @@ fn invite_server_2xx_ack_timeout() {
     assert!(matches!(&evs[0].1, Event::AckTimeout { key: k } if *k == key));
     assert!(is_terminated(&evs[1].1));
     assert!(l.is_empty());
+    assert_eq!(l.awaiting_ack(), 0, "given up at Timer L");
 }
 
 #[test]

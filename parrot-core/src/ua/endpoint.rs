@@ -156,17 +156,22 @@ where
         self
     }
 
-    /// The most requests at once still waiting for their final response; beyond
-    /// it new INVITEs get 503 Service Unavailable with Retry-After (default
-    /// 10,000). Answered transactions that only linger to absorb retransmissions
-    /// (Timers I, J, L) do not count.
+    /// The most requests at once still waiting for their final response,
+    /// together with calls whose 2xx has not been ACKed yet; beyond it new
+    /// INVITEs get 503 Service Unavailable with Retry-After (default 10,000).
+    /// Answered transactions that only linger to absorb retransmissions
+    /// (Timers I, J, L, and L after the ACK) do not count. The same count is
+    /// also held to half the pairs of [`EndpointBuilder::rtp_ports`]: a call
+    /// in progress may hold a pair until its ACK or 64·T1.
     pub fn max_server_transactions(mut self, n: usize) -> Self {
         self.config.max_server_transactions = n;
         self
     }
 
     /// The UDP ports for RTP (even) and RTCP (odd) of calls with media
-    /// (default 16384–32767). The range must start on an even port.
+    /// (default 16384–32767). The range must start on an even port. Calls
+    /// not ACKed yet take at most half of the pairs (see
+    /// [`EndpointBuilder::max_server_transactions`]).
     pub fn rtp_ports(mut self, ports: std::ops::RangeInclusive<u16>) -> Result<Self, UaError> {
         let alloc = crate::rtp::PortAllocator::new(ports)
             .map_err(|e| UaError::BadRequest(format!("RTP port range: {e}")))?;

@@ -231,8 +231,12 @@ pub(crate) struct UaCore {
     calls: Slab<Call>,
     dialogs: HashMap<DialogId, CallId>,
     uses: HashMap<TransactionKey, Use>,
-    /// How many of `uses` have a request pending: the overload measure.
+    /// How many of `uses` have a request pending: with the 2xx awaiting
+    /// their ACK, the overload measure.
     pending_count: usize,
+    /// Half the RTP port pairs: the most calls in progress (not yet ACKed)
+    /// we let hold RTP sockets.
+    rtp_budget: usize,
     /// Requests outside a dialog waiting for their final response, by what
     /// §8.2.2.2 compares to find a merged request (Call-ID, From tag, CSeq).
     merging: HashMap<(String, String, u32), TransactionKey>,
@@ -269,7 +273,14 @@ impl UaCore {
         now: Instant,
         unix_now: u64,
     ) -> UaCore {
+        let rtp_budget = config
+            .ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .capacity()
+            / 2;
         UaCore {
+            rtp_budget: rtp_budget.max(1),
             txns: Transactions::new(config.timers),
             config,
             addrs,
@@ -557,9 +568,22 @@ impl UaCore {
         self.merging.get(&m).filter(|k| *k != key)
     }
 
-    /// Server requests still waiting for their final response.
+    /// The load the overload cap measures: server requests still waiting for
+    /// their final response, and calls whose 2xx has not been ACKed yet.
+    /// Those hold what their answer set up (RTP sockets, a call task) until
+    /// the ACK or 64·T1 (§13.3.1.4): a flood that never ACKs must not take
+    /// more than the cap allows.
     fn in_progress(&self) -> usize {
-        self.pending_count
+        self.pending_count + self.txns.awaiting_ack()
+    }
+
+    /// True when a new INVITE is to be refused with 503 (and Retry-After):
+    /// more in progress than `max_server_transactions`, or than half the RTP
+    /// port pairs (each call in progress may hold one; the other half stays
+    /// for the calls that complete their handshake).
+    fn overloaded(&self) -> bool {
+        let load = self.in_progress();
+        load > self.config.max_server_transactions || load > self.rtp_budget
     }
 
     /// Forgets a server request (answered, or its transaction ended).

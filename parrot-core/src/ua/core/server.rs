@@ -109,12 +109,11 @@ impl UaCore {
         }
         if *request.method() == Method::Invite {
             // Overload protection: refuse with 503 + Retry-After rather than go silent.
-            // The load is the requests still waiting for a final answer: finished
+            // The load is the requests still waiting for a final answer and the
+            // calls whose 2xx is not ACKed yet (`in_progress`): finished
             // transactions lingering to absorb retransmissions (Timer J, L, I)
             // cost nothing and must not keep the endpoint refusing calls.
-            if self.shutting_down.is_some()
-                || self.in_progress() > self.config.max_server_transactions
-            {
+            if self.shutting_down.is_some() || self.overloaded() {
                 self.rejected_overload += 1;
                 return self.reply_now(&key, &request, Reply::new(StatusCode::SERVICE_UNAVAILABLE));
             }

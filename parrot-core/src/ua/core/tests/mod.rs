@@ -365,6 +365,54 @@ fn overload_gets_503_with_retry_after_until_a_call_is_answered() {
 }
 
 #[test]
+fn a_2xx_not_acked_counts_against_the_cap_until_its_ack_or_64_t1() {
+    let config = Config {
+        max_server_transactions: 2,
+        ..Config::default()
+    };
+    let mut net = Net::new(config);
+    let (_c1, _t1, tag1) = answered_call(&mut net, "u1");
+    let (_c2, _t2, _tag2) = answered_call(&mut net, "u2");
+    // Neither 2xx is ACKed: both calls still hold what their answer set up.
+    net.recv(&invite("u3", "u3"));
+    assert_eq!(net.codes(), [503], "two un-ACKed calls fill a cap of 2");
+    // u1's ACK comes: the cap has room for one again.
+    net.recv(&in_dialog("ACK", 1, "u1", &tag1, "acku1"));
+    let _ = net.take_sent();
+    net.recv(&invite("u4", "u4"));
+    assert_eq!(net.codes(), Vec::<u16>::new(), "u4 goes to its handler");
+    net.recv(&invite("u5", "u5"));
+    assert_eq!(net.codes(), [503]);
+    // u2 never gets its ACK: after 64·T1 it is hung up and stops counting.
+    net.advance(Duration::from_secs(33));
+    let _ = net.take_sent();
+    net.recv(&invite("u6", "u6"));
+    assert!(
+        !net.codes().contains(&503),
+        "u2's slot is free after Timer L"
+    );
+    assert_eq!(net.core.stats().rejected_overload, 2);
+}
+
+#[test]
+fn calls_in_progress_take_at_most_half_the_rtp_port_pairs() {
+    let ports = crate::rtp::PortAllocator::new(40000..=40007).unwrap();
+    let config = Config {
+        ports: Arc::new(std::sync::Mutex::new(ports)),
+        ..Config::default()
+    };
+    let mut net = Net::new(config);
+    // 4 pairs: 2 calls may be in progress (answered but not ACKed, or not
+    // answered yet), whatever `max_server_transactions` says.
+    let (_c1, _t1, _) = answered_call(&mut net, "p1");
+    net.recv(&invite("p2", "p2"));
+    assert_eq!(net.codes(), Vec::<u16>::new());
+    net.recv(&invite("p3", "p3"));
+    assert_eq!(net.codes(), [503]);
+    assert_eq!(net.core.stats().rejected_overload, 1);
+}
+
+#[test]
 fn a_digest_challenge_comes_before_any_handler() {
     let lookup = Arc::new(|user: &str| (user == "alice").then(|| "secret".to_owned()));
     let config = Config {
