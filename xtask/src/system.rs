@@ -49,6 +49,10 @@ pub(crate) const SYSTEM_PACKAGES: &[(&str, &str)] = &[
         "libasound2-dev",
         "ALSA headers for the audio device layer (cpal)",
     ),
+    (
+        "make",
+        "builds jemalloc from C (tikv-jemallocator: the uas example's and the flood test's allocator)",
+    ),
 ];
 
 /// The packages building the workspace needs (what `cargo xtask demo` checks):

@@ -44,7 +44,7 @@ use {{crate_name}}::{{module}};
 
 /// jemalloc, with its background thread: memory a flood of calls took goes
 /// back to the OS within seconds of the calls ending (glibc's malloc kept
-/// 200 MiB after one). The `jemalloc` feature, on by default.
+/// 200 MiB after one). With the `jemalloc` feature (`--features jemalloc`).
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
