@@ -2,7 +2,7 @@
 
 use super::error::{ErrorKind, ParseError};
 use super::headers::values::parse_number;
-use super::headers::{Chunk, HeaderName, Headers};
+use super::headers::{Chunk, Field, HeaderName, Headers};
 use super::method::Method;
 use super::scan::is_token;
 use super::status::StatusCode;
@@ -103,7 +103,8 @@ pub(super) fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
     // Header lines. One memchr iterator finds every line end; lines are taken
     // in order, so each call to `next_end` yields the end of the line at hand.
     let hs = start_end + 2;
-    let mut headers = Headers::parsed(buf.clone(), 16);
+    let mut fields: Vec<Field> = Vec::with_capacity(16);
+    let mut content_length = None;
     let mut seen = 0u8;
     let mut newlines = memchr::memchr_iter(b'\n', &buf[hs..]);
     let mut next_end = |from: usize| -> Result<Option<usize>, ParseError> {
@@ -196,22 +197,25 @@ pub(super) fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
         };
         if name == HeaderName::ContentLength {
             // Parsed now: it frames the body.
-            let (b, s, e) = headers.resolve(&value);
+            let (b, s, e) = match &value {
+                Chunk::Span(..) => (&buf, vs, ve),
+                Chunk::Owned(b) => (b, 0, b.len()),
+            };
             let n = parse_number(b, s, e, u64::from(u32::MAX)).map_err(|p| {
                 ParseError::new(
                     ErrorKind::BadHeader(HeaderName::ContentLength),
                     if folded { vs } else { p },
                 )
             })?;
-            headers.set_parsed_content_length(n as usize);
+            content_length = Some(n as usize);
         }
-        headers.push_parsed(name, value, raw);
+        fields.push(Field { name, value, raw });
         pos = last + 2;
     }
 
     // Body (RFC 3261 §18.3): exactly Content-Length bytes; extra bytes in a datagram are ignored.
     let available = buf.len() - pos;
-    let body = match headers.content_length() {
+    let body = match content_length {
         Some(cl) if cl > available => {
             return err(
                 ErrorKind::BodyTooShort {
@@ -224,6 +228,7 @@ pub(super) fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
         Some(cl) => buf.slice(pos..pos + cl),
         None => buf.slice(pos..),
     };
+    let headers = Headers::parsed(buf.clone(), fields, content_length);
 
     Ok(match first {
         Start::Req(method, uri, version) => Message::Request(Request {

@@ -43,13 +43,13 @@ impl Chunk {
 }
 
 #[derive(Clone, Debug)]
-struct Field {
-    name: HeaderName,
+pub(crate) struct Field {
+    pub(crate) name: HeaderName,
     /// The value, whitespace-trimmed and unfolded.
-    value: Chunk,
+    pub(crate) value: Chunk,
     /// The whole original line(s) without the final CRLF, where it differs
     /// from the canonical `Name: value`.
-    raw: Option<Chunk>,
+    pub(crate) raw: Option<Chunk>,
 }
 
 /// One header field as it appears in the message (a view into [`Headers`]).
@@ -244,12 +244,12 @@ impl Headers {
         }
     }
 
-    /// Headers of the message in `src`, to be filled by the parser.
-    pub(crate) fn parsed(src: Bytes, n: usize) -> Headers {
+    /// Headers of the message in `src`, as the parser found them.
+    pub(crate) fn parsed(src: Bytes, fields: Vec<Field>, content_length: Option<usize>) -> Headers {
         Headers {
             src,
-            fields: Arc::new(Vec::with_capacity(n)),
-            content_length: None,
+            fields: Arc::new(fields),
+            content_length,
             cache: Arc::default(),
         }
     }
@@ -290,16 +290,6 @@ impl Headers {
             value: self.bytes_of(&f.value),
             raw: f.raw.as_ref().map(|r| self.bytes_of(r)),
         }
-    }
-
-    /// Adds a parsed field (parser use), keeping the original line if given.
-    /// `at` is where the value starts in the message, for error offsets.
-    pub(crate) fn push_parsed(&mut self, name: HeaderName, value: Chunk, raw: Option<Chunk>) {
-        self.fields_mut().push(Field { name, value, raw });
-    }
-
-    pub(crate) fn set_parsed_content_length(&mut self, n: usize) {
-        self.content_length = Some(n);
     }
 
     /// Parses every interpreted header, so that malformed values are found now.
