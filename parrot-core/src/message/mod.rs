@@ -326,7 +326,8 @@ impl Message {
     /// checked, and a request's CSeq method must match its method; the typed
     /// values are kept for the accessors. This is what the transports use.
     pub fn parse(buf: Bytes) -> Result<Message, ParseError> {
-        let m = parse::parse_lazy(buf)?;
+        let m = parse::parse(buf, true)?;
+        // The headers are typed and checked; this checks the CSeq method.
         m.validate()?;
         Ok(m)
     }
@@ -337,7 +338,7 @@ impl Message {
     /// a malformed value then reads as absent, and [`Message::validate`]
     /// reports it.
     pub fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
-        parse::parse_lazy(buf)
+        parse::parse(buf, false)
     }
 
     /// Checks what [`Message::parse`] checks beyond the framing: every

@@ -28,7 +28,9 @@ const fn is_ws(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
-pub(super) fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
+/// Parses a message; with `strict`, also types every interpreted header now
+/// (reporting the first malformed one after any framing error).
+pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
     // RFC 3261 §7.5: CRLFs before the start line are ignored.
     let mut pos = buf
         .iter()
@@ -228,7 +230,12 @@ pub(super) fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
         Some(cl) => buf.slice(pos..pos + cl),
         None => buf.slice(pos..),
     };
-    let headers = Headers::parsed(buf.clone(), fields, content_length);
+    let headers = if strict {
+        Headers::parsed_strict(buf.clone(), fields, content_length)
+            .map_err(|(name, at)| ParseError::new(ErrorKind::BadHeader(name), at))?
+    } else {
+        Headers::parsed(buf.clone(), fields, content_length)
+    };
 
     Ok(match first {
         Start::Req(method, uri, version) => Message::Request(Request {
@@ -289,4 +296,99 @@ fn unfold(v: &[u8]) -> Bytes {
     }
     out.truncate(end);
     out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::message::Message;
+    use bytes::Bytes;
+
+    /// `Message::parse` types the headers in one pass; it must accept, and
+    /// reject with the same error, exactly what `parse_lazy` + `validate` does.
+    #[test]
+    fn strict_parse_reports_what_lazy_and_validate_report() {
+        let lines = [
+            "Via: SIP/2.0/UDP a.example.com;branch=z9hG4bK1",
+            "Via: SIP/2.0/UDP b.example.com:5060;branch=z9hG4bK2, SIP/2.0/TCP c;branch=z9hG4bK3",
+            "From: Alice <sip:alice@atlanta.com>;tag=1",
+            "To: <sip:bob@biloxi.com>",
+            "Call-ID: abc@host",
+            "CSeq: 1 OPTIONS",
+            "Max-Forwards: 70",
+            "Contact: <sip:a@b>, sip:c@d;expires=5",
+            "Route: <sip:p1;lr>",
+            "Record-Route: <sip:p2;lr>",
+            "Contact: *",
+        ];
+        let bad = [
+            "Via: SIP/2.0/UDP",
+            "Via: nonsense",
+            "From: <sip:a@b",
+            "To: sip:a@b junk",
+            "Call-ID: a b",
+            "CSeq: x OPTIONS",
+            "CSeq: 1 INVITE",
+            "Max-Forwards: 256",
+            "Contact: <sip:a@b>;;",
+            "Contact: *",
+            "Route: <sip:x",
+            "Record-Route: junk junk",
+            "Content-Length: 9",
+        ];
+        let parse_both = |msg: String| {
+            let b = Bytes::from(msg);
+            let strict = Message::parse(b.clone());
+            let lazy = Message::parse_lazy(b).and_then(|m| m.validate().map(|()| m));
+            match (&strict, &lazy) {
+                (Ok(s), Ok(l)) => {
+                    assert_eq!(s.to_bytes(), l.to_bytes());
+                    let (sh, lh) = (s.headers(), l.headers());
+                    assert_eq!(sh.vias(), lh.vias());
+                    assert_eq!(sh.top_via(), lh.top_via());
+                    assert_eq!(sh.from(), lh.from());
+                    assert_eq!(sh.to(), lh.to());
+                    assert_eq!(sh.call_id(), lh.call_id());
+                    assert_eq!(sh.cseq(), lh.cseq());
+                    assert_eq!(sh.max_forwards(), lh.max_forwards());
+                    assert_eq!(sh.contacts(), lh.contacts());
+                    assert_eq!(sh.routes(), lh.routes());
+                    assert_eq!(sh.record_routes(), lh.record_routes());
+                }
+                (Err(s), Err(l)) => assert_eq!(s, l),
+                _ => panic!("strict {strict:?} but lazy {lazy:?}"),
+            }
+            strict.is_ok()
+        };
+        let mut accepted = 0;
+        // Every subset of up to two bad lines, in both orders, among the good ones.
+        for i in 0..=bad.len() {
+            for j in 0..=bad.len() {
+                let mut msg = String::from("OPTIONS sip:bob@biloxi.com SIP/2.0\r\n");
+                for (n, l) in lines.iter().enumerate() {
+                    if n == 3 && i < bad.len() {
+                        msg.push_str(bad[i]);
+                        msg.push_str("\r\n");
+                    }
+                    // A second `Contact: *` beside addresses is itself an error; keep one case of it.
+                    if n == 10 && (i, j) != (0, 0) {
+                        continue;
+                    }
+                    msg.push_str(l);
+                    msg.push_str("\r\n");
+                }
+                if j < bad.len() {
+                    msg.push_str(bad[j]);
+                    msg.push_str("\r\n");
+                }
+                msg.push_str("\r\n");
+                accepted += usize::from(parse_both(msg));
+            }
+        }
+        // Without the trailing `Contact: *` the good lines alone parse.
+        let good: String = lines[..10].iter().map(|l| format!("{l}\r\n")).collect();
+        assert!(parse_both(format!(
+            "OPTIONS sip:bob@biloxi.com SIP/2.0\r\n{good}\r\n"
+        )));
+        assert!(accepted < (bad.len() + 1) * (bad.len() + 1));
+    }
 }

@@ -134,7 +134,7 @@ pub struct HeaderError {
 /// The typed values of the headers the stack interprets, each parsed from all
 /// fields of its name on first use and kept. `validate` forces them all.
 #[derive(Debug, Clone, Default)]
-struct Cache {
+struct Cells {
     vias: OnceLock<Result<Vec<Via>, HeaderError>>,
     /// The top Via alone, for readers that need no more (a UA, a transaction).
     top_via: OnceLock<Result<Option<Via>, HeaderError>>,
@@ -148,7 +148,7 @@ struct Cache {
     record_routes: OnceLock<Result<Vec<NameAddr>, HeaderError>>,
 }
 
-impl Cache {
+impl Cells {
     fn reset(&mut self, name: &HeaderName) {
         match name {
             HeaderName::Via => {
@@ -164,6 +164,62 @@ impl Cache {
             HeaderName::Route => drop(self.routes.take()),
             HeaderName::RecordRoute => drop(self.record_routes.take()),
             _ => {}
+        }
+    }
+}
+
+/// Every interpreted header typed, as [`Message::parse`](crate::message::Message::parse)
+/// leaves them: all well-formed (the `Result`s are `Ok`, the shape the accessors return).
+#[derive(Debug, Clone)]
+struct Typed {
+    vias: Result<Vec<Via>, HeaderError>,
+    from: Result<Option<NameAddr>, HeaderError>,
+    to: Result<Option<NameAddr>, HeaderError>,
+    call_id: Result<Option<Text>, HeaderError>,
+    cseq: Result<Option<CSeq>, HeaderError>,
+    max_forwards: Result<Option<u8>, HeaderError>,
+    contacts: Result<(bool, Vec<NameAddr>), HeaderError>,
+    routes: Result<Vec<NameAddr>, HeaderError>,
+    record_routes: Result<Vec<NameAddr>, HeaderError>,
+}
+
+/// The typed headers: filled on first use, or all at once by the strict parse
+/// (plain values: setting a `OnceLock` goes through its synchronisation).
+// Behind an `Arc` already: boxing a variant would cost an allocation more.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+enum Cache {
+    Lazy(Cells),
+    Eager(Typed),
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache::Lazy(Cells::default())
+    }
+}
+
+impl Cache {
+    fn reset(&mut self, name: &HeaderName) {
+        if let Cache::Eager(_) = self {
+            let Cache::Eager(t) = std::mem::take(self) else {
+                unreachable!("checked above")
+            };
+            *self = Cache::Lazy(Cells {
+                vias: OnceLock::from(t.vias),
+                top_via: OnceLock::new(),
+                from: OnceLock::from(t.from),
+                to: OnceLock::from(t.to),
+                call_id: OnceLock::from(t.call_id),
+                cseq: OnceLock::from(t.cseq),
+                max_forwards: OnceLock::from(t.max_forwards),
+                contacts: OnceLock::from(t.contacts),
+                routes: OnceLock::from(t.routes),
+                record_routes: OnceLock::from(t.record_routes),
+            });
+        }
+        if let Cache::Lazy(c) = self {
+            c.reset(name);
         }
     }
 }
@@ -195,6 +251,111 @@ fn check_value(name: &HeaderName, v: &Bytes) -> Result<(), Pos> {
         HeaderName::Route | HeaderName::RecordRoute => addr::parse_list(v, 0, end, &mut Vec::new()),
         _ => Ok(()),
     }
+}
+
+/// A chunk as buffer and range, for the typed parsers.
+fn resolve_in<'a>(src: &'a Bytes, c: &'a Chunk) -> (&'a Bytes, usize, usize) {
+    match c {
+        Chunk::Span(s, e) => (src, *s as usize, *e as usize),
+        Chunk::Owned(b) => (b, 0, b.len()),
+    }
+}
+
+/// Every interpreted header of `fields` typed, as the cache holds them once
+/// [`Headers::validate`] has run; or the error it would report.
+fn typed(src: &Bytes, fields: &[Field]) -> Result<Typed, (HeaderName, usize)> {
+    // Lists get their exact size when each field holds one entry (the usual case).
+    let (mut n_via, mut n_contact, mut n_route, mut n_rr) = (0, 0, 0, 0);
+    for f in fields {
+        match f.name {
+            HeaderName::Via => n_via += 1,
+            HeaderName::Contact => n_contact += 1,
+            HeaderName::Route => n_route += 1,
+            HeaderName::RecordRoute => n_rr += 1,
+            _ => {}
+        }
+    }
+    // Each header's first error, if any; parsing of that header stops there,
+    // as it does in the lazy accessors.
+    let mut vias = Ok(Vec::with_capacity(n_via));
+    let mut contacts = Ok((false, Vec::with_capacity(n_contact)));
+    let mut routes = Ok(Vec::with_capacity(n_route));
+    let mut record_routes = Ok(Vec::with_capacity(n_rr));
+    let (mut from, mut to, mut call_id, mut cseq, mut max_forwards) =
+        (Ok(None), Ok(None), Ok(None), Ok(None), Ok(None));
+    fn list<T>(
+        slot: &mut Result<Vec<T>, Pos>,
+        parse: fn(&Bytes, usize, usize, &mut Vec<T>) -> Result<(), Pos>,
+        (b, s, e): (&Bytes, usize, usize),
+    ) {
+        if let Ok(out) = slot {
+            if let Err(p) = parse(b, s, e, out) {
+                *slot = Err(p);
+            }
+        }
+    }
+    fn single<T>(
+        slot: &mut Result<Option<T>, Pos>,
+        parse: impl Fn(&Bytes, usize, usize) -> Result<T, Pos>,
+        (b, s, e): (&Bytes, usize, usize),
+    ) {
+        // The first field of the name, as `Headers::single` reads it.
+        if matches!(slot, Ok(None)) {
+            *slot = parse(b, s, e).map(Some);
+        }
+    }
+    for f in fields {
+        let at = resolve_in(src, &f.value);
+        match f.name {
+            HeaderName::Via => list(&mut vias, via::parse_list, at),
+            HeaderName::From => single(&mut from, addr::parse_one, at),
+            HeaderName::To => single(&mut to, addr::parse_one, at),
+            HeaderName::CallId => single(&mut call_id, values::parse_call_id, at),
+            HeaderName::CSeq => single(&mut cseq, values::parse_cseq, at),
+            HeaderName::MaxForwards => single(
+                &mut max_forwards,
+                |b, s, e| values::parse_number(b, s, e, 255).map(|n| n as u8),
+                at,
+            ),
+            HeaderName::Contact => {
+                if let Ok((any, out)) = &mut contacts {
+                    let before = out.len();
+                    let (b, s, e) = at;
+                    match addr::parse_contacts(b, s, e, out) {
+                        Err(p) => contacts = Err(p),
+                        // `*` stands alone (§10.2.2): not beside addresses, not twice.
+                        Ok(star) if *any || (star && before > 0) => contacts = Err(0),
+                        Ok(star) => *any = star,
+                    }
+                }
+            }
+            HeaderName::Route => list(&mut routes, addr::parse_list, at),
+            HeaderName::RecordRoute => list(&mut record_routes, addr::parse_list, at),
+            _ => {}
+        }
+    }
+    // Reported in the order `validate` checks them.
+    let e = |name: HeaderName| move |p: Pos| (name, p);
+    let vias = vias.map_err(e(HeaderName::Via))?;
+    let from = from.map_err(e(HeaderName::From))?;
+    let to = to.map_err(e(HeaderName::To))?;
+    let call_id = call_id.map_err(e(HeaderName::CallId))?;
+    let cseq = cseq.map_err(e(HeaderName::CSeq))?;
+    let max_forwards = max_forwards.map_err(e(HeaderName::MaxForwards))?;
+    let contacts = contacts.map_err(e(HeaderName::Contact))?;
+    let routes = routes.map_err(e(HeaderName::Route))?;
+    let record_routes = record_routes.map_err(e(HeaderName::RecordRoute))?;
+    Ok(Typed {
+        vias: Ok(vias),
+        from: Ok(from),
+        to: Ok(to),
+        call_id: Ok(call_id),
+        cseq: Ok(cseq),
+        max_forwards: Ok(max_forwards),
+        contacts: Ok(contacts),
+        routes: Ok(routes),
+        record_routes: Ok(record_routes),
+    })
 }
 
 /// The header fields of a message, in order, with typed views of them.
@@ -265,6 +426,24 @@ impl Headers {
             Chunk::Span(s, e) => self.src.get(*s as usize..*e as usize).unwrap_or_default(),
             Chunk::Owned(b) => b,
         }
+    }
+
+    /// Headers of the message in `src` with every interpreted header typed now,
+    /// in one pass over the fields: what [`Headers::validate`] checks, and the
+    /// same error (the first in its order of headers), without initialising
+    /// the lazy cells one by one.
+    pub(crate) fn parsed_strict(
+        src: Bytes,
+        fields: Vec<Field>,
+        content_length: Option<usize>,
+    ) -> Result<Headers, (HeaderName, usize)> {
+        let cache = typed(&src, &fields)?;
+        Ok(Headers {
+            src,
+            fields: Arc::new(fields),
+            content_length,
+            cache: Arc::new(Cache::Eager(cache)),
+        })
     }
 
     /// A chunk as buffer and range, for the typed parsers (whose error
@@ -573,79 +752,115 @@ impl Headers {
         Ok(out)
     }
 
+    /// The typed value of one header: the strict parse's, or the lazy cell's
+    /// (filled by `init` on first use).
+    fn cached<'a, T>(
+        &'a self,
+        eager: impl FnOnce(&'a Typed) -> &'a T,
+        cell: impl FnOnce(&'a Cells) -> &'a OnceLock<T>,
+        init: impl FnOnce() -> T,
+    ) -> &'a T {
+        match &*self.cache {
+            Cache::Eager(t) => eager(t),
+            Cache::Lazy(c) => cell(c).get_or_init(init),
+        }
+    }
+
     fn vias_cached(&self) -> &Result<Vec<Via>, HeaderError> {
-        self.cache
-            .vias
-            .get_or_init(|| self.list(HeaderName::Via, via::parse_list))
+        self.cached(
+            |t| &t.vias,
+            |c| &c.vias,
+            || self.list(HeaderName::Via, via::parse_list),
+        )
     }
 
     fn cached_from(&self) -> &Result<Option<NameAddr>, HeaderError> {
-        self.cache
-            .from
-            .get_or_init(|| self.single(HeaderName::From, addr::parse_one))
+        self.cached(
+            |t| &t.from,
+            |c| &c.from,
+            || self.single(HeaderName::From, addr::parse_one),
+        )
     }
 
     fn cached_to(&self) -> &Result<Option<NameAddr>, HeaderError> {
-        self.cache
-            .to
-            .get_or_init(|| self.single(HeaderName::To, addr::parse_one))
+        self.cached(
+            |t| &t.to,
+            |c| &c.to,
+            || self.single(HeaderName::To, addr::parse_one),
+        )
     }
 
     fn call_id_cached(&self) -> &Result<Option<Text>, HeaderError> {
-        self.cache
-            .call_id
-            .get_or_init(|| self.single(HeaderName::CallId, values::parse_call_id))
+        self.cached(
+            |t| &t.call_id,
+            |c| &c.call_id,
+            || self.single(HeaderName::CallId, values::parse_call_id),
+        )
     }
 
     fn cseq_cached(&self) -> &Result<Option<CSeq>, HeaderError> {
-        self.cache
-            .cseq
-            .get_or_init(|| self.single(HeaderName::CSeq, values::parse_cseq))
+        self.cached(
+            |t| &t.cseq,
+            |c| &c.cseq,
+            || self.single(HeaderName::CSeq, values::parse_cseq),
+        )
     }
 
     fn max_forwards_cached(&self) -> &Result<Option<u8>, HeaderError> {
         // 0..=255: RFC 4475 §3.1.2.4 treats larger values as errors.
-        self.cache.max_forwards.get_or_init(|| {
-            self.single(HeaderName::MaxForwards, |b, s, e| {
-                values::parse_number(b, s, e, 255).map(|n| n as u8)
-            })
-        })
+        self.cached(
+            |t| &t.max_forwards,
+            |c| &c.max_forwards,
+            || {
+                self.single(HeaderName::MaxForwards, |b, s, e| {
+                    values::parse_number(b, s, e, 255).map(|n| n as u8)
+                })
+            },
+        )
     }
 
     fn contacts_cached(&self) -> &Result<(bool, Vec<NameAddr>), HeaderError> {
-        self.cache.contacts.get_or_init(|| {
-            let mut out = Vec::new();
-            let mut any = false;
-            for x in self.fields.iter().filter(|x| x.name == HeaderName::Contact) {
-                let before = out.len();
-                let star = {
-                    let (b, st, e) = self.resolve(&x.value);
-                    addr::parse_contacts(b, st, e, &mut out)
+        self.cached(
+            |t| &t.contacts,
+            |c| &c.contacts,
+            || {
+                let mut out = Vec::new();
+                let mut any = false;
+                for x in self.fields.iter().filter(|x| x.name == HeaderName::Contact) {
+                    let before = out.len();
+                    let star = {
+                        let (b, st, e) = self.resolve(&x.value);
+                        addr::parse_contacts(b, st, e, &mut out)
+                    }
+                    .map_err(Self::err(HeaderName::Contact))?;
+                    // `*` stands alone (§10.2.2): not beside addresses, not twice.
+                    if any || (star && before > 0) {
+                        return Err(HeaderError {
+                            name: HeaderName::Contact,
+                            offset: 0,
+                        });
+                    }
+                    any = star;
                 }
-                .map_err(Self::err(HeaderName::Contact))?;
-                // `*` stands alone (§10.2.2): not beside addresses, not twice.
-                if any || (star && before > 0) {
-                    return Err(HeaderError {
-                        name: HeaderName::Contact,
-                        offset: 0,
-                    });
-                }
-                any = star;
-            }
-            Ok((any, out))
-        })
+                Ok((any, out))
+            },
+        )
     }
 
     fn routes_cached(&self) -> &Result<Vec<NameAddr>, HeaderError> {
-        self.cache
-            .routes
-            .get_or_init(|| self.list(HeaderName::Route, addr::parse_list))
+        self.cached(
+            |t| &t.routes,
+            |c| &c.routes,
+            || self.list(HeaderName::Route, addr::parse_list),
+        )
     }
 
     fn record_routes_cached(&self) -> &Result<Vec<NameAddr>, HeaderError> {
-        self.cache
-            .record_routes
-            .get_or_init(|| self.list(HeaderName::RecordRoute, addr::parse_list))
+        self.cached(
+            |t| &t.record_routes,
+            |c| &c.record_routes,
+            || self.list(HeaderName::RecordRoute, addr::parse_list),
+        )
     }
 
     /// All Via entries, top first (comma lists and repeated fields flattened).
@@ -655,10 +870,14 @@ impl Headers {
 
     /// The top Via. Parses only the first entry unless all were parsed already.
     pub fn top_via(&self) -> Option<&Via> {
-        if let Some(all) = self.cache.vias.get() {
+        let cells = match &*self.cache {
+            Cache::Eager(t) => return t.vias.as_ref().ok()?.first(),
+            Cache::Lazy(c) => c,
+        };
+        if let Some(all) = cells.vias.get() {
             return all.as_ref().ok()?.first();
         }
-        self.cache
+        cells
             .top_via
             .get_or_init(|| self.single(HeaderName::Via, via::parse_first))
             .as_ref()
