@@ -413,8 +413,10 @@ impl Params {
     /// The parameter named `name` (case-insensitive): `Some(None)` for a flag
     /// parameter without value.
     pub fn get(&self, name: &str) -> Option<Option<&str>> {
-        let text = self.0.as_str();
-        let b = text.as_bytes();
+        // Bytes, not `as_str`: only the value found is checked as UTF-8, not
+        // the whole text on every lookup. Its ends are ASCII bytes (or the
+        // text's ends) of valid UTF-8, so the check cannot fail.
+        let b = self.0.as_bytes();
         let want = name.as_bytes();
         let mut pos = 0;
         while let Some(semi) = next_separator(b, pos) {
@@ -442,7 +444,7 @@ impl Params {
                     while ve > vs && is_ws(b[ve - 1]) {
                         ve -= 1;
                     }
-                    return Some(text.get(vs..ve));
+                    return Some(std::str::from_utf8(&b[vs..ve]).ok());
                 }
             }
             pos = semi + 1;

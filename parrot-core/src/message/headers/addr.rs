@@ -94,6 +94,9 @@ pub enum Contacts {
 }
 
 /// Parses one name-addr or addr-spec with its parameters at the cursor.
+// Inlined into its two callers, so that the result is built where they keep it
+// rather than moved (it is a few hundred bytes).
+#[inline]
 pub(crate) fn parse_name_addr(c: &mut Cursor<'_>, buf: &Bytes) -> Result<NameAddr, Pos> {
     c.ws();
     let mut display = None;

@@ -263,7 +263,7 @@ fn resolve_in<'a>(src: &'a Bytes, c: &'a Chunk) -> (&'a Bytes, usize, usize) {
 
 /// Every interpreted header of `fields` typed, as the cache holds them once
 /// [`Headers::validate`] has run; or the error it would report.
-fn typed(src: &Bytes, fields: &[Field]) -> Result<Typed, (HeaderName, usize)> {
+fn typed(src: &Bytes, fields: &[Field]) -> Result<Arc<Cache>, (HeaderName, usize)> {
     // Lists get their exact size when each field holds one entry (the usual case).
     let (mut n_via, mut n_contact, mut n_route, mut n_rr) = (0, 0, 0, 0);
     for f in fields {
@@ -345,7 +345,8 @@ fn typed(src: &Bytes, fields: &[Field]) -> Result<Typed, (HeaderName, usize)> {
     let contacts = contacts.map_err(e(HeaderName::Contact))?;
     let routes = routes.map_err(e(HeaderName::Route))?;
     let record_routes = record_routes.map_err(e(HeaderName::RecordRoute))?;
-    Ok(Typed {
+    // Built in place as far as the compiler can: the value is most of a kilobyte.
+    Ok(Arc::new(Cache::Eager(Typed {
         vias: Ok(vias),
         from: Ok(from),
         to: Ok(to),
@@ -355,7 +356,7 @@ fn typed(src: &Bytes, fields: &[Field]) -> Result<Typed, (HeaderName, usize)> {
         contacts: Ok(contacts),
         routes: Ok(routes),
         record_routes: Ok(record_routes),
-    })
+    })))
 }
 
 /// The header fields of a message, in order, with typed views of them.
@@ -442,7 +443,7 @@ impl Headers {
             src,
             fields: Arc::new(fields),
             content_length,
-            cache: Arc::new(Cache::Eager(cache)),
+            cache,
         })
     }
 
