@@ -166,8 +166,14 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
         while ve > vs && is_ws(buf[ve - 1]) {
             ve -= 1;
         }
-        let name = HeaderName::lookup(&buf[pos..name_end])
-            .unwrap_or_else(|| HeaderName::Other(Text::copy_of(&buf, line_start, name_end)));
+        // An unknown name is kept as received, so it is its own canonical form.
+        let (name, exact_name) =
+            HeaderName::lookup_exact(&buf[pos..name_end]).unwrap_or_else(|| {
+                (
+                    HeaderName::Other(Text::copy_of(&buf, line_start, name_end)),
+                    true,
+                )
+            });
         // Keep the original line only where it differs from the canonical
         // `Name: value` (compact form, other case, odd spacing, folding): that
         // is all byte-exact re-serialization needs.
@@ -176,7 +182,7 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
             && name_end == colon
             && vs == colon + 2
             && buf[colon + 1] == b' '
-            && buf[line_start..name_end] == *name.as_str().as_bytes();
+            && exact_name;
         let raw = (!canonical).then_some(Chunk::span(line_start, last));
         // Single-valued headers may not repeat (RFC 4475 §3.3.9, §3.3.10).
         let bit = match name {
