@@ -331,6 +331,16 @@ impl<'a> Cursor<'a> {
     /// `uri` selects the URI character set (no quoted values, no whitespace).
     pub(crate) fn params(&mut self, uri: bool) -> Result<Params, Pos> {
         let start = self.pos;
+        // Most URIs, and many headers, have none: then there is nothing to copy.
+        let mut first = start;
+        if !uri {
+            while first < self.end && is_ws(self.buf[first]) {
+                first += 1;
+            }
+        }
+        if first >= self.end || self.buf[first] != b';' {
+            return Ok(Params::new());
+        }
         let mut last = self.pos;
         loop {
             if !uri {

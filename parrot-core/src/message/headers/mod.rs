@@ -276,87 +276,108 @@ fn typed(src: &Bytes, fields: &[Field]) -> Result<Arc<Cache>, (HeaderName, usize
         }
     }
     // Each header's first error, if any; parsing of that header stops there,
-    // as it does in the lazy accessors.
-    let mut vias = Ok(Vec::with_capacity(n_via));
-    let mut contacts = Ok((false, Vec::with_capacity(n_contact)));
-    let mut routes = Ok(Vec::with_capacity(n_route));
-    let mut record_routes = Ok(Vec::with_capacity(n_rr));
-    let (mut from, mut to, mut call_id, mut cseq, mut max_forwards) =
-        (Ok(None), Ok(None), Ok(None), Ok(None), Ok(None));
+    // as it does in the lazy accessors. Filled in place: the values are large.
+    let mut t = Typed {
+        vias: Ok(Vec::with_capacity(n_via)),
+        from: Ok(None),
+        to: Ok(None),
+        call_id: Ok(None),
+        cseq: Ok(None),
+        max_forwards: Ok(None),
+        contacts: Ok((false, Vec::with_capacity(n_contact))),
+        routes: Ok(Vec::with_capacity(n_route)),
+        record_routes: Ok(Vec::with_capacity(n_rr)),
+    };
     fn list<T>(
-        slot: &mut Result<Vec<T>, Pos>,
+        slot: &mut Result<Vec<T>, HeaderError>,
+        name: HeaderName,
         parse: fn(&Bytes, usize, usize, &mut Vec<T>) -> Result<(), Pos>,
         (b, s, e): (&Bytes, usize, usize),
     ) {
         if let Ok(out) = slot {
-            if let Err(p) = parse(b, s, e, out) {
-                *slot = Err(p);
+            if let Err(offset) = parse(b, s, e, out) {
+                *slot = Err(HeaderError { name, offset });
             }
         }
     }
     fn single<T>(
-        slot: &mut Result<Option<T>, Pos>,
+        slot: &mut Result<Option<T>, HeaderError>,
+        name: HeaderName,
         parse: impl Fn(&Bytes, usize, usize) -> Result<T, Pos>,
         (b, s, e): (&Bytes, usize, usize),
     ) {
         // The first field of the name, as `Headers::single` reads it.
         if matches!(slot, Ok(None)) {
-            *slot = parse(b, s, e).map(Some);
+            *slot = match parse(b, s, e) {
+                Ok(v) => Ok(Some(v)),
+                Err(offset) => Err(HeaderError { name, offset }),
+            };
         }
     }
     for f in fields {
         let at = resolve_in(src, &f.value);
         match f.name {
-            HeaderName::Via => list(&mut vias, via::parse_list, at),
-            HeaderName::From => single(&mut from, addr::parse_one, at),
-            HeaderName::To => single(&mut to, addr::parse_one, at),
-            HeaderName::CallId => single(&mut call_id, values::parse_call_id, at),
-            HeaderName::CSeq => single(&mut cseq, values::parse_cseq, at),
+            HeaderName::Via => list(&mut t.vias, HeaderName::Via, via::parse_list, at),
+            HeaderName::From => single(&mut t.from, HeaderName::From, addr::parse_one, at),
+            HeaderName::To => single(&mut t.to, HeaderName::To, addr::parse_one, at),
+            HeaderName::CallId => single(
+                &mut t.call_id,
+                HeaderName::CallId,
+                values::parse_call_id,
+                at,
+            ),
+            HeaderName::CSeq => single(&mut t.cseq, HeaderName::CSeq, values::parse_cseq, at),
             HeaderName::MaxForwards => single(
-                &mut max_forwards,
+                &mut t.max_forwards,
+                HeaderName::MaxForwards,
                 |b, s, e| values::parse_number(b, s, e, 255).map(|n| n as u8),
                 at,
             ),
             HeaderName::Contact => {
-                if let Ok((any, out)) = &mut contacts {
+                if let Ok((any, out)) = &mut t.contacts {
                     let before = out.len();
                     let (b, s, e) = at;
-                    match addr::parse_contacts(b, s, e, out) {
-                        Err(p) => contacts = Err(p),
+                    let bad = match addr::parse_contacts(b, s, e, out) {
+                        Err(p) => Some(p),
                         // `*` stands alone (§10.2.2): not beside addresses, not twice.
-                        Ok(star) if *any || (star && before > 0) => contacts = Err(0),
-                        Ok(star) => *any = star,
+                        Ok(star) if *any || (star && before > 0) => Some(0),
+                        Ok(star) => {
+                            *any = star;
+                            None
+                        }
+                    };
+                    if let Some(offset) = bad {
+                        t.contacts = Err(HeaderError {
+                            name: HeaderName::Contact,
+                            offset,
+                        });
                     }
                 }
             }
-            HeaderName::Route => list(&mut routes, addr::parse_list, at),
-            HeaderName::RecordRoute => list(&mut record_routes, addr::parse_list, at),
+            HeaderName::Route => list(&mut t.routes, HeaderName::Route, addr::parse_list, at),
+            HeaderName::RecordRoute => list(
+                &mut t.record_routes,
+                HeaderName::RecordRoute,
+                addr::parse_list,
+                at,
+            ),
             _ => {}
         }
     }
     // Reported in the order `validate` checks them.
-    let e = |name: HeaderName| move |p: Pos| (name, p);
-    let vias = vias.map_err(e(HeaderName::Via))?;
-    let from = from.map_err(e(HeaderName::From))?;
-    let to = to.map_err(e(HeaderName::To))?;
-    let call_id = call_id.map_err(e(HeaderName::CallId))?;
-    let cseq = cseq.map_err(e(HeaderName::CSeq))?;
-    let max_forwards = max_forwards.map_err(e(HeaderName::MaxForwards))?;
-    let contacts = contacts.map_err(e(HeaderName::Contact))?;
-    let routes = routes.map_err(e(HeaderName::Route))?;
-    let record_routes = record_routes.map_err(e(HeaderName::RecordRoute))?;
-    // Built in place as far as the compiler can: the value is most of a kilobyte.
-    Ok(Arc::new(Cache::Eager(Typed {
-        vias: Ok(vias),
-        from: Ok(from),
-        to: Ok(to),
-        call_id: Ok(call_id),
-        cseq: Ok(cseq),
-        max_forwards: Ok(max_forwards),
-        contacts: Ok(contacts),
-        routes: Ok(routes),
-        record_routes: Ok(record_routes),
-    })))
+    fn ok<T>(r: &Result<T, HeaderError>) -> Result<(), (HeaderName, usize)> {
+        r.as_ref().map(drop).map_err(|e| (e.name.clone(), e.offset))
+    }
+    ok(&t.vias)?;
+    ok(&t.from)?;
+    ok(&t.to)?;
+    ok(&t.call_id)?;
+    ok(&t.cseq)?;
+    ok(&t.max_forwards)?;
+    ok(&t.contacts)?;
+    ok(&t.routes)?;
+    ok(&t.record_routes)?;
+    Ok(Arc::new(Cache::Eager(t)))
 }
 
 /// The header fields of a message, in order, with typed views of them.
