@@ -106,6 +106,8 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
     // in order, so each call to `next_end` yields the end of the line at hand.
     let hs = start_end + 2;
     let mut fields: Vec<Field> = Vec::with_capacity(16);
+    // The values of folded lines, unfolded (referenced by `Chunk::Owned`).
+    let mut owned: Vec<Bytes> = Vec::new();
     let mut content_length = None;
     let mut seen = 0u8;
     let mut newlines = memchr::memchr_iter(b'\n', &buf[hs..]);
@@ -199,15 +201,16 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
         }
         seen |= bit;
         let value = if folded {
-            Chunk::Owned(unfold(&buf[vs..last]))
+            owned.push(unfold(&buf[vs..last]));
+            Chunk::Owned((owned.len() - 1) as u32)
         } else {
             Chunk::span(vs, ve)
         };
         if name == HeaderName::ContentLength {
             // Parsed now: it frames the body.
-            let (b, s, e) = match &value {
-                Chunk::Span(..) => (&buf, vs, ve),
-                Chunk::Owned(b) => (b, 0, b.len()),
+            let (b, s, e) = match owned.last() {
+                Some(b) if folded => (b, 0, b.len()),
+                _ => (&buf, vs, ve),
             };
             let n = parse_number(b, s, e, u64::from(u32::MAX)).map_err(|p| {
                 ParseError::new(
@@ -237,10 +240,10 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
         None => buf.slice(pos..),
     };
     let headers = if strict {
-        Headers::parsed_strict(buf.clone(), fields, content_length)
+        Headers::parsed_strict(buf.clone(), fields, owned, content_length)
             .map_err(|(name, at)| ParseError::new(ErrorKind::BadHeader(name), at))?
     } else {
-        Headers::parsed(buf.clone(), fields, content_length)
+        Headers::parsed(buf.clone(), fields, owned, content_length)
     };
 
     Ok(match first {

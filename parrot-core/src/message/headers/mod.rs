@@ -25,14 +25,47 @@ use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-/// A header value or line: a span of the received message, or bytes of its own.
+/// A header value or line: a span of the received message, or bytes of its own
+/// (an index into [`Fields::owned`]).
 ///
 /// Spans cost nothing to make or drop; a slice of [`Bytes`] per field would be
-/// two atomic operations each, on every field of every message parsed.
-#[derive(Clone, Debug)]
+/// two atomic operations each, on every field of every message parsed. Owned
+/// bytes live beside the list, so that a field stays small (64 bytes: sixteen
+/// fit an allocation the allocator serves from its per-thread cache).
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Chunk {
     Span(u32, u32),
-    Owned(Bytes),
+    Owned(u32),
+}
+
+/// The fields in order, and the bytes of those not spans of the message.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Fields {
+    list: Vec<Field>,
+    /// Referenced by [`Chunk::Owned`]; entries of removed fields stay until
+    /// [`Headers::compact`] drops them.
+    owned: Vec<Bytes>,
+}
+
+impl std::ops::Deref for Fields {
+    type Target = Vec<Field>;
+    fn deref(&self) -> &Vec<Field> {
+        &self.list
+    }
+}
+
+/// For a chunk whose bytes are missing (never, by construction).
+static NO_BYTES: Bytes = Bytes::new();
+
+/// A chunk as buffer and range, for the typed parsers.
+fn resolve_in<'a>(src: &'a Bytes, owned: &'a [Bytes], c: &Chunk) -> (&'a Bytes, usize, usize) {
+    match *c {
+        Chunk::Span(s, e) => (src, s as usize, e as usize),
+        Chunk::Owned(i) => {
+            let b = owned.get(i as usize).unwrap_or(&NO_BYTES);
+            (b, 0, b.len())
+        }
+    }
 }
 
 impl Chunk {
@@ -51,6 +84,10 @@ pub(crate) struct Field {
     /// from the canonical `Name: value`.
     pub(crate) raw: Option<Chunk>,
 }
+
+// Sixteen fields (the parser's first allocation) in at most 1 KiB, which glibc's
+// per-thread cache serves; see `Chunk`.
+const _: () = assert!(std::mem::size_of::<Field>() <= 64);
 
 /// One header field as it appears in the message (a view into [`Headers`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -253,20 +290,12 @@ fn check_value(name: &HeaderName, v: &Bytes) -> Result<(), Pos> {
     }
 }
 
-/// A chunk as buffer and range, for the typed parsers.
-fn resolve_in<'a>(src: &'a Bytes, c: &'a Chunk) -> (&'a Bytes, usize, usize) {
-    match c {
-        Chunk::Span(s, e) => (src, *s as usize, *e as usize),
-        Chunk::Owned(b) => (b, 0, b.len()),
-    }
-}
-
 /// Every interpreted header of `fields` typed, as the cache holds them once
 /// [`Headers::validate`] has run; or the error it would report.
-fn typed(src: &Bytes, fields: &[Field]) -> Result<Arc<Cache>, (HeaderName, usize)> {
+fn typed(src: &Bytes, fields: &Fields) -> Result<Arc<Cache>, (HeaderName, usize)> {
     // Lists get their exact size when each field holds one entry (the usual case).
     let (mut n_via, mut n_contact, mut n_route, mut n_rr) = (0, 0, 0, 0);
-    for f in fields {
+    for f in fields.iter() {
         match f.name {
             HeaderName::Via => n_via += 1,
             HeaderName::Contact => n_contact += 1,
@@ -314,8 +343,8 @@ fn typed(src: &Bytes, fields: &[Field]) -> Result<Arc<Cache>, (HeaderName, usize
             };
         }
     }
-    for f in fields {
-        let at = resolve_in(src, &f.value);
+    for f in fields.iter() {
+        let at = resolve_in(src, &fields.owned, &f.value);
         match f.name {
             HeaderName::Via => list(&mut t.vias, HeaderName::Via, via::parse_list, at),
             HeaderName::From => single(&mut t.from, HeaderName::From, addr::parse_one, at),
@@ -396,7 +425,7 @@ pub struct Headers {
     /// Shared between clones until one of them changes (copy on write): a
     /// stack keeps a request in several places (its transaction, the code
     /// answering it), and a clone then costs reference counts, not copies.
-    fields: Arc<Vec<Field>>,
+    fields: Arc<Fields>,
     content_length: Option<usize>,
     /// Shared like `fields`, and changed with them; behind a pointer also
     /// because a message moves several times on its way out of the parser,
@@ -421,32 +450,66 @@ impl Headers {
     pub(crate) fn with_capacity(n: usize) -> Headers {
         Headers {
             src: Bytes::new(),
-            fields: Arc::new(Vec::with_capacity(n)),
+            fields: Arc::new(Fields {
+                list: Vec::with_capacity(n),
+                owned: Vec::new(),
+            }),
             content_length: None,
             cache: Arc::default(),
         }
     }
 
-    /// Headers of the message in `src`, as the parser found them.
-    pub(crate) fn parsed(src: Bytes, fields: Vec<Field>, content_length: Option<usize>) -> Headers {
+    /// Headers of the message in `src`, as the parser found them (`owned`:
+    /// the values of [`Chunk::Owned`], unfolded lines).
+    pub(crate) fn parsed(
+        src: Bytes,
+        list: Vec<Field>,
+        owned: Vec<Bytes>,
+        content_length: Option<usize>,
+    ) -> Headers {
         Headers {
             src,
-            fields: Arc::new(fields),
+            fields: Arc::new(Fields { list, owned }),
             content_length,
             cache: Arc::default(),
         }
     }
 
-    /// The bytes of a chunk.
     /// The fields, to change: copied first if a clone shares them.
     fn fields_mut(&mut self) -> &mut Vec<Field> {
-        Arc::make_mut(&mut self.fields)
+        &mut Arc::make_mut(&mut self.fields).list
     }
 
-    fn bytes_of<'a>(&'a self, c: &'a Chunk) -> &'a [u8] {
-        match c {
-            Chunk::Span(s, e) => self.src.get(*s as usize..*e as usize).unwrap_or_default(),
-            Chunk::Owned(b) => b,
+    /// Keeps `b` beside the fields, for a field to refer to.
+    fn own(&mut self, b: Bytes) -> Chunk {
+        let owned = &mut Arc::make_mut(&mut self.fields).owned;
+        owned.push(b);
+        Chunk::Owned((owned.len() - 1) as u32)
+    }
+
+    /// Drops owned bytes no field refers to any more, once they are many.
+    fn compact(&mut self) {
+        if self.fields.owned.len() <= 2 * self.fields.list.len() + 4 {
+            return;
+        }
+        let Fields { list, owned } = Arc::make_mut(&mut self.fields);
+        let mut kept = Vec::with_capacity(list.len());
+        for f in list.iter_mut() {
+            for c in std::iter::once(&mut f.value).chain(f.raw.as_mut()) {
+                if let Chunk::Owned(i) = c {
+                    kept.push(owned.get(*i as usize).cloned().unwrap_or_default());
+                    *i = (kept.len() - 1) as u32;
+                }
+            }
+        }
+        *owned = kept;
+    }
+
+    /// The bytes of a chunk.
+    fn bytes_of(&self, c: &Chunk) -> &[u8] {
+        match *c {
+            Chunk::Span(s, e) => self.src.get(s as usize..e as usize).unwrap_or_default(),
+            Chunk::Owned(i) => self.fields.owned.get(i as usize).map_or(&[], |b| b),
         }
     }
 
@@ -456,9 +519,11 @@ impl Headers {
     /// the lazy cells one by one.
     pub(crate) fn parsed_strict(
         src: Bytes,
-        fields: Vec<Field>,
+        list: Vec<Field>,
+        owned: Vec<Bytes>,
         content_length: Option<usize>,
     ) -> Result<Headers, (HeaderName, usize)> {
+        let fields = Fields { list, owned };
         let cache = typed(&src, &fields)?;
         Ok(Headers {
             src,
@@ -470,18 +535,20 @@ impl Headers {
 
     /// A chunk as buffer and range, for the typed parsers (whose error
     /// positions are then offsets in the message for parsed fields).
-    pub(crate) fn resolve<'a>(&'a self, c: &'a Chunk) -> (&'a Bytes, usize, usize) {
-        match c {
-            Chunk::Span(s, e) => (&self.src, *s as usize, *e as usize),
-            Chunk::Owned(b) => (b, 0, b.len()),
-        }
+    pub(crate) fn resolve<'a>(&'a self, c: &Chunk) -> (&'a Bytes, usize, usize) {
+        resolve_in(&self.src, &self.fields.owned, c)
     }
 
-    /// A chunk that stays valid in other headers (spans become shared slices).
-    fn detach(&self, c: &Chunk) -> Chunk {
-        match c {
-            Chunk::Span(s, e) => Chunk::Owned(self.src.slice(*s as usize..*e as usize)),
-            Chunk::Owned(b) => Chunk::Owned(b.clone()),
+    /// The bytes of a chunk, to keep in other headers (spans become shared slices).
+    fn detach(&self, c: &Chunk) -> Bytes {
+        match *c {
+            Chunk::Span(s, e) => self.src.slice(s as usize..e as usize),
+            Chunk::Owned(i) => self
+                .fields
+                .owned
+                .get(i as usize)
+                .cloned()
+                .unwrap_or_default(),
         }
     }
 
@@ -515,8 +582,8 @@ impl Headers {
     /// keeping their original bytes.
     pub(crate) fn copy_from(&mut self, other: &Headers, names: &[HeaderName]) {
         for f in other.fields.iter().filter(|f| names.contains(&f.name)) {
-            let value = other.detach(&f.value);
-            let raw = f.raw.as_ref().map(|r| other.detach(r));
+            let value = self.own(other.detach(&f.value));
+            let raw = f.raw.as_ref().map(|r| self.own(other.detach(r)));
             self.fields_mut().push(Field {
                 name: f.name.clone(),
                 value,
@@ -607,11 +674,12 @@ impl Headers {
 
     fn insert_at(&mut self, at: usize, name: HeaderName, value: Bytes) -> Result<(), HeaderError> {
         self.check(&name, &value, false)?;
+        let value = self.own(value);
         self.fields_mut().insert(
             at,
             Field {
                 name: name.clone(),
-                value: Chunk::Owned(value),
+                value,
                 raw: None,
             },
         );
@@ -643,14 +711,16 @@ impl Headers {
         let at = self.fields.iter().position(|f| f.name.matches(&name));
         self.fields_mut().retain(|f| !f.name.matches(&name));
         let at = at.unwrap_or(self.fields.len());
+        let value = self.own(value);
         self.fields_mut().insert(
             at,
             Field {
                 name: name.clone(),
-                value: Chunk::Owned(value),
+                value,
                 raw: None,
             },
         );
+        self.compact();
         self.changed(&name);
         Ok(())
     }
@@ -659,6 +729,7 @@ impl Headers {
     pub fn remove(&mut self, name: &HeaderName) -> usize {
         let before = self.fields.len();
         self.fields_mut().retain(|f| !f.name.matches(name));
+        self.compact();
         self.changed(name);
         before - self.fields.len()
     }
@@ -677,12 +748,14 @@ impl Headers {
             self.fields_mut().remove(i);
         } else {
             let joined: Vec<String> = entries.iter().map(Via::to_string).collect();
+            let value = self.own(Bytes::from(joined.join(", ")));
             self.fields_mut()[i] = Field {
                 name: HeaderName::Via,
-                value: Chunk::Owned(Bytes::from(joined.join(", "))),
+                value,
                 raw: None,
             };
         }
+        self.compact();
         self.changed(&HeaderName::Via);
     }
 
@@ -1150,6 +1223,46 @@ mod tests {
         );
         assert!(!original.headers().contains(&HeaderName::Subject));
         assert_eq!(original.headers().len() + 1, copy.headers().len());
+    }
+
+    #[test]
+    fn values_of_their_own_survive_many_changes_and_copies() {
+        // A folded line (an unfolded value of its own) among parsed spans.
+        let m = Message::parse(Bytes::from_static(
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+              Subject: one\r\n two\r\nCall-ID: c1\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .unwrap();
+        let mut h = m.headers().clone();
+        assert_eq!(h.get_str(&HeaderName::Subject), Some("one two"));
+        // Many replacements: the bytes of replaced fields are dropped on the way.
+        for i in 0..50 {
+            h.set(HeaderName::CallId, format!("call-{i}")).unwrap();
+            h.push(HeaderName::Other("X-N".into()), format!("{i}"))
+                .unwrap();
+            if i % 3 == 0 {
+                h.remove(&HeaderName::Other("X-N".into()));
+            }
+        }
+        assert!(h.fields.owned.len() <= 2 * h.len() + 4 + 2);
+        assert_eq!(h.call_id().map(|c| c.as_str()), Some("call-49"));
+        assert_eq!(h.get_str(&HeaderName::Subject), Some("one two"));
+        let x_n = HeaderName::Other("X-N".into());
+        let xs: Vec<&[u8]> = h.get_all(&x_n).collect();
+        assert_eq!(xs, [b"49".as_slice()]);
+        // Copied into other headers, values of both kinds keep their bytes.
+        let mut copy = super::Headers::new();
+        copy.copy_from(
+            &h,
+            &[HeaderName::Via, HeaderName::Subject, HeaderName::CallId],
+        );
+        let mut out = bytes::BytesMut::new();
+        copy.write(&mut out);
+        assert_eq!(
+            &out[..],
+            b"Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nSubject: one\r\n two\r\nCall-ID: call-49\r\n"
+        );
+        assert_eq!(m.headers().call_id().map(|c| c.as_str()), Some("c1"));
     }
 
     #[test]
