@@ -102,19 +102,17 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
         Start::Req(method, uri, version)
     };
 
-    // Header lines. One memchr iterator finds every line end; lines are taken
-    // in order, so each call to `next_end` yields the end of the line at hand.
+    // Header lines, taken in order: each call to `next_end` finds the end of
+    // the line starting at `from`.
     let hs = start_end + 2;
     let mut fields: Vec<Field> = Vec::with_capacity(16);
     // The values of folded lines, unfolded (referenced by `Chunk::Owned`).
     let mut owned: Vec<Bytes> = Vec::new();
     let mut content_length = None;
     let mut seen = 0u8;
-    let mut newlines = memchr::memchr_iter(b'\n', &buf[hs..]);
-    let mut next_end = |from: usize| -> Result<Option<usize>, ParseError> {
-        match newlines.next() {
+    let next_end = |from: usize| -> Result<Option<usize>, ParseError> {
+        match find_lf(&buf, from) {
             Some(i) => {
-                let i = hs + i;
                 // Lines end in CRLF; a bare LF is malformed.
                 if i == from || buf[i - 1] != b'\r' {
                     return err(ErrorKind::BadHeaderLine, i);
@@ -266,6 +264,34 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
     })
 }
 
+/// The first LF at or after `from`. Header lines are a few dozen bytes: eight
+/// at a time in a word beats a vector search's set-up per line.
+fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    const LF: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    let rest = buf.get(from..)?;
+    let mut words = rest.chunks_exact(8);
+    let mut at = from;
+    for w in words.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(w);
+        let x = u64::from_le_bytes(word) ^ LF;
+        // A byte of `x` is zero where the LF is; the lowest flagged byte is
+        // always a true one (borrows only run upwards).
+        let found = x.wrapping_sub(ONES) & !x & HIGH;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| at + i)
+}
+
 /// `SIP/<digits>.<digits>`, case-insensitive (§7.1).
 fn parse_version(v: &[u8]) -> Option<Version> {
     if v == b"SIP/2.0" {
@@ -311,6 +337,42 @@ fn unfold(v: &[u8]) -> Bytes {
 mod tests {
     use crate::message::Message;
     use bytes::Bytes;
+
+    #[test]
+    fn find_lf_finds_the_first_lf_at_any_offset() {
+        for len in 0..40 {
+            for lf in [
+                None,
+                Some(0),
+                Some(7),
+                Some(8),
+                Some(len / 2),
+                Some(len.max(1) - 1),
+            ] {
+                let mut b: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                // A byte one above LF and one below, to tempt the word trick.
+                if len > 3 {
+                    b[1] = b'\n' + 1;
+                    b[2] = b'\n' - 1;
+                }
+                if let Some(i) = lf.filter(|&i| i < len) {
+                    b[i] = b'\n';
+                    if i + 1 < len {
+                        b[len - 1] = b'\n';
+                    }
+                }
+                for from in 0..=len {
+                    let want = b[from..].iter().position(|&c| c == b'\n').map(|i| from + i);
+                    assert_eq!(
+                        super::find_lf(&b, from),
+                        want,
+                        "len {len} lf {lf:?} from {from}"
+                    );
+                }
+            }
+        }
+        assert_eq!(super::find_lf(b"abc", 4), None);
+    }
 
     /// `Message::parse` types the headers in one pass; it must accept, and
     /// reject with the same error, exactly what `parse_lazy` + `validate` does.
