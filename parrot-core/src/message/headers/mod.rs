@@ -88,6 +88,9 @@ pub(crate) struct Field {
 // Sixteen fields (the parser's first allocation) in at most 1 KiB, which glibc's
 // per-thread cache serves; see `Chunk`.
 const _: () = assert!(std::mem::size_of::<Field>() <= 64);
+// The typed cache with its `Arc` counts, for the same reason.
+// (glibc's largest cached request is 1032 bytes, on 64-bit targets.)
+const _: () = assert!(std::mem::size_of::<Cache>() + 16 <= 1032);
 
 /// One header field as it appears in the message (a view into [`Headers`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -173,8 +176,10 @@ pub struct HeaderError {
 #[derive(Debug, Clone, Default)]
 struct Cells {
     vias: OnceLock<Result<Vec<Via>, HeaderError>>,
-    /// The top Via alone, for readers that need no more (a UA, a transaction).
-    top_via: OnceLock<Result<Option<Via>, HeaderError>>,
+    /// The top Via alone, for readers that need no more (a UA, a transaction);
+    /// boxed, so that the whole cache fits 1 KiB (which glibc serves from its
+    /// per-thread cache) and the strict parse, which never fills it, allocates little.
+    top_via: OnceLock<Box<Result<Option<Via>, HeaderError>>>,
     from: OnceLock<Result<Option<NameAddr>, HeaderError>>,
     to: OnceLock<Result<Option<NameAddr>, HeaderError>>,
     call_id: OnceLock<Result<Option<Text>, HeaderError>>,
@@ -974,7 +979,8 @@ impl Headers {
         }
         cells
             .top_via
-            .get_or_init(|| self.single(HeaderName::Via, via::parse_first))
+            .get_or_init(|| Box::new(self.single(HeaderName::Via, via::parse_first)))
+            .as_ref()
             .as_ref()
             .ok()?
             .as_ref()
