@@ -327,9 +327,19 @@ impl Message {
     /// values are kept for the accessors. This is what the transports use.
     pub fn parse(buf: Bytes) -> Result<Message, ParseError> {
         let m = parse::parse(buf, true)?;
-        // The headers are typed and checked; this checks the CSeq method.
-        m.validate()?;
+        // The headers are typed and checked; what `validate` adds is this.
+        m.check_cseq_method()?;
         Ok(m)
+    }
+
+    /// A request's CSeq method must be its method (RFC 3261 §8.1.1.5; RFC 4475 §3.1.2.17–18).
+    fn check_cseq_method(&self) -> Result<(), ParseError> {
+        if let Message::Request(r) = self {
+            if r.headers.cseq().is_some_and(|c| c.method != r.method) {
+                return Err(ParseError::new(ErrorKind::CSeqMismatch, 0));
+            }
+        }
+        Ok(())
     }
 
     /// Parses the start line, the header lines and the body, but types the
@@ -348,12 +358,7 @@ impl Message {
         self.headers()
             .validate()
             .map_err(|(name, at)| ParseError::new(ErrorKind::BadHeader(name), at))?;
-        if let Message::Request(r) = self {
-            if r.headers.cseq().is_some_and(|c| c.method != r.method) {
-                return Err(ParseError::new(ErrorKind::CSeqMismatch, 0));
-            }
-        }
-        Ok(())
+        self.check_cseq_method()
     }
 
     /// The request, if this is one.
