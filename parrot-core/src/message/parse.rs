@@ -243,6 +243,14 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
     } else {
         Headers::parsed(buf.clone(), fields, owned, content_length)
     };
+    // A request's CSeq method must be its method (RFC 3261 §8.1.1.5; RFC 4475
+    // §3.1.2.17–18), checked here rather than after: the message is then built
+    // once, where the caller keeps it.
+    if let (true, Start::Req(method, ..)) = (strict, &first) {
+        if headers.cseq().is_some_and(|c| c.method != *method) {
+            return err(ErrorKind::CSeqMismatch, 0);
+        }
+    }
 
     Ok(match first {
         Start::Req(method, uri, version) => Message::Request(Request {
