@@ -326,9 +326,18 @@ impl Message {
     /// checked, and a request's CSeq method must match its method; the typed
     /// values are kept for the accessors. This is what the transports use.
     pub fn parse(buf: Bytes) -> Result<Message, ParseError> {
-        let m = parse::parse_lazy(buf)?;
-        m.validate()?;
-        Ok(m)
+        // Headers typed and checked, and the CSeq method (what `validate` checks).
+        parse::parse(buf, true)
+    }
+
+    /// A request's CSeq method must be its method (RFC 3261 §8.1.1.5; RFC 4475 §3.1.2.17–18).
+    fn check_cseq_method(&self) -> Result<(), ParseError> {
+        if let Message::Request(r) = self {
+            if r.headers.cseq().is_some_and(|c| c.method != r.method) {
+                return Err(ParseError::new(ErrorKind::CSeqMismatch, 0));
+            }
+        }
+        Ok(())
     }
 
     /// Parses the start line, the header lines and the body, but types the
@@ -337,7 +346,7 @@ impl Message {
     /// a malformed value then reads as absent, and [`Message::validate`]
     /// reports it.
     pub fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
-        parse::parse_lazy(buf)
+        parse::parse(buf, false)
     }
 
     /// Checks what [`Message::parse`] checks beyond the framing: every
@@ -347,12 +356,7 @@ impl Message {
         self.headers()
             .validate()
             .map_err(|(name, at)| ParseError::new(ErrorKind::BadHeader(name), at))?;
-        if let Message::Request(r) = self {
-            if r.headers.cseq().is_some_and(|c| c.method != r.method) {
-                return Err(ParseError::new(ErrorKind::CSeqMismatch, 0));
-            }
-        }
-        Ok(())
+        self.check_cseq_method()
     }
 
     /// The request, if this is one.

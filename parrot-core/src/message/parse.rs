@@ -2,7 +2,7 @@
 
 use super::error::{ErrorKind, ParseError};
 use super::headers::values::parse_number;
-use super::headers::{Chunk, HeaderName, Headers};
+use super::headers::{Chunk, Field, HeaderName, Headers};
 use super::method::Method;
 use super::scan::is_token;
 use super::status::StatusCode;
@@ -28,7 +28,9 @@ const fn is_ws(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
-pub(super) fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
+/// Parses a message; with `strict`, also types every interpreted header now
+/// (reporting the first malformed one after any framing error).
+pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
     // RFC 3261 §7.5: CRLFs before the start line are ignored.
     let mut pos = buf
         .iter()
@@ -100,16 +102,17 @@ pub(super) fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
         Start::Req(method, uri, version)
     };
 
-    // Header lines. One memchr iterator finds every line end; lines are taken
-    // in order, so each call to `next_end` yields the end of the line at hand.
+    // Header lines, taken in order: each call to `next_end` finds the end of
+    // the line starting at `from`.
     let hs = start_end + 2;
-    let mut headers = Headers::parsed(buf.clone(), 16);
+    let mut fields: Vec<Field> = Vec::with_capacity(16);
+    // The values of folded lines, unfolded (referenced by `Chunk::Owned`).
+    let mut owned: Vec<Bytes> = Vec::new();
+    let mut content_length = None;
     let mut seen = 0u8;
-    let mut newlines = memchr::memchr_iter(b'\n', &buf[hs..]);
-    let mut next_end = |from: usize| -> Result<Option<usize>, ParseError> {
-        match newlines.next() {
+    let next_end = |from: usize| -> Result<Option<usize>, ParseError> {
+        match find_lf(&buf, from) {
             Some(i) => {
-                let i = hs + i;
                 // Lines end in CRLF; a bare LF is malformed.
                 if i == from || buf[i - 1] != b'\r' {
                     return err(ErrorKind::BadHeaderLine, i);
@@ -163,8 +166,14 @@ pub(super) fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
         while ve > vs && is_ws(buf[ve - 1]) {
             ve -= 1;
         }
-        let name = HeaderName::lookup(&buf[pos..name_end])
-            .unwrap_or_else(|| HeaderName::Other(Text::copy_of(&buf, line_start, name_end)));
+        // An unknown name is kept as received, so it is its own canonical form.
+        let (name, exact_name) =
+            HeaderName::lookup_exact(&buf[pos..name_end]).unwrap_or_else(|| {
+                (
+                    HeaderName::Other(Text::copy_of(&buf, line_start, name_end)),
+                    true,
+                )
+            });
         // Keep the original line only where it differs from the canonical
         // `Name: value` (compact form, other case, odd spacing, folding): that
         // is all byte-exact re-serialization needs.
@@ -173,7 +182,7 @@ pub(super) fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
             && name_end == colon
             && vs == colon + 2
             && buf[colon + 1] == b' '
-            && buf[line_start..name_end] == *name.as_str().as_bytes();
+            && exact_name;
         let raw = (!canonical).then_some(Chunk::span(line_start, last));
         // Single-valued headers may not repeat (RFC 4475 §3.3.9, §3.3.10).
         let bit = match name {
@@ -190,28 +199,32 @@ pub(super) fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
         }
         seen |= bit;
         let value = if folded {
-            Chunk::Owned(unfold(&buf[vs..last]))
+            owned.push(unfold(&buf[vs..last]));
+            Chunk::Owned((owned.len() - 1) as u32)
         } else {
             Chunk::span(vs, ve)
         };
         if name == HeaderName::ContentLength {
             // Parsed now: it frames the body.
-            let (b, s, e) = headers.resolve(&value);
+            let (b, s, e) = match owned.last() {
+                Some(b) if folded => (b, 0, b.len()),
+                _ => (&buf, vs, ve),
+            };
             let n = parse_number(b, s, e, u64::from(u32::MAX)).map_err(|p| {
                 ParseError::new(
                     ErrorKind::BadHeader(HeaderName::ContentLength),
                     if folded { vs } else { p },
                 )
             })?;
-            headers.set_parsed_content_length(n as usize);
+            content_length = Some(n as usize);
         }
-        headers.push_parsed(name, value, raw);
+        fields.push(Field { name, value, raw });
         pos = last + 2;
     }
 
     // Body (RFC 3261 §18.3): exactly Content-Length bytes; extra bytes in a datagram are ignored.
     let available = buf.len() - pos;
-    let body = match headers.content_length() {
+    let body = match content_length {
         Some(cl) if cl > available => {
             return err(
                 ErrorKind::BodyTooShort {
@@ -224,6 +237,20 @@ pub(super) fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
         Some(cl) => buf.slice(pos..pos + cl),
         None => buf.slice(pos..),
     };
+    let headers = if strict {
+        Headers::parsed_strict(buf.clone(), fields, owned, content_length)
+            .map_err(|(name, at)| ParseError::new(ErrorKind::BadHeader(name), at))?
+    } else {
+        Headers::parsed(buf.clone(), fields, owned, content_length)
+    };
+    // A request's CSeq method must be its method (RFC 3261 §8.1.1.5; RFC 4475
+    // §3.1.2.17–18), checked here rather than after: the message is then built
+    // once, where the caller keeps it.
+    if let (true, Start::Req(method, ..)) = (strict, &first) {
+        if headers.cseq().is_some_and(|c| c.method != *method) {
+            return err(ErrorKind::CSeqMismatch, 0);
+        }
+    }
 
     Ok(match first {
         Start::Req(method, uri, version) => Message::Request(Request {
@@ -243,6 +270,34 @@ pub(super) fn parse_lazy(buf: Bytes) -> Result<Message, ParseError> {
             start_raw: Some(buf.slice(start..start_end)),
         }),
     })
+}
+
+/// The first LF at or after `from`. Header lines are a few dozen bytes: eight
+/// at a time in a word beats a vector search's set-up per line.
+fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    const LF: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    let rest = buf.get(from..)?;
+    let mut words = rest.chunks_exact(8);
+    let mut at = from;
+    for w in words.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(w);
+        let x = u64::from_le_bytes(word) ^ LF;
+        // A byte of `x` is zero where the LF is; the lowest flagged byte is
+        // always a true one (borrows only run upwards).
+        let found = x.wrapping_sub(ONES) & !x & HIGH;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| at + i)
 }
 
 /// `SIP/<digits>.<digits>`, case-insensitive (§7.1).
@@ -284,4 +339,135 @@ fn unfold(v: &[u8]) -> Bytes {
     }
     out.truncate(end);
     out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::message::Message;
+    use bytes::Bytes;
+
+    #[test]
+    fn find_lf_finds_the_first_lf_at_any_offset() {
+        for len in 0..40 {
+            for lf in [
+                None,
+                Some(0),
+                Some(7),
+                Some(8),
+                Some(len / 2),
+                Some(len.max(1) - 1),
+            ] {
+                let mut b: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                // A byte one above LF and one below, to tempt the word trick.
+                if len > 3 {
+                    b[1] = b'\n' + 1;
+                    b[2] = b'\n' - 1;
+                }
+                if let Some(i) = lf.filter(|&i| i < len) {
+                    b[i] = b'\n';
+                    if i + 1 < len {
+                        b[len - 1] = b'\n';
+                    }
+                }
+                for from in 0..=len {
+                    let want = b[from..].iter().position(|&c| c == b'\n').map(|i| from + i);
+                    assert_eq!(
+                        super::find_lf(&b, from),
+                        want,
+                        "len {len} lf {lf:?} from {from}"
+                    );
+                }
+            }
+        }
+        assert_eq!(super::find_lf(b"abc", 4), None);
+    }
+
+    /// `Message::parse` types the headers in one pass; it must accept, and
+    /// reject with the same error, exactly what `parse_lazy` + `validate` does.
+    #[test]
+    fn strict_parse_reports_what_lazy_and_validate_report() {
+        let lines = [
+            "Via: SIP/2.0/UDP a.example.com;branch=z9hG4bK1",
+            "Via: SIP/2.0/UDP b.example.com:5060;branch=z9hG4bK2, SIP/2.0/TCP c;branch=z9hG4bK3",
+            "From: Alice <sip:alice@atlanta.com>;tag=1",
+            "To: <sip:bob@biloxi.com>",
+            "Call-ID: abc@host",
+            "CSeq: 1 OPTIONS",
+            "Max-Forwards: 70",
+            "Contact: <sip:a@b>, sip:c@d;expires=5",
+            "Route: <sip:p1;lr>",
+            "Record-Route: <sip:p2;lr>",
+            "Contact: *",
+        ];
+        let bad = [
+            "Via: SIP/2.0/UDP",
+            "Via: nonsense",
+            "From: <sip:a@b",
+            "To: sip:a@b junk",
+            "Call-ID: a b",
+            "CSeq: x OPTIONS",
+            "CSeq: 1 INVITE",
+            "Max-Forwards: 256",
+            "Contact: <sip:a@b>;;",
+            "Contact: *",
+            "Route: <sip:x",
+            "Record-Route: junk junk",
+            "Content-Length: 9",
+        ];
+        let parse_both = |msg: String| {
+            let b = Bytes::from(msg);
+            let strict = Message::parse(b.clone());
+            let lazy = Message::parse_lazy(b).and_then(|m| m.validate().map(|()| m));
+            match (&strict, &lazy) {
+                (Ok(s), Ok(l)) => {
+                    assert_eq!(s.to_bytes(), l.to_bytes());
+                    let (sh, lh) = (s.headers(), l.headers());
+                    assert_eq!(sh.vias(), lh.vias());
+                    assert_eq!(sh.top_via(), lh.top_via());
+                    assert_eq!(sh.from(), lh.from());
+                    assert_eq!(sh.to(), lh.to());
+                    assert_eq!(sh.call_id(), lh.call_id());
+                    assert_eq!(sh.cseq(), lh.cseq());
+                    assert_eq!(sh.max_forwards(), lh.max_forwards());
+                    assert_eq!(sh.contacts(), lh.contacts());
+                    assert_eq!(sh.routes(), lh.routes());
+                    assert_eq!(sh.record_routes(), lh.record_routes());
+                }
+                (Err(s), Err(l)) => assert_eq!(s, l),
+                _ => panic!("strict {strict:?} but lazy {lazy:?}"),
+            }
+            strict.is_ok()
+        };
+        let mut accepted = 0;
+        // Every subset of up to two bad lines, in both orders, among the good ones.
+        for i in 0..=bad.len() {
+            for j in 0..=bad.len() {
+                let mut msg = String::from("OPTIONS sip:bob@biloxi.com SIP/2.0\r\n");
+                for (n, l) in lines.iter().enumerate() {
+                    if n == 3 && i < bad.len() {
+                        msg.push_str(bad[i]);
+                        msg.push_str("\r\n");
+                    }
+                    // A second `Contact: *` beside addresses is itself an error; keep one case of it.
+                    if n == 10 && (i, j) != (0, 0) {
+                        continue;
+                    }
+                    msg.push_str(l);
+                    msg.push_str("\r\n");
+                }
+                if j < bad.len() {
+                    msg.push_str(bad[j]);
+                    msg.push_str("\r\n");
+                }
+                msg.push_str("\r\n");
+                accepted += usize::from(parse_both(msg));
+            }
+        }
+        // Without the trailing `Contact: *` the good lines alone parse.
+        let good: String = lines[..10].iter().map(|l| format!("{l}\r\n")).collect();
+        assert!(parse_both(format!(
+            "OPTIONS sip:bob@biloxi.com SIP/2.0\r\n{good}\r\n"
+        )));
+        assert!(accepted < (bad.len() + 1) * (bad.len() + 1));
+    }
 }

@@ -331,6 +331,16 @@ impl<'a> Cursor<'a> {
     /// `uri` selects the URI character set (no quoted values, no whitespace).
     pub(crate) fn params(&mut self, uri: bool) -> Result<Params, Pos> {
         let start = self.pos;
+        // Most URIs, and many headers, have none: then there is nothing to copy.
+        let mut first = start;
+        if !uri {
+            while first < self.end && is_ws(self.buf[first]) {
+                first += 1;
+            }
+        }
+        if first >= self.end || self.buf[first] != b';' {
+            return Ok(Params::new());
+        }
         let mut last = self.pos;
         loop {
             if !uri {
@@ -413,8 +423,10 @@ impl Params {
     /// The parameter named `name` (case-insensitive): `Some(None)` for a flag
     /// parameter without value.
     pub fn get(&self, name: &str) -> Option<Option<&str>> {
-        let text = self.0.as_str();
-        let b = text.as_bytes();
+        // Bytes, not `as_str`: only the value found is checked as UTF-8, not
+        // the whole text on every lookup. Its ends are ASCII bytes (or the
+        // text's ends) of valid UTF-8, so the check cannot fail.
+        let b = self.0.as_bytes();
         let want = name.as_bytes();
         let mut pos = 0;
         while let Some(semi) = next_separator(b, pos) {
@@ -442,7 +454,7 @@ impl Params {
                     while ve > vs && is_ws(b[ve - 1]) {
                         ve -= 1;
                     }
-                    return Some(text.get(vs..ve));
+                    return Some(std::str::from_utf8(&b[vs..ve]).ok());
                 }
             }
             pos = semi + 1;

@@ -25,14 +25,47 @@ use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-/// A header value or line: a span of the received message, or bytes of its own.
+/// A header value or line: a span of the received message, or bytes of its own
+/// (an index into [`Fields::owned`]).
 ///
 /// Spans cost nothing to make or drop; a slice of [`Bytes`] per field would be
-/// two atomic operations each, on every field of every message parsed.
-#[derive(Clone, Debug)]
+/// two atomic operations each, on every field of every message parsed. Owned
+/// bytes live beside the list, so that a field stays small (64 bytes: sixteen
+/// fit an allocation the allocator serves from its per-thread cache).
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Chunk {
     Span(u32, u32),
-    Owned(Bytes),
+    Owned(u32),
+}
+
+/// The fields in order, and the bytes of those not spans of the message.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Fields {
+    list: Vec<Field>,
+    /// Referenced by [`Chunk::Owned`]; entries of removed fields stay until
+    /// [`Headers::compact`] drops them.
+    owned: Vec<Bytes>,
+}
+
+impl std::ops::Deref for Fields {
+    type Target = Vec<Field>;
+    fn deref(&self) -> &Vec<Field> {
+        &self.list
+    }
+}
+
+/// For a chunk whose bytes are missing (never, by construction).
+static NO_BYTES: Bytes = Bytes::new();
+
+/// A chunk as buffer and range, for the typed parsers.
+fn resolve_in<'a>(src: &'a Bytes, owned: &'a [Bytes], c: &Chunk) -> (&'a Bytes, usize, usize) {
+    match *c {
+        Chunk::Span(s, e) => (src, s as usize, e as usize),
+        Chunk::Owned(i) => {
+            let b = owned.get(i as usize).unwrap_or(&NO_BYTES);
+            (b, 0, b.len())
+        }
+    }
 }
 
 impl Chunk {
@@ -43,14 +76,21 @@ impl Chunk {
 }
 
 #[derive(Clone, Debug)]
-struct Field {
-    name: HeaderName,
+pub(crate) struct Field {
+    pub(crate) name: HeaderName,
     /// The value, whitespace-trimmed and unfolded.
-    value: Chunk,
+    pub(crate) value: Chunk,
     /// The whole original line(s) without the final CRLF, where it differs
     /// from the canonical `Name: value`.
-    raw: Option<Chunk>,
+    pub(crate) raw: Option<Chunk>,
 }
+
+// Sixteen fields (the parser's first allocation) in at most 1 KiB, which glibc's
+// per-thread cache serves; see `Chunk`.
+const _: () = assert!(std::mem::size_of::<Field>() <= 64);
+// The typed cache with its `Arc` counts, for the same reason.
+// (glibc's largest cached request is 1032 bytes, on 64-bit targets.)
+const _: () = assert!(std::mem::size_of::<Cache>() + 16 <= 1032);
 
 /// One header field as it appears in the message (a view into [`Headers`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -134,10 +174,12 @@ pub struct HeaderError {
 /// The typed values of the headers the stack interprets, each parsed from all
 /// fields of its name on first use and kept. `validate` forces them all.
 #[derive(Debug, Clone, Default)]
-struct Cache {
+struct Cells {
     vias: OnceLock<Result<Vec<Via>, HeaderError>>,
-    /// The top Via alone, for readers that need no more (a UA, a transaction).
-    top_via: OnceLock<Result<Option<Via>, HeaderError>>,
+    /// The top Via alone, for readers that need no more (a UA, a transaction);
+    /// boxed, so that the whole cache fits 1 KiB (which glibc serves from its
+    /// per-thread cache) and the strict parse, which never fills it, allocates little.
+    top_via: OnceLock<Box<Result<Option<Via>, HeaderError>>>,
     from: OnceLock<Result<Option<NameAddr>, HeaderError>>,
     to: OnceLock<Result<Option<NameAddr>, HeaderError>>,
     call_id: OnceLock<Result<Option<Text>, HeaderError>>,
@@ -148,7 +190,7 @@ struct Cache {
     record_routes: OnceLock<Result<Vec<NameAddr>, HeaderError>>,
 }
 
-impl Cache {
+impl Cells {
     fn reset(&mut self, name: &HeaderName) {
         match name {
             HeaderName::Via => {
@@ -164,6 +206,62 @@ impl Cache {
             HeaderName::Route => drop(self.routes.take()),
             HeaderName::RecordRoute => drop(self.record_routes.take()),
             _ => {}
+        }
+    }
+}
+
+/// Every interpreted header typed, as [`Message::parse`](crate::message::Message::parse)
+/// leaves them: all well-formed (the `Result`s are `Ok`, the shape the accessors return).
+#[derive(Debug, Clone)]
+struct Typed {
+    vias: Result<Vec<Via>, HeaderError>,
+    from: Result<Option<NameAddr>, HeaderError>,
+    to: Result<Option<NameAddr>, HeaderError>,
+    call_id: Result<Option<Text>, HeaderError>,
+    cseq: Result<Option<CSeq>, HeaderError>,
+    max_forwards: Result<Option<u8>, HeaderError>,
+    contacts: Result<(bool, Vec<NameAddr>), HeaderError>,
+    routes: Result<Vec<NameAddr>, HeaderError>,
+    record_routes: Result<Vec<NameAddr>, HeaderError>,
+}
+
+/// The typed headers: filled on first use, or all at once by the strict parse
+/// (plain values: setting a `OnceLock` goes through its synchronisation).
+// Behind an `Arc` already: boxing a variant would cost an allocation more.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+enum Cache {
+    Lazy(Cells),
+    Eager(Typed),
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache::Lazy(Cells::default())
+    }
+}
+
+impl Cache {
+    fn reset(&mut self, name: &HeaderName) {
+        if let Cache::Eager(_) = self {
+            let Cache::Eager(t) = std::mem::take(self) else {
+                unreachable!("checked above")
+            };
+            *self = Cache::Lazy(Cells {
+                vias: OnceLock::from(t.vias),
+                top_via: OnceLock::new(),
+                from: OnceLock::from(t.from),
+                to: OnceLock::from(t.to),
+                call_id: OnceLock::from(t.call_id),
+                cseq: OnceLock::from(t.cseq),
+                max_forwards: OnceLock::from(t.max_forwards),
+                contacts: OnceLock::from(t.contacts),
+                routes: OnceLock::from(t.routes),
+                record_routes: OnceLock::from(t.record_routes),
+            });
+        }
+        if let Cache::Lazy(c) = self {
+            c.reset(name);
         }
     }
 }
@@ -197,6 +295,125 @@ fn check_value(name: &HeaderName, v: &Bytes) -> Result<(), Pos> {
     }
 }
 
+/// Every interpreted header of `fields` typed, as the cache holds them once
+/// [`Headers::validate`] has run; or the error it would report.
+fn typed(src: &Bytes, fields: &Fields) -> Result<Arc<Cache>, (HeaderName, usize)> {
+    // Lists get their exact size when each field holds one entry (the usual case).
+    let (mut n_via, mut n_contact, mut n_route, mut n_rr) = (0, 0, 0, 0);
+    for f in fields.iter() {
+        match f.name {
+            HeaderName::Via => n_via += 1,
+            HeaderName::Contact => n_contact += 1,
+            HeaderName::Route => n_route += 1,
+            HeaderName::RecordRoute => n_rr += 1,
+            _ => {}
+        }
+    }
+    // Each header's first error, if any; parsing of that header stops there,
+    // as it does in the lazy accessors. Filled in place: the values are large.
+    let mut t = Typed {
+        vias: Ok(Vec::with_capacity(n_via)),
+        from: Ok(None),
+        to: Ok(None),
+        call_id: Ok(None),
+        cseq: Ok(None),
+        max_forwards: Ok(None),
+        contacts: Ok((false, Vec::with_capacity(n_contact))),
+        routes: Ok(Vec::with_capacity(n_route)),
+        record_routes: Ok(Vec::with_capacity(n_rr)),
+    };
+    fn list<T>(
+        slot: &mut Result<Vec<T>, HeaderError>,
+        name: HeaderName,
+        parse: fn(&Bytes, usize, usize, &mut Vec<T>) -> Result<(), Pos>,
+        (b, s, e): (&Bytes, usize, usize),
+    ) {
+        if let Ok(out) = slot {
+            if let Err(offset) = parse(b, s, e, out) {
+                *slot = Err(HeaderError { name, offset });
+            }
+        }
+    }
+    fn single<T>(
+        slot: &mut Result<Option<T>, HeaderError>,
+        name: HeaderName,
+        parse: impl Fn(&Bytes, usize, usize) -> Result<T, Pos>,
+        (b, s, e): (&Bytes, usize, usize),
+    ) {
+        // The first field of the name, as `Headers::single` reads it.
+        if matches!(slot, Ok(None)) {
+            *slot = match parse(b, s, e) {
+                Ok(v) => Ok(Some(v)),
+                Err(offset) => Err(HeaderError { name, offset }),
+            };
+        }
+    }
+    for f in fields.iter() {
+        let at = resolve_in(src, &fields.owned, &f.value);
+        match f.name {
+            HeaderName::Via => list(&mut t.vias, HeaderName::Via, via::parse_list, at),
+            HeaderName::From => single(&mut t.from, HeaderName::From, addr::parse_one, at),
+            HeaderName::To => single(&mut t.to, HeaderName::To, addr::parse_one, at),
+            HeaderName::CallId => single(
+                &mut t.call_id,
+                HeaderName::CallId,
+                values::parse_call_id,
+                at,
+            ),
+            HeaderName::CSeq => single(&mut t.cseq, HeaderName::CSeq, values::parse_cseq, at),
+            HeaderName::MaxForwards => single(
+                &mut t.max_forwards,
+                HeaderName::MaxForwards,
+                |b, s, e| values::parse_number(b, s, e, 255).map(|n| n as u8),
+                at,
+            ),
+            HeaderName::Contact => {
+                if let Ok((any, out)) = &mut t.contacts {
+                    let before = out.len();
+                    let (b, s, e) = at;
+                    let bad = match addr::parse_contacts(b, s, e, out) {
+                        Err(p) => Some(p),
+                        // `*` stands alone (§10.2.2): not beside addresses, not twice.
+                        Ok(star) if *any || (star && before > 0) => Some(0),
+                        Ok(star) => {
+                            *any = star;
+                            None
+                        }
+                    };
+                    if let Some(offset) = bad {
+                        t.contacts = Err(HeaderError {
+                            name: HeaderName::Contact,
+                            offset,
+                        });
+                    }
+                }
+            }
+            HeaderName::Route => list(&mut t.routes, HeaderName::Route, addr::parse_list, at),
+            HeaderName::RecordRoute => list(
+                &mut t.record_routes,
+                HeaderName::RecordRoute,
+                addr::parse_list,
+                at,
+            ),
+            _ => {}
+        }
+    }
+    // Reported in the order `validate` checks them.
+    fn ok<T>(r: &Result<T, HeaderError>) -> Result<(), (HeaderName, usize)> {
+        r.as_ref().map(drop).map_err(|e| (e.name.clone(), e.offset))
+    }
+    ok(&t.vias)?;
+    ok(&t.from)?;
+    ok(&t.to)?;
+    ok(&t.call_id)?;
+    ok(&t.cseq)?;
+    ok(&t.max_forwards)?;
+    ok(&t.contacts)?;
+    ok(&t.routes)?;
+    ok(&t.record_routes)?;
+    Ok(Arc::new(Cache::Eager(t)))
+}
+
 /// The header fields of a message, in order, with typed views of them.
 ///
 /// The headers a SIP stack reads — Via, From, To, Call-ID, CSeq, Max-Forwards,
@@ -213,7 +430,7 @@ pub struct Headers {
     /// Shared between clones until one of them changes (copy on write): a
     /// stack keeps a request in several places (its transaction, the code
     /// answering it), and a clone then costs reference counts, not copies.
-    fields: Arc<Vec<Field>>,
+    fields: Arc<Fields>,
     content_length: Option<usize>,
     /// Shared like `fields`, and changed with them; behind a pointer also
     /// because a message moves several times on its way out of the parser,
@@ -238,49 +455,105 @@ impl Headers {
     pub(crate) fn with_capacity(n: usize) -> Headers {
         Headers {
             src: Bytes::new(),
-            fields: Arc::new(Vec::with_capacity(n)),
+            fields: Arc::new(Fields {
+                list: Vec::with_capacity(n),
+                owned: Vec::new(),
+            }),
             content_length: None,
             cache: Arc::default(),
         }
     }
 
-    /// Headers of the message in `src`, to be filled by the parser.
-    pub(crate) fn parsed(src: Bytes, n: usize) -> Headers {
+    /// Headers of the message in `src`, as the parser found them (`owned`:
+    /// the values of [`Chunk::Owned`], unfolded lines).
+    pub(crate) fn parsed(
+        src: Bytes,
+        list: Vec<Field>,
+        owned: Vec<Bytes>,
+        content_length: Option<usize>,
+    ) -> Headers {
         Headers {
             src,
-            fields: Arc::new(Vec::with_capacity(n)),
-            content_length: None,
+            fields: Arc::new(Fields { list, owned }),
+            content_length,
             cache: Arc::default(),
         }
+    }
+
+    /// The fields, to change: copied first if a clone shares them.
+    fn fields_mut(&mut self) -> &mut Vec<Field> {
+        &mut Arc::make_mut(&mut self.fields).list
+    }
+
+    /// Keeps `b` beside the fields, for a field to refer to.
+    fn own(&mut self, b: Bytes) -> Chunk {
+        let owned = &mut Arc::make_mut(&mut self.fields).owned;
+        owned.push(b);
+        Chunk::Owned((owned.len() - 1) as u32)
+    }
+
+    /// Drops owned bytes no field refers to any more, once they are many.
+    fn compact(&mut self) {
+        if self.fields.owned.len() <= 2 * self.fields.list.len() + 4 {
+            return;
+        }
+        let Fields { list, owned } = Arc::make_mut(&mut self.fields);
+        let mut kept = Vec::with_capacity(list.len());
+        for f in list.iter_mut() {
+            for c in std::iter::once(&mut f.value).chain(f.raw.as_mut()) {
+                if let Chunk::Owned(i) = c {
+                    kept.push(owned.get(*i as usize).cloned().unwrap_or_default());
+                    *i = (kept.len() - 1) as u32;
+                }
+            }
+        }
+        *owned = kept;
     }
 
     /// The bytes of a chunk.
-    /// The fields, to change: copied first if a clone shares them.
-    fn fields_mut(&mut self) -> &mut Vec<Field> {
-        Arc::make_mut(&mut self.fields)
+    fn bytes_of(&self, c: &Chunk) -> &[u8] {
+        match *c {
+            Chunk::Span(s, e) => self.src.get(s as usize..e as usize).unwrap_or_default(),
+            Chunk::Owned(i) => self.fields.owned.get(i as usize).map_or(&[], |b| b),
+        }
     }
 
-    fn bytes_of<'a>(&'a self, c: &'a Chunk) -> &'a [u8] {
-        match c {
-            Chunk::Span(s, e) => self.src.get(*s as usize..*e as usize).unwrap_or_default(),
-            Chunk::Owned(b) => b,
-        }
+    /// Headers of the message in `src` with every interpreted header typed now,
+    /// in one pass over the fields: what [`Headers::validate`] checks, and the
+    /// same error (the first in its order of headers), without initialising
+    /// the lazy cells one by one.
+    pub(crate) fn parsed_strict(
+        src: Bytes,
+        list: Vec<Field>,
+        owned: Vec<Bytes>,
+        content_length: Option<usize>,
+    ) -> Result<Headers, (HeaderName, usize)> {
+        let fields = Fields { list, owned };
+        let cache = typed(&src, &fields)?;
+        Ok(Headers {
+            src,
+            fields: Arc::new(fields),
+            content_length,
+            cache,
+        })
     }
 
     /// A chunk as buffer and range, for the typed parsers (whose error
     /// positions are then offsets in the message for parsed fields).
-    pub(crate) fn resolve<'a>(&'a self, c: &'a Chunk) -> (&'a Bytes, usize, usize) {
-        match c {
-            Chunk::Span(s, e) => (&self.src, *s as usize, *e as usize),
-            Chunk::Owned(b) => (b, 0, b.len()),
-        }
+    pub(crate) fn resolve<'a>(&'a self, c: &Chunk) -> (&'a Bytes, usize, usize) {
+        resolve_in(&self.src, &self.fields.owned, c)
     }
 
-    /// A chunk that stays valid in other headers (spans become shared slices).
-    fn detach(&self, c: &Chunk) -> Chunk {
-        match c {
-            Chunk::Span(s, e) => Chunk::Owned(self.src.slice(*s as usize..*e as usize)),
-            Chunk::Owned(b) => Chunk::Owned(b.clone()),
+    /// The bytes of a chunk, to keep in other headers (spans become shared slices).
+    fn detach(&self, c: &Chunk) -> Bytes {
+        match *c {
+            Chunk::Span(s, e) => self.src.slice(s as usize..e as usize),
+            Chunk::Owned(i) => self
+                .fields
+                .owned
+                .get(i as usize)
+                .cloned()
+                .unwrap_or_default(),
         }
     }
 
@@ -290,16 +563,6 @@ impl Headers {
             value: self.bytes_of(&f.value),
             raw: f.raw.as_ref().map(|r| self.bytes_of(r)),
         }
-    }
-
-    /// Adds a parsed field (parser use), keeping the original line if given.
-    /// `at` is where the value starts in the message, for error offsets.
-    pub(crate) fn push_parsed(&mut self, name: HeaderName, value: Chunk, raw: Option<Chunk>) {
-        self.fields_mut().push(Field { name, value, raw });
-    }
-
-    pub(crate) fn set_parsed_content_length(&mut self, n: usize) {
-        self.content_length = Some(n);
     }
 
     /// Parses every interpreted header, so that malformed values are found now.
@@ -324,8 +587,8 @@ impl Headers {
     /// keeping their original bytes.
     pub(crate) fn copy_from(&mut self, other: &Headers, names: &[HeaderName]) {
         for f in other.fields.iter().filter(|f| names.contains(&f.name)) {
-            let value = other.detach(&f.value);
-            let raw = f.raw.as_ref().map(|r| other.detach(r));
+            let value = self.own(other.detach(&f.value));
+            let raw = f.raw.as_ref().map(|r| self.own(other.detach(r)));
             self.fields_mut().push(Field {
                 name: f.name.clone(),
                 value,
@@ -416,11 +679,12 @@ impl Headers {
 
     fn insert_at(&mut self, at: usize, name: HeaderName, value: Bytes) -> Result<(), HeaderError> {
         self.check(&name, &value, false)?;
+        let value = self.own(value);
         self.fields_mut().insert(
             at,
             Field {
                 name: name.clone(),
-                value: Chunk::Owned(value),
+                value,
                 raw: None,
             },
         );
@@ -452,14 +716,16 @@ impl Headers {
         let at = self.fields.iter().position(|f| f.name.matches(&name));
         self.fields_mut().retain(|f| !f.name.matches(&name));
         let at = at.unwrap_or(self.fields.len());
+        let value = self.own(value);
         self.fields_mut().insert(
             at,
             Field {
                 name: name.clone(),
-                value: Chunk::Owned(value),
+                value,
                 raw: None,
             },
         );
+        self.compact();
         self.changed(&name);
         Ok(())
     }
@@ -468,6 +734,7 @@ impl Headers {
     pub fn remove(&mut self, name: &HeaderName) -> usize {
         let before = self.fields.len();
         self.fields_mut().retain(|f| !f.name.matches(name));
+        self.compact();
         self.changed(name);
         before - self.fields.len()
     }
@@ -486,12 +753,14 @@ impl Headers {
             self.fields_mut().remove(i);
         } else {
             let joined: Vec<String> = entries.iter().map(Via::to_string).collect();
+            let value = self.own(Bytes::from(joined.join(", ")));
             self.fields_mut()[i] = Field {
                 name: HeaderName::Via,
-                value: Chunk::Owned(Bytes::from(joined.join(", "))),
+                value,
                 raw: None,
             };
         }
+        self.compact();
         self.changed(&HeaderName::Via);
     }
 
@@ -583,79 +852,115 @@ impl Headers {
         Ok(out)
     }
 
+    /// The typed value of one header: the strict parse's, or the lazy cell's
+    /// (filled by `init` on first use).
+    fn cached<'a, T>(
+        &'a self,
+        eager: impl FnOnce(&'a Typed) -> &'a T,
+        cell: impl FnOnce(&'a Cells) -> &'a OnceLock<T>,
+        init: impl FnOnce() -> T,
+    ) -> &'a T {
+        match &*self.cache {
+            Cache::Eager(t) => eager(t),
+            Cache::Lazy(c) => cell(c).get_or_init(init),
+        }
+    }
+
     fn vias_cached(&self) -> &Result<Vec<Via>, HeaderError> {
-        self.cache
-            .vias
-            .get_or_init(|| self.list(HeaderName::Via, via::parse_list))
+        self.cached(
+            |t| &t.vias,
+            |c| &c.vias,
+            || self.list(HeaderName::Via, via::parse_list),
+        )
     }
 
     fn cached_from(&self) -> &Result<Option<NameAddr>, HeaderError> {
-        self.cache
-            .from
-            .get_or_init(|| self.single(HeaderName::From, addr::parse_one))
+        self.cached(
+            |t| &t.from,
+            |c| &c.from,
+            || self.single(HeaderName::From, addr::parse_one),
+        )
     }
 
     fn cached_to(&self) -> &Result<Option<NameAddr>, HeaderError> {
-        self.cache
-            .to
-            .get_or_init(|| self.single(HeaderName::To, addr::parse_one))
+        self.cached(
+            |t| &t.to,
+            |c| &c.to,
+            || self.single(HeaderName::To, addr::parse_one),
+        )
     }
 
     fn call_id_cached(&self) -> &Result<Option<Text>, HeaderError> {
-        self.cache
-            .call_id
-            .get_or_init(|| self.single(HeaderName::CallId, values::parse_call_id))
+        self.cached(
+            |t| &t.call_id,
+            |c| &c.call_id,
+            || self.single(HeaderName::CallId, values::parse_call_id),
+        )
     }
 
     fn cseq_cached(&self) -> &Result<Option<CSeq>, HeaderError> {
-        self.cache
-            .cseq
-            .get_or_init(|| self.single(HeaderName::CSeq, values::parse_cseq))
+        self.cached(
+            |t| &t.cseq,
+            |c| &c.cseq,
+            || self.single(HeaderName::CSeq, values::parse_cseq),
+        )
     }
 
     fn max_forwards_cached(&self) -> &Result<Option<u8>, HeaderError> {
         // 0..=255: RFC 4475 §3.1.2.4 treats larger values as errors.
-        self.cache.max_forwards.get_or_init(|| {
-            self.single(HeaderName::MaxForwards, |b, s, e| {
-                values::parse_number(b, s, e, 255).map(|n| n as u8)
-            })
-        })
+        self.cached(
+            |t| &t.max_forwards,
+            |c| &c.max_forwards,
+            || {
+                self.single(HeaderName::MaxForwards, |b, s, e| {
+                    values::parse_number(b, s, e, 255).map(|n| n as u8)
+                })
+            },
+        )
     }
 
     fn contacts_cached(&self) -> &Result<(bool, Vec<NameAddr>), HeaderError> {
-        self.cache.contacts.get_or_init(|| {
-            let mut out = Vec::new();
-            let mut any = false;
-            for x in self.fields.iter().filter(|x| x.name == HeaderName::Contact) {
-                let before = out.len();
-                let star = {
-                    let (b, st, e) = self.resolve(&x.value);
-                    addr::parse_contacts(b, st, e, &mut out)
+        self.cached(
+            |t| &t.contacts,
+            |c| &c.contacts,
+            || {
+                let mut out = Vec::new();
+                let mut any = false;
+                for x in self.fields.iter().filter(|x| x.name == HeaderName::Contact) {
+                    let before = out.len();
+                    let star = {
+                        let (b, st, e) = self.resolve(&x.value);
+                        addr::parse_contacts(b, st, e, &mut out)
+                    }
+                    .map_err(Self::err(HeaderName::Contact))?;
+                    // `*` stands alone (§10.2.2): not beside addresses, not twice.
+                    if any || (star && before > 0) {
+                        return Err(HeaderError {
+                            name: HeaderName::Contact,
+                            offset: 0,
+                        });
+                    }
+                    any = star;
                 }
-                .map_err(Self::err(HeaderName::Contact))?;
-                // `*` stands alone (§10.2.2): not beside addresses, not twice.
-                if any || (star && before > 0) {
-                    return Err(HeaderError {
-                        name: HeaderName::Contact,
-                        offset: 0,
-                    });
-                }
-                any = star;
-            }
-            Ok((any, out))
-        })
+                Ok((any, out))
+            },
+        )
     }
 
     fn routes_cached(&self) -> &Result<Vec<NameAddr>, HeaderError> {
-        self.cache
-            .routes
-            .get_or_init(|| self.list(HeaderName::Route, addr::parse_list))
+        self.cached(
+            |t| &t.routes,
+            |c| &c.routes,
+            || self.list(HeaderName::Route, addr::parse_list),
+        )
     }
 
     fn record_routes_cached(&self) -> &Result<Vec<NameAddr>, HeaderError> {
-        self.cache
-            .record_routes
-            .get_or_init(|| self.list(HeaderName::RecordRoute, addr::parse_list))
+        self.cached(
+            |t| &t.record_routes,
+            |c| &c.record_routes,
+            || self.list(HeaderName::RecordRoute, addr::parse_list),
+        )
     }
 
     /// All Via entries, top first (comma lists and repeated fields flattened).
@@ -665,12 +970,17 @@ impl Headers {
 
     /// The top Via. Parses only the first entry unless all were parsed already.
     pub fn top_via(&self) -> Option<&Via> {
-        if let Some(all) = self.cache.vias.get() {
+        let cells = match &*self.cache {
+            Cache::Eager(t) => return t.vias.as_ref().ok()?.first(),
+            Cache::Lazy(c) => c,
+        };
+        if let Some(all) = cells.vias.get() {
             return all.as_ref().ok()?.first();
         }
-        self.cache
+        cells
             .top_via
-            .get_or_init(|| self.single(HeaderName::Via, via::parse_first))
+            .get_or_init(|| Box::new(self.single(HeaderName::Via, via::parse_first)))
+            .as_ref()
             .as_ref()
             .ok()?
             .as_ref()
@@ -919,6 +1229,46 @@ mod tests {
         );
         assert!(!original.headers().contains(&HeaderName::Subject));
         assert_eq!(original.headers().len() + 1, copy.headers().len());
+    }
+
+    #[test]
+    fn values_of_their_own_survive_many_changes_and_copies() {
+        // A folded line (an unfolded value of its own) among parsed spans.
+        let m = Message::parse(Bytes::from_static(
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+              Subject: one\r\n two\r\nCall-ID: c1\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .unwrap();
+        let mut h = m.headers().clone();
+        assert_eq!(h.get_str(&HeaderName::Subject), Some("one two"));
+        // Many replacements: the bytes of replaced fields are dropped on the way.
+        for i in 0..50 {
+            h.set(HeaderName::CallId, format!("call-{i}")).unwrap();
+            h.push(HeaderName::Other("X-N".into()), format!("{i}"))
+                .unwrap();
+            if i % 3 == 0 {
+                h.remove(&HeaderName::Other("X-N".into()));
+            }
+        }
+        assert!(h.fields.owned.len() <= 2 * h.len() + 4 + 2);
+        assert_eq!(h.call_id().map(|c| c.as_str()), Some("call-49"));
+        assert_eq!(h.get_str(&HeaderName::Subject), Some("one two"));
+        let x_n = HeaderName::Other("X-N".into());
+        let xs: Vec<&[u8]> = h.get_all(&x_n).collect();
+        assert_eq!(xs, [b"49".as_slice()]);
+        // Copied into other headers, values of both kinds keep their bytes.
+        let mut copy = super::Headers::new();
+        copy.copy_from(
+            &h,
+            &[HeaderName::Via, HeaderName::Subject, HeaderName::CallId],
+        );
+        let mut out = bytes::BytesMut::new();
+        copy.write(&mut out);
+        assert_eq!(
+            &out[..],
+            b"Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nSubject: one\r\n two\r\nCall-ID: call-49\r\n"
+        );
+        assert_eq!(m.headers().call_id().map(|c| c.as_str()), Some("c1"));
     }
 
     #[test]

@@ -84,10 +84,28 @@ impl HeaderName {
 
     /// Looks a name up among the known ones (case-insensitive, compact forms included).
     pub(crate) fn lookup(name: &[u8]) -> Option<HeaderName> {
+        Self::lookup_exact(name).map(|(n, _)| n)
+    }
+
+    /// [`HeaderName::lookup`], and whether `name` is spelled exactly as the
+    /// canonical form (then the parser need not keep the original line).
+    pub(crate) fn lookup_exact(name: &[u8]) -> Option<(HeaderName, bool)> {
+        // The exact spelling is the usual case on the wire, and with the length
+        // known a comparison with a literal is a few integer compares; the
+        // case-insensitive one, a loop, runs only when that fails.
+        #[inline(always)]
+        fn eq(name: &[u8], canonical: &[u8], exact: &mut bool) -> bool {
+            if name == canonical {
+                *exact = true;
+                return true;
+            }
+            name.eq_ignore_ascii_case(canonical)
+        }
+        let mut exact = false;
         let first = name.first()?.to_ascii_lowercase();
         // Dispatch on length and first letter, then one case-insensitive compare:
         // no copy, no chain of comparisons.
-        Some(match (name.len(), first) {
+        let known = match (name.len(), first) {
             (1, b'b') => HeaderName::ReferredBy,
             (1, b'c') => HeaderName::ContentType,
             (1, b'e') => HeaderName::ContentEncoding,
@@ -103,59 +121,54 @@ impl HeaderName {
             (1, b'u') => HeaderName::AllowEvents,
             (1, b'v') => HeaderName::Via,
             (1, b'x') => HeaderName::SessionExpires,
-            (2, b't') if name.eq_ignore_ascii_case(b"To") => HeaderName::To,
-            (3, b'v') if name.eq_ignore_ascii_case(b"Via") => HeaderName::Via,
-            (4, b'c') if name.eq_ignore_ascii_case(b"CSeq") => HeaderName::CSeq,
-            (4, b'd') if name.eq_ignore_ascii_case(b"Date") => HeaderName::Date,
-            (4, b'f') if name.eq_ignore_ascii_case(b"From") => HeaderName::From,
-            (4, b'r') if name.eq_ignore_ascii_case(b"RSeq") => HeaderName::RSeq,
-            (4, b'r') if name.eq_ignore_ascii_case(b"RAck") => HeaderName::RAck,
-            (5, b'a') if name.eq_ignore_ascii_case(b"Allow") => HeaderName::Allow,
-            (5, b'e') if name.eq_ignore_ascii_case(b"Event") => HeaderName::Event,
-            (5, b'r') if name.eq_ignore_ascii_case(b"Route") => HeaderName::Route,
-            (6, b'a') if name.eq_ignore_ascii_case(b"Accept") => HeaderName::Accept,
-            (6, b's') if name.eq_ignore_ascii_case(b"Server") => HeaderName::Server,
-            (7, b'c') if name.eq_ignore_ascii_case(b"Call-ID") => HeaderName::CallId,
-            (7, b'c') if name.eq_ignore_ascii_case(b"Contact") => HeaderName::Contact,
-            (7, b'e') if name.eq_ignore_ascii_case(b"Expires") => HeaderName::Expires,
-            (7, b'r') if name.eq_ignore_ascii_case(b"Require") => HeaderName::Require,
-            (7, b's') if name.eq_ignore_ascii_case(b"Subject") => HeaderName::Subject,
-            (7, b'w') if name.eq_ignore_ascii_case(b"Warning") => HeaderName::Warning,
-            (8, b'r') if name.eq_ignore_ascii_case(b"Refer-To") => HeaderName::ReferTo,
-            (9, b's') if name.eq_ignore_ascii_case(b"Supported") => HeaderName::Supported,
-            (9, b't') if name.eq_ignore_ascii_case(b"Timestamp") => HeaderName::Timestamp,
-            (10, b'u') if name.eq_ignore_ascii_case(b"User-Agent") => HeaderName::UserAgent,
-            (11, b'm') if name.eq_ignore_ascii_case(b"Min-Expires") => HeaderName::MinExpires,
-            (11, b'r') if name.eq_ignore_ascii_case(b"Retry-After") => HeaderName::RetryAfter,
-            (11, b'r') if name.eq_ignore_ascii_case(b"Referred-By") => HeaderName::ReferredBy,
-            (11, b'u') if name.eq_ignore_ascii_case(b"Unsupported") => HeaderName::Unsupported,
-            (12, b'a') if name.eq_ignore_ascii_case(b"Allow-Events") => HeaderName::AllowEvents,
-            (12, b'c') if name.eq_ignore_ascii_case(b"Content-Type") => HeaderName::ContentType,
-            (12, b'm') if name.eq_ignore_ascii_case(b"Max-Forwards") => HeaderName::MaxForwards,
-            (12, b'r') if name.eq_ignore_ascii_case(b"Record-Route") => HeaderName::RecordRoute,
-            (13, b'a') if name.eq_ignore_ascii_case(b"Authorization") => HeaderName::Authorization,
-            (13, b'p') if name.eq_ignore_ascii_case(b"Proxy-Require") => HeaderName::ProxyRequire,
-            (14, b'c') if name.eq_ignore_ascii_case(b"Content-Length") => HeaderName::ContentLength,
-            (15, b's') if name.eq_ignore_ascii_case(b"Session-Expires") => {
-                HeaderName::SessionExpires
-            }
-            (16, b'c') if name.eq_ignore_ascii_case(b"Content-Encoding") => {
-                HeaderName::ContentEncoding
-            }
-            (16, b'w') if name.eq_ignore_ascii_case(b"WWW-Authenticate") => {
-                HeaderName::WwwAuthenticate
-            }
-            (18, b'p') if name.eq_ignore_ascii_case(b"Proxy-Authenticate") => {
+            (2, b't') if eq(name, b"To", &mut exact) => HeaderName::To,
+            (3, b'v') if eq(name, b"Via", &mut exact) => HeaderName::Via,
+            (4, b'c') if eq(name, b"CSeq", &mut exact) => HeaderName::CSeq,
+            (4, b'd') if eq(name, b"Date", &mut exact) => HeaderName::Date,
+            (4, b'f') if eq(name, b"From", &mut exact) => HeaderName::From,
+            (4, b'r') if eq(name, b"RSeq", &mut exact) => HeaderName::RSeq,
+            (4, b'r') if eq(name, b"RAck", &mut exact) => HeaderName::RAck,
+            (5, b'a') if eq(name, b"Allow", &mut exact) => HeaderName::Allow,
+            (5, b'e') if eq(name, b"Event", &mut exact) => HeaderName::Event,
+            (5, b'r') if eq(name, b"Route", &mut exact) => HeaderName::Route,
+            (6, b'a') if eq(name, b"Accept", &mut exact) => HeaderName::Accept,
+            (6, b's') if eq(name, b"Server", &mut exact) => HeaderName::Server,
+            (7, b'c') if eq(name, b"Call-ID", &mut exact) => HeaderName::CallId,
+            (7, b'c') if eq(name, b"Contact", &mut exact) => HeaderName::Contact,
+            (7, b'e') if eq(name, b"Expires", &mut exact) => HeaderName::Expires,
+            (7, b'r') if eq(name, b"Require", &mut exact) => HeaderName::Require,
+            (7, b's') if eq(name, b"Subject", &mut exact) => HeaderName::Subject,
+            (7, b'w') if eq(name, b"Warning", &mut exact) => HeaderName::Warning,
+            (8, b'r') if eq(name, b"Refer-To", &mut exact) => HeaderName::ReferTo,
+            (9, b's') if eq(name, b"Supported", &mut exact) => HeaderName::Supported,
+            (9, b't') if eq(name, b"Timestamp", &mut exact) => HeaderName::Timestamp,
+            (10, b'u') if eq(name, b"User-Agent", &mut exact) => HeaderName::UserAgent,
+            (11, b'm') if eq(name, b"Min-Expires", &mut exact) => HeaderName::MinExpires,
+            (11, b'r') if eq(name, b"Retry-After", &mut exact) => HeaderName::RetryAfter,
+            (11, b'r') if eq(name, b"Referred-By", &mut exact) => HeaderName::ReferredBy,
+            (11, b'u') if eq(name, b"Unsupported", &mut exact) => HeaderName::Unsupported,
+            (12, b'a') if eq(name, b"Allow-Events", &mut exact) => HeaderName::AllowEvents,
+            (12, b'c') if eq(name, b"Content-Type", &mut exact) => HeaderName::ContentType,
+            (12, b'm') if eq(name, b"Max-Forwards", &mut exact) => HeaderName::MaxForwards,
+            (12, b'r') if eq(name, b"Record-Route", &mut exact) => HeaderName::RecordRoute,
+            (13, b'a') if eq(name, b"Authorization", &mut exact) => HeaderName::Authorization,
+            (13, b'p') if eq(name, b"Proxy-Require", &mut exact) => HeaderName::ProxyRequire,
+            (14, b'c') if eq(name, b"Content-Length", &mut exact) => HeaderName::ContentLength,
+            (15, b's') if eq(name, b"Session-Expires", &mut exact) => HeaderName::SessionExpires,
+            (16, b'c') if eq(name, b"Content-Encoding", &mut exact) => HeaderName::ContentEncoding,
+            (16, b'w') if eq(name, b"WWW-Authenticate", &mut exact) => HeaderName::WwwAuthenticate,
+            (18, b'p') if eq(name, b"Proxy-Authenticate", &mut exact) => {
                 HeaderName::ProxyAuthenticate
             }
-            (19, b'c') if name.eq_ignore_ascii_case(b"Content-Disposition") => {
+            (19, b'c') if eq(name, b"Content-Disposition", &mut exact) => {
                 HeaderName::ContentDisposition
             }
-            (19, b'p') if name.eq_ignore_ascii_case(b"Proxy-Authorization") => {
+            (19, b'p') if eq(name, b"Proxy-Authorization", &mut exact) => {
                 HeaderName::ProxyAuthorization
             }
             _ => return None,
-        })
+        };
+        Some((known, exact))
     }
 
     /// True if `other` names the same header (case-insensitive for unknown names).
