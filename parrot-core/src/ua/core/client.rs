@@ -248,6 +248,7 @@ impl UaCore {
             invites: Default::default(),
             timer: None,
             local_sdp: None,
+            bodyless_invite: None,
         });
         self.set_owner(key, Owner::UacInvite { call: id });
         Ok(id)
@@ -343,6 +344,10 @@ impl UaCore {
         if method == Method::Invite && !req.body().is_empty() {
             // What a session refresh re-offers from now on.
             call.local_sdp = Some(req.body().clone());
+        }
+        if method == Method::Invite && req.body().is_empty() {
+            // A refresh without an offer: an offer in its 2xx is refused in the ACK.
+            call.bodyless_invite = req.headers().cseq().map(|c| c.seq);
         }
         let reliable = peer.target.kind.is_reliable();
         match self.txns.send_request(self.now, req, peer, reliable) {
@@ -691,24 +696,31 @@ impl UaCore {
             HeaderName::Via,
             Self::via(&self.config, peer.local, peer.target.kind),
         );
-        if let CallState::Uac(uac) = &mut call.state {
-            // Our INVITE had no offer and the 2xx has one: the ACK must answer
-            // it (RFC 3261 §13.2.2.4). A call placed without media refuses
-            // every stream.
-            let initial = uac.invite.headers().cseq().is_some_and(|c| c.seq == cseq);
-            if initial && uac.invite.body().is_empty() && uac.offer.is_none() {
-                if let Ok(offer) = crate::sdp::SessionDescription::parse(resp.body()) {
-                    let mut n = crate::sdp::Negotiator::new(
-                        crate::sdp::LocalMedia::new(peer.local.ip(), 0),
-                        self.config.entropy.sdp_session_id(),
-                    );
-                    let answer = n.reject_all(&offer).to_bytes();
-                    let _ = ack
-                        .headers_mut()
-                        .set(HeaderName::ContentType, "application/sdp");
-                    ack.set_body(answer);
-                }
+        // Our INVITE had no offer and the 2xx has one: the ACK must answer it
+        // (RFC 3261 §13.2.2.4). Without media of ours (a call placed without
+        // it, a session refresh of a call that has none) every stream is
+        // refused.
+        let refuse = match &call.state {
+            CallState::Uac(uac) => {
+                let initial = uac.invite.headers().cseq().is_some_and(|c| c.seq == cseq);
+                initial && uac.invite.body().is_empty() && uac.offer.is_none()
             }
+            CallState::Uas { .. } => false,
+        } || call.bodyless_invite == Some(cseq);
+        if refuse {
+            if let Ok(offer) = crate::sdp::SessionDescription::parse(resp.body()) {
+                let mut n = crate::sdp::Negotiator::new(
+                    crate::sdp::LocalMedia::new(peer.local.ip(), 0),
+                    self.config.entropy.sdp_session_id(),
+                );
+                let answer = n.reject_all(&offer).to_bytes();
+                let _ = ack
+                    .headers_mut()
+                    .set(HeaderName::ContentType, "application/sdp");
+                ack.set_body(answer);
+            }
+        }
+        if let CallState::Uac(uac) = &mut call.state {
             uac.ack = Some(ack.clone());
         }
         let reliable = peer.target.kind.is_reliable();

@@ -177,6 +177,9 @@ struct Call {
     /// The SDP we last sent in the dialog (offer or answer): what a session
     /// refresh re-INVITE carries.
     local_sdp: Option<bytes::Bytes>,
+    /// The CSeq of a re-INVITE of ours without an offer (a call without
+    /// media refreshed): an offer in its 2xx gets a refusing answer.
+    bodyless_invite: Option<u32>,
 }
 
 /// The INVITE transactions of a call still without a final response.

@@ -167,6 +167,7 @@ impl UaCore {
             invites: Default::default(),
             timer: None,
             local_sdp: None,
+            bodyless_invite: None,
         });
         // The early dialog our provisional responses create (§12.1.1): a
         // request in it finds this call (§14.2 and §15 say what to do).

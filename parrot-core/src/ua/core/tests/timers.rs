@@ -206,3 +206,44 @@ fn header_req(r: &Request, name: &str) -> Option<String> {
         .get(&HeaderName::from(name))
         .map(|v| String::from_utf8_lossy(v).into_owned())
 }
+
+/// A call answered without SDP (no audio) is refreshed without an offer; an
+/// offer in the refresh's 2xx is answered in the ACK, refusing every stream
+/// (RFC 3261 §13.2.2.4 wants an answer there).
+#[test]
+fn a_refresh_without_media_answers_an_offer_in_its_2xx_by_refusing_it() {
+    let mut net = Net::new(Config::default());
+    net.recv(&invite("st5", "st5"));
+    let (call, key, _task) = net.take_call();
+    net.command(Command::Reply {
+        call: Some(call),
+        key,
+        reply: Reply::ok(),
+    });
+    let ok = net.responses().pop().unwrap();
+    let tag = to_tag(&ok);
+    net.recv(&in_dialog("ACK", 1, "st5", &tag, "ack"));
+    net.advance(Duration::from_secs(901));
+    let refresh = net.requests().pop().expect("the refresh");
+    assert!(refresh.body().is_empty(), "no SDP of ours to re-offer");
+    // The harness turns every \n into \r\n: the length counts both.
+    let offer =
+        "v=0\no=- 9 9 IN IP4 192.0.2.20\ns=-\nc=IN IP4 192.0.2.20\nt=0 0\nm=audio 5000 RTP/AVP 0\n";
+    let with_offer = response_to(&refresh, 200, None).replace(
+        "Content-Length: 0\n\n",
+        &format!(
+            "Content-Type: application/sdp\nContent-Length: {}\n\n{offer}",
+            offer.len() + offer.matches('\n').count()
+        ),
+    );
+    net.recv(&with_offer);
+    let ack = net
+        .requests()
+        .into_iter()
+        .find(|r| *r.method() == Method::Ack)
+        .expect("the ACK");
+    let answer = crate::sdp::SessionDescription::parse(ack.body())
+        .unwrap_or_else(|e| panic!("{e:?}: {ack:?}"));
+    assert_eq!(answer.media.len(), 1);
+    assert_eq!(answer.media[0].port, 0, "the stream refused");
+}
