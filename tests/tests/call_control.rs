@@ -359,3 +359,68 @@ async fn a_pin_read_from_digits_chooses_the_prompt() {
     client.shutdown(Duration::from_secs(1)).await;
     server.shutdown(Duration::from_secs(1)).await;
 }
+
+/// A transfer between two Parrot endpoints: the answering side transfers
+/// (REFER), the calling side is told (`CallEvent::Transfer`, after the
+/// endpoint's 202 and first NOTIFY), dials the target and reports the
+/// answer (`transfer_progress`): the transferor's `transfer()` returns 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_we_placed_follows_a_transfer() {
+    let mut rig = rig().await;
+    let agent = Endpoint::builder()
+        .udp(free_addr())
+        .handler(|| AnswerAll)
+        .build()
+        .await
+        .unwrap();
+    let agent_uri = format!(
+        "sip:agent@{}",
+        agent
+            .local_addr(parrot_core::transport::TransportKind::Udp)
+            .unwrap()
+    );
+    let mut call = rig.client.dial(&rig.uri).unwrap().send().await.unwrap();
+    call.answered().await.unwrap();
+    let (handle, _) = rig.handles.recv().await.unwrap();
+    let target = agent_uri.clone();
+    let transferor = tokio::spawn(async move { handle.transfer(&target).await });
+    let to = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match call.next_event().await {
+                Some(CallEvent::Transfer { target }) => break target,
+                Some(_) => {}
+                None => panic!("the call ended before the transfer"),
+            }
+        }
+    })
+    .await
+    .expect("the REFER arrives");
+    assert_eq!(to.to_string(), agent_uri);
+    let mut second = rig
+        .client
+        .dial(&to.to_string())
+        .unwrap()
+        .send()
+        .await
+        .unwrap();
+    let ok = second.answered().await.unwrap();
+    call.transfer_progress(ok.status()).await.unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(5), transferor)
+        .await
+        .expect("the transferor hears the outcome")
+        .unwrap();
+    assert_eq!(outcome.unwrap().as_u16(), 200);
+    call.hangup().await.unwrap();
+    second.hangup().await.unwrap();
+    agent.shutdown(Duration::from_secs(1)).await;
+    rig.stop().await;
+}
+
+/// Answers every call, without audio.
+struct AnswerAll;
+
+impl SipHandler for AnswerAll {
+    async fn invite(&mut self, _call: &mut Incoming) -> Reply {
+        Reply::ok()
+    }
+}

@@ -28,6 +28,15 @@ pub enum CallEvent {
         /// The counts, updated every second and at the end.
         stats: tokio::sync::watch::Receiver<crate::media::MediaStats>,
     },
+    /// The peer asks us to call `target` instead (a REFER, RFC 3515): the
+    /// endpoint has accepted it (202) and told the peer "100 Trying". Dial
+    /// the target, report how it goes with
+    /// [`OutgoingCall::transfer_progress`](super::OutgoingCall::transfer_progress),
+    /// and hang this call up once connected (or let the peer do it).
+    Transfer {
+        /// The Refer-To URI.
+        target: crate::message::Uri,
+    },
     /// The call is over: the peer hung up, or the endpoint shut down.
     Ended,
 }

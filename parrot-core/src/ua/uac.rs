@@ -196,6 +196,7 @@ impl OutgoingCall {
                 CallEvent::Ended => return Err(UaError::CallGone),
                 CallEvent::Provisional(_)
                 | CallEvent::Request(_)
+                | CallEvent::Transfer { .. }
                 | CallEvent::MediaStarted { .. } => {}
             }
         }
@@ -233,6 +234,26 @@ impl OutgoingCall {
     /// ends with 487, seen as [`CallEvent::Rejected`].
     pub async fn cancel(&self) -> Result<(), UaError> {
         self.core.command(Command::Cancel { call: self.id }).await
+    }
+
+    /// Tells the peer that asked for a transfer ([`CallEvent::Transfer`]) how
+    /// our call to the target goes: a NOTIFY with `status` (RFC 3515
+    /// §2.4.5); a final status (≥ 200) ends the refer subscription.
+    pub async fn transfer_progress(
+        &self,
+        status: crate::message::StatusCode,
+    ) -> Result<Response, UaError> {
+        let (reply, wait) = oneshot::channel();
+        self.core
+            .command(Command::InDialog {
+                call: self.id,
+                method: Method::Notify,
+                headers: super::core::refer_notify_headers(status.is_final()),
+                body: Some(super::core::sipfrag(status)),
+                reply: Some(reply),
+            })
+            .await?;
+        wait.await.map_err(|_| UaError::Shutdown)?
     }
 
     /// Hangs up an answered call with BYE and waits for its response.

@@ -193,6 +193,35 @@ struct Invites {
     ours: Option<TransactionKey>,
 }
 
+/// The headers of a NOTIFY for the refer event package (RFC 3515 §2.4.5):
+/// the subscription active until the final status, then terminated.
+pub(crate) fn refer_notify_headers(last: bool) -> Vec<(crate::message::HeaderName, String)> {
+    let state = if last {
+        "terminated;reason=noresource"
+    } else {
+        "active;expires=60"
+    };
+    vec![
+        (crate::message::HeaderName::Event, "refer".to_owned()),
+        (
+            crate::message::HeaderName::from("Subscription-State"),
+            state.to_owned(),
+        ),
+    ]
+}
+
+/// A `message/sipfrag` body with a status line (RFC 3420).
+pub(crate) fn sipfrag(status: crate::message::StatusCode) -> (String, bytes::Bytes) {
+    (
+        "message/sipfrag;version=2.0".to_owned(),
+        bytes::Bytes::from(format!(
+            "SIP/2.0 {} {}\r\n",
+            status.as_u16(),
+            status.canonical_reason()
+        )),
+    )
+}
+
 /// What identifies a request outside a dialog for the merged-request check
 /// (§8.2.2.2): its Call-ID, From tag and CSeq number. CANCEL and ACK share
 /// them with their INVITE by design and are left out.

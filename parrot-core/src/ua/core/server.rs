@@ -321,8 +321,41 @@ impl UaCore {
                         self.reply_now(&key, &request, Reply::ok());
                         events.emit(CallEvent::Request(request));
                     }
-                    // Not something a call we placed can do (a transfer, an
-                    // UPDATE, a subscription): 405 with what we take (§8.2.1),
+                    // RFC 3515: a transfer. Accepted at once, the first NOTIFY
+                    // follows (§2.4.4); the handle dials and reports.
+                    Method::Refer => {
+                        let target = request
+                            .headers()
+                            .get(&HeaderName::from("Refer-To"))
+                            .and_then(|v| std::str::from_utf8(v).ok())
+                            .and_then(|v| {
+                                let v = v.trim();
+                                let inner = v
+                                    .strip_prefix('<')
+                                    .and_then(|r| r.split('>').next())
+                                    .unwrap_or(v);
+                                crate::message::Uri::parse(inner)
+                            });
+                        let Some(target) = target else {
+                            return self.reply_now(
+                                &key,
+                                &request,
+                                Reply::new(StatusCode::BAD_REQUEST)
+                                    .reason("Bad Request (no usable Refer-To)"),
+                            );
+                        };
+                        self.reply_now(&key, &request, Reply::new(StatusCode::ACCEPTED));
+                        let _ = self.in_dialog(
+                            call_id,
+                            Method::Notify,
+                            super::refer_notify_headers(false),
+                            Some(super::sipfrag(StatusCode::TRYING)),
+                            None,
+                        );
+                        events.emit(CallEvent::Transfer { target });
+                    }
+                    // Not something a call we placed can do (an UPDATE outside
+                    // media, a subscription): 405 with what we take (§8.2.1),
                     // not a 200 that promises it.
                     _ => self.reply_now(&key, &request, Reply::new(StatusCode::METHOD_NOT_ALLOWED)),
                 }
