@@ -70,8 +70,12 @@ pub(crate) async fn uas_call<H: SipHandler>(
                     }
                 }
                 Some(c) = control.recv() => match c {
-                    HandleCommand::Media(a) if queued.len() < 64 => queued.push(a),
-                    HandleCommand::Media(_) => warn!("media action dropped: 64 already wait for the answer"),
+                    // At once if early media plays, else when audio flows.
+                    HandleCommand::Media(a) => match media.apply(a).await {
+                        Some(a) if queued.len() < 64 => queued.push(a),
+                        Some(_) => warn!("media action dropped: 64 already wait for the audio"),
+                        None => {}
+                    },
                     HandleCommand::Hangup(done) | HandleCommand::Direction(_, done) => {
                         let _ = done.send(Err(super::UaError::InvalidState("not answered yet")));
                     }
