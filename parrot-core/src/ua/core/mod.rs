@@ -584,7 +584,9 @@ impl UaCore {
 
     fn set_pending(&mut self, key: TransactionKey, pending: Pending) {
         if let Some(m) = merge_key(&pending.request) {
-            self.merging.insert(m, key.clone());
+            // The first of merged requests keeps the entry (a 482'd copy must
+            // not take it over).
+            self.merging.entry(m).or_insert_with(|| key.clone());
         }
         let u = self.uses.entry(key).or_default();
         if u.pending.replace(pending).is_none() {

@@ -135,6 +135,9 @@ fn a_merged_request_gets_482_and_starts_no_second_call() {
     net.recv(&invite("m1", "path2"));
     assert_eq!(net.codes(), [482]);
     assert_eq!(net.spawned.len(), 1, "no second call");
+    // A third path: still the first's copy.
+    net.recv(&invite("m1", "path3"));
+    assert_eq!(net.codes(), [482]);
     // A retransmission of the first is the transaction's business, not 482.
     net.recv(&invite("m1", "path1"));
     assert!(!net.codes().contains(&482));
