@@ -424,3 +424,65 @@ impl SipHandler for AnswerAll {
         Reply::ok()
     }
 }
+
+/// Takes MESSAGEs and keeps what they said.
+struct Inbox(Arc<Mutex<Vec<(String, String)>>>);
+
+impl SipHandler for Inbox {
+    async fn message(&mut self, req: &Incoming) -> Reply {
+        let from = req.from().map(|f| f.uri.to_string()).unwrap_or_default();
+        let text = String::from_utf8_lossy(req.body()).into_owned();
+        self.0.lock().unwrap().push((from, text));
+        Reply::ok()
+    }
+}
+
+/// A MESSAGE outside any call (RFC 3428): delivered to the handler's
+/// `message` with its From and body; an endpoint that takes none says 405.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_outside_calls_reaches_the_handler() {
+    let inbox = Arc::new(Mutex::new(Vec::new()));
+    let addr = free_addr();
+    let i = inbox.clone();
+    let server = Endpoint::builder()
+        .udp(addr)
+        .handler(move || Inbox(i.clone()))
+        .build()
+        .await
+        .unwrap();
+    let client = Endpoint::builder().udp(free_addr()).build().await.unwrap();
+    let resp = client
+        .message(&format!("sip:bob@{addr}"), "your table is ready")
+        .unwrap()
+        .from("sip:alice@parrot.test")
+        .unwrap()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        *inbox.lock().unwrap(),
+        vec![(
+            "sip:alice@parrot.test".to_owned(),
+            "your table is ready".to_owned()
+        )]
+    );
+    // The client's endpoint has no `message` handler: 405.
+    let back = server
+        .message(
+            &format!(
+                "sip:alice@{}",
+                client
+                    .local_addr(parrot_core::transport::TransportKind::Udp)
+                    .unwrap()
+            ),
+            "hi",
+        )
+        .unwrap()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status().as_u16(), 405);
+    client.shutdown(Duration::from_secs(1)).await;
+    server.shutdown(Duration::from_secs(1)).await;
+}

@@ -39,6 +39,7 @@ mod counters;
 mod driver;
 mod endpoint;
 mod handler;
+mod im;
 mod media;
 mod register;
 mod registrar;
@@ -55,6 +56,7 @@ pub use endpoint::{Endpoint, EndpointBuilder};
 // For `crate::testing`, which runs handlers without an endpoint.
 pub(crate) use handler::dispatch;
 pub use handler::{DefaultHandler, EndReason, Incoming, SipHandler};
+pub use im::MessageRequest;
 pub use register::{Register, Registration, RegistrationState};
 pub use registrar::{Binding, Flow, Registrar};
 pub use reply::Reply;
