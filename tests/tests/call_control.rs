@@ -9,7 +9,7 @@ use parrot_core::message::Method;
 use parrot_core::ua::{
     CallEvent, CallHandle, CallStatus, EndReason, Endpoint, Incoming, Reply, SipHandler, UaError,
 };
-use parrot_tests::{TempDir, free_addr, heard};
+use parrot_tests::{TempDir, free_addr, heard, heard_at_start};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -483,6 +483,121 @@ async fn a_message_outside_calls_reaches_the_handler() {
         .await
         .unwrap();
     assert_eq!(back.status().as_u16(), 405);
+    client.shutdown(Duration::from_secs(1)).await;
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+/// What the streaming server saw, for the test.
+#[derive(Debug, Default)]
+struct Streamed {
+    frames: usize,
+    heard_caller: bool,
+    mark_back: bool,
+}
+
+/// Answers with the call's audio as streams; a task of its own plays 3 s of
+/// 1000 Hz (sent at 16 kHz) with a mark after it, listens to the caller for
+/// 1 s, then clears (barge-in): the mark comes back at once.
+struct Streamer {
+    report: mpsc::UnboundedSender<Streamed>,
+}
+
+impl SipHandler for Streamer {
+    async fn invite(&mut self, call: &mut Incoming) -> Reply {
+        let (media, mut input, output) = parrot_core::media::audio_stream();
+        let report = self.report.clone();
+        tokio::spawn(async move {
+            let tone: Vec<i16> = (0..48_000)
+                .map(|i| {
+                    let t = f64::from(i) / 16_000.0;
+                    ((2.0 * std::f64::consts::PI * 1000.0 * t).sin() * 8000.0) as i16
+                })
+                .collect();
+            output.send(&tone, 16_000);
+            output.mark("prompt");
+            let mut seen = Streamed::default();
+            let mut heard = Vec::new();
+            while let Some(ev) = input.recv().await {
+                match ev {
+                    parrot_core::media::AudioEvent::Audio { samples, .. } => {
+                        seen.frames += 1;
+                        heard.extend_from_slice(&samples);
+                        if seen.frames == 50 {
+                            output.clear();
+                        }
+                    }
+                    parrot_core::media::AudioEvent::Mark(m) if m == "prompt" => {
+                        seen.mark_back = true;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let loud = heard
+                .iter()
+                .position(|s| s.unsigned_abs() > 800)
+                .unwrap_or(0);
+            seen.heard_caller = parrot_core::media::tone_present(&heard[loud..], 440.0, 8000, 0.5);
+            let _ = report.send(seen);
+        });
+        call.answer(media).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_audio_as_streams_with_a_mark_and_barge_in() {
+    let tmp = TempDir::new("streams");
+    let (tx, mut reports) = mpsc::unbounded_channel();
+    let addr = free_addr();
+    let server = Endpoint::builder()
+        .udp(addr)
+        .handler(move || Streamer { report: tx.clone() })
+        .build()
+        .await
+        .unwrap();
+    let client = Endpoint::builder().udp(free_addr()).build().await.unwrap();
+    let heard_wav = tmp.join("heard.wav");
+    struct Caller(PathBuf);
+    impl MediaHandler for Caller {
+        fn stream_started(&mut self) -> Action {
+            Action::Record(self.0.clone()).also(Action::tone(440.0, 3.0))
+        }
+    }
+    let mut call = client
+        .dial(&format!("sip:service@{addr}"))
+        .unwrap()
+        .media(Caller(heard_wav.clone()))
+        .send()
+        .await
+        .unwrap();
+    call.answered().await.unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(8), reports.recv())
+        .await
+        .expect("the server's task reports within 8 s")
+        .unwrap();
+    assert!(
+        seen.mark_back,
+        "the mark came back after the clear: {seen:?}"
+    );
+    assert!(seen.frames >= 50, "{seen:?}");
+    assert!(
+        seen.heard_caller,
+        "the caller's 440 Hz in the frames: {seen:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    call.hangup().await.unwrap();
+    for _ in 0..30 {
+        if WavSource::open(&heard_wav).is_ok_and(|w| w.duration() > 1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (secs, tone) = heard_at_start(&heard_wav, 1000.0);
+    assert!(tone, "the caller heard the 1000 Hz prompt");
+    assert!(
+        (0.5..2.0).contains(&secs),
+        "the clear cut the 3 s prompt after about 1 s: {secs:.2} s heard"
+    );
     client.shutdown(Duration::from_secs(1)).await;
     server.shutdown(Duration::from_secs(1)).await;
 }

@@ -11,6 +11,8 @@ mod resample;
 #[cfg(feature = "runtime")]
 mod session;
 mod source;
+#[cfg(feature = "runtime")]
+mod stream;
 mod tone;
 mod wav;
 
@@ -27,6 +29,10 @@ pub use session::{MediaConfig, MediaEvent, MediaSession, MediaStats, Ports, bind
 #[doc(hidden)]
 pub use session::{pacing_counters, reset_pacing_counters};
 pub use source::{AudioSink, AudioSource, LiveSink, LiveSource, Silence};
+#[cfg(feature = "runtime")]
+pub use stream::{
+    AudioEvent, AudioIn, AudioOut, AudioStream, IN_FRAMES, OUT_SAMPLES, audio_stream,
+};
 pub use tone::Tone;
 pub use wav::{MediaError, WavRecorder, WavSource};
 

@@ -1,0 +1,327 @@
+//! A call's audio as async streams, for code that is not a media handler: a
+//! speech recogniser, a language model, a WebSocket bridge. What the call
+//! receives arrives as 20 ms frames (8 kHz mono) with the DTMF digits
+//! between them; what the code sends (at any common rate, resampled) is
+//! played paced by the call's media session, with `clear` for barge-in and
+//! marks that come back once their point has been played.
+//!
+//! Both directions are bounded. Received frames wait in a queue of
+//! [`IN_FRAMES`] (2 s); when the reader falls behind, the newest frames are
+//! dropped and counted. Audio to send waits in a queue of [`OUT_SAMPLES`]
+//! (10 s at 8 kHz); what does not fit is dropped and counted.
+
+use super::handler::{Action, MediaHandler};
+use super::resample::Resampler;
+use super::source::{AudioSink, AudioSource, LiveSink, LiveSource};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::mpsc;
+
+/// Received frames that wait for the reader (2 s of 20 ms frames).
+pub const IN_FRAMES: usize = 100;
+/// Samples to send that wait to be played (10 s at 8 kHz).
+pub const OUT_SAMPLES: usize = 80_000;
+
+/// What a call gives its [`AudioIn`], in order.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum AudioEvent {
+    /// Received audio: 8 kHz mono samples (a 20 ms frame: 160), and how many
+    /// samples the call had received before them (the frame's position).
+    Audio {
+        /// The samples.
+        samples: Vec<i16>,
+        /// The position of the first one, in samples since the stream began.
+        at: u64,
+    },
+    /// A DTMF digit arrived.
+    Dtmf(char),
+    /// Everything sent before [`AudioOut::mark`] with this name has been played.
+    Mark(String),
+}
+
+/// The received side: frames, digits and marks, in order.
+#[derive(Debug)]
+pub struct AudioIn {
+    rx: mpsc::Receiver<AudioEvent>,
+    counts: Arc<Counts>,
+}
+
+/// The sending side (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct AudioOut {
+    queue: Arc<Mutex<OutQueue>>,
+    counts: Arc<Counts>,
+}
+
+/// The [`MediaHandler`] that joins a call to its [`AudioIn`] and [`AudioOut`].
+#[derive(Debug)]
+pub struct AudioStream {
+    events: mpsc::Sender<AudioEvent>,
+    queue: Arc<Mutex<OutQueue>>,
+    counts: Arc<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    in_dropped: AtomicU64,
+    out_dropped: AtomicU64,
+}
+
+/// Audio to send and the marks between it.
+#[derive(Debug, Default)]
+struct OutQueue {
+    items: VecDeque<Item>,
+    samples: usize,
+    /// Per input rate, so that chunks of one stream resample continuously.
+    resampler: Option<(u32, Resampler)>,
+}
+
+#[derive(Debug)]
+enum Item {
+    Samples(VecDeque<i16>),
+    Mark(String),
+}
+
+fn lock(q: &Mutex<OutQueue>) -> std::sync::MutexGuard<'_, OutQueue> {
+    q.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A call's audio as streams: give the [`AudioStream`] to
+/// `Incoming::answer` or `Dial::media`, and keep the two ends: [`AudioIn`]
+/// yields what the call receives (20 ms frames at 8 kHz, digits between
+/// them), [`AudioOut`] takes audio to play at any common rate, with marks and
+/// `clear`. Both are bounded ([`IN_FRAMES`], [`OUT_SAMPLES`]); what
+/// overflows is dropped and counted.
+pub fn audio_stream() -> (AudioStream, AudioIn, AudioOut) {
+    let (tx, rx) = mpsc::channel(IN_FRAMES);
+    let queue = Arc::new(Mutex::new(OutQueue::default()));
+    let counts = Arc::new(Counts::default());
+    (
+        AudioStream {
+            events: tx,
+            queue: queue.clone(),
+            counts: counts.clone(),
+        },
+        AudioIn {
+            rx,
+            counts: counts.clone(),
+        },
+        AudioOut { queue, counts },
+    )
+}
+
+impl AudioIn {
+    /// The next frame, digit or mark; `None` once the call's media is over.
+    pub async fn recv(&mut self) -> Option<AudioEvent> {
+        self.rx.recv().await
+    }
+
+    /// Received frames dropped because this side fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.counts.in_dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl AudioOut {
+    /// Queues `samples` (mono, `rate` Hz: 8000, 16000, 24000, 48000, …) to
+    /// be played after what is queued; resampled to 8 kHz. What does not
+    /// fit in [`OUT_SAMPLES`] is dropped (see [`AudioOut::dropped`]).
+    pub fn send(&self, samples: &[i16], rate: u32) {
+        let mut q = lock(&self.queue);
+        let mut pcm = Vec::with_capacity(samples.len() * 8000 / rate.max(1) as usize + 16);
+        if rate == 8000 {
+            pcm.extend_from_slice(samples);
+        } else {
+            let r = match &mut q.resampler {
+                Some((r, res)) if *r == rate => res,
+                slot => &mut slot.insert((rate, Resampler::new(rate, 8000))).1,
+            };
+            r.process(samples, &mut pcm);
+        }
+        let room = OUT_SAMPLES.saturating_sub(q.samples);
+        if pcm.len() > room {
+            self.counts
+                .out_dropped
+                .fetch_add((pcm.len() - room) as u64, Ordering::Relaxed);
+            pcm.truncate(room);
+        }
+        q.samples += pcm.len();
+        match q.items.back_mut() {
+            Some(Item::Samples(s)) => s.extend(pcm),
+            _ => q.items.push_back(Item::Samples(pcm.into())),
+        }
+    }
+
+    /// A mark after what is queued now: [`AudioEvent::Mark`] comes back
+    /// once it has all been played (or cleared).
+    pub fn mark(&self, name: &str) {
+        lock(&self.queue)
+            .items
+            .push_back(Item::Mark(name.to_owned()));
+    }
+
+    /// Drops everything queued (barge-in): playback stops within a frame.
+    /// Marks still queued come back at once.
+    pub fn clear(&self) {
+        let mut q = lock(&self.queue);
+        q.samples = 0;
+        q.items.retain(|i| matches!(i, Item::Mark(_)));
+    }
+
+    /// Samples queued to be played.
+    pub fn queued(&self) -> usize {
+        lock(&self.queue).samples
+    }
+
+    /// Samples dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.counts.out_dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Feeds received frames to the [`AudioIn`].
+struct Ear {
+    events: mpsc::Sender<AudioEvent>,
+    counts: Arc<Counts>,
+    at: u64,
+}
+
+impl AudioSink for Ear {
+    fn write(&mut self, samples: &[i16]) {
+        let at = self.at;
+        self.at += samples.len() as u64;
+        let ev = AudioEvent::Audio {
+            samples: samples.to_vec(),
+            at,
+        };
+        if self.events.try_send(ev).is_err() {
+            self.counts.in_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Plays the [`AudioOut`]'s queue, silence when it is empty.
+struct Mouth {
+    queue: Arc<Mutex<OutQueue>>,
+    events: mpsc::Sender<AudioEvent>,
+}
+
+impl AudioSource for Mouth {
+    fn read(&mut self, out: &mut [i16]) -> usize {
+        let mut q = lock(&self.queue);
+        let mut filled = 0;
+        while filled < out.len() {
+            match q.items.front_mut() {
+                None => break,
+                Some(Item::Mark(_)) => {
+                    if let Some(Item::Mark(name)) = q.items.pop_front() {
+                        // The reader may be gone: a mark nobody waits for.
+                        let _ = self.events.try_send(AudioEvent::Mark(name));
+                    }
+                }
+                Some(Item::Samples(s)) => {
+                    let n = s.len().min(out.len() - filled);
+                    for (o, v) in out[filled..filled + n].iter_mut().zip(s.drain(..n)) {
+                        *o = v;
+                    }
+                    filled += n;
+                    let empty = s.is_empty();
+                    q.samples -= n;
+                    if empty {
+                        q.items.pop_front();
+                    }
+                }
+            }
+        }
+        out[filled..].fill(0);
+        // A live source never ends: the call decides when it is over.
+        out.len()
+    }
+}
+
+impl MediaHandler for AudioStream {
+    fn stream_started(&mut self) -> Action {
+        let ear = Ear {
+            events: self.events.clone(),
+            counts: self.counts.clone(),
+            at: 0,
+        };
+        let mouth = Mouth {
+            queue: self.queue.clone(),
+            events: self.events.clone(),
+        };
+        Action::Listen(LiveSink::new(ear)).also(Action::play_live(LiveSource::new(mouth)))
+    }
+
+    fn dtmf(&mut self, digit: char) -> Action {
+        let _ = self.events.try_send(AudioEvent::Dtmf(digit));
+        Action::Nothing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::{MediaEngine, tone_present};
+
+    fn frames(e: &mut MediaEngine<AudioStream>, n: usize) -> Vec<i16> {
+        let mut all = Vec::new();
+        let mut f = [0i16; 160];
+        for _ in 0..n {
+            e.next_frame(&mut f);
+            all.extend_from_slice(&f);
+        }
+        all
+    }
+
+    #[tokio::test]
+    async fn frames_in_audio_out_marks_and_clear() {
+        let (s, mut inp, out) = audio_stream();
+        let mut e = MediaEngine::new(s);
+        e.start();
+        // In: a received frame and a digit arrive in order.
+        e.received(&[7; 160]);
+        e.dtmf('5');
+        assert_eq!(
+            inp.recv().await,
+            Some(AudioEvent::Audio {
+                samples: vec![7; 160],
+                at: 0
+            })
+        );
+        assert_eq!(inp.recv().await, Some(AudioEvent::Dtmf('5')));
+        // Out: 16 kHz audio comes out at 8 kHz, the mark after it.
+        let mut t16 = Vec::new();
+        for i in 0..8000 {
+            let x = (i as f64) / 16000.0;
+            t16.push(((2.0 * std::f64::consts::PI * 440.0 * x).sin() * 8000.0) as i16);
+        }
+        out.send(&t16, 16000);
+        out.mark("said");
+        let played = frames(&mut e, 26);
+        assert!(tone_present(&played[..3600], 440.0, 8000, 0.5));
+        assert_eq!(inp.recv().await, Some(AudioEvent::Mark("said".into())));
+        // Clear: what is queued goes within a frame.
+        out.send(&vec![1000; 8000], 8000);
+        frames(&mut e, 1);
+        out.clear();
+        assert_eq!(out.queued(), 0);
+        assert!(frames(&mut e, 1).iter().all(|s| *s == 0));
+    }
+
+    #[test]
+    fn both_queues_are_bounded() {
+        let (s, inp, out) = audio_stream();
+        let mut e = MediaEngine::new(s);
+        e.start();
+        for _ in 0..IN_FRAMES + 10 {
+            e.received(&[1; 160]);
+        }
+        assert_eq!(inp.dropped(), 10);
+        out.send(&vec![1; OUT_SAMPLES + 500], 8000);
+        assert_eq!(out.queued(), OUT_SAMPLES);
+        assert_eq!(out.dropped(), 500);
+    }
+}
