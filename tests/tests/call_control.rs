@@ -601,3 +601,81 @@ async fn a_calls_audio_as_streams_with_a_mark_and_barge_in() {
     client.shutdown(Duration::from_secs(1)).await;
     server.shutdown(Duration::from_secs(1)).await;
 }
+
+/// Records both directions (stereo) and plays 1000 Hz.
+struct BothWays(PathBuf);
+
+impl MediaHandler for BothWays {
+    fn stream_started(&mut self) -> Action {
+        Action::RecordBoth(self.0.clone()).also(Action::tone(1000.0, 2.0))
+    }
+}
+
+/// Answers with a two-way recording.
+struct Recorder(PathBuf);
+
+impl SipHandler for Recorder {
+    async fn invite(&mut self, call: &mut Incoming) -> Reply {
+        call.answer(BothWays(self.0.clone())).await
+    }
+}
+
+/// A call recorded both ways: a stereo WAV whose left channel is the caller
+/// (440 Hz) and right channel the answerer (1000 Hz).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_is_recorded_both_ways_in_stereo() {
+    let tmp = TempDir::new("both-ways");
+    let file = tmp.join("call.wav");
+    let addr = free_addr();
+    let f = file.clone();
+    let server = Endpoint::builder()
+        .udp(addr)
+        .handler(move || Recorder(f.clone()))
+        .build()
+        .await
+        .unwrap();
+    let client = Endpoint::builder().udp(free_addr()).build().await.unwrap();
+    let mut call = client
+        .dial(&format!("sip:service@{addr}"))
+        .unwrap()
+        .media(Hum(440.0))
+        .send()
+        .await
+        .unwrap();
+    call.answered().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    call.hangup().await.unwrap();
+    let mut samples = Vec::new();
+    for _ in 0..30 {
+        if let Ok(r) = hound::WavReader::open(&file) {
+            if r.spec().channels == 2 && r.duration() > 8000 {
+                samples = r.into_samples::<i16>().map(Result::unwrap).collect();
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !samples.is_empty(),
+        "a stereo recording at {}",
+        file.display()
+    );
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    let window = |ch: &[i16]| {
+        let start = ch.iter().position(|s| s.unsigned_abs() > 800).unwrap_or(0);
+        ch[start..(start + 8000).min(ch.len())].to_vec()
+    };
+    let tone = parrot_core::media::tone_present;
+    assert!(tone(&window(&left), 440.0, 8000, 0.5), "left: the caller");
+    assert!(
+        tone(&window(&right), 1000.0, 8000, 0.5),
+        "right: the answerer"
+    );
+    assert!(
+        !tone(&window(&left), 1000.0, 8000, 0.5),
+        "no crosstalk on the left"
+    );
+    client.shutdown(Duration::from_secs(1)).await;
+    server.shutdown(Duration::from_secs(1)).await;
+}

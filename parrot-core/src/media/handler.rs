@@ -44,6 +44,10 @@ pub enum Action {
     StopPlaying,
     /// Record what the call receives into this WAV file (8 kHz mono).
     Record(PathBuf),
+    /// Record both directions into this WAV file (8 kHz stereo): left what
+    /// the call receives (the other party), right what it sends (this side).
+    /// Stopped by [`Action::StopRecording`] too.
+    RecordBoth(PathBuf),
     /// Stop recording and close the file.
     StopRecording,
     /// Also send what the call receives to this sink (a speaker), until replaced.
@@ -229,6 +233,10 @@ pub enum Output {
     /// then call [`MediaEngine::recording_ready`]. Only with
     /// [`MediaEngine::with_deferred_files`].
     CreateRecording(PathBuf),
+    /// Create this stereo recording (`WavRecorder::create_stereo`) off the
+    /// real-time path, then call [`MediaEngine::recording_ready`]. Only with
+    /// [`MediaEngine::with_deferred_files`].
+    CreateStereoRecording(PathBuf),
 }
 
 struct Playing {
@@ -243,6 +251,11 @@ pub struct MediaEngine<H> {
     handler: H,
     playing: Option<Playing>,
     recorder: Option<WavRecorder>,
+    /// A two-way recording, and what was received but not yet written
+    /// beside what we sent.
+    both: Option<(WavRecorder, VecDeque<i16>)>,
+    /// The two-way recording being created (deferred files).
+    creating_both: Option<PathBuf>,
     listener: Option<LiveSink>,
     outputs: VecDeque<Output>,
     stopped: bool,
@@ -280,6 +293,8 @@ impl<H: MediaHandler> MediaEngine<H> {
             handler,
             playing: None,
             recorder: None,
+            both: None,
+            creating_both: None,
             listener: None,
             outputs: VecDeque::new(),
             stopped: false,
@@ -332,6 +347,14 @@ impl<H: MediaHandler> MediaEngine<H> {
 
     /// The recording of [`Output::CreateRecording`] was created (or failed).
     pub fn recording_ready(&mut self, path: &Path, result: Result<WavRecorder, MediaError>) {
+        if self.creating_both.as_deref() == Some(path) {
+            self.creating_both = None;
+            match result {
+                Ok(r) => self.both = Some((r, VecDeque::new())),
+                Err(e) => self.error(&e, Action::Nothing),
+            }
+            return;
+        }
         if self.creating.as_deref() != Some(path) {
             // Stopped or replaced meanwhile: close it as it is.
             if let Ok(r) = result {
@@ -380,9 +403,19 @@ impl<H: MediaHandler> MediaEngine<H> {
                 Ok(r) => self.recorder = Some(r),
                 Err(e) => self.error(&e, Action::Record(path)),
             },
+            Action::RecordBoth(path) if self.deferred_files => {
+                self.creating_both = Some(path.clone());
+                self.outputs.push_back(Output::CreateStereoRecording(path));
+            }
+            Action::RecordBoth(path) => match WavRecorder::create_stereo(&path) {
+                Ok(r) => self.both = Some((r, VecDeque::new())),
+                Err(e) => self.error(&e, Action::Nothing),
+            },
             Action::StopRecording => {
                 self.creating = None;
-                if let Some(r) = self.recorder.take() {
+                self.creating_both = None;
+                let recorders = [self.recorder.take(), self.both.take().map(|(r, _)| r)];
+                for r in recorders.into_iter().flatten() {
                     if let Err(e) = r.finish() {
                         self.error(&e, Action::Nothing);
                     }
@@ -469,6 +502,20 @@ impl<H: MediaHandler> MediaEngine<H> {
             Action::Nothing => {}
             a => self.apply(a),
         }
+        self.fill_frame(frame);
+        // The sending side is the clock of a two-way recording: each frame
+        // sent is written beside the same length of what was received.
+        if let Some((r, heard)) = self.both.as_mut() {
+            let n = heard.len().min(frame.len());
+            let left: Vec<i16> = heard.drain(..n).collect();
+            if let Err(e) = r.write_stereo(&left, frame) {
+                self.both = None;
+                self.error(&e, Action::Nothing);
+            }
+        }
+    }
+
+    fn fill_frame(&mut self, frame: &mut [i16]) {
         let mut filled = 0;
         // A source that ends mid-frame is followed by the next one in the same frame.
         for _ in 0..4 {
@@ -503,6 +550,12 @@ impl<H: MediaHandler> MediaEngine<H> {
         if let Some(l) = &self.listener {
             l.write(frame);
         }
+        if let Some((_, heard)) = self.both.as_mut() {
+            heard.extend(frame.iter().copied());
+            // At most 100 ms ahead of what we send (a burst, a late tick).
+            let over = heard.len().saturating_sub(800);
+            heard.drain(..over);
+        }
         if let Some(r) = self.recorder.as_mut() {
             if let Err(e) = r.write(frame) {
                 self.recorder = None;
@@ -533,7 +586,7 @@ impl<H: MediaHandler> MediaEngine<H> {
 
     /// True while a recording is open.
     pub fn is_recording(&self) -> bool {
-        self.recorder.is_some()
+        self.recorder.is_some() || self.both.is_some()
     }
 
     /// True once the handler asked to stop.
@@ -544,6 +597,9 @@ impl<H: MediaHandler> MediaEngine<H> {
     /// The session is over: closes the recording and tells the handler.
     pub fn stop(&mut self) {
         if let Some(r) = self.recorder.take() {
+            let _ = r.finish();
+        }
+        if let Some((r, _)) = self.both.take() {
             let _ = r.finish();
         }
         self.playing = None;
@@ -711,6 +767,39 @@ mod tests {
         let n = src.read(&mut all);
         assert_eq!(n, 8000);
         assert!(tone_present(&all, 700.0, 8000, 0.9));
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn records_both_directions_in_stereo() {
+        struct Plays;
+        impl MediaHandler for Plays {}
+        let path =
+            std::env::temp_dir().join(format!("parrot-engine-both-{}.wav", std::process::id()));
+        let mut e = MediaEngine::new(Plays);
+        e.start();
+        e.apply(Action::RecordBoth(path.clone()));
+        e.apply(Action::tone(1000.0, 2.0));
+        let mut heard = Tone::new(440.0, 0.5);
+        for _ in 0..50 {
+            let mut f = [0i16; 160];
+            heard.read(&mut f);
+            e.received(&f);
+            let mut out = [0i16; 160];
+            e.next_frame(&mut out);
+        }
+        e.stop();
+        let mut r = hound::WavReader::open(&path).unwrap();
+        assert_eq!(r.spec().channels, 2);
+        let all: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+        let left: Vec<i16> = all.iter().step_by(2).copied().collect();
+        let right: Vec<i16> = all.iter().skip(1).step_by(2).copied().collect();
+        assert_eq!(left.len(), 8000);
+        assert!(tone_present(&left, 440.0, 8000, 0.9), "left: what came in");
+        assert!(
+            tone_present(&right, 1000.0, 8000, 0.9),
+            "right: what went out"
+        );
         let _ = std::fs::remove_file(path);
     }
 

@@ -301,6 +301,10 @@ impl<H: MediaHandler> Task<H> {
                     let r = super::WavRecorder::create(&path);
                     FileDone::Created(path, r)
                 }
+                Output::CreateStereoRecording(path) => {
+                    let r = super::WavRecorder::create_stereo(&path);
+                    FileDone::Created(path, r)
+                }
                 _ => return,
             };
             let _ = tx.send(done);
@@ -468,7 +472,9 @@ impl<H: MediaHandler> Task<H> {
                     let _ = self.events.try_send(MediaEvent::Hangup);
                 }
                 Output::Stop => stop = true,
-                io @ (Output::ReadFile(_) | Output::CreateRecording(_)) => self.file_io(io),
+                io @ (Output::ReadFile(_)
+                | Output::CreateRecording(_)
+                | Output::CreateStereoRecording(_)) => self.file_io(io),
             }
         }
         // The counts go out once a second (and at the end): a clone per tick

@@ -234,9 +234,19 @@ impl std::fmt::Debug for WavRecorder {
 impl WavRecorder {
     /// Creates (or truncates) `path`.
     pub fn create(path: impl AsRef<Path>) -> Result<WavRecorder, MediaError> {
-        let path = path.as_ref().to_path_buf();
+        Self::create_with(path.as_ref(), 1)
+    }
+
+    /// A stereo recording (8 kHz, 16-bit), written with
+    /// [`WavRecorder::write_stereo`]: both directions of a call.
+    pub fn create_stereo(path: impl AsRef<Path>) -> Result<WavRecorder, MediaError> {
+        Self::create_with(path.as_ref(), 2)
+    }
+
+    fn create_with(path: &Path, channels: u16) -> Result<WavRecorder, MediaError> {
+        let path = path.to_path_buf();
         let spec = hound::WavSpec {
-            channels: 1,
+            channels,
             sample_rate: RATE,
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
@@ -250,6 +260,18 @@ impl WavRecorder {
             path,
             samples: 0,
         })
+    }
+
+    /// Appends frames of a stereo recording: `left[i]` and `right[i]` side
+    /// by side (the shorter side padded with silence).
+    pub fn write_stereo(&mut self, left: &[i16], right: &[i16]) -> Result<(), MediaError> {
+        let n = left.len().max(right.len());
+        let mut both = Vec::with_capacity(2 * n);
+        for i in 0..n {
+            both.push(left.get(i).copied().unwrap_or(0));
+            both.push(right.get(i).copied().unwrap_or(0));
+        }
+        self.write(&both)
     }
 
     /// Appends samples.
