@@ -50,6 +50,13 @@ pub(super) struct UacCall {
     pub(super) proxied: bool,
 }
 
+/// Who waits for a dial to start: its handle's channels and the answer.
+struct PendingDial {
+    control: Option<mpsc::Receiver<Action>>,
+    events: EventSender,
+    reply: oneshot::Sender<Result<CallId, UaError>>,
+}
+
 fn status_is_auth(s: StatusCode) -> bool {
     matches!(s.as_u16(), 401 | 407)
 }
@@ -69,37 +76,25 @@ impl UaCore {
             Some(m) => (Some(m.handler), Some(m.control)),
             None => (None, None),
         };
+        let pending = PendingDial {
+            control,
+            events,
+            reply,
+        };
         if let Some(flow) = &spec.flow {
             // A registered flow: the peer is known, nothing to look up. With
             // audio the driver still binds RTP and makes the offer (as for an
             // IP literal); `on_resolved` then sends on the flow.
             let peer = flow.peer.clone();
             if handler.is_none() {
-                let r = self.start_dial(spec, peer, None, control, events);
-                if let Ok(id) = &r {
-                    self.set_alternates(*id, VecDeque::new());
-                }
-                let _ = reply.send(r);
-                return;
+                return self.dial_now(spec, peer, pending);
             }
             let uri = crate::message::Uri::from(crate::message::SipUri::new(
                 None,
                 Host::from(peer.target.addr.ip()),
             ));
             let transport = Some(peer.target.kind);
-            let query = self.query(Query::Dial {
-                spec,
-                control,
-                events,
-                reply,
-            });
-            self.out.push_back(Output::Resolve {
-                query,
-                uri,
-                transport,
-                media: handler.map(|handler| self.offer_wanted(handler)),
-            });
-            return;
+            return self.dial_after_lookup(spec, uri, transport, handler, pending);
         }
         // RFC 3261 §8.1.2: through an outbound proxy, the request goes to the
         // proxy with the proxy as its first Route.
@@ -115,7 +110,7 @@ impl UaCore {
         let literal = match literal_target(&hop, spec.transport) {
             Ok(t) => t,
             Err(e) => {
-                let _ = reply.send(Err(e));
+                let _ = pending.reply.send(Err(e));
                 return;
             }
         };
@@ -125,19 +120,37 @@ impl UaCore {
                 target: target.clone(),
                 local,
             };
-            let r = self.start_dial(spec, peer, None, control, events);
-            if let Ok(id) = &r {
-                self.set_alternates(*id, VecDeque::new());
-            }
-            let _ = reply.send(r);
-            return;
+            return self.dial_now(spec, peer, pending);
         }
-        let (uri, transport) = (hop, spec.transport);
+        let transport = spec.transport;
+        self.dial_after_lookup(spec, hop, transport, handler, pending);
+    }
+
+    /// Sends the INVITE to `peer` now: no lookup, no destination to fail
+    /// over to.
+    fn dial_now(&mut self, spec: DialSpec, peer: Peer, pending: PendingDial) {
+        let r = self.start_dial(spec, peer, None, pending.control, pending.events);
+        if let Ok(id) = &r {
+            self.set_alternates(*id, VecDeque::new());
+        }
+        let _ = pending.reply.send(r);
+    }
+
+    /// Asks the driver to look `uri` up (and, with audio, to bind RTP and
+    /// make the offer); the dial goes on in `on_resolved`.
+    fn dial_after_lookup(
+        &mut self,
+        spec: DialSpec,
+        uri: crate::message::Uri,
+        transport: Option<crate::transport::TransportKind>,
+        handler: Option<Box<dyn crate::media::MediaHandler>>,
+        pending: PendingDial,
+    ) {
         let query = self.query(Query::Dial {
             spec,
-            control,
-            events,
-            reply,
+            control: pending.control,
+            events: pending.events,
+            reply: pending.reply,
         });
         self.out.push_back(Output::Resolve {
             query,
