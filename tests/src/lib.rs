@@ -662,21 +662,13 @@ pub fn generated_bin(name: &str) -> PathBuf {
 /// tick can break the phase of a long tone without changing what is heard
 /// (the single-window check of [`heard`] wants one unbroken sine).
 pub fn heard_mostly(path: &Path, freq: f64) -> (f64, bool) {
-    use parrot_core::media::{AudioSource, WavSource, tone_present};
-    let mut src =
-        WavSource::open(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let mut all = vec![0i16; (src.duration() * 8000.0) as usize + 1];
-    let n = src.read(&mut all);
-    let loud = |s: &i16| s.unsigned_abs() > 800;
-    let Some(first) = all[..n].iter().position(loud) else {
+    let Some((all, first, last)) = loud_span(path) else {
         return (0.0, false);
     };
-    let last = all[..n].iter().rposition(loud).unwrap_or(first);
-    let span = &all[first..last];
-    let windows: Vec<&[i16]> = span.chunks_exact(2000).collect();
+    let windows: Vec<&[i16]> = all[first..last].chunks_exact(2000).collect();
     let with_tone = windows
         .iter()
-        .filter(|w| tone_present(w, freq, 8000, 0.5))
+        .filter(|w| parrot_core::media::tone_present(w, freq, 8000, 0.5))
         .count();
     (
         (last - first) as f64 / 8000.0,
@@ -688,19 +680,27 @@ pub fn heard_mostly(path: &Path, freq: f64) -> (f64, bool) {
 /// `freq`: for a recording that hears several things in turn (a welcome
 /// prompt, then a menu).
 pub fn heard_at_start(path: &Path, freq: f64) -> (f64, bool) {
-    use parrot_core::media::{AudioSource, WavSource, tone_present};
+    let Some((all, first, last)) = loud_span(path) else {
+        return (0.0, false);
+    };
+    let window = &all[first..(first + 8000).min(all.len())];
+    (
+        (last - first) as f64 / 8000.0,
+        parrot_core::media::tone_present(window, freq, 8000, 0.5),
+    )
+}
+
+/// A recording's samples (8 kHz) and where its sound (|s| > 800) begins and
+/// ends; `None` if it is silent.
+fn loud_span(path: &Path) -> Option<(Vec<i16>, usize, usize)> {
+    use parrot_core::media::{AudioSource, WavSource};
     let mut src =
         WavSource::open(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let mut all = vec![0i16; (src.duration() * 8000.0) as usize + 1];
     let n = src.read(&mut all);
+    all.truncate(n);
     let loud = |s: &i16| s.unsigned_abs() > 800;
-    let Some(first) = all[..n].iter().position(loud) else {
-        return (0.0, false);
-    };
-    let last = all[..n].iter().rposition(loud).unwrap_or(first);
-    let window = &all[first..(first + 8000).min(n)];
-    (
-        (last - first) as f64 / 8000.0,
-        tone_present(window, freq, 8000, 0.5),
-    )
+    let first = all.iter().position(loud)?;
+    let last = all.iter().rposition(loud).unwrap_or(first);
+    Some((all, first, last))
 }
