@@ -217,16 +217,6 @@ mod tests {
     use super::*;
     use crate::media::{MediaEngine, Output, tone_present};
 
-    fn frames(e: &mut MediaEngine<BridgeLeg>, n: usize) -> Vec<i16> {
-        let mut all = Vec::new();
-        let mut f = [0i16; 160];
-        for _ in 0..n {
-            e.next_frame(&mut f);
-            all.extend_from_slice(&f);
-        }
-        all
-    }
-
     fn tone(freq: f64, n: usize) -> Vec<[i16; 160]> {
         let mut t = crate::media::Tone::new(freq, 0.5).lasting(10.0);
         (0..n)
@@ -245,13 +235,13 @@ mod tests {
         a.start();
         b.start();
         // Before anything arrives: silence, not an ended source.
-        assert!(frames(&mut b, 2).iter().all(|s| *s == 0));
+        assert!(b.frames(2).iter().all(|s| *s == 0));
         for (fa, fb) in tone(440.0, 25).iter().zip(tone(1000.0, 25).iter()) {
             a.received(fa);
             b.received(fb);
         }
-        let to_b = frames(&mut b, 5);
-        let to_a = frames(&mut a, 5);
+        let to_b = b.frames(5);
+        let to_a = a.frames(5);
         assert!(
             tone_present(&to_b, 440.0, 8000, 0.5),
             "A's caller heard on B"
@@ -274,7 +264,7 @@ mod tests {
             a.received(&f);
         }
         // At most 200 ms wait; what is left plays, then silence.
-        let after = frames(&mut b, 15);
+        let after = b.frames(15);
         assert!(after[..QUEUE_TARGET].iter().any(|s| *s != 0));
         assert!(after[QUEUE_CAP..].iter().all(|s| *s == 0));
         assert!(b.handler_ref().dropped_samples() >= (16000 - QUEUE_CAP) as u64);
@@ -292,9 +282,9 @@ mod tests {
         // between two of A's frames.
         for (i, f) in frames_in.iter().enumerate() {
             a.received(f);
-            heard.extend(frames(&mut b, if i % 7 == 3 { 0 } else { 1 }));
+            heard.extend(b.frames(if i % 7 == 3 { 0 } else { 1 }));
             if i % 11 == 5 {
-                heard.extend(frames(&mut b, 1));
+                heard.extend(b.frames(1));
             }
         }
         let start = heard.iter().position(|s| *s != 0).unwrap();
@@ -315,14 +305,14 @@ mod tests {
         b.start();
         a.dtmf('5');
         a.dtmf('#');
-        frames(&mut b, 1);
+        b.frames(1);
         assert_eq!(b.poll_output(), Some(Output::SendDtmf('5')));
         assert_eq!(b.poll_output(), Some(Output::SendDtmf('#')));
         assert_eq!(a.poll_output(), None);
         a.stop();
-        frames(&mut b, 1);
+        b.frames(1);
         assert_eq!(b.poll_output(), Some(Output::Hangup));
-        frames(&mut b, 3);
+        b.frames(3);
         assert_eq!(b.poll_output(), None, "one hangup only");
     }
 
@@ -332,7 +322,7 @@ mod tests {
         let mut b = MediaEngine::new(b);
         b.start();
         drop(a);
-        frames(&mut b, 1);
+        b.frames(1);
         assert_eq!(b.poll_output(), Some(Output::Hangup));
     }
 }

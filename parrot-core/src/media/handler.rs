@@ -609,6 +609,20 @@ impl<H: MediaHandler> MediaEngine<H> {
     }
 }
 
+#[cfg(test)]
+impl<H: MediaHandler> MediaEngine<H> {
+    /// The next `n` 20 ms frames, one after the other (for tests).
+    pub(crate) fn frames(&mut self, n: usize) -> Vec<i16> {
+        let mut all = Vec::new();
+        let mut f = [0i16; 160];
+        for _ in 0..n {
+            self.next_frame(&mut f);
+            all.extend_from_slice(&f);
+        }
+        all
+    }
+}
+
 impl<T: MediaHandler + ?Sized> MediaHandler for Box<T> {
     fn choose_codec(
         &mut self,

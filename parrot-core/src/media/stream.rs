@@ -266,16 +266,6 @@ mod tests {
     use super::*;
     use crate::media::{MediaEngine, tone_present};
 
-    fn frames(e: &mut MediaEngine<AudioStream>, n: usize) -> Vec<i16> {
-        let mut all = Vec::new();
-        let mut f = [0i16; 160];
-        for _ in 0..n {
-            e.next_frame(&mut f);
-            all.extend_from_slice(&f);
-        }
-        all
-    }
-
     #[tokio::test]
     async fn frames_in_audio_out_marks_and_clear() {
         let (s, mut inp, out) = audio_stream();
@@ -300,15 +290,15 @@ mod tests {
         }
         out.send(&t16, 16000);
         out.mark("said");
-        let played = frames(&mut e, 26);
+        let played = e.frames(26);
         assert!(tone_present(&played[..3600], 440.0, 8000, 0.5));
         assert_eq!(inp.recv().await, Some(AudioEvent::Mark("said".into())));
         // Clear: what is queued goes within a frame.
         out.send(&vec![1000; 8000], 8000);
-        frames(&mut e, 1);
+        e.frames(1);
         out.clear();
         assert_eq!(out.queued(), 0);
-        assert!(frames(&mut e, 1).iter().all(|s| *s == 0));
+        assert!(e.frames(1).iter().all(|s| *s == 0));
     }
 
     #[test]
