@@ -116,14 +116,7 @@ fn a_lookup_that_never_answers_fails_its_dial_only() {
 fn a_resolved_dial_goes_to_the_address_found() {
     let mut net = Net::new(Config::default());
     let (_events, mut id) = dial(&mut net, "sip:bob@example.test");
-    let query = net.resolves[0];
-    net.command(Command::Resolved {
-        query,
-        result: Box::new(Ok(Resolved {
-            targets: vec![peer_at(ALICE)],
-            offer: None,
-        })),
-    });
+    net.resolve_first(vec![peer_at(ALICE)], None);
     assert!(id.try_recv().unwrap().is_ok());
     let (to, msg) = net.sent.pop().expect("the INVITE");
     assert_eq!(to, addr(ALICE));

@@ -124,14 +124,7 @@ fn a_dial_fails_over_to_the_next_destination_after_timer_b() {
     const DOWN: &str = "192.0.2.30:5060";
     let mut net = Net::new(Config::default());
     let (mut events, mut id) = dial(&mut net, "sip:bob@example.test");
-    let query = net.resolves[0];
-    net.command(Command::Resolved {
-        query,
-        result: Box::new(Ok(Resolved {
-            targets: vec![peer_at(DOWN), peer_at(ALICE)],
-            offer: None,
-        })),
-    });
+    net.resolve_first(vec![peer_at(DOWN), peer_at(ALICE)], None);
     id.try_recv().unwrap().unwrap();
     let (to, first) = net.sent.pop().expect("the first INVITE");
     assert_eq!(to, addr(DOWN));
@@ -181,14 +174,7 @@ fn a_503_fails_over_and_the_last_503_rejects() {
     const BUSY: &str = "192.0.2.31:5060";
     let mut net = Net::new(Config::default());
     let (mut events, mut id) = dial(&mut net, "sip:bob@example.test");
-    let query = net.resolves[0];
-    net.command(Command::Resolved {
-        query,
-        result: Box::new(Ok(Resolved {
-            targets: vec![peer_at(BUSY), peer_at(ALICE)],
-            offer: None,
-        })),
-    });
+    net.resolve_first(vec![peer_at(BUSY), peer_at(ALICE)], None);
     id.try_recv().unwrap().unwrap();
     let first = net.requests().pop().unwrap();
     net.recv_from(BUSY, &response_to(&first, 503, Some("x")));
@@ -248,14 +234,7 @@ fn a_transport_error_fails_over_to_the_next_destination() {
     const BROKEN: &str = "192.0.2.32:5060";
     let mut net = Net::new(Config::default());
     let (mut events, mut id) = dial(&mut net, "sip:bob@example.test");
-    let query = net.resolves[0];
-    net.command(Command::Resolved {
-        query,
-        result: Box::new(Ok(Resolved {
-            targets: vec![peer_at(BROKEN), peer_at(ALICE)],
-            offer: None,
-        })),
-    });
+    net.resolve_first(vec![peer_at(BROKEN), peer_at(ALICE)], None);
     id.try_recv().unwrap().unwrap();
     assert_eq!(net.sent.pop().unwrap().0, addr(BROKEN));
     let key = net.core.uses.keys().next().cloned().unwrap();
@@ -297,14 +276,7 @@ fn an_out_of_dialog_request_fails_over_on_503() {
         request: req,
         reply,
     });
-    let query = net.resolves[0];
-    net.command(Command::Resolved {
-        query,
-        result: Box::new(Ok(Resolved {
-            targets: vec![peer_at(BUSY), peer_at(ALICE)],
-            offer: None,
-        })),
-    });
+    net.resolve_first(vec![peer_at(BUSY), peer_at(ALICE)], None);
     let first = net.requests().pop().unwrap();
     net.recv_from(BUSY, &response_to(&first, 503, Some("x")));
     assert!(wait.try_recv().is_err(), "the 503 is not the answer");
@@ -344,16 +316,9 @@ async fn a_fail_over_offers_the_address_the_next_destination_is_reached_from() {
         .unwrap();
     let mut net = Net::new(Config::default());
     let (_events, mut id) = dial(&mut net, "sip:bob@example.test");
-    let query = net.resolves[0];
     let mut other = peer_at(OTHER);
     other.local.set_ip(second_ip);
-    net.command(Command::Resolved {
-        query,
-        result: Box::new(Ok(Resolved {
-            targets: vec![peer_at(DOWN), other],
-            offer: Some(offer),
-        })),
-    });
+    net.resolve_first(vec![peer_at(DOWN), other], Some(offer));
     id.try_recv().unwrap().unwrap();
     let (_, first) = net.sent.pop().expect("the first INVITE");
     let Message::Request(first) = first else {

@@ -97,6 +97,20 @@ impl Net {
         self.pump();
     }
 
+    /// Answers the first lookup the core asked for with these destinations
+    /// (and, for a dial with audio, the driver's offer).
+    fn resolve_first(
+        &mut self,
+        targets: Vec<crate::ua::route::Peer>,
+        offer: Option<crate::ua::media::Offered>,
+    ) {
+        let query = self.resolves[0];
+        self.command(Command::Resolved {
+            query,
+            result: Box::new(Ok(Resolved { targets, offer })),
+        });
+    }
+
     /// Moves the clock forward by `d`, firing every timer on the way.
     fn advance(&mut self, d: Duration) {
         let end = self.now + d;
