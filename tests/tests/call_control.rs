@@ -51,6 +51,24 @@ impl SipHandler for Server {
     }
 }
 
+/// A server endpoint on a free loopback port with handlers from `factory`,
+/// its address, and a client endpoint to call it from.
+async fn server_and_client<F, H>(factory: F) -> (Endpoint, std::net::SocketAddr, Endpoint)
+where
+    F: Fn() -> H + Send + Sync + 'static,
+    H: SipHandler,
+{
+    let addr = free_addr();
+    let server = Endpoint::builder()
+        .udp(addr)
+        .handler(factory)
+        .build()
+        .await
+        .unwrap();
+    let client = Endpoint::builder().udp(free_addr()).build().await.unwrap();
+    (server, addr, client)
+}
+
 struct Rig {
     server: Endpoint,
     client: Endpoint,
@@ -62,18 +80,12 @@ struct Rig {
 async fn rig() -> Rig {
     let (tx, handles) = mpsc::unbounded_channel();
     let ended = Arc::new(Mutex::new(Vec::new()));
-    let addr = free_addr();
     let e = ended.clone();
-    let server = Endpoint::builder()
-        .udp(addr)
-        .handler(move || Server {
-            handles: tx.clone(),
-            ended: e.clone(),
-        })
-        .build()
-        .await
-        .unwrap();
-    let client = Endpoint::builder().udp(free_addr()).build().await.unwrap();
+    let (server, addr, client) = server_and_client(move || Server {
+        handles: tx.clone(),
+        ended: e.clone(),
+    })
+    .await;
     Rig {
         server,
         client,
@@ -318,14 +330,7 @@ impl SipHandler for PinServer {
 async fn a_pin_read_from_digits_chooses_the_prompt() {
     let tmp = TempDir::new("pin");
     let (tx, mut pins) = mpsc::unbounded_channel();
-    let addr = free_addr();
-    let server = Endpoint::builder()
-        .udp(addr)
-        .handler(move || PinServer { pins: tx.clone() })
-        .build()
-        .await
-        .unwrap();
-    let client = Endpoint::builder().udp(free_addr()).build().await.unwrap();
+    let (server, addr, client) = server_and_client(move || PinServer { pins: tx.clone() }).await;
     let heard_wav = tmp.join("heard.wav");
     let mut call = client
         .dial(&format!("sip:service@{addr}"))
@@ -442,15 +447,8 @@ impl SipHandler for Inbox {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_outside_calls_reaches_the_handler() {
     let inbox = Arc::new(Mutex::new(Vec::new()));
-    let addr = free_addr();
     let i = inbox.clone();
-    let server = Endpoint::builder()
-        .udp(addr)
-        .handler(move || Inbox(i.clone()))
-        .build()
-        .await
-        .unwrap();
-    let client = Endpoint::builder().udp(free_addr()).build().await.unwrap();
+    let (server, addr, client) = server_and_client(move || Inbox(i.clone())).await;
     let resp = client
         .message(&format!("sip:bob@{addr}"), "your table is ready")
         .unwrap()
@@ -548,14 +546,7 @@ impl SipHandler for Streamer {
 async fn a_calls_audio_as_streams_with_a_mark_and_barge_in() {
     let tmp = TempDir::new("streams");
     let (tx, mut reports) = mpsc::unbounded_channel();
-    let addr = free_addr();
-    let server = Endpoint::builder()
-        .udp(addr)
-        .handler(move || Streamer { report: tx.clone() })
-        .build()
-        .await
-        .unwrap();
-    let client = Endpoint::builder().udp(free_addr()).build().await.unwrap();
+    let (server, addr, client) = server_and_client(move || Streamer { report: tx.clone() }).await;
     let heard_wav = tmp.join("heard.wav");
     struct Caller(PathBuf);
     impl MediaHandler for Caller {
@@ -626,15 +617,8 @@ impl SipHandler for Recorder {
 async fn a_call_is_recorded_both_ways_in_stereo() {
     let tmp = TempDir::new("both-ways");
     let file = tmp.join("call.wav");
-    let addr = free_addr();
     let f = file.clone();
-    let server = Endpoint::builder()
-        .udp(addr)
-        .handler(move || Recorder(f.clone()))
-        .build()
-        .await
-        .unwrap();
-    let client = Endpoint::builder().udp(free_addr()).build().await.unwrap();
+    let (server, addr, client) = server_and_client(move || Recorder(f.clone())).await;
     let mut call = client
         .dial(&format!("sip:service@{addr}"))
         .unwrap()
