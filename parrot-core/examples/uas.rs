@@ -62,7 +62,8 @@ impl SipHandler for Answer {
             };
             println!(
                 "uas: {user} is registered: bridging to {} via {}",
-                phone.contact, phone.flow.remote
+                phone.contact,
+                phone.flow.remote()
             );
             return match endpoint.dial(&phone.contact.to_string()) {
                 Ok(dial) => bridge(call, dial.flow(&phone.flow)).await,

@@ -49,12 +49,6 @@ pub struct Registrar {
 /// `fix_nated_register` and `received` do).
 #[derive(Debug, Clone)]
 pub struct Flow {
-    /// The transport.
-    pub transport: TransportKind,
-    /// The peer's address as it reached us (its NAT's public side).
-    pub remote: SocketAddr,
-    /// Our address it reached.
-    pub local: SocketAddr,
     /// The request's far end as the transport saw it (its connection, the
     /// address it arrived on for a wildcard UDP socket).
     pub(crate) peer: Peer,
@@ -62,18 +56,29 @@ pub struct Flow {
 
 impl PartialEq for Flow {
     fn eq(&self, other: &Flow) -> bool {
-        (self.transport, self.remote, self.local) == (other.transport, other.remote, other.local)
+        (self.transport(), self.remote(), self.local())
+            == (other.transport(), other.remote(), other.local())
     }
 }
 
 impl Flow {
     pub(crate) fn from_peer(peer: &Peer) -> Flow {
-        Flow {
-            transport: peer.target.kind,
-            remote: peer.target.addr,
-            local: peer.local,
-            peer: peer.clone(),
-        }
+        Flow { peer: peer.clone() }
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> TransportKind {
+        self.peer.target.kind
+    }
+
+    /// The peer's address as it reached us (its NAT's public side).
+    pub fn remote(&self) -> SocketAddr {
+        self.peer.target.addr
+    }
+
+    /// Our address it reached.
+    pub fn local(&self) -> SocketAddr {
+        self.peer.local
     }
 }
 
