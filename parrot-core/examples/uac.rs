@@ -64,13 +64,7 @@ impl SipHandler for Phone {
         // A directory: one recording per call, named by its Call-ID.
         let record = self.record.as_ref().map(|r| {
             if r.is_dir() {
-                let id: String = call
-                    .call_id()
-                    .unwrap_or("call")
-                    .chars()
-                    .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-                    .collect();
-                r.join(format!("{id}.wav"))
+                call.recording_path(r)
             } else {
                 r.clone()
             }

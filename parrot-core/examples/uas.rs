@@ -76,15 +76,7 @@ impl SipHandler for Answer {
             }
             tokio::time::sleep(wait).await;
         }
-        let record = self.record.as_ref().map(|dir| {
-            let id: String = call
-                .call_id()
-                .unwrap_or("call")
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-                .collect();
-            dir.join(format!("{id}.wav"))
-        });
+        let record = self.record.as_ref().map(|dir| call.recording_path(dir));
         call.answer(Greeting {
             play: self.play.clone(),
             record,

@@ -264,6 +264,19 @@ impl Incoming {
         }
     }
 
+    /// `dir/CALL-ID.wav`, the Call-ID kept to letters, digits and `-` so
+    /// that it is a safe file name: where to record this call in a folder
+    /// of recordings.
+    pub fn recording_path(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let id: String = self
+            .call_id()
+            .unwrap_or("call")
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        dir.join(format!("{id}.wav"))
+    }
+
     /// The request.
     pub fn request(&self) -> &Request {
         &self.request

@@ -150,13 +150,7 @@ impl SipHandler for Answerer {
         let mut audio = self.audio.clone();
         // A folder: one recording per call, named by its Call-ID.
         if let Some(dir) = audio.record.as_ref().filter(|r| r.is_dir()) {
-            let id: String = call
-                .call_id()
-                .unwrap_or("call")
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-                .collect();
-            audio.record = Some(dir.join(format!("{id}.wav")));
+            audio.record = Some(call.recording_path(dir));
         }
         call.answer(Audio::new(&audio)).await
 {%- else %}

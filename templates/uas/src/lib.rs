@@ -203,15 +203,11 @@ impl {{module}} {
     async fn answer(&self, call: &mut Incoming) -> Reply {
 {%- if media %}
         // 200 with the SDP answer; audio starts when the caller's ACK arrives.
-        let record = self.config.record.as_ref().map(|dir| {
-            let id: String = call
-                .call_id()
-                .unwrap_or("call")
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-                .collect();
-            dir.join(format!("{id}.wav"))
-        });
+        let record = self
+            .config
+            .record
+            .as_ref()
+            .map(|dir| call.recording_path(dir));
         call.answer(Menu::new(&self.config.assets, record)).await
 {%- else %}
         // Signaling only: a 200 without SDP. A caller that put an SDP offer in
