@@ -704,3 +704,19 @@ fn loud_span(path: &Path) -> Option<(Vec<i16>, usize, usize)> {
     let last = all.iter().rposition(loud).unwrap_or(first);
     Some((all, first, last))
 }
+
+/// Waits until the endpoint's published counts satisfy `done`, up to `within`; returns the last stats.
+pub async fn wait_for_stats(
+    ep: &parrot_core::ua::Endpoint,
+    within: Duration,
+    done: impl Fn(&parrot_core::ua::EndpointStats) -> bool,
+) -> parrot_core::ua::EndpointStats {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let s = ep.stats();
+        if done(&s) || tokio::time::Instant::now() >= deadline {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -15,7 +15,7 @@ use parrot_core::transaction::TimerConfig;
 use parrot_core::transport::TransportKind;
 use parrot_core::ua::{Endpoint, EndpointStats, Incoming, Reply, SipHandler};
 use parrot_tests::load::rss_kib;
-use parrot_tests::{free_addr, scenarios};
+use parrot_tests::{free_addr, scenarios, wait_for_stats};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -108,22 +108,6 @@ fn probe(server: SocketAddr, stop: Arc<AtomicBool>, patience: Duration) -> Probe
     probes
 }
 
-/// Waits until `done(stats)` holds, up to `within`; returns the last stats.
-async fn wait_for(
-    ep: &Endpoint,
-    within: Duration,
-    done: impl Fn(&EndpointStats) -> bool,
-) -> EndpointStats {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let s = ep.stats();
-        if done(&s) || tokio::time::Instant::now() >= deadline {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The even ports of `range` that cannot be bound now (held by someone).
 fn ports_held(range: std::ops::RangeInclusive<u16>) -> usize {
     range
@@ -193,7 +177,7 @@ async fn an_invite_flood_without_ack_leaves_options_answered_and_memory_freed() 
 
     let drained = |s: &EndpointStats| s.transactions == 0 && s.dialogs == 0 && s.calls == 0;
     let drain_started = Instant::now();
-    let s = wait_for(&ep, Duration::from_secs(20), drained).await;
+    let s = wait_for_stats(&ep, Duration::from_secs(20), drained).await;
     let drain_time = drain_started.elapsed();
     let after = {
         let stop = Arc::new(AtomicBool::new(false));

@@ -9,7 +9,7 @@ use parrot_core::transaction::TimerConfig;
 use parrot_core::transport::TransportKind;
 use parrot_core::ua::{Endpoint, EndpointStats, Incoming, Reply, SipHandler};
 use parrot_tests::load::rss_kib;
-use parrot_tests::{SippRun, free_addr, scenarios};
+use parrot_tests::{SippRun, free_addr, scenarios, wait_for_stats};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -47,22 +47,6 @@ fn report(what: &str, run: &SippRun, ep: &EndpointStats) {
     );
 }
 
-/// Waits until `done(stats)` holds, up to `within`; returns the last stats.
-async fn wait_for(
-    ep: &Endpoint,
-    within: Duration,
-    done: impl Fn(&EndpointStats) -> bool,
-) -> EndpointStats {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let s = ep.stats();
-        if done(&s) || tokio::time::Instant::now() >= deadline {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_thousand_calls_leave_no_state_and_no_memory_growth() {
     let _serial = SERIAL.lock().await;
@@ -81,7 +65,7 @@ async fn three_thousand_calls_leave_no_state_and_no_memory_growth() {
     let drained = |s: &EndpointStats| s.transactions == 0 && s.dialogs == 0 && s.calls == 0;
 
     let warm = sipp_uac(addr, &["-m", "300", "-r", "200", "-l", "400"]).await;
-    let s = wait_for(&ep, Duration::from_secs(15), drained).await;
+    let s = wait_for_stats(&ep, Duration::from_secs(15), drained).await;
     report("first 300 calls", &warm, &s);
     assert_eq!(warm.code, Some(0), "{}", warm.output);
     assert_eq!(warm.stat("SuccessfulCall(C)"), Some(300));
@@ -89,7 +73,7 @@ async fn three_thousand_calls_leave_no_state_and_no_memory_growth() {
     let rss_warm = rss_kib();
 
     let run = sipp_uac(addr, &["-m", "2700", "-r", "200", "-l", "400"]).await;
-    let s = wait_for(&ep, Duration::from_secs(15), drained).await;
+    let s = wait_for_stats(&ep, Duration::from_secs(15), drained).await;
     report("2,700 more calls", &run, &s);
     assert_eq!(run.code, Some(0), "{}", run.output);
     assert_eq!(run.stat("SuccessfulCall(C)"), Some(2700));
@@ -166,7 +150,7 @@ async fn overload_gets_503_with_retry_after_then_recovers() {
         s.rejected_overload,
         100 - s.rejected_overload
     );
-    let calls = wait_for(&ep, Duration::from_secs(10), |s| {
+    let calls = wait_for_stats(&ep, Duration::from_secs(10), |s| {
         s.calls == 0 && s.dialogs == 0
     })
     .await;

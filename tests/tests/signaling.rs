@@ -288,11 +288,8 @@ async fn a_panicking_handler_ends_only_its_call() {
     assert_eq!((ok, server_errors), (50, 1));
     // The counts are published after each turn of the endpoint's loop: the
     // turn that sent the 500 may not have ended when it arrives here.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while server.stats().panics == 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(server.stats().panics, 1);
+    let s = parrot_tests::wait_for_stats(&server, Duration::from_secs(5), |s| s.panics > 0).await;
+    assert_eq!(s.panics, 1);
     assert!(
         drained(&server, Duration::from_secs(10)).await,
         "calls left: {:?}",
