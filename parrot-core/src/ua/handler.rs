@@ -344,6 +344,11 @@ impl Incoming {
 
     /// Sends a provisional response (1xx, e.g. 180 Ringing or 183 with early
     /// media) while the handler decides. Only for INVITE.
+    ///
+    /// It goes reliably (RFC 3262: `RSeq`, retransmitted until the caller's
+    /// PRACK) when the caller requires that, or supports it and the reply has
+    /// a body or `Require: 100rel`; see
+    /// [`EndpointBuilder::reliable_provisionals`](super::EndpointBuilder::reliable_provisionals).
     pub async fn provisional(&self, reply: Reply) -> Result<(), UaError> {
         if !reply.status().is_provisional() || reply.status().as_u16() == 100 {
             return Err(UaError::InvalidReply("a provisional reply is 101..=199"));

@@ -20,6 +20,7 @@
 mod client;
 mod destinations;
 mod precheck;
+mod reliable;
 mod server;
 mod timers;
 
@@ -177,6 +178,8 @@ struct Call {
     /// The SDP we last sent in the dialog (offer or answer): what a session
     /// refresh re-INVITE carries.
     local_sdp: Option<bytes::Bytes>,
+    /// Reliable provisionals of the INVITE we answer (RFC 3262).
+    reliable: Option<Box<reliable::Reliable>>,
     /// The CSeq of a re-INVITE of ours without an offer (a call without
     /// media refreshed): an offer in its 2xx gets a refusing answer.
     bodyless_invite: Option<u32>,
@@ -276,6 +279,8 @@ pub(crate) struct UaCore {
     pending_call: HashMap<TransactionKey, CallId>,
     /// Session timers (RFC 4028), by when they are due.
     session_deadlines: BTreeSet<(Instant, CallId)>,
+    /// Reliable provisionals to send again (RFC 3262), by when.
+    prack_deadlines: BTreeSet<(Instant, CallId)>,
     queries: HashMap<QueryId, Query>,
     /// Requests outside a dialog with destinations left to fail over to
     /// (RFC 3263 §4.3): the request as it was before its Via, and those
@@ -323,6 +328,7 @@ impl UaCore {
             merging: HashMap::new(),
             pending_call: HashMap::new(),
             session_deadlines: BTreeSet::new(),
+            prack_deadlines: BTreeSet::new(),
             queries: HashMap::new(),
             failover: HashMap::new(),
             query_deadlines: BTreeSet::new(),
@@ -358,11 +364,7 @@ impl UaCore {
             self.learn_public_address(r.local, resp);
         }
         if let Message::Request(req) = &r.message {
-            if let Some(resp) = precheck::precheck(
-                req,
-                &self.config.entropy,
-                self.config.session_timer.is_some(),
-            ) {
+            if let Some(resp) = precheck::precheck(req, &self.config) {
                 // An INVITE whose headers make a transaction: answered in one,
                 // which retransmits the final until the ACK (`on_request`).
                 let transactional = *req.method() == crate::message::Method::Invite
@@ -428,6 +430,7 @@ impl UaCore {
             self.on_query_timeout(query);
         }
         self.on_session_timers();
+        self.on_prack_timers();
     }
 
     // ------------------------------------------------------------------ outputs
@@ -454,6 +457,7 @@ impl UaCore {
             self.txns.poll_timeout(),
             self.query_deadlines.first().map(|(at, _)| *at),
             self.next_session_timer(),
+            self.next_prack_timer(),
             // Once passed, the deadline is the driver's cue to stop (`is_done`), not a timer.
             self.shutting_down
                 .as_ref()

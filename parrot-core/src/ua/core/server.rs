@@ -54,7 +54,7 @@ impl UaCore {
     }
 
     /// Replies to a server transaction from the core itself (no handler involved).
-    fn reply_now(&mut self, key: &TransactionKey, request: &Request, reply: Reply) {
+    pub(super) fn reply_now(&mut self, key: &TransactionKey, request: &Request, reply: Reply) {
         let mut resp = reply.to_response(request);
         if resp.status().as_u16() != 100
             && request.headers().to().is_some_and(|t| t.tag().is_none())
@@ -82,11 +82,7 @@ impl UaCore {
             // Refused before a transaction existed (a Require we do not
             // support, a body we cannot read…): the INVITE transaction now
             // retransmits that final response until the ACK (§17.2.1).
-            if let Some(resp) = super::precheck::precheck(
-                &request,
-                &self.config.entropy,
-                self.config.session_timer.is_some(),
-            ) {
+            if let Some(resp) = super::precheck::precheck(&request, &self.config) {
                 self.set_pending(
                     key.clone(),
                     Pending {
@@ -167,6 +163,7 @@ impl UaCore {
             invites: Default::default(),
             timer: None,
             local_sdp: None,
+            reliable: None,
             bodyless_invite: None,
         });
         // The early dialog our provisional responses create (§12.1.1): a
@@ -207,6 +204,11 @@ impl UaCore {
         let Some(call) = self.calls.get_mut(call_id) else {
             return self.reply_now(&key, &request, Reply::new(StatusCode::CALL_DOES_NOT_EXIST));
         };
+        if *request.method() == Method::Prack {
+            // RFC 3262 §3: early or confirmed, it acknowledges a reliable
+            // provisional of ours, or gets 481.
+            return self.on_prack(key, request, call_id);
+        }
         if call.dialog.is_none() {
             return self.on_early_dialog(key, request, call_id);
         }
@@ -399,14 +401,14 @@ impl UaCore {
             }
             // An UPDATE without an offer refreshes (RFC 3311 §5.2); a new offer
             // before the answer is not something we negotiate (no early
-            // offer/answer without PRACK): 488.
+            // offer/answer in the early dialog): 488.
             Method::Update if request.body().is_empty() => {
                 self.reply_now(&key, &request, Reply::ok());
             }
             Method::Update => {
                 self.reply_now(&key, &request, Reply::new(StatusCode::NOT_ACCEPTABLE_HERE));
             }
-            // Nothing else is handled before the answer (no PRACK yet).
+            // Nothing else is handled before the answer (PRACK is taken by `on_in_dialog`).
             _ => self.reply_now(&key, &request, Reply::new(StatusCode::CALL_DOES_NOT_EXIST)),
         }
     }
@@ -544,6 +546,17 @@ impl UaCore {
                         }
                     }
                     Err(e) => warn!(error = %e, "no dialog from this INVITE"),
+                }
+            }
+            if is_invite && !has_tag {
+                // RFC 3262: provisionals may go reliably, and a 2xx may wait
+                // for the PRACK of one.
+                if resp.status().is_provisional() && resp.status().as_u16() > 100 {
+                    return self.send_provisional(c, &key, &request, resp);
+                }
+                match self.final_after_reliable(c, resp) {
+                    Some(r) => resp = r,
+                    None => return,
                 }
             }
         }

@@ -593,4 +593,5 @@ mod auth;
 mod client;
 mod destinations;
 mod dialogs;
+mod prack;
 mod timers;
