@@ -3,6 +3,7 @@
 //! sends INFO or MESSAGE in the dialog.
 
 use super::UaError;
+use super::call_event::{CallEvent, EventSender};
 use super::command::{Command, CoreHandle};
 use super::slab::CallId;
 use crate::media::Action;
@@ -48,12 +49,15 @@ pub struct CallHandle {
     call: CallId,
     control: mpsc::Sender<HandleCommand>,
     status: watch::Receiver<CallStatus>,
+    /// Shared by the clones: each event goes to one of them.
+    events: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Box<CallEvent>>>>,
 }
 
 /// The call task's ends of a [`CallHandle`].
 pub(crate) struct HandleEnds {
     pub(crate) control: mpsc::Receiver<HandleCommand>,
     pub(crate) status: watch::Sender<CallStatus>,
+    pub(crate) events: EventSender,
 }
 
 impl CallHandle {
@@ -61,18 +65,31 @@ impl CallHandle {
     pub(crate) fn new(core: mpsc::Sender<Command>, call: CallId) -> (CallHandle, HandleEnds) {
         let (control_tx, control) = mpsc::channel(16);
         let (status_tx, status) = watch::channel(CallStatus::Ringing);
+        let (events_tx, events) = mpsc::channel(16);
         (
             CallHandle {
                 core: CoreHandle(core),
                 call,
                 control: control_tx,
                 status,
+                events: std::sync::Arc::new(tokio::sync::Mutex::new(events)),
             },
             HandleEnds {
                 control,
                 status: status_tx,
+                events: EventSender(events_tx),
             },
         )
+    }
+
+    /// The next thing the peer did to the call: [`CallEvent::Held`],
+    /// [`CallEvent::Resumed`], [`CallEvent::MediaStarted`], and
+    /// [`CallEvent::Ended`] last (then `None`). Requests (INFO, MESSAGE,
+    /// REFER…) go to the [`SipHandler`](super::SipHandler)'s methods instead.
+    /// With several clones of the handle, each event reaches the one that
+    /// asks first; 16 events not taken are kept, later ones dropped.
+    pub async fn next_event(&self) -> Option<CallEvent> {
+        self.events.lock().await.recv().await.map(|e| *e)
     }
 
     /// Where the call is now.

@@ -32,15 +32,17 @@ pub(crate) async fn uas_call<H: SipHandler>(
         mut rx,
         mut provisional,
         mut early,
-        handle: HandleEnds {
-            mut control,
-            status,
-        },
+        handle:
+            HandleEnds {
+                mut control,
+                status,
+                events,
+            },
     } = channels;
     let mut media = CallMedia::default();
     let (media_tx, mut media_rx) = mpsc::channel(4);
     // However the task ends (a panic too), the handles see the call over.
-    let status = EndedOnDrop(status);
+    let status = EndedOnDrop(status, events.clone());
     // Media actions from handles before audio flows, applied when it does.
     let mut queued: Vec<Action> = Vec::new();
     let reply = 'answer: {
@@ -64,7 +66,9 @@ pub(crate) async fn uas_call<H: SipHandler>(
                     // Early media: the 183 with our answer, and the audio from now on.
                     let EarlyMedia { reply, media: pending } = *e;
                     let _ = core.send(Command::Reply { call: Some(call), key: key.clone(), reply }).await;
-                    media.start(pending, media_tx.clone());
+                    if let Some(ev) = media.start(pending, media_tx.clone()) {
+                        events.emit(ev);
+                    }
                     for a in queued.drain(..) {
                         let _ = media.apply(a).await;
                     }
@@ -171,7 +175,9 @@ pub(crate) async fn uas_call<H: SipHandler>(
                 }
                 // Audio flows once the caller has our answer and acknowledged it.
                 if let Some(p) = pending.take() {
-                    media.start(p, media_tx.clone());
+                    if let Some(ev) = media.start(p, media_tx.clone()) {
+                        events.emit(ev);
+                    }
                     for a in queued.drain(..) {
                         let _ = media.apply(a).await;
                     }
@@ -203,7 +209,12 @@ pub(crate) async fn uas_call<H: SipHandler>(
                         Reply::ok()
                     }
                     None => match Box::pin(media.in_dialog(&request)).await {
-                        Some(reply) => reply,
+                        Some(reply) => {
+                            if let Some(ev) = media.hold_event() {
+                                events.emit(ev);
+                            }
+                            reply
+                        }
                         None => {
                             let mut inc = Incoming::new(request, source, kind, None);
                             if method == Method::Invite {
@@ -268,11 +279,12 @@ pub(crate) struct EarlyMedia {
 }
 
 /// Tells the call's handles it is over when the task ends, however it ends.
-struct EndedOnDrop(tokio::sync::watch::Sender<CallStatus>);
+struct EndedOnDrop(tokio::sync::watch::Sender<CallStatus>, EventSender);
 
 impl Drop for EndedOnDrop {
     fn drop(&mut self) {
         self.0.send_replace(CallStatus::Ended);
+        self.1.emit(CallEvent::Ended);
     }
 }
 
@@ -377,17 +389,29 @@ struct CallMedia {
     negotiator: Option<crate::sdp::Negotiator>,
     /// A re-INVITE without an offer got ours in its 2xx: the ACK answers it.
     answer_in_ack: bool,
+    /// The peer has put us on hold: its last offer asked us not to send
+    /// (`a=sendonly` or `a=inactive` from it, RFC 3264 §8.4).
+    held: bool,
+    /// `held` changed with the last offer answered, not told yet.
+    hold_changed: bool,
 }
 
 impl CallMedia {
-    fn start(&mut self, p: PendingMedia, events: mpsc::Sender<MediaEvent>) {
+    /// Starts the session; the event that tells the call's handles.
+    fn start(&mut self, p: PendingMedia, events: mpsc::Sender<MediaEvent>) -> Option<CallEvent> {
+        let codec = p.config.codec.to_string();
         match MediaSession::start(p.config, p.handler, events) {
             Ok(s) => {
                 info!(local = %s.local_addr(), "media started");
+                let stats = s.watch_stats();
                 self.session = Some(s);
                 self.negotiator = Some(p.negotiator);
+                Some(CallEvent::MediaStarted { codec, stats })
             }
-            Err(e) => warn!(error = %e, "media not started"),
+            Err(e) => {
+                warn!(error = %e, "media not started");
+                None
+            }
         }
     }
 
@@ -423,6 +447,9 @@ impl CallMedia {
                         Ok(answer) => {
                             if let Some(n) = &answer.negotiated {
                                 session.update(n.remote_addr(), n.direction).await;
+                                let held = !n.direction.sends();
+                                self.hold_changed = held != self.held;
+                                self.held = held;
                             }
                             Reply::ok().body("application/sdp", answer.sdp.to_bytes())
                         }
@@ -441,6 +468,19 @@ impl CallMedia {
             }
             _ => None,
         }
+    }
+
+    /// What the last offer answered did to the call: the peer put us on
+    /// hold or took us off it (once per change).
+    fn hold_event(&mut self) -> Option<CallEvent> {
+        if !std::mem::take(&mut self.hold_changed) {
+            return None;
+        }
+        Some(if self.held {
+            CallEvent::Held
+        } else {
+            CallEvent::Resumed
+        })
     }
 
     /// A re-INVITE with our offer in `direction` (hold, resume), waiting
@@ -535,7 +575,7 @@ pub(crate) struct UacMedia {
     pub(crate) offer: super::media::Offered,
     pub(crate) answer: Response,
     pub(crate) call: CallId,
-    pub(crate) control: Option<mpsc::Receiver<Action>>,
+    pub(crate) control: Option<mpsc::Receiver<crate::ua::command::MediaControl>>,
     pub(crate) events: EventSender,
     pub(crate) stop: oneshot::Receiver<()>,
     /// In-dialog requests it answers (re-INVITE offers, DTMF by INFO).
@@ -602,14 +642,19 @@ pub(crate) async fn uac_media(media: UacMedia, commands: mpsc::Sender<Command>) 
     let mut media = CallMedia {
         session: Some(session),
         negotiator: Some(negotiator),
-        answer_in_ack: false,
+        ..CallMedia::default()
     };
     loop {
         tokio::select! {
             _ = &mut stop => break,
-            Some(action) = recv_or_pending(&mut control) => {
-                let _ = media.apply(action).await;
-            }
+            Some(c) = recv_or_pending(&mut control) => match c {
+                crate::ua::command::MediaControl::Action(action) => {
+                    let _ = media.apply(action).await;
+                }
+                crate::ua::command::MediaControl::Direction(direction, done) => {
+                    let _ = done.send(media.reoffer(direction, &commands, call).await);
+                }
+            },
             Some(msg) = requests.recv() => match msg {
                 ToMedia::Request(key, request) => {
                     let reply = match Box::pin(media.in_dialog(&request)).await {
@@ -622,6 +667,9 @@ pub(crate) async fn uac_media(media: UacMedia, commands: mpsc::Sender<Command>) 
                     let _ = commands
                         .send(Command::Reply { call: Some(call), key, reply })
                         .await;
+                    if let Some(ev) = media.hold_event() {
+                        events.emit(ev);
+                    }
                 }
                 ToMedia::Ack(ack) => media.ack(&ack).await,
             },
@@ -644,8 +692,10 @@ pub(crate) async fn uac_media(media: UacMedia, commands: mpsc::Sender<Command>) 
     media.stop().await;
 }
 
-/// The next action from a handle, or never once there is none.
-async fn recv_or_pending(control: &mut Option<mpsc::Receiver<Action>>) -> Option<Action> {
+/// The next request from a handle, or never once there is none.
+async fn recv_or_pending(
+    control: &mut Option<mpsc::Receiver<crate::ua::command::MediaControl>>,
+) -> Option<crate::ua::command::MediaControl> {
     match control {
         Some(rx) => match rx.recv().await {
             Some(a) => Some(a),

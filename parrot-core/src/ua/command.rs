@@ -106,7 +106,17 @@ pub(crate) struct Resolved {
 /// come on (read by the call's media task once audio flows).
 pub(crate) struct DialMedia {
     pub(crate) handler: Box<dyn MediaHandler>,
-    pub(crate) control: mpsc::Receiver<Action>,
+    pub(crate) control: mpsc::Receiver<MediaControl>,
+}
+
+/// What a placed call's handle asks of its media task.
+#[derive(Debug)]
+pub(crate) enum MediaControl {
+    /// A media action (play, record, DTMF…).
+    Action(Action),
+    /// A re-INVITE with our offer in this direction (hold, resume); the
+    /// answer says how it went.
+    Direction(crate::sdp::Direction, oneshot::Sender<Result<(), UaError>>),
 }
 
 impl std::fmt::Debug for DialMedia {

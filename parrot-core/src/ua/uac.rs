@@ -2,7 +2,7 @@
 
 use super::UaError;
 use super::call_event::{CallEvent, EventSender};
-use super::command::{Command, CoreHandle, DialMedia, DialSpec};
+use super::command::{Command, CoreHandle, DialMedia, DialSpec, MediaControl};
 use super::slab::CallId;
 use crate::message::{HeaderName, Method, Response, Uri};
 use crate::transport::TransportKind;
@@ -152,7 +152,7 @@ pub struct OutgoingCall {
         tokio::sync::watch::Receiver<crate::media::MediaStats>,
     )>,
     /// To the call's media task: actions queue here until audio flows.
-    control: Option<mpsc::Sender<crate::media::Action>>,
+    control: Option<mpsc::Sender<MediaControl>>,
 }
 
 impl OutgoingCall {
@@ -197,6 +197,8 @@ impl OutgoingCall {
                 CallEvent::Provisional(_)
                 | CallEvent::Request(_)
                 | CallEvent::Transfer { .. }
+                | CallEvent::Held
+                | CallEvent::Resumed
                 | CallEvent::MediaStarted { .. } => {}
             }
         }
@@ -214,9 +216,39 @@ impl OutgoingCall {
     pub async fn media_action(&self, action: crate::media::Action) -> Result<(), UaError> {
         if let Some(control) = &self.control {
             // A closed channel means the call's audio is over: nothing to apply.
-            let _ = control.send(action).await;
+            let _ = control.send(MediaControl::Action(action)).await;
         }
         Ok(())
+    }
+
+    /// Puts the call on hold: a re-INVITE offering `a=sendonly` (RFC 3264
+    /// §8.4); we keep sending and the peer stops. Returns once the peer has
+    /// answered; a 491 (both sides re-INVITing at once, RFC 3261 §14.1) is an
+    /// error to retry after a moment.
+    pub async fn hold(&self) -> Result<(), UaError> {
+        self.direction(crate::sdp::Direction::SendOnly).await
+    }
+
+    /// Takes the call off hold: a re-INVITE offering `a=sendrecv`.
+    pub async fn resume(&self) -> Result<(), UaError> {
+        self.direction(crate::sdp::Direction::SendRecv).await
+    }
+
+    /// A re-INVITE offering `direction` for the audio (`Inactive`: both
+    /// sides silent); the local media session follows the answer. Only for
+    /// a call placed with [`Dial::media`] once its audio flows.
+    pub async fn direction(&self, direction: crate::sdp::Direction) -> Result<(), UaError> {
+        let control = self
+            .control
+            .as_ref()
+            .ok_or(UaError::InvalidState("the call has no audio"))?;
+        let (reply, wait) = oneshot::channel();
+        control
+            .send(MediaControl::Direction(direction, reply))
+            .await
+            .map_err(|_| UaError::CallGone)?;
+        // Unanswered until the audio flows (the media task reads it then).
+        wait.await.map_err(|_| UaError::CallGone)?
     }
 
     /// Sends DTMF digits in the audio (RFC 4733).

@@ -5,7 +5,6 @@
 use super::destinations::{Query, route_to};
 use super::{Call, CallState, OfferWanted, Output, Owner, Spawn, UaCore};
 use crate::dialog::{Dialog, DialogId};
-use crate::media::Action;
 use crate::message::{HeaderName, Host, Message, Method, Request, Response, SipUri, StatusCode};
 use crate::transaction::TransactionKey;
 use crate::ua::UaError;
@@ -38,7 +37,7 @@ pub(super) struct UacCall {
     /// Our SDP offer and its sockets, until the answer comes.
     pub(super) offer: Option<Offered>,
     /// The handle's media actions, for the media task once audio flows.
-    control: Option<mpsc::Receiver<Action>>,
+    control: Option<mpsc::Receiver<crate::ua::command::MediaControl>>,
     /// Dropped with the call: tells its media task to stop.
     _media_stop: Option<oneshot::Sender<()>>,
     /// To the call's media task: in-dialog requests it answers (a re-INVITE's
@@ -58,7 +57,7 @@ const MAX_EARLY: usize = 8;
 
 /// Who waits for a dial to start: its handle's channels and the answer.
 struct PendingDial {
-    control: Option<mpsc::Receiver<Action>>,
+    control: Option<mpsc::Receiver<crate::ua::command::MediaControl>>,
     events: EventSender,
     reply: oneshot::Sender<Result<CallId, UaError>>,
 }
@@ -181,7 +180,7 @@ impl UaCore {
         spec: DialSpec,
         peer: Peer,
         offer: Option<Offered>,
-        control: Option<mpsc::Receiver<Action>>,
+        control: Option<mpsc::Receiver<crate::ua::command::MediaControl>>,
         events: EventSender,
     ) -> Result<CallId, UaError> {
         let local = peer.local;

@@ -37,7 +37,7 @@ use super::reply::Reply;
 use super::route::Peer;
 use super::slab::{CallId, Slab};
 use crate::dialog::{Dialog, DialogId};
-use crate::media::{Action, MediaHandler, Ports};
+use crate::media::{MediaHandler, Ports};
 use crate::message::{Host, Message, Request, Response, SipUri, Uri, Via};
 use crate::transaction::{Event, TransactionKey, Transactions, Transmit, shrink_if_sparse};
 use crate::transport::{Received, Target, TransportKind};
@@ -113,7 +113,7 @@ pub(crate) enum Spawn {
         call: CallId,
         offer: Offered,
         answer: Response,
-        control: Option<mpsc::Receiver<Action>>,
+        control: Option<mpsc::Receiver<crate::ua::command::MediaControl>>,
         events: EventSender,
         stop: oneshot::Receiver<()>,
         /// In-dialog requests for the media task to answer.
