@@ -43,6 +43,10 @@ pub enum CallEvent {
     Held,
     /// The peer took the call off hold: we send again.
     Resumed,
+    /// An attended transfer's new call (its INVITE named this dialog in
+    /// Replaces, RFC 3891) was answered: this call is hung up (BYE sent),
+    /// [`CallEvent::Ended`] follows.
+    Replaced,
     /// The call is over: the peer hung up, or the endpoint shut down.
     Ended,
 }

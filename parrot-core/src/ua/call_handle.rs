@@ -30,12 +30,6 @@ pub(crate) enum HandleCommand {
     Media(Action),
     /// Hang up with BYE; the answer says when it is done.
     Hangup(oneshot::Sender<Result<(), UaError>>),
-    /// Transfer the peer to this URI (REFER); the answer is the final
-    /// status of the peer's call to it.
-    Transfer(
-        crate::message::Uri,
-        oneshot::Sender<Result<crate::message::StatusCode, UaError>>,
-    ),
     /// Re-INVITE with our offer in this direction (hold, resume).
     Direction(crate::sdp::Direction, oneshot::Sender<Result<(), UaError>>),
 }
@@ -134,15 +128,66 @@ impl CallHandle {
     pub async fn transfer(&self, target: &str) -> Result<crate::message::StatusCode, UaError> {
         let uri = crate::message::Uri::parse(target)
             .ok_or_else(|| UaError::Unroutable(target.to_owned()))?;
+        self.refer(&format!("<{uri}>"), true).await
+    }
+
+    /// An attended transfer (RFC 3891 §6.1): the peer calls `other`'s peer
+    /// with Replaces, taking `other`'s place (that call is then hung up by
+    /// its peer); the outcome as for [`CallHandle::transfer`].
+    pub async fn transfer_attended(
+        &self,
+        other: &super::DialogRef,
+    ) -> Result<crate::message::StatusCode, UaError> {
+        self.refer(&other.refer_to(), true).await
+    }
+
+    /// A REFER with this Refer-To value (`<uri>`); without `subscribe`,
+    /// `Refer-Sub: false` (RFC 4488) asks for no progress: the 2xx is then
+    /// the outcome.
+    pub async fn refer(
+        &self,
+        refer_to: &str,
+        subscribe: bool,
+    ) -> Result<crate::message::StatusCode, UaError> {
         if self.status() != CallStatus::Answered {
             return Err(UaError::InvalidState("the call is not answered, or over"));
         }
-        let (reply, wait) = oneshot::channel();
-        self.control
-            .send(HandleCommand::Transfer(uri, reply))
-            .await
-            .map_err(|_| UaError::CallGone)?;
-        wait.await.map_err(|_| UaError::CallGone)?
+        super::transfer::refer(&self.core, self.call, refer_to.to_owned(), subscribe).await
+    }
+
+    /// Which dialog this call is (for [`transfer_attended`](Self::transfer_attended)
+    /// on another call), once answered.
+    pub async fn dialog(&self) -> Result<super::DialogRef, UaError> {
+        super::transfer::dialog(&self.core, self.call).await
+    }
+
+    /// Tells the peer whose REFER the handler accepted (202 from
+    /// [`SipHandler::refer`](super::SipHandler::refer)) how the call to its
+    /// target goes: a NOTIFY with `status` (RFC 3515 §2.4.5); a final one
+    /// ends the refer subscription. An error when there is none.
+    pub async fn transfer_progress(
+        &self,
+        status: crate::message::StatusCode,
+    ) -> Result<Response, UaError> {
+        super::transfer::progress(&self.core, self.call, status).await
+    }
+
+    /// Follows a transfer the peer asked for (a REFER the handler accepted;
+    /// its target from [`Incoming::refer_to`](super::Incoming::refer_to)):
+    /// places `dial`, tells the peer how it goes (180 when it rings, then
+    /// the final status), and once it is answered hangs this call up and
+    /// returns the new one.
+    pub async fn follow_transfer(&self, dial: super::Dial) -> Result<super::OutgoingCall, UaError> {
+        let (core, id) = (self.core.clone(), self.call);
+        let report = |status| {
+            let core = core.clone();
+            async move {
+                let _ = super::transfer::progress(&core, id, status).await;
+            }
+        };
+        let new = super::transfer::follow(dial, report).await?;
+        let _ = self.hangup().await;
+        Ok(new)
     }
 
     /// Puts the call on hold: a re-INVITE offering `a=sendonly` (RFC 3264

@@ -83,9 +83,6 @@ pub(crate) async fn uas_call<H: SipHandler>(
                     HandleCommand::Hangup(done) | HandleCommand::Direction(_, done) => {
                         let _ = done.send(Err(super::UaError::InvalidState("not answered yet")));
                     }
-                    HandleCommand::Transfer(_, done) => {
-                        let _ = done.send(Err(super::UaError::InvalidState("not answered yet")));
-                    }
                 },
                 r = &mut fut => break 'answer Ok(r),
             }
@@ -114,8 +111,6 @@ pub(crate) async fn uas_call<H: SipHandler>(
         return Box::pin(handler.ended(EndReason::Rejected)).await;
     }
     status.0.send_replace(CallStatus::Answered);
-    // A transfer in progress: where the NOTIFYs' final status goes.
-    let mut transfer: Option<oneshot::Sender<crate::message::StatusCode>> = None;
     loop {
         let msg = tokio::select! {
             msg = rx.recv() => msg,
@@ -136,9 +131,6 @@ pub(crate) async fn uas_call<H: SipHandler>(
                     }
                     HandleCommand::Direction(direction, done) => {
                         let _ = done.send(media.reoffer(direction, &core, call).await);
-                    }
-                    HandleCommand::Transfer(target, done) => {
-                        transfer = Some(refer(&core, call, &target, done));
                     }
                 }
                 continue;
@@ -197,33 +189,21 @@ pub(crate) async fn uas_call<H: SipHandler>(
                     },
                 ) = *delivered;
                 let method = request.method().clone();
-                let progress = transfer_progress(&request, transfer.is_some());
-                let reply = match progress {
-                    Some(status) => {
-                        // RFC 3515 §2.4.5: the refer subscription's NOTIFY, ours to take.
-                        if status.is_final() {
-                            if let Some(t) = transfer.take() {
-                                let _ = t.send(status);
-                            }
+                let reply = match Box::pin(media.in_dialog(&request)).await {
+                    Some(reply) => {
+                        if let Some(ev) = media.hold_event() {
+                            events.emit(ev);
                         }
-                        Reply::ok()
+                        reply
                     }
-                    None => match Box::pin(media.in_dialog(&request)).await {
-                        Some(reply) => {
-                            if let Some(ev) = media.hold_event() {
-                                events.emit(ev);
-                            }
-                            reply
+                    None => {
+                        let mut inc = Incoming::new(request, source, kind, None);
+                        if method == Method::Invite {
+                            Box::pin(handler.invite(&mut inc)).await
+                        } else {
+                            Box::pin(dispatch(&mut handler, &inc)).await
                         }
-                        None => {
-                            let mut inc = Incoming::new(request, source, kind, None);
-                            if method == Method::Invite {
-                                Box::pin(handler.invite(&mut inc)).await
-                            } else {
-                                Box::pin(dispatch(&mut handler, &inc)).await
-                            }
-                        }
-                    },
+                    }
                 };
                 if method == Method::Bye {
                     media.stop().await;
@@ -254,6 +234,10 @@ pub(crate) async fn uas_call<H: SipHandler>(
             ToCall::Failed => {
                 media.stop().await;
                 return Box::pin(handler.ended(EndReason::TransportError)).await;
+            }
+            ToCall::Replaced => {
+                media.stop().await;
+                return Box::pin(handler.ended(EndReason::Replaced)).await;
             }
             ToCall::Cancelled => {}
         }
@@ -286,81 +270,6 @@ impl Drop for EndedOnDrop {
         self.0.send_replace(CallStatus::Ended);
         self.1.emit(CallEvent::Ended);
     }
-}
-
-/// The status a NOTIFY of the refer event package reports (its
-/// `message/sipfrag` body's status line, RFC 3515 §2.4.5), if it is one and a
-/// transfer of ours is under way.
-fn transfer_progress(request: &Request, transferring: bool) -> Option<crate::message::StatusCode> {
-    if !transferring || *request.method() != Method::Notify {
-        return None;
-    }
-    let event = request
-        .headers()
-        .get(&crate::message::HeaderName::Event)
-        .and_then(|v| std::str::from_utf8(v).ok())?;
-    if !event
-        .split(';')
-        .next()?
-        .trim()
-        .eq_ignore_ascii_case("refer")
-    {
-        return None;
-    }
-    let body = std::str::from_utf8(request.body()).ok()?;
-    let line = body.lines().next()?;
-    let code: u16 = line
-        .strip_prefix("SIP/2.0 ")?
-        .split(' ')
-        .next()?
-        .parse()
-        .ok()?;
-    crate::message::StatusCode::new(code)
-}
-
-/// Sends REFER for a transfer to `target` (RFC 3515) from a task of its own:
-/// `done` gets the REFER's refusal, or the final status the NOTIFYs report
-/// (through the returned sender, which the call's task completes), or a
-/// timeout after 64 s.
-fn refer(
-    core: &mpsc::Sender<Command>,
-    call: CallId,
-    target: &crate::message::Uri,
-    done: oneshot::Sender<Result<crate::message::StatusCode, super::UaError>>,
-) -> oneshot::Sender<crate::message::StatusCode> {
-    let (final_tx, final_rx) = oneshot::channel();
-    let core = core.clone();
-    let refer_to = format!("<{target}>");
-    tokio::spawn(async move {
-        let (reply, wait) = oneshot::channel();
-        let sent = core
-            .send(Command::InDialog {
-                call,
-                method: Method::Refer,
-                headers: vec![(crate::message::HeaderName::from("Refer-To"), refer_to)],
-                body: None,
-                reply: Some(reply),
-            })
-            .await;
-        if sent.is_err() {
-            let _ = done.send(Err(super::UaError::Shutdown));
-            return;
-        }
-        let outcome = match wait.await {
-            Ok(Ok(resp)) if resp.status().is_success() => {
-                match tokio::time::timeout(Duration::from_secs(64), final_rx).await {
-                    Ok(Ok(status)) => Ok(status),
-                    Ok(Err(_)) => Err(super::UaError::CallGone),
-                    Err(_) => Err(super::UaError::Timeout),
-                }
-            }
-            Ok(Ok(resp)) => Err(super::UaError::Rejected(resp.status())),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(super::UaError::Shutdown),
-        };
-        let _ = done.send(outcome);
-    });
-    final_tx
 }
 
 /// BYE through the core, waiting (at most 32 s, Timer F) for its answer.

@@ -273,6 +273,9 @@ impl UaCore {
             timer: None,
             local_sdp: None,
             reliable: None,
+            transferring: None,
+            refer_sub: false,
+            replaces: None,
             bodyless_invite: None,
         });
         self.set_owner(key, Owner::UacInvite { call: id });
@@ -420,6 +423,9 @@ impl UaCore {
                 let mut reply = reply.take();
                 if method == Method::Invite {
                     self.our_invite_over(call, &key);
+                }
+                if method == Method::Refer {
+                    self.on_refer_response(call, &resp);
                 }
                 if call.is_none() {
                     // RFC 3263 §4.3: 503 from this destination: the next one.
@@ -897,6 +903,13 @@ impl UaCore {
             }) => {
                 if method == Method::Invite {
                     self.our_invite_over(call, key);
+                }
+                if method == Method::Refer {
+                    let e = match &error {
+                        UaError::Timeout => UaError::Timeout,
+                        _ => UaError::SendFailed,
+                    };
+                    self.on_refer_failure(call, e);
                 }
                 let reply = match reply {
                     Some(r) if call.is_none() => self.send_fail_over(key, r),

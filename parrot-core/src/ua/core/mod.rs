@@ -20,10 +20,12 @@
 mod client;
 mod destinations;
 mod precheck;
+mod refer;
 mod reliable;
 mod server;
 mod timers;
 
+pub(crate) use refer::refer_target;
 pub(crate) use timers::{DEFAULT_MIN_SE, DEFAULT_SESSION_EXPIRES};
 #[cfg(test)]
 mod tests;
@@ -180,6 +182,13 @@ struct Call {
     local_sdp: Option<bytes::Bytes>,
     /// Reliable provisionals of the INVITE we answer (RFC 3262).
     reliable: Option<Box<reliable::Reliable>>,
+    /// A REFER of ours waits for its outcome (RFC 3515).
+    transferring: Option<refer::TransferWait>,
+    /// We accepted a REFER with a subscription: its progress goes out as
+    /// NOTIFYs until a final status.
+    refer_sub: bool,
+    /// The call this one replaces once answered (RFC 3891).
+    replaces: Option<CallId>,
     /// The CSeq of a re-INVITE of ours without an offer (a call without
     /// media refreshed): an offer in its 2xx gets a refusing answer.
     bodyless_invite: Option<u32>,
@@ -415,6 +424,22 @@ impl UaCore {
             Command::Resolved { query, result } => self.on_resolved(query, *result),
             Command::TransportError { key } => self.txns.transport_error(now, &key),
             Command::KeepAlive { registrar } => self.keep_alive(&registrar),
+            Command::Transfer {
+                call,
+                refer_to,
+                subscribe,
+                reply,
+            } => self.transfer(call, refer_to, subscribe, reply),
+            Command::TransferProgress {
+                call,
+                status,
+                reply,
+            } => {
+                self.refer_progress(call, status, Some(reply));
+            }
+            Command::DialogOf { call, reply } => {
+                let _ = reply.send(self.dialog_of(call));
+            }
         }
     }
 

@@ -594,4 +594,5 @@ mod client;
 mod destinations;
 mod dialogs;
 mod prack;
+mod refer;
 mod timers;
