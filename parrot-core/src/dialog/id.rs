@@ -9,7 +9,7 @@ use std::fmt;
 ///
 /// Tags compare exactly (they are tokens chosen by the UAs); a peer that sent
 /// no tag (RFC 2543) has an empty tag.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DialogId {
     /// The Call-ID.
     pub call_id: Text,

@@ -101,6 +101,8 @@ pub(crate) enum Command {
         call: CallId,
         reply: oneshot::Sender<Option<super::transfer::DialogRef>>,
     },
+    /// The registrar's mailbox of `user` changed: NOTIFY its subscribers.
+    MailboxChanged { user: String },
     /// Send a keep-alive (RFC 5626 §4.4.1: a CRLF pair) on the flow our last
     /// REGISTER to `registrar` used, so a NAT keeps its binding open.
     KeepAlive { registrar: Uri },

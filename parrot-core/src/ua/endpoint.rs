@@ -235,8 +235,11 @@ where
 
     /// Answers REGISTER with this registrar (bindings kept in memory).
     pub fn registrar(mut self, registrar: Registrar) -> Self {
-        if !self.config.allow.contains(&Method::Register) {
-            self.config.allow.push(Method::Register);
+        // Its users' voice mail by SUBSCRIBE/NOTIFY too (RFC 3842).
+        for m in [Method::Register, Method::Subscribe] {
+            if !self.config.allow.contains(&m) {
+                self.config.allow.push(m);
+            }
         }
         self.config.registrar = Some(registrar);
         self
@@ -330,6 +333,9 @@ where
             .map_or(0, |d| d.as_secs());
         let resolver =
             super::route::Resolver::new(self.config.dns_server, self.config.entropy.fork());
+        if let Some(r) = &self.config.registrar {
+            r.watch(tx.downgrade());
+        }
         let core = UaCore::new(
             self.config,
             addrs.to_vec(),

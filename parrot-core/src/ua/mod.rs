@@ -59,7 +59,7 @@ pub(crate) use handler::dispatch;
 pub use handler::{DefaultHandler, EndReason, Incoming, SipHandler};
 pub use im::MessageRequest;
 pub use register::{Register, Registration, RegistrationState};
-pub use registrar::{Binding, Flow, Registrar};
+pub use registrar::{Binding, Flow, Mailbox, Registrar};
 pub use reply::Reply;
 pub use transfer::DialogRef;
 pub use uac::{Dial, OutgoingCall};

@@ -33,9 +33,39 @@ pub struct Binding {
 #[derive(Debug, Clone)]
 pub struct Registrar {
     inner: Arc<Mutex<HashMap<String, Vec<Binding>>>>,
+    /// Voice mail counts by user, and the endpoints to tell when one changes.
+    mail: Arc<Mutex<Mail>>,
     min_expires: u32,
     default_expires: u32,
     max_expires: u32,
+}
+
+/// The voice messages a user has (RFC 3842 message-summary), as the
+/// registrar serves them to subscribers: new and old messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mailbox {
+    /// Messages not heard yet.
+    pub new: u32,
+    /// Messages already heard, kept.
+    pub old: u32,
+}
+
+impl Mailbox {
+    /// The `application/simple-message-summary` body for `account` (RFC 3842 §5).
+    pub(crate) fn summary(&self, account: &str) -> String {
+        let waiting = if self.new > 0 { "yes" } else { "no" };
+        format!(
+            "Messages-Waiting: {waiting}\r\nMessage-Account: {account}\r\nVoice-Message: {}/{} (0/0)\r\n",
+            self.new, self.old
+        )
+    }
+}
+
+#[derive(Debug, Default)]
+struct Mail {
+    boxes: HashMap<String, Mailbox>,
+    /// The cores serving this registrar: told a user's mailbox changed.
+    watchers: Vec<tokio::sync::mpsc::WeakSender<super::command::Command>>,
 }
 
 /// Where a request came from and the address it arrived on: a transport,
@@ -111,6 +141,7 @@ impl Registrar {
     pub fn new() -> Registrar {
         Registrar {
             inner: Arc::default(),
+            mail: Arc::default(),
             min_expires: 60,
             default_expires: 3600,
             max_expires: Registrar::DEFAULT_MAX_EXPIRES,
@@ -158,6 +189,36 @@ impl Registrar {
             .collect();
         v.sort_by(|a, b| b.q.unwrap_or(1.0).total_cmp(&a.q.unwrap_or(1.0)));
         v
+    }
+
+    /// Sets `user`'s voice mail counts; the phones subscribed to its
+    /// message-summary (RFC 3842, message waiting indication) get a NOTIFY.
+    pub fn set_mailbox(&self, user: &str, mailbox: Mailbox) {
+        let user = user.to_ascii_lowercase();
+        let mut mail = self.mail.lock().unwrap_or_else(PoisonError::into_inner);
+        if mail.boxes.insert(user.clone(), mailbox) == Some(mailbox) {
+            return;
+        }
+        // An endpoint gone (its core dropped) is forgotten.
+        mail.watchers.retain(|w| w.strong_count() > 0);
+        for w in mail.watchers.iter().filter_map(|w| w.upgrade()) {
+            let _ = w.try_send(super::command::Command::MailboxChanged { user: user.clone() });
+        }
+    }
+
+    /// `user`'s voice mail counts (none set: zero).
+    pub fn mailbox(&self, user: &str) -> Mailbox {
+        let mail = self.mail.lock().unwrap_or_else(PoisonError::into_inner);
+        mail.boxes
+            .get(&user.to_ascii_lowercase())
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// An endpoint's core serves this registrar: it hears of mailbox changes.
+    pub(crate) fn watch(&self, core: tokio::sync::mpsc::WeakSender<super::command::Command>) {
+        let mut mail = self.mail.lock().unwrap_or_else(PoisonError::into_inner);
+        mail.watchers.push(core);
     }
 
     /// Handles a REGISTER (§10.3 steps 5–8) at time `now` (Unix seconds)

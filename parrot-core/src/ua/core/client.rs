@@ -464,6 +464,12 @@ impl UaCore {
                     }
                 }
             }
+            Owner::Notify { sub } => {
+                if resp.status().is_final() {
+                    let sub = sub.clone();
+                    self.on_notify_answer(&sub, Some(resp.status()));
+                }
+            }
             Owner::UasInvite { .. } => {}
         }
     }
@@ -934,6 +940,7 @@ impl UaCore {
                     let _ = task.try_send(crate::ua::command::ToCall::Failed);
                 }
             }
+            Some(Owner::Notify { sub }) => self.on_notify_answer(&sub, None),
             None => {}
         }
         self.drop_pending(key);

@@ -23,6 +23,7 @@ mod precheck;
 mod refer;
 mod reliable;
 mod server;
+mod subscriptions;
 mod timers;
 
 pub(crate) use refer::refer_target;
@@ -130,6 +131,8 @@ enum Owner {
     UasInvite { call: CallId },
     /// The INVITE client transaction of an outgoing call.
     UacInvite { call: CallId },
+    /// A NOTIFY of a subscription we serve.
+    Notify { sub: DialogId },
     /// A non-INVITE client transaction (or a re-INVITE) whose response someone awaits.
     Request {
         reply: Option<super::command::ResponseSender>,
@@ -290,6 +293,9 @@ pub(crate) struct UaCore {
     session_deadlines: BTreeSet<(Instant, CallId)>,
     /// Reliable provisionals to send again (RFC 3262), by when.
     prack_deadlines: BTreeSet<(Instant, CallId)>,
+    /// Subscriptions we serve (RFC 6665), by dialog, and their expiries.
+    subscriptions: HashMap<DialogId, subscriptions::Subscription>,
+    sub_deadlines: BTreeSet<(Instant, DialogId)>,
     queries: HashMap<QueryId, Query>,
     /// Requests outside a dialog with destinations left to fail over to
     /// (RFC 3263 §4.3): the request as it was before its Via, and those
@@ -338,6 +344,8 @@ impl UaCore {
             pending_call: HashMap::new(),
             session_deadlines: BTreeSet::new(),
             prack_deadlines: BTreeSet::new(),
+            subscriptions: HashMap::new(),
+            sub_deadlines: BTreeSet::new(),
             queries: HashMap::new(),
             failover: HashMap::new(),
             query_deadlines: BTreeSet::new(),
@@ -440,6 +448,7 @@ impl UaCore {
             Command::DialogOf { call, reply } => {
                 let _ = reply.send(self.dialog_of(call));
             }
+            Command::MailboxChanged { user } => self.mailbox_changed(&user),
         }
     }
 
@@ -456,6 +465,7 @@ impl UaCore {
         }
         self.on_session_timers();
         self.on_prack_timers();
+        self.on_subscription_timers();
     }
 
     // ------------------------------------------------------------------ outputs
@@ -483,6 +493,7 @@ impl UaCore {
             self.query_deadlines.first().map(|(at, _)| *at),
             self.next_session_timer(),
             self.next_prack_timer(),
+            self.next_subscription_timer(),
             // Once passed, the deadline is the driver's cue to stop (`is_done`), not a timer.
             self.shutting_down
                 .as_ref()

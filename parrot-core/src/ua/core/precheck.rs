@@ -161,7 +161,7 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A digest check for INVITE and REGISTER when the endpoint authenticates:
+/// A digest check for INVITE, REGISTER and SUBSCRIBE when the endpoint authenticates:
 /// the reply to send (401 with a challenge, or 403), or `None` to go on.
 /// `unix` is the time in seconds.
 ///
@@ -178,7 +178,7 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 ///   an expired nonce (`stale=TRUE`, RFC 7616 §3.3).
 /// - A REGISTER's digest must be for the user of the address-of-record in
 ///   To, else 403 (RFC 3261 §10.3 step 3): alice's password does not bind
-///   contacts for bob.
+///   contacts for bob; a SUBSCRIBE's for the mailbox in its Request-URI.
 pub(super) fn challenge(
     config: &Config,
     request: &Request,
@@ -186,7 +186,10 @@ pub(super) fn challenge(
     unix: u64,
 ) -> Option<Reply> {
     let auth = config.auth.as_ref()?;
-    if !matches!(request.method(), Method::Invite | Method::Register) {
+    if !matches!(
+        request.method(),
+        Method::Invite | Method::Register | Method::Subscribe
+    ) {
         return None;
     }
     {
@@ -202,7 +205,9 @@ pub(super) fn challenge(
     let mut server = lock(&auth.server);
     let failure = match server.verify_request(request, false, |user| (auth.lookup)(user), unix) {
         Ok(()) => {
-            if *request.method() == Method::Register && !owns_aor(&server, request) {
+            if matches!(request.method(), Method::Register | Method::Subscribe)
+                && !owns_aor(&server, request)
+            {
                 return Some(
                     Reply::new(StatusCode::FORBIDDEN)
                         .reason("Forbidden (not this user's address-of-record)"),
@@ -231,10 +236,13 @@ pub(super) fn challenge(
 /// AOR), compared as §19.1.4 compares user parts (escapes resolved, case
 /// kept). Kamailio's `auth_check(..., 1)` makes the same check.
 fn owns_aor(server: &crate::auth::DigestServer, request: &Request) -> bool {
-    let aor = request
-        .headers()
-        .to()
-        .and_then(|to| to.uri.as_sip())
+    // A REGISTER binds its To; a SUBSCRIBE reads its Request-URI's mailbox.
+    let uri = match request.method() {
+        Method::Subscribe => Some(request.uri()),
+        _ => request.headers().to().map(|to| &to.uri),
+    };
+    let aor = uri
+        .and_then(|u| u.as_sip())
         .and_then(|u| u.user_unescaped());
     match (server.username(request, false), aor) {
         (Some(user), Some(aor)) => user == aor,

@@ -146,6 +146,10 @@ impl UaCore {
             };
             return self.start_uas_call(key, request, source, replaces);
         }
+        // RFC 3842: the registrar's users' voice mail, served by the core.
+        if *request.method() == Method::Subscribe && self.on_subscribe(&key, &request, &source) {
+            return;
+        }
         // A request outside any dialog: a handler value of its own, in a task of its own.
         self.out.push_back(Output::Spawn(Spawn::Request {
             key,
@@ -212,6 +216,14 @@ impl UaCore {
     fn on_in_dialog(&mut self, key: TransactionKey, request: Request, source: Peer) {
         let found = DialogId::from_request(&request)
             .and_then(|id| Some((self.dialogs.get(&id).copied()?, id)));
+        if found.is_none() {
+            // A subscription we serve (RFC 6665 §4.2.1.2: a refresh).
+            if let Some(id) = DialogId::from_request(&request) {
+                if self.on_subscription_request(&key, &request, &id) {
+                    return;
+                }
+            }
+        }
         let Some((call_id, id)) = found else {
             return self.reply_now(&key, &request, Reply::new(StatusCode::CALL_DOES_NOT_EXIST));
         };

@@ -595,4 +595,5 @@ mod destinations;
 mod dialogs;
 mod prack;
 mod refer;
+mod subscriptions;
 mod timers;
