@@ -117,6 +117,7 @@ pub(crate) fn unanswerable_offer(e: &NegotiationError) -> Reply {
     tracing::debug!(error = %e, "488: cannot answer the SDP offer");
     let reason = match e {
         NegotiationError::NoCommonCodec => "Not Acceptable Here (no common codec)",
+        NegotiationError::NoSrtp => "Not Acceptable Here (no usable SRTP crypto)",
         NegotiationError::MediaCountMismatch { .. } | NegotiationError::NoOfferPending => {
             "Not Acceptable Here (SDP offer not answerable)"
         }
