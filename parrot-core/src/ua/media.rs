@@ -101,6 +101,7 @@ pub(crate) fn config_with(
         remote: n.remote_addr(),
         direction: n.direction,
         rtp_seed: Some(entropy.next_u64()),
+        srtp: n.srtp.clone(),
     }
 }
 
