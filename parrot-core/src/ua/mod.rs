@@ -60,6 +60,7 @@ pub use im::MessageRequest;
 pub use register::{Register, Registration, RegistrationState};
 pub use registrar::{Binding, Flow, Registrar};
 pub use reply::Reply;
+pub use crate::sdp::SrtpMode;
 pub use uac::{Dial, OutgoingCall};
 
 /// Errors of the UA core.

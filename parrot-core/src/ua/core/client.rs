@@ -167,6 +167,7 @@ impl UaCore {
             ports: self.config.ports.clone(),
             public_ip: self.config.advertise_media,
             entropy: self.config.entropy.fork(),
+            srtp: self.config.srtp,
         }
     }
 
