@@ -7,8 +7,8 @@ use crate::entropy::Entropy;
 use crate::media::{MediaConfig, MediaHandler, Ports, bind_pair};
 use crate::message::StatusCode;
 use crate::sdp::{
-    LocalMedia, LocalSrtp, Negotiated, NegotiationError, Negotiator, SdpError,
-    SessionDescription, SrtpMode,
+    LocalMedia, LocalSrtp, Negotiated, NegotiationError, Negotiator, SdpError, SessionDescription,
+    SrtpMode,
 };
 use bytes::Bytes;
 use std::net::IpAddr;
@@ -481,36 +481,54 @@ mod tests {
             .await
             .unwrap();
         let text = String::from_utf8_lossy(&offered.sdp).into_owned();
-        assert!(text.contains(" RTP/SAVP ") && text.matches("a=crypto:").count() == 3, "{text}");
+        assert!(
+            text.contains(" RTP/SAVP ") && text.matches("a=crypto:").count() == 3,
+            "{text}"
+        );
         let sdp = offered.sdp.clone();
         drop(offered);
-        let (answer_sdp, pending) = answer(&ctx_srtp(2, BestEffort, true, false), &sdp, Box::new(Quiet))
-            .await
-            .unwrap();
+        let (answer_sdp, pending) =
+            answer(&ctx_srtp(2, BestEffort, true, false), &sdp, Box::new(Quiet))
+                .await
+                .unwrap();
         let text = String::from_utf8_lossy(&answer_sdp).into_owned();
-        assert!(text.contains("a=crypto:1 AEAD_AES_128_GCM inline:"), "{text}");
+        assert!(
+            text.contains("a=crypto:1 AEAD_AES_128_GCM inline:"),
+            "{text}"
+        );
         assert!(pending.config.srtp.is_some());
         drop(pending);
 
         // The same offer over UDP: best effort answers without keys, so 488.
-        let refused = answer(&ctx_srtp(3, BestEffort, false, false), &sdp, Box::new(Quiet))
-            .await
-            .unwrap_err();
+        let refused = answer(
+            &ctx_srtp(3, BestEffort, false, false),
+            &sdp,
+            Box::new(Quiet),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(refused.status(), StatusCode::NOT_ACCEPTABLE_HERE);
         // Mandatory over UDP cannot even offer or answer.
-        assert!(offer(&ctx_srtp(4, Mandatory, false, false), Box::new(Quiet)).await.is_err());
+        assert!(
+            offer(&ctx_srtp(4, Mandatory, false, false), Box::new(Quiet))
+                .await
+                .is_err()
+        );
         let refused = answer(&ctx_srtp(5, Mandatory, false, false), &sdp, Box::new(Quiet))
             .await
             .unwrap_err();
         assert_eq!(refused.status(), StatusCode::NOT_ACCEPTABLE_HERE);
         // Allowed explicitly: keys over UDP (and a warning in the log).
-        let (answer_sdp, pending) = answer(&ctx_srtp(6, Mandatory, false, true), &sdp, Box::new(Quiet))
-            .await
-            .unwrap();
+        let (answer_sdp, pending) =
+            answer(&ctx_srtp(6, Mandatory, false, true), &sdp, Box::new(Quiet))
+                .await
+                .unwrap();
         assert!(String::from_utf8_lossy(&answer_sdp).contains("a=crypto:1 "));
         assert!(pending.config.srtp.is_some());
         // Best effort over UDP offers plain RTP/AVP without keys.
-        let plain = offer(&ctx_srtp(7, BestEffort, false, false), Box::new(Quiet)).await.unwrap();
+        let plain = offer(&ctx_srtp(7, BestEffort, false, false), Box::new(Quiet))
+            .await
+            .unwrap();
         assert!(!String::from_utf8_lossy(&plain.sdp).contains("a=crypto"));
     }
 

@@ -54,13 +54,13 @@ pub use call_handle::{CallHandle, CallStatus};
 pub use counters::EndpointStats;
 pub use endpoint::{Endpoint, EndpointBuilder};
 // For `crate::testing`, which runs handlers without an endpoint.
+pub use crate::sdp::SrtpMode;
 pub(crate) use handler::dispatch;
 pub use handler::{DefaultHandler, EndReason, Incoming, SipHandler};
 pub use im::MessageRequest;
 pub use register::{Register, Registration, RegistrationState};
 pub use registrar::{Binding, Flow, Registrar};
 pub use reply::Reply;
-pub use crate::sdp::SrtpMode;
 pub use uac::{Dial, OutgoingCall};
 
 /// Errors of the UA core.
