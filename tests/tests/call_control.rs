@@ -287,8 +287,109 @@ async fn the_answering_side_holds_and_resumes_the_call() {
         "resumed: the caller sends again ({sent3} then {sent4})"
     );
     assert!(recv4 > recv2 && recv0 > 0);
+    // The caller's handle was told, in order.
+    let told: Vec<CallEvent> = pending_events(&mut call).await;
+    let holds: Vec<&str> = told
+        .iter()
+        .filter_map(|e| match e {
+            CallEvent::Held => Some("held"),
+            CallEvent::Resumed => Some("resumed"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(holds, ["held", "resumed"], "{told:?}");
     call.hangup().await.unwrap();
     rig.stop().await;
+}
+
+/// The events a call has queued (none new for 200 ms).
+async fn pending_events(call: &mut parrot_core::ua::OutgoingCall) -> Vec<CallEvent> {
+    let mut seen = Vec::new();
+    while let Ok(Some(ev)) =
+        tokio::time::timeout(Duration::from_millis(200), call.next_event()).await
+    {
+        seen.push(ev);
+    }
+    seen
+}
+
+/// Hold and resume from the side that placed the call (`OutgoingCall::hold`,
+/// answered by the call we answer's media): while held the answering side
+/// stops sending; its handle hears `Held`, then `Resumed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_calling_side_holds_and_resumes_the_call() {
+    let (tx, mut handles) = mpsc::unbounded_channel();
+    let (server, addr, client) = server_and_client(move || HumServer(tx.clone())).await;
+    let mut call = client
+        .dial(&format!("sip:service@{addr}"))
+        .unwrap()
+        .media(Ear(None))
+        .send()
+        .await
+        .unwrap();
+    call.answered().await.unwrap();
+    let handle = handles.recv().await.unwrap();
+    while call.media_stats().is_none() {
+        match tokio::time::timeout(Duration::from_secs(3), call.next_event()).await {
+            Ok(Some(_)) => {}
+            other => panic!("no media: {other:?}"),
+        }
+    }
+    let received =
+        |call: &parrot_core::ua::OutgoingCall| call.media_stats().unwrap().packets_received;
+    let settle = || tokio::time::sleep(Duration::from_millis(2200));
+    settle().await;
+    assert!(received(&call) > 50, "the server's tone arrives");
+    call.hold().await.unwrap();
+    settle().await;
+    let r1 = received(&call);
+    settle().await;
+    let r2 = received(&call);
+    assert!(
+        r2 - r1 < 10,
+        "held: the server stops sending ({r1} then {r2})"
+    );
+    call.resume().await.unwrap();
+    settle().await;
+    let r3 = received(&call);
+    settle().await;
+    let r4 = received(&call);
+    assert!(
+        r4 - r3 > 50,
+        "resumed: the server sends again ({r3} then {r4})"
+    );
+    let mut told = Vec::new();
+    while let Ok(Some(ev)) =
+        tokio::time::timeout(Duration::from_millis(200), handle.next_event()).await
+    {
+        told.push(
+            format!("{ev:?}")
+                .split([' ', '{', '('])
+                .next()
+                .unwrap_or("")
+                .to_owned(),
+        );
+    }
+    assert_eq!(
+        told,
+        ["MediaStarted", "Held", "Resumed"],
+        "the handle was told"
+    );
+    call.hangup().await.unwrap();
+    client.shutdown(Duration::from_secs(1)).await;
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+/// Answers with a looping 660 Hz tone; hands the test the call's handle.
+struct HumServer(mpsc::UnboundedSender<CallHandle>);
+
+impl SipHandler for HumServer {
+    async fn invite(&mut self, call: &mut Incoming) -> Reply {
+        let handle = call.handle().cloned().expect("a handle");
+        let reply = call.answer(Hum(660.0)).await;
+        let _ = self.0.send(handle);
+        reply
+    }
 }
 
 /// Answers with a keypad; a task of its own reads a PIN (RFC 4733 digits

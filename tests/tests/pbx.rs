@@ -8,7 +8,7 @@
 
 use parrot_core::media::{Action, MediaHandler, WavSource};
 use parrot_core::ua::{
-    CallEvent, EndReason, Endpoint, Incoming, Registrar, Reply, SipHandler, bridge,
+    CallEvent, CallHandle, EndReason, Endpoint, Incoming, Registrar, Reply, SipHandler, bridge,
 };
 use parrot_tests::{TempDir, free_addr, heard_mostly};
 use std::net::SocketAddr;
@@ -64,10 +64,14 @@ struct Phone {
     record: PathBuf,
     digits: mpsc::UnboundedSender<char>,
     ended: Arc<Mutex<Vec<EndReason>>>,
+    handles: mpsc::UnboundedSender<CallHandle>,
 }
 
 impl SipHandler for Phone {
     async fn invite(&mut self, call: &mut Incoming) -> Reply {
+        if let Some(h) = call.handle() {
+            let _ = self.handles.send(h.clone());
+        }
         if call.ring().await.is_err() {
             return Reply::server_error();
         }
@@ -91,6 +95,8 @@ struct Rig {
     caller: Endpoint,
     digits: mpsc::UnboundedReceiver<char>,
     ended: Arc<Mutex<Vec<EndReason>>>,
+    /// The handles of carol's calls.
+    carol_calls: mpsc::UnboundedReceiver<CallHandle>,
     carol_heard: PathBuf,
     _reg: parrot_core::ua::Registration,
 }
@@ -112,6 +118,7 @@ async fn rig(tmp: &TempDir, ring: Duration) -> Rig {
     let ended = Arc::new(Mutex::new(Vec::new()));
     let carol_heard = tmp.join("carol-heard.wav");
     let (record, e) = (carol_heard.clone(), ended.clone());
+    let (handles, carol_calls) = mpsc::unbounded_channel();
     let carol = Endpoint::builder()
         .udp(free_addr())
         .handler(move || Phone {
@@ -119,6 +126,7 @@ async fn rig(tmp: &TempDir, ring: Duration) -> Rig {
             record: record.clone(),
             digits: digits_tx.clone(),
             ended: e.clone(),
+            handles: handles.clone(),
         })
         .build()
         .await
@@ -138,6 +146,7 @@ async fn rig(tmp: &TempDir, ring: Duration) -> Rig {
         caller,
         digits,
         ended,
+        carol_calls,
         carol_heard,
         _reg: reg,
     }
@@ -220,6 +229,64 @@ async fn a_registered_phone_is_called_through_the_bridge() {
         tone && secs > 1.0,
         "carol heard the caller: {secs:.2} s, 440 Hz {tone}"
     );
+    rig.stop().await;
+}
+
+/// A hold crosses the bridge both ways: the caller holds (a re-INVITE with
+/// `a=sendonly` to the PBX), the PBX holds carol's leg, and carol's handle
+/// hears `Held`, then `Resumed`; carol's own hold reaches the caller the
+/// same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_crosses_the_bridge() {
+    let tmp = TempDir::new("pbx");
+    let mut rig = rig(&tmp, Duration::ZERO).await;
+    let mut call = rig
+        .caller
+        .dial(&format!("sip:carol@{}", rig.pbx_addr))
+        .unwrap()
+        .media(Talk {
+            freq: 440.0,
+            record: tmp.join("caller-heard.wav"),
+            digits: None,
+        })
+        .send()
+        .await
+        .unwrap();
+    call.answered().await.unwrap();
+    let carol = rig.carol_calls.recv().await.unwrap();
+    let next = |h: CallHandle| async move {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), h.next_event()).await {
+                Ok(Some(CallEvent::MediaStarted { .. })) => {}
+                Ok(Some(ev)) => return format!("{ev:?}"),
+                other => panic!("no event on carol's leg: {other:?}"),
+            }
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    call.hold().await.unwrap();
+    assert_eq!(
+        next(carol.clone()).await,
+        "Held",
+        "carol's phone shows the hold"
+    );
+    call.resume().await.unwrap();
+    assert_eq!(next(carol.clone()).await, "Resumed");
+    // And from carol's side to the caller.
+    carol.hold().await.unwrap();
+    let mut told = Vec::new();
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(2), call.next_event()).await {
+        let held = matches!(ev, CallEvent::Held);
+        told.push(format!("{ev:?}"));
+        if held {
+            break;
+        }
+    }
+    assert!(
+        told.iter().any(|e| e == "Held"),
+        "the caller is told: {told:?}"
+    );
+    call.hangup().await.unwrap();
     rig.stop().await;
 }
 

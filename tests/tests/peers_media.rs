@@ -268,6 +268,22 @@ async fn an_update_with_an_offer_is_answered() {
     sipp_call(&["-sf", &sf.to_string_lossy()]).await;
 }
 
+/// Reliable early media (RFC 3262): sipp's INVITE requires 100rel, so
+/// Parrot's 183 with the answer carries Require: 100rel and an RSeq, and its
+/// 200 waits for sipp's PRACK (with the right RAck, which sipp sends after
+/// checking both headers); the tone plays before the answer as without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_requires_100rel_gets_a_reliable_183() {
+    let sf = parrot_tests::scenarios().join("uac_prack.xml");
+    let log = sipp_echo_call_to("early", &["-sf", &sf.to_string_lossy()]).await;
+    let events = log.events();
+    let at = |e: &str| events.iter().position(|x| x.starts_with(e));
+    assert!(
+        at("tone played") < at("answered 200"),
+        "the tone played before the answer: {events:?}"
+    );
+}
+
 /// Early media from the side that answers: Parrot's handler sends a 183
 /// with its SDP answer and plays its tone there (sipp echoes it back) for
 /// 2.5 s before its 200, which repeats the answer.
@@ -385,9 +401,46 @@ impl MediaHandler for Hum {
 /// (RFC 3960's gateway model), not at the 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_183_with_sdp_starts_the_audio_before_the_answer() {
+    let call = call_sipp_uas("uas_early_media.xml").await;
+    assert!(call.media_before_answer, "the audio started with the 183");
+    // The stats published during the early audio: sipp echoed it back.
+    let early = call.at_answer.expect("stats from the early audio");
+    eprintln!("at the 200: {early:?}");
+    assert!(
+        early.packets_received > 25,
+        "early audio heard before the 200: {early:?}"
+    );
+}
+
+/// A reliable provisional (RFC 3262) on a call we place: sipp's 180 requires
+/// 100rel and is retransmitted until our PRACK, whose RAck it checks; one
+/// PRACK only (sipp fails on a second), then the call is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reliable_180_gets_one_prack() {
+    let call = call_sipp_uas("uas_prack.xml").await;
+    let rseq: Vec<String> = call
+        .provisionals
+        .iter()
+        .filter_map(|r| r.headers().get(&"RSeq".into()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert_eq!(rseq, ["1"], "the 180 reached the handle once");
+}
+
+/// What a call to a sipp UAS showed.
+struct SippUasCall {
+    media_before_answer: bool,
+    /// The media stats published by the answer (only early audio has any).
+    at_answer: Option<parrot_core::media::MediaStats>,
+    provisionals: Vec<parrot_core::message::Response>,
+}
+
+/// Parrot calls sipp playing `scenario` (a UAS echoing our audio), with a
+/// looping tone; hangs up 0.5 s after the answer, and sipp must succeed.
+async fn call_sipp_uas(scenario: &str) -> SippUasCall {
     let sipp_addr = free_addr();
     let media_port = free_media_port().to_string();
-    let sf = parrot_tests::scenarios().join("uas_early_media.xml");
+    let sf = parrot_tests::scenarios().join(scenario);
     let args: Vec<String> = [
         "-sf",
         &sf.to_string_lossy(),
@@ -422,26 +475,26 @@ async fn a_183_with_sdp_starts_the_audio_before_the_answer() {
         .await
         .unwrap();
     let mut media_before_answer = false;
+    let mut provisionals = Vec::new();
     let answered = loop {
         match tokio::time::timeout(Duration::from_secs(10), call.next_event()).await {
             Ok(Some(CallEvent::MediaStarted { .. })) => media_before_answer = true,
+            Ok(Some(CallEvent::Provisional(r))) => provisionals.push(r),
             Ok(Some(CallEvent::Answered(r))) => break r,
             Ok(Some(_)) => {}
             other => panic!("not answered: {other:?}"),
         }
     };
     assert!(answered.status().is_success());
-    assert!(media_before_answer, "the audio started with the 183");
-    // The stats published during the early audio: sipp echoed it back.
-    let early = call.media_stats().unwrap();
-    eprintln!("at the 200: {early:?}");
-    assert!(
-        early.packets_received > 25,
-        "early audio heard before the 200: {early:?}"
-    );
+    let at_answer = call.media_stats();
     tokio::time::sleep(Duration::from_millis(500)).await;
     call.hangup().await.unwrap();
     let run = sipp_run.await.unwrap();
     assert_eq!(run.code, Some(0), "{}", run.output);
     ep.shutdown(Duration::from_secs(1)).await;
+    SippUasCall {
+        media_before_answer,
+        at_answer,
+        provisionals,
+    }
 }

@@ -25,6 +25,7 @@ pub mod method;
 mod parse;
 mod reject;
 mod scan;
+pub(crate) use scan::is_token;
 pub mod status;
 pub mod text;
 pub mod uri;

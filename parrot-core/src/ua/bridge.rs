@@ -15,7 +15,8 @@ use crate::message::StatusCode;
 /// failure status is the caller's (an authentication challenge meant for us
 /// becomes 480), and once both are up their audio is relayed through a
 /// [`media::bridge`](crate::media::bridge) (each leg with its own codec),
-/// DTMF crosses, and a hangup on either leg hangs up the other.
+/// DTMF crosses, a hold (and resume) on either leg is put on the other, and
+/// a hangup on either leg hangs up the other.
 ///
 /// Returns the reply for [`SipHandler::invite`](super::SipHandler::invite).
 /// If the caller cancels while the new call rings, the new call is
@@ -88,9 +89,48 @@ pub async fn bridge(call: &mut Incoming, dial: Dial) -> Reply {
         return reply;
     }
     // The second leg lives on in its own task until it ends; its media leg
-    // hangs up when the first leg's stops (and the other way round).
-    tokio::spawn(async move { while out.next_event().await.is_some() {} });
+    // hangs up when the first leg's stops (and the other way round). A hold
+    // on one leg is put on the other (a re-INVITE with `a=sendonly`), so
+    // the far phone shows it, and so is the resume.
+    let first = call.handle().cloned();
+    tokio::spawn(async move {
+        let Some(first) = first else {
+            while out.next_event().await.is_some() {}
+            return;
+        };
+        relay_holds(&first, &mut out).await;
+    });
     reply
+}
+
+/// Puts each leg's hold and resume on the other until either ends.
+async fn relay_holds(first: &super::CallHandle, out: &mut super::OutgoingCall) {
+    loop {
+        tokio::select! {
+            ev = out.next_event() => match ev {
+                Some(CallEvent::Held) => log_hold(first.hold().await),
+                Some(CallEvent::Resumed) => log_hold(first.resume().await),
+                Some(CallEvent::Ended) | None => return,
+                Some(_) => {}
+            },
+            ev = first.next_event() => match ev {
+                Some(CallEvent::Held) => log_hold(out.hold().await),
+                Some(CallEvent::Resumed) => log_hold(out.resume().await),
+                Some(CallEvent::Ended) | None => {
+                    // Drain the second leg to its end (its media hangs it up).
+                    while out.next_event().await.is_some() {}
+                    return;
+                }
+                Some(_) => {}
+            },
+        }
+    }
+}
+
+fn log_hold(r: Result<(), UaError>) {
+    if let Err(e) = r {
+        tracing::info!(error = %e, "bridge: the hold did not reach the other leg");
+    }
 }
 
 /// The status the caller gets when the second leg is refused: the callee's,

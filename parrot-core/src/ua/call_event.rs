@@ -37,6 +37,16 @@ pub enum CallEvent {
         /// The Refer-To URI.
         target: crate::message::Uri,
     },
+    /// The peer put the call on hold: its re-INVITE (or UPDATE) asked us
+    /// not to send (`a=sendonly`/`a=inactive`, RFC 3264 §8.4). The media
+    /// session has stopped sending.
+    Held,
+    /// The peer took the call off hold: we send again.
+    Resumed,
+    /// An attended transfer's new call (its INVITE named this dialog in
+    /// Replaces, RFC 3891) was answered: this call is hung up (BYE sent),
+    /// [`CallEvent::Ended`] follows.
+    Replaced,
     /// The call is over: the peer hung up, or the endpoint shut down.
     Ended,
 }

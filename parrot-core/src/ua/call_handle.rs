@@ -3,6 +3,7 @@
 //! sends INFO or MESSAGE in the dialog.
 
 use super::UaError;
+use super::call_event::{CallEvent, EventSender};
 use super::command::{Command, CoreHandle};
 use super::slab::CallId;
 use crate::media::Action;
@@ -29,12 +30,6 @@ pub(crate) enum HandleCommand {
     Media(Action),
     /// Hang up with BYE; the answer says when it is done.
     Hangup(oneshot::Sender<Result<(), UaError>>),
-    /// Transfer the peer to this URI (REFER); the answer is the final
-    /// status of the peer's call to it.
-    Transfer(
-        crate::message::Uri,
-        oneshot::Sender<Result<crate::message::StatusCode, UaError>>,
-    ),
     /// Re-INVITE with our offer in this direction (hold, resume).
     Direction(crate::sdp::Direction, oneshot::Sender<Result<(), UaError>>),
 }
@@ -48,12 +43,15 @@ pub struct CallHandle {
     call: CallId,
     control: mpsc::Sender<HandleCommand>,
     status: watch::Receiver<CallStatus>,
+    /// Shared by the clones: each event goes to one of them.
+    events: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Box<CallEvent>>>>,
 }
 
 /// The call task's ends of a [`CallHandle`].
 pub(crate) struct HandleEnds {
     pub(crate) control: mpsc::Receiver<HandleCommand>,
     pub(crate) status: watch::Sender<CallStatus>,
+    pub(crate) events: EventSender,
 }
 
 impl CallHandle {
@@ -61,18 +59,31 @@ impl CallHandle {
     pub(crate) fn new(core: mpsc::Sender<Command>, call: CallId) -> (CallHandle, HandleEnds) {
         let (control_tx, control) = mpsc::channel(16);
         let (status_tx, status) = watch::channel(CallStatus::Ringing);
+        let (events_tx, events) = mpsc::channel(16);
         (
             CallHandle {
                 core: CoreHandle(core),
                 call,
                 control: control_tx,
                 status,
+                events: std::sync::Arc::new(tokio::sync::Mutex::new(events)),
             },
             HandleEnds {
                 control,
                 status: status_tx,
+                events: EventSender(events_tx),
             },
         )
+    }
+
+    /// The next thing the peer did to the call: [`CallEvent::Held`],
+    /// [`CallEvent::Resumed`], [`CallEvent::MediaStarted`], and
+    /// [`CallEvent::Ended`] last (then `None`). Requests (INFO, MESSAGE,
+    /// REFER…) go to the [`SipHandler`](super::SipHandler)'s methods instead.
+    /// With several clones of the handle, each event reaches the one that
+    /// asks first; 16 events not taken are kept, later ones dropped.
+    pub async fn next_event(&self) -> Option<CallEvent> {
+        self.events.lock().await.recv().await.map(|e| *e)
     }
 
     /// Where the call is now.
@@ -117,15 +128,66 @@ impl CallHandle {
     pub async fn transfer(&self, target: &str) -> Result<crate::message::StatusCode, UaError> {
         let uri = crate::message::Uri::parse(target)
             .ok_or_else(|| UaError::Unroutable(target.to_owned()))?;
+        self.refer(&format!("<{uri}>"), true).await
+    }
+
+    /// An attended transfer (RFC 3891 §6.1): the peer calls `other`'s peer
+    /// with Replaces, taking `other`'s place (that call is then hung up by
+    /// its peer); the outcome as for [`CallHandle::transfer`].
+    pub async fn transfer_attended(
+        &self,
+        other: &super::DialogRef,
+    ) -> Result<crate::message::StatusCode, UaError> {
+        self.refer(&other.refer_to(), true).await
+    }
+
+    /// A REFER with this Refer-To value (`<uri>`); without `subscribe`,
+    /// `Refer-Sub: false` (RFC 4488) asks for no progress: the 2xx is then
+    /// the outcome.
+    pub async fn refer(
+        &self,
+        refer_to: &str,
+        subscribe: bool,
+    ) -> Result<crate::message::StatusCode, UaError> {
         if self.status() != CallStatus::Answered {
             return Err(UaError::InvalidState("the call is not answered, or over"));
         }
-        let (reply, wait) = oneshot::channel();
-        self.control
-            .send(HandleCommand::Transfer(uri, reply))
-            .await
-            .map_err(|_| UaError::CallGone)?;
-        wait.await.map_err(|_| UaError::CallGone)?
+        super::transfer::refer(&self.core, self.call, refer_to.to_owned(), subscribe).await
+    }
+
+    /// Which dialog this call is (for [`transfer_attended`](Self::transfer_attended)
+    /// on another call), once answered.
+    pub async fn dialog(&self) -> Result<super::DialogRef, UaError> {
+        super::transfer::dialog(&self.core, self.call).await
+    }
+
+    /// Tells the peer whose REFER the handler accepted (202 from
+    /// [`SipHandler::refer`](super::SipHandler::refer)) how the call to its
+    /// target goes: a NOTIFY with `status` (RFC 3515 §2.4.5); a final one
+    /// ends the refer subscription. An error when there is none.
+    pub async fn transfer_progress(
+        &self,
+        status: crate::message::StatusCode,
+    ) -> Result<Response, UaError> {
+        super::transfer::progress(&self.core, self.call, status).await
+    }
+
+    /// Follows a transfer the peer asked for (a REFER the handler accepted;
+    /// its target from [`Incoming::refer_to`](super::Incoming::refer_to)):
+    /// places `dial`, tells the peer how it goes (180 when it rings, then
+    /// the final status), and once it is answered hangs this call up and
+    /// returns the new one.
+    pub async fn follow_transfer(&self, dial: super::Dial) -> Result<super::OutgoingCall, UaError> {
+        let (core, id) = (self.core.clone(), self.call);
+        let report = |status| {
+            let core = core.clone();
+            async move {
+                let _ = super::transfer::progress(&core, id, status).await;
+            }
+        };
+        let new = super::transfer::follow(dial, report).await?;
+        let _ = self.hangup().await;
+        Ok(new)
     }
 
     /// Puts the call on hold: a re-INVITE offering `a=sendonly` (RFC 3264

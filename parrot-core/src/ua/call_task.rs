@@ -32,15 +32,17 @@ pub(crate) async fn uas_call<H: SipHandler>(
         mut rx,
         mut provisional,
         mut early,
-        handle: HandleEnds {
-            mut control,
-            status,
-        },
+        handle:
+            HandleEnds {
+                mut control,
+                status,
+                events,
+            },
     } = channels;
     let mut media = CallMedia::default();
     let (media_tx, mut media_rx) = mpsc::channel(4);
     // However the task ends (a panic too), the handles see the call over.
-    let status = EndedOnDrop(status);
+    let status = EndedOnDrop(status, events.clone());
     // Media actions from handles before audio flows, applied when it does.
     let mut queued: Vec<Action> = Vec::new();
     let reply = 'answer: {
@@ -64,7 +66,9 @@ pub(crate) async fn uas_call<H: SipHandler>(
                     // Early media: the 183 with our answer, and the audio from now on.
                     let EarlyMedia { reply, media: pending } = *e;
                     let _ = core.send(Command::Reply { call: Some(call), key: key.clone(), reply }).await;
-                    media.start(pending, media_tx.clone());
+                    if let Some(ev) = media.start(pending, media_tx.clone()) {
+                        events.emit(ev);
+                    }
                     for a in queued.drain(..) {
                         let _ = media.apply(a).await;
                     }
@@ -77,9 +81,6 @@ pub(crate) async fn uas_call<H: SipHandler>(
                         None => {}
                     },
                     HandleCommand::Hangup(done) | HandleCommand::Direction(_, done) => {
-                        let _ = done.send(Err(super::UaError::InvalidState("not answered yet")));
-                    }
-                    HandleCommand::Transfer(_, done) => {
                         let _ = done.send(Err(super::UaError::InvalidState("not answered yet")));
                     }
                 },
@@ -110,8 +111,6 @@ pub(crate) async fn uas_call<H: SipHandler>(
         return Box::pin(handler.ended(EndReason::Rejected)).await;
     }
     status.0.send_replace(CallStatus::Answered);
-    // A transfer in progress: where the NOTIFYs' final status goes.
-    let mut transfer: Option<oneshot::Sender<crate::message::StatusCode>> = None;
     loop {
         let msg = tokio::select! {
             msg = rx.recv() => msg,
@@ -132,9 +131,6 @@ pub(crate) async fn uas_call<H: SipHandler>(
                     }
                     HandleCommand::Direction(direction, done) => {
                         let _ = done.send(media.reoffer(direction, &core, call).await);
-                    }
-                    HandleCommand::Transfer(target, done) => {
-                        transfer = Some(refer(&core, call, &target, done));
                     }
                 }
                 continue;
@@ -171,7 +167,9 @@ pub(crate) async fn uas_call<H: SipHandler>(
                 }
                 // Audio flows once the caller has our answer and acknowledged it.
                 if let Some(p) = pending.take() {
-                    media.start(p, media_tx.clone());
+                    if let Some(ev) = media.start(p, media_tx.clone()) {
+                        events.emit(ev);
+                    }
                     for a in queued.drain(..) {
                         let _ = media.apply(a).await;
                     }
@@ -191,28 +189,21 @@ pub(crate) async fn uas_call<H: SipHandler>(
                     },
                 ) = *delivered;
                 let method = request.method().clone();
-                let progress = transfer_progress(&request, transfer.is_some());
-                let reply = match progress {
-                    Some(status) => {
-                        // RFC 3515 §2.4.5: the refer subscription's NOTIFY, ours to take.
-                        if status.is_final() {
-                            if let Some(t) = transfer.take() {
-                                let _ = t.send(status);
-                            }
+                let reply = match Box::pin(media.in_dialog(&request)).await {
+                    Some(reply) => {
+                        if let Some(ev) = media.hold_event() {
+                            events.emit(ev);
                         }
-                        Reply::ok()
+                        reply
                     }
-                    None => match Box::pin(media.in_dialog(&request)).await {
-                        Some(reply) => reply,
-                        None => {
-                            let mut inc = Incoming::new(request, source, kind, None);
-                            if method == Method::Invite {
-                                Box::pin(handler.invite(&mut inc)).await
-                            } else {
-                                Box::pin(dispatch(&mut handler, &inc)).await
-                            }
+                    None => {
+                        let mut inc = Incoming::new(request, source, kind, None);
+                        if method == Method::Invite {
+                            Box::pin(handler.invite(&mut inc)).await
+                        } else {
+                            Box::pin(dispatch(&mut handler, &inc)).await
                         }
-                    },
+                    }
                 };
                 if method == Method::Bye {
                     media.stop().await;
@@ -244,6 +235,10 @@ pub(crate) async fn uas_call<H: SipHandler>(
                 media.stop().await;
                 return Box::pin(handler.ended(EndReason::TransportError)).await;
             }
+            ToCall::Replaced => {
+                media.stop().await;
+                return Box::pin(handler.ended(EndReason::Replaced)).await;
+            }
             ToCall::Cancelled => {}
         }
     }
@@ -268,87 +263,13 @@ pub(crate) struct EarlyMedia {
 }
 
 /// Tells the call's handles it is over when the task ends, however it ends.
-struct EndedOnDrop(tokio::sync::watch::Sender<CallStatus>);
+struct EndedOnDrop(tokio::sync::watch::Sender<CallStatus>, EventSender);
 
 impl Drop for EndedOnDrop {
     fn drop(&mut self) {
         self.0.send_replace(CallStatus::Ended);
+        self.1.emit(CallEvent::Ended);
     }
-}
-
-/// The status a NOTIFY of the refer event package reports (its
-/// `message/sipfrag` body's status line, RFC 3515 §2.4.5), if it is one and a
-/// transfer of ours is under way.
-fn transfer_progress(request: &Request, transferring: bool) -> Option<crate::message::StatusCode> {
-    if !transferring || *request.method() != Method::Notify {
-        return None;
-    }
-    let event = request
-        .headers()
-        .get(&crate::message::HeaderName::Event)
-        .and_then(|v| std::str::from_utf8(v).ok())?;
-    if !event
-        .split(';')
-        .next()?
-        .trim()
-        .eq_ignore_ascii_case("refer")
-    {
-        return None;
-    }
-    let body = std::str::from_utf8(request.body()).ok()?;
-    let line = body.lines().next()?;
-    let code: u16 = line
-        .strip_prefix("SIP/2.0 ")?
-        .split(' ')
-        .next()?
-        .parse()
-        .ok()?;
-    crate::message::StatusCode::new(code)
-}
-
-/// Sends REFER for a transfer to `target` (RFC 3515) from a task of its own:
-/// `done` gets the REFER's refusal, or the final status the NOTIFYs report
-/// (through the returned sender, which the call's task completes), or a
-/// timeout after 64 s.
-fn refer(
-    core: &mpsc::Sender<Command>,
-    call: CallId,
-    target: &crate::message::Uri,
-    done: oneshot::Sender<Result<crate::message::StatusCode, super::UaError>>,
-) -> oneshot::Sender<crate::message::StatusCode> {
-    let (final_tx, final_rx) = oneshot::channel();
-    let core = core.clone();
-    let refer_to = format!("<{target}>");
-    tokio::spawn(async move {
-        let (reply, wait) = oneshot::channel();
-        let sent = core
-            .send(Command::InDialog {
-                call,
-                method: Method::Refer,
-                headers: vec![(crate::message::HeaderName::from("Refer-To"), refer_to)],
-                body: None,
-                reply: Some(reply),
-            })
-            .await;
-        if sent.is_err() {
-            let _ = done.send(Err(super::UaError::Shutdown));
-            return;
-        }
-        let outcome = match wait.await {
-            Ok(Ok(resp)) if resp.status().is_success() => {
-                match tokio::time::timeout(Duration::from_secs(64), final_rx).await {
-                    Ok(Ok(status)) => Ok(status),
-                    Ok(Err(_)) => Err(super::UaError::CallGone),
-                    Err(_) => Err(super::UaError::Timeout),
-                }
-            }
-            Ok(Ok(resp)) => Err(super::UaError::Rejected(resp.status())),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(super::UaError::Shutdown),
-        };
-        let _ = done.send(outcome);
-    });
-    final_tx
 }
 
 /// BYE through the core, waiting (at most 32 s, Timer F) for its answer.
@@ -377,17 +298,29 @@ struct CallMedia {
     negotiator: Option<crate::sdp::Negotiator>,
     /// A re-INVITE without an offer got ours in its 2xx: the ACK answers it.
     answer_in_ack: bool,
+    /// The peer has put us on hold: its last offer asked us not to send
+    /// (`a=sendonly` or `a=inactive` from it, RFC 3264 §8.4).
+    held: bool,
+    /// `held` changed with the last offer answered, not told yet.
+    hold_changed: bool,
 }
 
 impl CallMedia {
-    fn start(&mut self, p: PendingMedia, events: mpsc::Sender<MediaEvent>) {
+    /// Starts the session; the event that tells the call's handles.
+    fn start(&mut self, p: PendingMedia, events: mpsc::Sender<MediaEvent>) -> Option<CallEvent> {
+        let codec = p.config.codec.to_string();
         match MediaSession::start(p.config, p.handler, events) {
             Ok(s) => {
                 info!(local = %s.local_addr(), "media started");
+                let stats = s.watch_stats();
                 self.session = Some(s);
                 self.negotiator = Some(p.negotiator);
+                Some(CallEvent::MediaStarted { codec, stats })
             }
-            Err(e) => warn!(error = %e, "media not started"),
+            Err(e) => {
+                warn!(error = %e, "media not started");
+                None
+            }
         }
     }
 
@@ -425,6 +358,9 @@ impl CallMedia {
                                 session.update(n.remote_addr(), n.direction).await;
                                 // Our key is kept; a new one of the peer's is followed.
                                 session.rekey(n.srtp.clone()).await;
+                                let held = !n.direction.sends();
+                                self.hold_changed = held != self.held;
+                                self.held = held;
                             }
                             Reply::ok().body("application/sdp", answer.sdp.to_bytes())
                         }
@@ -443,6 +379,19 @@ impl CallMedia {
             }
             _ => None,
         }
+    }
+
+    /// What the last offer answered did to the call: the peer put us on
+    /// hold or took us off it (once per change).
+    fn hold_event(&mut self) -> Option<CallEvent> {
+        if !std::mem::take(&mut self.hold_changed) {
+            return None;
+        }
+        Some(if self.held {
+            CallEvent::Held
+        } else {
+            CallEvent::Resumed
+        })
     }
 
     /// A re-INVITE with our offer in `direction` (hold, resume), waiting
@@ -544,7 +493,7 @@ pub(crate) struct UacMedia {
     pub(crate) offer: super::media::Offered,
     pub(crate) answer: Response,
     pub(crate) call: CallId,
-    pub(crate) control: Option<mpsc::Receiver<Action>>,
+    pub(crate) control: Option<mpsc::Receiver<crate::ua::command::MediaControl>>,
     pub(crate) events: EventSender,
     pub(crate) stop: oneshot::Receiver<()>,
     /// In-dialog requests it answers (re-INVITE offers, DTMF by INFO).
@@ -624,14 +573,19 @@ pub(crate) async fn uac_media(media: UacMedia, commands: mpsc::Sender<Command>) 
     let mut media = CallMedia {
         session: Some(session),
         negotiator: Some(negotiator),
-        answer_in_ack: false,
+        ..CallMedia::default()
     };
     loop {
         tokio::select! {
             _ = &mut stop => break,
-            Some(action) = recv_or_pending(&mut control) => {
-                let _ = media.apply(action).await;
-            }
+            Some(c) = recv_or_pending(&mut control) => match c {
+                crate::ua::command::MediaControl::Action(action) => {
+                    let _ = media.apply(action).await;
+                }
+                crate::ua::command::MediaControl::Direction(direction, done) => {
+                    let _ = done.send(media.reoffer(direction, &commands, call).await);
+                }
+            },
             Some(msg) = requests.recv() => match msg {
                 ToMedia::Request(key, request) => {
                     let reply = match Box::pin(media.in_dialog(&request)).await {
@@ -644,6 +598,9 @@ pub(crate) async fn uac_media(media: UacMedia, commands: mpsc::Sender<Command>) 
                     let _ = commands
                         .send(Command::Reply { call: Some(call), key, reply })
                         .await;
+                    if let Some(ev) = media.hold_event() {
+                        events.emit(ev);
+                    }
                 }
                 ToMedia::Ack(ack) => media.ack(&ack).await,
             },
@@ -666,8 +623,10 @@ pub(crate) async fn uac_media(media: UacMedia, commands: mpsc::Sender<Command>) 
     media.stop().await;
 }
 
-/// The next action from a handle, or never once there is none.
-async fn recv_or_pending(control: &mut Option<mpsc::Receiver<Action>>) -> Option<Action> {
+/// The next request from a handle, or never once there is none.
+async fn recv_or_pending(
+    control: &mut Option<mpsc::Receiver<crate::ua::command::MediaControl>>,
+) -> Option<crate::ua::command::MediaControl> {
     match control {
         Some(rx) => match rx.recv().await {
             Some(a) => Some(a),

@@ -81,6 +81,26 @@ pub(crate) enum Command {
     },
     /// The driver could not send a transaction's message (RFC 3261 §17.1.4, §17.2.4).
     TransportError { key: TransactionKey },
+    /// Transfer the peer of `call` (REFER with `refer_to`, RFC 3515); with
+    /// `subscribe` false, `Refer-Sub: false` (RFC 4488).
+    Transfer {
+        call: CallId,
+        refer_to: String,
+        subscribe: bool,
+        reply: oneshot::Sender<Result<crate::message::StatusCode, UaError>>,
+    },
+    /// Tell the transferor of `call` how our call to its target goes (a
+    /// NOTIFY of the refer subscription).
+    TransferProgress {
+        call: CallId,
+        status: crate::message::StatusCode,
+        reply: ResponseSender,
+    },
+    /// Which dialog `call` is (for an attended transfer).
+    DialogOf {
+        call: CallId,
+        reply: oneshot::Sender<Option<super::transfer::DialogRef>>,
+    },
     /// Send a keep-alive (RFC 5626 §4.4.1: a CRLF pair) on the flow our last
     /// REGISTER to `registrar` used, so a NAT keeps its binding open.
     KeepAlive { registrar: Uri },
@@ -106,7 +126,17 @@ pub(crate) struct Resolved {
 /// come on (read by the call's media task once audio flows).
 pub(crate) struct DialMedia {
     pub(crate) handler: Box<dyn MediaHandler>,
-    pub(crate) control: mpsc::Receiver<Action>,
+    pub(crate) control: mpsc::Receiver<MediaControl>,
+}
+
+/// What a placed call's handle asks of its media task.
+#[derive(Debug)]
+pub(crate) enum MediaControl {
+    /// A media action (play, record, DTMF…).
+    Action(Action),
+    /// A re-INVITE with our offer in this direction (hold, resume); the
+    /// answer says how it went.
+    Direction(crate::sdp::Direction, oneshot::Sender<Result<(), UaError>>),
 }
 
 impl std::fmt::Debug for DialMedia {
@@ -189,4 +219,6 @@ pub(crate) enum ToCall {
     /// The INVITE's server transaction failed; the core sent BYE if the call
     /// was answered.
     Failed,
+    /// Another call replaced this one (RFC 3891); the core sent BYE.
+    Replaced,
 }

@@ -21,6 +21,10 @@ pub(crate) struct Config {
     pub(crate) auth_throttle: Arc<std::sync::Mutex<AuthThrottle>>,
     /// RFC 4028 session timers for calls, or none.
     pub(crate) session_timer: Option<SessionTimerConfig>,
+    /// Reliable provisional responses (RFC 3262): `Supported: 100rel` in our
+    /// INVITEs, PRACK for a caller's reliable 1xx, and ours sent reliably
+    /// where the caller supports them.
+    pub(crate) prack: bool,
     /// RTP ports for calls with media (even RTP, odd RTCP).
     pub(crate) ports: Ports,
     /// Where tags, branches, Call-IDs, SDP session ids and RTP seeds come from.
@@ -54,6 +58,8 @@ impl Default for Config {
                 Method::Info,
                 // Offers and session refreshes in a call (RFC 3311).
                 Method::Update,
+                // Acknowledges a reliable provisional response (RFC 3262).
+                Method::Prack,
             ],
             user: "parrot".to_owned(),
             registrar: None,
@@ -63,6 +69,7 @@ impl Default for Config {
                 expires: super::core::DEFAULT_SESSION_EXPIRES,
                 min_se: super::core::DEFAULT_MIN_SE,
             }),
+            prack: true,
             ports: default_ports(),
             entropy: crate::entropy::global().clone(),
             advertise: None,

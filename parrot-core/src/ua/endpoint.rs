@@ -288,6 +288,17 @@ where
         self
     }
 
+    /// Reliable provisional responses (RFC 3262), on by default: our INVITEs
+    /// say `Supported: 100rel` and a callee's reliable 1xx gets its PRACK;
+    /// calls we answer send a 1xx reliably when the caller requires it, or
+    /// supports it and the 1xx carries SDP (early media) or is marked by the
+    /// handler with `Require: 100rel`. Off, a caller that requires it gets
+    /// 420 Bad Extension.
+    pub fn reliable_provisionals(mut self, on: bool) -> Self {
+        self.config.prack = on;
+        self
+    }
+
     /// Challenges INVITE and REGISTER with digest authentication (RFC 7616 / RFC 3261 §22):
     /// `lookup` returns the password for a user name, or `None` for unknown users.
     pub fn authenticate(

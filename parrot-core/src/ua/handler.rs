@@ -327,6 +327,24 @@ impl Incoming {
         self.request.headers().get_str(&HeaderName::from(name))
     }
 
+    /// The target a REFER asks us to call (its Refer-To, RFC 3515 §2.1);
+    /// a `Replaces` header in it (an attended transfer) stays on the URI
+    /// and goes into the INVITE when dialled.
+    pub fn refer_to(&self) -> Option<crate::message::Uri> {
+        super::core::refer_target(&self.request)
+    }
+
+    /// True for an INVITE that replaces one of our calls (an attended
+    /// transfer's, RFC 3891): the endpoint checked that the dialog it names
+    /// is one of ours and confirmed; once this call is answered, that one
+    /// is hung up. Such a call is usually answered without ringing.
+    pub fn replaces(&self) -> bool {
+        self.request
+            .headers()
+            .get(&crate::message::HeaderName::from("Replaces"))
+            .is_some()
+    }
+
     /// The body.
     pub fn body(&self) -> &[u8] {
         self.request.body()
@@ -344,6 +362,11 @@ impl Incoming {
 
     /// Sends a provisional response (1xx, e.g. 180 Ringing or 183 with early
     /// media) while the handler decides. Only for INVITE.
+    ///
+    /// It goes reliably (RFC 3262: `RSeq`, retransmitted until the caller's
+    /// PRACK) when the caller requires that, or supports it and the reply has
+    /// a body or `Require: 100rel`; see
+    /// [`EndpointBuilder::reliable_provisionals`](super::EndpointBuilder::reliable_provisionals).
     pub async fn provisional(&self, reply: Reply) -> Result<(), UaError> {
         if !reply.status().is_provisional() || reply.status().as_u16() == 100 {
             return Err(UaError::InvalidReply("a provisional reply is 101..=199"));
@@ -382,6 +405,9 @@ pub enum EndReason {
     SessionExpired,
     /// The endpoint shut down.
     Shutdown,
+    /// An attended transfer's new call replaced this one (RFC 3891): a BYE
+    /// was sent.
+    Replaced,
     /// The INVITE's transaction failed before the call was over (a response
     /// could not be sent, RFC 3261 §17.2.4): the caller cannot be reached
     /// through it; an answered call was hung up with BYE.
@@ -444,7 +470,13 @@ pub trait SipHandler: Send + 'static {
         async { Reply::new(crate::message::StatusCode::METHOD_NOT_ALLOWED) }
     }
 
-    /// REFER (RFC 3515).
+    /// REFER (RFC 3515): the peer asks us to call
+    /// [`Incoming::refer_to`]. The default refuses (405). To take it, return
+    /// 202 and dial the target (often with the call's handle, kept from
+    /// `invite`: [`CallHandle::follow_transfer`](super::CallHandle::follow_transfer)
+    /// dials, reports and hangs up): the endpoint then sends the refer
+    /// subscription's first NOTIFY itself, or none if the REFER said
+    /// `Refer-Sub: false` (RFC 4488, granted).
     fn refer(&mut self, req: &Incoming) -> impl Future<Output = Reply> + Send {
         let _ = req;
         async { Reply::new(crate::message::StatusCode::METHOD_NOT_ALLOWED) }

@@ -46,6 +46,7 @@ mod registrar;
 mod reply;
 mod route;
 mod slab;
+mod transfer;
 mod uac;
 
 pub use bridge::bridge;
@@ -61,6 +62,7 @@ pub use im::MessageRequest;
 pub use register::{Register, Registration, RegistrationState};
 pub use registrar::{Binding, Flow, Registrar};
 pub use reply::Reply;
+pub use transfer::DialogRef;
 pub use uac::{Dial, OutgoingCall};
 
 /// Errors of the UA core.

@@ -2,7 +2,7 @@
 
 use super::UaError;
 use super::call_event::{CallEvent, EventSender};
-use super::command::{Command, CoreHandle, DialMedia, DialSpec};
+use super::command::{Command, CoreHandle, DialMedia, DialSpec, MediaControl};
 use super::slab::CallId;
 use crate::message::{HeaderName, Method, Response, Uri};
 use crate::transport::TransportKind;
@@ -26,10 +26,15 @@ impl std::fmt::Debug for Dial {
 }
 
 impl Dial {
-    pub(crate) fn new(core: CoreHandle, uri: Uri) -> Dial {
+    /// A dial to `uri`; headers in it (`?Replaces=…`, RFC 3261 §19.1.5)
+    /// go into the INVITE, except those the endpoint sets itself.
+    pub(crate) fn new(core: CoreHandle, mut uri: Uri) -> Dial {
+        let headers = super::transfer::take_uri_headers(&mut uri);
+        let mut spec = DialSpec::new(uri);
+        spec.headers = headers;
         Dial {
             core,
-            spec: DialSpec::new(uri),
+            spec,
             media: None,
         }
     }
@@ -152,7 +157,7 @@ pub struct OutgoingCall {
         tokio::sync::watch::Receiver<crate::media::MediaStats>,
     )>,
     /// To the call's media task: actions queue here until audio flows.
-    control: Option<mpsc::Sender<crate::media::Action>>,
+    control: Option<mpsc::Sender<MediaControl>>,
 }
 
 impl OutgoingCall {
@@ -197,6 +202,9 @@ impl OutgoingCall {
                 CallEvent::Provisional(_)
                 | CallEvent::Request(_)
                 | CallEvent::Transfer { .. }
+                | CallEvent::Held
+                | CallEvent::Resumed
+                | CallEvent::Replaced
                 | CallEvent::MediaStarted { .. } => {}
             }
         }
@@ -214,9 +222,39 @@ impl OutgoingCall {
     pub async fn media_action(&self, action: crate::media::Action) -> Result<(), UaError> {
         if let Some(control) = &self.control {
             // A closed channel means the call's audio is over: nothing to apply.
-            let _ = control.send(action).await;
+            let _ = control.send(MediaControl::Action(action)).await;
         }
         Ok(())
+    }
+
+    /// Puts the call on hold: a re-INVITE offering `a=sendonly` (RFC 3264
+    /// §8.4); we keep sending and the peer stops. Returns once the peer has
+    /// answered; a 491 (both sides re-INVITing at once, RFC 3261 §14.1) is an
+    /// error to retry after a moment.
+    pub async fn hold(&self) -> Result<(), UaError> {
+        self.direction(crate::sdp::Direction::SendOnly).await
+    }
+
+    /// Takes the call off hold: a re-INVITE offering `a=sendrecv`.
+    pub async fn resume(&self) -> Result<(), UaError> {
+        self.direction(crate::sdp::Direction::SendRecv).await
+    }
+
+    /// A re-INVITE offering `direction` for the audio (`Inactive`: both
+    /// sides silent); the local media session follows the answer. Only for
+    /// a call placed with [`Dial::media`] once its audio flows.
+    pub async fn direction(&self, direction: crate::sdp::Direction) -> Result<(), UaError> {
+        let control = self
+            .control
+            .as_ref()
+            .ok_or(UaError::InvalidState("the call has no audio"))?;
+        let (reply, wait) = oneshot::channel();
+        control
+            .send(MediaControl::Direction(direction, reply))
+            .await
+            .map_err(|_| UaError::CallGone)?;
+        // Unanswered until the audio flows (the media task reads it then).
+        wait.await.map_err(|_| UaError::CallGone)?
     }
 
     /// Sends DTMF digits in the audio (RFC 4733).
@@ -238,22 +276,67 @@ impl OutgoingCall {
 
     /// Tells the peer that asked for a transfer ([`CallEvent::Transfer`]) how
     /// our call to the target goes: a NOTIFY with `status` (RFC 3515
-    /// §2.4.5); a final status (≥ 200) ends the refer subscription.
+    /// §2.4.5); a final status (≥ 200) ends the refer subscription. An
+    /// error when there is none (the REFER said `Refer-Sub: false`).
     pub async fn transfer_progress(
         &self,
         status: crate::message::StatusCode,
     ) -> Result<Response, UaError> {
-        let (reply, wait) = oneshot::channel();
-        self.core
-            .command(Command::InDialog {
-                call: self.id,
-                method: Method::Notify,
-                headers: super::core::refer_notify_headers(status.is_final()),
-                body: Some(super::core::sipfrag(status)),
-                reply: Some(reply),
-            })
-            .await?;
-        wait.await.map_err(|_| UaError::Shutdown)?
+        super::transfer::progress(&self.core, self.id, status).await
+    }
+
+    /// Follows a transfer the peer asked for ([`CallEvent::Transfer`]):
+    /// places `dial` (to its target; a `Replaces` in the target is sent
+    /// along), tells the peer how it goes (180 when it rings, then the
+    /// final status), and once it is answered hangs this call up and
+    /// returns the new one.
+    pub async fn follow_transfer(&mut self, dial: Dial) -> Result<OutgoingCall, UaError> {
+        let (core, id) = (self.core_handle(), self.id);
+        let report = |status| {
+            let core = core.clone();
+            async move {
+                // Nothing to tell without a refer subscription.
+                let _ = super::transfer::progress(&core, id, status).await;
+            }
+        };
+        let new = super::transfer::follow(dial, report).await?;
+        let _ = self.hangup().await;
+        Ok(new)
+    }
+
+    /// Transfers the peer to `target` (a blind transfer, RFC 3515): the
+    /// final status of its call there (200: connected; hang this call up),
+    /// or the REFER's refusal, or `Timeout` after 64 s without an outcome.
+    pub async fn transfer(&self, target: &str) -> Result<crate::message::StatusCode, UaError> {
+        let uri = Uri::parse(target).ok_or_else(|| UaError::Unroutable(target.to_owned()))?;
+        super::transfer::refer(&self.core, self.id, format!("<{uri}>"), true).await
+    }
+
+    /// An attended transfer (RFC 3891 §6.1): the peer calls `other`'s peer
+    /// with Replaces, taking `other`'s place; the outcome as for
+    /// [`OutgoingCall::transfer`].
+    pub async fn transfer_attended(
+        &self,
+        other: &super::DialogRef,
+    ) -> Result<crate::message::StatusCode, UaError> {
+        super::transfer::refer(&self.core, self.id, other.refer_to(), true).await
+    }
+
+    /// A REFER with this Refer-To value (`<uri>`); without `subscribe`,
+    /// `Refer-Sub: false` (RFC 4488) asks for no progress: the 2xx is then
+    /// the outcome.
+    pub async fn refer(
+        &self,
+        refer_to: &str,
+        subscribe: bool,
+    ) -> Result<crate::message::StatusCode, UaError> {
+        super::transfer::refer(&self.core, self.id, refer_to.to_owned(), subscribe).await
+    }
+
+    /// Which dialog this call is (for [`transfer_attended`](Self::transfer_attended)
+    /// on another call), once answered.
+    pub async fn dialog(&self) -> Result<super::DialogRef, UaError> {
+        super::transfer::dialog(&self.core, self.id).await
     }
 
     /// Hangs up an answered call with BYE and waits for its response.

@@ -10,8 +10,9 @@
 {% if media %}
 use parrot_core::media::{Action, LiveSink, LiveSource, MediaHandler, MediaStats};
 {%- endif %}
+use parrot_core::message::StatusCode;
 use parrot_core::ua::{
-    CallEvent, EndReason, Endpoint, Incoming, Registration, Reply, SipHandler, UaError,
+    CallEvent, CallHandle, EndReason, Endpoint, Incoming, Registration, Reply, SipHandler, UaError,
 };
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -68,6 +69,11 @@ pub enum Progress {
     /// Audio flows with this codec.
     Audio(String),
 {%- endif %}
+    /// The peer transferred us (REFER): we call this target, and hang up
+    /// the first call once it answers.
+    Transferred(String),
+    /// The transfer's call failed: we stay on the first call.
+    TransferFailed(String),
     /// We are hanging up.
     HangingUp,
     /// The peer hung up.
@@ -128,6 +134,11 @@ impl From<UaError> for PhoneError {
 pub enum PhoneEvent {
     /// A call from this URI: answered at once.
     Incoming(String),
+    /// The caller transferred us (REFER) to this URI: we call it, then hang
+    /// up its call.
+    Transferred(String),
+    /// That transfer failed, for this reason.
+    TransferFailed(String),
     /// The call is over, for this reason.
     Ended(String),
 }
@@ -140,12 +151,15 @@ struct Answerer {
     audio: CallOptions,
 {%- endif %}
     events: mpsc::UnboundedSender<PhoneEvent>,
+    /// The call's handle and the endpoint, kept for a transfer.
+    call: Option<(CallHandle, Endpoint)>,
 }
 
 impl SipHandler for Answerer {
     async fn invite(&mut self, call: &mut Incoming) -> Reply {
         let from = call.from().map(|f| f.uri.to_string()).unwrap_or_default();
         let _ = self.events.send(PhoneEvent::Incoming(from));
+        self.call = call.handle().cloned().zip(call.endpoint().cloned());
 {%- if media %}
         let mut audio = self.audio.clone();
         // A folder: one recording per call, named by its Call-ID.
@@ -157,6 +171,42 @@ impl SipHandler for Answerer {
         let _ = call;
         Reply::ok()
 {%- endif %}
+    }
+
+    /// A transfer (REFER, RFC 3515): accepted; the target is called from a
+    /// task of its own, the caller told how it goes, and its call hung up
+    /// once the new one answers.
+    async fn refer(&mut self, req: &Incoming) -> Reply {
+        let (Some(target), Some((handle, endpoint))) = (req.refer_to(), self.call.clone()) else {
+            return Reply::new(StatusCode::BAD_REQUEST);
+        };
+        let target = target.to_string();
+        let _ = self.events.send(PhoneEvent::Transferred(target.clone()));
+        let events = self.events.clone();
+{%- if media %}
+        let audio = self.audio.clone();
+{%- endif %}
+        tokio::spawn(async move {
+            let dial = match endpoint.dial(&target) {
+{%- if media %}
+                Ok(dial) => dial.media(Audio::new(&audio)),
+{%- else %}
+                Ok(dial) => dial,
+{%- endif %}
+                Err(e) => {
+                    let _ = events.send(PhoneEvent::TransferFailed(e.to_string()));
+                    return;
+                }
+            };
+            match handle.follow_transfer(dial).await {
+                // The new call lives until either side hangs up.
+                Ok(mut call) => while call.next_event().await.is_some() {},
+                Err(e) => {
+                    let _ = events.send(PhoneEvent::TransferFailed(e.to_string()));
+                }
+            }
+        });
+        Reply::new(StatusCode::ACCEPTED)
     }
 
     async fn ended(&mut self, reason: EndReason) {
@@ -210,6 +260,7 @@ impl {{module}} {
             audio: audio.clone(),
 {%- endif %}
             events: events.clone(),
+            call: None,
         };
         let mut builder = Endpoint::builder().udp(local).tcp(local).handler(answerer);
         if let Some(ip) = public_ip {
@@ -341,6 +392,23 @@ impl {{module}} {
 {%- if media %}
                     Some(CallEvent::MediaStarted { codec, .. }) => progress(Progress::Audio(codec)),
 {%- endif %}
+                    // The peer hands us over (RFC 3515): the new call replaces
+                    // this one once it answers.
+                    Some(CallEvent::Transfer { target }) => {
+                        let target = target.to_string();
+                        progress(Progress::Transferred(target.clone()));
+                        let mut dial = self.endpoint.dial(&target)?;
+                        if let Some((user, password)) = &options.credentials {
+                            dial = dial.credentials(user, password);
+                        }
+{%- if media %}
+                        dial = dial.media(Audio::new(options));
+{%- endif %}
+                        match call.follow_transfer(dial).await {
+                            Ok(new) => call = new,
+                            Err(e) => progress(Progress::TransferFailed(e.to_string())),
+                        }
+                    }
                     Some(CallEvent::Ended) | None => break true,
                     Some(_) => {}
                 },

@@ -277,6 +277,8 @@ fn print_progress(p: Progress) {
 {%- if media %}
         Progress::Audio(codec) => println!("audio: {codec}"),
 {%- endif %}
+        Progress::Transferred(target) => println!("transferred to {target}"),
+        Progress::TransferFailed(why) => println!("the transfer failed ({why}): still in the call"),
         Progress::HangingUp => println!("hanging up"),
         Progress::PeerHungUp => println!("the other side hung up"),
     }
@@ -371,6 +373,8 @@ async fn listen(args: Args) -> ExitCode {
             ev = events.recv() => match ev {
                 Some(PhoneEvent::Incoming(from)) => println!("call from {from}: answered"),
                 Some(PhoneEvent::Ended(why)) => println!("call ended ({why})"),
+                Some(PhoneEvent::Transferred(to)) => println!("transferred: calling {to}"),
+                Some(PhoneEvent::TransferFailed(why)) => println!("the transfer failed ({why})"),
                 None => break,
             },
             r = tokio::signal::ctrl_c() => {

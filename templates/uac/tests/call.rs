@@ -262,6 +262,71 @@ async fn call_is_answered_and_hung_up() {
 }
 {%- endif %}
 
+/// Answers `transfer` and transfers the caller to `service` on the same
+/// server half a second later (REFER); the outcome goes to `outcomes`.
+struct Transferor(mpsc::UnboundedSender<Result<u16, String>>);
+
+impl SipHandler for Transferor {
+    async fn invite(&mut self, call: &mut Incoming) -> Reply {
+        if call.to_user() != Some("transfer") {
+            return Server.invite(call).await;
+        }
+        let handle = call.handle().cloned().expect("a handle");
+        let addr = call
+            .endpoint()
+            .and_then(|e| e.local_addr(TransportKind::Udp))
+            .expect("the server's address");
+        let outcomes = self.0.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let r = handle.transfer(&format!("sip:service@{addr}")).await;
+            let _ = outcomes.send(r.map(|s| s.as_u16()).map_err(|e| e.to_string()));
+        });
+{%- if media %}
+        call.answer(Tone).await
+{%- else %}
+        Reply::ok()
+{%- endif %}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_is_followed() {
+    let (tx, mut outcomes) = mpsc::unbounded_channel();
+    let server = Endpoint::builder()
+        .udp("127.0.0.1:0".parse().expect("an address"))
+        .handler(move || Transferor(tx.clone()))
+        .build()
+        .await
+        .expect("the server starts");
+    let addr = server
+        .local_addr(TransportKind::Udp)
+        .expect("a UDP address");
+    let phone = phone().await;
+    let options = CallOptions {
+        uri: format!("sip:transfer@{addr}"),
+        duration: Some(Duration::from_secs(2)),
+        ..CallOptions::default()
+    };
+    let (_keep, control) = mpsc::channel(1);
+    let mut seen = Vec::new();
+    let report = phone
+        .call(&options, control, |p| seen.push(p))
+        .await
+        .expect("the call goes through");
+    let outcome = tokio::time::timeout(Duration::from_secs(5), outcomes.recv())
+        .await
+        .expect("the transferor hears the outcome");
+    phone.shutdown().await;
+    server.shutdown(Duration::from_millis(500)).await;
+    assert_eq!(outcome, Some(Ok(200)), "{seen:?}");
+    assert!(
+        seen.contains(&Progress::Transferred(format!("sip:service@{addr}"))),
+        "{seen:?}"
+    );
+    assert!(report.answered && report.completed, "{report:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_is_reported() {
     let (server, addr) = server().await;

@@ -5,7 +5,6 @@
 use super::destinations::{Query, route_to};
 use super::{Call, CallState, OfferWanted, Output, Owner, Spawn, UaCore};
 use crate::dialog::{Dialog, DialogId};
-use crate::media::Action;
 use crate::message::{HeaderName, Host, Message, Method, Request, Response, SipUri, StatusCode};
 use crate::transaction::TransactionKey;
 use crate::ua::UaError;
@@ -38,7 +37,7 @@ pub(super) struct UacCall {
     /// Our SDP offer and its sockets, until the answer comes.
     pub(super) offer: Option<Offered>,
     /// The handle's media actions, for the media task once audio flows.
-    control: Option<mpsc::Receiver<Action>>,
+    control: Option<mpsc::Receiver<crate::ua::command::MediaControl>>,
     /// Dropped with the call: tells its media task to stop.
     _media_stop: Option<oneshot::Sender<()>>,
     /// To the call's media task: in-dialog requests it answers (a re-INVITE's
@@ -48,11 +47,17 @@ pub(super) struct UacCall {
     pub(super) alternates: VecDeque<Peer>,
     /// The INVITE goes through an outbound proxy (it carries its Route).
     pub(super) proxied: bool,
+    /// Early dialogs whose reliable provisionals we acknowledged (RFC 3262
+    /// §4), with the last RSeq of each; a 2xx confirms its own.
+    early: Vec<(Dialog, u32)>,
 }
+
+/// The most early dialogs (forks) a call keeps for PRACK.
+const MAX_EARLY: usize = 8;
 
 /// Who waits for a dial to start: its handle's channels and the answer.
 struct PendingDial {
-    control: Option<mpsc::Receiver<Action>>,
+    control: Option<mpsc::Receiver<crate::ua::command::MediaControl>>,
     events: EventSender,
     reply: oneshot::Sender<Result<CallId, UaError>>,
 }
@@ -176,7 +181,7 @@ impl UaCore {
         spec: DialSpec,
         peer: Peer,
         offer: Option<Offered>,
-        control: Option<mpsc::Receiver<Action>>,
+        control: Option<mpsc::Receiver<crate::ua::command::MediaControl>>,
         events: EventSender,
     ) -> Result<CallId, UaError> {
         let local = peer.local;
@@ -211,6 +216,11 @@ impl UaCore {
             concat!("parrot/", env!("CARGO_PKG_VERSION")),
         )
         .map_err(bad)?;
+        let supported = super::precheck::supported(&self.config);
+        if !supported.is_empty() {
+            h.push(HeaderName::Supported, supported.join(", "))
+                .map_err(bad)?;
+        }
         for (n, v) in self.session_headers() {
             h.push(n, v).map_err(bad)?;
         }
@@ -253,6 +263,7 @@ impl UaCore {
             media_requests: None,
             alternates: VecDeque::new(),
             proxied: false,
+            early: Vec::new(),
         };
         let id = self.calls.insert(Call {
             state: CallState::Uac(Box::new(uac)),
@@ -262,6 +273,10 @@ impl UaCore {
             invites: Default::default(),
             timer: None,
             local_sdp: None,
+            reliable: None,
+            transferring: None,
+            refer_sub: false,
+            replaces: None,
             bodyless_invite: None,
         });
         self.set_owner(key, Owner::UacInvite { call: id });
@@ -410,6 +425,9 @@ impl UaCore {
                 if method == Method::Invite {
                     self.our_invite_over(call, &key);
                 }
+                if method == Method::Refer {
+                    self.on_refer_response(call, &resp);
+                }
                 if call.is_none() {
                     // RFC 3263 §4.3: 503 from this destination: the next one.
                     reply = match reply {
@@ -431,8 +449,10 @@ impl UaCore {
                         self.refreshed(c);
                     }
                 }
-                // §12.2.1.2: 481 or 408 to a request in a dialog ends the dialog.
-                let gone = matches!(resp.status().as_u16(), 408 | 481);
+                // §12.2.1.2: 481 or 408 to a request in a dialog ends the
+                // dialog (a PRACK's is in an early dialog: the INVITE's final
+                // response says how that ends).
+                let gone = matches!(resp.status().as_u16(), 408 | 481) && method != Method::Prack;
                 if method == Method::Bye || gone {
                     if let Some(c) = call {
                         if let Some(d) = self.calls.get_mut(c).and_then(|cl| {
@@ -482,6 +502,14 @@ impl UaCore {
             return;
         };
         if status.is_provisional() {
+            if let Some(rseq) = super::reliable::reliable_rseq(&resp) {
+                if !self.prack(id, &resp, rseq) {
+                    return;
+                }
+            }
+            let Some(CallState::Uac(uac)) = self.calls.get_mut(id).map(|c| &mut c.state) else {
+                return;
+            };
             let first = !uac.provisional_seen;
             uac.provisional_seen = true;
             // Early media (RFC 3960 §3, the gateway model): a 1xx with the
@@ -504,6 +532,23 @@ impl UaCore {
             return;
         }
         if status.is_success() {
+            // The early dialog this 2xx confirms (we sent PRACKs in it: its
+            // CSeq goes on), with the route set and target of the 2xx
+            // (§13.2.2.4).
+            let remote_tag = resp.headers().to().and_then(|t| t.tag()).unwrap_or("");
+            if let Some(i) = uac
+                .early
+                .iter()
+                .position(|(d, _)| d.id().remote_tag.as_str() == remote_tag)
+                .filter(|_| call.dialog.is_none())
+            {
+                let (mut d, _) = uac.early.swap_remove(i);
+                d.on_response(&resp);
+                self.dialogs.insert(d.id().clone(), id);
+                call.peer = in_dialog_peer(&call.peer, resp.headers());
+                call.dialog = Some(d);
+            }
+            uac.early.clear();
             if call.dialog.is_none() {
                 match Dialog::uac_from_response(&uac.invite, &resp) {
                     Ok(d) => {
@@ -634,6 +679,75 @@ impl UaCore {
         }
     }
 
+    /// RFC 3262 §4: a reliable provisional (`rseq`) to our INVITE gets a
+    /// PRACK in its early dialog. False when it is not the next one of that
+    /// dialog (a retransmission, or out of order): it is then not processed
+    /// further.
+    fn prack(&mut self, id: CallId, resp: &Response, rseq: u32) -> bool {
+        let via_config = &self.config;
+        let Some(call) = self.calls.get_mut(id) else {
+            return false;
+        };
+        let CallState::Uac(uac) = &mut call.state else {
+            return false;
+        };
+        if uac.final_received {
+            return false;
+        }
+        let Some(tag) = resp.headers().to().and_then(|t| t.tag()) else {
+            return true;
+        };
+        let i = match uac
+            .early
+            .iter()
+            .position(|(d, _)| d.id().remote_tag.as_str() == tag)
+        {
+            Some(i) => {
+                if uac.early[i].1.checked_add(1) != Some(rseq) {
+                    return false;
+                }
+                uac.early[i].1 = rseq;
+                i
+            }
+            None => {
+                if uac.early.len() >= MAX_EARLY {
+                    debug!("reliable provisional from a fork too many: not acknowledged");
+                    return false;
+                }
+                match Dialog::uac_from_response(&uac.invite, resp) {
+                    Ok(d) => uac.early.push((d, rseq)),
+                    Err(e) => {
+                        warn!(error = %e, "reliable provisional without an early dialog");
+                        return true;
+                    }
+                }
+                uac.early.len() - 1
+            }
+        };
+        let invite_cseq = uac.invite.headers().cseq().map_or(1, |c| c.seq);
+        let peer = in_dialog_peer(&call.peer, resp.headers());
+        let mut prack = uac.early[i].0.request(Method::Prack);
+        let h = prack.headers_mut();
+        let _ = h.prepend(
+            HeaderName::Via,
+            Self::via(via_config, peer.local, peer.target.kind),
+        );
+        let _ = h.push(HeaderName::RAck, format!("{rseq} {invite_cseq} INVITE"));
+        let reliable = peer.target.kind.is_reliable();
+        match self.txns.send_request(self.now, prack, peer, reliable) {
+            Ok(key) => self.set_owner(
+                key,
+                Owner::Request {
+                    reply: None,
+                    call: Some(id),
+                    method: Method::Prack,
+                },
+            ),
+            Err(e) => debug!(error = %e, "PRACK not sent"),
+        }
+        true
+    }
+
     /// Starts the media of a call we placed with the answer in `resp` (a 2xx,
     /// or a 1xx for early media), once: the offer goes to the media task.
     fn start_uac_media(&mut self, id: CallId, resp: &Response) {
@@ -682,6 +796,7 @@ impl UaCore {
             return;
         };
         uac.invite = next;
+        uac.early.clear();
         match sent {
             Ok(k) => self.set_owner(k, Owner::UacInvite { call: id }),
             Err(e) => {
@@ -789,6 +904,13 @@ impl UaCore {
             }) => {
                 if method == Method::Invite {
                     self.our_invite_over(call, key);
+                }
+                if method == Method::Refer {
+                    let e = match &error {
+                        UaError::Timeout => UaError::Timeout,
+                        _ => UaError::SendFailed,
+                    };
+                    self.on_refer_failure(call, e);
                 }
                 let reply = match reply {
                     Some(r) if call.is_none() => self.send_fail_over(key, r),

@@ -5,7 +5,6 @@
 
 use super::client::bump_cseq;
 use super::{CallState, Output, Owner, UaCore};
-use crate::media::Action;
 use crate::message::{HeaderName, Host, Method, Request};
 use crate::transaction::TransactionKey;
 use crate::ua::UaError;
@@ -22,7 +21,7 @@ pub(super) enum Query {
     /// A dial waiting for its destination (and, with audio, its offer).
     Dial {
         spec: DialSpec,
-        control: Option<mpsc::Receiver<Action>>,
+        control: Option<mpsc::Receiver<crate::ua::command::MediaControl>>,
         events: EventSender,
         reply: oneshot::Sender<Result<CallId, UaError>>,
     },

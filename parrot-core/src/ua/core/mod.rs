@@ -20,9 +20,12 @@
 mod client;
 mod destinations;
 mod precheck;
+mod refer;
+mod reliable;
 mod server;
 mod timers;
 
+pub(crate) use refer::refer_target;
 pub(crate) use timers::{DEFAULT_MIN_SE, DEFAULT_SESSION_EXPIRES};
 #[cfg(test)]
 mod tests;
@@ -36,7 +39,7 @@ use super::reply::Reply;
 use super::route::Peer;
 use super::slab::{CallId, Slab};
 use crate::dialog::{Dialog, DialogId};
-use crate::media::{Action, MediaHandler, Ports};
+use crate::media::{MediaHandler, Ports};
 use crate::message::{Host, Message, Request, Response, SipUri, Uri, Via};
 use crate::transaction::{Event, TransactionKey, Transactions, Transmit, shrink_if_sparse};
 use crate::transport::{Received, Target, TransportKind};
@@ -114,7 +117,7 @@ pub(crate) enum Spawn {
         call: CallId,
         offer: Offered,
         answer: Response,
-        control: Option<mpsc::Receiver<Action>>,
+        control: Option<mpsc::Receiver<crate::ua::command::MediaControl>>,
         events: EventSender,
         stop: oneshot::Receiver<()>,
         /// In-dialog requests for the media task to answer.
@@ -179,6 +182,15 @@ struct Call {
     /// The SDP we last sent in the dialog (offer or answer): what a session
     /// refresh re-INVITE carries.
     local_sdp: Option<bytes::Bytes>,
+    /// Reliable provisionals of the INVITE we answer (RFC 3262).
+    reliable: Option<Box<reliable::Reliable>>,
+    /// A REFER of ours waits for its outcome (RFC 3515).
+    transferring: Option<refer::TransferWait>,
+    /// We accepted a REFER with a subscription: its progress goes out as
+    /// NOTIFYs until a final status.
+    refer_sub: bool,
+    /// The call this one replaces once answered (RFC 3891).
+    replaces: Option<CallId>,
     /// The CSeq of a re-INVITE of ours without an offer (a call without
     /// media refreshed): an offer in its 2xx gets a refusing answer.
     bodyless_invite: Option<u32>,
@@ -278,6 +290,8 @@ pub(crate) struct UaCore {
     pending_call: HashMap<TransactionKey, CallId>,
     /// Session timers (RFC 4028), by when they are due.
     session_deadlines: BTreeSet<(Instant, CallId)>,
+    /// Reliable provisionals to send again (RFC 3262), by when.
+    prack_deadlines: BTreeSet<(Instant, CallId)>,
     queries: HashMap<QueryId, Query>,
     /// Requests outside a dialog with destinations left to fail over to
     /// (RFC 3263 §4.3): the request as it was before its Via, and those
@@ -325,6 +339,7 @@ impl UaCore {
             merging: HashMap::new(),
             pending_call: HashMap::new(),
             session_deadlines: BTreeSet::new(),
+            prack_deadlines: BTreeSet::new(),
             queries: HashMap::new(),
             failover: HashMap::new(),
             query_deadlines: BTreeSet::new(),
@@ -360,11 +375,7 @@ impl UaCore {
             self.learn_public_address(r.local, resp);
         }
         if let Message::Request(req) = &r.message {
-            if let Some(resp) = precheck::precheck(
-                req,
-                &self.config.entropy,
-                self.config.session_timer.is_some(),
-            ) {
+            if let Some(resp) = precheck::precheck(req, &self.config) {
                 // An INVITE whose headers make a transaction: answered in one,
                 // which retransmits the final until the ACK (`on_request`).
                 let transactional = *req.method() == crate::message::Method::Invite
@@ -415,6 +426,22 @@ impl UaCore {
             Command::Resolved { query, result } => self.on_resolved(query, *result),
             Command::TransportError { key } => self.txns.transport_error(now, &key),
             Command::KeepAlive { registrar } => self.keep_alive(&registrar),
+            Command::Transfer {
+                call,
+                refer_to,
+                subscribe,
+                reply,
+            } => self.transfer(call, refer_to, subscribe, reply),
+            Command::TransferProgress {
+                call,
+                status,
+                reply,
+            } => {
+                self.refer_progress(call, status, Some(reply));
+            }
+            Command::DialogOf { call, reply } => {
+                let _ = reply.send(self.dialog_of(call));
+            }
         }
     }
 
@@ -430,6 +457,7 @@ impl UaCore {
             self.on_query_timeout(query);
         }
         self.on_session_timers();
+        self.on_prack_timers();
     }
 
     // ------------------------------------------------------------------ outputs
@@ -456,6 +484,7 @@ impl UaCore {
             self.txns.poll_timeout(),
             self.query_deadlines.first().map(|(at, _)| *at),
             self.next_session_timer(),
+            self.next_prack_timer(),
             // Once passed, the deadline is the driver's cue to stop (`is_done`), not a timer.
             self.shutting_down
                 .as_ref()

@@ -9,7 +9,8 @@ use crate::message::{HeaderName, Message, Method, Request, Response, StatusCode,
 
 /// The response for a request we will not process, or `None` (§8.2.1–§8.2.3,
 /// RFC 4475 §3.3). ACK is never answered.
-pub(super) fn precheck(req: &Request, entropy: &Entropy, timers: bool) -> Option<Response> {
+pub(super) fn precheck(req: &Request, config: &Config) -> Option<Response> {
+    let entropy = &config.entropy;
     let m = req.method();
     if *m == Method::Ack {
         return None;
@@ -52,12 +53,13 @@ pub(super) fn precheck(req: &Request, entropy: &Entropy, timers: bool) -> Option
     }
     if *m != Method::Cancel {
         // §8.2.2.3: what we do not implement cannot be required of us; the
-        // one extension we do is session timers (RFC 4028).
+        // extensions we do are listed by `supported`.
         if let Ok(required) = req.headers().require() {
+            let ours = supported(config);
             let unsupported: Vec<&str> = required
                 .iter()
                 .map(|t| t.as_str())
-                .filter(|t| !(timers && t.eq_ignore_ascii_case("timer")))
+                .filter(|t| !ours.iter().any(|o| o.eq_ignore_ascii_case(t)))
                 .collect();
             if !unsupported.is_empty() {
                 let list = unsupported;
@@ -68,6 +70,19 @@ pub(super) fn precheck(req: &Request, entropy: &Entropy, timers: bool) -> Option
         }
     }
     None
+}
+
+/// The option tags (RFC 3261 §19.2) the endpoint implements, as configured:
+/// what its Supported headers list and what a Require may ask of it.
+pub(super) fn supported(config: &Config) -> Vec<&'static str> {
+    let mut tags = Vec::with_capacity(2);
+    if config.prack {
+        tags.push("100rel");
+    }
+    if config.session_timer.is_some() {
+        tags.push("timer");
+    }
+    tags
 }
 
 /// A response built outside any transaction: To tag added.
@@ -105,12 +120,7 @@ pub(super) fn decorate(
             let _ = h.push(HeaderName::Accept, "application/sdp");
         }
         if !h.contains(&HeaderName::Supported) {
-            let supported = if config.session_timer.is_some() {
-                "timer"
-            } else {
-                ""
-            };
-            let _ = h.push(HeaderName::Supported, supported);
+            let _ = h.push(HeaderName::Supported, supported(config).join(", "));
         }
     }
     if code == StatusCode::SERVICE_UNAVAILABLE && !h.contains(&HeaderName::RetryAfter) {

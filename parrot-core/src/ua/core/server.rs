@@ -54,7 +54,7 @@ impl UaCore {
     }
 
     /// Replies to a server transaction from the core itself (no handler involved).
-    fn reply_now(&mut self, key: &TransactionKey, request: &Request, reply: Reply) {
+    pub(super) fn reply_now(&mut self, key: &TransactionKey, request: &Request, reply: Reply) {
         let mut resp = reply.to_response(request);
         if resp.status().as_u16() != 100
             && request.headers().to().is_some_and(|t| t.tag().is_none())
@@ -82,11 +82,7 @@ impl UaCore {
             // Refused before a transaction existed (a Require we do not
             // support, a body we cannot read…): the INVITE transaction now
             // retransmits that final response until the ACK (§17.2.1).
-            if let Some(resp) = super::precheck::precheck(
-                &request,
-                &self.config.entropy,
-                self.config.session_timer.is_some(),
-            ) {
+            if let Some(resp) = super::precheck::precheck(&request, &self.config) {
                 self.set_pending(
                     key.clone(),
                     Pending {
@@ -143,7 +139,12 @@ impl UaCore {
                 let reply = Reply::new(too_small).header("Min-SE", min.to_string());
                 return self.reply_now(&key, &request, reply);
             }
-            return self.start_uas_call(key, request, source);
+            // RFC 3891: an INVITE that replaces one of our calls.
+            let replaces = match self.replaced_call(&request) {
+                Ok(r) => r,
+                Err(reply) => return self.reply_now(&key, &request, reply),
+            };
+            return self.start_uas_call(key, request, source, replaces);
         }
         // A request outside any dialog: a handler value of its own, in a task of its own.
         self.out.push_back(Output::Spawn(Spawn::Request {
@@ -153,7 +154,13 @@ impl UaCore {
         }));
     }
 
-    fn start_uas_call(&mut self, key: TransactionKey, request: Request, source: Peer) {
+    fn start_uas_call(
+        &mut self,
+        key: TransactionKey,
+        request: Request,
+        source: Peer,
+        replaces: Option<CallId>,
+    ) {
         let (task_tx, task_rx) = mpsc::channel(16);
         let id = self.calls.insert(Call {
             state: CallState::Uas {
@@ -167,6 +174,10 @@ impl UaCore {
             invites: Default::default(),
             timer: None,
             local_sdp: None,
+            reliable: None,
+            transferring: None,
+            refer_sub: false,
+            replaces,
             bodyless_invite: None,
         });
         // The early dialog our provisional responses create (§12.1.1): a
@@ -205,6 +216,18 @@ impl UaCore {
         let Some((call_id, id)) = found else {
             return self.reply_now(&key, &request, Reply::new(StatusCode::CALL_DOES_NOT_EXIST));
         };
+        if self.calls.get(call_id).is_none() {
+            return self.reply_now(&key, &request, Reply::new(StatusCode::CALL_DOES_NOT_EXIST));
+        }
+        if *request.method() == Method::Prack {
+            // RFC 3262 §3: early or confirmed, it acknowledges a reliable
+            // provisional of ours, or gets 481.
+            return self.on_prack(key, request, call_id);
+        }
+        if self.on_refer_notify(&key, &request, call_id) {
+            // The progress of a transfer of ours (RFC 3515 §2.4.5).
+            return;
+        }
         let Some(call) = self.calls.get_mut(call_id) else {
             return self.reply_now(&key, &request, Reply::new(StatusCode::CALL_DOES_NOT_EXIST));
         };
@@ -324,37 +347,7 @@ impl UaCore {
                     }
                     // RFC 3515: a transfer. Accepted at once, the first NOTIFY
                     // follows (§2.4.4); the handle dials and reports.
-                    Method::Refer => {
-                        let target = request
-                            .headers()
-                            .get(&HeaderName::from("Refer-To"))
-                            .and_then(|v| std::str::from_utf8(v).ok())
-                            .and_then(|v| {
-                                let v = v.trim();
-                                let inner = v
-                                    .strip_prefix('<')
-                                    .and_then(|r| r.split('>').next())
-                                    .unwrap_or(v);
-                                crate::message::Uri::parse(inner)
-                            });
-                        let Some(target) = target else {
-                            return self.reply_now(
-                                &key,
-                                &request,
-                                Reply::new(StatusCode::BAD_REQUEST)
-                                    .reason("Bad Request (no usable Refer-To)"),
-                            );
-                        };
-                        self.reply_now(&key, &request, Reply::new(StatusCode::ACCEPTED));
-                        let _ = self.in_dialog(
-                            call_id,
-                            Method::Notify,
-                            super::refer_notify_headers(false),
-                            Some(super::sipfrag(StatusCode::TRYING)),
-                            None,
-                        );
-                        events.emit(CallEvent::Transfer { target });
-                    }
+                    Method::Refer => self.on_uac_refer(&key, &request, call_id),
                     // Not something a call we placed can do (an UPDATE outside
                     // media, a subscription): 405 with what we take (§8.2.1),
                     // not a 200 that promises it.
@@ -400,14 +393,14 @@ impl UaCore {
             }
             // An UPDATE without an offer refreshes (RFC 3311 §5.2); a new offer
             // before the answer is not something we negotiate (no early
-            // offer/answer without PRACK): 488.
+            // offer/answer in the early dialog): 488.
             Method::Update if request.body().is_empty() => {
                 self.reply_now(&key, &request, Reply::ok());
             }
             Method::Update => {
                 self.reply_now(&key, &request, Reply::new(StatusCode::NOT_ACCEPTABLE_HERE));
             }
-            // Nothing else is handled before the answer (no PRACK yet).
+            // Nothing else is handled before the answer (PRACK is taken by `on_in_dialog`).
             _ => self.reply_now(&key, &request, Reply::new(StatusCode::CALL_DOES_NOT_EXIST)),
         }
     }
@@ -545,6 +538,31 @@ impl UaCore {
                         }
                     }
                     Err(e) => warn!(error = %e, "no dialog from this INVITE"),
+                }
+                // RFC 3891 §3: the new call is up, the one it replaces goes.
+                if let Some(old) = self.calls.get_mut(c).and_then(|cl| cl.replaces.take()) {
+                    self.end_replaced(old);
+                }
+            }
+            // RFC 3515 §2.4.4: a REFER the handler accepted starts the refer
+            // subscription (unless RFC 4488's Refer-Sub: false is granted).
+            if *request.method() == Method::Refer
+                && resp.status().is_success()
+                && self.refer_accepted(c, &request, &mut resp)
+            {
+                self.respond(&key, resp);
+                self.refer_progress(c, StatusCode::TRYING, None);
+                return;
+            }
+            if is_invite && !has_tag {
+                // RFC 3262: provisionals may go reliably, and a 2xx may wait
+                // for the PRACK of one.
+                if resp.status().is_provisional() && resp.status().as_u16() > 100 {
+                    return self.send_provisional(c, &key, &request, resp);
+                }
+                match self.final_after_reliable(c, resp) {
+                    Some(r) => resp = r,
+                    None => return,
                 }
             }
         }

@@ -140,13 +140,11 @@ impl UaCore {
         self.set_timer(id, timer);
     }
 
-    /// Our INVITE asks for a session timer (RFC 4028 §7.1).
+    /// Our INVITE asks for a session timer (RFC 4028 §7.1; `timer` is in
+    /// its Supported, with the endpoint's other option tags).
     pub(super) fn session_headers(&self) -> Vec<(HeaderName, String)> {
         match self.config.session_timer {
-            Some(c) => vec![
-                (HeaderName::Supported, "timer".to_owned()),
-                (HeaderName::SessionExpires, c.expires.to_string()),
-            ],
+            Some(c) => vec![(HeaderName::SessionExpires, c.expires.to_string())],
             None => Vec::new(),
         }
     }

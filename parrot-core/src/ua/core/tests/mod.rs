@@ -593,4 +593,6 @@ mod auth;
 mod client;
 mod destinations;
 mod dialogs;
+mod prack;
+mod refer;
 mod timers;
