@@ -125,6 +125,7 @@ fn paced(n: usize, secs: f64, ports: &Arc<Mutex<PortAllocator>>) -> (u64, u64) {
                 remote: Some(to),
                 direction: Direction::SendRecv,
                 rtp_seed: None,
+                srtp: None,
             };
             sessions.push(MediaSession::start(cfg, Endless, events).unwrap());
         }

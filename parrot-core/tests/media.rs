@@ -10,7 +10,10 @@ use parrot_core::media::{
     tone_present,
 };
 use parrot_core::rtp::PortAllocator;
-use parrot_core::sdp::Direction;
+use parrot_core::rtp::SrtpProfile;
+use parrot_core::sdp::{
+    Direction, LocalMedia, LocalSrtp, NegotiatedSrtp, Negotiator, SessionDescription, SrtpMode,
+};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -74,6 +77,74 @@ async fn relay(listen: UdpSocket, a: SocketAddr, b: SocketAddr, drop_every: u64,
 }
 
 async fn call(seconds: f64, lossy: bool) -> (MediaStats, PathBuf) {
+    call_with(
+        seconds,
+        if lossy { Relay::Lossy } else { Relay::None },
+        None,
+    )
+    .await
+}
+
+/// How the packets from A reach B.
+#[derive(Clone, Copy, PartialEq)]
+enum Relay {
+    /// Directly.
+    None,
+    /// Through [`relay`], dropping and reordering.
+    Lossy,
+    /// Through [`tamper`], replaying and forging.
+    Tampering,
+}
+
+/// A relay from `a` to `b` (and back) that sends every 5th datagram from `a` twice (a
+/// replay) and, before every 7th, a copy with one payload byte flipped (a forgery).
+async fn tamper(listen: UdpSocket, a: SocketAddr, b: SocketAddr) {
+    let mut buf = [0u8; 2048];
+    let mut n = 0u64;
+    while let Ok((len, source)) = listen.recv_from(&mut buf).await {
+        if source == b {
+            let _ = listen.send_to(&buf[..len], a).await;
+            continue;
+        }
+        n += 1;
+        if n % 7 == 0 && len > 20 {
+            // Before the original: a copy after it would be a replay (checked first).
+            let mut forged = buf[..len].to_vec();
+            forged[16] ^= 0x40;
+            let _ = listen.send_to(&forged, b).await;
+        }
+        let _ = listen.send_to(&buf[..len], b).await;
+        if n % 5 == 0 {
+            let _ = listen.send_to(&buf[..len], b).await;
+        }
+    }
+}
+
+/// What an SDP exchange between a mandatory offerer and a best-effort answerer agrees,
+/// with fresh random keys: (the offerer's, the answerer's).
+fn srtp_pair() -> (NegotiatedSrtp, NegotiatedSrtp) {
+    let side = |mode| {
+        let local = LocalMedia::new("127.0.0.1".parse().unwrap(), 4000)
+            .with_srtp(Some(LocalSrtp::random(mode).unwrap()));
+        Negotiator::new(local, 1)
+    };
+    let mut a = side(SrtpMode::Mandatory);
+    let mut b = side(SrtpMode::BestEffort);
+    let offer: SessionDescription = a.create_offer().to_string().parse().unwrap();
+    let answer = b.answer(&offer).unwrap();
+    let at_b = answer.negotiated.unwrap().srtp.unwrap();
+    let answer: SessionDescription = answer.sdp.to_string().parse().unwrap();
+    let at_a = a.accept_answer(&answer).unwrap().srtp.unwrap();
+    assert_eq!(at_a.profile, SrtpProfile::AeadAes128Gcm);
+    (at_a, at_b)
+}
+
+async fn call_with(
+    seconds: f64,
+    relay_mode: Relay,
+    srtp: Option<(NegotiatedSrtp, NegotiatedSrtp)>,
+) -> (MediaStats, PathBuf) {
+    let lossy = relay_mode != Relay::None;
     let ports = ports();
     let ip = "127.0.0.1".parse().unwrap();
     let (a_rtp, a_rtcp) = bind_pair(ip, &ports).await.unwrap();
@@ -84,15 +155,25 @@ async fn call(seconds: f64, lossy: bool) -> (MediaStats, PathBuf) {
     let (a_remote, b_remote) = if lossy {
         let r = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let at = r.local_addr().unwrap();
-        tokio::spawn(relay(r, a_addr, b_addr, 10, 7));
+        if relay_mode == Relay::Tampering {
+            tokio::spawn(tamper(r, a_addr, b_addr));
+        } else {
+            tokio::spawn(relay(r, a_addr, b_addr, 10, 7));
+        }
         (at, at)
     } else {
         (b_addr, a_addr)
     };
-    let path = temp(if lossy { "lossy.wav" } else { "clean.wav" });
+    let path = temp(match (relay_mode, srtp.is_some()) {
+        (Relay::None, false) => "clean.wav",
+        (Relay::Lossy, _) => "lossy.wav",
+        (Relay::None, true) => "srtp.wav",
+        (Relay::Tampering, _) => "tampered.wav",
+    });
+    let (srtp_a, srtp_b) = srtp.map_or((None, None), |(a, b)| (Some(a), Some(b)));
     let (ev_a, _ra) = mpsc::channel(4);
     let (ev_b, _rb) = mpsc::channel(4);
-    let cfg = |rtp, rtcp, remote| MediaConfig {
+    let cfg = |rtp, rtcp, remote, srtp| MediaConfig {
         rtp,
         rtcp,
         codec: Codec::PCMU,
@@ -101,11 +182,20 @@ async fn call(seconds: f64, lossy: bool) -> (MediaStats, PathBuf) {
         remote: Some(remote),
         direction: Direction::SendRecv,
         rtp_seed: None,
+        srtp,
     };
-    let b =
-        MediaSession::start(cfg(b_rtp, b_rtcp, b_remote), Recorder(path.clone()), ev_b).unwrap();
-    let a =
-        MediaSession::start(cfg(a_rtp, a_rtcp, a_remote), Player(440.0, seconds), ev_a).unwrap();
+    let b = MediaSession::start(
+        cfg(b_rtp, b_rtcp, b_remote, srtp_b),
+        Recorder(path.clone()),
+        ev_b,
+    )
+    .unwrap();
+    let a = MediaSession::start(
+        cfg(a_rtp, a_rtcp, a_remote, srtp_a),
+        Player(440.0, seconds),
+        ev_a,
+    )
+    .unwrap();
     tokio::time::sleep(Duration::from_secs_f64(seconds + 0.4)).await;
     let sent = a.stop().await;
     let got = b.stop().await;
@@ -162,5 +252,45 @@ async fn tone_survives_loss_and_reordering() {
         "the relay dropped packets: {stats:?}"
     );
     assert!(stats.concealed > 0, "lost frames were concealed: {stats:?}");
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tone_through_srtp_is_recorded_and_srtcp_read() {
+    // 3 s: the first RTCP report goes out within 0.6-1.9 s (RFC 3550 §6.2 for the first).
+    let (stats, path) = call_with(3.0, Relay::None, Some(srtp_pair())).await;
+    let heard = check_recording(&path, 3.0);
+    eprintln!("srtp: heard {heard:.2} s, {stats:?}");
+    assert_eq!(stats.srtp, Some(SrtpProfile::AeadAes128Gcm));
+    assert_eq!(stats.packets_lost, 0, "{stats:?}");
+    assert_eq!(
+        (
+            stats.srtp_auth_failures,
+            stats.srtp_replays,
+            stats.srtp_malformed
+        ),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+    assert!(stats.rtcp_received >= 1, "SRTCP reports read: {stats:?}");
+    assert_eq!(stats.dropped.rtcp_malformed, 0, "{stats:?}");
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srtp_drops_and_counts_replays_and_forgeries() {
+    let (stats, path) = call_with(1.5, Relay::Tampering, Some(srtp_pair())).await;
+    let heard = check_recording(&path, 1.5);
+    eprintln!("tampered: heard {heard:.2} s, {stats:?}");
+    // About 75 packets: every 5th sent twice, a forged copy before every 7th.
+    assert!(stats.srtp_replays >= 10, "{stats:?}");
+    assert!(stats.srtp_auth_failures >= 7, "{stats:?}");
+    assert_eq!(
+        stats.packets_lost, 0,
+        "the originals all arrived: {stats:?}"
+    );
+    // What failed never reached RTP: nothing from another source, no bad header.
+    assert_eq!(stats.dropped.unexpected_source, 0, "{stats:?}");
+    assert_eq!(stats.dropped.bad_version, 0, "{stats:?}");
     let _ = std::fs::remove_file(path);
 }

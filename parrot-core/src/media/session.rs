@@ -4,10 +4,11 @@
 
 use super::handler::{Action, MediaEngine, MediaHandler, Output};
 use crate::codec::{AudioDecoder, AudioEncoder, Codec, decoder_for, encoder_for};
+use crate::rtp::srtp::{SRTCP_MAX_OVERHEAD, SrtpContext, SrtpError};
 use crate::rtp::{
     DtmfReceiver, DtmfSender, Frame, JitterBuffer, JitterConfig, RtpSession, SessionConfig,
 };
-use crate::sdp::Direction;
+use crate::sdp::{Direction, NegotiatedSrtp};
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +40,10 @@ pub struct MediaConfig {
     /// process-wide [`entropy::global`](crate::entropy::global) source if `None`. Set it
     /// from a seeded [`Entropy`](crate::entropy::Entropy) to replay a call's RTP.
     pub rtp_seed: Option<u64>,
+    /// SRTP (RFC 3711) as the SDP exchange agreed it, or none for plain RTP: every RTP and
+    /// RTCP datagram sent is protected with our key, every one received is authenticated,
+    /// replay-checked and decrypted with the peer's (and dropped, counted, if it fails).
+    pub srtp: Option<NegotiatedSrtp>,
 }
 
 /// Counts of a session, as it goes and at the end.
@@ -65,6 +70,19 @@ pub struct MediaStats {
     pub max_send_lateness_ms: f64,
     /// Datagrams dropped, by reason (unexpected source or SSRC, malformed, …).
     pub dropped: crate::rtp::DropCounts,
+    /// RTCP compound packets received and read (after SRTCP, on an SRTP call).
+    pub rtcp_received: u64,
+    /// The SRTP suite protecting the call's RTP and RTCP, or `None` for plain RTP.
+    pub srtp: Option<crate::rtp::SrtpProfile>,
+    /// SRTP and SRTCP datagrams dropped because their authentication tag did not match:
+    /// forged, corrupted, or protected with another key.
+    pub srtp_auth_failures: u64,
+    /// SRTP and SRTCP datagrams dropped as replays, or as older than the replay window
+    /// (RFC 3711 §3.3.2).
+    pub srtp_replays: u64,
+    /// Datagrams that could not be SRTP-unprotected for any other reason (too short to hold
+    /// a tag, not version 2).
+    pub srtp_malformed: u64,
 }
 
 /// What the session tells the call around it.
@@ -84,6 +102,7 @@ enum Control {
         direction: Direction,
     },
     Dtmf(char),
+    Rekey(Option<NegotiatedSrtp>),
     Stop(oneshot::Sender<MediaStats>),
 }
 
@@ -139,12 +158,19 @@ impl MediaSession {
         let decoder = decoder_for(&config.codec)
             .ok_or_else(|| format!("no decoder for {}", config.codec.name))?;
         let local = config.rtp.local_addr().map_err(|e| e.to_string())?;
+        let srtp = match &config.srtp {
+            Some(agreed) => Some(Box::new(
+                SrtpState::new(agreed.clone()).map_err(|e| format!("SRTP: {e}"))?,
+            )),
+            None => None,
+        };
         let (control, rx) = mpsc::channel(32);
         let (stats_tx, stats) = watch::channel(MediaStats {
             codec: config.codec.name.to_string(),
+            srtp: config.srtp.as_ref().map(|s| s.profile),
             ..MediaStats::default()
         });
-        let task = Task::new(
+        let mut task = Task::new(
             config,
             MediaEngine::new(handler).with_deferred_files(),
             encoder,
@@ -152,6 +178,7 @@ impl MediaSession {
             stats_tx,
             events,
         );
+        task.srtp = srtp;
         shard::add(Box::new(Running::new(task, rx)));
         Ok(MediaSession {
             control,
@@ -193,6 +220,13 @@ impl MediaSession {
             .await;
     }
 
+    /// Follows a new SDP exchange's SRTP (re-INVITE, UPDATE): a direction whose suite and key
+    /// are unchanged keeps its context (rollover counter and replay window); a new key gets a
+    /// new context; `None` turns SRTP off (a best-effort call renegotiated to plain RTP).
+    pub async fn rekey(&self, srtp: Option<NegotiatedSrtp>) {
+        let _ = self.control.send(Control::Rekey(srtp)).await;
+    }
+
     /// Stops the session (RTCP BYE sent, recording closed) and returns the final counts.
     pub async fn stop(self) -> MediaStats {
         let (tx, rx) = oneshot::channel();
@@ -223,6 +257,87 @@ struct Task<H> {
     /// engine: the shard's step never touches the file system.
     files_tx: mpsc::UnboundedSender<FileDone>,
     files_rx: mpsc::UnboundedReceiver<FileDone>,
+    /// SRTP contexts, if the call has SRTP (boxed: a plain call keeps a pointer).
+    srtp: Option<Box<SrtpState>>,
+}
+
+/// The two SRTP contexts of a call and what they were built from.
+struct SrtpState {
+    agreed: NegotiatedSrtp,
+    /// Protects what we send (our key).
+    tx: SrtpContext,
+    /// Unprotects what we receive (the peer's key).
+    rx: SrtpContext,
+}
+
+impl SrtpState {
+    fn new(agreed: NegotiatedSrtp) -> Result<SrtpState, SrtpError> {
+        Ok(SrtpState {
+            tx: agreed.outbound()?,
+            rx: agreed.inbound()?,
+            agreed,
+        })
+    }
+
+    /// Takes a new agreement: only a direction whose key or suite changed starts over.
+    fn rekey(&mut self, agreed: NegotiatedSrtp) -> Result<(), SrtpError> {
+        let tx = if self.agreed.same_outbound(&agreed) {
+            None
+        } else {
+            Some(agreed.outbound()?)
+        };
+        let rx = if self.agreed.same_inbound(&agreed) {
+            None
+        } else {
+            Some(agreed.inbound()?)
+        };
+        if let Some(tx) = tx {
+            tracing::info!(suite = %agreed.profile, "SRTP: new outbound key");
+            self.tx = tx;
+        }
+        if let Some(rx) = rx {
+            tracing::info!(suite = %agreed.profile, "SRTP: new inbound key");
+            self.rx = rx;
+        }
+        self.agreed = agreed;
+        Ok(())
+    }
+}
+
+/// The largest RTP or RTCP datagram a session sends or reads (the stack buffer's size).
+const MAX_DATAGRAM: usize = 2048;
+
+/// Sends an RTP (`rtcp` false) or RTCP datagram to `to`, SRTP-protected if the call has
+/// SRTP. The protected copy is made in a stack buffer, so nothing is allocated per packet.
+/// A datagram that cannot be protected (larger than [`MAX_DATAGRAM`], or its key worn out
+/// after 2^48 packets) is not sent: it is never sent in clear.
+fn send_media(
+    socket: &UdpSocket,
+    srtp: Option<&mut SrtpState>,
+    rtcp: bool,
+    data: &[u8],
+    to: SocketAddr,
+) -> bool {
+    let Some(srtp) = srtp else {
+        return send_now(socket, data, to);
+    };
+    let mut buf = [0u8; MAX_DATAGRAM + SRTCP_MAX_OVERHEAD];
+    let Some(room) = buf.get_mut(..data.len()) else {
+        return false;
+    };
+    room.copy_from_slice(data);
+    let protected = if rtcp {
+        srtp.tx.protect_rtcp_in_place(&mut buf, data.len())
+    } else {
+        srtp.tx.protect_rtp_in_place(&mut buf, data.len())
+    };
+    match protected {
+        Ok(n) => send_now(socket, &buf[..n], to),
+        Err(e) => {
+            tracing::debug!(error = %e, rtcp, "SRTP: not sent");
+            false
+        }
+    }
 }
 
 /// What a blocking file task did for the engine.
@@ -284,6 +399,7 @@ impl<H: MediaHandler> Task<H> {
             ticks: 0,
             files_tx,
             files_rx,
+            srtp: None,
         }
     }
 
@@ -333,7 +449,7 @@ impl<H: MediaHandler> Task<H> {
     fn finish(&mut self, reply: Option<oneshot::Sender<MediaStats>>) {
         let bye = self.rtp.bye(std::time::Instant::now(), None);
         if let Some(r) = self.rtp.remote_rtcp_addr() {
-            send_now(&self.cfg.rtcp, &bye, r);
+            send_media(&self.cfg.rtcp, self.srtp.as_deref_mut(), true, &bye, r);
         }
         self.engine.stop();
         self.publish();
@@ -357,9 +473,56 @@ impl<H: MediaHandler> Task<H> {
                     );
                 }
             }
+            Control::Rekey(agreed) => self.rekey(agreed),
             Control::Stop(reply) => return Err(Some(reply)),
         }
         Ok(())
+    }
+
+    fn rekey(&mut self, agreed: Option<NegotiatedSrtp>) {
+        let result = match (self.srtp.as_deref_mut(), agreed) {
+            (_, None) => {
+                if self.srtp.take().is_some() {
+                    tracing::info!("SRTP off: the new exchange agreed plain RTP");
+                }
+                Ok(())
+            }
+            (Some(state), Some(agreed)) => state.rekey(agreed),
+            (None, Some(agreed)) => SrtpState::new(agreed).map(|s| self.srtp = Some(Box::new(s))),
+        };
+        if let Err(e) = result {
+            // Cannot happen for keys the negotiator checked; the old contexts stay.
+            tracing::warn!(error = %e, "SRTP: new keys not usable, keeping the old ones");
+        }
+        self.stats.srtp = self.srtp.as_ref().map(|s| s.agreed.profile);
+    }
+
+    /// Authenticates, replay-checks and decrypts a received datagram where it lies (SRTP
+    /// calls only), counting what fails; the length of the plain packet, or `None` to drop.
+    fn unprotect(&mut self, rtcp: bool, datagram: &mut [u8]) -> Option<usize> {
+        let Some(srtp) = self.srtp.as_deref_mut() else {
+            return Some(datagram.len());
+        };
+        let result = if rtcp {
+            srtp.rx.unprotect_rtcp_in_place(datagram)
+        } else {
+            srtp.rx.unprotect_rtp_in_place(datagram)
+        };
+        match result {
+            Ok(n) => Some(n),
+            Err(SrtpError::Authentication) => {
+                self.stats.srtp_auth_failures += 1;
+                None
+            }
+            Err(SrtpError::Replayed { .. } | SrtpError::TooOld { .. }) => {
+                self.stats.srtp_replays += 1;
+                None
+            }
+            Err(_) => {
+                self.stats.srtp_malformed += 1;
+                None
+            }
+        }
     }
 
     /// Reads what the RTP (or RTCP) socket holds, once per tick (at most 32
@@ -367,7 +530,7 @@ impl<H: MediaHandler> Task<H> {
     /// on the stack, not in the session: a session lives as long as its
     /// call, and a buffer of its own would be memory every call holds.
     fn drain(&mut self, rtcp: bool) {
-        let mut buf = [0u8; 2048];
+        let mut buf = [0u8; MAX_DATAGRAM];
         for _ in 0..32 {
             let socket = if rtcp { &self.cfg.rtcp } else { &self.cfg.rtp };
             let (n, from) = match socket.try_recv_from(&mut buf) {
@@ -377,9 +540,20 @@ impl<H: MediaHandler> Task<H> {
                 // the next readiness tells.
                 Err(_) => return,
             };
+            // SRTP before anything reads the packet: a forged one never
+            // latches the source or moves the statistics.
+            let Some(n) = self.unprotect(rtcp, &mut buf[..n]) else {
+                continue;
+            };
             let data = Bytes::copy_from_slice(&buf[..n]);
             if rtcp {
-                let _ = self.rtp.handle_rtcp(std::time::Instant::now(), from, &data);
+                if self
+                    .rtp
+                    .handle_rtcp(std::time::Instant::now(), from, &data)
+                    .is_ok()
+                {
+                    self.stats.rtcp_received += 1;
+                }
             } else {
                 self.on_rtp(from, data);
             }
@@ -434,7 +608,13 @@ impl<H: MediaHandler> Task<H> {
                         .packetize(now, Bytes::from(payload), increment, false)
                 }
             };
-            if send_now(&self.cfg.rtp, &packet, remote) {
+            if send_media(
+                &self.cfg.rtp,
+                self.srtp.as_deref_mut(),
+                false,
+                &packet,
+                remote,
+            ) {
                 self.stats.packets_sent += 1;
             }
         }
@@ -461,7 +641,7 @@ impl<H: MediaHandler> Task<H> {
         }
         if let Some(rtcp) = self.rtp.poll_rtcp(now) {
             if let Some(r) = self.rtp.remote_rtcp_addr() {
-                send_now(&self.cfg.rtcp, &rtcp, r);
+                send_media(&self.cfg.rtcp, self.srtp.as_deref_mut(), true, &rtcp, r);
             }
         }
         let mut stop = false;
@@ -757,9 +937,62 @@ mod tests {
             remote: Some(to),
             direction: Direction::SendRecv,
             rtp_seed: None,
+            srtp: None,
         };
         let (events, _) = mpsc::channel(4);
         MediaSession::start(cfg, handler, events).unwrap()
+    }
+
+    /// The wire path of an SRTP call across a sequence number wrap: packets from an
+    /// `RtpSession` starting at 65,500, protected and unprotected in place as the session
+    /// does, reach the receiving `RtpSession`; both rollover counters go to 1.
+    #[test]
+    fn srtp_in_place_across_the_sequence_wrap() {
+        use crate::rtp::srtp::SrtpProfile;
+        use crate::sdp::{LocalMedia, LocalSrtp, Negotiator, SrtpMode};
+        let side = |mode, port| {
+            let local = LocalMedia::new(std::net::IpAddr::from([127, 0, 0, 1]), port)
+                .with_srtp(Some(LocalSrtp::random(mode).unwrap()));
+            Negotiator::new(local, 1)
+        };
+        let (mut a, mut b) = (
+            side(SrtpMode::Mandatory, 4000),
+            side(SrtpMode::Mandatory, 5000),
+        );
+        let answer = b.answer(&a.create_offer()).unwrap();
+        let at_b = answer.negotiated.unwrap().srtp.unwrap();
+        let at_a = a.accept_answer(&answer.sdp).unwrap().srtp.unwrap();
+        assert_eq!(at_a.profile, SrtpProfile::AeadAes128Gcm);
+        let mut tx = SrtpState::new(at_a).unwrap();
+        let mut rx = SrtpState::new(at_b).unwrap();
+
+        let t0 = std::time::Instant::now();
+        let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let mut sender =
+            RtpSession::new(SessionConfig::new(8000, 0).with_initial(7, 65_500, 0), t0);
+        let mut receiver = RtpSession::new(SessionConfig::new(8000, 0).with_min_sequential(1), t0);
+        let mut got = 0;
+        for _ in 0..100 {
+            let packet = sender.packetize(t0, Bytes::from_static(&[0xd5; 160]), 160, false);
+            let mut buf = [0u8; MAX_DATAGRAM];
+            buf[..packet.len()].copy_from_slice(&packet);
+            let n = tx.tx.protect_rtp_in_place(&mut buf, packet.len()).unwrap();
+            assert_ne!(
+                buf[12..packet.len()],
+                packet[12..],
+                "the payload is encrypted"
+            );
+            let n = rx.rx.unprotect_rtp_in_place(&mut buf[..n]).unwrap();
+            assert_eq!(buf[..n], packet[..]);
+            if receiver
+                .receive(t0, from, Bytes::copy_from_slice(&buf[..n]))
+                .is_ok()
+            {
+                got += 1;
+            }
+        }
+        assert_eq!((tx.tx.roc(), rx.rx.roc()), (1, 1));
+        assert!(got >= 99, "{got} of 100 accepted");
     }
 
     #[tokio::test]

@@ -41,7 +41,7 @@
 
 use aes::Aes128;
 use aes_gcm::Aes128Gcm;
-use aes_gcm::aead::{Aead, Payload};
+use aes_gcm::aead::AeadInOut;
 use ctr::Ctr128BE;
 use ctr::cipher::{InnerIvInit, KeyInit, StreamCipher};
 use hmac::{Hmac, Mac};
@@ -176,6 +176,14 @@ pub enum SrtpError {
         /// The newest index received.
         newest: u64,
     },
+    /// The buffer given to an `_in_place` call has no room for what it must hold.
+    #[error("buffer of {have} bytes is too small (needs {need})")]
+    BufferTooSmall {
+        /// The bytes needed.
+        need: usize,
+        /// The buffer's length.
+        have: usize,
+    },
     /// The key has protected 2^48 SRTP or 2^31 SRTCP packets and must be replaced (§9.2).
     #[error("the session key is exhausted; rekey")]
     KeyExhausted,
@@ -188,6 +196,12 @@ const LABEL_RTP_SALT: u8 = 0x02;
 const LABEL_RTCP_ENCRYPTION: u8 = 0x03;
 const LABEL_RTCP_AUTH: u8 = 0x04;
 const LABEL_RTCP_SALT: u8 = 0x05;
+
+/// The most an SRTP packet adds to its RTP packet: the longest tag (AES-GCM's 16 bytes).
+pub const SRTP_MAX_OVERHEAD: usize = 16;
+
+/// The most an SRTCP packet adds to its RTCP packet: E || index and the longest tag.
+pub const SRTCP_MAX_OVERHEAD: usize = 4 + 16;
 
 /// Replay window size in packets (RFC 3711 §3.3.2 requires at least 64).
 pub const REPLAY_WINDOW: u64 = 128;
@@ -568,11 +582,37 @@ impl SrtpContext {
     }
 
     /// SRTP-protects one RTP packet (RFC 3711 §3.3; RFC 7714 §8): the encrypted payload,
-    /// then the tag.
+    /// then the tag. Allocates the result; [`protect_rtp_in_place`](Self::protect_rtp_in_place)
+    /// does not.
     pub fn protect_rtp(&mut self, packet: &[u8]) -> Result<Vec<u8>, SrtpError> {
+        let mut out = Vec::with_capacity(packet.len() + SRTP_MAX_OVERHEAD);
+        out.extend_from_slice(packet);
+        out.resize(packet.len() + self.profile.rtp_tag_len(), 0);
+        let n = self.protect_rtp_in_place(&mut out, packet.len())?;
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// SRTP-protects the RTP packet in `buf[..len]` where it lies, writing the tag after it,
+    /// and returns the SRTP packet's length. `buf` needs room for the tag
+    /// ([`SrtpProfile::rtp_tag_len`], at most [`SRTP_MAX_OVERHEAD`] bytes), else
+    /// [`SrtpError::BufferTooSmall`] and nothing changes. Allocates nothing.
+    pub fn protect_rtp_in_place(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
+        let packet = buf.get(..len).ok_or(SrtpError::BufferTooSmall {
+            need: len,
+            have: buf.len(),
+        })?;
         let header_len = rtp_header_len(packet)?;
         let seq = u16::from_be_bytes([packet[2], packet[3]]);
         let ssrc = be_u32(&packet[8..]);
+        let tag_len = self.profile.rtp_tag_len();
+        let out_len = len + tag_len;
+        if buf.len() < out_len {
+            return Err(SrtpError::BufferTooSmall {
+                need: out_len,
+                have: buf.len(),
+            });
+        }
         // Only a sequence number far behind the first one sent has no index (ROC − 1).
         let index = estimate_index(self.rtp_window.newest, seq).ok_or(SrtpError::TooOld {
             index: u64::from(seq),
@@ -581,49 +621,52 @@ impl SrtpContext {
         if index > MAX_RTP_INDEX {
             return Err(SrtpError::KeyExhausted);
         }
-        let (header, payload) = packet.split_at(header_len);
-        let out = match &self.rtp {
+        match &self.rtp {
             Transform::AesCm { cipher, salt, mac } => {
-                let tag_len = self.profile.rtp_tag_len();
-                let mut out = Vec::with_capacity(packet.len() + tag_len);
-                out.extend_from_slice(packet);
                 aes_cm(
                     cipher,
                     &aes_cm_iv(salt, ssrc, index),
-                    &mut out[header_len..],
+                    &mut buf[header_len..len],
                 );
                 let mut mac = Hmac::<Sha1>::clone(mac);
-                mac.update(&out);
+                mac.update(&buf[..len]);
                 mac.update(&((index >> 16) as u32).to_be_bytes());
                 let tag = mac.finalize().into_bytes();
-                out.extend_from_slice(&tag[..tag_len]);
-                out
+                buf[len..out_len].copy_from_slice(&tag[..tag_len]);
             }
             Transform::Gcm { cipher, salt } => {
                 let iv = gcm_iv(salt, ssrc, gcm_rtp_tail(index));
-                let sealed = cipher
-                    .encrypt(
-                        &iv.into(),
-                        Payload {
-                            msg: payload,
-                            aad: header,
-                        },
-                    )
+                let (header, rest) = buf.split_at_mut(header_len);
+                let (payload, tag_out) = rest.split_at_mut(len - header_len);
+                let tag = cipher
+                    .encrypt_inout_detached(&iv.into(), header, payload.into())
                     .map_err(|_| SrtpError::Authentication)?;
-                [header, &sealed].concat()
+                tag_out[..tag_len].copy_from_slice(&tag);
             }
-        };
+        }
         if self.rtp_window.newest.is_none_or(|newest| index > newest) {
             self.rtp_window.accept(index);
         }
-        Ok(out)
+        Ok(out_len)
     }
 
     /// Authenticates, replay-checks and decrypts one SRTP packet back to RTP.
     ///
     /// Nothing changes in the context unless the packet authenticates, so forged or
     /// corrupted datagrams cannot move the rollover counter or the replay window.
+    /// Allocates the result; [`unprotect_rtp_in_place`](Self::unprotect_rtp_in_place) does not.
     pub fn unprotect_rtp(&mut self, packet: &[u8]) -> Result<Vec<u8>, SrtpError> {
+        let mut out = packet.to_vec();
+        let n = self.unprotect_rtp_in_place(&mut out)?;
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// [`unprotect_rtp`](Self::unprotect_rtp) on the datagram `packet` where it lies: on
+    /// success `packet[..n]` is the RTP packet and `n` is returned. On failure the context is
+    /// unchanged and the bytes of `packet` are unspecified (drop the datagram). Allocates
+    /// nothing.
+    pub fn unprotect_rtp_in_place(&mut self, packet: &mut [u8]) -> Result<usize, SrtpError> {
         let tag_len = self.profile.rtp_tag_len();
         let header_len = rtp_header_len(packet)?;
         if packet.len() < header_len + tag_len {
@@ -644,99 +687,127 @@ impl SrtpContext {
             }
         };
         self.rtp_window.check(index)?;
-        let out = match &self.rtp {
+        let plain_len = packet.len() - tag_len;
+        match &self.rtp {
             Transform::AesCm { cipher, salt, mac } => {
-                let (authenticated, tag) = packet.split_at(packet.len() - tag_len);
+                let (authenticated, tag) = packet.split_at_mut(plain_len);
                 let mut mac = Hmac::<Sha1>::clone(mac);
                 mac.update(authenticated);
                 mac.update(&((index >> 16) as u32).to_be_bytes());
                 // Constant time (digest's CtOutput compares with `subtle`).
                 mac.verify_truncated_left(tag)
                     .map_err(|_| SrtpError::Authentication)?;
-                let mut out = authenticated.to_vec();
                 aes_cm(
                     cipher,
                     &aes_cm_iv(salt, ssrc, index),
-                    &mut out[header_len..],
+                    &mut authenticated[header_len..],
                 );
-                out
             }
             Transform::Gcm { cipher, salt } => {
-                let (header, sealed) = packet.split_at(header_len);
                 let iv = gcm_iv(salt, ssrc, gcm_rtp_tail(index));
-                let plain = cipher
-                    .decrypt(
-                        &iv.into(),
-                        Payload {
-                            msg: sealed,
-                            aad: header,
-                        },
-                    )
+                let (header, rest) = packet.split_at_mut(header_len);
+                let (sealed, tag) = rest.split_at_mut(plain_len - header_len);
+                let tag = gcm_tag(tag)?;
+                cipher
+                    .decrypt_inout_detached(&iv.into(), header, sealed.into(), &tag)
                     .map_err(|_| SrtpError::Authentication)?;
-                [header, &plain].concat()
             }
-        };
+        }
         self.rtp_window.accept(index);
-        Ok(out)
+        Ok(plain_len)
     }
 
     /// SRTCP-protects one RTCP compound packet (RFC 3711 §3.4; RFC 7714 §9): everything after
     /// the first 8 bytes is encrypted, then come the E flag with the 31-bit SRTCP index, and
-    /// the tag (for AES-GCM: the tag, then E and the index).
+    /// the tag (for AES-GCM: the tag, then E and the index). Allocates the result;
+    /// [`protect_rtcp_in_place`](Self::protect_rtcp_in_place) does not.
     pub fn protect_rtcp(&mut self, packet: &[u8]) -> Result<Vec<u8>, SrtpError> {
+        let mut out = Vec::with_capacity(packet.len() + SRTCP_MAX_OVERHEAD);
+        out.extend_from_slice(packet);
+        out.resize(packet.len() + 4 + self.profile.rtcp_tag_len(), 0);
+        let n = self.protect_rtcp_in_place(&mut out, packet.len())?;
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// SRTCP-protects the RTCP compound packet in `buf[..len]` where it lies, and returns the
+    /// SRTCP packet's length. `buf` needs 4 bytes for E || index and room for the tag after
+    /// the packet (at most [`SRTCP_MAX_OVERHEAD`] in all), else [`SrtpError::BufferTooSmall`]
+    /// and nothing changes. Allocates nothing.
+    pub fn protect_rtcp_in_place(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<usize, SrtpError> {
+        let packet = buf.get(..len).ok_or(SrtpError::BufferTooSmall {
+            need: len,
+            have: buf.len(),
+        })?;
         check_rtcp_header(packet, 0)?;
+        let tag_len = self.profile.rtcp_tag_len();
+        let out_len = len + 4 + tag_len;
+        if buf.len() < out_len {
+            return Err(SrtpError::BufferTooSmall {
+                need: out_len,
+                have: buf.len(),
+            });
+        }
         if self.rtcp_next > MAX_RTCP_INDEX {
             return Err(SrtpError::KeyExhausted);
         }
         let index = self.rtcp_next;
         let e_index = (E_BIT | index).to_be_bytes();
-        let ssrc = be_u32(&packet[4..]);
-        let out = match &self.rtcp {
+        let ssrc = be_u32(&buf[4..]);
+        match &self.rtcp {
             Transform::AesCm { cipher, salt, mac } => {
-                let tag_len = self.profile.rtcp_tag_len();
-                let mut out = Vec::with_capacity(packet.len() + 4 + tag_len);
-                out.extend_from_slice(packet);
                 aes_cm(
                     cipher,
                     &aes_cm_iv(salt, ssrc, u64::from(index)),
-                    &mut out[8..],
+                    &mut buf[8..len],
                 );
-                out.extend_from_slice(&e_index);
+                buf[len..len + 4].copy_from_slice(&e_index);
                 let mut mac = Hmac::<Sha1>::clone(mac);
-                mac.update(&out);
+                mac.update(&buf[..len + 4]);
                 let tag = mac.finalize().into_bytes();
-                out.extend_from_slice(&tag[..tag_len]);
-                out
+                buf[len + 4..out_len].copy_from_slice(&tag[..tag_len]);
             }
             Transform::Gcm { cipher, salt } => {
                 let iv = gcm_iv(salt, ssrc, gcm_rtcp_tail(index));
                 let mut aad = [0u8; 12];
-                aad[..8].copy_from_slice(&packet[..8]);
+                aad[..8].copy_from_slice(&buf[..8]);
                 aad[8..].copy_from_slice(&e_index);
-                let sealed = cipher
-                    .encrypt(
-                        &iv.into(),
-                        Payload {
-                            msg: &packet[8..],
-                            aad: &aad,
-                        },
-                    )
+                let tag = cipher
+                    .encrypt_inout_detached(&iv.into(), &aad, (&mut buf[8..len]).into())
                     .map_err(|_| SrtpError::Authentication)?;
-                [&packet[..8], &sealed, &e_index].concat()
+                buf[len..len + tag_len].copy_from_slice(&tag);
+                buf[len + tag_len..out_len].copy_from_slice(&e_index);
             }
-        };
+        }
         self.rtcp_next += 1;
-        Ok(out)
+        Ok(out_len)
     }
 
     /// Authenticates, replay-checks and (if its E flag is set) decrypts one SRTCP packet.
+    /// Allocates the result; [`unprotect_rtcp_in_place`](Self::unprotect_rtcp_in_place) does
+    /// not.
     pub fn unprotect_rtcp(&mut self, packet: &[u8]) -> Result<Vec<u8>, SrtpError> {
+        let mut out = packet.to_vec();
+        let n = self.unprotect_rtcp_in_place(&mut out)?;
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// [`unprotect_rtcp`](Self::unprotect_rtcp) on the datagram `packet` where it lies: on
+    /// success `packet[..n]` is the RTCP compound packet and `n` is returned. On failure the
+    /// context is unchanged and the bytes of `packet` are unspecified. Allocates nothing.
+    pub fn unprotect_rtcp_in_place(&mut self, packet: &mut [u8]) -> Result<usize, SrtpError> {
         let tag_len = self.profile.rtcp_tag_len();
         check_rtcp_header(packet, 4 + tag_len)?;
         let ssrc = be_u32(&packet[4..]);
-        let out = match &self.rtcp {
+        let n = packet.len();
+        let plain_len = match &self.rtcp {
             Transform::AesCm { cipher, salt, mac } => {
-                let (authenticated, tag) = packet.split_at(packet.len() - tag_len);
+                let (authenticated, tag) = packet.split_at_mut(n - tag_len);
                 let e_index = be_u32(&authenticated[authenticated.len() - 4..]);
                 let index = e_index & MAX_RTCP_INDEX;
                 self.rtcp_window.check(u64::from(index))?;
@@ -744,58 +815,63 @@ impl SrtpContext {
                 mac.update(authenticated);
                 mac.verify_truncated_left(tag)
                     .map_err(|_| SrtpError::Authentication)?;
-                let mut out = authenticated[..authenticated.len() - 4].to_vec();
+                let plain_len = n - tag_len - 4;
                 if e_index & E_BIT != 0 {
                     aes_cm(
                         cipher,
                         &aes_cm_iv(salt, ssrc, u64::from(index)),
-                        &mut out[8..],
+                        &mut authenticated[8..plain_len],
                     );
                 }
                 self.rtcp_window.accept(u64::from(index));
-                out
+                plain_len
             }
             Transform::Gcm { cipher, salt } => {
-                let (body, e_index_bytes) = packet.split_at(packet.len() - 4);
-                let e_index = be_u32(e_index_bytes);
+                let mut e_index_bytes = [0u8; 4];
+                e_index_bytes.copy_from_slice(&packet[n - 4..]);
+                let e_index = u32::from_be_bytes(e_index_bytes);
                 let index = e_index & MAX_RTCP_INDEX;
                 self.rtcp_window.check(u64::from(index))?;
                 let iv = gcm_iv(salt, ssrc, gcm_rtcp_tail(index));
-                let out = if e_index & E_BIT != 0 {
+                let body_len = n - 4;
+                let plain_len = body_len - tag_len;
+                let tag = gcm_tag(&packet[plain_len..body_len])?;
+                if e_index & E_BIT != 0 {
                     let mut aad = [0u8; 12];
                     aad[..8].copy_from_slice(&packet[..8]);
-                    aad[8..].copy_from_slice(e_index_bytes);
-                    let plain = cipher
-                        .decrypt(
+                    aad[8..].copy_from_slice(&e_index_bytes);
+                    cipher
+                        .decrypt_inout_detached(
                             &iv.into(),
-                            Payload {
-                                msg: &body[8..],
-                                aad: &aad,
-                            },
+                            &aad,
+                            (&mut packet[8..plain_len]).into(),
+                            &tag,
                         )
                         .map_err(|_| SrtpError::Authentication)?;
-                    [&packet[..8], &plain].concat()
                 } else {
                     // RFC 7714 §9.2: not encrypted; the packet and E || index are all AAD.
-                    let (clear, tag) = body.split_at(body.len() - tag_len);
-                    let aad = [clear, e_index_bytes].concat();
+                    // E || index moves next to the packet so that the AAD is one slice.
+                    packet[plain_len..plain_len + 4].copy_from_slice(&e_index_bytes);
                     cipher
-                        .decrypt(
+                        .decrypt_inout_detached(
                             &iv.into(),
-                            Payload {
-                                msg: tag,
-                                aad: &aad,
-                            },
+                            &packet[..plain_len + 4],
+                            (&mut [][..]).into(),
+                            &tag,
                         )
                         .map_err(|_| SrtpError::Authentication)?;
-                    clear.to_vec()
-                };
+                }
                 self.rtcp_window.accept(u64::from(index));
-                out
+                plain_len
             }
         };
-        Ok(out)
+        Ok(plain_len)
     }
+}
+
+/// A GCM tag from its 16 bytes on the wire.
+fn gcm_tag(bytes: &[u8]) -> Result<aes_gcm::Tag, SrtpError> {
+    aes_gcm::Tag::try_from(bytes).map_err(|_| SrtpError::Authentication)
 }
 
 fn gcm_rtp_tail(index: u64) -> [u8; 6] {

@@ -190,16 +190,23 @@ impl CryptoAttribute {
     }
 }
 
-/// The answerer's pick among offered `a=crypto` lines (RFC 4568 §7.1.2): the first, in the
-/// offerer's order, that is [supported](CryptoAttribute::is_supported) and whose profile is in
-/// `accept`.
+/// The answerer's pick among offered `a=crypto` lines (RFC 4568 §7.1.2): the strongest
+/// [supported](CryptoAttribute::is_supported) one whose profile is in `accept` (strength as in
+/// [`SrtpProfile::ALL`]: AES-GCM, then the 80-bit tag, then the 32-bit tag), the offerer's
+/// first among equals. RFC 4568 leaves the choice to the answerer; the offerer's order is a
+/// preference (§7.1.1), and a peer that lists a weaker suite first (baresip: `_80` only, but
+/// others list `_32` first to save bytes) does not get it over a stronger one it also offered.
 pub fn choose_offered<'a>(
     offered: impl IntoIterator<Item = &'a CryptoAttribute>,
     accept: &[SrtpProfile],
 ) -> Option<&'a CryptoAttribute> {
     offered
         .into_iter()
-        .find(|c| c.is_supported() && c.profile().is_some_and(|p| accept.contains(&p)))
+        .filter(|c| c.is_supported() && c.profile().is_some_and(|p| accept.contains(&p)))
+        .min_by_key(|c| {
+            c.profile()
+                .and_then(|p| SrtpProfile::ALL.iter().position(|a| *a == p))
+        })
 }
 
 /// The offerer's check of an answer (RFC 4568 §7.1.3/§7.5): the offered line with the
@@ -547,7 +554,12 @@ mod tests {
         .map(|l| l.parse().unwrap())
         .collect();
         let all = SrtpProfile::ALL;
-        assert_eq!(choose_offered(&offered, &all).map(|c| c.tag), Some(4));
+        // Tag 4 (`_32`) is the first supported line, tag 5 (`_80`) the strongest.
+        assert_eq!(choose_offered(&offered, &all).map(|c| c.tag), Some(5));
+        assert_eq!(
+            choose_offered(&offered, &[SrtpProfile::AesCm128HmacSha1_32]).map(|c| c.tag),
+            Some(4)
+        );
         let only_80 = [SrtpProfile::AesCm128HmacSha1_80];
         let chosen = choose_offered(&offered, &only_80).unwrap();
         assert_eq!(chosen.tag, 5);

@@ -25,6 +25,7 @@ pub mod crypto;
 pub mod error;
 mod offer_answer;
 mod parse;
+pub mod sdes;
 #[cfg(test)]
 mod tests;
 
@@ -34,6 +35,7 @@ pub use offer_answer::{
     Answer, LocalMedia, Negotiated, NegotiationError, Negotiator, PTIME_RANGE, default_choice,
     send_ptime,
 };
+pub use sdes::{LocalSrtp, NegotiatedSrtp, SrtpMode};
 
 use crate::codec::Codec;
 use std::fmt;

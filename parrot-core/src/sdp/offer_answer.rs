@@ -28,6 +28,8 @@ pub struct LocalMedia {
     pub username: String,
     /// `s=` session name.
     pub session_name: String,
+    /// SRTP with SDES keys (RFC 4568), or none: plain RTP only (see [`super::sdes`]).
+    pub srtp: Option<super::LocalSrtp>,
 }
 
 impl LocalMedia {
@@ -42,7 +44,15 @@ impl LocalMedia {
             direction: Direction::SendRecv,
             username: "-".into(),
             session_name: "-".into(),
+            srtp: None,
         }
+    }
+
+    /// The same with SRTP keys and mode (or none: plain RTP only).
+    #[must_use]
+    pub fn with_srtp(mut self, srtp: Option<super::LocalSrtp>) -> LocalMedia {
+        self.srtp = srtp;
+        self
     }
 
     /// The same with `codecs` in preference order.
@@ -93,6 +103,8 @@ pub struct Negotiated {
     /// Packet duration to send with, in milliseconds: the peer's `a=ptime` (at most its
     /// `a=maxptime`), else 20; always within [`PTIME_RANGE`].
     pub ptime: u32,
+    /// SRTP, if the exchange agreed it: the suite and both directions' keys.
+    pub srtp: Option<super::NegotiatedSrtp>,
 }
 
 /// The packet durations (ms) this stack sends with. A peer's `a=ptime` or `a=maxptime` outside
@@ -147,6 +159,10 @@ pub enum NegotiationError {
     /// An answer arrived with no offer outstanding.
     #[error("no offer outstanding")]
     NoOfferPending,
+    /// SRTP is needed (an `RTP/SAVP` stream, or SRTP made mandatory here) and no `a=crypto`
+    /// both ends support was offered or answered (RFC 4568 §7.1.2, §7.1.3).
+    #[error("no usable SRTP crypto attribute")]
+    NoSrtp,
 }
 
 /// The codec-choice hook, in its object-safe form.
@@ -199,7 +215,12 @@ impl Negotiator {
     /// Builds an offer (initial, or a re-offer for hold, resume or changes) and remembers it
     /// until [`Negotiator::accept_answer`].
     pub fn create_offer(&mut self) -> SessionDescription {
-        let mut media = MediaDescription::new(MediaKind::Audio, self.local.port, "RTP/AVP");
+        let protocol = self
+            .local
+            .srtp
+            .as_ref()
+            .map_or("RTP/AVP", |s| s.offer_protocol());
+        let mut media = MediaDescription::new(MediaKind::Audio, self.local.port, protocol);
         let mut codecs: Vec<&Codec> = Vec::new();
         for codec in self
             .local
@@ -216,6 +237,9 @@ impl Negotiator {
             add_codec(&mut media, codec);
         }
         self.finish_media(&mut media);
+        for line in self.local.srtp.iter().flat_map(|s| s.offer_lines()) {
+            media.attributes.push(line.to_attribute());
+        }
         media.set_direction(self.local.direction);
         let offer = self.stamp(vec![media]);
         self.pending_offer = Some(offer.clone());
@@ -231,8 +255,8 @@ impl Negotiator {
     /// audio codecs (in the offer's order, telephone-event and comfort noise left out) and ours
     /// (in preference order). The choice must be one of the offered codecs (compared with
     /// [`Codec::same_format`]); `None` rejects the stream. The first audio stream on `RTP/AVP`
-    /// with a chosen codec is accepted; every other stream is rejected with port 0
-    /// (RFC 3264 §6).
+    /// (or on `RTP/SAVP`, keyed as [`super::sdes`] says) with a chosen codec is accepted;
+    /// every other stream is rejected with port 0 (RFC 3264 §6).
     pub fn answer_with(
         &mut self,
         offer: &SessionDescription,
@@ -256,7 +280,16 @@ impl Negotiator {
             }
         }
         if negotiated.is_none() && !offer.media.is_empty() {
-            return Err(NegotiationError::NoCommonCodec);
+            let srtp_refused = offer.media.iter().any(|m| {
+                m.kind == MediaKind::Audio
+                    && !m.is_rejected()
+                    && super::sdes::answer_stream(self.local.srtp.as_ref(), m).is_err()
+            });
+            return Err(if srtp_refused {
+                NegotiationError::NoSrtp
+            } else {
+                NegotiationError::NoCommonCodec
+            });
         }
         self.pending_offer = None;
         Ok(Answer {
@@ -315,6 +348,8 @@ impl Negotiator {
             .media_direction(theirs)
             .reversed()
             .intersect(self.local.direction);
+        let srtp = super::sdes::read_answer(self.local.srtp.as_ref(), ours, theirs)
+            .map_err(|_| NegotiationError::NoSrtp)?;
         let connection = answer.connection_for(theirs);
         if connection.is_some_and(Connection::is_unspecified) {
             // RFC 3264 §8.4: c=0.0.0.0 means do not send RTP or RTCP to this peer.
@@ -328,12 +363,14 @@ impl Negotiator {
             remote_port: theirs.port,
             direction,
             ptime: send_ptime(theirs),
+            srtp,
         };
         self.pending_offer = None;
         Ok(negotiated)
     }
 
-    /// Accepts offered stream `index` if it is audio over RTP/AVP with a codec `choose` picks.
+    /// Accepts offered stream `index` if it is audio over RTP/AVP (or RTP/SAVP with an
+    /// `a=crypto` we support, [`super::sdes`]) with a codec `choose` picks.
     fn accept_stream(
         &self,
         offer: &SessionDescription,
@@ -343,10 +380,11 @@ impl Negotiator {
     ) -> Option<(MediaDescription, Negotiated)> {
         if offered.kind != MediaKind::Audio
             || offered.is_rejected()
-            || !offered.protocol.eq_ignore_ascii_case("RTP/AVP")
+            || !super::sdes::is_rtp_protocol(&offered.protocol)
         {
             return None;
         }
+        let srtp = super::sdes::answer_stream(self.local.srtp.as_ref(), offered).ok()?;
         let all = offered.codecs();
         let candidates: Vec<Codec> = all.iter().filter(|c| is_audio_codec(c)).cloned().collect();
         let choice = choose(&candidates, &self.local.codecs)?;
@@ -371,6 +409,9 @@ impl Negotiator {
             add_codec(&mut media, te);
         }
         self.finish_media(&mut media);
+        if let Some((line, _)) = &srtp {
+            media.attributes.push(line.to_attribute());
+        }
 
         // RFC 3264 §6.1: sendonly is answered recvonly, recvonly sendonly, inactive inactive,
         // and sendrecv with whatever this end wants.
@@ -393,6 +434,7 @@ impl Negotiator {
             remote_port: offered.port,
             direction,
             ptime: send_ptime(offered),
+            srtp: srtp.map(|(_, agreed)| agreed),
         };
         Some((media, negotiated))
     }

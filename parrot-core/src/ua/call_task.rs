@@ -356,6 +356,8 @@ impl CallMedia {
                         Ok(answer) => {
                             if let Some(n) = &answer.negotiated {
                                 session.update(n.remote_addr(), n.direction).await;
+                                // Our key is kept; a new one of the peer's is followed.
+                                session.rekey(n.srtp.clone()).await;
                                 let held = !n.direction.sends();
                                 self.hold_changed = held != self.held;
                                 self.held = held;
@@ -432,6 +434,7 @@ impl CallMedia {
             .accept_answer(&answer)
             .map_err(|e| super::UaError::BadRequest(format!("the 2xx's SDP answer: {e}")))?;
         session.update(n.remote_addr(), n.direction).await;
+        session.rekey(n.srtp).await;
         Ok(())
     }
 
@@ -447,7 +450,10 @@ impl CallMedia {
             .map_err(|e| e.to_string())
             .and_then(|a| negotiator.accept_answer(&a).map_err(|e| e.to_string()));
         match answered {
-            Ok(n) => session.update(n.remote_addr(), n.direction).await,
+            Ok(n) => {
+                session.update(n.remote_addr(), n.direction).await;
+                session.rekey(n.srtp).await;
+            }
             // The session goes on as it was (RFC 3264 §8: an offer not answered
             // changes nothing).
             Err(why) => warn!(%why, "no usable answer in the ACK: media unchanged"),
@@ -473,6 +479,9 @@ impl CallMedia {
                 received = stats.packets_received,
                 lost = stats.packets_lost,
                 jitter_ms = stats.jitter_ms,
+                srtp = stats.srtp.map(|p| p.sdes_name()),
+                srtp_auth_failures = stats.srtp_auth_failures,
+                srtp_replays = stats.srtp_replays,
                 "media stopped"
             );
         }
@@ -525,6 +534,19 @@ pub(crate) async fn uac_media(media: UacMedia, commands: mpsc::Sender<Command>) 
     drop(answer);
     let negotiated = match negotiator.accept_answer(&sdp) {
         Ok(n) => n,
+        Err(crate::sdp::NegotiationError::NoSrtp) => {
+            // RFC 4568 §7.1.3: the crypto negotiation failed; SRTP or nothing.
+            warn!("the answer has no usable SRTP crypto: hanging up");
+            let bye = Command::InDialog {
+                call,
+                method: Method::Bye,
+                headers: Vec::new(),
+                body: None,
+                reply: None,
+            };
+            let _ = commands.send(bye).await;
+            return;
+        }
         Err(e) => {
             warn!(error = %e, "SDP answer not acceptable: no audio");
             return;

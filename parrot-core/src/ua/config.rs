@@ -39,6 +39,8 @@ pub(crate) struct Config {
     /// Where requests outside a dialog go first, with a pre-loaded Route
     /// (RFC 3261 §8.1.2).
     pub(crate) outbound_proxy: Option<crate::message::Uri>,
+    /// SRTP for calls, and whether its keys may travel over UDP/TCP.
+    pub(crate) srtp: super::media::SrtpPolicy,
 }
 
 impl Default for Config {
@@ -74,6 +76,7 @@ impl Default for Config {
             advertise_media: None,
             dns_server: None,
             outbound_proxy: None,
+            srtp: super::media::SrtpPolicy::default(),
         }
     }
 }

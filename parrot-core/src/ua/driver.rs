@@ -190,6 +190,9 @@ where
                     None => None,
                     Some(m) => {
                         let first_ip = route::media_ip(first);
+                        // SDES keys travel in the SDP: only if every destination
+                        // the INVITE may go to is reached over TLS (RFC 4568 §8).
+                        let secure = targets.iter().all(|t| t.target.kind.is_secure());
                         // Destinations reached from different addresses of
                         // ours (a multihomed host): RTP on the wildcard, so
                         // that a fail-over can offer the next one's address.
@@ -209,6 +212,8 @@ where
                                 local_ip: any,
                                 public_ip: Some(first_ip),
                                 entropy: m.entropy,
+                                srtp: m.srtp,
+                                secure,
                             }
                         } else {
                             MediaContext {
@@ -216,11 +221,13 @@ where
                                 local_ip: first_ip,
                                 public_ip: m.public_ip,
                                 entropy: m.entropy,
+                                srtp: m.srtp,
+                                secure,
                             }
                         };
                         let offered = super::media::offer(&ctx, m.handler)
                             .await
-                            .map_err(|e| super::UaError::BadRequest(format!("no RTP port: {e}")))?;
+                            .map_err(|e| super::UaError::BadRequest(format!("media: {e}")))?;
                         Some(offered)
                     }
                 };
@@ -280,6 +287,7 @@ where
                 ports,
                 public_ip,
                 entropy,
+                srtp,
             } => {
                 let handler = (self.factory)();
                 let ctx = MediaContext {
@@ -287,6 +295,9 @@ where
                     local_ip: route::media_ip(&peer),
                     public_ip,
                     entropy,
+                    srtp,
+                    // The INVITE came over TLS (or WSS): our answer's keys go back on it.
+                    secure: peer.target.kind.is_secure(),
                 };
                 let (handle, handle_ends) = CallHandle::new(commands.clone(), call);
                 let (early_tx, early_rx) = mpsc::channel(1);

@@ -10,6 +10,7 @@ use super::handler::{DefaultHandler, SipHandler};
 use super::registrar::Registrar;
 use super::uac::Dial;
 use crate::message::{Method, Uri};
+use crate::sdp::SrtpMode;
 use crate::transaction::TimerConfig;
 use crate::transport::{TransportConfig, TransportKind, Transports};
 use std::net::SocketAddr;
@@ -105,6 +106,35 @@ where
     F: Fn() -> H + Send + Sync + 'static,
     H: SipHandler,
 {
+    /// SRTP for calls (RFC 3711 media protection, keyed by SDES `a=crypto` lines, RFC 4568;
+    /// suites AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_80 and _32):
+    ///
+    /// - [`SrtpMode::BestEffort`] (the default) offers `RTP/AVP` with `a=crypto` lines and
+    ///   takes a plain answer; answers `RTP/SAVP` offers, and `RTP/AVP` offers with
+    ///   `a=crypto`, with SRTP, and plain offers with plain RTP;
+    /// - [`SrtpMode::Mandatory`] offers `RTP/SAVP`, refuses a plain answer (BYE) and
+    ///   answers a plain offer with 488;
+    /// - [`SrtpMode::Off`] offers plain RTP and answers `RTP/SAVP` offers with 488.
+    ///
+    /// The keys are in the SDP, so by default they only travel over TLS (or WSS): a call
+    /// whose INVITE came, or goes, over UDP, TCP or WS has plain RTP in best effort, and
+    /// mandatory SRTP then refuses it (488, or the dial fails) — unless
+    /// [`srtp_keys_over_insecure_transports`](Self::srtp_keys_over_insecure_transports).
+    /// The suite in use and the failed packets are in the call's
+    /// [`MediaStats`](crate::media::MediaStats).
+    pub fn srtp(mut self, mode: SrtpMode) -> Self {
+        self.config.srtp.mode = mode;
+        self
+    }
+
+    /// Lets SDES keys travel in SDP over UDP, TCP and WS, in clear: anyone who sees the
+    /// signaling can decrypt the media. Each call that sends keys this way logs a warning.
+    /// For labs and for networks whose signaling is protected otherwise (IPsec, a VPN).
+    pub fn srtp_keys_over_insecure_transports(mut self, allow: bool) -> Self {
+        self.config.srtp.insecure_keys = allow;
+        self
+    }
+
     /// Listens on UDP.
     pub fn udp(mut self, addr: SocketAddr) -> Self {
         self.binds.push((TransportKind::Udp, addr, None));

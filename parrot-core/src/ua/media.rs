@@ -7,7 +7,8 @@ use crate::entropy::Entropy;
 use crate::media::{MediaConfig, MediaHandler, Ports, bind_pair};
 use crate::message::StatusCode;
 use crate::sdp::{
-    LocalMedia, Negotiated, NegotiationError, Negotiator, SdpError, SessionDescription,
+    LocalMedia, LocalSrtp, Negotiated, NegotiationError, Negotiator, SdpError, SessionDescription,
+    SrtpMode,
 };
 use bytes::Bytes;
 use std::net::IpAddr;
@@ -23,6 +24,40 @@ pub(crate) struct MediaContext {
     /// What SDP names instead of `local_ip` (an advertised public address).
     pub(crate) public_ip: Option<IpAddr>,
     pub(crate) entropy: Entropy,
+    /// The endpoint's SRTP settings.
+    pub(crate) srtp: SrtpPolicy,
+    /// The SIP exchange runs over TLS (or WSS) end to end as far as we send it: SDES keys
+    /// in the SDP are not in clear on the wire.
+    pub(crate) secure: bool,
+}
+
+/// An endpoint's SRTP settings (`EndpointBuilder::srtp`, `srtp_keys_over_insecure_transports`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SrtpPolicy {
+    pub(crate) mode: SrtpMode,
+    /// SDES keys may go in SDP over UDP/TCP/WS (in clear: a warning per call).
+    pub(crate) insecure_keys: bool,
+}
+
+/// Why a call cannot have the SRTP its policy asks for.
+#[derive(Debug)]
+enum SrtpUnavailable {
+    /// Mandatory, and the signaling is not TLS and keys in clear are not allowed.
+    KeysNeedTls,
+    /// The OS random source failed.
+    NoRandom(std::io::Error),
+}
+
+impl std::fmt::Display for SrtpUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SrtpUnavailable::KeysNeedTls => f.write_str(
+                "SRTP is mandatory but its keys travel only over TLS \
+                 (sips: or transport=tls; EndpointBuilder::srtp_keys_over_insecure_transports)",
+            ),
+            SrtpUnavailable::NoRandom(e) => write!(f, "no random SRTP keys: {e}"),
+        }
+    }
 }
 
 impl MediaContext {
@@ -30,6 +65,43 @@ impl MediaContext {
     fn sdp_ip(&self) -> IpAddr {
         self.public_ip.unwrap_or(self.local_ip)
     }
+
+    /// The SRTP this call's SDP may carry: none when off, or when best effort over a
+    /// transport that would show the keys (RFC 4568 §8: SDES keys are only as secret as
+    /// the signaling that carries them; the call then runs plain RTP); fresh keys otherwise.
+    fn local_srtp(&self) -> Result<Option<LocalSrtp>, SrtpUnavailable> {
+        match self.srtp.mode {
+            SrtpMode::Off => Ok(None),
+            _ if !self.secure && !self.srtp.insecure_keys => {
+                if self.srtp.mode == SrtpMode::Mandatory {
+                    Err(SrtpUnavailable::KeysNeedTls)
+                } else {
+                    Ok(None)
+                }
+            }
+            mode => LocalSrtp::random(mode)
+                .map(Some)
+                .map_err(SrtpUnavailable::NoRandom),
+        }
+    }
+
+    /// The once-per-call warning for keys sent over UDP/TCP (the first offer or answer;
+    /// renegotiations repeat the same keys).
+    fn warn_keys_in_clear(&self) {
+        if !self.secure {
+            tracing::warn!(
+                "SRTP keys sent in clear SDP (not over TLS): anyone on the path can decrypt \
+                 this call's media (srtp_keys_over_insecure_transports is on)"
+            );
+        }
+    }
+}
+
+/// True if the offer asks for SRTP (an `RTP/SAVP` stream or an `a=crypto` line).
+fn offers_srtp(offer: &SessionDescription) -> bool {
+    offer.media.iter().any(|m| {
+        m.protocol.eq_ignore_ascii_case("RTP/SAVP") || m.crypto_attributes().next().is_some()
+    })
 }
 
 /// Media agreed for a call, not yet flowing.
@@ -101,6 +173,7 @@ pub(crate) fn config_with(
         remote: n.remote_addr(),
         direction: n.direction,
         rtp_seed: Some(entropy.next_u64()),
+        srtp: n.srtp.clone(),
     }
 }
 
@@ -117,6 +190,7 @@ pub(crate) fn unanswerable_offer(e: &NegotiationError) -> Reply {
     tracing::debug!(error = %e, "488: cannot answer the SDP offer");
     let reason = match e {
         NegotiationError::NoCommonCodec => "Not Acceptable Here (no common codec)",
+        NegotiationError::NoSrtp => "Not Acceptable Here (no usable SRTP crypto)",
         NegotiationError::MediaCountMismatch { .. } | NegotiationError::NoOfferPending => {
             "Not Acceptable Here (SDP offer not answerable)"
         }
@@ -151,15 +225,33 @@ pub(crate) async fn answer(
     mut handler: Box<dyn MediaHandler>,
 ) -> Result<(Bytes, PendingMedia), Reply> {
     let offer = SessionDescription::parse(offer).map_err(|e| unreadable_offer(&e))?;
+    let srtp = match ctx.local_srtp() {
+        Ok(srtp) => srtp,
+        Err(e) => {
+            tracing::info!(error = %e, "488: SRTP is mandatory here");
+            return Err(Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
+                .reason("Not Acceptable Here (SRTP keys need TLS)"));
+        }
+    };
+    if srtp.is_none() && ctx.srtp.mode != SrtpMode::Off && offers_srtp(&offer) {
+        tracing::info!(
+            "the offer asks for SRTP, but SDES keys travel only over TLS here: answered \
+             without (EndpointBuilder::srtp_keys_over_insecure_transports allows it)"
+        );
+    }
     let (rtp, rtcp) = bind_pair(ctx.local_ip, &ctx.ports).await.map_err(|_| {
         Reply::new(StatusCode::SERVICE_UNAVAILABLE).reason("Service Unavailable (no RTP port free)")
     })?;
     let port = rtp.local_addr().map_or(0, |a| a.port());
     let mut negotiator = Negotiator::new(
-        LocalMedia::new(ctx.sdp_ip(), port),
+        LocalMedia::new(ctx.sdp_ip(), port).with_srtp(srtp),
         session_id(&ctx.entropy),
     );
     let (sdp, negotiated) = negotiate(&mut negotiator, &offer, &mut *handler)?;
+    if let Some(s) = &negotiated.srtp {
+        tracing::info!(suite = %s.profile, "SRTP agreed");
+        ctx.warn_keys_in_clear();
+    }
     let config = config_with(&negotiated, rtp, rtcp, &ctx.entropy);
     Ok((
         sdp,
@@ -176,10 +268,16 @@ pub(crate) async fn offer(
     ctx: &MediaContext,
     handler: Box<dyn MediaHandler>,
 ) -> std::io::Result<Offered> {
+    let srtp = ctx
+        .local_srtp()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    if srtp.is_some() {
+        ctx.warn_keys_in_clear();
+    }
     let (rtp, rtcp) = bind_pair(ctx.local_ip, &ctx.ports).await?;
     let port = rtp.local_addr()?.port();
     let mut negotiator = Negotiator::new(
-        LocalMedia::new(ctx.sdp_ip(), port),
+        LocalMedia::new(ctx.sdp_ip(), port).with_srtp(srtp),
         session_id(&ctx.entropy),
     );
     let sdp = negotiator.create_offer().to_bytes();
@@ -313,6 +411,8 @@ mod tests {
             local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             public_ip: None,
             entropy: Entropy::seeded(seed),
+            srtp: SrtpPolicy::default(),
+            secure: false,
         }
     }
 
@@ -348,6 +448,108 @@ mod tests {
         let other = run(8).await;
         assert_ne!(first.0, other.0);
         assert_ne!(first.2, other.2);
+    }
+
+    fn ctx_srtp(seed: u64, mode: SrtpMode, secure: bool, insecure_keys: bool) -> MediaContext {
+        MediaContext {
+            srtp: SrtpPolicy {
+                mode,
+                insecure_keys,
+            },
+            secure,
+            ..ctx(seed)
+        }
+    }
+
+    /// The SDP without its `a=crypto` key material (the keys are random on every run).
+    fn without_keys(sdp: &[u8]) -> String {
+        String::from_utf8_lossy(sdp)
+            .lines()
+            .map(|l| match l.find("inline:") {
+                Some(i) => &l[..i],
+                None => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn srtp_keys_only_over_tls_unless_allowed() {
+        use crate::sdp::SrtpMode::{BestEffort, Mandatory};
+        // A mandatory offer over TLS: RTP/SAVP and three lines, answered with one.
+        let offered = offer(&ctx_srtp(1, Mandatory, true, false), Box::new(Quiet))
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&offered.sdp).into_owned();
+        assert!(
+            text.contains(" RTP/SAVP ") && text.matches("a=crypto:").count() == 3,
+            "{text}"
+        );
+        let sdp = offered.sdp.clone();
+        drop(offered);
+        let (answer_sdp, pending) =
+            answer(&ctx_srtp(2, BestEffort, true, false), &sdp, Box::new(Quiet))
+                .await
+                .unwrap();
+        let text = String::from_utf8_lossy(&answer_sdp).into_owned();
+        assert!(
+            text.contains("a=crypto:1 AEAD_AES_128_GCM inline:"),
+            "{text}"
+        );
+        assert!(pending.config.srtp.is_some());
+        drop(pending);
+
+        // The same offer over UDP: best effort answers without keys, so 488.
+        let refused = answer(
+            &ctx_srtp(3, BestEffort, false, false),
+            &sdp,
+            Box::new(Quiet),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(refused.status(), StatusCode::NOT_ACCEPTABLE_HERE);
+        // Mandatory over UDP cannot even offer or answer.
+        assert!(
+            offer(&ctx_srtp(4, Mandatory, false, false), Box::new(Quiet))
+                .await
+                .is_err()
+        );
+        let refused = answer(&ctx_srtp(5, Mandatory, false, false), &sdp, Box::new(Quiet))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.status(), StatusCode::NOT_ACCEPTABLE_HERE);
+        // Allowed explicitly: keys over UDP (and a warning in the log).
+        let (answer_sdp, pending) =
+            answer(&ctx_srtp(6, Mandatory, false, true), &sdp, Box::new(Quiet))
+                .await
+                .unwrap();
+        assert!(String::from_utf8_lossy(&answer_sdp).contains("a=crypto:1 "));
+        assert!(pending.config.srtp.is_some());
+        // Best effort over UDP offers plain RTP/AVP without keys.
+        let plain = offer(&ctx_srtp(7, BestEffort, false, false), Box::new(Quiet))
+            .await
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&plain.sdp).contains("a=crypto"));
+    }
+
+    #[tokio::test]
+    async fn a_seeded_srtp_call_replays_all_but_its_keys() {
+        let run = |seed, mode| async move {
+            let ctx = ctx_srtp(seed, mode, true, false);
+            let offered = offer(&ctx, Box::new(Quiet)).await.unwrap();
+            let sdp = offered.sdp.clone();
+            drop(offered);
+            (sdp, ctx.entropy.next_u64())
+        };
+        let (first, next) = run(7, SrtpMode::BestEffort).await;
+        let (again, next_again) = run(7, SrtpMode::BestEffort).await;
+        // The keys come from the OS, never from the seeded source...
+        assert_ne!(first, again);
+        // ... so everything else is the same bytes, and the seeded sequence goes on as it
+        // does without SRTP.
+        assert_eq!(without_keys(&first), without_keys(&again));
+        let (_, next_plain) = run(7, SrtpMode::Off).await;
+        assert_eq!((next, next_again), (next_plain, next_plain));
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub use call_handle::{CallHandle, CallStatus};
 pub use counters::EndpointStats;
 pub use endpoint::{Endpoint, EndpointBuilder};
 // For `crate::testing`, which runs handlers without an endpoint.
+pub use crate::sdp::SrtpMode;
 pub(crate) use handler::dispatch;
 pub use handler::{DefaultHandler, EndReason, Incoming, SipHandler};
 pub use im::MessageRequest;

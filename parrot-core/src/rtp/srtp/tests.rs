@@ -495,3 +495,42 @@ fn untrusted_input_never_panics() {
         assert_eq!(rx.unprotect_rtcp(&srtcp).unwrap(), rtcp());
     }
 }
+
+#[test]
+fn in_place_matches_the_allocating_calls_and_needs_room_for_the_tag() {
+    for profile in SrtpProfile::ALL {
+        let (mut tx, mut rx) = pair(profile);
+        let (mut tx2, mut rx2) = pair(profile);
+        let plain = rtp(9);
+        let mut buf = [0u8; 512];
+        buf[..plain.len()].copy_from_slice(&plain);
+        // No room for the tag: an error, and the context has not moved.
+        let short = plain.len() + profile.rtp_tag_len() - 1;
+        assert_eq!(
+            tx.protect_rtp_in_place(&mut buf[..short], plain.len()),
+            Err(SrtpError::BufferTooSmall {
+                need: plain.len() + profile.rtp_tag_len(),
+                have: short
+            })
+        );
+        assert_eq!(tx.roc(), 0);
+        let n = tx.protect_rtp_in_place(&mut buf, plain.len()).unwrap();
+        assert_eq!(buf[..n], tx2.protect_rtp(&plain).unwrap()[..], "{profile}");
+        let m = rx.unprotect_rtp_in_place(&mut buf[..n]).unwrap();
+        assert_eq!(buf[..m], plain[..], "{profile}");
+        assert_eq!(
+            rx2.unprotect_rtp(&tx2.protect_rtp(&rtp(10)).unwrap())
+                .unwrap(),
+            rtp(10)
+        );
+
+        let plain = rtcp();
+        buf[..plain.len()].copy_from_slice(&plain);
+        let n = tx.protect_rtcp_in_place(&mut buf, plain.len()).unwrap();
+        assert_eq!(n, plain.len() + 4 + profile.rtcp_tag_len());
+        assert!(n - plain.len() <= SRTCP_MAX_OVERHEAD);
+        assert_eq!(buf[..n], tx2.protect_rtcp(&plain).unwrap()[..], "{profile}");
+        let m = rx.unprotect_rtcp_in_place(&mut buf[..n]).unwrap();
+        assert_eq!(buf[..m], plain[..], "{profile}");
+    }
+}

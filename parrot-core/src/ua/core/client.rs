@@ -172,6 +172,7 @@ impl UaCore {
             ports: self.config.ports.clone(),
             public_ip: self.config.advertise_media,
             entropy: self.config.entropy.fork(),
+            srtp: self.config.srtp,
         }
     }
 

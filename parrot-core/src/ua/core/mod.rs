@@ -82,6 +82,7 @@ pub(crate) struct OfferWanted {
     pub(crate) ports: Ports,
     pub(crate) public_ip: Option<std::net::IpAddr>,
     pub(crate) entropy: crate::entropy::Entropy,
+    pub(crate) srtp: crate::ua::media::SrtpPolicy,
 }
 
 /// The tasks the driver starts for the core, each supervised: its end (or
@@ -108,6 +109,7 @@ pub(crate) enum Spawn {
         ports: Ports,
         public_ip: Option<std::net::IpAddr>,
         entropy: crate::entropy::Entropy,
+        srtp: crate::ua::media::SrtpPolicy,
     },
     /// A call we placed was answered: its media session, driven by the
     /// offer's sockets and the 2xx's answer, controlled from its handle, and

@@ -209,6 +209,7 @@ impl UaCore {
             public_ip: self.config.advertise_media,
             // One source per call, forked in the core's order: a seeded run replays.
             entropy: self.config.entropy.fork(),
+            srtp: self.config.srtp,
         }));
     }
 

@@ -310,6 +310,8 @@ async fn a_fail_over_offers_the_address_the_next_destination_is_reached_from() {
         local_ip: std::net::IpAddr::from([0, 0, 0, 0]),
         public_ip: Some(first_ip),
         entropy: crate::entropy::Entropy::seeded(7),
+        srtp: crate::ua::media::SrtpPolicy::default(),
+        secure: false,
     };
     let offer = crate::ua::media::offer(&ctx, Box::new(crate::media::bridge().0))
         .await
