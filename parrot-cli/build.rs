@@ -1,5 +1,5 @@
 //! Picks the templates `parrot new` embeds: the repository's `templates/`
-//! (with `uas/` and `uac/`) when present, else the stand-ins under
+//! (with `uas/`, `uac/` and `agent/`) when present, else the stand-ins under
 //! `tests/fixtures/templates` so the CLI builds on a checkout without them.
 //! `include_dir!` reads the choice from `PARROT_TEMPLATES_SRC`.
 
@@ -10,7 +10,7 @@ fn main() {
     let manifest = Path::new(&manifest);
     let real = manifest.join("../templates");
     let fixtures = manifest.join("tests/fixtures/templates");
-    let complete = ["uas", "uac"]
+    let complete = ["uas", "uac", "agent"]
         .iter()
         .all(|k| real.join(k).join("cargo-generate.toml").is_file());
     // A directory is scanned recursively for changes; a missing path makes
@@ -22,7 +22,7 @@ fn main() {
         real
     } else {
         println!(
-            "cargo:warning=templates/uas and templates/uac not found: embedding the test fixtures"
+            "cargo:warning=templates/uas, uac and agent not found: embedding the test fixtures"
         );
         fixtures
     };

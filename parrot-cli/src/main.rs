@@ -22,6 +22,7 @@ Examples:
   parrot new uas ivr --port 5080 --module Ivr --no-media
   parrot new uac my-client --path ../clients/my-client --vcs none
   parrot new uac my-client --build         generate, then cargo build it
+  parrot new agent my-agent                a voice agent: calls streamed to a WebSocket service
   parrot devices                           sound cards, for --input-device/--output-device
   parrot devices --json";
 
@@ -63,14 +64,15 @@ enum Commands {
 
 #[derive(clap::Args)]
 struct NewArgs {
-    /// What to create: `uas` (a server answering calls) or `uac` (a client placing them).
+    /// What to create: `uas` (a server answering calls), `uac` (a client placing
+    /// them) or `agent` (a server streaming calls to a WebSocket voice service).
     kind: Kind,
     /// The package name (ASCII letters, digits, `-`, `_`; like `cargo new`).
     name: String,
     /// Where to create the project [default: ./NAME].
     #[arg(long, value_name = "DIR")]
     path: Option<PathBuf>,
-    /// The SIP port the server listens on (uas only) [default: 5060].
+    /// The SIP port the server listens on (uas and agent) [default: 5060].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     port: Option<u16>,
     /// The IP address to bind.
@@ -108,6 +110,8 @@ pub(crate) enum Kind {
     Uas,
     /// A SIP client (user agent client): places calls.
     Uac,
+    /// A voice agent: answers calls and streams them to a WebSocket service.
+    Agent,
 }
 
 impl Kind {
@@ -115,6 +119,7 @@ impl Kind {
         match self {
             Kind::Uas => "uas",
             Kind::Uac => "uac",
+            Kind::Agent => "agent",
         }
     }
 
@@ -123,6 +128,7 @@ impl Kind {
         match self {
             Kind::Uas => "server",
             Kind::Uac => "client",
+            Kind::Agent => "agent",
         }
     }
 }
@@ -170,6 +176,18 @@ fn main() -> ExitCode {
                     .error(
                         clap::error::ErrorKind::ArgumentConflict,
                         "--port applies to `parrot new uas` only: a client takes its port from the URI it calls",
+                    )
+                    .exit();
+            }
+            if args.kind == Kind::Agent && args.no_media {
+                let mut cmd = Cli::command();
+                cmd.build();
+                let new_cmd = cmd.find_subcommand_mut("new").map(|c| c.clone());
+                new_cmd
+                    .unwrap_or(cmd)
+                    .error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        "--no-media applies to `parrot new uas|uac` only: an agent streams the call's audio",
                     )
                     .exit();
             }

@@ -121,7 +121,7 @@ pub(crate) fn variables(opts: &NewOptions, parrot_dep: String) -> Vars {
     vars.insert("bind".into(), s(&opts.bind.to_string()));
     vars.insert("media".into(), Var::Bool(!opts.no_media));
     vars.insert("parrot_dep".into(), Var::Str(parrot_dep));
-    if opts.kind == Kind::Uas {
+    if matches!(opts.kind, Kind::Uas | Kind::Agent) {
         vars.insert("port".into(), s(&opts.port.unwrap_or(5060).to_string()));
     }
     if let Some(m) = &opts.module {
@@ -219,6 +219,7 @@ pub(crate) fn run(opts: NewOptions, out: Output) -> anyhow::Result<()> {
         println!("Next steps:");
         match opts.kind {
             Kind::Uas => println!("  cd {cd} && cargo run"),
+            Kind::Agent => println!("  cd {cd} && cargo run -- --echo"),
             Kind::Uac => {
                 println!("  cd {cd} && cargo run -- call sip:service@127.0.0.1:5060")
             }

@@ -374,7 +374,9 @@ fn bad_options() {
         .args(["new", "sbc", "x"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("[possible values: uas, uac]"));
+        .stderr(predicate::str::contains(
+            "[possible values: uas, uac, agent]",
+        ));
     refused(
         &["uas", "x", "--port", "0"],
         2,

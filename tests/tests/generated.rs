@@ -4,13 +4,14 @@
 //! --all-targets -- -D warnings`; then the generated server answers the
 //! generated client (headless, the recording must hold the server's 660 Hz
 //! welcome) and 100 calls from sipp's uac; and, copied elsewhere with its
-//! project's `assets/` gone, it still plays the welcome (the prompts are built in).
+//! project's `assets/` gone, it still plays the welcome (the prompts are built in);
+//! the generated agent, with its echo service, sends the client's tone back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
 use parrot_tests::{
     TempDir, cargo_in_generated, free_port, generate_project, generated_base, generated_bin,
-    heard_at_start, lint_generated, sipp,
+    heard_at_start, lint_generated, sipp, write_tone,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -31,8 +32,12 @@ async fn generated_server_and_client_work() {
     let base = generated_base();
     let port = free_port();
     let port_arg = port.to_string();
-    for (kind, name) in [("uas", "gen-server"), ("uac", "gen-client")] {
-        let extra: &[&str] = if kind == "uas" {
+    for (kind, name) in [
+        ("uas", "gen-server"),
+        ("uac", "gen-client"),
+        ("agent", "gen-agent"),
+    ] {
+        let extra: &[&str] = if kind != "uac" {
             &["--port", &port_arg, "--bind", "127.0.0.1"]
         } else {
             &[]
@@ -64,7 +69,8 @@ async fn generated_server_and_client_work() {
     tokio::time::sleep(Duration::from_millis(700)).await;
 
     // The generated client, headless: plays a WAV, records what it hears.
-    let (secs, welcome) = call_generated_server(port, &prompts.join("menu.wav"), "heard.wav");
+    let (secs, welcome) =
+        call_generated_server(port, &prompts.join("menu.wav"), "heard.wav", 660.0);
     eprintln!("generated client heard {secs:.2} s; welcome (660 Hz) recognised: {welcome}");
     assert!(
         welcome && secs > 2.0,
@@ -148,7 +154,7 @@ async fn generated_server_and_client_work() {
         );
     }
     let (secs, welcome) =
-        call_generated_server(port, &hidden.0.join("menu.wav"), "heard-moved.wav");
+        call_generated_server(port, &hidden.0.join("menu.wav"), "heard-moved.wav", 660.0);
     eprintln!("moved server: heard {secs:.2} s; welcome (660 Hz) recognised: {welcome}");
     assert!(
         welcome && secs > 2.0,
@@ -162,12 +168,38 @@ async fn generated_server_and_client_work() {
         cached.len() == 1 && cached[0].is_file(),
         "the built-in prompts, written once: {cached:?}"
     );
+
+    // The generated agent with its echo service: the client's 440 Hz comes
+    // back through the WebSocket bridge.
+    let port = free_port();
+    let echo = format!("ws://127.0.0.1:{}/media", free_port());
+    let agent_log = base.join("gen-agent.log");
+    let _agent = Server(
+        Command::new(generated_bin("gen-agent"))
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--service", &echo, "--echo"])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&agent_log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let tone = base.join("agent-tone.wav");
+    write_tone(&tone, 440.0, 2.5, 0.0);
+    let (secs, echoed) = call_generated_server(port, &tone, "heard-agent.wav", 440.0);
+    eprintln!("generated agent: the client heard {secs:.2} s; its own 440 Hz echoed: {echoed}");
+    assert!(
+        echoed && secs > 1.5,
+        "heard {secs:.2} s, echo {echoed}:\n{}",
+        std::fs::read_to_string(&agent_log).unwrap_or_default()
+    );
 }
 
 /// `gen-client call sip:service@127.0.0.1:PORT`, playing `play` for 3 s and
 /// recording what it hears to `generated_base()/recording`: seconds heard, and
-/// whether the first second is the welcome's 660 Hz.
-fn call_generated_server(port: u16, play: &Path, recording: &str) -> (f64, bool) {
+/// whether the first second is `freq` (the uas welcome's 660 Hz).
+fn call_generated_server(port: u16, play: &Path, recording: &str, freq: f64) -> (f64, bool) {
     let recording = generated_base().join(recording);
     let _ = std::fs::remove_file(&recording);
     let out = Command::new(generated_bin("gen-client"))
@@ -194,7 +226,7 @@ fn call_generated_server(port: u16, play: &Path, recording: &str) -> (f64, bool)
         stdout.contains("answered") && stdout.contains("PCMU/8000"),
         "{stdout}"
     );
-    heard_at_start(&recording, 660.0)
+    heard_at_start(&recording, freq)
 }
 
 /// The first line of the file at `path` that matches, within 5 s.

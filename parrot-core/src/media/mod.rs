@@ -15,6 +15,8 @@ mod source;
 mod stream;
 mod tone;
 mod wav;
+#[cfg(feature = "runtime")]
+pub mod ws;
 
 pub use bridge::{BridgeLeg, bridge};
 pub use goertzel::{goertzel_power, tone_present};
@@ -32,6 +34,7 @@ pub use source::{AudioSink, AudioSource, LiveSink, LiveSource, Silence};
 #[cfg(feature = "runtime")]
 pub use stream::{
     AudioEvent, AudioIn, AudioOut, AudioStream, IN_FRAMES, OUT_SAMPLES, audio_stream,
+    audio_stream_both_ways,
 };
 pub use tone::Tone;
 pub use wav::{MediaError, WavRecorder, WavSource};

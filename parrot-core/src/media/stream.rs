@@ -9,6 +9,11 @@
 //! [`IN_FRAMES`] (2 s); when the reader falls behind, the newest frames are
 //! dropped and counted. Audio to send waits in a queue of [`OUT_SAMPLES`]
 //! (10 s at 8 kHz); what does not fit is dropped and counted.
+//!
+//! [`audio_stream_both_ways`] also reports each frame the call sent
+//! ([`AudioEvent::Played`]), for code that wants both sides (a stereo
+//! stream to a service); [`AudioOut::hang_up`] ends the call from the
+//! async side.
 
 use super::handler::{Action, MediaHandler};
 use super::resample::Resampler;
@@ -39,6 +44,14 @@ pub enum AudioEvent {
     Dtmf(char),
     /// Everything sent before [`AudioOut::mark`] with this name has been played.
     Mark(String),
+    /// A frame the call sent (what [`AudioOut`] queued, or silence), 8 kHz
+    /// mono; only from [`audio_stream_both_ways`].
+    Played {
+        /// The samples.
+        samples: Vec<i16>,
+        /// The position of the first one, in samples since the stream began.
+        at: u64,
+    },
 }
 
 /// The received side: frames, digits and marks, in order.
@@ -61,12 +74,16 @@ pub struct AudioStream {
     events: mpsc::Sender<AudioEvent>,
     queue: Arc<Mutex<OutQueue>>,
     counts: Arc<Counts>,
+    /// Report what is sent too ([`audio_stream_both_ways`]).
+    played: bool,
 }
 
 #[derive(Debug, Default)]
 struct Counts {
     in_dropped: AtomicU64,
     out_dropped: AtomicU64,
+    /// Set by [`AudioOut::hang_up`]; the handler's next poll hangs up.
+    hang_up: std::sync::atomic::AtomicBool,
 }
 
 /// Audio to send and the marks between it.
@@ -95,7 +112,19 @@ fn lock(q: &Mutex<OutQueue>) -> std::sync::MutexGuard<'_, OutQueue> {
 /// `clear`. Both are bounded ([`IN_FRAMES`], [`OUT_SAMPLES`]); what
 /// overflows is dropped and counted.
 pub fn audio_stream() -> (AudioStream, AudioIn, AudioOut) {
-    let (tx, rx) = mpsc::channel(IN_FRAMES);
+    make(false)
+}
+
+/// [`audio_stream`], and [`AudioIn`] also yields every frame the call sends
+/// ([`AudioEvent::Played`], in time with the received ones): both sides of
+/// the call, for a stereo stream. Its queue holds twice [`IN_FRAMES`]
+/// events, so that it still spans 2 s.
+pub fn audio_stream_both_ways() -> (AudioStream, AudioIn, AudioOut) {
+    make(true)
+}
+
+fn make(played: bool) -> (AudioStream, AudioIn, AudioOut) {
+    let (tx, rx) = mpsc::channel(if played { 2 * IN_FRAMES } else { IN_FRAMES });
     let queue = Arc::new(Mutex::new(OutQueue::default()));
     let counts = Arc::new(Counts::default());
     (
@@ -103,6 +132,7 @@ pub fn audio_stream() -> (AudioStream, AudioIn, AudioOut) {
             events: tx,
             queue: queue.clone(),
             counts: counts.clone(),
+            played,
         },
         AudioIn {
             rx,
@@ -118,7 +148,8 @@ impl AudioIn {
         self.rx.recv().await
     }
 
-    /// Received frames dropped because this side fell behind.
+    /// Frames (received, or played with [`audio_stream_both_ways`]) dropped
+    /// because this side fell behind.
     pub fn dropped(&self) -> u64 {
         self.counts.in_dropped.load(Ordering::Relaxed)
     }
@@ -179,6 +210,12 @@ impl AudioOut {
     pub fn dropped(&self) -> u64 {
         self.counts.out_dropped.load(Ordering::Relaxed)
     }
+
+    /// Hangs up the call (a BYE) at its next frame: for async code that
+    /// decides the conversation is over, or a bridge whose service is gone.
+    pub fn hang_up(&self) {
+        self.counts.hang_up.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Feeds received frames to the [`AudioIn`].
@@ -206,10 +243,30 @@ impl AudioSink for Ear {
 struct Mouth {
     queue: Arc<Mutex<OutQueue>>,
     events: mpsc::Sender<AudioEvent>,
+    /// Report each frame played, from this position ([`AudioEvent::Played`]).
+    played: Option<u64>,
+    counts: Arc<Counts>,
 }
 
 impl AudioSource for Mouth {
     fn read(&mut self, out: &mut [i16]) -> usize {
+        let n = self.fill(out);
+        if let Some(at) = self.played.as_mut() {
+            let ev = AudioEvent::Played {
+                samples: out.to_vec(),
+                at: *at,
+            };
+            *at += n as u64;
+            if self.events.try_send(ev).is_err() {
+                self.counts.in_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        n
+    }
+}
+
+impl Mouth {
+    fn fill(&mut self, out: &mut [i16]) -> usize {
         let mut q = lock(&self.queue);
         let mut filled = 0;
         while filled < out.len() {
@@ -251,6 +308,8 @@ impl MediaHandler for AudioStream {
         let mouth = Mouth {
             queue: self.queue.clone(),
             events: self.events.clone(),
+            played: self.played.then_some(0),
+            counts: self.counts.clone(),
         };
         Action::Listen(LiveSink::new(ear)).also(Action::play_live(LiveSource::new(mouth)))
     }
@@ -258,6 +317,14 @@ impl MediaHandler for AudioStream {
     fn dtmf(&mut self, digit: char) -> Action {
         let _ = self.events.try_send(AudioEvent::Dtmf(digit));
         Action::Nothing
+    }
+
+    fn poll(&mut self) -> Action {
+        if self.counts.hang_up.swap(false, Ordering::Relaxed) {
+            Action::Hangup
+        } else {
+            Action::Nothing
+        }
     }
 }
 
@@ -299,6 +366,35 @@ mod tests {
         out.clear();
         assert_eq!(out.queued(), 0);
         assert!(e.frames(1).iter().all(|s| *s == 0));
+    }
+
+    #[tokio::test]
+    async fn both_ways_reports_what_was_played_and_hang_up_ends_the_call() {
+        let (s, mut inp, out) = audio_stream_both_ways();
+        let mut e = MediaEngine::new(s);
+        e.start();
+        out.send(&[500; 200], 8000);
+        e.received(&[7; 160]);
+        let mut f = [0i16; 160];
+        e.next_frame(&mut f);
+        e.next_frame(&mut f);
+        assert!(matches!(
+            inp.recv().await,
+            Some(AudioEvent::Audio { at: 0, .. })
+        ));
+        let Some(AudioEvent::Played { samples, at: 0 }) = inp.recv().await else {
+            panic!("the first frame played")
+        };
+        assert_eq!(samples, vec![500; 160]);
+        let Some(AudioEvent::Played { samples, at: 160 }) = inp.recv().await else {
+            panic!("the second frame played")
+        };
+        assert_eq!(&samples[..40], &[500; 40]);
+        assert!(samples[40..].iter().all(|s| *s == 0));
+        assert_eq!(e.poll_output(), None);
+        out.hang_up();
+        e.next_frame(&mut f);
+        assert_eq!(e.poll_output(), Some(crate::media::Output::Hangup));
     }
 
     #[test]
