@@ -669,12 +669,27 @@ async fn parrot_transfers_linphone_to_an_agent() {
         "Parrot's REFER names the agent\n{}",
         sip_summary(&lp)
     );
+    let hold = msgs
+        .iter()
+        .find(|m| {
+            m.sent
+                && m.is_request("INVITE")
+                && m.header("To").is_some_and(|t| t.contains("tag="))
+                && m.text.contains("a=sendonly")
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "linphone held Parrot's call before calling the agent\n{}",
+                sip_summary(&lp)
+            )
+        });
+    // Parrot's call task answered that hold while its transfer was pending.
     assert!(
-        has(&|m| m.sent
-            && m.is_request("INVITE")
-            && m.header("To").is_some_and(|t| t.contains("tag="))
-            && m.text.contains("a=sendonly")),
-        "linphone held Parrot's call before calling the agent\n{}",
+        has(&|m| !m.sent
+            && m.is_response(200)
+            && m.header("CSeq") == hold.header("CSeq")
+            && m.text.contains("a=recvonly")),
+        "Parrot answered linphone's hold recvonly\n{}",
         sip_summary(&lp)
     );
     assert!(
