@@ -494,9 +494,26 @@ async fn wait_for_media(call: &mut OutgoingCall) {
     }
 }
 
+/// The next `Held` or `Resumed` of a placed call, within 5 s.
+async fn next_held_or_resumed(call: &mut OutgoingCall) -> Option<CallEvent> {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match call.next_event().await {
+                Some(e @ (CallEvent::Held | CallEvent::Resumed)) => break Some(e),
+                Some(_) => {}
+                None => break None,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 /// linphone pauses a call Parrot placed (`pause`: its re-INVITE offers
 /// `a=sendonly`) and resumes it: Parrot's side of the call, answering
-/// `recvonly`, stops sending, then sends again.
+/// `recvonly`, hears `Held` and stops sending, then `Resumed` and sends
+/// again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn linphone_pauses_a_call_parrot_placed() {
     let tmp = TempDir::new("linphone-pauses");
@@ -531,6 +548,12 @@ async fn linphone_pauses_a_call_parrot_placed() {
         "{}",
         lp.output()
     );
+    assert!(
+        next_held_or_resumed(&mut call)
+            .await
+            .is_some_and(|e| matches!(e, CallEvent::Held)),
+        "Parrot's call hears it is held"
+    );
     settle().await;
     let (sent1, recv1) = counts(&call);
     settle().await;
@@ -542,6 +565,12 @@ async fn linphone_pauses_a_call_parrot_placed() {
             .await,
         "{}",
         lp.output()
+    );
+    assert!(
+        next_held_or_resumed(&mut call)
+            .await
+            .is_some_and(|e| matches!(e, CallEvent::Resumed)),
+        "Parrot's call hears it is resumed"
     );
     settle().await;
     let (sent3, recv3) = counts(&call);
@@ -579,6 +608,82 @@ async fn linphone_pauses_a_call_parrot_placed() {
         "{}",
         lp.output()
     );
+    lp.quit().await;
+    client.shutdown(Duration::from_secs(1)).await;
+}
+
+/// Parrot holds a call it placed to linphone (`OutgoingCall::hold`: a
+/// re-INVITE with `a=sendonly`) and resumes it: linphone, answering
+/// `recvonly`, stops sending while Parrot goes on, then sends again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parrot_holds_a_call_it_placed_to_linphone() {
+    let tmp = TempDir::new("linphone-held-out");
+    let lp = Linphone::start(LinphoneOptions {
+        play: Some(linphone_tone(&tmp, 30.0)),
+        auto_answer: true,
+        ..LinphoneOptions::default()
+    })
+    .await;
+    let client = Endpoint::builder().udp(free_addr()).build().await.unwrap();
+    let mut call = client
+        .dial(&lp.uri())
+        .unwrap()
+        .media(Hum)
+        .send()
+        .await
+        .unwrap();
+    call.answered().await.expect("linphone answers by itself");
+    wait_for_media(&mut call).await;
+    let counts = |call: &OutgoingCall| {
+        let m = call.media_stats().unwrap();
+        (m.packets_sent, m.packets_received)
+    };
+    let settle = || tokio::time::sleep(Duration::from_millis(2200));
+    settle().await;
+    let (sent0, recv0) = counts(&call);
+    call.hold().await.expect("linphone answers the hold");
+    assert!(
+        lp.wait_for("has been paused by", Duration::from_secs(5))
+            .await,
+        "{}",
+        lp.output()
+    );
+    settle().await;
+    let (sent1, recv1) = counts(&call);
+    settle().await;
+    let (sent2, recv2) = counts(&call);
+    call.resume().await.expect("linphone answers the resume");
+    settle().await;
+    let (sent3, recv3) = counts(&call);
+    settle().await;
+    let (sent4, recv4) = counts(&call);
+    eprintln!(
+        "Parrot's packets sent/received: before {sent0}/{recv0}; held {sent1}/{recv1} → {sent2}/{recv2}; resumed {sent3}/{recv3} → {sent4}/{recv4}"
+    );
+    assert!(sent0 > 50 && recv0 > 50, "audio both ways before the hold");
+    assert!(
+        recv2 - recv1 < 10,
+        "held: linphone stops sending ({recv1} then {recv2})"
+    );
+    assert!(
+        sent2 - sent1 > 50,
+        "held: Parrot goes on sending ({sent1} then {sent2})"
+    );
+    assert!(
+        recv4 - recv3 > 50,
+        "resumed: linphone sends again ({recv3} then {recv4})"
+    );
+    let answers: Vec<SipSeen> = lp
+        .sip_messages()
+        .into_iter()
+        .filter(|m| m.sent && m.is_response(200) && m.cseq_method() == Some("INVITE"))
+        .collect();
+    assert!(
+        answers.len() == 3 && answers[1].text.contains("a=recvonly"),
+        "linphone answered the hold recvonly\n{}",
+        sip_summary(&lp)
+    );
+    call.hangup().await.unwrap();
     lp.quit().await;
     client.shutdown(Duration::from_secs(1)).await;
 }
@@ -804,6 +909,166 @@ async fn linphone_transfers_a_call_parrot_placed() {
     lp.quit().await;
     client.shutdown(Duration::from_secs(1)).await;
     agent.shutdown(Duration::from_secs(1)).await;
+}
+
+/// The target of an attended transfer: answers with Parrot's tone, notes
+/// each INVITE (and whether it replaces a call, RFC 3891) and each end,
+/// and records the call that replaced another.
+struct Target {
+    log: Log,
+    record: PathBuf,
+}
+
+impl SipHandler for Target {
+    async fn invite(&mut self, call: &mut Incoming) -> Reply {
+        let replaces = call.replaces();
+        let from = call.from().map(|f| f.uri.to_string()).unwrap_or_default();
+        self.log
+            .push(format!("INVITE from {from} replaces={replaces}"));
+        let mut media = ToneEar::new(&self.log);
+        if replaces {
+            media.record = Some(self.record.clone());
+        }
+        call.answer(media).await
+    }
+    async fn ended(&mut self, reason: EndReason) {
+        self.log.push(format!("ended {reason:?}"));
+    }
+}
+
+/// An attended transfer by linphone (`transfer 1 --to-call 2`, RFC 3891):
+/// linphone talks to Parrot A (a call A placed) and to Parrot C (a call
+/// linphone placed, its consultation), then REFERs A to C with Replaces
+/// naming the linphone–C dialog. A follows (`follow_transfer`: the
+/// Replaces goes into its INVITE), C's new call replaces its call with
+/// linphone (C hangs that one up), A hangs up its call with linphone, and
+/// C hears A's tone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linphone_attended_transfer_replaces_its_consultation_call() {
+    let tmp = TempDir::new("linphone-attended");
+    let c_log = Log::default();
+    let (l, record) = (c_log.clone(), tmp.join("c-heard.wav"));
+    let rec = record.clone();
+    // linphone's Refer-To names the consultation call's To URI, and
+    // linphone writes To without the port it dialed: C must be on 5060,
+    // here of a loopback address of its own.
+    let c_addr = (2..=254u8)
+        .map(|n| SocketAddr::from(([127, 0, 0, n], 5060)))
+        .find(|a| std::net::UdpSocket::bind(a).is_ok())
+        .expect("a loopback address with port 5060 free");
+    let c = Endpoint::builder()
+        .udp(c_addr)
+        .handler(move || Target {
+            log: l.clone(),
+            record: rec.clone(),
+        })
+        .build()
+        .await
+        .unwrap();
+    let c_uri = format!("sip:agent@{c_addr}");
+    let mut lp = Linphone::start(LinphoneOptions::default()).await;
+    let a = Endpoint::builder().udp(free_addr()).build().await.unwrap();
+    let mut call = a.dial(&lp.uri()).unwrap().media(Hum).send().await.unwrap();
+    assert!(
+        lp.wait_for("assigned id 1", Duration::from_secs(5)).await,
+        "{}",
+        lp.output()
+    );
+    lp.command("answer 1").await;
+    call.answered().await.expect("linphone answers");
+    // The consultation call: linphone puts A's call on hold (linphonec
+    // wants that first) and calls C.
+    lp.command("pause").await;
+    assert!(
+        lp.wait_for("is now paused", Duration::from_secs(5)).await,
+        "{}",
+        lp.output()
+    );
+    lp.command(&format!("call {c_uri}")).await;
+    assert!(
+        c_log
+            .wait_for("media started", Duration::from_secs(10))
+            .await,
+        "C answered linphone: {:?}\n{}",
+        c_log.events(),
+        lp.output()
+    );
+    assert!(
+        lp.wait_for_count("Media streams established", 2, Duration::from_secs(5))
+            .await,
+        "{}",
+        lp.output()
+    );
+    lp.command("transfer 1 --to-call 2").await;
+    let mut seen = Vec::new();
+    let target = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match call.next_event().await {
+                Some(CallEvent::Transfer { target }) => break target,
+                Some(other) => seen.push(format!("{other:?}")),
+                None => panic!("the call ended before the transfer: {seen:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no REFER from linphone: {seen:?}\n{}", lp.output()));
+    eprintln!("linphone's Refer-To: {target}");
+    assert!(
+        target.to_string().contains("Replaces="),
+        "an attended transfer: {target}"
+    );
+    let dial = a.dial(&target.to_string()).unwrap().media(Hum);
+    let mut new = tokio::time::timeout(Duration::from_secs(10), call.follow_transfer(dial))
+        .await
+        .expect("the transfer is followed within 10 s")
+        .expect("C answers A");
+    assert!(
+        c_log
+            .wait_for("ended Replaced", Duration::from_secs(5))
+            .await,
+        "C's call with linphone was replaced: {:?}",
+        c_log.events()
+    );
+    // linphone: both its calls end (C's BYE, A's BYE), the transfer done.
+    assert!(
+        lp.wait_for_count(" ended (", 2, Duration::from_secs(5))
+            .await,
+        "{}",
+        lp.output()
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    new.hangup().await.unwrap();
+    let events = c_log.events();
+    eprintln!("C saw: {events:?}");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.starts_with("INVITE"))
+            .map(|e| e.ends_with("replaces=true"))
+            .collect::<Vec<_>>(),
+        [false, true],
+        "linphone's call, then A's with Replaces: {events:?}"
+    );
+    let refer = lp
+        .sip_messages()
+        .into_iter()
+        .find(|m| m.sent && m.is_request("REFER"))
+        .expect("linphone's REFER");
+    eprintln!(
+        "linphone's REFER: Refer-To {:?}, Referred-By {:?}\nlinphone's side:\n{}",
+        refer.header("Refer-To"),
+        refer.header("Referred-By"),
+        sip_summary(&lp)
+    );
+    lp.quit().await;
+    a.shutdown(Duration::from_secs(1)).await;
+    c.shutdown(Duration::from_secs(1)).await;
+    wait_for_wav(&record, 1.5).await;
+    let (secs, tone) = heard_mostly(&record, PARROT_TONE);
+    assert!(
+        tone && secs > 1.5,
+        "C heard A: {secs:.2} s of {PARROT_TONE} Hz: {tone}"
+    );
 }
 
 /// linphone with 100rel supported calls Parrot's early-media user: Parrot's
