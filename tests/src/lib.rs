@@ -1,8 +1,9 @@
 //! Helpers shared by the end-to-end tests in `tests/tests/`: free loopback
 //! ports, sipp runs that are bounded in time and cleaned up, baresip runs,
-//! a Kamailio proxy killed (with its workers) on drop, and a lab of hosts made
-//! of network namespaces ([`netns`]).
+//! a Kamailio proxy killed (with its workers) on drop, linphone run headless
+//! ([`linphone`]), and a lab of hosts made of network namespaces ([`netns`]).
 
+pub mod linphone;
 pub mod load;
 pub mod netns;
 

@@ -18,6 +18,10 @@ pub(crate) const SYSTEM_PACKAGES: &[(&str, &str)] = &[
         "provides `baresip`, the softphone the end-to-end media tests call Parrot with",
     ),
     (
+        "linphone-cli",
+        "provides `linphonec`, liblinphone's console softphone: a second real peer for hold, transfer and PRACK (tests/tests/linphone.rs)",
+    ),
+    (
         "kamailio",
         "a real SIP proxy: the scale-out test dispatches calls through it to Parrot nodes",
     ),
