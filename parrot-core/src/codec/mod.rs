@@ -366,7 +366,7 @@ pub fn sample_rate(codec: &Codec) -> u32 {
 /// asked for ([`MediaHandler::codecs`](crate::media::MediaHandler::codecs)): at 256 kbit/s
 /// for 16 kHz it is for local links, not for the open network.
 pub fn supported() -> Vec<Codec> {
-    vec![Codec::PCMU, Codec::PCMA]
+    vec![Codec::G722, Codec::PCMU, Codec::PCMA]
 }
 
 #[cfg(test)]
