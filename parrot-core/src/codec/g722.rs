@@ -16,6 +16,7 @@
 //!
 //! ```
 //! use parrot_core::codec::g722::{G722Decoder, G722Encoder};
+//! use parrot_core::codec::{AudioDecoder, AudioEncoder};
 //! let mut encoder = G722Encoder::new();
 //! let mut decoder = G722Decoder::new();
 //! let tone: Vec<i16> = (0..320).map(|n| ((n as f64 * 0.3).sin() * 8000.0) as i16).collect();
