@@ -1,4 +1,4 @@
-//! `cargo xtask bench media`: G.711 throughput, RTP packetize (+ send) cost per
+//! `cargo xtask bench media`: G.711 and G.722 throughput, RTP packetize (+ send) cost per
 //! packet, and how many paced PCMU streams one core sustains with p99 send
 //! lateness under 5 ms. Writes `target/bench/media.json` and prints a table.
 //! Without `--bench` (as `cargo test --all-targets` runs it) it only checks
@@ -60,6 +60,24 @@ fn g711(samples: usize) -> [(String, f64); 4] {
         results[2].clone(),
         results[3].clone(),
     ]
+}
+
+/// Samples per second through G.722 (16 kHz), encode and decode.
+fn g722(samples: usize) -> [(String, f64); 2] {
+    use parrot_core::codec::{AudioDecoder, AudioEncoder, g722};
+    let pcm: Vec<i16> = (0..samples)
+        .map(|i| ((i as f64 * 0.3).sin() * 20000.0) as i16)
+        .collect();
+    let mut out = Vec::with_capacity(samples / 2);
+    let mut back = Vec::with_capacity(samples);
+    let t = Instant::now();
+    g722::G722Encoder::new().encode(black_box(&pcm), &mut out);
+    let enc = rate(samples as u64, t.elapsed());
+    let t = Instant::now();
+    g722::G722Decoder::new().decode(black_box(&out), &mut back);
+    let dec = rate(samples as u64, t.elapsed());
+    assert_eq!(back.len(), samples);
+    [("encode".into(), enc), ("decode".into(), dec)]
 }
 
 /// Nanoseconds per RTP packet: packetize only, and packetize + UDP send on loopback.
@@ -155,6 +173,7 @@ fn main() {
         (16_000, 100, 0.3, &[4])
     };
     let codec = g711(samples);
+    let wide = g722(samples);
     let (packetize, with_send) = rtp_cost(packets);
     let ports = Arc::new(Mutex::new(PortAllocator::new(30000..=59999).unwrap()));
     let mut ramp = Vec::new();
@@ -190,6 +209,14 @@ fn main() {
             table,
             "{:<28} {:>13.1} M samples/s",
             format!("G.711 {name}"),
+            r / 1e6
+        );
+    }
+    for (name, r) in &wide {
+        let _ = writeln!(
+            table,
+            "{:<28} {:>13.1} M samples/s",
+            format!("G.722 {name}"),
             r / 1e6
         );
     }
@@ -230,6 +257,14 @@ fn main() {
         "  \"g711_samples_per_second\": {{ {} }},",
         codec
             .iter()
+            .map(|(n, r)| format!("\"{n}\": {r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        json,
+        "  \"g722_samples_per_second\": {{ {} }},",
+        wide.iter()
             .map(|(n, r)| format!("\"{n}\": {r:.0}"))
             .collect::<Vec<_>>()
             .join(", ")

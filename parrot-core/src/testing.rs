@@ -143,11 +143,11 @@ pub fn request(method: Method, from_user: &str, to_user: &str) -> RequestBuilder
 /// The offer a typical phone sends: PCMU, PCMA and telephone-event 101, 20 ms,
 /// sendrecv, from [`CALLER`]'s address and [`CALLER_MEDIA_PORT`].
 pub fn default_offer() -> Bytes {
-    offer_with(crate::codec::supported())
+    offer_with(vec![Codec::PCMU, Codec::PCMA])
 }
 
 /// An offer of these codecs (in this order) and telephone-event, e.g. only
-/// G.722 to see a handler refuse it with 488.
+/// G.729 to see a handler refuse it with 488, or G.722 for a wideband call.
 pub fn offer_with(codecs: Vec<Codec>) -> Bytes {
     let local = LocalMedia::new(CALLER.ip(), CALLER_MEDIA_PORT).with_codecs(codecs);
     Negotiator::new(local, 1).create_offer().to_bytes()
@@ -607,6 +607,7 @@ impl<H: MediaHandler> MediaHandler for Spy<H> {
 pub struct MediaHarness<H: MediaHandler> {
     engine: MediaEngine<Spy<H>>,
     ptime: u32,
+    rate: u32,
     frames: u64,
     audio: Vec<i16>,
     outputs: Vec<Output>,
@@ -637,6 +638,7 @@ impl<H: MediaHandler> MediaHarness<H> {
                 received_dtmf: String::new(),
             }),
             ptime: 20,
+            rate: RATE,
             frames: 0,
             audio: Vec::new(),
             outputs: Vec::new(),
@@ -652,6 +654,21 @@ impl<H: MediaHandler> MediaHarness<H> {
         self
     }
 
+    /// Frames at `rate` Hz instead of 8 kHz (16 000: a G.722 call), for what the harness
+    /// sends and what [`MediaHarness::receive`] takes. Before [`MediaHarness::start`].
+    /// [`has_tone`] and [`tone`] are 8 kHz: use [`tone_present`] with the rate.
+    #[must_use]
+    pub fn with_rate(mut self, rate: u32) -> MediaHarness<H> {
+        self.rate = rate.max(1);
+        self.engine.set_rate(self.rate);
+        self
+    }
+
+    /// The rate of the frames, in Hz.
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
     /// Audio starts flowing (the ACK arrived): [`MediaHandler::session_started`]
     /// and [`MediaHandler::stream_started`] run. Once only.
     pub fn start(&mut self) -> &mut Self {
@@ -664,7 +681,7 @@ impl<H: MediaHandler> MediaHarness<H> {
     }
 
     fn samples_per_frame(&self) -> usize {
-        (RATE * self.ptime / 1000) as usize
+        (u64::from(self.rate) * u64::from(self.ptime) / 1000) as usize
     }
 
     fn drain(&mut self) {

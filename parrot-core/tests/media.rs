@@ -1,6 +1,8 @@
-//! Two media sessions on loopback play a tone to each other through G.711;
-//! the receiver's recording is checked by frequency (Goertzel) and by length,
-//! directly and through a relay that drops and reorders packets.
+//! Two media sessions on loopback play a tone to each other through G.711 and
+//! G.722; the receiver's recording is checked by frequency (Goertzel) and by
+//! length, directly and through a relay that drops and reorders packets. A
+//! G.722 session's packets are read off the wire: payload type 9, 160 octets
+//! and 160 timestamp units per 20 ms (RFC 3551 §4.5.2), DTMF on the same clock.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
@@ -32,6 +34,14 @@ struct Recorder(PathBuf);
 impl MediaHandler for Recorder {
     fn stream_started(&mut self) -> Action {
         Action::Record(self.0.clone())
+    }
+}
+
+/// Plays a tone and sends a digit.
+struct Dialer;
+impl MediaHandler for Dialer {
+    fn stream_started(&mut self) -> Action {
+        Action::tone(6000.0, 2.0).also(Action::SendDtmf("7".into()))
     }
 }
 
@@ -78,6 +88,8 @@ async fn relay(listen: UdpSocket, a: SocketAddr, b: SocketAddr, drop_every: u64,
 
 async fn call(seconds: f64, lossy: bool) -> (MediaStats, PathBuf) {
     call_with(
+        Codec::PCMU,
+        440.0,
         seconds,
         if lossy { Relay::Lossy } else { Relay::None },
         None,
@@ -140,6 +152,8 @@ fn srtp_pair() -> (NegotiatedSrtp, NegotiatedSrtp) {
 }
 
 async fn call_with(
+    codec: Codec,
+    freq: f64,
     seconds: f64,
     relay_mode: Relay,
     srtp: Option<(NegotiatedSrtp, NegotiatedSrtp)>,
@@ -164,19 +178,23 @@ async fn call_with(
     } else {
         (b_addr, a_addr)
     };
-    let path = temp(match (relay_mode, srtp.is_some()) {
-        (Relay::None, false) => "clean.wav",
-        (Relay::Lossy, _) => "lossy.wav",
-        (Relay::None, true) => "srtp.wav",
-        (Relay::Tampering, _) => "tampered.wav",
-    });
+    let path = temp(&format!(
+        "{}-{}.wav",
+        codec.name,
+        match (relay_mode, srtp.is_some()) {
+            (Relay::None, false) => "clean",
+            (Relay::Lossy, _) => "lossy",
+            (Relay::None, true) => "srtp",
+            (Relay::Tampering, _) => "tampered",
+        }
+    ));
     let (srtp_a, srtp_b) = srtp.map_or((None, None), |(a, b)| (Some(a), Some(b)));
     let (ev_a, _ra) = mpsc::channel(4);
     let (ev_b, _rb) = mpsc::channel(4);
     let cfg = |rtp, rtcp, remote, srtp| MediaConfig {
         rtp,
         rtcp,
-        codec: Codec::PCMU,
+        codec: codec.clone(),
         telephone_event: Some(Codec::TELEPHONE_EVENT),
         ptime: 20,
         remote: Some(remote),
@@ -192,7 +210,7 @@ async fn call_with(
     .unwrap();
     let a = MediaSession::start(
         cfg(a_rtp, a_rtcp, a_remote, srtp_a),
-        Player(440.0, seconds),
+        Player(freq, seconds),
         ev_a,
     )
     .unwrap();
@@ -207,8 +225,15 @@ async fn call_with(
 }
 
 fn check_recording(path: &PathBuf, seconds: f64) -> f64 {
-    let mut src = WavSource::open(path).unwrap();
-    let mut all = vec![0i16; (src.duration() * 8000.0) as usize + 8000];
+    check_recording_at(path, seconds, 440.0, 8000)
+}
+
+/// The recording is `freq` for about `seconds`, read at its own rate, which must be `rate`.
+fn check_recording_at(path: &PathBuf, seconds: f64, freq: f64, rate: u32) -> f64 {
+    let spec = hound::WavReader::open(path).unwrap().spec();
+    assert_eq!(spec.sample_rate, rate, "recorded at the call's rate");
+    let mut src = WavSource::open_at(path, rate).unwrap();
+    let mut all = vec![0i16; (src.duration() * f64::from(rate)) as usize + 8000];
     let n = src.read(&mut all);
     let audio = &all[..n];
     // The tone's span: skip the silence before the first packet and after the last.
@@ -221,14 +246,14 @@ fn check_recording(path: &PathBuf, seconds: f64) -> f64 {
         .rposition(|&s| s.unsigned_abs() > 1000)
         .unwrap_or(0);
     let tone = &audio[start..end];
-    let heard = tone.len() as f64 / 8000.0;
+    let heard = tone.len() as f64 / f64::from(rate);
     assert!(
         heard > seconds * 0.9 && heard < seconds * 1.1,
         "heard {heard:.2} s of a {seconds} s tone"
     );
     assert!(
-        tone_present(tone, 440.0, 8000, 0.8),
-        "the recording is not the 440 Hz tone"
+        tone_present(tone, freq, rate, 0.8),
+        "the recording is not the {freq} Hz tone"
     );
     heard
 }
@@ -258,7 +283,7 @@ async fn tone_survives_loss_and_reordering() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tone_through_srtp_is_recorded_and_srtcp_read() {
     // 3 s: the first RTCP report goes out within 0.6-1.9 s (RFC 3550 §6.2 for the first).
-    let (stats, path) = call_with(3.0, Relay::None, Some(srtp_pair())).await;
+    let (stats, path) = call_with(Codec::PCMU, 440.0, 3.0, Relay::None, Some(srtp_pair())).await;
     let heard = check_recording(&path, 3.0);
     eprintln!("srtp: heard {heard:.2} s, {stats:?}");
     assert_eq!(stats.srtp, Some(SrtpProfile::AeadAes128Gcm));
@@ -279,7 +304,8 @@ async fn tone_through_srtp_is_recorded_and_srtcp_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn srtp_drops_and_counts_replays_and_forgeries() {
-    let (stats, path) = call_with(1.5, Relay::Tampering, Some(srtp_pair())).await;
+    let (stats, path) =
+        call_with(Codec::PCMU, 440.0, 1.5, Relay::Tampering, Some(srtp_pair())).await;
     let heard = check_recording(&path, 1.5);
     eprintln!("tampered: heard {heard:.2} s, {stats:?}");
     // About 75 packets: every 5th sent twice, a forged copy before every 7th.
@@ -293,4 +319,88 @@ async fn srtp_drops_and_counts_replays_and_forgeries() {
     assert_eq!(stats.dropped.unexpected_source, 0, "{stats:?}");
     assert_eq!(stats.dropped.bad_version, 0, "{stats:?}");
     let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_6_khz_tone_through_g722_is_recorded_at_16_khz() {
+    // 6 kHz is above what 8 kHz sampling can carry: only a wideband call has it.
+    let (stats, path) = call_with(Codec::G722, 6000.0, 1.5, Relay::None, None).await;
+    let heard = check_recording_at(&path, 1.5, 6000.0, 16_000);
+    eprintln!("G.722 clean: heard {heard:.2} s, {stats:?}");
+    assert_eq!(stats.codec, "G722");
+    assert_eq!(stats.packets_lost, 0);
+    assert!(
+        (stats.seconds_received - 1.9).abs() < 0.3,
+        "seconds counted at 16 kHz: {stats:?}"
+    );
+    let _ = std::fs::remove_file(path);
+    let (stats, path) = call_with(Codec::G722, 1000.0, 1.5, Relay::Lossy, None).await;
+    check_recording_at(&path, 1.5, 1000.0, 16_000);
+    assert!(stats.packets_lost > 0 && stats.concealed > 0, "{stats:?}");
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g722_packets_on_the_wire() {
+    let ports = ports();
+    let ip = "127.0.0.1".parse().unwrap();
+    let (rtp, rtcp) = bind_pair(ip, &ports).await.unwrap();
+    let wire = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (events, _rx) = mpsc::channel(4);
+    let cfg = MediaConfig {
+        rtp,
+        rtcp,
+        codec: Codec::G722,
+        telephone_event: Some(Codec::TELEPHONE_EVENT),
+        ptime: 20,
+        remote: Some(wire.local_addr().unwrap()),
+        direction: Direction::SendRecv,
+        rtp_seed: Some(7),
+        srtp: None,
+    };
+    let session = MediaSession::start(cfg, Dialer, events).unwrap();
+    let mut audio: Vec<(u16, u32, Vec<u8>)> = Vec::new();
+    let mut dtmf: Vec<(u32, u16)> = Vec::new();
+    let mut buf = [0u8; 2048];
+    while audio.len() < 40 {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(2), wire.recv_from(&mut buf))
+            .await
+            .expect("RTP arrives")
+            .unwrap();
+        let p =
+            parrot_core::rtp::RtpPacket::parse(bytes::Bytes::copy_from_slice(&buf[..n])).unwrap();
+        match p.payload_type {
+            9 => audio.push((p.sequence, p.timestamp, p.payload.to_vec())),
+            101 => dtmf.push((
+                p.timestamp,
+                u16::from_be_bytes([p.payload[2], p.payload[3]]),
+            )),
+            other => panic!("payload type {other}"),
+        }
+    }
+    drop(session);
+    assert!(
+        audio.iter().all(|(_, _, p)| p.len() == 160),
+        "160 octets per 20 ms"
+    );
+    for w in audio.windows(2) {
+        let step = w[1].1.wrapping_sub(w[0].1);
+        // 160 per packet; across the digit (sent instead of audio) a multiple of it.
+        assert_eq!(step % 160, 0, "timestamps step by 160: {step}");
+        assert!(step <= 160 * 12, "{step}");
+    }
+    // The digit's duration counts on the same 8 kHz clock: its last report is a multiple of
+    // 160 and its timestamp one of the audio's.
+    assert!(!dtmf.is_empty(), "the digit was sent");
+    let (ts, duration) = *dtmf.last().unwrap();
+    assert_eq!(duration % 160, 0, "{dtmf:?}");
+    assert!(audio.iter().any(|(_, t, _)| t.wrapping_sub(ts) % 160 == 0));
+    // The audio decodes to the 6 kHz tone at 16 kHz.
+    let mut dec = parrot_core::codec::decoder_for(&Codec::G722).unwrap();
+    let mut pcm = Vec::new();
+    for (_, _, p) in &audio {
+        dec.decode(p, &mut pcm);
+    }
+    assert_eq!(dec.sample_rate(), 16_000);
+    assert!(tone_present(&pcm[640..], 6000.0, 16_000, 0.8));
 }

@@ -34,6 +34,10 @@ use std::time::{Duration, Instant};
 struct Talk(f64);
 
 impl MediaHandler for Talk {
+    /// PCMU only: the benchmark measures G.711 calls (both ends would take G.722).
+    fn codecs(&self) -> Vec<parrot_core::codec::Codec> {
+        vec![parrot_core::codec::Codec::PCMU]
+    }
     fn stream_started(&mut self) -> Action {
         Action::tone(self.0, 3600.0)
     }

@@ -276,6 +276,23 @@ impl BaresipConfig {
         "<sip:test@127.0.0.1>;regint=0;audio_codecs=pcmu\n".to_owned()
     }
 
+    /// The same configuration for wideband calls: G.722 only (module `g722.so`, Debian's
+    /// build on spandsp), the WAV source and the dumps at 16 kHz. `source_wav` should be a
+    /// 16 kHz file then.
+    pub fn write_g722(&self, dir: &Path) {
+        self.write(dir);
+        let config = self
+            .config()
+            .replace("ausrc_srate\t\t8000", "ausrc_srate\t\t16000")
+            .replace("auplay_srate\t\t8000", "auplay_srate\t\t16000")
+            .replace("module\t\t\tg711.so", "module\t\t\tg722.so");
+        std::fs::write(dir.join("config"), config).expect("baresip config");
+        let accounts = self
+            .accounts()
+            .replace("audio_codecs=pcmu", "audio_codecs=g722");
+        std::fs::write(dir.join("accounts"), accounts).expect("baresip accounts");
+    }
+
     /// Writes `config` and `accounts` into `dir` (baresip's `-f`).
     pub fn write(&self, dir: &Path) {
         std::fs::create_dir_all(dir).expect("baresip config dir");
@@ -525,9 +542,15 @@ pub async fn lossy_relay(server: SocketAddr, drop_every: u64) -> SocketAddr {
 /// Writes `seconds` of a `freq` tone then `silence` seconds of silence,
 /// 8 kHz mono 16-bit, to `path` (a test's own file: a failure panics).
 pub fn write_tone(path: &Path, freq: f64, seconds: f64, silence: f64) {
+    write_tone_at(path, freq, seconds, silence, 8000);
+}
+
+/// The same at `rate` Hz (a 16 kHz file for a wideband caller).
+pub fn write_tone_at(path: &Path, freq: f64, seconds: f64, silence: f64, rate: u32) {
     use parrot_core::media::AudioSource;
-    let mut rec = parrot_core::media::WavRecorder::create(path).expect("a tone WAV to write");
-    let mut tone = parrot_core::media::Tone::new(freq, 0.5).lasting(seconds);
+    let mut rec =
+        parrot_core::media::WavRecorder::create_at(path, rate).expect("a tone WAV to write");
+    let mut tone = parrot_core::media::Tone::at_rate(freq, 0.5, rate).lasting(seconds);
     let mut buf = [0i16; 160];
     loop {
         let n = tone.read(&mut buf);
@@ -536,7 +559,7 @@ pub fn write_tone(path: &Path, freq: f64, seconds: f64, silence: f64) {
         }
         rec.write(&buf[..n]).expect("the tone written");
     }
-    let quiet = [0i16; 160];
+    let quiet = vec![0i16; rate as usize / 50];
     for _ in 0..(silence * 50.0) as usize {
         rec.write(&quiet).expect("the silence written");
     }

@@ -223,7 +223,8 @@ fn call_generated_server(port: u16, play: &Path, recording: &str, freq: f64) -> 
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("answered") && stdout.contains("PCMU/8000"),
+        // Both generated projects offer G.722 first: the call is wideband.
+        stdout.contains("answered") && stdout.contains("G722/8000"),
         "{stdout}"
     );
     heard_at_start(&recording, freq)

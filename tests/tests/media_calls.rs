@@ -77,7 +77,8 @@ async fn a_call_carries_audio_both_ways() {
     );
     // The MediaStarted event follows the answer.
     match tokio::time::timeout(Duration::from_secs(2), call.next_event()).await {
-        Ok(Some(CallEvent::MediaStarted { codec, .. })) => assert_eq!(codec, "PCMU/8000"),
+        // Both ends offer G.722 first: the call is wideband.
+        Ok(Some(CallEvent::MediaStarted { codec, .. })) => assert_eq!(codec, "G722/8000"),
         other => panic!("expected MediaStarted, got {other:?}"),
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -324,7 +324,8 @@ async fn generated_call() {
     v.exited_ok(&mut phone, Duration::from_secs(15)).await;
     eprintln!("the generated phone's call took {:?}", started.elapsed());
     v.printed(&phone, ": answered");
-    v.printed(&phone, "audio: PCMU/8000");
+    // Both ends offer G.722 first (RFC 3551 §4.5.2: its RTP clock is 8000).
+    v.printed(&phone, "audio: G722/8000");
     v.heard_with(
         "the phone (caller), the welcome",
         &heard,

@@ -2,7 +2,9 @@
 //!
 //! - baresip (a softphone, run headless: a WAV file as microphone, WAV dumps
 //!   of what it sends and receives) calls Parrot's UAS; each side must hear
-//!   the other's tone;
+//!   the other's tone; once with G.711 and once with G.722 only, where both
+//!   tones are above 4 kHz (which 8 kHz sampling cannot carry) and must arrive
+//!   in 16 kHz audio on both sides;
 //! - sipp's built-in `uac` with `-rtp_echo` calls Parrot's UAS, which plays a
 //!   tone and must hear it come back.
 //!
@@ -224,6 +226,147 @@ async fn baresip_calls_parrot_and_both_hear_each_other() {
         "baresip sent {secs:.2} s, {CALLER_TONE} Hz: {ok}"
     );
     server.shutdown(Duration::from_millis(300)).await;
+}
+
+/// The wideband call: baresip offers only G.722 (its `g722.so`, on spandsp)
+/// and sends a 6 kHz tone from a 16 kHz WAV; Parrot answers, plays 5 kHz and
+/// records. Parrot's recording is at 16 kHz and holds the 6 kHz tone; the
+/// dump of what baresip decoded holds Parrot's 5 kHz. G.711 (8 kHz sampling)
+/// can carry neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_calls_parrot_in_g722_and_both_hear_above_4_khz() {
+    const CALLER_HZ: f64 = 6000.0;
+    const PARROT_HZ: f64 = 5000.0;
+    let tmp = TempDir::new("baresip-g722");
+    let recording = tmp.join("parrot-heard.wav");
+    let caller_wav = tmp.join("caller-16k.wav");
+    parrot_tests::write_tone_at(&caller_wav, CALLER_HZ, CALLER_SECS, 0.0, 16_000);
+    let log = Log::default();
+    let (record, l) = (recording.clone(), log.clone());
+    let server = Endpoint::builder()
+        .udp(free_addr())
+        .handler(move || WidebandUas {
+            record: record.clone(),
+            log: l.clone(),
+        })
+        .build()
+        .await
+        .unwrap();
+    let addr = server.local_addr(TransportKind::Udp).unwrap();
+    let config = BaresipConfig {
+        sip_port: free_port(),
+        source_wav: caller_wav,
+        dump_dir: tmp.join("dump"),
+    };
+    let conf_dir = tmp.join("conf");
+    config.write_g722(&conf_dir);
+    let dial = format!("/dial sip:service@{addr}");
+    let run = baresip(
+        &conf_dir,
+        &[&dial],
+        Duration::from_secs(7),
+        Duration::from_secs(20),
+    )
+    .await;
+    let out = &run.output;
+    assert!(
+        out.contains("Call established"),
+        "baresip did not establish the call (exit {:?}); server saw {:?}\n{out}",
+        run.code,
+        log.events()
+    );
+    assert!(
+        log.wait_for("media stopped", Duration::from_secs(3)).await,
+        "the media session did not end: {:?}\n{out}",
+        log.events()
+    );
+    let events = log.events();
+    eprintln!("server saw: {events:?}");
+    assert!(
+        log.has("offered G722/8000"),
+        "baresip offered G.722: {events:?}"
+    );
+    assert!(log.has("answered 200"), "{events:?}");
+
+    let (rate, secs, ok) = heard_at_its_rate(&recording, CALLER_HZ);
+    eprintln!("Parrot recorded {secs:.2} s at {rate} Hz from baresip; {CALLER_HZ} Hz: {ok}");
+    assert_eq!(rate, 16_000, "Parrot recorded at the call's rate");
+    assert!(
+        ok && (CALLER_SECS - 0.6..CALLER_SECS + 0.2).contains(&secs),
+        "Parrot recorded {secs:.2} s from baresip, {CALLER_HZ} Hz: {ok}"
+    );
+    let dump = find(&config.dump_dir, "-dec.wav")
+        .unwrap_or_else(|| panic!("no sndfile dump of what baresip received\n{out}"));
+    let (rate, secs, ok) = heard_at_its_rate(&dump, PARROT_HZ);
+    eprintln!("baresip decoded {secs:.2} s at {rate} Hz from Parrot; {PARROT_HZ} Hz: {ok}");
+    assert_eq!(rate, 16_000, "baresip decoded G.722 at 16 kHz");
+    assert!(
+        ok && (PARROT_SECS - 0.2..PARROT_SECS + 0.2).contains(&secs),
+        "baresip received {secs:.2} s from Parrot, {PARROT_HZ} Hz: {ok}"
+    );
+    let stats = server.stats();
+    assert_eq!(stats.panics, 0, "{stats:?}");
+    server.shutdown(Duration::from_millis(300)).await;
+}
+
+/// The wideband test's server: notes the codecs offered, answers with a
+/// 5 kHz tone and a recording.
+struct WidebandUas {
+    record: PathBuf,
+    log: Log,
+}
+
+impl SipHandler for WidebandUas {
+    async fn invite(&mut self, call: &mut Incoming) -> Reply {
+        let offer = String::from_utf8_lossy(call.body()).into_owned();
+        for line in offer.lines().filter(|l| l.starts_with("a=rtpmap:")) {
+            if let Some((_, codec)) = line.split_once(' ') {
+                self.log.push(format!("offered {codec}"));
+            }
+        }
+        let media = ToneAndRecord {
+            freq: 5000.0,
+            seconds: PARROT_SECS,
+            record: self.record.clone(),
+            log: self.log.clone(),
+        };
+        let reply = call.answer(media).await;
+        self.log.push(format!("answered {}", reply.status()));
+        reply
+    }
+    async fn ended(&mut self, reason: EndReason) {
+        self.log.push(format!("ended {reason:?}"));
+    }
+}
+
+/// What a WAV file holds at its own rate: the rate, how long its sound lasts (|s| > 1000)
+/// and whether `freq` carries most of it. Unlike `parrot_tests::heard` nothing is resampled, so a tone
+/// above 4 kHz in a 16 kHz file is seen.
+pub fn heard_at_its_rate(path: &Path, freq: f64) -> (u32, f64, bool) {
+    let reader = hound::WavReader::open(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let spec = reader.spec();
+    let channels = usize::from(spec.channels.max(1));
+    let all: Vec<i16> = reader
+        .into_samples::<i16>()
+        .map(|s| s.unwrap_or(0))
+        .step_by(channels)
+        .collect();
+    let start = all
+        .iter()
+        .position(|&s| s.unsigned_abs() > 1000)
+        .unwrap_or(0);
+    let end = all
+        .iter()
+        .rposition(|&s| s.unsigned_abs() > 1000)
+        .unwrap_or(0);
+    let tone = &all[start..end.max(start)];
+    let rate = spec.sample_rate;
+    (
+        rate,
+        tone.len() as f64 / f64::from(rate.max(1)),
+        parrot_core::media::tone_present(tone, freq, rate, 0.8),
+    )
 }
 
 /// A free loopback UDP port `p` with `p + 2` free too (sipp's `-rtp_echo`

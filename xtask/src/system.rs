@@ -42,6 +42,10 @@ pub(crate) const SYSTEM_PACKAGES: &[(&str, &str)] = &[
         "runs the network lab's packet capture and UDP echo inside namespaces",
     ),
     (
+        "libspandsp2",
+        "spandsp's G.722, the reference parrot-core/tests/g722_reference.rs compares Parrot's G.722 with (through python3's ctypes)",
+    ),
+    (
         "sipvicious",
         "provides `svwar` and `svcrack`: the auth test enumerates users and guesses passwords like an attacker",
     ),

@@ -1,4 +1,5 @@
-//! Audio codecs: G.711 µ-law and A-law (ITU-T G.711), and the seam for more.
+//! Audio codecs: G.711 µ-law and A-law (ITU-T G.711), G.722 (wideband, 16 kHz), L16 (linear
+//! PCM, RFC 3551 §4.5.11), and the seam for more.
 //!
 //! A [`Codec`] describes a payload format as SDP names it (`a=rtpmap:<pt> <name>/<rate>`, RFC 4566
 //! §6, RFC 3551 §6). [`AudioEncoder`] and [`AudioDecoder`] turn 16-bit linear PCM into RTP
@@ -15,6 +16,8 @@
 //! ```
 
 pub mod alaw;
+pub mod g722;
+pub mod l16;
 pub mod mulaw;
 
 use std::borrow::Cow;
@@ -32,6 +35,8 @@ pub enum CodecKind {
     G722,
     /// Opus (`opus/48000/2`, RFC 7587).
     Opus,
+    /// Linear 16-bit PCM, network byte order (`L16/<rate>`, RFC 3551 §4.5.11).
+    L16,
     /// DTMF and other named events (`telephone-event`, RFC 4733).
     TelephoneEvent,
     /// Comfort noise (`CN`, RFC 3389).
@@ -163,6 +168,8 @@ impl Codec {
             CodecKind::G722
         } else if name.eq_ignore_ascii_case("opus") {
             CodecKind::Opus
+        } else if name.eq_ignore_ascii_case("L16") {
+            CodecKind::L16
         } else if name.eq_ignore_ascii_case("telephone-event") {
             CodecKind::TelephoneEvent
         } else if name.eq_ignore_ascii_case("CN") {
@@ -321,20 +328,45 @@ impl AudioDecoder for G711 {
     }
 }
 
-/// An encoder for `codec`, or `None` if this build has no implementation for it.
+/// An encoder for `codec`, or `None` if this build has no implementation for it: G.711
+/// (`PCMU/8000`, `PCMA/8000`), G.722 (`G722/8000`) and L16 (`L16/<rate>` mono, 8–48 kHz).
 pub fn encoder_for(codec: &Codec) -> Option<Box<dyn AudioEncoder>> {
-    G711::for_codec(codec).map(|g| Box::new(g) as Box<dyn AudioEncoder>)
+    if let Some(g) = G711::for_codec(codec) {
+        return Some(Box::new(g));
+    }
+    if let Some(g) = g722::encoder_for(codec) {
+        return Some(Box::new(g));
+    }
+    l16::L16::for_codec(codec).map(|l| Box::new(l) as Box<dyn AudioEncoder>)
 }
 
-/// A decoder for `codec`, or `None` if this build has no implementation for it.
+/// A decoder for `codec`, or `None` if this build has no implementation for it (the same
+/// codecs as [`encoder_for`]).
 pub fn decoder_for(codec: &Codec) -> Option<Box<dyn AudioDecoder>> {
-    G711::for_codec(codec).map(|g| Box::new(g) as Box<dyn AudioDecoder>)
+    if let Some(g) = G711::for_codec(codec) {
+        return Some(Box::new(g));
+    }
+    if let Some(g) = g722::decoder_for(codec) {
+        return Some(Box::new(g));
+    }
+    l16::L16::for_codec(codec).map(|l| Box::new(l) as Box<dyn AudioDecoder>)
 }
 
-/// The codecs [`encoder_for`] and [`decoder_for`] can build, in a sensible default preference
-/// order.
+/// The PCM sampling rate of `codec` in Hz: its RTP clock rate, except for G.722, which samples
+/// at 16 kHz on an 8 kHz RTP clock (RFC 3551 §4.5.2).
+pub fn sample_rate(codec: &Codec) -> u32 {
+    match codec.kind() {
+        CodecKind::G722 => g722::SAMPLE_RATE,
+        _ => codec.clock_rate,
+    }
+}
+
+/// The codecs a call offers and accepts by default, most preferred first: G.722 (wideband),
+/// then G.711 µ-law and A-law. L16 can be built ([`encoder_for`]) but is not offered unless
+/// asked for ([`MediaHandler::codecs`](crate::media::MediaHandler::codecs)): at 256 kbit/s
+/// for 16 kHz it is for local links, not for the open network.
 pub fn supported() -> Vec<Codec> {
-    vec![Codec::PCMU, Codec::PCMA]
+    vec![Codec::G722, Codec::PCMU, Codec::PCMA]
 }
 
 #[cfg(test)]
@@ -382,7 +414,13 @@ mod tests {
         assert_eq!(pcm, vec![0, -32124]);
         assert_eq!(dec.codec().payload_type, 0);
         assert!(encoder_for(&Codec::TELEPHONE_EVENT).is_none());
-        assert!(encoder_for(&Codec::G722).is_none());
+        assert_eq!(
+            encoder_for(&Codec::G722).map(|e| e.sample_rate()),
+            Some(16_000)
+        );
+        assert_eq!(sample_rate(&Codec::G722), 16_000);
+        assert_eq!(sample_rate(&Codec::PCMA), 8000);
+        assert!(encoder_for(&Codec::new("opus", 48000, 111).with_channels(2)).is_none());
         assert!(decoder_for(&Codec::new("PCMU", 16000, 96)).is_none());
         // A dynamic payload type is kept.
         let g = G711::for_codec(&Codec::new("pcmu", 8000, 100)).expect("pcmu");

@@ -1,6 +1,7 @@
 //! The `MediaHandler` trait (what a call does with its audio) and the engine
 //! that drives it, frame by frame, without touching the network.
 
+use super::resample::Resampler;
 use super::source::{AudioSource, LiveSink, LiveSource, Silence};
 use super::tone::Tone;
 use super::wav::{MediaError, WavRecorder, WavSource};
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum PlaySource {
-    /// A WAV file (any PCM format; converted to 8 kHz mono).
+    /// A WAV file (any PCM format; converted to mono at the call's rate).
     File(PathBuf),
     /// A sine tone: frequency in Hz, duration in seconds.
     Tone(f64, f64),
@@ -42,15 +43,17 @@ pub enum Action {
     Play(Play),
     /// Stop playing (silence is sent).
     StopPlaying,
-    /// Record what the call receives into this WAV file (8 kHz mono).
+    /// Record what the call receives into this WAV file (mono, at the call's rate: 8 kHz
+    /// for G.711, 16 kHz for G.722).
     Record(PathBuf),
-    /// Record both directions into this WAV file (8 kHz stereo): left what
+    /// Record both directions into this WAV file (stereo, at the call's rate): left what
     /// the call receives (the other party), right what it sends (this side).
     /// Stopped by [`Action::StopRecording`] too.
     RecordBoth(PathBuf),
     /// Stop recording and close the file.
     StopRecording,
-    /// Also send what the call receives to this sink (a speaker), until replaced.
+    /// Also send what the call receives to this sink (a speaker), until replaced; resampled
+    /// to the sink's rate.
     Listen(LiveSink),
     /// Stop sending received audio to the sink.
     StopListening,
@@ -83,7 +86,8 @@ impl Action {
         })
     }
 
-    /// Play from a live source (a microphone) until something else is played.
+    /// Play from a live source (a microphone) until something else is played; resampled
+    /// from the source's rate to the call's.
     pub fn play_live(source: LiveSource) -> Action {
         Action::Play(Play {
             source: PlaySource::Live(source),
@@ -177,6 +181,14 @@ pub trait MediaHandler: Send + 'static {
         crate::sdp::default_choice(offered, supported)
     }
 
+    /// The codecs this call offers (a call we place) and accepts (a call we answer), most
+    /// preferred first. Default: [`codec::supported`](crate::codec::supported), G.722 then
+    /// G.711. A handler that wants narrowband only (to save CPU on a busy server) or L16 on a
+    /// local link (`Codec::new("L16", 16000, 96)`) says so here.
+    fn codecs(&self) -> Vec<crate::codec::Codec> {
+        crate::codec::supported()
+    }
+
     /// The media session exists (codec chosen, sockets bound).
     fn session_started(&mut self) {}
 
@@ -244,6 +256,88 @@ struct Playing {
     source: Box<dyn AudioSource>,
 }
 
+/// A live source at another rate than the call's, resampled as it is read.
+struct Resampled {
+    source: LiveSource,
+    from: u32,
+    to: u32,
+    resampler: Resampler,
+    /// Read from the source, to resample (reused).
+    input: Vec<i16>,
+    /// Resampled, not yet read.
+    ready: VecDeque<i16>,
+    scratch: Vec<i16>,
+}
+
+impl Resampled {
+    fn new(source: LiveSource, to: u32) -> Resampled {
+        let from = source.rate();
+        Resampled {
+            source,
+            from,
+            to,
+            resampler: Resampler::new(from, to),
+            input: Vec::new(),
+            ready: VecDeque::new(),
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl AudioSource for Resampled {
+    fn read(&mut self, out: &mut [i16]) -> usize {
+        // The resampler holds back a few samples of look-ahead: read until the frame is full
+        // (a live source fills what it is asked for) or the source ends.
+        while self.ready.len() < out.len() {
+            let want = out.len() - self.ready.len();
+            let n = (want as u64 * u64::from(self.from)).div_ceil(u64::from(self.to)) as usize;
+            self.input.resize(n.max(1), 0);
+            let got = self.source.read(&mut self.input);
+            self.scratch.clear();
+            self.resampler
+                .process(&self.input[..got], &mut self.scratch);
+            self.ready.extend(self.scratch.iter().copied());
+            if got < self.input.len() {
+                break;
+            }
+        }
+        let n = self.ready.len().min(out.len());
+        for (o, s) in out.iter_mut().zip(self.ready.drain(..n)) {
+            *o = s;
+        }
+        n
+    }
+}
+
+/// Where received audio goes live, and the conversion to its rate.
+struct Listener {
+    sink: LiveSink,
+    resampler: Option<Resampler>,
+    scratch: Vec<i16>,
+}
+
+impl Listener {
+    fn new(sink: LiveSink, rate: u32) -> Listener {
+        let resampler = (sink.rate() != rate).then(|| Resampler::new(rate, sink.rate()));
+        Listener {
+            sink,
+            resampler,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn write(&mut self, frame: &[i16]) {
+        match self.resampler.as_mut() {
+            None => self.sink.write(frame),
+            Some(r) => {
+                self.scratch.clear();
+                r.process(frame, &mut self.scratch);
+                self.sink.write(&self.scratch);
+            }
+        }
+    }
+}
+
 /// Drives a [`MediaHandler`]: produces the next frame to send, takes frames
 /// received, and applies the actions the handler returns. No network, no clock:
 /// the session around it calls [`MediaEngine::next_frame`] once per ptime.
@@ -256,7 +350,9 @@ pub struct MediaEngine<H> {
     both: Option<(WavRecorder, VecDeque<i16>)>,
     /// The two-way recording being created (deferred files).
     creating_both: Option<PathBuf>,
-    listener: Option<LiveSink>,
+    listener: Option<Listener>,
+    /// Samples per second of every frame in and out (the codec's PCM rate).
+    rate: u32,
     outputs: VecDeque<Output>,
     stopped: bool,
     /// Files are read and created by the session around the engine
@@ -277,17 +373,18 @@ impl<H> std::fmt::Debug for MediaEngine<H> {
     }
 }
 
-fn open(play: &Play) -> Result<Box<dyn AudioSource>, MediaError> {
+fn open(play: &Play, rate: u32) -> Result<Box<dyn AudioSource>, MediaError> {
     Ok(match &play.source {
-        PlaySource::File(path) => Box::new(WavSource::open(path)?),
-        PlaySource::Tone(f, secs) => Box::new(Tone::new(*f, 0.5).lasting(*secs)),
-        PlaySource::Silence(secs) => Box::new(Tone::new(0.0, 0.0).lasting(*secs)),
-        PlaySource::Live(live) => Box::new(live.clone()),
+        PlaySource::File(path) => Box::new(WavSource::open_at(path, rate)?),
+        PlaySource::Tone(f, secs) => Box::new(Tone::at_rate(*f, 0.5, rate).lasting(*secs)),
+        PlaySource::Silence(secs) => Box::new(Tone::at_rate(0.0, 0.0, rate).lasting(*secs)),
+        PlaySource::Live(live) if live.rate() == rate => Box::new(live.clone()),
+        PlaySource::Live(live) => Box::new(Resampled::new(live.clone(), rate)),
     })
 }
 
 impl<H: MediaHandler> MediaEngine<H> {
-    /// An engine for `handler`; call [`MediaEngine::start`] when audio can flow.
+    /// An engine for `handler` at 8 kHz; call [`MediaEngine::start`] when audio can flow.
     pub fn new(handler: H) -> MediaEngine<H> {
         MediaEngine {
             handler,
@@ -296,12 +393,32 @@ impl<H: MediaHandler> MediaEngine<H> {
             both: None,
             creating_both: None,
             listener: None,
+            rate: super::RATE,
             outputs: VecDeque::new(),
             stopped: false,
             deferred_files: false,
             waiting: None,
             creating: None,
         }
+    }
+
+    /// The same engine at `rate` Hz (16 000 for a G.722 call): frames in and out, tones,
+    /// files and recordings are at that rate; live sources and sinks are resampled to and
+    /// from theirs. Set it before [`MediaEngine::start`].
+    #[must_use]
+    pub fn with_rate(mut self, rate: u32) -> MediaEngine<H> {
+        self.set_rate(rate);
+        self
+    }
+
+    /// [`MediaEngine::with_rate`] in place.
+    pub(crate) fn set_rate(&mut self, rate: u32) {
+        self.rate = rate.max(1);
+    }
+
+    /// The rate of the frames, in Hz.
+    pub fn rate(&self) -> u32 {
+        self.rate
     }
 
     /// The same engine, leaving file I/O to the session around it: a play of
@@ -330,7 +447,7 @@ impl<H: MediaHandler> MediaEngine<H> {
             return;
         };
         match result.and_then(|()| {
-            WavSource::cached(path).ok_or_else(|| MediaError::Wav {
+            WavSource::cached_at(path, self.rate).ok_or_else(|| MediaError::Wav {
                 path: path.to_path_buf(),
                 source: hound::Error::FormatError("not in the cache after reading"),
             })
@@ -399,7 +516,7 @@ impl<H: MediaHandler> MediaEngine<H> {
                 self.creating = Some(path.clone());
                 self.outputs.push_back(Output::CreateRecording(path));
             }
-            Action::Record(path) => match WavRecorder::create(&path) {
+            Action::Record(path) => match WavRecorder::create_at(&path, self.rate) {
                 Ok(r) => self.recorder = Some(r),
                 Err(e) => self.error(&e, Action::Record(path)),
             },
@@ -407,7 +524,7 @@ impl<H: MediaHandler> MediaEngine<H> {
                 self.creating_both = Some(path.clone());
                 self.outputs.push_back(Output::CreateStereoRecording(path));
             }
-            Action::RecordBoth(path) => match WavRecorder::create_stereo(&path) {
+            Action::RecordBoth(path) => match WavRecorder::create_stereo_at(&path, self.rate) {
                 Ok(r) => self.both = Some((r, VecDeque::new())),
                 Err(e) => self.error(&e, Action::Nothing),
             },
@@ -421,7 +538,7 @@ impl<H: MediaHandler> MediaEngine<H> {
                     }
                 }
             }
-            Action::Listen(sink) => self.listener = Some(sink),
+            Action::Listen(sink) => self.listener = Some(Listener::new(sink, self.rate)),
             Action::StopListening => self.listener = None,
             Action::SendDtmf(digits) => {
                 self.outputs.extend(
@@ -449,7 +566,7 @@ impl<H: MediaHandler> MediaEngine<H> {
         if self.deferred_files {
             if let PlaySource::File(path) = &play.source {
                 self.outputs.push_back(Output::ReadFile(path.clone()));
-                match WavSource::cached(path) {
+                match WavSource::cached_at(path, self.rate) {
                     Some(source) => {
                         self.playing = Some(Playing {
                             play,
@@ -464,7 +581,7 @@ impl<H: MediaHandler> MediaEngine<H> {
                 return;
             }
         }
-        match open(&play) {
+        match open(&play, self.rate) {
             Ok(source) => self.playing = Some(Playing { play, source }),
             Err(e) => self.error(&e, Action::Play(play)),
         }
@@ -475,14 +592,14 @@ impl<H: MediaHandler> MediaEngine<H> {
             ErrorAction::Retry => {
                 // Once: a second failure is reported and skipped.
                 let again = match &failed {
-                    Action::Play(p) => open(p)
+                    Action::Play(p) => open(p, self.rate)
                         .map(|s| Playing {
                             play: p.clone(),
                             source: s,
                         })
                         .map(|p| self.playing = Some(p)),
                     Action::Record(path) => {
-                        WavRecorder::create(path).map(|r| self.recorder = Some(r))
+                        WavRecorder::create_at(path, self.rate).map(|r| self.recorder = Some(r))
                     }
                     _ => Ok(()),
                 };
@@ -495,7 +612,7 @@ impl<H: MediaHandler> MediaEngine<H> {
         }
     }
 
-    /// The next frame to send (`frame.len()` samples at 8 kHz). Silence when
+    /// The next frame to send (`frame.len()` samples at the engine's rate). Silence when
     /// nothing plays; when a source ends, the handler says what comes next.
     pub fn next_frame(&mut self, frame: &mut [i16]) {
         match self.handler.poll() {
@@ -545,15 +662,16 @@ impl<H: MediaHandler> MediaEngine<H> {
         Silence.read(&mut frame[filled..]);
     }
 
-    /// A frame received from the peer (decoded, 8 kHz).
+    /// A frame received from the peer (decoded, at the engine's rate).
     pub fn received(&mut self, frame: &[i16]) {
-        if let Some(l) = &self.listener {
+        if let Some(l) = self.listener.as_mut() {
             l.write(frame);
         }
+        let tenth = self.rate as usize / 10;
         if let Some((_, heard)) = self.both.as_mut() {
             heard.extend(frame.iter().copied());
             // At most 100 ms ahead of what we send (a burst, a late tick).
-            let over = heard.len().saturating_sub(800);
+            let over = heard.len().saturating_sub(tenth);
             heard.drain(..over);
         }
         if let Some(r) = self.recorder.as_mut() {
@@ -630,6 +748,9 @@ impl<T: MediaHandler + ?Sized> MediaHandler for Box<T> {
         supported: &[crate::codec::Codec],
     ) -> Option<crate::codec::Codec> {
         (**self).choose_codec(offered, supported)
+    }
+    fn codecs(&self) -> Vec<crate::codec::Codec> {
+        (**self).codecs()
     }
     fn session_started(&mut self) {
         (**self).session_started();
@@ -759,6 +880,64 @@ mod tests {
         e.apply(Action::StopListening);
         e.received(&[1; 160]);
         assert_eq!(heard.lock().unwrap().len(), 8000);
+    }
+
+    /// At 16 kHz (a G.722 call) tones, recordings and live sources and sinks at 8 kHz all
+    /// keep their pitch and their length.
+    #[test]
+    fn a_wideband_engine_converts_what_is_not_at_its_rate() {
+        use crate::media::{AudioSink, LiveSink, LiveSource};
+        use std::sync::{Arc, Mutex};
+        struct Collect(Arc<Mutex<Vec<i16>>>);
+        impl AudioSink for Collect {
+            fn write(&mut self, samples: &[i16]) {
+                self.0.lock().unwrap().extend_from_slice(samples);
+            }
+        }
+        let path =
+            std::env::temp_dir().join(format!("parrot-engine-16k-{}.wav", std::process::id()));
+        let mut e = MediaEngine::new(Ivr::default()).with_rate(16_000);
+        assert_eq!(e.rate(), 16_000);
+        e.apply(Action::Record(path.clone()));
+        // A tone the engine makes: 6 kHz is there at 16 kHz.
+        e.apply(Action::tone(6000.0, 0.2));
+        let mut sent = Vec::new();
+        for _ in 0..10 {
+            let mut f = [0i16; 320];
+            e.next_frame(&mut f);
+            sent.extend_from_slice(&f);
+            e.received(&f);
+        }
+        assert!(tone_present(&sent, 6000.0, 16_000, 0.9));
+        // A live source at 8 kHz is upsampled: 700 Hz stays 700 Hz, one second stays one.
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        e.apply(Action::play_live(LiveSource::new(Tone::new(700.0, 0.5))));
+        e.apply(Action::Listen(LiveSink::new(Collect(heard.clone()))));
+        let mut live = Vec::new();
+        for _ in 0..50 {
+            let mut f = [0i16; 320];
+            e.next_frame(&mut f);
+            live.extend_from_slice(&f);
+            e.received(&f);
+        }
+        assert!(tone_present(&live[320..], 700.0, 16_000, 0.9));
+        // And what is received is downsampled for the 8 kHz sink.
+        let got = heard.lock().unwrap().clone();
+        assert!((7900..=8000).contains(&got.len()), "{} samples", got.len());
+        assert!(tone_present(&got[400..], 700.0, 8000, 0.9));
+        // A live source at the engine's rate is read as it is.
+        e.apply(Action::play_live(LiveSource::with_rate(
+            Tone::at_rate(5000.0, 0.5, 16_000),
+            16_000,
+        )));
+        let mut f = [0i16; 320];
+        e.next_frame(&mut f);
+        assert!(tone_present(&f, 5000.0, 16_000, 0.9));
+        e.stop();
+        let r = hound::WavReader::open(&path).unwrap();
+        assert_eq!(r.spec().sample_rate, 16_000);
+        assert_eq!(r.len(), 60 * 320);
+        let _ = std::fs::remove_file(path);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Audio for calls: sources (WAV files, tones, silence), a recorder, sample
 //! rate conversion, and tone detection. Everything here works on 16-bit mono
-//! PCM at the codec rate (8 kHz for G.711) and is independent of the network.
+//! PCM at the codec's rate (8 kHz for G.711, 16 kHz for G.722: a call's
+//! [`MediaEngine::rate`]) and is independent of the network.
 
 mod bridge;
 mod goertzel;
@@ -34,10 +35,11 @@ pub use source::{AudioSink, AudioSource, LiveSink, LiveSource, Silence};
 #[cfg(feature = "runtime")]
 pub use stream::{
     AudioEvent, AudioIn, AudioOut, AudioStream, IN_FRAMES, OUT_SAMPLES, audio_stream,
-    audio_stream_both_ways,
+    audio_stream_at, audio_stream_both_ways,
 };
 pub use tone::Tone;
 pub use wav::{MediaError, WavRecorder, WavSource};
 
-/// The sample rate of G.711 and of everything in this module unless said otherwise.
+/// The sample rate of G.711, and of everything in this module unless a rate is given
+/// (`*_at` constructors, [`MediaEngine::with_rate`]).
 pub const RATE: u32 = 8000;

@@ -170,9 +170,13 @@ impl MediaSession {
             srtp: config.srtp.as_ref().map(|s| s.profile),
             ..MediaStats::default()
         });
+        // Frames are at the codec's PCM rate (16 kHz for G.722), whatever its RTP clock.
+        let rate = encoder.sample_rate();
         let mut task = Task::new(
             config,
-            MediaEngine::new(handler).with_deferred_files(),
+            MediaEngine::new(handler)
+                .with_deferred_files()
+                .with_rate(rate),
             encoder,
             decoder,
             stats_tx,
@@ -252,6 +256,9 @@ struct Task<H> {
     events: mpsc::Sender<MediaEvent>,
     frame: Vec<i16>,
     last_played: Vec<i16>,
+    /// RTP timestamp units per frame: ptime at the codec's clock rate, which for G.722 is
+    /// half its sample count (RFC 3551 §4.5.2).
+    timestamp_step: u32,
     ticks: u64,
     /// Files read and recordings created by blocking tasks, back to the
     /// engine: the shard's step never touches the file system.
@@ -377,12 +384,14 @@ impl<H: MediaHandler> Task<H> {
         let samples = encoder.samples_per_frame(cfg.ptime).max(1);
         let (files_tx, files_rx) = mpsc::unbounded_channel();
         let stats = stats_tx.borrow().clone();
+        let timestamp_step =
+            u32::try_from(u64::from(cfg.ptime) * u64::from(cfg.codec.clock_rate) / 1000)
+                .unwrap_or(u32::MAX);
         Task {
-            dtmf_tx: DtmfSender::new(
-                u32::try_from(u64::from(cfg.ptime) * u64::from(cfg.codec.clock_rate) / 1000)
-                    .unwrap_or(u32::MAX),
-                10,
-            ),
+            // RFC 4733 events count in the audio's RTP clock (§2.1; telephone-event/8000 with
+            // G.722, whose RTP clock is 8000 too).
+            dtmf_tx: DtmfSender::new(timestamp_step, 10),
+            timestamp_step,
             cfg,
             engine,
             encoder,
@@ -407,18 +416,19 @@ impl<H: MediaHandler> Task<H> {
     /// reaches the engine at a later step.
     fn file_io(&self, out: Output) {
         let tx = self.files_tx.clone();
+        let rate = self.engine.rate();
         let work = move || {
             let done = match out {
                 Output::ReadFile(path) => {
-                    let r = super::WavSource::open(&path).map(drop);
+                    let r = super::WavSource::open_at(&path, rate).map(drop);
                     FileDone::Read(path, r)
                 }
                 Output::CreateRecording(path) => {
-                    let r = super::WavRecorder::create(&path);
+                    let r = super::WavRecorder::create_at(&path, rate);
                     FileDone::Created(path, r)
                 }
                 Output::CreateStereoRecording(path) => {
-                    let r = super::WavRecorder::create_stereo(&path);
+                    let r = super::WavRecorder::create_stereo_at(&path, rate);
                     FileDone::Created(path, r)
                 }
                 _ => return,
@@ -585,7 +595,7 @@ impl<H: MediaHandler> Task<H> {
     /// One ptime: send a frame, play one out, pass on the engine's wishes. True to stop.
     fn on_tick(&mut self) -> bool {
         let now = std::time::Instant::now();
-        let increment = u32::try_from(self.frame.len()).unwrap_or(160);
+        let increment = self.timestamp_step;
         if self.dtmf_tx.is_idle() {
             if let Some(d) = self.dtmf_queue.pop_front() {
                 let _ = self.dtmf_tx.send_digit(d, 800);
@@ -626,7 +636,7 @@ impl<H: MediaHandler> Task<H> {
                 self.decoder.decode(&p.payload, &mut self.last_played);
                 self.engine.received(&self.last_played);
                 self.stats.seconds_received +=
-                    self.last_played.len() as f64 / f64::from(self.cfg.codec.clock_rate);
+                    self.last_played.len() as f64 / f64::from(self.decoder.sample_rate());
             }
             Some(Frame::Lost { .. }) => {
                 for s in &mut self.last_played {
@@ -635,7 +645,7 @@ impl<H: MediaHandler> Task<H> {
                 self.engine.received(&self.last_played);
                 self.stats.concealed += 1;
                 self.stats.seconds_received +=
-                    self.last_played.len() as f64 / f64::from(self.cfg.codec.clock_rate);
+                    self.last_played.len() as f64 / f64::from(self.decoder.sample_rate());
             }
             _ => {}
         }

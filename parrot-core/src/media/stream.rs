@@ -1,14 +1,17 @@
 //! A call's audio as async streams, for code that is not a media handler: a
 //! speech recogniser, a language model, a WebSocket bridge. What the call
-//! receives arrives as 20 ms frames (8 kHz mono) with the DTMF digits
-//! between them; what the code sends (at any common rate, resampled) is
-//! played paced by the call's media session, with `clear` for barge-in and
-//! marks that come back once their point has been played.
+//! receives arrives as 20 ms frames (mono, at the stream's rate: 8 kHz from
+//! [`audio_stream`], any rate from [`audio_stream_at`], resampled from the
+//! call's codec rate: 16 kHz for G.722) with the DTMF digits between them;
+//! what the code sends (at any common rate, resampled) is played paced by the
+//! call's media session, with `clear` for barge-in and marks that come back
+//! once their point has been played.
 //!
 //! Both directions are bounded. Received frames wait in a queue of
 //! [`IN_FRAMES`] (2 s); when the reader falls behind, the newest frames are
-//! dropped and counted. Audio to send waits in a queue of [`OUT_SAMPLES`]
-//! (10 s at 8 kHz); what does not fit is dropped and counted.
+//! dropped and counted. Audio to send waits in a queue of 10 s at the
+//! stream's rate ([`OUT_SAMPLES`] at 8 kHz); what does not fit is dropped and
+//! counted.
 //!
 //! [`audio_stream_both_ways`] also reports each frame the call sent
 //! ([`AudioEvent::Played`]), for code that wants both sides (a stereo
@@ -25,15 +28,17 @@ use tokio::sync::mpsc;
 
 /// Received frames that wait for the reader (2 s of 20 ms frames).
 pub const IN_FRAMES: usize = 100;
-/// Samples to send that wait to be played (10 s at 8 kHz).
+/// Samples to send that wait to be played in an 8 kHz stream (10 s; a stream at another
+/// rate holds 10 s at its rate).
 pub const OUT_SAMPLES: usize = 80_000;
 
 /// What a call gives its [`AudioIn`], in order.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum AudioEvent {
-    /// Received audio: 8 kHz mono samples (a 20 ms frame: 160), and how many
-    /// samples the call had received before them (the frame's position).
+    /// Received audio: mono samples at the stream's rate (a 20 ms frame: 160
+    /// at 8 kHz, 320 at 16 kHz), and how many samples the call had received
+    /// before them (the frame's position).
     Audio {
         /// The samples.
         samples: Vec<i16>,
@@ -59,6 +64,7 @@ pub enum AudioEvent {
 pub struct AudioIn {
     rx: mpsc::Receiver<AudioEvent>,
     counts: Arc<Counts>,
+    rate: u32,
 }
 
 /// The sending side (cheap to clone).
@@ -76,6 +82,7 @@ pub struct AudioStream {
     counts: Arc<Counts>,
     /// Report what is sent too ([`audio_stream_both_ways`]).
     played: bool,
+    rate: u32,
 }
 
 #[derive(Debug, Default)]
@@ -87,10 +94,13 @@ struct Counts {
 }
 
 /// Audio to send and the marks between it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct OutQueue {
     items: VecDeque<Item>,
     samples: usize,
+    /// The stream's rate, and the most samples the queue holds (10 s of it).
+    rate: u32,
+    capacity: usize,
     /// Per input rate, so that chunks of one stream resample continuously.
     resampler: Option<(u32, Resampler)>,
 }
@@ -112,7 +122,14 @@ fn lock(q: &Mutex<OutQueue>) -> std::sync::MutexGuard<'_, OutQueue> {
 /// `clear`. Both are bounded ([`IN_FRAMES`], [`OUT_SAMPLES`]); what
 /// overflows is dropped and counted.
 pub fn audio_stream() -> (AudioStream, AudioIn, AudioOut) {
-    make(false)
+    make(super::RATE, false)
+}
+
+/// The same with received frames at `rate` Hz (16 000 for a speech service):
+/// a G.722 call's wideband audio as it came, a G.711 call's upsampled; what
+/// [`AudioOut`] plays is converted to the call's rate.
+pub fn audio_stream_at(rate: u32) -> (AudioStream, AudioIn, AudioOut) {
+    make(rate, false)
 }
 
 /// [`audio_stream`], and [`AudioIn`] also yields every frame the call sends
@@ -120,12 +137,19 @@ pub fn audio_stream() -> (AudioStream, AudioIn, AudioOut) {
 /// the call, for a stereo stream. Its queue holds twice [`IN_FRAMES`]
 /// events, so that it still spans 2 s.
 pub fn audio_stream_both_ways() -> (AudioStream, AudioIn, AudioOut) {
-    make(true)
+    make(super::RATE, true)
 }
 
-fn make(played: bool) -> (AudioStream, AudioIn, AudioOut) {
+fn make(rate: u32, played: bool) -> (AudioStream, AudioIn, AudioOut) {
+    let rate = rate.max(1);
     let (tx, rx) = mpsc::channel(if played { 2 * IN_FRAMES } else { IN_FRAMES });
-    let queue = Arc::new(Mutex::new(OutQueue::default()));
+    let queue = Arc::new(Mutex::new(OutQueue {
+        items: VecDeque::new(),
+        samples: 0,
+        rate,
+        capacity: usize::try_from(u64::from(rate) * 10).unwrap_or(OUT_SAMPLES),
+        resampler: None,
+    }));
     let counts = Arc::new(Counts::default());
     (
         AudioStream {
@@ -133,10 +157,12 @@ fn make(played: bool) -> (AudioStream, AudioIn, AudioOut) {
             queue: queue.clone(),
             counts: counts.clone(),
             played,
+            rate,
         },
         AudioIn {
             rx,
             counts: counts.clone(),
+            rate,
         },
         AudioOut { queue, counts },
     )
@@ -153,25 +179,32 @@ impl AudioIn {
     pub fn dropped(&self) -> u64 {
         self.counts.in_dropped.load(Ordering::Relaxed)
     }
+
+    /// The rate of the received samples, in Hz.
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
 }
 
 impl AudioOut {
     /// Queues `samples` (mono, `rate` Hz: 8000, 16000, 24000, 48000, …) to
-    /// be played after what is queued; resampled to 8 kHz. What does not
-    /// fit in [`OUT_SAMPLES`] is dropped (see [`AudioOut::dropped`]).
+    /// be played after what is queued; resampled to the stream's rate (and
+    /// from it to the call's). What does not fit in 10 s ([`OUT_SAMPLES`] at
+    /// 8 kHz) is dropped (see [`AudioOut::dropped`]).
     pub fn send(&self, samples: &[i16], rate: u32) {
         let mut q = lock(&self.queue);
-        let mut pcm = Vec::with_capacity(samples.len() * 8000 / rate.max(1) as usize + 16);
-        if rate == 8000 {
+        let to = q.rate;
+        let mut pcm = Vec::with_capacity(samples.len() * to as usize / rate.max(1) as usize + 16);
+        if rate == to {
             pcm.extend_from_slice(samples);
         } else {
             let r = match &mut q.resampler {
                 Some((r, res)) if *r == rate => res,
-                slot => &mut slot.insert((rate, Resampler::new(rate, 8000))).1,
+                slot => &mut slot.insert((rate, Resampler::new(rate, to))).1,
             };
             r.process(samples, &mut pcm);
         }
-        let room = OUT_SAMPLES.saturating_sub(q.samples);
+        let room = q.capacity.saturating_sub(q.samples);
         if pcm.len() > room {
             self.counts
                 .out_dropped
@@ -311,7 +344,8 @@ impl MediaHandler for AudioStream {
             played: self.played.then_some(0),
             counts: self.counts.clone(),
         };
-        Action::Listen(LiveSink::new(ear)).also(Action::play_live(LiveSource::new(mouth)))
+        Action::Listen(LiveSink::with_rate(ear, self.rate))
+            .also(Action::play_live(LiveSource::with_rate(mouth, self.rate)))
     }
 
     fn dtmf(&mut self, digit: char) -> Action {
@@ -395,6 +429,51 @@ mod tests {
         out.hang_up();
         e.next_frame(&mut f);
         assert_eq!(e.poll_output(), Some(crate::media::Output::Hangup));
+    }
+
+    /// A 16 kHz stream on a G.722 call (engine at 16 kHz): frames come as they were, with
+    /// what G.711 cannot carry; on a G.711 call they come upsampled, still 320 a frame.
+    #[tokio::test]
+    async fn a_wideband_stream_on_wideband_and_narrowband_calls() {
+        let (s, mut inp, out) = audio_stream_at(16_000);
+        assert_eq!(inp.rate(), 16_000);
+        let mut e = MediaEngine::new(s).with_rate(16_000);
+        e.start();
+        let mut tone = crate::media::Tone::at_rate(6000.0, 0.5, 16_000);
+        let mut heard = Vec::new();
+        for _ in 0..10 {
+            let mut f = [0i16; 320];
+            tone.read(&mut f);
+            e.received(&f);
+            match inp.recv().await {
+                Some(AudioEvent::Audio { samples, .. }) => heard.extend(samples),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(heard.len(), 3200);
+        assert!(tone_present(&heard, 6000.0, 16_000, 0.9));
+        // What is sent at 16 kHz is played as it is; 10 s fit.
+        out.send(&vec![100; 16_000 * 10 + 5], 16_000);
+        assert_eq!(out.dropped(), 5);
+        let mut f = [0i16; 320];
+        e.next_frame(&mut f);
+        assert!(f.iter().all(|s| *s == 100));
+
+        let (s, mut inp, _out) = audio_stream_at(16_000);
+        let mut e = MediaEngine::new(s);
+        e.start();
+        let mut tone = crate::media::Tone::new(1000.0, 0.5);
+        let mut heard = Vec::new();
+        for _ in 0..10 {
+            let mut f = [0i16; 160];
+            tone.read(&mut f);
+            e.received(&f);
+            if let Some(AudioEvent::Audio { samples, .. }) = inp.recv().await {
+                heard.extend(samples);
+            }
+        }
+        assert!((3150..=3200).contains(&heard.len()), "{}", heard.len());
+        assert!(tone_present(&heard[400..], 1000.0, 16_000, 0.9));
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct Tone {
     sin: f64,
     amplitude: f64,
     remaining: Option<u64>,
+    /// Samples per second.
+    rate: u32,
     /// Samples computed but not yet read (a read that was not a multiple of
     /// `LANES` long): `ahead[next..]`.
     ahead: [i16; LANES],
@@ -30,9 +32,16 @@ pub struct Tone {
 }
 
 impl Tone {
-    /// An endless tone at `frequency` Hz with peak `amplitude` (0.0 to 1.0 of full scale).
+    /// An endless tone at `frequency` Hz with peak `amplitude` (0.0 to 1.0 of full scale),
+    /// sampled at 8 kHz.
     pub fn new(frequency: f64, amplitude: f64) -> Tone {
-        let step = std::f64::consts::TAU * frequency / f64::from(RATE);
+        Tone::at_rate(frequency, amplitude, RATE)
+    }
+
+    /// The same sampled at `rate` Hz (16 000 for a G.722 call).
+    pub fn at_rate(frequency: f64, amplitude: f64, rate: u32) -> Tone {
+        let rate = rate.max(1);
+        let step = std::f64::consts::TAU * frequency / f64::from(rate);
         let lane = |k: usize| (step * k as f64).sin_cos();
         let phase: [(f64, f64); LANES] = std::array::from_fn(lane);
         let (sin, cos) = lane(LANES);
@@ -43,6 +52,7 @@ impl Tone {
             sin,
             amplitude: amplitude.clamp(0.0, 1.0) * f64::from(i16::MAX),
             remaining: None,
+            rate,
             ahead: [0; LANES],
             next: LANES,
         }
@@ -50,7 +60,7 @@ impl Tone {
 
     /// The same tone, lasting `seconds`.
     pub fn lasting(mut self, seconds: f64) -> Tone {
-        self.remaining = Some((seconds.max(0.0) * f64::from(RATE)).round() as u64);
+        self.remaining = Some((seconds.max(0.0) * f64::from(self.rate)).round() as u64);
         self
     }
 
@@ -132,6 +142,19 @@ mod tests {
                 "sample {n}: {s} vs {want}"
             );
         }
+    }
+
+    #[test]
+    fn at_16_khz_a_tone_above_4_khz_is_a_tone() {
+        let mut tone = Tone::at_rate(6000.0, 0.5, 16_000).lasting(0.5);
+        let mut buf = vec![0i16; 9000];
+        assert_eq!(tone.read(&mut buf), 8000);
+        assert!(crate::media::tone_present(
+            &buf[..8000],
+            6000.0,
+            16_000,
+            0.9
+        ));
     }
 
     #[test]

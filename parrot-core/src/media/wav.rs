@@ -1,4 +1,5 @@
-//! WAV files: a source that plays any PCM WAV at 8 kHz mono, and a recorder.
+//! WAV files: a source that plays any PCM WAV as mono at a call's rate (8 kHz for G.711,
+//! 16 kHz for G.722), and a recorder.
 
 use super::RATE;
 use super::resample::Resampler;
@@ -32,7 +33,8 @@ pub enum MediaError {
 }
 
 /// Plays a WAV file (8/16/24/32-bit integer or 32-bit float, any rate, any
-/// channel count: channels are mixed down) as 8 kHz mono.
+/// channel count: channels are mixed down) as mono at 8 kHz ([`WavSource::open`]) or at
+/// another rate ([`WavSource::open_at`]).
 pub struct WavSource {
     samples: Arc<[i16]>,
     pos: usize,
@@ -43,13 +45,14 @@ pub struct WavSource {
 /// Decoded files, shared by every call that plays them: a prompt is decoded
 /// once, not once per call (decoding is costly next to the rest of a call's
 /// media work, and the calls of a server play the same few prompts). Keyed by
-/// path, size and modification time, so an edited file is decoded again.
+/// path and rate (a prompt played in G.711 and in G.722 calls is kept at both rates), size
+/// and modification time, so an edited file is decoded again.
 /// Bounded by total samples held (cleared when a new file would not fit); a
 /// file longer than the whole budget is not kept.
 #[derive(Default)]
 struct Decoded {
-    /// path → (size, modified, samples)
-    files: HashMap<PathBuf, CachedFile>,
+    /// (path, rate) → (size, modified, samples)
+    files: HashMap<(PathBuf, u32), CachedFile>,
     samples: usize,
 }
 type CachedFile = (u64, Option<SystemTime>, Arc<[i16]>);
@@ -67,10 +70,17 @@ impl std::fmt::Debug for WavSource {
 }
 
 impl WavSource {
-    /// Opens and decodes the whole file (voice prompts are small; decoding up
+    /// Opens and decodes the whole file at 8 kHz (voice prompts are small; decoding up
     /// front keeps file I/O out of the real-time path).
     pub fn open(path: impl AsRef<Path>) -> Result<WavSource, MediaError> {
+        WavSource::open_at(path, RATE)
+    }
+
+    /// The same, resampled to `rate` Hz.
+    pub fn open_at(path: impl AsRef<Path>, rate: u32) -> Result<WavSource, MediaError> {
+        let rate = rate.max(1);
         let path = path.as_ref().to_path_buf();
+        let slot = (path.clone(), rate);
         let meta = std::fs::metadata(&path).map_err(|e| MediaError::Wav {
             path: path.clone(),
             source: hound::Error::IoError(e),
@@ -81,22 +91,20 @@ impl WavSource {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .files
-            .get(&path)
+            .get(&slot)
             .filter(|(len, modified, _)| (*len, *modified) == key)
             .map(|(_, _, samples)| samples.clone());
         let samples = match hit {
             Some(s) => s,
             None => {
-                let decoded: Arc<[i16]> = Self::decode(&path)?.into();
+                let decoded: Arc<[i16]> = Self::decode(&path, rate)?.into();
                 if decoded.len() <= DECODED_MAX_SAMPLES {
                     let mut c = cache.lock().unwrap_or_else(PoisonError::into_inner);
                     if c.samples + decoded.len() > DECODED_MAX_SAMPLES {
                         *c = Decoded::default();
                     }
                     c.samples += decoded.len();
-                    let old = c
-                        .files
-                        .insert(path.clone(), (key.0, key.1, decoded.clone()));
+                    let old = c.files.insert(slot, (key.0, key.1, decoded.clone()));
                     if let Some((_, _, old)) = old {
                         c.samples -= old.len();
                     }
@@ -104,7 +112,7 @@ impl WavSource {
                 decoded
             }
         };
-        let duration = samples.len() as f64 / f64::from(RATE);
+        let duration = samples.len() as f64 / f64::from(rate);
         Ok(WavSource {
             samples,
             pos: 0,
@@ -117,15 +125,21 @@ impl WavSource {
     /// file system (no `stat`, no read): for the real-time path, which has
     /// [`WavSource::open`] run elsewhere first. `None` if it was never decoded.
     pub fn cached(path: impl AsRef<Path>) -> Option<WavSource> {
+        WavSource::cached_at(path, RATE)
+    }
+
+    /// The same at `rate` Hz, as [`WavSource::open_at`] decoded it.
+    pub fn cached_at(path: impl AsRef<Path>, rate: u32) -> Option<WavSource> {
         let path = path.as_ref();
+        let rate = rate.max(1);
         let samples = DECODED
             .get()?
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .files
-            .get(path)
+            .get(&(path.to_path_buf(), rate))
             .map(|(_, _, samples)| samples.clone())?;
-        let duration = samples.len() as f64 / f64::from(RATE);
+        let duration = samples.len() as f64 / f64::from(rate);
         Some(WavSource {
             samples,
             pos: 0,
@@ -134,7 +148,7 @@ impl WavSource {
         })
     }
 
-    fn decode(path: &Path) -> Result<Vec<i16>, MediaError> {
+    fn decode(path: &Path, rate: u32) -> Result<Vec<i16>, MediaError> {
         let path = path.to_path_buf();
         let wav = |source| MediaError::Wav {
             path: path.clone(),
@@ -180,21 +194,21 @@ impl WavSource {
             })
             .collect();
         let mut out =
-            Vec::with_capacity(mono.len() * RATE as usize / spec.sample_rate as usize + 64);
-        let mut r = Resampler::new(spec.sample_rate, RATE);
+            Vec::with_capacity(mono.len() * rate as usize / spec.sample_rate as usize + 64);
+        let mut r = Resampler::new(spec.sample_rate, rate);
         r.process(&mono, &mut out);
         // Flush the resampler's look-ahead with silence so the end is not cut.
         if !r.is_identity() {
-            let tail = vec![0i16; 64 * spec.sample_rate as usize / RATE as usize + 32];
+            let tail = vec![0i16; 64 * spec.sample_rate as usize / rate as usize + 32];
             let expected =
-                (mono.len() as u64 * u64::from(RATE) / u64::from(spec.sample_rate)) as usize;
+                (mono.len() as u64 * u64::from(rate) / u64::from(spec.sample_rate)) as usize;
             r.process(&tail, &mut out);
             out.truncate(expected);
         }
         Ok(out)
     }
 
-    /// Length in seconds at 8 kHz.
+    /// Length in seconds.
     pub fn duration(&self) -> f64 {
         self.duration
     }
@@ -215,7 +229,8 @@ impl AudioSource for WavSource {
     }
 }
 
-/// Writes 8 kHz mono 16-bit PCM to a WAV file.
+/// Writes 16-bit PCM to a WAV file: mono or stereo, 8 kHz unless made at another rate
+/// ([`WavRecorder::create_at`]).
 pub struct WavRecorder {
     writer: Option<hound::WavWriter<BufWriter<std::fs::File>>>,
     path: PathBuf,
@@ -232,22 +247,32 @@ impl std::fmt::Debug for WavRecorder {
 }
 
 impl WavRecorder {
-    /// Creates (or truncates) `path`.
+    /// Creates (or truncates) `path`: 8 kHz mono.
     pub fn create(path: impl AsRef<Path>) -> Result<WavRecorder, MediaError> {
-        Self::create_with(path.as_ref(), 1)
+        Self::create_with(path.as_ref(), 1, RATE)
+    }
+
+    /// The same at `rate` Hz (a call's rate: 16 000 for G.722).
+    pub fn create_at(path: impl AsRef<Path>, rate: u32) -> Result<WavRecorder, MediaError> {
+        Self::create_with(path.as_ref(), 1, rate)
     }
 
     /// A stereo recording (8 kHz, 16-bit), written with
     /// [`WavRecorder::write_stereo`]: both directions of a call.
     pub fn create_stereo(path: impl AsRef<Path>) -> Result<WavRecorder, MediaError> {
-        Self::create_with(path.as_ref(), 2)
+        Self::create_with(path.as_ref(), 2, RATE)
     }
 
-    fn create_with(path: &Path, channels: u16) -> Result<WavRecorder, MediaError> {
+    /// The same at `rate` Hz.
+    pub fn create_stereo_at(path: impl AsRef<Path>, rate: u32) -> Result<WavRecorder, MediaError> {
+        Self::create_with(path.as_ref(), 2, rate)
+    }
+
+    fn create_with(path: &Path, channels: u16, rate: u32) -> Result<WavRecorder, MediaError> {
         let path = path.to_path_buf();
         let spec = hound::WavSpec {
             channels,
-            sample_rate: RATE,
+            sample_rate: rate.max(1),
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
@@ -396,6 +421,42 @@ mod tests {
         assert!(
             (c.duration() - 0.5).abs() < 1e-9,
             "an edited file is decoded again"
+        );
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn the_same_file_at_two_rates() {
+        let path = temp("rates.wav");
+        let mut rec = WavRecorder::create_at(&path, 16_000).unwrap();
+        let mut t = Tone::at_rate(5000.0, 0.4, 16_000).lasting(1.0);
+        let mut buf = vec![0i16; 16_000];
+        assert_eq!(t.read(&mut buf), 16_000);
+        rec.write(&buf).unwrap();
+        rec.finish().unwrap();
+        assert_eq!(
+            hound::WavReader::open(&path).unwrap().spec().sample_rate,
+            16_000
+        );
+        // At 16 kHz the 5 kHz tone plays as it is; at 8 kHz it cannot exist and is filtered.
+        let mut wide = WavSource::open_at(&path, 16_000).unwrap();
+        let mut narrow = WavSource::open(&path).unwrap();
+        assert!((wide.duration() - 1.0).abs() < 1e-9 && (narrow.duration() - 1.0).abs() < 0.01);
+        let mut out = vec![0i16; 16_000];
+        assert_eq!(wide.read(&mut out), 16_000);
+        assert!(tone_present(&out, 5000.0, 16_000, 0.9));
+        let n = narrow.read(&mut out);
+        assert_eq!(n, 8000);
+        let energy = out[..n].iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / n as f64;
+        assert!(energy < 1e5, "folded energy {energy}");
+        // Both are in the cache, each at its rate.
+        assert_eq!(
+            WavSource::cached_at(&path, 16_000).map(|s| s.samples.len()),
+            Some(16_000)
+        );
+        assert_eq!(
+            WavSource::cached(&path).map(|s| s.samples.len()),
+            Some(8000)
         );
         let _ = std::fs::remove_file(path);
     }

@@ -33,7 +33,8 @@ pub struct LocalMedia {
 }
 
 impl LocalMedia {
-    /// PCMU, PCMA and telephone-event 101 on `address:port`, 20 ms, sendrecv.
+    /// G.722, PCMU, PCMA ([`codec::supported`](crate::codec::supported)) and telephone-event
+    /// 101 on `address:port`, 20 ms, sendrecv.
     pub fn new(address: IpAddr, port: u16) -> LocalMedia {
         LocalMedia {
             address,
@@ -246,7 +247,7 @@ impl Negotiator {
         offer
     }
 
-    /// Answers `offer` choosing the first offered codec we support.
+    /// Answers `offer` with the [`default_choice`]: the widest-band offered codec we support.
     pub fn answer(&mut self, offer: &SessionDescription) -> Result<Answer, NegotiationError> {
         self.answer_with(offer, default_choice)
     }
@@ -471,13 +472,26 @@ impl Negotiator {
     }
 }
 
-/// The default codec choice for [`Negotiator::answer`]: the first offered codec that is also
-/// supported.
+/// The default codec choice for [`Negotiator::answer`]: of the offered codecs that are also
+/// supported, the one with the highest audio sampling rate ([`codec::sample_rate`]:
+/// wideband G.722 before narrowband G.711), and among those the first offered. RFC 3264 §6.1
+/// lets the answerer pick any offered format it supports; the offer's order is a preference,
+/// and a phone that offers G.722 at all can take it (many list PCMU first only for
+/// interoperability with old gateways).
+///
+/// [`codec::sample_rate`]: crate::codec::sample_rate
 pub fn default_choice(offered: &[Codec], supported: &[Codec]) -> Option<Codec> {
-    offered
-        .iter()
-        .find(|o| supported.iter().any(|s| s.same_format(o)))
-        .cloned()
+    let mut best: Option<&Codec> = None;
+    for o in offered {
+        if !supported.iter().any(|s| s.same_format(o)) {
+            continue;
+        }
+        let rate = crate::codec::sample_rate(o);
+        if best.is_none_or(|b| rate > crate::codec::sample_rate(b)) {
+            best = Some(o);
+        }
+    }
+    best.cloned()
 }
 
 /// Codecs that carry audio, as opposed to events and comfort noise.

@@ -321,8 +321,8 @@ fn offer_lists_codecs_in_preference_order() {
     assert_eq!(
         offer.to_string(),
         "v=0\r\no=- 1000 1000 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
-         m=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
-         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
+         m=audio 4000 RTP/AVP 9 0 8 101\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
     );
     round_trip(&offer);
     // Same offer again: same version (RFC 3264 §8: unchanged SDP keeps its version).
@@ -379,6 +379,42 @@ fn audio_offer_answer_with_telephone_event() {
         .expect("answer");
     assert_eq!(answer.negotiated.map(|n| n.codec), Some(Codec::PCMA));
     assert_eq!(answer.sdp.media[0].formats, vec!["8", "101"]);
+}
+
+#[test]
+fn g722_is_taken_before_g711_when_both_ends_have_it() {
+    // A phone that lists PCMU first but offers G.722 too gets G.722 (wideband first).
+    let offer = parse(&crlf(
+        "v=0\no=- 1 1 IN IP4 10.0.0.1\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\n\
+         m=audio 4000 RTP/AVP 0 8 9 101\na=rtpmap:101 telephone-event/8000\n",
+    ));
+    let mut bob = Negotiator::new(local([10, 0, 0, 2], 6000), 5);
+    let answer = bob.answer(&offer).expect("answer");
+    let n = answer.negotiated.expect("negotiated");
+    assert_eq!(n.codec, Codec::G722);
+    assert_eq!(answer.sdp.media[0].formats, vec!["9", "101"]);
+    // RFC 4733 events stay on their 8000 Hz clock, which is G.722's RTP clock too.
+    assert_eq!(n.telephone_event.map(|t| t.clock_rate), Some(8000));
+    // Without G.722 in the offer: the first offered G.711, as before.
+    let narrow = parse(&crlf(
+        "v=0\no=- 1 1 IN IP4 10.0.0.1\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\nm=audio 4000 RTP/AVP 8 0\n",
+    ));
+    let n = bob.answer(&narrow).expect("answer").negotiated.expect("n");
+    assert_eq!(n.codec, Codec::PCMA);
+    // An answerer that does not list G.722 keeps G.711.
+    let mut old = Negotiator::new(
+        local([10, 0, 0, 3], 6000).with_codecs(vec![Codec::PCMU, Codec::PCMA]),
+        5,
+    );
+    let n = old.answer(&offer).expect("answer").negotiated.expect("n");
+    assert_eq!(n.codec, Codec::PCMU);
+    // Our offer lists G.722 first; a G.711-only answer is accepted as it comes.
+    let mut alice = Negotiator::new(local([10, 0, 0, 1], 4000), 1);
+    let ours = alice.create_offer();
+    assert_eq!(ours.media[0].formats[0], "9");
+    let pcmu = old.answer(&ours).expect("answer").sdp;
+    assert_eq!(alice.accept_answer(&pcmu).map(|n| n.codec), Ok(Codec::PCMU));
+    assert_eq!(default_choice(&[Codec::PCMU, Codec::G722], &[]), None);
 }
 
 #[test]

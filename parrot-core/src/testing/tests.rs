@@ -276,8 +276,8 @@ async fn answer_with_media_gives_sdp_and_the_media_handler() {
 #[tokio::test]
 async fn offers_that_cannot_be_answered() {
     let mut h = Router::default();
-    let g722 = offer_with(vec![Codec::G722]);
-    let out = call(&mut h, invite("carol", "menu").sdp(g722).build()).await;
+    let g729 = offer_with(vec![Codec::new("G729", 8000, 18)]);
+    let out = call(&mut h, invite("carol", "menu").sdp(g729).build()).await;
     assert_eq!(out.code(), 488);
     assert!(!out.has_media() && out.sdp_answer().is_none());
     let bad = call(

@@ -244,7 +244,9 @@ pub(crate) async fn answer(
     })?;
     let port = rtp.local_addr().map_or(0, |a| a.port());
     let mut negotiator = Negotiator::new(
-        LocalMedia::new(ctx.sdp_ip(), port).with_srtp(srtp),
+        LocalMedia::new(ctx.sdp_ip(), port)
+            .with_srtp(srtp)
+            .with_codecs(handler.codecs()),
         session_id(&ctx.entropy),
     );
     let (sdp, negotiated) = negotiate(&mut negotiator, &offer, &mut *handler)?;
@@ -277,7 +279,9 @@ pub(crate) async fn offer(
     let (rtp, rtcp) = bind_pair(ctx.local_ip, &ctx.ports).await?;
     let port = rtp.local_addr()?.port();
     let mut negotiator = Negotiator::new(
-        LocalMedia::new(ctx.sdp_ip(), port).with_srtp(srtp),
+        LocalMedia::new(ctx.sdp_ip(), port)
+            .with_srtp(srtp)
+            .with_codecs(handler.codecs()),
         session_id(&ctx.entropy),
     );
     let sdp = negotiator.create_offer().to_bytes();
@@ -384,7 +388,10 @@ pub(crate) fn answer_offline(
     mut handler: Box<dyn MediaHandler>,
 ) -> Result<(Bytes, OfflineMedia), Reply> {
     let offer = SessionDescription::parse(offer).map_err(|e| unreadable_offer(&e))?;
-    let mut negotiator = Negotiator::new(LocalMedia::new(local_ip, port), 1);
+    let mut negotiator = Negotiator::new(
+        LocalMedia::new(local_ip, port).with_codecs(handler.codecs()),
+        1,
+    );
     let (sdp, negotiated) = negotiate(&mut negotiator, &offer, &mut *handler)?;
     Ok((
         sdp,
