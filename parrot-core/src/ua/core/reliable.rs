@@ -181,6 +181,21 @@ impl UaCore {
         Some(resp)
     }
 
+    /// The INVITE of call `id` got its final response some other way (487
+    /// after CANCEL, 500 after a crash): nothing more to retransmit, and a
+    /// 2xx still held for a PRACK is void; true if one was.
+    pub(super) fn reliable_done(&mut self, id: CallId) -> bool {
+        let Some(state) = self.calls.get_mut(id).and_then(|c| c.reliable.as_mut()) else {
+            return false;
+        };
+        state.queued.clear();
+        let held = state.held_final.take().is_some();
+        if let Some(u) = state.unacked.take() {
+            self.prack_deadlines.remove(&(u.due, id));
+        }
+        held
+    }
+
     /// A PRACK in the dialog (early or confirmed) of call `id`.
     pub(super) fn on_prack(&mut self, key: TransactionKey, request: Request, id: CallId) {
         let matched = rack(&request).is_some_and(|(rseq, cseq, method)| {

@@ -37,6 +37,20 @@ impl UaCore {
         let Some(id) = found else {
             return;
         };
+        // RFC 3262: the final response ends the reliable provisionals. A 2xx
+        // held for a PRACK that lost to this one (a CANCEL's 487) never goes:
+        // the call the handler answered is over.
+        if self.reliable_done(id) {
+            if let Some(call) = self.calls.get_mut(id) {
+                if let Some(d) = call.dialog.take() {
+                    self.dialogs.remove(d.id());
+                }
+                call.ended = true;
+                if let CallState::Uas { task, .. } = &call.state {
+                    let _ = task.try_send(ToCall::Failed);
+                }
+            }
+        }
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };

@@ -292,3 +292,35 @@ fn header_of(r: &Request, name: &str) -> Option<String> {
 fn to_tag_req(r: &Request) -> String {
     r.headers().to().and_then(|t| t.tag()).unwrap().to_owned()
 }
+
+#[test]
+fn a_cancel_before_the_prack_voids_the_held_2xx() {
+    let mut net = Net::new(Config::default());
+    let (call, key, mut task) = incoming(&mut net, "p9", "Supported: 100rel\n");
+    net.command(Command::Reply {
+        call: Some(call),
+        key: key.clone(),
+        reply: Reply::new(StatusCode::SESSION_PROGRESS).body("application/sdp", SDP),
+    });
+    let _ = net.responses();
+    net.command(Command::Reply {
+        call: Some(call),
+        key,
+        reply: Reply::ok().body("application/sdp", SDP),
+    });
+    assert!(net.responses().is_empty(), "held for the PRACK");
+    let cancel = invite("p9", "p9")
+        .replace("INVITE sip", "CANCEL sip")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    net.recv(&cancel);
+    assert_eq!(net.codes(), [200, 487]);
+    net.advance(Duration::from_secs(40));
+    assert!(
+        net.codes().iter().all(|c| *c == 487),
+        "no 2xx and no 180 after the 487"
+    );
+    assert!(
+        std::iter::from_fn(|| task.try_recv().ok()).any(|m| matches!(m, ToCall::Failed)),
+        "the answered call's task hears it is over"
+    );
+}
