@@ -40,9 +40,9 @@ pub(super) struct Subscription {
 }
 
 impl UaCore {
-    /// A SUBSCRIBE outside any dialog, with a registrar to serve it: the
-    /// reply if the core answers it (message-summary, or 489 for another
-    /// package), `None` to leave it to the handler.
+    /// A SUBSCRIBE outside any dialog: answered here when the endpoint has
+    /// a registrar (message-summary, or 489 for another package), and true;
+    /// false leaves it to the handler.
     pub(super) fn on_subscribe(
         &mut self,
         key: &crate::transaction::TransactionKey,
