@@ -553,8 +553,9 @@ async fn jambonz_listen_stereo_bidirectional_kill_audio_and_disconnect() {
     while left.len() < 16000 * 3 / 2 {
         let (at, b) = binary(&mut svc, &mut texts).await;
         assert_eq!(b.len() % 4, 0, "whole stereo L16 samples");
-        // 20 ms at 16 kHz is 1280 bytes (the first is 2 ms short: the
-        // resampler's look-ahead).
+        // About 20 ms at 16 kHz (1280 bytes): the caller's side comes in
+        // whole frames, paired with as much of what the call played as has
+        // arrived.
         assert!(
             (1100..=1400).contains(&b.len()),
             "a 20 ms frame: {} bytes",

@@ -737,6 +737,14 @@ impl Runner {
         let (tx, rx) = mpsc::channel::<Message>(SEND_QUEUE);
         let writer = tokio::spawn(write_all(sink, rx));
         let mut commands = Vec::new();
+        // The service gets whole 20 ms frames at the stream's rate, whatever
+        // the call's frames come as (a G.722 call resampled to an 8 kHz
+        // stream gives 152, then 160, …): samples wait here for the rest.
+        let frame = usize::try_from(self.input.rate() / 50)
+            .unwrap_or(160)
+            .max(1);
+        let mut pending: Vec<i16> = Vec::with_capacity(2 * frame);
+        let mut pending_at = 0u64;
         let ended = 'conn: {
             for m in self.protocol.opening() {
                 if tx.send(m).await.is_err() {
@@ -749,18 +757,26 @@ impl Runner {
                         let msg = match ev {
                             None => break 'conn Ended::Call,
                             Some(AudioEvent::Audio { samples, at }) => {
-                                let m = self.protocol.heard(&samples, at);
-                                match m.map(|m| tx.try_send(m)) {
-                                    Some(Ok(())) => {
-                                        self.counts.frames_sent.fetch_add(1, Ordering::Relaxed);
+                                if pending.is_empty() {
+                                    pending_at = at;
+                                }
+                                pending.extend_from_slice(&samples);
+                                while pending.len() >= frame {
+                                    let m = self.protocol.heard(&pending[..frame], pending_at);
+                                    pending.drain(..frame);
+                                    pending_at += frame as u64;
+                                    match m.map(|m| tx.try_send(m)) {
+                                        Some(Ok(())) => {
+                                            self.counts.frames_sent.fetch_add(1, Ordering::Relaxed);
+                                        }
+                                        Some(Err(mpsc::error::TrySendError::Full(_))) => {
+                                            self.counts.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                                        }
+                                        Some(Err(mpsc::error::TrySendError::Closed(_))) => {
+                                            break 'conn Ended::Failed(String::new());
+                                        }
+                                        None => {}
                                     }
-                                    Some(Err(mpsc::error::TrySendError::Full(_))) => {
-                                        self.counts.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                                    }
-                                    Some(Err(mpsc::error::TrySendError::Closed(_))) => {
-                                        break 'conn Ended::Failed(String::new());
-                                    }
-                                    None => {}
                                 }
                                 continue;
                             }
