@@ -44,7 +44,12 @@ fn sipvicious_available() -> bool {
 /// `$HOME/.sipvicious`) and returns what it printed. After `limit` it gets
 /// SIGINT, on which the tools stop and print what they found; 5 s later,
 /// if still running, it is killed.
+/// One sipvicious tool at a time: each binds UDP 5060 unless it is taken, and
+/// svcrack run beside svwar (on 5061) sometimes printed nothing at all.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn sipvicious(tool: &str, args: &[&str], home: &TempDir, limit: Duration) -> String {
+    let _turn = ONE_AT_A_TIME.lock().await;
     assert!(
         sipvicious_available(),
         "sipvicious is not installed: run `cargo xtask test` (it installs it) or `apt-get install sipvicious`"
