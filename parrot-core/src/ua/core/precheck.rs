@@ -85,6 +85,14 @@ pub(super) fn supported(config: &Config) -> Vec<&'static str> {
     tags
 }
 
+/// True when a message's Supported or Require lists the option tag `tag`.
+pub(super) fn offers_tag(h: &crate::message::Headers, tag: &str) -> bool {
+    let has = |l: Result<Vec<crate::message::Text>, _>| {
+        l.is_ok_and(|l| l.iter().any(|t| t.as_str().eq_ignore_ascii_case(tag)))
+    };
+    has(h.supported()) || has(h.require())
+}
+
 /// A response built outside any transaction: To tag added.
 pub(super) fn stateless(req: &Request, reply: Reply, entropy: &Entropy) -> Response {
     let mut r = reply.to_response(req);

@@ -53,13 +53,6 @@ struct Unacked {
     give_up: Instant,
 }
 
-fn has_tag(h: &Headers, tag: &str) -> bool {
-    let has = |l: Result<Vec<crate::message::Text>, _>| {
-        l.is_ok_and(|l| l.iter().any(|t| t.as_str().eq_ignore_ascii_case(tag)))
-    };
-    has(h.supported()) || has(h.require())
-}
-
 fn requires(h: &Headers, tag: &str) -> bool {
     h.require()
         .is_ok_and(|l| l.iter().any(|t| t.as_str().eq_ignore_ascii_case(tag)))
@@ -91,8 +84,8 @@ impl UaCore {
             return false;
         }
         let h = request.headers();
-        let wanted =
-            requires(h, "100rel") || (has_tag(h, "100rel") && (marked || !resp.body().is_empty()));
+        let wanted = requires(h, "100rel")
+            || (super::precheck::offers_tag(h, "100rel") && (marked || !resp.body().is_empty()));
         if wanted {
             let _ = resp.headers_mut().push(HeaderName::Require, "100rel");
         }

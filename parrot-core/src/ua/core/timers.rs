@@ -88,13 +88,6 @@ fn session_expires(h: &crate::message::Headers) -> Option<(u32, Option<bool>)> {
     Some((interval, refresher_is_uac))
 }
 
-fn supports_timer(h: &crate::message::Headers) -> bool {
-    let has = |list: Result<Vec<crate::message::Text>, _>| {
-        list.is_ok_and(|l| l.iter().any(|t| t.as_str().eq_ignore_ascii_case("timer")))
-    };
-    has(h.supported()) || has(h.require())
-}
-
 fn min_se(h: &crate::message::Headers) -> Option<u32> {
     let raw = h.get(&HeaderName::from("Min-SE"))?;
     std::str::from_utf8(raw)
@@ -122,7 +115,7 @@ impl UaCore {
             return;
         };
         let h = request.headers();
-        let supports = supports_timer(h);
+        let supports = super::precheck::offers_tag(h, "timer");
         let (interval, uac_refreshes) = match session_expires(h) {
             // §9: without a refresher named, the UAC if it can, else us.
             Some((i, named)) => (i.max(config.min_se), named.unwrap_or(supports)),
