@@ -317,23 +317,61 @@ async fn tcp_max_connections_enforced() {
         ..TransportConfig::default()
     };
     let t = Transports::new(cfg);
+    assert_eq!(t.stats().connection_cap, 2);
     let local = t.bind_tcp(v4()).await.unwrap();
     let mut a = TcpStream::connect(local).await.unwrap();
     let mut b = TcpStream::connect(local).await.unwrap();
     a.write_all(REQUEST).await.unwrap();
-    b.write_all(REQUEST).await.unwrap();
     recv(&t).await;
-    recv(&t).await;
+    // At the cap, a new client is served: b, which has sent nothing, is closed
+    // to make room; a, which has, is kept. Before, c was closed at once.
     let mut c = TcpStream::connect(local).await.unwrap();
-    assert!(closed_by_peer(&mut c).await);
-    assert_eq!(t.stats().rejected_connections, 1);
-    assert_eq!(t.stats().open_connections, 2);
-    // The first two still work.
+    c.write_all(REQUEST).await.unwrap();
+    assert_eq!(recv(&t).await.source, c.local_addr().unwrap());
+    assert!(closed_by_peer(&mut b).await);
+    assert_eq!(t.stats().evicted_connections, 1);
+    assert_eq!(t.stats().rejected_connections, 0);
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while t.stats().open_connections > 2 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", t.stats());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // a still works; a and c have both sent a message, so a fourth is refused.
     a.write_all(REQUEST).await.unwrap();
     assert_eq!(recv(&t).await.source, a.local_addr().unwrap());
-    // An outgoing connection is refused too.
+    let mut d = TcpStream::connect(local).await.unwrap();
+    let _ = d.write_all(REQUEST).await;
+    assert!(closed_by_peer(&mut d).await);
+    assert_eq!(t.stats().rejected_connections, 1);
+    assert_eq!(t.stats().open_connections, 2);
+    // An outgoing connection is refused at the cap: only accepted ones make room.
     let target = Target::new(TransportKind::Tcp, local);
     assert!(t.send(&target, Bytes::from_static(REQUEST)).await.is_err());
+}
+
+#[tokio::test]
+async fn tcp_cap_held_by_outgoing_connections_refuses_new_ones() {
+    // Nothing accepted to close: the new connection is closed at once.
+    let far = Transports::new(TransportConfig::default());
+    let far_addr = far.bind_tcp(v4()).await.unwrap();
+    let t = Transports::new(TransportConfig {
+        max_connections: 1,
+        ..TransportConfig::default()
+    });
+    let local = t.bind_tcp(v4()).await.unwrap();
+    t.send(
+        &Target::new(TransportKind::Tcp, far_addr),
+        Bytes::from_static(REQUEST),
+    )
+    .await
+    .unwrap();
+    assert_eq!(&recv(&far).await.data[..], REQUEST);
+    let mut c = TcpStream::connect(local).await.unwrap();
+    let _ = c.write_all(REQUEST).await;
+    assert!(closed_by_peer(&mut c).await);
+    assert_eq!(t.stats().rejected_connections, 1);
+    assert_eq!(t.stats().evicted_connections, 0);
+    assert_eq!(t.stats().open_connections, 1);
 }
 
 #[tokio::test]

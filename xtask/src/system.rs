@@ -46,6 +46,10 @@ pub(crate) const SYSTEM_PACKAGES: &[(&str, &str)] = &[
         "spandsp's G.722, the reference parrot-core/tests/g722_reference.rs compares Parrot's G.722 with (through python3's ctypes)",
     ),
     (
+        "util-linux",
+        "provides `prlimit`: tests/tests/connections.rs runs a server under a file descriptor limit (and raises its own)",
+    ),
+    (
         "sipvicious",
         "provides `svwar` and `svcrack`: the auth test enumerates users and guesses passwords like an attacker",
     ),

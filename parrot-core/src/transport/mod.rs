@@ -33,6 +33,33 @@
 //! WebSocket upgrades are checked as RFC 6455 §4.2.1 asks (400, or 426 for a
 //! version other than 13).
 //!
+//! Every connection is a file descriptor, so the total cap also stays below
+//! the process's limit (`RLIMIT_NOFILE`, `ulimit -n`): on Linux, [`Transports::new`]
+//! first raises the soft limit to the hard one (as servers commonly do, and Go's
+//! runtime does for every program; [`TransportConfig::raise_fd_limit`] turns it
+//! off), then caps stream connections at `max_connections` or three quarters of
+//! the soft limit, whichever is lower. The quarter kept back (at least 64, at most
+//! half) is for everything else a SIP process opens: UDP sockets, two per call
+//! for RTP and RTCP, WAV files, the resolver. So with a limit of 1,024 a process
+//! takes at most 768 connections and keeps 256 descriptors, enough for about a
+//! hundred calls' RTP; raise the hard limit for more. [`TransportStats::connection_cap`]
+//! says what the cap came to.
+//!
+//! At the cap, a new accepted connection is not refused while an accepted one
+//! has never sent a whole SIP message: of those, the one idle the longest is
+//! closed to make room (a little like Apache's event MPM, which closes idle
+//! keep-alive connections when it is full). So connections that only squat
+//! (idle, or trickling a slowloris header) cannot lock new clients out for
+//! `idle_timeout`, while flows that have carried a message (a phone's
+//! registered flow, kept by RFC 5626 keep-alives) are never closed for a
+//! newcomer ([`TransportStats::evicted_connections`]). When every connection
+//! has carried a message, a new one is refused.
+//! If descriptors run out anyway (accept fails with `EMFILE`/`ENFILE`, say with
+//! many calls' RTP sockets open), the listener logs it once, closes the waiting
+//! connection with a descriptor it keeps spare (the client hears a close instead
+//! of hanging in the backlog; counted in `rejected_connections`), backs off for
+//! 50 ms and tries again; open connections and UDP go on being served.
+//!
 //! # Shutdown
 //!
 //! [`Transports`] is a cheap handle (an `Arc` inside). Every background task
@@ -115,9 +142,12 @@ pub struct TransportConfig {
     /// announcing a bigger message is closed before the message is buffered.
     pub max_message_size: usize,
     /// Most stream connections (TCP, TLS, WS, WSS; accepted and outgoing) open at once.
-    /// Accepted connections beyond this are closed at once. Default 10,000; keep
-    /// it below the process's file descriptor limit (`ulimit -n`), or accepting
-    /// stalls there instead.
+    /// Default 10,000. The cap in force is lower if the process's file descriptor
+    /// limit asks for it: three quarters of `RLIMIT_NOFILE` (see the [module
+    /// docs](self#limits); [`TransportStats::connection_cap`]). An accepted
+    /// connection beyond it closes an accepted connection that has sent no
+    /// message yet (the one idle the longest) to make room, or is closed at once
+    /// when there is none.
     pub max_connections: usize,
     /// Most accepted stream connections open at once from one source IP address
     /// (all listeners together; outgoing connections do not count). Connections
@@ -145,6 +175,11 @@ pub struct TransportConfig {
     /// messages, enough to ride out a short pause of the stack under load; a
     /// system's usual default holds a few hundred. 0 keeps the system's default.
     pub udp_recv_buffer: usize,
+    /// Raise the process's soft `RLIMIT_NOFILE` to its hard limit when the
+    /// transports are made (Linux; default true), so that `max_connections`
+    /// connections fit. Turn it off in a process that still uses `select(2)`,
+    /// which cannot watch descriptors above 1,023.
+    pub raise_fd_limit: bool,
 }
 
 impl Default for TransportConfig {
@@ -158,6 +193,7 @@ impl Default for TransportConfig {
             connect_timeout: Duration::from_secs(10),
             tls_client: None,
             udp_recv_buffer: 4 << 20,
+            raise_fd_limit: true,
         }
     }
 }
@@ -263,7 +299,8 @@ pub enum TransportError {
     /// Connecting (or the TLS / WebSocket handshake) took longer than `connect_timeout`.
     #[error("connecting to {0} timed out")]
     ConnectTimeout(SocketAddr),
-    /// `max_connections` connections are already open.
+    /// The connection cap is reached (`max_connections`, or less for the
+    /// file descriptor limit).
     #[error("too many open connections")]
     TooManyConnections,
     /// A TLS or WSS connection is needed but no `tls_client` is configured.
@@ -302,15 +339,22 @@ pub enum TransportError {
 pub struct TransportStats {
     /// UDP datagrams dropped for exceeding `max_message_size`.
     pub oversize_datagrams: u64,
-    /// Accepted connections closed at once because `max_connections` were open,
-    /// or `max_connections_per_source` from their source.
+    /// Accepted connections closed at once because the total cap was reached and
+    /// none open could make room, or `max_connections_per_source` were open from
+    /// their source, or the process ran out of file descriptors.
     pub rejected_connections: u64,
+    /// Accepted connections that had sent no message, closed to make room for a
+    /// new one at the total cap.
+    pub evicted_connections: u64,
     /// Stream connections closed by `idle_timeout` or `message_timeout`.
     pub timed_out_connections: u64,
     /// Stream connections closed for a framing error (including too large messages).
     pub framing_errors: u64,
     /// Stream connections open now (including those still handshaking).
     pub open_connections: usize,
+    /// The total cap in force: `max_connections`, or less for the file
+    /// descriptor limit (see the [module docs](self#limits)).
+    pub connection_cap: usize,
 }
 
 /// The set of bound transports and open connections; cheap to clone.
@@ -345,11 +389,19 @@ pub(crate) struct Shared {
     udp: Mutex<Vec<(SocketAddr, Arc<udp::UdpEndpoint>)>>,
     conns: Mutex<ConnTable>,
     open: AtomicUsize,
+    /// The total cap in force (`max_connections`, or less for `RLIMIT_NOFILE`).
+    cap: usize,
+    /// What connections' activity times count from.
+    epoch: tokio::time::Instant,
+    /// A descriptor kept open to close one waiting connection with when accept
+    /// fails for want of descriptors.
+    spare_fd: Mutex<Option<std::fs::File>>,
     /// Accepted connections open (or handshaking) per source IP address.
     per_source: Mutex<HashMap<IpAddr, usize>>,
     next_id: AtomicU64,
     oversize_datagrams: AtomicU64,
     rejected_connections: AtomicU64,
+    evicted_connections: AtomicU64,
     timed_out_connections: AtomicU64,
     framing_errors: AtomicU64,
 }
@@ -362,6 +414,20 @@ struct ConnTable {
 
 struct ConnEntry {
     tx: mpsc::Sender<Bytes>,
+    activity: Arc<Activity>,
+}
+
+/// When a connection was last active, and the way to close it to make room.
+pub(crate) struct Activity {
+    /// Milliseconds from [`Shared::epoch`] to the last whole message or
+    /// keep-alive received, or message sent.
+    last: AtomicU64,
+    /// Accepted (not opened by us): the only kind closed to make room.
+    accepted: bool,
+    /// A whole SIP message has arrived on it: never closed to make room.
+    proven: std::sync::atomic::AtomicBool,
+    evicted: std::sync::atomic::AtomicBool,
+    evict: tokio::sync::Notify,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -396,6 +462,65 @@ impl Drop for Slot {
     }
 }
 
+/// File descriptors never taken by stream connections: at least this many,
+/// and a quarter of the limit (see the module docs, "Limits").
+const FD_RESERVE_MIN: u64 = 64;
+
+/// How far over the cap accepted connections may run while the connections
+/// closed to make room for them are still closing (their tasks end a moment
+/// after they are told to).
+const EVICTION_SLACK: usize = 64;
+
+/// The total connection cap for `max` and the soft `RLIMIT_NOFILE` (`None`:
+/// unlimited): `max`, or three quarters of the limit if that is lower, a
+/// quarter (at least [`FD_RESERVE_MIN`], at most half) kept for sockets and
+/// files other than stream connections.
+pub(crate) fn connection_cap(max: usize, soft_fd_limit: Option<u64>) -> usize {
+    let Some(soft) = soft_fd_limit else {
+        return max;
+    };
+    let reserve = (soft / 4).max(FD_RESERVE_MIN).min(soft / 2);
+    let room = usize::try_from(soft - reserve).unwrap_or(usize::MAX);
+    max.min(room)
+}
+
+/// The soft `RLIMIT_NOFILE` (`None`: unlimited or unknown), first raised to the
+/// hard limit if `raise` (once per process: the result is kept).
+#[cfg(target_os = "linux")]
+fn soft_fd_limit(raise: bool) -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    static RAISED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if raise {
+        RAISED.get_or_init(|| {
+            let now = getrlimit(Resource::Nofile);
+            if now.current != now.maximum {
+                let raised = Rlimit {
+                    current: now.maximum,
+                    maximum: now.maximum,
+                };
+                match setrlimit(Resource::Nofile, raised) {
+                    Ok(()) => tracing::debug!(from = ?now.current, to = ?now.maximum,
+                        "raised the soft RLIMIT_NOFILE to the hard limit"),
+                    Err(e) => tracing::debug!(error = %e, "cannot raise RLIMIT_NOFILE"),
+                }
+            }
+        });
+    }
+    getrlimit(Resource::Nofile).current
+}
+
+#[cfg(not(target_os = "linux"))]
+fn soft_fd_limit(_raise: bool) -> Option<u64> {
+    None
+}
+
+/// True for the accept errors that mean "out of file descriptors" (the
+/// process's limit, or the system's).
+pub(crate) fn out_of_fds(e: &std::io::Error) -> bool {
+    // EMFILE 24, ENFILE 23 on Linux and the BSDs.
+    matches!(e.raw_os_error(), Some(23 | 24))
+}
+
 /// Why an accepted connection gets no [`Slot`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NoSlot {
@@ -411,7 +536,38 @@ pub(crate) struct Registration {
     pub(crate) kind: TransportKind,
     pub(crate) remote: SocketAddr,
     pub(crate) local: SocketAddr,
+    activity: Arc<Activity>,
     slot: Slot,
+}
+
+impl Registration {
+    /// The connection was last active at `at` (a whole message or keep-alive
+    /// received, or a message sent): what makes room at the cap looks at it.
+    pub(crate) fn touch(&self, at: tokio::time::Instant) {
+        let ms = at
+            .saturating_duration_since(self.slot.shared.epoch)
+            .as_millis();
+        self.activity
+            .last
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// A whole SIP message arrived: the connection is no longer one that is
+    /// closed to make room for another.
+    pub(crate) fn proven(&self) {
+        self.activity.proven.store(true, Ordering::Relaxed);
+    }
+
+    /// Resolves when the connection is to close to make room for a new one.
+    pub(crate) async fn evicted(&self) {
+        self.activity.evict.notified().await;
+        self.slot
+            .shared
+            .evicted_connections
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(conn = %self.id, remote = %self.remote,
+            "connection cap reached: closing a connection that has sent no message, to make room");
+    }
 }
 
 impl Drop for Registration {
@@ -437,9 +593,12 @@ impl Shared {
         *self.shutdown.borrow() || self.shutdown.has_changed().is_err()
     }
 
-    /// Reserves a connection slot, or `None` when `max_connections` are open.
+    /// Reserves a connection slot, or `None` when the cap is reached.
     pub(crate) fn try_slot(self: &Arc<Self>) -> Option<Slot> {
-        let max = self.config.max_connections;
+        self.try_slot_within(self.cap)
+    }
+
+    fn try_slot_within(self: &Arc<Self>, max: usize) -> Option<Slot> {
         self.open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
@@ -452,7 +611,10 @@ impl Shared {
     }
 
     /// Reserves a slot for a connection accepted from `source`, within both
-    /// `max_connections` and `max_connections_per_source`.
+    /// the total cap and `max_connections_per_source`. At the total cap, the
+    /// accepted connection idle the longest of those that never sent a whole
+    /// message is told to close, and the new one takes its place (over the cap until it has closed, by at most
+    /// [`EVICTION_SLACK`]).
     pub(crate) fn try_accept_slot(self: &Arc<Self>, source: IpAddr) -> Result<Slot, NoSlot> {
         let ip = source.to_canonical();
         {
@@ -466,7 +628,12 @@ impl Shared {
             }
             *n += 1;
         }
-        match self.try_slot() {
+        let slot = self.try_slot().or_else(|| {
+            (self.evict_idlest() && self.cap > 0)
+                .then(|| self.try_slot_within(self.cap + EVICTION_SLACK))
+                .flatten()
+        });
+        match slot {
             Some(mut slot) => {
                 slot.source = Some(ip);
                 Ok(slot)
@@ -482,6 +649,51 @@ impl Shared {
                 Err(NoSlot::Total)
             }
         }
+    }
+
+    /// The total cap in force.
+    pub(crate) fn stats_cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Tells the accepted connection that has sent no message and is idle the
+    /// longest to close; false if there is none (all have sent one, or are
+    /// handshaking, outgoing, or already told).
+    fn evict_idlest(&self) -> bool {
+        let table = lock(&self.conns);
+        let victim = table
+            .by_id
+            .values()
+            .filter(|e| {
+                let a = &e.activity;
+                a.accepted
+                    && !a.proven.load(Ordering::Relaxed)
+                    && !a.evicted.load(Ordering::Relaxed)
+            })
+            .min_by_key(|e| e.activity.last.load(Ordering::Relaxed));
+        let Some(victim) = victim else {
+            return false;
+        };
+        victim.activity.evicted.store(true, Ordering::Relaxed);
+        // A permit is stored if the task is not waiting right now.
+        victim.activity.evict.notify_one();
+        true
+    }
+
+    /// Accept failed for want of descriptors: frees the spare one, accepts a
+    /// waiting connection with it and closes that at once, then takes the
+    /// spare again. True if a connection was closed so (its client hears a
+    /// close rather than waiting in the backlog).
+    pub(crate) fn shed_with_spare(&self, listener: &tokio::net::TcpListener) -> bool {
+        use futures_util::FutureExt;
+        let mut spare = lock(&self.spare_fd);
+        if spare.take().is_none() {
+            return false;
+        }
+        // The listener just reported a connection waiting: accept is ready.
+        let shed = matches!(listener.accept().now_or_never(), Some(Ok(_)));
+        *spare = std::fs::File::open("/dev/null").ok();
+        shed
     }
 
     pub(crate) fn count_timed_out(&self) {
@@ -510,8 +722,21 @@ impl Shared {
     ) -> (Registration, mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>) {
         let id = ConnectionId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(OUTGOING_QUEUE);
+        let activity = Arc::new(Activity {
+            last: AtomicU64::new(0),
+            accepted: slot.source.is_some(),
+            proven: std::sync::atomic::AtomicBool::new(false),
+            evicted: std::sync::atomic::AtomicBool::new(false),
+            evict: tokio::sync::Notify::new(),
+        });
         let mut table = lock(&self.conns);
-        table.by_id.insert(id, ConnEntry { tx: tx.clone() });
+        table.by_id.insert(
+            id,
+            ConnEntry {
+                tx: tx.clone(),
+                activity: Arc::clone(&activity),
+            },
+        );
         table.by_addr.insert((kind, remote), id);
         drop(table);
         tracing::debug!(conn = %id, %kind, %remote, %local, "connection open");
@@ -521,6 +746,7 @@ impl Shared {
                 kind,
                 remote,
                 local,
+                activity,
                 slot,
             },
             tx,
@@ -573,7 +799,19 @@ impl Shared {
 
 impl Transports {
     /// Creates an empty set of transports; bind some with the `bind_*` methods.
+    ///
+    /// On Linux this reads the process's file descriptor limit, and first raises
+    /// its soft limit to the hard one unless [`TransportConfig::raise_fd_limit`]
+    /// is off (see the [module docs](self#limits)).
     pub fn new(config: TransportConfig) -> Self {
+        let cap = connection_cap(config.max_connections, soft_fd_limit(config.raise_fd_limit));
+        if cap < config.max_connections {
+            tracing::info!(
+                max_connections = config.max_connections,
+                cap,
+                "stream connections capped below max_connections by the file descriptor limit"
+            );
+        }
         let (tx, rx) = mpsc::channel(INCOMING_QUEUE);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
@@ -583,10 +821,14 @@ impl Transports {
             udp: Mutex::new(Vec::new()),
             conns: Mutex::new(ConnTable::default()),
             open: AtomicUsize::new(0),
+            cap,
+            epoch: tokio::time::Instant::now(),
+            spare_fd: Mutex::new(std::fs::File::open("/dev/null").ok()),
             per_source: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             oversize_datagrams: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
+            evicted_connections: AtomicU64::new(0),
             timed_out_connections: AtomicU64::new(0),
             framing_errors: AtomicU64::new(0),
         });
@@ -725,9 +967,11 @@ impl Transports {
         TransportStats {
             oversize_datagrams: s.oversize_datagrams.load(Ordering::Relaxed),
             rejected_connections: s.rejected_connections.load(Ordering::Relaxed),
+            evicted_connections: s.evicted_connections.load(Ordering::Relaxed),
             timed_out_connections: s.timed_out_connections.load(Ordering::Relaxed),
             framing_errors: s.framing_errors.load(Ordering::Relaxed),
             open_connections: s.open.load(Ordering::Relaxed),
+            connection_cap: s.cap,
         }
     }
 
@@ -737,5 +981,27 @@ impl Transports {
     /// Dropping the last clone has the same effect.
     pub fn shutdown(&self) {
         self.inner.shutdown_tx.send_replace(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connection_cap;
+
+    #[test]
+    fn the_cap_keeps_a_quarter_of_the_fd_limit() {
+        // Unlimited, or a limit well above: max_connections itself.
+        assert_eq!(connection_cap(10_000, None), 10_000);
+        assert_eq!(connection_cap(10_000, Some(1_048_576)), 10_000);
+        assert_eq!(connection_cap(10_000, Some(20_000)), 10_000);
+        // The usual soft limit: three quarters.
+        assert_eq!(connection_cap(10_000, Some(1024)), 768);
+        assert_eq!(connection_cap(10_000, Some(4096)), 3072);
+        // Small limits keep at least 64, but never more than half.
+        assert_eq!(connection_cap(10_000, Some(200)), 136);
+        assert_eq!(connection_cap(10_000, Some(100)), 50);
+        assert_eq!(connection_cap(10_000, Some(0)), 0);
+        // A small max_connections stays as it is.
+        assert_eq!(connection_cap(2, Some(1024)), 2);
     }
 }

@@ -71,6 +71,7 @@ pub(crate) async fn run<S>(
                 }
                 Ok(Framed::Message { len }) => {
                     framed = true;
+                    reg.proven();
                     last_activity = Instant::now();
                     let incoming = Inbound {
                         data: buf.split_to(len).freeze(),
@@ -114,6 +115,7 @@ pub(crate) async fn run<S>(
             // What is left arrived with the last read: the next message starts now.
             message_started = Some(Instant::now());
         }
+        reg.touch(last_activity);
         let idle_deadline = last_activity + idle;
         let deadline = match message_started {
             Some(t) => idle_deadline.min(t + message_timeout),
@@ -152,6 +154,7 @@ pub(crate) async fn run<S>(
                 }
                 break 'conn;
             }
+            () = reg.evicted() => break 'conn,
             () = wait_shutdown(&mut shutdown) => break 'conn,
         }
     }

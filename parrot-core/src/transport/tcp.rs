@@ -6,13 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
 use super::{
-    NoSlot, Shared, Slot, Target, TransportError, TransportKind, stream, tls, wait_shutdown, ws,
+    NoSlot, Shared, Slot, Target, TransportError, TransportKind, out_of_fds, stream, tls,
+    wait_shutdown, ws,
 };
+
+/// Connections waiting to be accepted, per listener (Linux caps it at
+/// `net.core.somaxconn`, 4,096 by default).
+const LISTEN_BACKLOG: u32 = 4096;
 
 /// What runs on top of an accepted TCP connection.
 #[derive(Clone)]
@@ -40,7 +45,17 @@ pub(crate) async fn bind(
     addr: SocketAddr,
     mode: Mode,
 ) -> io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does, but with a longer queue of connections
+    // waiting to be accepted: when it is full the kernel drops their SYNs
+    // and the clients retry only after a second (then two, four ...).
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(LISTEN_BACKLOG)?;
     let local = listener.local_addr()?;
     tracing::info!(%local, kind = %mode.kind(), "listening");
     tokio::spawn(accept_loop(Arc::clone(shared), listener, local, mode));
@@ -50,13 +65,32 @@ pub(crate) async fn bind(
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, local: SocketAddr, mode: Mode) {
     let kind = mode.kind();
     let mut shutdown = shared.shutdown_signal();
+    // Out of file descriptors since the last accept that worked: said once.
+    let mut starved = false;
     loop {
         let (tcp, remote) = tokio::select! {
             r = listener.accept() => match r {
-                Ok(x) => x,
+                Ok(x) => {
+                    if starved {
+                        starved = false;
+                        tracing::info!(%local, %kind, "accepting connections again");
+                    }
+                    x
+                }
                 Err(e) => {
-                    // Typically out of file descriptors: back off a little instead of spinning.
-                    tracing::warn!(%local, %kind, error = %e, "accept failed");
+                    if out_of_fds(&e) {
+                        if !starved {
+                            starved = true;
+                            tracing::warn!(%local, %kind, error = %e,
+                                "out of file descriptors: new connections are closed until some are free");
+                        }
+                        if shared.shed_with_spare(&listener) {
+                            shared.count_rejected();
+                        }
+                    } else {
+                        tracing::warn!(%local, %kind, error = %e, "accept failed");
+                    }
+                    // Back off a little instead of spinning on the same error.
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_millis(50)) => continue,
                         () = wait_shutdown(&mut shutdown) => break,
@@ -69,8 +103,8 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, local: SocketAd
             Ok(slot) => slot,
             Err(NoSlot::Total) => {
                 shared.count_rejected();
-                tracing::warn!(%local, %remote, %kind, max = shared.config.max_connections,
-                    "max_connections reached, connection closed");
+                tracing::warn!(%local, %remote, %kind, cap = shared.stats_cap(),
+                    "connection cap reached and no connection idle to close: connection closed");
                 drop(tcp);
                 continue;
             }

@@ -400,6 +400,7 @@ pub(crate) async fn run<S>(
     // The handshake's bytes are no message.
     ws.get_mut().message_done();
     loop {
+        reg.touch(last_activity);
         tokio::select! {
             msg = ws.next() => {
                 if matches!(msg, Some(Ok(_))) {
@@ -434,6 +435,7 @@ pub(crate) async fn run<S>(
                 if data.iter().all(|&b| b == b'\r' || b == b'\n') {
                     continue; // empty or keep-alive
                 }
+                reg.proven();
                 let incoming = Inbound {
                     data,
                     source: reg.remote,
@@ -473,6 +475,7 @@ pub(crate) async fn run<S>(
                 tracing::debug!(%conn, "idle timeout");
                 break;
             }
+            () = reg.evicted() => break,
             () = wait_shutdown(&mut shutdown) => break,
         }
     }
