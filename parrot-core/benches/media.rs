@@ -132,7 +132,7 @@ fn paced(n: usize, secs: f64, ports: &Arc<Mutex<PortAllocator>>) -> (u64, u64) {
         let ip = "127.0.0.1".parse().unwrap();
         let mut sessions = Vec::with_capacity(n);
         for _ in 0..n {
-            let (rtp, rtcp) = bind_pair(ip, ports).await.unwrap();
+            let (rtp, rtcp, lease) = bind_pair(ip, ports).await.unwrap();
             let (events, _) = tokio::sync::mpsc::channel(1);
             let cfg = MediaConfig {
                 rtp,
@@ -144,6 +144,7 @@ fn paced(n: usize, secs: f64, ports: &Arc<Mutex<PortAllocator>>) -> (u64, u64) {
                 direction: Direction::SendRecv,
                 rtp_seed: None,
                 srtp: None,
+                port_lease: Some(lease),
             };
             sessions.push(MediaSession::start(cfg, Endless, events).unwrap());
         }

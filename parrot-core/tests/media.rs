@@ -161,8 +161,8 @@ async fn call_with(
     let lossy = relay_mode != Relay::None;
     let ports = ports();
     let ip = "127.0.0.1".parse().unwrap();
-    let (a_rtp, a_rtcp) = bind_pair(ip, &ports).await.unwrap();
-    let (b_rtp, b_rtcp) = bind_pair(ip, &ports).await.unwrap();
+    let (a_rtp, a_rtcp, a_lease) = bind_pair(ip, &ports).await.unwrap();
+    let (b_rtp, b_rtcp, b_lease) = bind_pair(ip, &ports).await.unwrap();
     let a_addr = a_rtp.local_addr().unwrap();
     let b_addr = b_rtp.local_addr().unwrap();
     // Each sends to the other directly, or both through the relay.
@@ -191,7 +191,7 @@ async fn call_with(
     let (srtp_a, srtp_b) = srtp.map_or((None, None), |(a, b)| (Some(a), Some(b)));
     let (ev_a, _ra) = mpsc::channel(4);
     let (ev_b, _rb) = mpsc::channel(4);
-    let cfg = |rtp, rtcp, remote, srtp| MediaConfig {
+    let cfg = |rtp, rtcp, remote, srtp, lease| MediaConfig {
         rtp,
         rtcp,
         codec: codec.clone(),
@@ -201,15 +201,16 @@ async fn call_with(
         direction: Direction::SendRecv,
         rtp_seed: None,
         srtp,
+        port_lease: Some(lease),
     };
     let b = MediaSession::start(
-        cfg(b_rtp, b_rtcp, b_remote, srtp_b),
+        cfg(b_rtp, b_rtcp, b_remote, srtp_b, b_lease),
         Recorder(path.clone()),
         ev_b,
     )
     .unwrap();
     let a = MediaSession::start(
-        cfg(a_rtp, a_rtcp, a_remote, srtp_a),
+        cfg(a_rtp, a_rtcp, a_remote, srtp_a, a_lease),
         Player(freq, seconds),
         ev_a,
     )
@@ -344,7 +345,7 @@ async fn a_6_khz_tone_through_g722_is_recorded_at_16_khz() {
 async fn g722_packets_on_the_wire() {
     let ports = ports();
     let ip = "127.0.0.1".parse().unwrap();
-    let (rtp, rtcp) = bind_pair(ip, &ports).await.unwrap();
+    let (rtp, rtcp, lease) = bind_pair(ip, &ports).await.unwrap();
     let wire = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (events, _rx) = mpsc::channel(4);
     let cfg = MediaConfig {
@@ -357,6 +358,7 @@ async fn g722_packets_on_the_wire() {
         direction: Direction::SendRecv,
         rtp_seed: Some(7),
         srtp: None,
+        port_lease: Some(lease),
     };
     let session = MediaSession::start(cfg, Dialer, events).unwrap();
     let mut audio: Vec<(u16, u32, Vec<u8>)> = Vec::new();

@@ -44,6 +44,9 @@ pub struct MediaConfig {
     /// RTCP datagram sent is protected with our key, every one received is authenticated,
     /// replay-checked and decrypted with the peer's (and dropped, counted, if it fails).
     pub srtp: Option<NegotiatedSrtp>,
+    /// The reservation of the sockets' ports in the endpoint's range ([`bind_pair`]'s
+    /// lease): kept as long as the session (and so the sockets), released when it ends.
+    pub port_lease: Option<crate::rtp::PortLease>,
 }
 
 /// Counts of a session, as it goes and at the end.
@@ -877,39 +880,32 @@ mod shard {
 
 /// Binds an RTP/RTCP socket pair on `ip`, even port first (RFC 3550 §11), from `ports`.
 ///
-/// The allocator only picks the next candidate (round robin, so a just-closed pair is
-/// reused last); the bound sockets themselves hold the ports, and the kernel frees them
-/// when the session drops the sockets. So every pair goes back to the allocator right
-/// after the bind attempt, success or not: a pair still bound by a live call fails to
-/// bind and the next one is tried.
+/// The pair stays marked in use in `ports` until the returned [`PortLease`] is dropped:
+/// put it in [`MediaConfig::port_lease`] and the session releases it when it closes the
+/// sockets. So a pair a live call holds is not tried again, and
+/// [`PortAllocator::in_use`](crate::rtp::PortAllocator::in_use) counts what calls hold.
+/// Each free pair is tried at most once (round robin, so a just-closed pair is reused
+/// last); one another program holds fails to bind and the next is tried.
+///
+/// [`PortLease`]: crate::rtp::PortLease
 pub async fn bind_pair(
     ip: std::net::IpAddr,
-    ports: &std::sync::Mutex<crate::rtp::PortAllocator>,
-) -> std::io::Result<(UdpSocket, UdpSocket)> {
-    for _ in 0..256 {
-        let pair = {
-            let mut alloc = ports
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            alloc.try_next()
-        };
-        let Some(pair) = pair else { break };
-        let rtp = std::net::UdpSocket::bind(SocketAddr::new(ip, pair.rtp));
-        let rtcp = std::net::UdpSocket::bind(SocketAddr::new(ip, pair.rtcp));
-        ports
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .release(pair);
-        if let (Ok(a), Ok(b)) = (rtp, rtcp) {
-            a.set_nonblocking(true)?;
-            b.set_nonblocking(true)?;
-            return Ok((UdpSocket::from_std(a)?, UdpSocket::from_std(b)?));
-        }
-    }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::AddrInUse,
-        "no free RTP port pair in the range",
-    ))
+    ports: &Ports,
+) -> std::io::Result<(UdpSocket, UdpSocket, crate::rtp::PortLease)> {
+    let bound = crate::rtp::PortLease::allocate(ports, |pair| {
+        let rtp = std::net::UdpSocket::bind(SocketAddr::new(ip, pair.rtp)).ok()?;
+        let rtcp = std::net::UdpSocket::bind(SocketAddr::new(ip, pair.rtcp)).ok()?;
+        Some((rtp, rtcp))
+    });
+    let Some((lease, (a, b))) = bound else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "no free RTP port pair in the range",
+        ));
+    };
+    a.set_nonblocking(true)?;
+    b.set_nonblocking(true)?;
+    Ok((UdpSocket::from_std(a)?, UdpSocket::from_std(b)?, lease))
 }
 
 /// The RTP port range shared by an endpoint's calls.
@@ -934,8 +930,10 @@ mod tests {
     }
 
     async fn session(handler: impl MediaHandler, to: SocketAddr) -> MediaSession {
-        let ports = std::sync::Mutex::new(crate::rtp::PortAllocator::new(47200..=47231).unwrap());
-        let (rtp, rtcp) = bind_pair(std::net::IpAddr::from([127, 0, 0, 1]), &ports)
+        let ports = Arc::new(std::sync::Mutex::new(
+            crate::rtp::PortAllocator::new(47200..=47231).unwrap(),
+        ));
+        let (rtp, rtcp, lease) = bind_pair(std::net::IpAddr::from([127, 0, 0, 1]), &ports)
             .await
             .unwrap();
         let cfg = MediaConfig {
@@ -948,6 +946,7 @@ mod tests {
             direction: Direction::SendRecv,
             rtp_seed: None,
             srtp: None,
+            port_lease: Some(lease),
         };
         let (events, _) = mpsc::channel(4);
         MediaSession::start(cfg, handler, events).unwrap()
@@ -1025,26 +1024,62 @@ mod tests {
     async fn port_pairs_come_back_when_calls_end_and_busy_ones_are_skipped() {
         // Four pairs; many more calls than that, one after the other. Before the fix
         // the allocator kept every pair it ever handed out and ran dry after four.
-        let ports = std::sync::Mutex::new(crate::rtp::PortAllocator::new(47100..=47107).unwrap());
+        let ports = Arc::new(std::sync::Mutex::new(
+            crate::rtp::PortAllocator::new(47100..=47107).unwrap(),
+        ));
         let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        let in_use = || ports.lock().unwrap().in_use();
         for _ in 0..20 {
-            let (rtp, rtcp) = bind_pair(ip, &ports).await.unwrap();
+            let (rtp, rtcp, lease) = bind_pair(ip, &ports).await.unwrap();
             let (a, b) = (rtp.local_addr().unwrap(), rtcp.local_addr().unwrap());
             assert_eq!(a.port() % 2, 0);
             assert_eq!(b.port(), a.port() + 1);
+            assert_eq!(lease.pair().rtp, a.port());
+            // Held while its sockets are: before, the pair went back at once (0).
+            assert_eq!(in_use(), 1);
         }
+        assert_eq!(in_use(), 0, "dropped with the sockets");
         // Live calls keep their ports: holding sockets, no pair is handed out twice.
         let mut held = Vec::new();
         while let Ok(pair) = bind_pair(ip, &ports).await {
             held.push(pair);
             assert!(held.len() <= 4, "a bound pair was handed out twice");
         }
+        assert_eq!(held.len(), 4);
+        assert_eq!(in_use(), 4);
         let mut seen: Vec<u16> = held
             .iter()
             .map(|p| p.0.local_addr().unwrap().port())
             .collect();
         seen.sort_unstable();
         seen.dedup();
-        assert!(!held.is_empty() && seen.len() == held.len());
+        assert_eq!(seen.len(), 4);
+        // A session holds its pair until it ends.
+        let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (rtp, rtcp, lease) = held.pop().unwrap();
+        let cfg = MediaConfig {
+            rtp,
+            rtcp,
+            codec: Codec::PCMU,
+            telephone_event: None,
+            ptime: 20,
+            remote: Some(sink.local_addr().unwrap()),
+            direction: Direction::SendRecv,
+            rtp_seed: None,
+            srtp: None,
+            port_lease: Some(lease),
+        };
+        let (events, _) = mpsc::channel(4);
+        let session = MediaSession::start(cfg, Talks, events).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(in_use(), 4, "the running session holds its pair");
+        let _ = session.stop().await;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while in_use() > 3 {
+            assert!(Instant::now() < deadline, "released when the session ended");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The pair is free again: the next bind gets it.
+        assert!(bind_pair(ip, &ports).await.is_ok());
     }
 }

@@ -55,7 +55,7 @@ pub mod srtp;
 pub use dtmf::{DtmfEvent, DtmfReceiver, DtmfSender, EventPacket, EventPayload};
 pub use jitter::{Frame, JitterBuffer, JitterConfig, JitterStats, PushOutcome};
 pub use packet::{Extension, RtpError, RtpPacket};
-pub use ports::{PortAllocator, PortPair};
+pub use ports::{PortAllocator, PortLease, PortPair};
 pub use rtcp::{RtcpError, RtcpPacket};
 pub use seq::{SeqUpdate, SequenceTracker};
 pub use session::{

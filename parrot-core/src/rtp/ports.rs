@@ -6,8 +6,14 @@
 //! one). When binding fails (another program holds the port), call
 //! [`PortAllocator::try_next`] again: the cursor has moved past the failed pair, which stays
 //! reserved until [`PortAllocator::release`]d.
+//!
+//! A pair bound for a call stays marked in use for as long as its sockets are open: the
+//! runtime's `media::bind_pair` hands out a [`PortLease`] that releases the pair when
+//! dropped, and the media session keeps it beside the sockets. So [`PortAllocator::in_use`]
+//! counts the pairs calls really hold, and a pair a call holds is never tried again.
 
 use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// An RTP port and its RTCP port (`rtp + 1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -143,9 +149,86 @@ impl PortAllocator {
     }
 }
 
+/// A pair reserved in a shared [`PortAllocator`] until this is dropped (then released).
+///
+/// Keep it as long as the sockets bound to the pair are open: the media session holds it
+/// beside them.
+#[derive(Debug)]
+#[must_use = "dropping the lease releases the pair at once"]
+pub struct PortLease {
+    ports: Arc<Mutex<PortAllocator>>,
+    pair: PortPair,
+}
+
+impl PortLease {
+    /// Reserves the next free pair of `ports` for which `bind` succeeds (each free pair
+    /// tried once, those that fail released again; see [`PortAllocator::allocate_with`]):
+    /// the lease and what `bind` returned, or `None` if no free pair binds.
+    pub fn allocate<T>(
+        ports: &Arc<Mutex<PortAllocator>>,
+        bind: impl FnMut(PortPair) -> Option<T>,
+    ) -> Option<(PortLease, T)> {
+        let (pair, bound) = ports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .allocate_with(bind)?;
+        Some((
+            PortLease {
+                ports: Arc::clone(ports),
+                pair,
+            },
+            bound,
+        ))
+    }
+
+    /// The pair held.
+    pub fn pair(&self) -> PortPair {
+        self.pair
+    }
+}
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        self.ports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .release(self.pair);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lease_holds_its_pair_until_dropped() {
+        let ports = Arc::new(Mutex::new(PortAllocator::new(40000..=40005).unwrap()));
+        let in_use = || ports.lock().unwrap().in_use();
+        let (a, ()) = PortLease::allocate(&ports, |_| Some(())).unwrap();
+        let (b, ()) = PortLease::allocate(&ports, |_| Some(())).unwrap();
+        assert_ne!(a.pair(), b.pair());
+        assert_eq!(in_use(), 2);
+        assert!(ports.lock().unwrap().is_in_use(a.pair()));
+        // The one left is handed out; then none.
+        let (c, ()) = PortLease::allocate(&ports, |_| Some(())).unwrap();
+        assert!(PortLease::allocate(&ports, |_| Some(())).is_none());
+        // A held pair is never offered to `bind` again.
+        let held = [a.pair(), b.pair(), c.pair()];
+        drop(b);
+        let mut tried = Vec::new();
+        let (d, ()) = PortLease::allocate(&ports, |p| {
+            tried.push(p);
+            Some(())
+        })
+        .unwrap();
+        assert_eq!(tried, vec![held[1]]);
+        assert_eq!(d.pair(), held[1]);
+        drop((a, c, d));
+        assert_eq!(in_use(), 0);
+        // Pairs that fail to bind are not kept.
+        assert!(PortLease::allocate(&ports, |_| None::<()>).is_none());
+        assert_eq!(in_use(), 0);
+    }
 
     #[test]
     fn pairs_are_even_odd_and_exhaust() {

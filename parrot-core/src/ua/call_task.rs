@@ -520,6 +520,7 @@ pub(crate) async fn uac_media(media: UacMedia, commands: mpsc::Sender<Command>) 
     let super::media::Offered {
         rtp,
         rtcp,
+        lease,
         mut negotiator,
         handler,
         ..
@@ -554,7 +555,7 @@ pub(crate) async fn uac_media(media: UacMedia, commands: mpsc::Sender<Command>) 
     };
     let (media_tx, mut media_rx) = mpsc::channel(4);
     let session = match MediaSession::start(
-        super::media::config_with(&negotiated, rtp, rtcp, &entropy),
+        super::media::config_with(&negotiated, (rtp, rtcp, lease), &entropy),
         handler,
         media_tx,
     ) {

@@ -6,6 +6,7 @@ use crate::codec::Codec;
 use crate::entropy::Entropy;
 use crate::media::{MediaConfig, MediaHandler, Ports, bind_pair};
 use crate::message::StatusCode;
+use crate::rtp::PortLease;
 use crate::sdp::{
     LocalMedia, LocalSrtp, Negotiated, NegotiationError, Negotiator, SdpError, SessionDescription,
     SrtpMode,
@@ -124,6 +125,8 @@ pub(crate) struct Offered {
     pub(crate) sdp: Bytes,
     pub(crate) rtp: UdpSocket,
     pub(crate) rtcp: UdpSocket,
+    /// The sockets' ports held in the endpoint's range until the session ends.
+    pub(crate) lease: PortLease,
     pub(crate) negotiator: Negotiator,
     pub(crate) handler: Box<dyn MediaHandler>,
     /// RTP is bound to the wildcard: the offer may name another of our
@@ -160,8 +163,7 @@ fn session_id(entropy: &Entropy) -> u64 {
 /// timestamp) drawn from `entropy`.
 pub(crate) fn config_with(
     n: &Negotiated,
-    rtp: UdpSocket,
-    rtcp: UdpSocket,
+    (rtp, rtcp, lease): (UdpSocket, UdpSocket, PortLease),
     entropy: &Entropy,
 ) -> MediaConfig {
     MediaConfig {
@@ -174,6 +176,7 @@ pub(crate) fn config_with(
         direction: n.direction,
         rtp_seed: Some(entropy.next_u64()),
         srtp: n.srtp.clone(),
+        port_lease: Some(lease),
     }
 }
 
@@ -239,7 +242,7 @@ pub(crate) async fn answer(
              without (EndpointBuilder::srtp_keys_over_insecure_transports allows it)"
         );
     }
-    let (rtp, rtcp) = bind_pair(ctx.local_ip, &ctx.ports).await.map_err(|_| {
+    let (rtp, rtcp, lease) = bind_pair(ctx.local_ip, &ctx.ports).await.map_err(|_| {
         Reply::new(StatusCode::SERVICE_UNAVAILABLE).reason("Service Unavailable (no RTP port free)")
     })?;
     let port = rtp.local_addr().map_or(0, |a| a.port());
@@ -254,7 +257,7 @@ pub(crate) async fn answer(
         tracing::info!(suite = %s.profile, "SRTP agreed");
         ctx.warn_keys_in_clear();
     }
-    let config = config_with(&negotiated, rtp, rtcp, &ctx.entropy);
+    let config = config_with(&negotiated, (rtp, rtcp, lease), &ctx.entropy);
     Ok((
         sdp,
         PendingMedia {
@@ -276,7 +279,7 @@ pub(crate) async fn offer(
     if srtp.is_some() {
         ctx.warn_keys_in_clear();
     }
-    let (rtp, rtcp) = bind_pair(ctx.local_ip, &ctx.ports).await?;
+    let (rtp, rtcp, lease) = bind_pair(ctx.local_ip, &ctx.ports).await?;
     let port = rtp.local_addr()?.port();
     let mut negotiator = Negotiator::new(
         LocalMedia::new(ctx.sdp_ip(), port)
@@ -289,6 +292,7 @@ pub(crate) async fn offer(
         sdp,
         rtp,
         rtcp,
+        lease,
         movable: ctx.local_ip.is_unspecified(),
         negotiator,
         handler,
@@ -327,6 +331,7 @@ impl LateOffer {
         let Offered {
             rtp,
             rtcp,
+            lease,
             mut negotiator,
             handler,
             ..
@@ -343,7 +348,7 @@ impl LateOffer {
             .accept_answer(&answer)
             .map_err(|e| e.to_string())?;
         Ok(Some(PendingMedia {
-            config: config_with(&negotiated, rtp, rtcp, &self.entropy),
+            config: config_with(&negotiated, (rtp, rtcp, lease), &self.entropy),
             handler,
             negotiator,
         }))

@@ -656,10 +656,26 @@ impl UaCore {
     /// True when a new INVITE is to be refused with 503 (and Retry-After):
     /// more in progress than `max_server_transactions`, or than half the RTP
     /// port pairs (each call in progress may hold one; the other half stays
-    /// for the calls that complete their handshake).
+    /// for the calls that complete their handshake), or more requests waiting
+    /// for their answer than pairs left free (each answer with audio binds
+    /// one; calls hold theirs until their media ends, so a range that
+    /// established calls fill refuses here, before any task, rather than in
+    /// the handler's answer).
     fn overloaded(&self) -> bool {
         let load = self.in_progress();
-        load > self.config.max_server_transactions || load > self.rtp_budget
+        load > self.config.max_server_transactions
+            || load > self.rtp_budget
+            || self.pending_count > self.free_rtp_pairs()
+    }
+
+    /// RTP port pairs no call holds now.
+    fn free_rtp_pairs(&self) -> usize {
+        let ports = self
+            .config
+            .ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ports.capacity() - ports.in_use()
     }
 
     /// Forgets a server request (answered, or its transaction ended).

@@ -427,6 +427,50 @@ fn calls_in_progress_take_at_most_half_the_rtp_port_pairs() {
 }
 
 #[test]
+fn rtp_pairs_held_by_calls_leave_room_for_as_many_new_ones() {
+    // Established calls hold their pairs (a lease each, as `bind_pair` gives
+    // them) until their media ends. Before, the allocator released every pair
+    // right after binding and the cap only knew the range's size: an INVITE
+    // got a task and a handler, whose answer then failed for want of a port.
+    let ports = Arc::new(std::sync::Mutex::new(
+        crate::rtp::PortAllocator::new(40000..=40015).unwrap(),
+    ));
+    let config = Config {
+        ports: Arc::clone(&ports),
+        ..Config::default()
+    };
+    let mut net = Net::new(config);
+    let hold = || {
+        crate::rtp::PortLease::allocate(&ports, |_| Some(()))
+            .unwrap()
+            .0
+    };
+    // 8 pairs, 7 held: one INVITE may wait for its answer, not two.
+    let mut held: Vec<_> = (0..7).map(|_| hold()).collect();
+    net.recv(&invite("h1", "h1"));
+    assert_eq!(net.codes(), Vec::<u16>::new(), "h1 goes to its handler");
+    net.recv(&invite("h2", "h2"));
+    assert_eq!(net.codes(), [503], "one pair left, h1 will take it");
+    assert_eq!(net.spawned.len(), 1);
+    // Every pair held: refused before any task.
+    let (call, key, _task) = net.take_call();
+    net.command(Command::Reply {
+        call: Some(call),
+        key,
+        reply: Reply::busy_here(),
+    });
+    assert_eq!(net.codes(), [486]);
+    held.push(hold());
+    net.recv(&invite("h3", "h3"));
+    assert_eq!(net.codes(), [503]);
+    // A call ends, its pair comes back: the next INVITE is served.
+    held.pop();
+    net.recv(&invite("h4", "h4"));
+    assert_eq!(net.codes(), Vec::<u16>::new());
+    assert_eq!(net.core.stats().rejected_overload, 2);
+}
+
+#[test]
 fn a_digest_challenge_comes_before_any_handler() {
     let lookup = Arc::new(|user: &str| (user == "alice").then(|| "secret".to_owned()));
     let config = Config {
