@@ -32,12 +32,37 @@ pub struct Binding {
 /// and keep one to look users up.
 #[derive(Debug, Clone)]
 pub struct Registrar {
-    inner: Arc<Mutex<HashMap<String, Vec<Binding>>>>,
+    inner: Arc<Mutex<Bindings>>,
     /// Voice mail counts by user, and the endpoints to tell when one changes.
     mail: Arc<Mutex<Mail>>,
     min_expires: u32,
     default_expires: u32,
     max_expires: u32,
+    max_contacts_per_aor: usize,
+    max_bindings: usize,
+}
+
+/// Every binding, by address of record, and how many there are.
+#[derive(Debug, Default)]
+struct Bindings {
+    by_aor: HashMap<String, Vec<Binding>>,
+    /// Bindings in `by_aor`, expired ones not yet swept included.
+    total: usize,
+    /// When every address of record was last swept of expired bindings
+    /// (Unix seconds): at most once a second, and only at the limit.
+    swept_at: Option<u64>,
+}
+
+impl Bindings {
+    /// Drops the expired bindings of every address of record.
+    fn sweep(&mut self, now: u64) {
+        self.swept_at = Some(now);
+        self.by_aor.retain(|_, list| {
+            list.retain(|b| b.expires_at > now);
+            !list.is_empty()
+        });
+        self.total = self.by_aor.values().map(Vec::len).sum();
+    }
 }
 
 /// The voice messages a user has (RFC 3842 message-summary), as the
@@ -136,8 +161,17 @@ impl Registrar {
     /// otherwise: a day.
     pub const DEFAULT_MAX_EXPIRES: u32 = 86_400;
 
+    /// The most contacts bound to one address of record unless
+    /// [`Registrar::with_max_contacts_per_aor`] says otherwise.
+    pub const DEFAULT_MAX_CONTACTS_PER_AOR: usize = 10;
+
+    /// The most bindings in all unless [`Registrar::with_max_bindings`] says otherwise.
+    pub const DEFAULT_MAX_BINDINGS: usize = 100_000;
+
     /// A registrar with a minimum expiry of 60 s, a default of 3600 s and a maximum of
-    /// [`Registrar::DEFAULT_MAX_EXPIRES`].
+    /// [`Registrar::DEFAULT_MAX_EXPIRES`], and at most
+    /// [`Registrar::DEFAULT_MAX_CONTACTS_PER_AOR`] contacts per address of record and
+    /// [`Registrar::DEFAULT_MAX_BINDINGS`] in all.
     pub fn new() -> Registrar {
         Registrar {
             inner: Arc::default(),
@@ -145,7 +179,36 @@ impl Registrar {
             min_expires: 60,
             default_expires: 3600,
             max_expires: Registrar::DEFAULT_MAX_EXPIRES,
+            max_contacts_per_aor: Registrar::DEFAULT_MAX_CONTACTS_PER_AOR,
+            max_bindings: Registrar::DEFAULT_MAX_BINDINGS,
         }
+    }
+
+    /// The most contacts one address of record may have bound at once. A REGISTER
+    /// that would add more gets 503 "Too Many Registered Contacts" (what Kamailio's
+    /// registrar answers at its `max_contacts`) and changes nothing; refreshing or
+    /// removing contacts already bound works at the limit.
+    pub fn with_max_contacts_per_aor(mut self, n: usize) -> Registrar {
+        self.max_contacts_per_aor = n;
+        self
+    }
+
+    /// The most bindings kept in all (every address of record together), so that
+    /// REGISTERs for ever new users cannot grow the table without bound. A REGISTER
+    /// that would add bindings beyond it gets 503 with `Retry-After` (RFC 3261
+    /// §21.5.4: the server is temporarily unable to take it) and changes nothing;
+    /// refreshes and removals work at the limit.
+    pub fn with_max_bindings(mut self, n: usize) -> Registrar {
+        self.max_bindings = n;
+        self
+    }
+
+    /// Bindings kept now (all addresses of record; expired ones not yet dropped count).
+    pub fn binding_count(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .total
     }
 
     /// The longest expiry granted; longer requests are shortened to it (RFC 3261 §10.3
@@ -168,6 +231,7 @@ impl Registrar {
         };
         let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let mut v: Vec<Binding> = map
+            .by_aor
             .get(&key)
             .map(|b| b.iter().filter(|b| b.expires_at > now).cloned().collect())
             .unwrap_or_default();
@@ -183,6 +247,7 @@ impl Registrar {
         let prefix = format!("{}@", user.to_ascii_lowercase());
         let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let mut v: Vec<Binding> = map
+            .by_aor
             .iter()
             .filter(|(k, _)| k.starts_with(&prefix))
             .flat_map(|(_, b)| b.iter().filter(|b| b.expires_at > now).cloned())
@@ -237,9 +302,12 @@ impl Registrar {
             Ok(e) => e,
             Err(_) => Some(self.default_expires),
         };
-        let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = map.entry(key.clone()).or_default();
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = &mut *guard;
+        let list = map.by_aor.entry(key.clone()).or_default();
+        let before = list.len();
         list.retain(|b| b.expires_at > now);
+        map.total -= before - list.len();
         match req.headers().contacts() {
             Contacts::Any => {
                 // `*` only with Expires: 0 (§10.3 step 6).
@@ -247,10 +315,14 @@ impl Registrar {
                     return Reply::new(StatusCode::BAD_REQUEST)
                         .reason("Bad Request (Contact: * needs Expires: 0)");
                 }
+                map.total -= list.len();
                 list.clear();
             }
             Contacts::List(contacts) => {
-                for c in contacts {
+                // Each contact's expiry, checked before anything changes (§10.3 step 7
+                // processes the request as a whole: a 423 binds nothing).
+                let mut updates: Vec<(&Uri, u32, Option<f32>)> = Vec::with_capacity(contacts.len());
+                for c in &contacts {
                     let expires = c
                         .expires()
                         .or(header_expires)
@@ -262,26 +334,79 @@ impl Registrar {
                     // §10.3 step 7: the registrar may shorten the interval. Expires
                     // saturates at 2³²−1 (§20.19), a binding for 136 years without this.
                     let expires = expires.min(self.max_expires.max(self.min_expires));
-                    if let Some(existing) = list.iter().position(|b| b.contact == c.uri) {
+                    if let Some(existing) = list.iter().find(|b| b.contact == c.uri) {
                         // §10.3 step 7: an older request for the same Call-ID is not applied.
-                        if list[existing].call_id == call_id && list[existing].cseq >= cseq {
+                        if existing.call_id == call_id && existing.cseq >= cseq {
                             continue;
                         }
+                    }
+                    if let Some(u) = updates.iter_mut().find(|(uri, ..)| *uri == &c.uri) {
+                        *u = (&c.uri, expires, c.q()); // the last one for a URI counts
+                    } else {
+                        updates.push((&c.uri, expires, c.q()));
+                    }
+                }
+                // What the bindings would come to: the limits are checked first, so a
+                // refused REGISTER changes nothing.
+                let bound = |uri: &Uri| list.iter().any(|b| &b.contact == uri);
+                let added = updates
+                    .iter()
+                    .filter(|(uri, e, _)| *e > 0 && !bound(uri))
+                    .count();
+                let removed = updates
+                    .iter()
+                    .filter(|(uri, e, _)| *e == 0 && bound(uri))
+                    .count();
+                if added > 0 && list.len() + added - removed > self.max_contacts_per_aor {
+                    tracing::info!(aor = %key, max = self.max_contacts_per_aor,
+                        "REGISTER refused: too many contacts for one address of record");
+                    if list.is_empty() {
+                        map.by_aor.remove(&key);
+                    }
+                    return Reply::new(StatusCode::SERVICE_UNAVAILABLE)
+                        .reason("Too Many Registered Contacts");
+                }
+                let growth = added.saturating_sub(removed);
+                if growth > 0 && map.total + growth > self.max_bindings {
+                    // Expired bindings of other users may make room (swept at most once a
+                    // second, so a flood at the limit costs one pass a second).
+                    if map.swept_at != Some(now) {
+                        map.sweep(now);
+                    }
+                    if map.total + growth > self.max_bindings {
+                        tracing::warn!(
+                            max = self.max_bindings,
+                            "REGISTER refused: the registrar holds its maximum of bindings"
+                        );
+                        if map.by_aor.get(&key).is_some_and(Vec::is_empty) {
+                            map.by_aor.remove(&key);
+                        }
+                        return Reply::new(StatusCode::SERVICE_UNAVAILABLE)
+                            .reason("Service Unavailable (too many registrations)")
+                            .header(HeaderName::RetryAfter, "60");
+                    }
+                }
+                let list = map.by_aor.entry(key.clone()).or_default();
+                for (uri, expires, q) in updates {
+                    if let Some(existing) = list.iter().position(|b| &b.contact == uri) {
                         list.remove(existing);
+                        map.total -= 1;
                     }
                     if expires > 0 {
                         list.push(Binding {
-                            contact: c.uri.clone(),
+                            contact: uri.clone(),
                             expires_at: now.saturating_add(u64::from(expires)),
-                            q: c.q(),
+                            q,
                             flow: flow.clone(),
                             call_id: call_id.clone(),
                             cseq,
                         });
+                        map.total += 1;
                     }
                 }
             }
         }
+        let list = map.by_aor.entry(key.clone()).or_default();
         // §10.3 step 8: the 200 lists every current binding with its expiry.
         let mut reply = Reply::ok();
         for b in list.iter() {
@@ -295,7 +420,7 @@ impl Registrar {
             );
         }
         if list.is_empty() {
-            map.remove(&key);
+            map.by_aor.remove(&key);
         }
         reply
     }
@@ -318,8 +443,12 @@ mod tests {
     }
 
     fn register(contact: &str, expires: &str, cseq: u32) -> Request {
+        register_as("alice", contact, expires, cseq)
+    }
+
+    fn register_as(user: &str, contact: &str, expires: &str, cseq: u32) -> Request {
         let text = format!(
-            "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK{cseq}\r\nTo: <sip:alice@example.com>\r\nFrom: <sip:alice@example.com>;tag=1\r\nCall-ID: reg1\r\nCSeq: {cseq} REGISTER\r\nContact: {contact}\r\nExpires: {expires}\r\nContent-Length: 0\r\n\r\n"
+            "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK{cseq}\r\nTo: <sip:{user}@example.com>\r\nFrom: <sip:{user}@example.com>;tag=1\r\nCall-ID: reg-{user}\r\nCSeq: {cseq} REGISTER\r\nContact: {contact}\r\nExpires: {expires}\r\nContent-Length: 0\r\n\r\n"
         );
         match Message::parse(Bytes::from(text)).unwrap() {
             Message::Request(r) => r,
@@ -443,6 +572,123 @@ mod tests {
         assert_eq!(reply.status(), StatusCode::OK);
         let aor = Uri::parse("sip:alice@example.com").unwrap();
         assert_eq!(r.lookup(&aor, now).len(), 1);
+    }
+
+    #[test]
+    fn contacts_per_aor_are_bounded_and_refreshes_work_at_the_limit() {
+        // Before there was no bound: one user could bind any number of contacts.
+        let r = Registrar::new().with_max_contacts_per_aor(3);
+        let aor = Uri::parse("sip:alice@example.com").unwrap();
+        let code = |req: &Request| r.handle(req, 1000, &flow()).status().as_u16();
+        for i in 1..=3 {
+            assert_eq!(
+                code(&register(&format!("<sip:alice@10.0.0.{i}>"), "600", i)),
+                200
+            );
+        }
+        let fourth = register("<sip:alice@10.0.0.4>", "600", 4);
+        let reply = r.handle(&fourth, 1000, &flow());
+        assert_eq!(reply.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let response = reply.to_response(&fourth);
+        assert_eq!(response.reason(), "Too Many Registered Contacts");
+        assert_eq!(r.lookup(&aor, 1000).len(), 3, "nothing changed");
+        // Refreshing one already bound works at the limit.
+        assert_eq!(code(&register("<sip:alice@10.0.0.2>", "900", 5)), 200);
+        // A REGISTER that removes one and adds another keeps the count: fine.
+        assert_eq!(
+            code(&register(
+                "<sip:alice@10.0.0.1>;expires=0, <sip:alice@10.0.0.4>",
+                "600",
+                6
+            )),
+            200
+        );
+        let mut hosts: Vec<String> = r
+            .lookup(&aor, 1000)
+            .iter()
+            .map(|b| b.contact.to_string())
+            .collect();
+        hosts.sort();
+        assert_eq!(
+            hosts,
+            [
+                "sip:alice@10.0.0.2",
+                "sip:alice@10.0.0.3",
+                "sip:alice@10.0.0.4"
+            ]
+        );
+        // Two new at once when one place is left: refused as a whole.
+        assert_eq!(
+            code(&register("<sip:alice@10.0.0.3>;expires=0", "600", 7)),
+            200
+        );
+        assert_eq!(
+            code(&register(
+                "<sip:alice@10.0.0.5>, <sip:alice@10.0.0.6>",
+                "600",
+                8
+            )),
+            503
+        );
+        assert_eq!(r.lookup(&aor, 1000).len(), 2);
+        assert_eq!(r.binding_count(), 2);
+        // Other users have their own limit.
+        assert_eq!(
+            code(&register_as("bob", "<sip:bob@10.0.1.1>", "600", 1)),
+            200
+        );
+    }
+
+    #[test]
+    fn bindings_in_all_are_bounded_and_expired_ones_make_room() {
+        let r = Registrar::new().with_max_bindings(5);
+        let ok = |user: &str, expires: &str, now: u64| {
+            let req = register_as(user, &format!("<sip:{user}@10.0.0.1>"), expires, 1);
+            r.handle(&req, now, &flow())
+        };
+        for i in 0..5 {
+            assert_eq!(ok(&format!("u{i}"), "60", 1000).status(), StatusCode::OK);
+        }
+        assert_eq!(r.binding_count(), 5);
+        // A sixth user: 503 with Retry-After, nothing bound.
+        let sixth = register_as("u5", "<sip:u5@10.0.0.1>", "600", 1);
+        let reply = r.handle(&sixth, 1000, &flow());
+        let response = reply.to_response(&sixth);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response
+                .headers()
+                .get(&HeaderName::RetryAfter)
+                .map(<[u8]>::to_vec),
+            Some(b"60".to_vec())
+        );
+        assert_eq!(r.binding_count(), 5);
+        assert!(r.contacts("u5").is_empty());
+        // Refreshing a user already bound works at the limit.
+        let refresh = register_as("u0", "<sip:u0@10.0.0.1>", "60", 2);
+        assert_eq!(r.handle(&refresh, 1010, &flow()).status(), StatusCode::OK);
+        // Once the others have expired, their places are free again.
+        assert_eq!(ok("u5", "600", 1065).status(), StatusCode::OK);
+        assert_eq!(r.binding_count(), 2, "u0 (refreshed) and u5");
+        // Removing frees a place at once.
+        let gone = register_as("u0", "*", "0", 3);
+        assert_eq!(r.handle(&gone, 1066, &flow()).status(), StatusCode::OK);
+        assert_eq!(r.binding_count(), 1);
+    }
+
+    #[test]
+    fn a_423_for_one_contact_binds_none() {
+        // Before, the contacts before the too-brief one were bound anyway.
+        let r = Registrar::new();
+        let aor = Uri::parse("sip:alice@example.com").unwrap();
+        let req = register(
+            "<sip:alice@10.0.0.1>, <sip:alice@10.0.0.2>;expires=5",
+            "600",
+            1,
+        );
+        assert_eq!(r.handle(&req, 1000, &flow()).status().as_u16(), 423);
+        assert!(r.lookup(&aor, 1000).is_empty());
+        assert_eq!(r.binding_count(), 0);
     }
 
     #[test]
