@@ -99,4 +99,8 @@ pub enum UaError {
     /// Building the request failed (a malformed header value).
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A registrar answered a REGISTER with 2xx but granted our binding no time
+    /// (its Contact's `expires=0`, or `Expires: 0`): we are not registered.
+    #[error("the registrar granted 0 s: not registered")]
+    NotRegistered,
 }

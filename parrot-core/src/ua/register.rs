@@ -21,7 +21,8 @@ pub enum RegistrationState {
         /// Seconds granted.
         expires: u32,
     },
-    /// The last attempt failed (a refresh is retried after a while).
+    /// The last attempt failed: refused, no answer, or a 2xx that granted no time
+    /// (retried after 15–30 s, then backing off up to 15–30 min; RFC 5626 §4.5).
     Failed(String),
     /// Unregistered (Expires: 0 sent).
     Unregistered,
@@ -95,6 +96,12 @@ impl Register {
     }
 
     /// Registers, waits for the first answer, and keeps refreshing in the background.
+    ///
+    /// A registrar may shorten the time asked for but not lengthen it (RFC 3261
+    /// §10.2.4, §10.3 step 7): a longer grant is refreshed as if the time asked for had
+    /// been granted. A 2xx that grants no time for our contact (`expires=0`) leaves us
+    /// unregistered: the first REGISTER fails with [`UaError::NotRegistered`], a refresh
+    /// turns the state to [`RegistrationState::Failed`] and is retried with back-off.
     pub async fn send(self) -> Result<Registration, UaError> {
         let keepalive = self.keepalive;
         let mut client = Client::new(self);
@@ -114,17 +121,18 @@ impl Register {
                 t
             });
             // Refresh at three quarters of the granted time (RFC 3261 §10.2.4
-            // leaves the margin to the UA); retry a failure after 30 s; at once
-            // when our public address changed (a NAT rebinding).
+            // leaves the margin to the UA); at once when our public address
+            // changed (a NAT rebinding); after failures, with back-off.
             let next_refresh = |granted: u32, moved: bool| {
                 let wait = if moved {
                     Duration::ZERO
                 } else {
-                    Duration::from_millis(u64::from(granted.max(1)) * 750)
+                    refresh_delay(granted)
                 };
                 tokio::time::Instant::now() + wait
             };
             let mut refresh_at = next_refresh(granted, client.moved);
+            let mut failures = 0u32;
             loop {
                 tokio::select! {
                     done = &mut stopped => {
@@ -147,15 +155,20 @@ impl Register {
                 match client.once(client.expires).await {
                     Ok(g) => {
                         granted = g;
+                        failures = 0;
                         let _ = state_tx.send(RegistrationState::Registered { expires: g });
+                        refresh_at = next_refresh(granted, client.moved);
                     }
                     Err(UaError::Shutdown) => return,
                     Err(e) => {
-                        granted = 40;
+                        failures = failures.saturating_add(1);
+                        let wait = retry_delay(failures, crate::entropy::global().next_u64());
+                        tracing::info!(registrar = %client.registrar, error = %e, ?wait,
+                            "registration failed; retrying");
                         let _ = state_tx.send(RegistrationState::Failed(e.to_string()));
+                        refresh_at = tokio::time::Instant::now() + wait;
                     }
                 }
-                refresh_at = next_refresh(granted, client.moved);
             }
         });
         Ok(Registration {
@@ -304,8 +317,47 @@ impl Client {
             .and_then(|c| c.expires())
             .or_else(|| resp.headers().expires().ok().flatten())
             .unwrap_or(expires);
-        Ok(granted)
+        granted_time(expires, granted, &self.registrar)
     }
+}
+
+/// What a 2xx's grant means for a REGISTER that asked for `asked` seconds (> 0):
+/// the seconds to refresh by, or not registered at all.
+fn granted_time(asked: u32, granted: u32, registrar: &Uri) -> Result<u32, UaError> {
+    if granted == 0 {
+        // No time for our binding: the registrar does not hold it (a 2xx that
+        // removed it, or a registrar that lists it as gone).
+        tracing::warn!(%registrar, asked, "the registrar's 2xx grants our binding 0 s: not registered");
+        return Err(UaError::NotRegistered);
+    }
+    if granted > asked {
+        // RFC 3261 §10.2.4 / §10.3 step 7: the registrar may shorten the
+        // interval, never lengthen it. Refresh as if it had granted what we asked.
+        tracing::info!(%registrar, asked, granted,
+            "the registrar granted longer than asked: refreshing by the time asked");
+        return Ok(asked);
+    }
+    Ok(granted)
+}
+
+/// When to refresh a binding granted `granted` seconds: at three quarters of it
+/// (RFC 3261 §10.2.4 leaves the margin to the UA).
+fn refresh_delay(granted: u32) -> Duration {
+    Duration::from_millis(u64::from(granted.max(1)) * 750)
+}
+
+/// How long to wait after the `failures`-th failure in a row (≥ 1), as RFC 5626
+/// §4.5 backs off: `min(1800 s, 30 s · 2^(failures−1))`, times a random factor
+/// between 50 % and 100 % (from `random`) so that many clients refused at once do
+/// not come back at once.
+fn retry_delay(failures: u32, random: u64) -> Duration {
+    const BASE_SECS: u64 = 30;
+    const MAX_SECS: u64 = 1800;
+    let exp = failures.saturating_sub(1).min(16);
+    let ceiling_ms = (BASE_SECS << exp).min(MAX_SECS) * 1000;
+    // 50 % plus up to 50 % more.
+    let extra = random % (ceiling_ms / 2 + 1);
+    Duration::from_millis(ceiling_ms / 2 + extra)
 }
 
 /// The next keep-alive tick, or never without keep-alives.
@@ -315,5 +367,187 @@ async fn tick(ticker: &mut Option<tokio::time::Interval>) {
             t.tick().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+    use super::*;
+    use crate::message::{Message, StatusCode};
+    use crate::ua::reply::Reply;
+    use std::net::SocketAddr;
+    use tokio::sync::mpsc;
+    use tokio::time::Instant;
+
+    #[test]
+    fn grants_are_never_longer_than_asked_and_zero_is_no_registration() {
+        let r = Uri::parse("sip:192.0.2.1").unwrap();
+        assert_eq!(granted_time(60, 30, &r).unwrap(), 30);
+        assert_eq!(granted_time(60, 60, &r).unwrap(), 60);
+        assert_eq!(granted_time(60, 3600, &r).unwrap(), 60);
+        assert!(matches!(
+            granted_time(60, 0, &r),
+            Err(UaError::NotRegistered)
+        ));
+    }
+
+    #[test]
+    fn retries_back_off_between_half_and_all_of_a_doubling_ceiling() {
+        let secs = |f, r| retry_delay(f, r).as_secs_f64();
+        assert_eq!(secs(1, 0), 15.0);
+        assert_eq!(secs(1, 15_000), 30.0);
+        assert_eq!(secs(2, 0), 30.0);
+        assert_eq!(secs(3, 0), 60.0);
+        assert_eq!(secs(6, 0), 480.0);
+        assert_eq!(secs(7, 0), 900.0, "capped at 1800 s");
+        assert_eq!(
+            secs(u32::MAX, u64::MAX),
+            retry_delay(7, u64::MAX).as_secs_f64()
+        );
+        for r in [1u64, 7, 12_345, u64::MAX] {
+            let d = secs(4, r);
+            assert!((120.0..=240.0).contains(&d), "{d}");
+        }
+    }
+
+    /// A registrar played by a plain TCP listener: each REGISTER is answered
+    /// 200 with our Contact and the next `expires=` of `grants` (the last one
+    /// repeated), and reported with the (virtual) time it came at. TCP, not
+    /// UDP: the transaction then lingers for no Timer K (RFC 3261 §17.1.2.2),
+    /// which the endpoint's driver would wait out on the real clock.
+    async fn scripted_registrar(
+        grants: Vec<u32>,
+    ) -> (SocketAddr, mpsc::UnboundedReceiver<(Instant, u32)>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let mut n = 0;
+            loop {
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    match conn.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                    }
+                    continue;
+                };
+                // Content-Length: 0 (the client's REGISTERs carry no body).
+                let head: Vec<u8> = buf.drain(..end + 4).collect();
+                let Ok(Message::Request(req)) = Message::parse(bytes::Bytes::from(head)) else {
+                    continue; // a keep-alive
+                };
+                let grant = grants[n.min(grants.len() - 1)];
+                n += 1;
+                let contact = req.headers().contact_list()[0].uri.clone();
+                let response = Reply::new(StatusCode::OK)
+                    .header(HeaderName::Contact, format!("<{contact}>;expires={grant}"))
+                    .to_response(&req);
+                conn.write_all(&response.to_bytes()).await.unwrap();
+                if tx.send((Instant::now(), grant)).is_err() {
+                    return;
+                }
+            }
+        });
+        (addr, rx)
+    }
+
+    async fn client() -> Endpoint {
+        Endpoint::builder()
+            .udp("127.0.0.1:0".parse().unwrap())
+            .tcp("127.0.0.1:0".parse().unwrap())
+            .build()
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_longer_grant_is_refreshed_by_the_time_asked() {
+        let (registrar, mut seen) = scripted_registrar(vec![3600]).await;
+        let ep = client().await;
+        let reg = ep
+            .register(
+                &format!("sip:{registrar};transport=tcp"),
+                "sip:alice@example.com",
+            )
+            .unwrap()
+            .expires(60)
+            .send()
+            .await
+            .unwrap();
+        // Before: Registered { expires: 3600 }, and the next REGISTER 45 min later.
+        assert_eq!(reg.state(), RegistrationState::Registered { expires: 60 });
+        let (first, _) = seen.recv().await.unwrap();
+        let (second, _) = tokio::time::timeout(Duration::from_secs(120), seen.recv())
+            .await
+            .expect("refreshed within the 60 s asked for")
+            .unwrap();
+        let gap = second - first;
+        assert!(gap <= Duration::from_secs(60), "{gap:?}");
+        assert!(gap >= Duration::from_secs(40), "{gap:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_2xx_granting_zero_is_no_registration() {
+        let (registrar, _seen) = scripted_registrar(vec![0]).await;
+        let ep = client().await;
+        let result = ep
+            .register(
+                &format!("sip:{registrar};transport=tcp"),
+                "sip:alice@example.com",
+            )
+            .unwrap()
+            .expires(60)
+            .send()
+            .await;
+        // Before: Ok, Registered { expires: 0 }, refreshed every 750 ms.
+        assert!(matches!(result, Err(UaError::NotRegistered)), "{result:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_granted_zero_fails_and_backs_off() {
+        let (registrar, mut seen) = scripted_registrar(vec![60, 0]).await;
+        let ep = client().await;
+        let reg = ep
+            .register(
+                &format!("sip:{registrar};transport=tcp"),
+                "sip:alice@example.com",
+            )
+            .unwrap()
+            .expires(60)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reg.state(), RegistrationState::Registered { expires: 60 });
+        let start = Instant::now();
+        let mut times = Vec::new();
+        while let Ok(Some((at, _))) =
+            tokio::time::timeout_at(start + Duration::from_secs(400), seen.recv()).await
+        {
+            times.push(at);
+        }
+        // The first REGISTER, the refresh at 45 s (granted 0), then retries after
+        // 15–30 s, 30–60 s, 60–120 s, 120–240 s. Before: one every 750 ms after the
+        // refresh, ~470 in these 400 s.
+        assert!(
+            matches!(reg.state(), RegistrationState::Failed(ref e) if e.contains("0 s")),
+            "{:?}",
+            reg.state()
+        );
+        let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        println!("REGISTERs in 400 s: {}; gaps {gaps:?}", times.len());
+        assert!((4..=7).contains(&times.len()), "{} REGISTERs", times.len());
+        for (i, gap) in gaps.iter().enumerate().skip(1) {
+            let floor = Duration::from_secs(15 << (i - 1));
+            assert!(
+                *gap >= floor,
+                "retry {i} after {gap:?}, wanted {floor:?} at least"
+            );
+        }
     }
 }
