@@ -315,6 +315,10 @@ pub(crate) struct UaCore {
     learned: HashMap<SocketAddr, SocketAddr>,
     panics: usize,
     rejected_overload: usize,
+    /// The media threads are behind their packet times (the driver says so,
+    /// from [`crate::media::pacing_behind`]): new calls would make every
+    /// call's audio worse.
+    media_behind: bool,
     shutting_down: Option<(Instant, oneshot::Sender<()>)>,
 }
 
@@ -362,11 +366,19 @@ impl UaCore {
             flows: HashMap::new(),
             panics: 0,
             rejected_overload: 0,
+            media_behind: false,
             shutting_down: None,
         }
     }
 
     // ------------------------------------------------------------------ inputs
+
+    /// Whether media pacing is behind: while it is, new INVITEs get 503 with
+    /// Retry-After, like any other overload; calls up and cheap requests
+    /// (OPTIONS, BYE, REGISTER) are served as before.
+    pub(crate) fn set_media_behind(&mut self, behind: bool) {
+        self.media_behind = behind;
+    }
 
     /// A message arrived (parsed and stamped by the transports).
     pub(crate) fn handle_message(&mut self, now: Instant, r: Received) {
@@ -656,10 +668,11 @@ impl UaCore {
     /// True when a new INVITE is to be refused with 503 (and Retry-After):
     /// more in progress than `max_server_transactions`, or than half the RTP
     /// port pairs (each call in progress may hold one; the other half stays
-    /// for the calls that complete their handshake).
+    /// for the calls that complete their handshake), or media that is
+    /// already late for the calls it has.
     fn overloaded(&self) -> bool {
         let load = self.in_progress();
-        load > self.config.max_server_transactions || load > self.rtp_budget
+        self.media_behind || load > self.config.max_server_transactions || load > self.rtp_budget
     }
 
     /// Forgets a server request (answered, or its transaction ended).
