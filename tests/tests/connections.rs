@@ -400,8 +400,11 @@ async fn idle_and_slowloris_crowd_at_default_settings() {
         assert!(crowd_fds >= base_fds + 3200, "{crowd_fds}");
         let slow_last = slow_last.unwrap();
         assert!(slow_last < Duration::from_millis(idle_ms), "{slow_last:?}");
+        // The server's clock starts at its accept, a little before the client
+        // notes its connect: 10 % of slack.
+        let idle_first = idle_first.unwrap();
         assert!(
-            idle_first.unwrap() >= Duration::from_millis(idle_ms),
+            idle_first >= Duration::from_millis(idle_ms * 9 / 10),
             "{idle_first:?}"
         );
     } else {

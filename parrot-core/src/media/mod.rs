@@ -26,7 +26,9 @@ pub use handler::{Action, ErrorAction, MediaEngine, MediaHandler, Output, Play, 
 pub use keypad::{Digits, Keypad, keypad};
 pub use resample::Resampler;
 #[cfg(feature = "runtime")]
-pub use session::{MediaConfig, MediaEvent, MediaSession, MediaStats, Ports, bind_pair};
+pub use session::{
+    MediaConfig, MediaEvent, MediaSession, MediaStats, Ports, bind_pair, pacing_behind,
+};
 /// For the project's benchmarks; not part of the supported API.
 #[cfg(feature = "runtime")]
 #[doc(hidden)]

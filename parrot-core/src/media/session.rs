@@ -14,9 +14,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::Instant;
 
 /// What a session needs to run: sockets, the negotiated codec and where to send.
 #[derive(Debug)]
@@ -184,9 +184,10 @@ impl MediaSession {
             decoder,
             stats_tx,
             events,
-        );
+        )
+        .map_err(|e| format!("media sockets: {e}"))?;
         task.srtp = srtp;
-        shard::add(Box::new(Running::new(task, rx)));
+        shard::add(Box::new(Running::new(task, rx)))?;
         Ok(MediaSession {
             control,
             stats,
@@ -244,8 +245,37 @@ impl MediaSession {
     }
 }
 
+/// What the SDP exchange fixed for the session (the parts of [`MediaConfig`] a step reads).
+struct Params {
+    codec: Codec,
+    telephone_event: Option<Codec>,
+    ptime: u32,
+    direction: Direction,
+}
+
+/// The session's sockets, taken out of tokio: a media thread reads and writes
+/// them without the reactor (no epoll event per datagram, no readiness
+/// bookkeeping), at the session's own ticks.
+struct Sockets {
+    rtp: std::net::UdpSocket,
+    rtcp: std::net::UdpSocket,
+}
+
+impl Sockets {
+    fn new(rtp: UdpSocket, rtcp: UdpSocket) -> std::io::Result<Sockets> {
+        Ok(Sockets {
+            rtp: rtp.into_std()?,
+            rtcp: rtcp.into_std()?,
+        })
+    }
+}
+
 struct Task<H> {
-    cfg: MediaConfig,
+    cfg: Params,
+    io: Sockets,
+    /// The runtime the session was started in: file reads and recordings run
+    /// as its blocking tasks (a media thread is no runtime's).
+    runtime: Option<tokio::runtime::Handle>,
     engine: MediaEngine<H>,
     encoder: Box<dyn AudioEncoder>,
     decoder: Box<dyn AudioDecoder>,
@@ -258,6 +288,8 @@ struct Task<H> {
     stats: MediaStats,
     events: mpsc::Sender<MediaEvent>,
     frame: Vec<i16>,
+    /// The encoded frame, kept from tick to tick.
+    payload: Vec<u8>,
     last_played: Vec<i16>,
     /// RTP timestamp units per frame: ptime at the codec's clock rate, which for G.722 is
     /// half its sample count (RFC 3551 §4.5.2).
@@ -269,6 +301,8 @@ struct Task<H> {
     files_rx: mpsc::UnboundedReceiver<FileDone>,
     /// SRTP contexts, if the call has SRTP (boxed: a plain call keeps a pointer).
     srtp: Option<Box<SrtpState>>,
+    /// The sockets' port pair, held in the endpoint's range as long as they are open.
+    _port_lease: Option<crate::rtp::PortLease>,
 }
 
 /// The two SRTP contexts of a call and what they were built from.
@@ -317,12 +351,16 @@ impl SrtpState {
 /// The largest RTP or RTCP datagram a session sends or reads (the stack buffer's size).
 const MAX_DATAGRAM: usize = 2048;
 
+/// Every this many ticks a session reads its RTP socket until it is empty;
+/// the other ticks read one datagram ([`Task::drain_rtp`]).
+const FULL_DRAIN_EVERY: u64 = 4;
+
 /// Sends an RTP (`rtcp` false) or RTCP datagram to `to`, SRTP-protected if the call has
 /// SRTP. The protected copy is made in a stack buffer, so nothing is allocated per packet.
 /// A datagram that cannot be protected (larger than [`MAX_DATAGRAM`], or its key worn out
 /// after 2^48 packets) is not sent: it is never sent in clear.
 fn send_media(
-    socket: &UdpSocket,
+    socket: &std::net::UdpSocket,
     srtp: Option<&mut SrtpState>,
     rtcp: bool,
     data: &[u8],
@@ -367,7 +405,7 @@ impl<H: MediaHandler> Task<H> {
         decoder: Box<dyn AudioDecoder>,
         stats_tx: watch::Sender<MediaStats>,
         events: mpsc::Sender<MediaEvent>,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         // Whatever built the config, a frame is 10-120 ms: buffers are sized from it.
         cfg.ptime = cfg.ptime.clamp(
             *crate::sdp::PTIME_RANGE.start(),
@@ -390,12 +428,29 @@ impl<H: MediaHandler> Task<H> {
         let timestamp_step =
             u32::try_from(u64::from(cfg.ptime) * u64::from(cfg.codec.clock_rate) / 1000)
                 .unwrap_or(u32::MAX);
-        Task {
+        let MediaConfig {
+            rtp: rtp_socket,
+            rtcp: rtcp_socket,
+            codec,
+            telephone_event,
+            ptime,
+            direction,
+            port_lease,
+            ..
+        } = cfg;
+        Ok(Task {
+            io: Sockets::new(rtp_socket, rtcp_socket)?,
+            runtime: tokio::runtime::Handle::try_current().ok(),
             // RFC 4733 events count in the audio's RTP clock (§2.1; telephone-event/8000 with
             // G.722, whose RTP clock is 8000 too).
             dtmf_tx: DtmfSender::new(timestamp_step, 10),
             timestamp_step,
-            cfg,
+            cfg: Params {
+                codec,
+                telephone_event,
+                ptime,
+                direction,
+            },
             engine,
             encoder,
             decoder,
@@ -407,12 +462,14 @@ impl<H: MediaHandler> Task<H> {
             stats,
             events,
             frame: vec![0; samples],
+            payload: Vec::with_capacity(samples),
             last_played: vec![0; samples],
             ticks: 0,
             files_tx,
             files_rx,
             srtp: None,
-        }
+            _port_lease: port_lease,
+        })
     }
 
     /// Reads a file or creates a recording in a blocking task; the result
@@ -438,12 +495,14 @@ impl<H: MediaHandler> Task<H> {
             };
             let _ = tx.send(done);
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
+        match &self.runtime {
+            Some(rt) => {
+                // On a runtime that has shut down the work is dropped: the
+                // engine never hears back, as for a file that takes forever.
                 rt.spawn_blocking(work);
             }
-            // No runtime (cannot happen under a shard): do it here.
-            Err(_) => work(),
+            // Started outside a runtime (cannot happen: sockets need one).
+            None => work(),
         }
     }
 
@@ -462,7 +521,7 @@ impl<H: MediaHandler> Task<H> {
     fn finish(&mut self, reply: Option<oneshot::Sender<MediaStats>>) {
         let bye = self.rtp.bye(std::time::Instant::now(), None);
         if let Some(r) = self.rtp.remote_rtcp_addr() {
-            send_media(&self.cfg.rtcp, self.srtp.as_deref_mut(), true, &bye, r);
+            send_media(&self.io.rtcp, self.srtp.as_deref_mut(), true, &bye, r);
         }
         self.engine.stop();
         self.publish();
@@ -538,38 +597,60 @@ impl<H: MediaHandler> Task<H> {
         }
     }
 
-    /// Reads what the RTP (or RTCP) socket holds, once per tick (at most 32
-    /// datagrams; more wait in the kernel for the next tick). The buffer is
-    /// on the stack, not in the session: a session lives as long as its
-    /// call, and a buffer of its own would be memory every call holds.
-    fn drain(&mut self, rtcp: bool) {
+    /// Reads what the RTCP socket holds (at most 32 datagrams; more wait in
+    /// the kernel for the next look). The buffer is on the stack, not in the
+    /// session: a session lives as long as its call, and a buffer of its own
+    /// would be memory every call holds.
+    fn drain_rtcp(&mut self) {
         let mut buf = [0u8; MAX_DATAGRAM];
         for _ in 0..32 {
-            let socket = if rtcp { &self.cfg.rtcp } else { &self.cfg.rtp };
-            let (n, from) = match socket.try_recv_from(&mut buf) {
+            let (n, from) = match self.io.rtcp.recv_from(&mut buf) {
                 Ok(r) => r,
-                // WouldBlock: empty (readiness cleared). Other errors (an
-                // ICMP report on some systems) are per datagram: stop here,
-                // the next readiness tells.
+                // WouldBlock: empty. Other errors (an ICMP report on some
+                // systems) are per datagram: stop here, the next look tells.
                 Err(_) => return,
             };
-            // SRTP before anything reads the packet: a forged one never
-            // latches the source or moves the statistics.
-            let Some(n) = self.unprotect(rtcp, &mut buf[..n]) else {
-                continue;
+            self.datagram(true, from, &mut buf[..n]);
+        }
+    }
+
+    /// Reads what the RTP socket holds, once per tick. A stream at our
+    /// ptime brings one datagram a tick, so a tick reads one, and only every
+    /// [`FULL_DRAIN_EVERY`] ticks reads on until the socket is empty (up to 32;
+    /// more wait for the next tick): the call that finds it empty costs a
+    /// system call as dear as a read, and most ticks would waste it. A peer
+    /// sending faster than our ptime, or a burst, waits at most that many
+    /// ticks in the kernel, and the jitter buffer absorbs it.
+    fn drain_rtp(&mut self, full: bool) {
+        let mut buf = [0u8; MAX_DATAGRAM];
+        for _ in 0..if full { 32 } else { 1 } {
+            let (n, from) = match self.io.rtp.recv_from(&mut buf) {
+                Ok(r) => r,
+                // WouldBlock: empty; any other error is the datagram's.
+                Err(_) => return,
             };
-            let data = Bytes::copy_from_slice(&buf[..n]);
-            if rtcp {
-                if self
-                    .rtp
-                    .handle_rtcp(std::time::Instant::now(), from, &data)
-                    .is_ok()
-                {
-                    self.stats.rtcp_received += 1;
-                }
-            } else {
-                self.on_rtp(from, data);
+            self.datagram(false, from, &mut buf[..n]);
+        }
+    }
+
+    /// One datagram read from the RTP or RTCP socket.
+    fn datagram(&mut self, rtcp: bool, from: SocketAddr, datagram: &mut [u8]) {
+        // SRTP before anything reads the packet: a forged one never
+        // latches the source or moves the statistics.
+        let Some(n) = self.unprotect(rtcp, datagram) else {
+            return;
+        };
+        let data = Bytes::copy_from_slice(&datagram[..n]);
+        if rtcp {
+            if self
+                .rtp
+                .handle_rtcp(std::time::Instant::now(), from, &data)
+                .is_ok()
+            {
+                self.stats.rtcp_received += 1;
             }
+        } else {
+            self.on_rtp(from, data);
         }
     }
 
@@ -608,27 +689,53 @@ impl<H: MediaHandler> Task<H> {
         self.engine.next_frame(&mut frame);
         if let (true, Some(remote)) = (self.cfg.direction.sends(), self.rtp.remote_addr()) {
             let te = self.cfg.telephone_event.as_ref().map(|c| c.payload_type);
-            let packet = match (self.dtmf_tx.next_packet(self.rtp.timestamp()), te) {
+            // An event packet (rare) is built as `Bytes`; audio is sent in the arm.
+            let event = match (self.dtmf_tx.next_packet(self.rtp.timestamp()), te) {
                 (Some(ev), Some(pt)) => {
                     self.rtp.advance_timestamp(increment);
-                    self.rtp
-                        .packetize_with(pt, ev.payload.to_bytes(), ev.timestamp, ev.marker)
+                    Some(self.rtp.packetize_with(
+                        pt,
+                        ev.payload.to_bytes(),
+                        ev.timestamp,
+                        ev.marker,
+                    ))
                 }
                 _ => {
-                    let mut payload = Vec::with_capacity(frame.len());
+                    // Encoded into the session's kept buffer and packetized on
+                    // the stack: no allocation per packet.
+                    let mut payload = std::mem::take(&mut self.payload);
+                    payload.clear();
                     self.encoder.encode(&frame, &mut payload);
-                    self.rtp
-                        .packetize(now, Bytes::from(payload), increment, false)
+                    let mut buf = [0u8; MAX_DATAGRAM];
+                    let sent = self
+                        .rtp
+                        .packetize_to(now, &payload, increment, false, &mut buf)
+                        .is_some_and(|n| {
+                            send_media(
+                                &self.io.rtp,
+                                self.srtp.as_deref_mut(),
+                                false,
+                                &buf[..n],
+                                remote,
+                            )
+                        });
+                    self.payload = payload;
+                    if sent {
+                        self.stats.packets_sent += 1;
+                    }
+                    None
                 }
             };
-            if send_media(
-                &self.cfg.rtp,
-                self.srtp.as_deref_mut(),
-                false,
-                &packet,
-                remote,
-            ) {
-                self.stats.packets_sent += 1;
+            if let Some(packet) = event {
+                if send_media(
+                    &self.io.rtp,
+                    self.srtp.as_deref_mut(),
+                    false,
+                    &packet,
+                    remote,
+                ) {
+                    self.stats.packets_sent += 1;
+                }
             }
         }
         self.frame = frame;
@@ -654,7 +761,7 @@ impl<H: MediaHandler> Task<H> {
         }
         if let Some(rtcp) = self.rtp.poll_rtcp(now) {
             if let Some(r) = self.rtp.remote_rtcp_addr() {
-                send_media(&self.cfg.rtcp, self.srtp.as_deref_mut(), true, &rtcp, r);
+                send_media(&self.io.rtcp, self.srtp.as_deref_mut(), true, &rtcp, r);
             }
         }
         let mut stop = false;
@@ -691,8 +798,8 @@ impl<H: MediaHandler> Task<H> {
     }
 }
 
-/// A session as a shard drives it: the task, its control channel and its
-/// next send time.
+/// A session as a media thread drives it: the task, its control channel and
+/// its next send time.
 struct Running<H> {
     task: Task<H>,
     control: mpsc::Receiver<Control>,
@@ -701,14 +808,18 @@ struct Running<H> {
     /// ones it owes, so the stream keeps its rate and a 60 s file takes 60 s.
     next: Instant,
     /// The handler has been told the stream started (on the first step, in
-    /// the shard, where a panic of the handler is contained).
+    /// the media thread, where a panic of the handler is contained).
     started: bool,
+    /// RTCP is read every this many ticks (about every 100 ms): reports come
+    /// every few seconds (RFC 3550 §6.2), and each look is a system call.
+    rtcp_every: u64,
 }
 
 impl<H: MediaHandler> Running<H> {
     fn new(task: Task<H>, control: mpsc::Receiver<Control>) -> Self {
         let ptime = Duration::from_millis(u64::from(task.cfg.ptime));
         Running {
+            rtcp_every: u64::from((100 / task.cfg.ptime.max(1)).max(1)),
             task,
             control,
             ptime,
@@ -725,7 +836,7 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
 
     /// Everything that is due: control messages, what the sockets hold, and
     /// each tick owed. True once the session is over.
-    fn step(&mut self, now: Instant) -> bool {
+    fn step(&mut self, now: Instant, lanes: &shard::Pacing) -> bool {
         let t = &mut self.task;
         if !self.started {
             self.started = true;
@@ -748,17 +859,21 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
             }
         }
         t.files_done();
-        t.drain(true);
-        t.drain(false);
+        if t.ticks % self.rtcp_every == 0 {
+            t.drain_rtcp();
+        }
+        t.drain_rtp(t.ticks % FULL_DRAIN_EVERY == 0);
         while self.next <= now {
             let late = now.saturating_duration_since(self.next).as_secs_f64() * 1e3;
             if late > t.stats.max_send_lateness_ms {
                 t.stats.max_send_lateness_ms = late;
             }
             TICKS.fetch_add(1, Ordering::Relaxed);
-            if late > 5.0 {
+            let is_late = late > 5.0;
+            if is_late {
                 LATE_SENDS.fetch_add(1, Ordering::Relaxed);
             }
+            lanes.tick(is_late);
             self.next += self.ptime;
             if t.on_tick() {
                 t.finish(None);
@@ -771,68 +886,161 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
 
 /// Sends a datagram now, without waiting: a full socket buffer drops it, as
 /// the network would. True if it went out.
-fn send_now(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> bool {
-    socket2::SockRef::from(socket)
-        .send_to(data, &to.into())
-        .is_ok()
+fn send_now(socket: &std::net::UdpSocket, data: &[u8], to: SocketAddr) -> bool {
+    socket.send_to(data, to).is_ok()
 }
 
-/// The tasks that drive media sessions: one per runtime worker thread that
-/// starts sessions, each stepping all of its sessions every couple of
-/// milliseconds. A session has no task, timer or wake-up of its own (those
-/// would put most of the time in the scheduler): its 20 ms cost one send, its
-/// reads, and its codec work.
+/// Whether media pacing is falling behind: over the last half second, more
+/// than 1 % of the send ticks of some media thread were more than 5 ms late
+/// (judged from 1,000 ticks up, 40 calls' worth: a handful of late calls on a
+/// busy machine is not overload).
+/// A server that starts more calls then would make every call worse; the UA
+/// core refuses new calls (503 with Retry-After) while this is true.
+pub fn pacing_behind() -> bool {
+    shard::behind()
+}
+
+/// The threads that drive media sessions: one per CPU the process may use
+/// (`available_parallelism`), started with the first session, each with a
+/// share of the sessions (a new one goes to the thread with fewest). A
+/// thread sleeps until its earliest session is due, steps every session due
+/// by then, and sleeps again. A session has no task, timer or wake-up of its
+/// own (those would put most of the time in a scheduler): its 20 ms cost one
+/// send, one read and its codec work.
+///
+/// They are not tokio's workers: media that falls behind cannot starve the
+/// runtime's signaling tasks of their threads (the kernel shares the CPUs
+/// between both), and sessions are spread over the CPUs by construction,
+/// not by where tokio happened to run the code that started them.
 mod shard {
-    use std::cell::RefCell;
-    use std::time::Duration;
-    use tokio::sync::mpsc;
-    use tokio::time::{Instant, MissedTickBehavior};
+    use std::cmp::Ordering as CmpOrdering;
+    use std::collections::BinaryHeap;
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    use std::sync::{Mutex, OnceLock, PoisonError, mpsc};
+    use std::time::{Duration, Instant};
 
-    /// How often a shard looks for due sessions: the most a tick waits for
-    /// its turn (a tick later than 5 ms counts as late).
-    const QUANTUM: Duration = Duration::from_millis(2);
+    /// Sessions due this soon after the earliest are stepped in the same
+    /// wake-up (a packet goes out up to this much early, never late for it).
+    const GATHER: Duration = Duration::from_micros(500);
 
-    /// A session a shard can drive.
+    /// The window over which a thread's lateness is judged for [`behind`].
+    const WINDOW: Duration = Duration::from_millis(500);
+
+    /// Fewer ticks than this in a window (40 sessions at 20 ms) say nothing
+    /// of overload: a few calls on a busy machine are late now and then, and
+    /// refusing calls would not help them.
+    const MIN_TICKS: u64 = 1000;
+
+    /// A session a media thread can drive.
     pub(super) trait Driven: Send {
         /// When it next has something to do.
         fn due(&self) -> Instant;
         /// Does what is due at `now`; true once over.
-        fn step(&mut self, now: Instant) -> bool;
+        fn step(&mut self, now: Instant, pacing: &Pacing) -> bool;
     }
 
-    type Sender = mpsc::UnboundedSender<Box<dyn Driven>>;
-
-    thread_local! {
-        /// This thread's shard, and the runtime it runs in.
-        static SHARD: RefCell<Option<(tokio::runtime::Id, Sender)>> = const { RefCell::new(None) };
+    /// One media thread as the others see it.
+    struct Lane {
+        tx: Mutex<mpsc::Sender<Box<dyn Driven>>>,
+        thread: std::thread::Thread,
+        sessions: AtomicUsize,
+        pacing: Pacing,
     }
 
-    /// Hands a session to this thread's shard in the current runtime,
-    /// starting one if there is none (first session of this thread, another
-    /// runtime, or that shard's runtime has shut down).
-    pub(super) fn add(mut session: Box<dyn Driven>) {
-        let runtime = tokio::runtime::Handle::current().id();
-        SHARD.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            if let Some((_, tx)) = slot.as_ref().filter(|(id, _)| *id == runtime) {
-                match tx.send(session) {
-                    Ok(()) => return,
-                    Err(mpsc::error::SendError(back)) => session = back,
-                }
+    /// A thread's send ticks and late ones in the current window, and its
+    /// verdict on the last whole window.
+    #[derive(Default)]
+    pub(super) struct Pacing {
+        ticks: AtomicU64,
+        late: AtomicU64,
+        behind: AtomicBool,
+    }
+
+    impl Pacing {
+        pub(super) fn tick(&self, late: bool) {
+            self.ticks.fetch_add(1, Ordering::Relaxed);
+            if late {
+                self.late.fetch_add(1, Ordering::Relaxed);
             }
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(run(rx));
-            let _ = tx.send(session);
-            *slot = Some((runtime, tx));
-        });
+        }
+
+        /// Closes a window: behind if more than 1 % of its ticks were late,
+        /// out of enough ticks to tell ([`MIN_TICKS`]).
+        fn judge(&self) {
+            let ticks = self.ticks.swap(0, Ordering::Relaxed);
+            let late = self.late.swap(0, Ordering::Relaxed);
+            self.behind
+                .store(ticks >= MIN_TICKS && late * 100 > ticks, Ordering::Relaxed);
+        }
+    }
+
+    static LANES: OnceLock<Vec<Lane>> = OnceLock::new();
+
+    fn lanes() -> &'static [Lane] {
+        LANES.get_or_init(|| {
+            let n = std::thread::available_parallelism().map_or(1, usize::from);
+            (0..n).filter_map(start_lane).collect()
+        })
+    }
+
+    fn start_lane(i: usize) -> Option<Lane> {
+        let (tx, rx) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name(format!("parrot-media-{i}"))
+            .spawn(move || run(i, rx));
+        match spawned {
+            Ok(handle) => Some(Lane {
+                tx: Mutex::new(tx),
+                thread: handle.thread().clone(),
+                sessions: AtomicUsize::new(0),
+                pacing: Pacing::default(),
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "media thread not started");
+                None
+            }
+        }
+    }
+
+    /// Hands a session to the media thread with the fewest sessions.
+    pub(super) fn add(session: Box<dyn Driven>) -> Result<(), String> {
+        let lanes = lanes();
+        let Some(lane) = lanes
+            .iter()
+            .min_by_key(|l| l.sessions.load(Ordering::Relaxed))
+        else {
+            return Err("no media thread could be started".into());
+        };
+        lane.sessions.fetch_add(1, Ordering::Relaxed);
+        let sent = lane
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(session);
+        if sent.is_err() {
+            lane.sessions.fetch_sub(1, Ordering::Relaxed);
+            return Err("the media thread has ended".into());
+        }
+        lane.thread.unpark();
+        Ok(())
+    }
+
+    pub(super) fn behind() -> bool {
+        LANES.get().is_some_and(|lanes| {
+            lanes
+                .iter()
+                .any(|l| l.pacing.behind.load(Ordering::Relaxed))
+        })
     }
 
     /// Steps one session; true when it is over — or when its media handler
     /// panicked: that session ends (its handle and its call see it gone), the
-    /// shard and the other sessions go on ("let it crash").
-    fn step_contained(session: &mut Box<dyn Driven>) -> bool {
-        let now = Instant::now();
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.step(now))) {
+    /// thread and the other sessions go on ("let it crash").
+    fn step_contained(session: &mut Box<dyn Driven>, pacing: &Pacing) -> bool {
+        // A session gathered early is stepped as at its due time: its tick
+        // goes out now, on time for it.
+        let now = Instant::now().max(session.due());
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.step(now, pacing))) {
             Ok(over) => over,
             Err(_) => {
                 tracing::error!("media handler panicked; its session ends, the others go on");
@@ -841,37 +1049,86 @@ mod shard {
         }
     }
 
-    async fn run(mut incoming: mpsc::UnboundedReceiver<Box<dyn Driven>>) {
-        let mut sessions: Vec<Box<dyn Driven>> = Vec::new();
-        let mut tick = tokio::time::interval(QUANTUM);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut open = true;
+    /// A session in a thread's queue, earliest due first.
+    struct Queued(Instant, Box<dyn Driven>);
+
+    impl PartialEq for Queued {
+        fn eq(&self, other: &Self) -> bool {
+            self.0 == other.0
+        }
+    }
+    impl Eq for Queued {}
+    impl PartialOrd for Queued {
+        fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for Queued {
+        /// Reversed: `BinaryHeap` pops the greatest, we want the earliest.
+        fn cmp(&self, other: &Self) -> CmpOrdering {
+            other.0.cmp(&self.0)
+        }
+    }
+
+    fn run(i: usize, incoming: mpsc::Receiver<Box<dyn Driven>>) {
+        // The lanes are being built while the first thread starts: wait for them.
+        let me = loop {
+            if let Some(lanes) = LANES.get() {
+                break lanes.get(i);
+            }
+            std::thread::park_timeout(Duration::from_millis(1));
+        };
+        let Some(me) = me else { return };
+        let mut queue: BinaryHeap<Queued> = BinaryHeap::new();
+        let mut window = Instant::now();
         loop {
-            if sessions.is_empty() {
-                // Nothing to step: sleep until a session comes.
-                match incoming.recv().await {
-                    Some(s) => sessions.push(s),
-                    None => return,
+            // New sessions are due at once.
+            loop {
+                match incoming.try_recv() {
+                    Ok(s) => queue.push(Queued(s.due(), s)),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        if queue.is_empty() {
+                            return;
+                        }
+                        break;
+                    }
                 }
             }
-            tokio::select! {
-                s = incoming.recv(), if open => match s {
-                    Some(s) => sessions.push(s),
-                    None => open = false,
-                },
-                _ = tick.tick() => {
-                    let now = Instant::now();
-                    let mut i = 0;
-                    while i < sessions.len() {
-                        // Stepped with the time of its own turn: the lateness
-                        // a session reports includes the wait behind the
-                        // sessions stepped before it.
-                        if sessions[i].due() <= now && step_contained(&mut sessions[i]) {
-                            drop(sessions.swap_remove(i));
-                        } else {
-                            i += 1;
-                        }
-                    }
+            let now = Instant::now();
+            if now.duration_since(window) >= WINDOW {
+                me.pacing.judge();
+                window = now;
+            }
+            let Some(first) = queue.peek().map(|q| q.0) else {
+                // Nothing to step: not behind; sleep until a session comes.
+                me.pacing.judge();
+                me.pacing.behind.store(false, Ordering::Relaxed);
+                match incoming.recv() {
+                    Ok(s) => queue.push(Queued(s.due(), s)),
+                    Err(_) => return,
+                }
+                continue;
+            };
+            if first > now + GATHER {
+                // `add` unparks us for a new session; a spurious wake-up
+                // just goes round again.
+                std::thread::park_timeout(first - now);
+                continue;
+            }
+            let until = now + GATHER;
+            while let Some(Queued(due, _)) = queue.peek() {
+                if *due > until {
+                    break;
+                }
+                let Some(Queued(_, mut session)) = queue.pop() else {
+                    break;
+                };
+                if step_contained(&mut session, &me.pacing) {
+                    me.sessions.fetch_sub(1, Ordering::Relaxed);
+                    drop(session);
+                } else {
+                    queue.push(Queued(session.due(), session));
                 }
             }
         }

@@ -635,6 +635,38 @@ impl RtpSession {
         self.send(pt, payload, timestamp, marker)
     }
 
+    /// [`packetize`](Self::packetize) into a caller's buffer: writes the RTP header and
+    /// `payload` to the front of `out` and returns the packet's length, allocating nothing
+    /// (a media session sends 50 of these a second per call). `None`, and nothing
+    /// advanced, if `out` is too small.
+    pub fn packetize_to(
+        &mut self,
+        now: Instant,
+        payload: &[u8],
+        timestamp_increment: u32,
+        marker: bool,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let len = super::packet::FIXED_HEADER_LEN + payload.len();
+        let out = out.get_mut(..len)?;
+        let timestamp = self.timestamp;
+        let (header, body) = out.split_at_mut(super::packet::FIXED_HEADER_LEN);
+        header[0] = 2 << 6; // version 2, no padding, extension or CSRC
+        header[1] = u8::from(marker) << 7 | (self.config.payload_type & 0x7f);
+        header[2..4].copy_from_slice(&self.sequence.to_be_bytes());
+        header[4..8].copy_from_slice(&timestamp.to_be_bytes());
+        header[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        body.copy_from_slice(payload);
+        self.last_media = Some((timestamp, now));
+        self.timestamp = self.timestamp.wrapping_add(timestamp_increment);
+        self.sequence = self.sequence.wrapping_add(1);
+        self.sent.packets = self.sent.packets.wrapping_add(1);
+        // Payload lengths fit a datagram, far below u32::MAX; the octet count wraps (§6.4.1).
+        self.sent.octets = self.sent.octets.wrapping_add(payload.len() as u32);
+        self.sent_since_report = true;
+        Some(len)
+    }
+
     /// Wraps a payload with an explicit payload type and timestamp, leaving the media
     /// timestamp alone: for RFC 4733 events, whose packets repeat the event's start
     /// timestamp (see [`super::dtmf::DtmfSender`]).
@@ -1013,6 +1045,24 @@ mod tests {
                 .with_seed(7),
             t0,
         )
+    }
+
+    #[test]
+    fn packetize_to_writes_what_packetize_returns() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = (session(t0), session(t0));
+        let mut buf = [0u8; 64];
+        for (payload, marker) in [(&b"abcd"[..], true), (&b"ef"[..], false)] {
+            let want = a.packetize(t0, Bytes::copy_from_slice(payload), 160, marker);
+            let n = b.packetize_to(t0, payload, 160, marker, &mut buf).unwrap();
+            assert_eq!(&buf[..n], &want[..]);
+        }
+        assert_eq!(a.sender_stats(), b.sender_stats());
+        assert_eq!(b.packetize_to(t0, &[0; 60], 160, false, &mut buf), None);
+        assert_eq!(
+            b.sequence, a.sequence,
+            "a packet that did not fit takes no number"
+        );
     }
 
     #[test]

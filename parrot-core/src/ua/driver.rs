@@ -89,7 +89,10 @@ where
             let wake = self.core.poll_timeout();
             tokio::select! {
                 received = self.transports.recv_message() => match received {
-                    Some(r) => self.core.handle_message(Instant::now(), r),
+                    Some(r) => {
+                        self.core.set_media_behind(crate::media::pacing_behind());
+                        self.core.handle_message(Instant::now(), r);
+                    }
                     None => break,
                 },
                 cmd = commands.recv() => match cmd {

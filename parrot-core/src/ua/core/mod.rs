@@ -315,6 +315,10 @@ pub(crate) struct UaCore {
     learned: HashMap<SocketAddr, SocketAddr>,
     panics: usize,
     rejected_overload: usize,
+    /// The media threads are behind their packet times (the driver says so,
+    /// from [`crate::media::pacing_behind`]): new calls would make every
+    /// call's audio worse.
+    media_behind: bool,
     shutting_down: Option<(Instant, oneshot::Sender<()>)>,
 }
 
@@ -362,11 +366,19 @@ impl UaCore {
             flows: HashMap::new(),
             panics: 0,
             rejected_overload: 0,
+            media_behind: false,
             shutting_down: None,
         }
     }
 
     // ------------------------------------------------------------------ inputs
+
+    /// Whether media pacing is behind: while it is, new INVITEs get 503 with
+    /// Retry-After, like any other overload; calls up and cheap requests
+    /// (OPTIONS, BYE, REGISTER) are served as before.
+    pub(crate) fn set_media_behind(&mut self, behind: bool) {
+        self.media_behind = behind;
+    }
 
     /// A message arrived (parsed and stamped by the transports).
     pub(crate) fn handle_message(&mut self, now: Instant, r: Received) {
@@ -660,10 +672,12 @@ impl UaCore {
     /// for their answer than pairs left free (each answer with audio binds
     /// one; calls hold theirs until their media ends, so a range that
     /// established calls fill refuses here, before any task, rather than in
-    /// the handler's answer).
+    /// the handler's answer), or media that is already late for the calls it
+    /// has.
     fn overloaded(&self) -> bool {
         let load = self.in_progress();
-        load > self.config.max_server_transactions
+        self.media_behind
+            || load > self.config.max_server_transactions
             || load > self.rtp_budget
             || self.pending_count > self.free_rtp_pairs()
     }

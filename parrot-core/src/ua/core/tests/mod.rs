@@ -379,6 +379,39 @@ fn overload_gets_503_with_retry_after_until_a_call_is_answered() {
 }
 
 #[test]
+fn media_behind_refuses_new_calls_but_not_options_or_the_calls_up() {
+    let mut net = Net::new(Config::default());
+    let (_call, _task, tag) = answered_call(&mut net, "m1");
+    net.core.set_media_behind(true);
+    net.recv(&invite("m2", "m2"));
+    let rs = net.responses();
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        rs[0]
+            .headers()
+            .get(&crate::message::HeaderName::RetryAfter)
+            .is_some()
+    );
+    let options = invite("m3", "m3")
+        .replacen("INVITE sip", "OPTIONS sip", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 OPTIONS");
+    net.recv(&options);
+    assert!(net.codes().is_empty(), "OPTIONS is not refused");
+    assert!(
+        matches!(net.spawned.pop(), Some(Spawn::Request { .. })),
+        "OPTIONS goes to its handler while media is behind"
+    );
+    // The call already up goes on: its ACK is taken and nothing else is sent.
+    net.recv(&in_dialog("ACK", 1, "m1", &tag, "ackm1"));
+    assert!(net.responses().is_empty(), "no response to an ACK");
+    net.core.set_media_behind(false);
+    net.recv(&invite("m4", "m4"));
+    assert_eq!(net.codes(), Vec::<u16>::new(), "m4 goes to its handler");
+    assert_eq!(net.core.stats().rejected_overload, 1);
+}
+
+#[test]
 fn a_2xx_not_acked_counts_against_the_cap_until_its_ack_or_64_t1() {
     let config = Config {
         max_server_transactions: 2,
