@@ -297,8 +297,12 @@ struct Task<H> {
     ticks: u64,
     /// Files read and recordings created by blocking tasks, back to the
     /// engine: the shard's step never touches the file system.
-    files_tx: mpsc::UnboundedSender<FileDone>,
-    files_rx: mpsc::UnboundedReceiver<FileDone>,
+    /// Made at the first file (most calls play from memory or not at all:
+    /// a channel is kilobytes a call would hold for nothing).
+    files: Option<(
+        mpsc::UnboundedSender<FileDone>,
+        mpsc::UnboundedReceiver<FileDone>,
+    )>,
     /// SRTP contexts, if the call has SRTP (boxed: a plain call keeps a pointer).
     srtp: Option<Box<SrtpState>>,
     /// The sockets' port pair, held in the endpoint's range as long as they are open.
@@ -423,7 +427,6 @@ impl<H: MediaHandler> Task<H> {
         }
         let rtp = RtpSession::new(sc, std::time::Instant::now());
         let samples = encoder.samples_per_frame(cfg.ptime).max(1);
-        let (files_tx, files_rx) = mpsc::unbounded_channel();
         let stats = stats_tx.borrow().clone();
         let timestamp_step =
             u32::try_from(u64::from(cfg.ptime) * u64::from(cfg.codec.clock_rate) / 1000)
@@ -465,8 +468,7 @@ impl<H: MediaHandler> Task<H> {
             payload: Vec::with_capacity(samples),
             last_played: vec![0; samples],
             ticks: 0,
-            files_tx,
-            files_rx,
+            files: None,
             srtp: None,
             _port_lease: port_lease,
         })
@@ -474,8 +476,12 @@ impl<H: MediaHandler> Task<H> {
 
     /// Reads a file or creates a recording in a blocking task; the result
     /// reaches the engine at a later step.
-    fn file_io(&self, out: Output) {
-        let tx = self.files_tx.clone();
+    fn file_io(&mut self, out: Output) {
+        let tx = self
+            .files
+            .get_or_insert_with(mpsc::unbounded_channel)
+            .0
+            .clone();
         let rate = self.engine.rate();
         let work = move || {
             let done = match out {
@@ -508,7 +514,10 @@ impl<H: MediaHandler> Task<H> {
 
     /// Hands the engine what the file tasks finished.
     fn files_done(&mut self) {
-        while let Ok(done) = self.files_rx.try_recv() {
+        let Some((_, files)) = self.files.as_mut() else {
+            return;
+        };
+        while let Ok(done) = files.try_recv() {
             match done {
                 FileDone::Read(path, r) => self.engine.file_ready(&path, r),
                 FileDone::Created(path, r) => self.engine.recording_ready(&path, r),

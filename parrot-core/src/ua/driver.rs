@@ -391,6 +391,11 @@ fn supervise<Fut>(
 ) where
     Fut: Future<Output = ()> + Send + 'static,
 {
+    // Boxed before the async block takes it: a block that captures a future
+    // and then awaits it keeps room for it twice (as the captured value and
+    // inside `catch_unwind`'s), and a call task's future is kilobytes that
+    // stay for the whole call (15 KB of a UAS call's 30 KB went that way).
+    let fut = Box::pin(fut);
     tokio::spawn(async move {
         let msg = match AssertUnwindSafe(fut).catch_unwind().await {
             Ok(()) => on_exit,
