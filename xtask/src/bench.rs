@@ -34,7 +34,7 @@ const BENCHES: &[Bench] = &[
     Bench {
         name: "concurrency",
         package: "parrot-tests",
-        about: "long calls with paced PCMU both ways held in one process; RSS and CPU per call",
+        about: "long calls with paced PCMU both ways: callers in the same process, then in another; RSS, CPU, OPTIONS round trip per step",
     },
 ];
 
