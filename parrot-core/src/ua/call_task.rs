@@ -22,7 +22,9 @@ use tracing::{info, warn};
 /// ACK until the end.
 pub(crate) async fn uas_call<H: SipHandler>(
     mut handler: H,
-    mut incoming: Incoming,
+    // Boxed, as the `Incoming`s below: a value held across an await is kept in
+    // the task's future for the whole call, and an `Incoming` is 1.8 KB.
+    mut incoming: Box<Incoming>,
     key: TransactionKey,
     call: CallId,
     core: mpsc::Sender<Command>,
@@ -88,8 +90,8 @@ pub(crate) async fn uas_call<H: SipHandler>(
             }
         }
     };
-    let mut pending = incoming.take_media();
-    let mut late = incoming.take_late_offer();
+    let mut pending = incoming.take_media().map(Box::new);
+    let mut late = incoming.take_late_offer().map(Box::new);
     drop(incoming);
     let reply = match reply {
         Ok(r) => r,
@@ -156,7 +158,7 @@ pub(crate) async fn uas_call<H: SipHandler>(
                 // Our offer was in the 2xx: the answer is in this ACK.
                 if let Some(offer) = late.take() {
                     match offer.answered(request.body()) {
-                        Ok(p) => pending = p,
+                        Ok(p) => pending = p.map(Box::new),
                         Err(why) => {
                             // RFC 3264 §4 leaves no way to go on without an answer.
                             warn!(%why, "no answer to our offer: hanging up");
@@ -167,7 +169,7 @@ pub(crate) async fn uas_call<H: SipHandler>(
                 }
                 // Audio flows once the caller has our answer and acknowledged it.
                 if let Some(p) = pending.take() {
-                    if let Some(ev) = media.start(p, media_tx.clone()) {
+                    if let Some(ev) = media.start(*p, media_tx.clone()) {
                         events.emit(ev);
                     }
                     for a in queued.drain(..) {
@@ -177,7 +179,8 @@ pub(crate) async fn uas_call<H: SipHandler>(
                     // A re-INVITE without an offer got ours: its answer is here.
                     media.ack(&request).await;
                 }
-                Box::pin(handler.ack(&Incoming::new(request, source, kind, None))).await;
+                let ack = Box::new(Incoming::new(request, source, kind, None));
+                Box::pin(handler.ack(&ack)).await;
             }
             ToCall::Request(delivered) => {
                 let (
@@ -197,7 +200,7 @@ pub(crate) async fn uas_call<H: SipHandler>(
                         reply
                     }
                     None => {
-                        let mut inc = Incoming::new(request, source, kind, None);
+                        let mut inc = Box::new(Incoming::new(request, source, kind, None));
                         if method == Method::Invite {
                             Box::pin(handler.invite(&mut inc)).await
                         } else {
@@ -295,7 +298,8 @@ async fn hang_up(core: &mpsc::Sender<Command>, call: CallId) -> Result<(), super
 #[derive(Default)]
 struct CallMedia {
     session: Option<MediaSession>,
-    negotiator: Option<crate::sdp::Negotiator>,
+    /// Boxed: it is most of a call's media state, and lives in the call task's future.
+    negotiator: Option<Box<crate::sdp::Negotiator>>,
     /// A re-INVITE without an offer got ours in its 2xx: the ACK answers it.
     answer_in_ack: bool,
     /// The peer has put us on hold: its last offer asked us not to send
@@ -314,7 +318,7 @@ impl CallMedia {
                 info!(local = %s.local_addr(), "media started");
                 let stats = s.watch_stats();
                 self.session = Some(s);
-                self.negotiator = Some(p.negotiator);
+                self.negotiator = Some(Box::new(p.negotiator));
                 Some(CallEvent::MediaStarted { codec, stats })
             }
             Err(e) => {
@@ -506,7 +510,9 @@ pub(crate) struct UacMedia {
 /// answer, starts the session, applies the handle's actions, turns the media
 /// handler's hang-up into a BYE through the core, and stops the session when
 /// the call ends (`stop` closes).
-pub(crate) async fn uac_media(media: UacMedia, commands: mpsc::Sender<Command>) {
+pub(crate) async fn uac_media(media: Box<UacMedia>, commands: mpsc::Sender<Command>) {
+    // Boxed: an async fn's argument stays in its future beside the locals it
+    // is unpacked into, for the whole call.
     let UacMedia {
         offer,
         answer,
@@ -516,7 +522,7 @@ pub(crate) async fn uac_media(media: UacMedia, commands: mpsc::Sender<Command>) 
         mut stop,
         mut requests,
         entropy,
-    } = media;
+    } = *media;
     let super::media::Offered {
         rtp,
         rtcp,
@@ -573,7 +579,7 @@ pub(crate) async fn uac_media(media: UacMedia, commands: mpsc::Sender<Command>) 
     // answered (hold, resume, a new address), an offer-less one gets ours.
     let mut media = CallMedia {
         session: Some(session),
-        negotiator: Some(negotiator),
+        negotiator: Some(Box::new(negotiator)),
         ..CallMedia::default()
     };
     loop {

@@ -316,7 +316,7 @@ where
                 );
                 let fut = uas_call(
                     handler,
-                    incoming,
+                    Box::new(incoming),
                     key,
                     call,
                     commands.clone(),
@@ -365,7 +365,7 @@ where
                         .call_id()
                         .map_or_else(|| "-".to_owned(), |c| c.to_string())
                 );
-                let fut = uac_media(media, commands.clone());
+                let fut = uac_media(Box::new(media), commands.clone());
                 supervise(
                     fut.instrument(span),
                     commands,
