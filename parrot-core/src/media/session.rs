@@ -111,9 +111,9 @@ enum Control {
 
 /// A running media session. Dropping it stops the session (at its next tick).
 ///
-/// Sessions are driven by a shared task per runtime worker thread, which
-/// steps each one at its packet times; a control call (`apply`, `stop`, …)
-/// takes effect at the session's next tick, within one ptime.
+/// Sessions are driven by the process's media threads (one per CPU, outside
+/// tokio), which step each one at its packet times; a control call (`apply`,
+/// `stop`, …) takes effect at the session's next tick, within one ptime.
 #[derive(Debug)]
 pub struct MediaSession {
     control: mpsc::Sender<Control>,
@@ -149,8 +149,9 @@ pub fn reset_pacing_counters() {
 }
 
 impl MediaSession {
-    /// Starts the session (in the current tokio runtime): audio flows at once;
-    /// `events` hears about hang-ups.
+    /// Starts the session (called in a tokio runtime, whose blocking pool reads
+    /// and creates its files; the sockets leave its reactor for a media
+    /// thread): audio flows at once; `events` hears about hang-ups.
     pub fn start<H: MediaHandler>(
         config: MediaConfig,
         handler: H,
@@ -296,7 +297,7 @@ struct Task<H> {
     timestamp_step: u32,
     ticks: u64,
     /// Files read and recordings created by blocking tasks, back to the
-    /// engine: the shard's step never touches the file system.
+    /// engine: a media thread's step never touches the file system.
     /// Made at the first file (most calls play from memory or not at all:
     /// a channel is kilobytes a call would hold for nothing).
     files: Option<(
@@ -1274,7 +1275,7 @@ mod tests {
     async fn a_panicking_media_handler_ends_its_session_only() {
         let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let to = sink.local_addr().unwrap();
-        // Same runtime and thread: both sessions share one shard.
+        // Both sessions may share a media thread: the panic ends only its own.
         let bad = session(Panics, to).await;
         let good = session(Talks, to).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
