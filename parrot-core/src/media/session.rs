@@ -984,40 +984,6 @@ mod shard {
         }
     }
 
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        fn judged(ticks: u64, late: u64) -> bool {
-            let p = Pacing::default();
-            for i in 0..ticks {
-                p.tick(i < late);
-            }
-            p.judge();
-            p.behind.load(Ordering::Relaxed)
-        }
-
-        #[test]
-        fn behind_means_over_one_percent_late_out_of_enough_ticks() {
-            assert!(judged(2000, 21), "1.05 % of 2000");
-            assert!(!judged(2000, 20), "1 % is not over 1 %");
-            assert!(!judged(999, 500), "too few ticks to tell");
-            assert!(!judged(0, 0));
-            // Each window is judged alone: a good one after a bad one clears it.
-            let p = Pacing::default();
-            for i in 0..2000 {
-                p.tick(i < 100);
-            }
-            p.judge();
-            assert!(p.behind.load(Ordering::Relaxed));
-            for _ in 0..2000 {
-                p.tick(false);
-            }
-            p.judge();
-            assert!(!p.behind.load(Ordering::Relaxed));
-        }
-    }
-
     static LANES: OnceLock<Vec<Lane>> = OnceLock::new();
 
     fn lanes() -> &'static [Lane] {
@@ -1175,6 +1141,40 @@ mod shard {
                     queue.push(Queued(session.due(), session));
                 }
             }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn judged(ticks: u64, late: u64) -> bool {
+            let p = Pacing::default();
+            for i in 0..ticks {
+                p.tick(i < late);
+            }
+            p.judge();
+            p.behind.load(Ordering::Relaxed)
+        }
+
+        #[test]
+        fn behind_means_over_one_percent_late_out_of_enough_ticks() {
+            assert!(judged(2000, 21), "1.05 % of 2000");
+            assert!(!judged(2000, 20), "1 % is not over 1 %");
+            assert!(!judged(999, 500), "too few ticks to tell");
+            assert!(!judged(0, 0));
+            // Each window is judged alone: a good one after a bad one clears it.
+            let p = Pacing::default();
+            for i in 0..2000 {
+                p.tick(i < 100);
+            }
+            p.judge();
+            assert!(p.behind.load(Ordering::Relaxed));
+            for _ in 0..2000 {
+                p.tick(false);
+            }
+            p.judge();
+            assert!(!p.behind.load(Ordering::Relaxed));
         }
     }
 }
