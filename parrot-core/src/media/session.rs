@@ -274,8 +274,9 @@ impl Sockets {
 struct Task<H> {
     cfg: Params,
     io: Sockets,
-    /// The runtime the session was started in: file reads and recordings run
-    /// as its blocking tasks (a media thread is no runtime's).
+    /// The runtime the session was started in: a step runs inside it (a media
+    /// thread is no runtime's), and file reads and recordings run as its
+    /// blocking tasks.
     runtime: Option<tokio::runtime::Handle>,
     engine: MediaEngine<H>,
     encoder: Box<dyn AudioEncoder>,
@@ -848,6 +849,10 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
     /// each tick owed. True once the session is over.
     fn step(&mut self, now: Instant, lanes: &shard::Pacing) -> bool {
         let t = &mut self.task;
+        // The handler runs in the runtime the session was started in, as it
+        // would in a task of it: it may spawn (a WebSocket bridge does) or
+        // use tokio's channels and timers.
+        let _runtime = t.runtime.as_ref().map(tokio::runtime::Handle::enter);
         if !self.started {
             self.started = true;
             t.engine.start();
@@ -1303,6 +1308,27 @@ mod tests {
         }
         assert_eq!((tx.tx.roc(), rx.rx.roc()), (1, 1));
         assert!(got >= 99, "{got} of 100 accepted");
+    }
+
+    /// A handler that spawns (as the WebSocket bridges do) finds the runtime
+    /// its session was started in, though a media thread runs it.
+    #[tokio::test]
+    async fn a_media_handler_runs_inside_its_sessions_runtime() {
+        struct Spawns(Arc<std::sync::atomic::AtomicBool>);
+        impl MediaHandler for Spawns {
+            fn stream_started(&mut self) -> Action {
+                let done = Arc::clone(&self.0);
+                tokio::spawn(async move { done.store(true, Ordering::SeqCst) });
+                Action::tone(440.0, 1.0)
+            }
+        }
+        let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let spawned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = session(Spawns(Arc::clone(&spawned)), sink.local_addr().unwrap()).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let stats = s.stop().await;
+        assert!(spawned.load(Ordering::SeqCst), "the handler's task ran");
+        assert!(stats.packets_sent > 0, "the session went on: {stats:?}");
     }
 
     #[tokio::test]
