@@ -2,13 +2,17 @@
 //!
 //! - [`invite`] and [`request`] build valid SIP requests (Via, Max-Forwards,
 //!   From with a tag, To, Call-ID, CSeq, Contact), optionally with an SDP
-//!   offer ([`default_offer`]: PCMU, PCMA and telephone-event);
+//!   offer ([`default_offer`]: PCMU, PCMA and telephone-event; [`srtp_offer`]:
+//!   the same with SDES keys, RFC 4568);
 //! - [`call`] runs a [`SipHandler`] on one, the way the endpoint would, and
 //!   returns an [`Outcome`]: the final [`Reply`], the provisional replies the
 //!   handler sent ([`Incoming::ring`]) and, when it answered with
 //!   [`Incoming::answer`], the SDP answer (from the real offer/answer code) and
 //!   the media handler. No RTP socket is bound: the answer names
-//!   [`SERVER`]'s address and the placeholder port [`MEDIA_PORT`];
+//!   [`SERVER`]'s address and the placeholder port [`MEDIA_PORT`]. SRTP offers
+//!   are answered as an endpoint with the default [`SrtpMode::BestEffort`]
+//!   answers them over TLS (with keys, [`Outcome::srtp`] names the suite);
+//!   [`call_with_srtp`] takes another mode;
 //! - [`MediaHarness`] drives a [`MediaHandler`] frame by frame on virtual
 //!   time (a frame counter, 20 ms a frame): what it plays, the digits it
 //!   receives, what it hears, whether it hangs up.
@@ -92,7 +96,8 @@ use crate::media::{
 use crate::message::{
     HeaderError, HeaderName, Host, Method, Request, Response, SipUri, StatusCode, Uri,
 };
-use crate::sdp::{LocalMedia, Negotiated, Negotiator, SessionDescription};
+use crate::rtp::SrtpProfile;
+use crate::sdp::{LocalMedia, LocalSrtp, Negotiated, Negotiator, SessionDescription, SrtpMode};
 use crate::transport::TransportKind;
 use crate::ua::{Incoming, Reply, SipHandler};
 use bytes::Bytes;
@@ -150,6 +155,25 @@ pub fn default_offer() -> Bytes {
 /// G.729 to see a handler refuse it with 488, or G.722 for a wideband call.
 pub fn offer_with(codecs: Vec<Codec>) -> Bytes {
     let local = LocalMedia::new(CALLER.ip(), CALLER_MEDIA_PORT).with_codecs(codecs);
+    Negotiator::new(local, 1).create_offer().to_bytes()
+}
+
+/// [`default_offer`] with SRTP (RFC 3711) keyed by SDES (RFC 4568): one
+/// `a=crypto` line per supported suite, strongest first, on `RTP/SAVP` for
+/// [`SrtpMode::Mandatory`] (as baresip's `srtp-mand` offers) or `RTP/AVP` for
+/// [`SrtpMode::BestEffort`] (as its `srtp` does); [`SrtpMode::Off`] gives
+/// [`default_offer`]. The keys are fixed test values, the same in every
+/// offer: never send this offer to a real peer.
+pub fn srtp_offer(mode: SrtpMode) -> Bytes {
+    let keys = SrtpProfile::ALL
+        .iter()
+        .zip(1u8..)
+        .map(|(p, n)| (*p, vec![n; p.key_len() + p.salt_len()]))
+        .collect();
+    let srtp = LocalSrtp::with_keys(mode, keys);
+    let local = LocalMedia::new(CALLER.ip(), CALLER_MEDIA_PORT)
+        .with_codecs(vec![Codec::PCMU, Codec::PCMA])
+        .with_srtp(srtp);
     Negotiator::new(local, 1).create_offer().to_bytes()
 }
 
@@ -237,6 +261,11 @@ impl RequestBuilder {
     /// [`default_offer`] as the body.
     pub fn offer(self) -> RequestBuilder {
         self.sdp(default_offer())
+    }
+
+    /// [`srtp_offer`] as the body: an offer with SDES keys.
+    pub fn srtp_offer(self, mode: SrtpMode) -> RequestBuilder {
+        self.sdp(srtp_offer(mode))
     }
 
     /// The request, or the header that could not be added (a value with CR or LF).
@@ -329,13 +358,34 @@ pub fn incoming(request: Request) -> Incoming {
 /// Runs `handler` on `request` as the endpoint would: an INVITE goes to
 /// [`SipHandler::invite`] (with provisional replies collected and offers
 /// answered without sockets when it is not in a call), other methods to
-/// their handler method.
+/// their handler method. SRTP is answered as with the endpoint's default
+/// [`SrtpMode::BestEffort`] over TLS: an offer with `a=crypto` gets SRTP, a
+/// plain one plain RTP. See [`call_with_srtp`] for the other modes.
 ///
 /// # Panics
 ///
 /// For ACK (it gets no reply: use [`ack`]) and CANCEL (the endpoint answers
 /// it, never the handler).
 pub async fn call<H: SipHandler>(handler: &mut H, request: Request) -> Outcome {
+    call_with_srtp(handler, request, SrtpMode::BestEffort).await
+}
+
+/// [`call`], with offers answered as an endpoint whose
+/// [`EndpointBuilder::srtp`](crate::ua::EndpointBuilder::srtp) is `srtp`
+/// answers them over TLS: [`SrtpMode::Mandatory`] gives 488 to a plain offer,
+/// [`SrtpMode::Off`] 488 to an `RTP/SAVP` one (and plain RTP to `RTP/AVP`
+/// with `a=crypto`). Over UDP or TCP an endpoint sends no keys unless
+/// [`srtp_keys_over_insecure_transports`](crate::ua::EndpointBuilder::srtp_keys_over_insecure_transports)
+/// allows it; the harness sends nothing anywhere, so it does not model that.
+///
+/// # Panics
+///
+/// As [`call`].
+pub async fn call_with_srtp<H: SipHandler>(
+    handler: &mut H,
+    request: Request,
+    srtp: SrtpMode,
+) -> Outcome {
     let source = source_of(&request);
     let kept = request.clone();
     match request.method() {
@@ -352,7 +402,7 @@ pub async fn call<H: SipHandler>(handler: &mut H, request: Request) -> Outcome {
             let mut inc = Incoming::new(request, source, TransportKind::Udp, Some(tx));
             if !in_call {
                 // As the endpoint does: re-INVITEs get no media context.
-                inc = inc.with_offline_media(SERVER.ip(), MEDIA_PORT);
+                inc = inc.with_offline_media(SERVER.ip(), MEDIA_PORT, srtp);
             }
             let mut provisional = Vec::new();
             let reply = {
@@ -485,6 +535,11 @@ impl Outcome {
     /// The codec the call's audio uses, if it has audio.
     pub fn codec(&self) -> Option<&Codec> {
         self.negotiated.as_ref().map(|n| &n.codec)
+    }
+
+    /// The SRTP suite the answer agreed, if the call's audio is encrypted.
+    pub fn srtp(&self) -> Option<SrtpProfile> {
+        self.negotiated.as_ref()?.srtp.as_ref().map(|s| s.profile)
     }
 
     /// True if the handler answered with audio (and the media handler is

@@ -319,12 +319,25 @@ pub async fn baresip(
     quit_after: Duration,
     limit: Duration,
 ) -> BaresipRun {
+    baresip_with_args(config_dir, &[], commands, quit_after, limit).await
+}
+
+/// [`baresip`] with more command-line arguments first, e.g. `-s` (its SIP
+/// trace: every message it sends and receives, decrypted from TLS, in its
+/// output).
+pub async fn baresip_with_args(
+    config_dir: &Path,
+    args: &[&str],
+    commands: &[&str],
+    quit_after: Duration,
+    limit: Duration,
+) -> BaresipRun {
     assert!(
         baresip_available(),
         "baresip is not installed: run `cargo xtask test` (it installs baresip-core) or `apt-get install baresip-core`"
     );
     let mut cmd = tokio::process::Command::new("baresip");
-    cmd.arg("-f").arg(config_dir);
+    cmd.args(args).arg("-f").arg(config_dir);
     for c in commands {
         cmd.arg("-e").arg(c);
     }

@@ -5,12 +5,15 @@
 //! generated client (headless, the recording must hold the server's 660 Hz
 //! welcome) and 100 calls from sipp's uac; and, copied elsewhere with its
 //! project's `assets/` gone, it still plays the welcome (the prompts are built in);
+//! with `--srtp mandatory --srtp-keys-in-clear` on both, the call is SRTP and
+//! each end hears the other (a plain phone gets 488, and mandatory SRTP without
+//! keys in clear is refused at startup);
 //! the generated agent, with its echo service, sends the client's tone back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
 use parrot_tests::{
-    TempDir, cargo_in_generated, free_port, generate_project, generated_base, generated_bin,
+    TempDir, cargo_in_generated, free_port, generate_project, generated_base, generated_bin, heard,
     heard_at_start, lint_generated, sipp, write_tone,
 };
 use std::path::{Path, PathBuf};
@@ -118,6 +121,8 @@ async fn generated_server_and_client_work() {
     assert_eq!(run.stat("SuccessfulCall(C)"), Some(100));
     drop(server);
 
+    generated_srtp_call(&prompts);
+
     // The server binary copied elsewhere, its project's prompts gone: it plays
     // the ones built into it (written to its cache), and `--assets` still rules.
     let away = TempDir::new("moved-server");
@@ -200,6 +205,19 @@ async fn generated_server_and_client_work() {
 /// recording what it hears to `generated_base()/recording`: seconds heard, and
 /// whether the first second is `freq` (the uas welcome's 660 Hz).
 fn call_generated_server(port: u16, play: &Path, recording: &str, freq: f64) -> (f64, bool) {
+    let (heard, _) = call_generated_server_with(port, play, recording, freq, &[]);
+    heard
+}
+
+/// [`call_generated_server`] with more options for the client; also returns
+/// what it printed.
+fn call_generated_server_with(
+    port: u16,
+    play: &Path,
+    recording: &str,
+    freq: f64,
+    extra: &[&str],
+) -> ((f64, bool), String) {
     let recording = generated_base().join(recording);
     let _ = std::fs::remove_file(&recording);
     let out = Command::new(generated_bin("gen-client"))
@@ -213,10 +231,11 @@ fn call_generated_server(port: u16, play: &Path, recording: &str, freq: f64) -> 
         .arg(&recording)
         .arg("--play")
         .arg(play)
+        .args(extra)
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "the client failed:\n{stdout}\n{}",
@@ -227,7 +246,109 @@ fn call_generated_server(port: u16, play: &Path, recording: &str, freq: f64) -> 
         stdout.contains("answered") && stdout.contains("G722/8000"),
         "{stdout}"
     );
-    heard_at_start(&recording, freq)
+    (heard_at_start(&recording, freq), stdout)
+}
+
+/// The generated server and phone with `--srtp mandatory`: refused at startup
+/// without `--srtp-keys-in-clear` (neither speaks TLS), then a call with it on
+/// both over UDP, encrypted (the phone names the suite, the server logs it),
+/// with audio checked at both ends: the phone hears the 660 Hz welcome, the
+/// server's recording holds the phone's 440 Hz. A phone without SRTP gets 488.
+fn generated_srtp_call(prompts: &Path) {
+    let base = generated_base();
+    let mandatory = ["--srtp", "mandatory"];
+    let port = free_port();
+    let port_arg = port.to_string();
+    let server_args = ["--bind", "127.0.0.1", "--port", &port_arg];
+    let refused = Command::new(generated_bin("gen-server"))
+        .args(server_args)
+        .args(mandatory)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(stderr.contains("--srtp-keys-in-clear"), "{stderr}");
+    let refused = Command::new(generated_bin("gen-client"))
+        .args(["call", &format!("sip:service@127.0.0.1:{port}")])
+        .args(mandatory)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(stderr.contains("--srtp-keys-in-clear"), "{stderr}");
+
+    let records = TempDir::new("srtp-records");
+    let log = base.join("gen-server-srtp.log");
+    let _server = Server(
+        Command::new(generated_bin("gen-server"))
+            .args(server_args)
+            .args(mandatory)
+            .arg("--srtp-keys-in-clear")
+            .arg("--record")
+            .arg(records.path())
+            .current_dir(base.join("gen-server"))
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(700));
+
+    // A phone with the defaults (best effort, no keys over UDP) offers plain RTP.
+    let plain = Command::new(generated_bin("gen-client"))
+        .args(["call", &format!("sip:service@127.0.0.1:{port}")])
+        .arg("--play")
+        .arg(prompts.join("menu.wav"))
+        .args(["--record", "/dev/null", "--duration", "1"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&plain.stdout);
+    assert!(!plain.status.success(), "{stdout}");
+    assert!(stdout.contains("not answered: 488"), "{stdout}");
+
+    let tone = base.join("srtp-tone.wav");
+    write_tone(&tone, 440.0, 2.5, 0.0);
+    let ((secs, welcome), stdout) = call_generated_server_with(
+        port,
+        &tone,
+        "heard-srtp.wav",
+        660.0,
+        &["--srtp", "mandatory", "--srtp-keys-in-clear"],
+    );
+    eprintln!("SRTP call: the client heard {secs:.2} s, welcome (660 Hz) {welcome}\n{stdout}");
+    assert!(
+        welcome && secs > 2.0,
+        "heard {secs:.2} s, welcome {welcome}"
+    );
+    assert!(stdout.contains("SRTP AEAD_AES_128_GCM"), "{stdout}");
+    let line = std::iter::repeat_with(|| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::read_to_string(&log).unwrap_or_default()
+    })
+    .take(50)
+    .find(|text| text.contains("SRTP agreed"))
+    .unwrap_or_else(|| {
+        panic!(
+            "the server logs no SRTP:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    assert!(line.contains("AEAD_AES_128_GCM"), "{line}");
+    // The server recorded the SRTP caller only (the plain one was refused).
+    let recorded: Vec<PathBuf> = std::fs::read_dir(records.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    let (secs, ok) = heard(&recorded[0], 440.0);
+    eprintln!("SRTP call: the server heard {secs:.2} s of the client's 440 Hz: {ok}");
+    assert!(
+        ok && secs > 2.0,
+        "the server heard {secs:.2} s, 440 Hz {ok}"
+    );
 }
 
 /// The first line of the file at `path` that matches, within 5 s.

@@ -5,7 +5,10 @@
 //!   over TLS by default), and a Parrot UAC with mandatory SRTP calls baresip over TLS;
 //! - best effort (`mediaenc=srtp`: `RTP/AVP` with `a=crypto`) both ways over UDP, with keys in
 //!   clear allowed explicitly (`srtp_keys_over_insecure_transports`);
-//! - baresip `srtp-mand` over UDP to a server with the default policy gets 488.
+//! - baresip `srtp-mand` over UDP to a server with the default policy gets 488;
+//! - a Parrot UAC with mandatory SRTP holds baresip and resumes over TLS: the re-INVITEs keep
+//!   the keys (RFC 4568 §7.1.4, read back from baresip's SIP trace), baresip stops sending
+//!   while held, and after the resume its packets authenticate and its tone is heard again.
 //!
 //! If SRTP were not applied on either side, the other side could not decrypt (or would not
 //! authenticate) a single packet and nothing would be heard.
@@ -16,7 +19,7 @@ use parrot_core::media::{Action, MediaHandler, PlaySource};
 use parrot_core::rtp::SrtpProfile;
 use parrot_core::transport::{TransportConfig, TransportKind};
 use parrot_core::ua::{EndReason, Endpoint, Incoming, Reply, SipHandler, SrtpMode};
-use parrot_tests::{BaresipConfig, TempDir, baresip, free_port, heard};
+use parrot_tests::{BaresipConfig, TempDir, baresip, baresip_with_args, free_port, heard};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -436,4 +439,206 @@ async fn srtp_mand_over_udp_is_refused_by_default() {
     assert!(!run.output.contains("Call established"), "{}", run.output);
     assert_eq!(server.local_addr(TransportKind::Udp), Some(addr));
     server.shutdown(Duration::from_millis(300)).await;
+}
+
+/// Seconds of `freq` in a recording (8 kHz): its 100 ms windows in which `freq` carries most
+/// of the energy.
+fn seconds_of(path: &Path, freq: f64) -> f64 {
+    let mut wav = parrot_core::media::WavSource::open(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut all = vec![0i16; (wav.duration() * 8000.0) as usize + 800];
+    let n = parrot_core::media::AudioSource::read(&mut wav, &mut all);
+    let windows = all[..n]
+        .chunks_exact(800)
+        .filter(|w| parrot_core::media::tone_present(w, freq, 8000, 0.8))
+        .count();
+    windows as f64 / 10.0
+}
+
+/// The `a=crypto` lines of each SIP message in baresip's trace (`-s`) whose first line
+/// starts with `start` (e.g. `INVITE ` or `SIP/2.0 200`), in order; messages without any
+/// are left out.
+fn crypto_lines(trace: &str, start: &str) -> Vec<Vec<String>> {
+    let mut messages: Vec<Vec<String>> = Vec::new();
+    let mut inside = false;
+    for line in trace.lines() {
+        let line = line.trim_end();
+        if line.starts_with("INVITE ")
+            || line.starts_with("SIP/2.0 ")
+            || line.starts_with("ACK ")
+            || line.starts_with("BYE ")
+        {
+            inside = line.starts_with(start);
+            if inside {
+                messages.push(Vec::new());
+            }
+        } else if inside && line.starts_with("a=crypto:") {
+            if let Some(m) = messages.last_mut() {
+                m.push(line.to_owned());
+            }
+        }
+    }
+    messages.retain(|m| !m.is_empty());
+    messages
+}
+
+/// Hold and resume over SRTP (RFC 3264 §8.4 with RFC 4568 §7.1.4): a Parrot UAC with
+/// mandatory SRTP calls baresip (`srtp-mand`, TLS), holds it (re-INVITE `a=sendonly`) and
+/// resumes (`a=sendrecv`). Its re-INVITEs repeat the first offer's keys; baresip stops
+/// sending while held; after the resume its packets authenticate again (counted), its tone
+/// is heard (seconds counted in a recording started at the resume), and it decrypts ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parrot_holds_and_resumes_baresip_over_srtp() {
+    let tmp = TempDir::new("srtp-hold");
+    let (_, client_tls, cert) = tls(tmp.path());
+    let sip_port = free_port();
+    let (conf, _) = baresip_conf(&tmp, sip_port, "srtp-mand", true, Some(&cert));
+    // baresip hangs up (without a BYE) when its WAV ends: one that outlasts the call.
+    parrot_tests::write_tone(&tmp.join("baresip.wav"), BARESIP_TONE, 12.0, 0.0);
+    let uri = format!("sip:test@127.0.0.1:{};transport=tls", sip_port + 1);
+    let phone = tokio::spawn({
+        let conf = conf.clone();
+        async move {
+            baresip_with_args(
+                &conf,
+                &["-s"],
+                &[],
+                Duration::from_secs(13),
+                Duration::from_secs(25),
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let client = Endpoint::builder()
+        .udp("127.0.0.1:0".parse().unwrap())
+        .transport_config(TransportConfig {
+            tls_client: Some(client_tls),
+            ..TransportConfig::default()
+        })
+        .srtp(SrtpMode::Mandatory)
+        .build()
+        .await
+        .unwrap();
+    let before = tmp.join("parrot-heard-before.wav");
+    let after = tmp.join("parrot-heard-after.wav");
+    let log = Log::default();
+    let mut call = client
+        .dial(&uri)
+        .unwrap()
+        .media(ToneAndRecord {
+            record: before.clone(),
+            log: log.clone(),
+        })
+        .send()
+        .await
+        .unwrap();
+    if let Err(e) = call.answered().await {
+        let run = phone.await.unwrap();
+        panic!("baresip did not answer: {e}\n{}", run.output);
+    }
+    while call.media_stats().is_none() {
+        match tokio::time::timeout(Duration::from_secs(3), call.next_event()).await {
+            Ok(Some(_)) => {}
+            other => panic!("no media: {other:?}"),
+        }
+    }
+    // Drains the call's events while waiting (the stats are read from a watch).
+    async fn wait(call: &mut parrot_core::ua::OutgoingCall, ms: u64) {
+        let until = tokio::time::Instant::now() + Duration::from_millis(ms);
+        while let Ok(Some(_)) = tokio::time::timeout_at(until, call.next_event()).await {}
+    }
+    let stats = |call: &parrot_core::ua::OutgoingCall| call.media_stats().unwrap();
+    wait(&mut call, 2000).await;
+    let talking = stats(&call);
+    if let Err(e) = call.hold().await {
+        let _ = call.hangup().await;
+        let run = phone.await.unwrap();
+        panic!("the hold failed: {e}\n{}", run.output);
+    }
+    // What was in flight when baresip took the answer arrives in the first moments.
+    wait(&mut call, 500).await;
+    let held_from = stats(&call);
+    wait(&mut call, 2000).await;
+    let held_to = stats(&call);
+    if let Err(e) = call.resume().await {
+        let _ = call.hangup().await;
+        let run = phone.await.unwrap();
+        panic!("the resume failed: {e}\n{}", run.output);
+    }
+    call.media_action(Action::Record(after.clone()))
+        .await
+        .unwrap();
+    wait(&mut call, 500).await;
+    let resumed_from = stats(&call);
+    wait(&mut call, 2500).await;
+    let resumed_to = stats(&call);
+    let _ = call.hangup().await;
+    let run = phone.await.unwrap();
+    let out = &run.output;
+    let received = |a: &parrot_core::media::MediaStats, b: &parrot_core::media::MediaStats| {
+        b.packets_received - a.packets_received
+    };
+    eprintln!(
+        "packets from baresip: {} before the hold, {} in 2 s held, {} in 2.5 s resumed; \
+         at the end {resumed_to:?}",
+        talking.packets_received,
+        received(&held_from, &held_to),
+        received(&resumed_from, &resumed_to),
+    );
+    assert_eq!(resumed_to.srtp, Some(SrtpProfile::AeadAes128Gcm), "{out}");
+    assert!(talking.packets_received > 60, "{talking:?}\n{out}");
+    assert!(
+        received(&held_from, &held_to) < 10,
+        "held: baresip stops sending ({held_from:?} then {held_to:?})\n{out}"
+    );
+    // 2.5 s at 50 packets a second (the counts are published once a second): at least
+    // 1.5 s of them.
+    assert!(
+        received(&resumed_from, &resumed_to) > 75,
+        "resumed: baresip sends again ({resumed_from:?} then {resumed_to:?})\n{out}"
+    );
+    // Every packet after the resume authenticated and was fresh: the failures are at most
+    // baresip's clear RTCP BYE at the end (see parrot_calls_baresip).
+    assert_eq!(resumed_to.srtp_replays, 0, "{resumed_to:?}");
+    assert!(
+        resumed_to.srtp_auth_failures <= 1 && resumed_to.srtp_malformed <= 1,
+        "{resumed_to:?}"
+    );
+    // baresip decrypts every packet we send, after the resume too (it logs each one it
+    // cannot). Its decode dump stops at the first re-INVITE (baresip 1.0 restarts its
+    // player without the dump filter), so what it heard after the resume is not recorded.
+    assert!(
+        resumed_to.packets_sent - resumed_from.packets_sent > 75,
+        "{resumed_from:?} then {resumed_to:?}"
+    );
+    assert!(!out.contains("failed to decrypt"), "{out}");
+
+    // Our three offers (the INVITE, the hold, the resume) carry the same keys.
+    let offers = crypto_lines(out, "INVITE ");
+    let answers = crypto_lines(out, "SIP/2.0 200");
+    eprintln!("our offers' a=crypto: {offers:#?}\nbaresip's answers' a=crypto: {answers:#?}");
+    assert_eq!(offers.len(), 3, "INVITE, hold, resume\n{out}");
+    assert_eq!(offers[0].len(), 3, "one line per suite: {offers:?}");
+    assert!(
+        offers.iter().all(|o| *o == offers[0]),
+        "the re-INVITEs keep the keys: {offers:#?}"
+    );
+    assert_eq!(answers.len(), 3, "{out}");
+
+    // Each side hears the other after the resume.
+    assert!(
+        log.wait_for("media stopped", Duration::from_secs(3)).await,
+        "{:?}",
+        log.events()
+    );
+    let heard_before = seconds_of(&before, BARESIP_TONE);
+    let heard_after = seconds_of(&after, BARESIP_TONE);
+    eprintln!(
+        "Parrot heard {heard_before:.1} s of {BARESIP_TONE} Hz before the hold and \
+         {heard_after:.1} s after the resume"
+    );
+    assert!(heard_before > 1.5, "{heard_before}");
+    assert!(heard_after > 2.0, "{heard_after}");
+    client.shutdown(Duration::from_millis(300)).await;
 }

@@ -300,6 +300,128 @@ async fn offers_that_cannot_be_answered() {
     assert!(!fickle.has_media() && fickle.negotiated().is_none());
 }
 
+/// The offerer's side of [`srtp_offer`]: the same fixed keys, so that it can
+/// read the harness's answer and decrypt what the answerer sends.
+fn srtp_offerer(mode: SrtpMode) -> Negotiator {
+    let keys = SrtpProfile::ALL
+        .iter()
+        .zip(1u8..)
+        .map(|(p, n)| (*p, vec![n; p.key_len() + p.salt_len()]))
+        .collect();
+    let local = LocalMedia::new(CALLER.ip(), CALLER_MEDIA_PORT)
+        .with_codecs(vec![Codec::PCMU, Codec::PCMA])
+        .with_srtp(LocalSrtp::with_keys(mode, keys));
+    Negotiator::new(local, 1)
+}
+
+#[tokio::test]
+async fn srtp_offers_are_answered_with_keys() {
+    for (mode, proto) in [
+        (SrtpMode::Mandatory, "RTP/SAVP"),
+        (SrtpMode::BestEffort, "RTP/AVP"),
+    ] {
+        let offer = srtp_offer(mode);
+        let text = String::from_utf8_lossy(&offer).into_owned();
+        assert!(
+            text.contains(&format!(" {proto} ")) && text.matches("a=crypto:").count() == 3,
+            "{text}"
+        );
+        let out = call(
+            &mut Router::default(),
+            invite("carol", "menu").sdp(offer.clone()).build(),
+        )
+        .await;
+        assert_eq!(out.code(), 200, "{mode:?}");
+        // The strongest suite, on the offer's profile, with a key of the answer's own.
+        assert_eq!(out.srtp(), Some(SrtpProfile::AeadAes128Gcm), "{mode:?}");
+        let sdp = out.sdp_answer().unwrap();
+        assert_eq!(sdp.media[0].protocol, proto);
+        let answer = String::from_utf8_lossy(out.reply().body_ref().unwrap().1).into_owned();
+        let crypto: Vec<&str> = answer
+            .lines()
+            .filter(|l| l.starts_with("a=crypto:"))
+            .collect();
+        assert_eq!(crypto.len(), 1, "{answer}");
+        assert!(crypto[0].starts_with("a=crypto:1 AEAD_AES_128_GCM inline:"));
+        assert!(!text.contains(&crypto[0]["a=crypto:1 AEAD_AES_128_GCM ".len()..]));
+
+        // The caller reads the answer, and both directions decrypt at the other end.
+        let mut offerer = srtp_offerer(mode);
+        let _ = offerer.create_offer();
+        let theirs = offerer.accept_answer(&sdp).unwrap().srtp.unwrap();
+        let ours = out.negotiated().unwrap().srtp.clone().unwrap();
+        let rtp = crate::rtp::RtpPacket::new(0, 7, 160, 0x1234, Bytes::from_static(&[0xd5; 160]))
+            .to_bytes();
+        let sent = ours.outbound().unwrap().protect_rtp(&rtp).unwrap();
+        assert_ne!(sent[12..], rtp[12..], "encrypted");
+        assert_eq!(theirs.inbound().unwrap().unprotect_rtp(&sent).unwrap(), rtp);
+        let back = theirs.outbound().unwrap().protect_rtp(&rtp).unwrap();
+        assert_eq!(ours.inbound().unwrap().unprotect_rtp(&back).unwrap(), rtp);
+        // A forged packet is refused.
+        let mut forged = sent.clone();
+        forged[20] ^= 1;
+        assert!(theirs.inbound().unwrap().unprotect_rtp(&forged).is_err());
+    }
+    // A plain offer stays plain.
+    let plain = call(
+        &mut Router::default(),
+        invite("carol", "menu").offer().build(),
+    )
+    .await;
+    assert_eq!(plain.code(), 200);
+    assert_eq!(plain.srtp(), None);
+    assert!(plain.negotiated().unwrap().srtp.is_none());
+    assert_eq!(plain.sdp_answer().unwrap().media[0].protocol, "RTP/AVP");
+}
+
+#[tokio::test]
+async fn srtp_modes_as_the_endpoint_has_them() {
+    let menu = || invite("carol", "menu");
+    // Mandatory: a plain offer is refused, an SRTP one answered.
+    let plain = call_with_srtp(
+        &mut Router::default(),
+        menu().offer().build(),
+        SrtpMode::Mandatory,
+    )
+    .await;
+    assert_eq!(plain.code(), 488);
+    assert!(!plain.has_media());
+    let best = call_with_srtp(
+        &mut Router::default(),
+        menu().srtp_offer(SrtpMode::BestEffort).build(),
+        SrtpMode::Mandatory,
+    )
+    .await;
+    assert_eq!(
+        (best.code(), best.srtp()),
+        (200, Some(SrtpProfile::AeadAes128Gcm))
+    );
+    // Off: RTP/SAVP is refused, RTP/AVP with keys answered in plain.
+    let savp = call_with_srtp(
+        &mut Router::default(),
+        menu().srtp_offer(SrtpMode::Mandatory).build(),
+        SrtpMode::Off,
+    )
+    .await;
+    assert_eq!(savp.code(), 488);
+    assert!(
+        savp.response().reason().contains("SRTP"),
+        "{:?}",
+        savp.reply()
+    );
+    let avp = call_with_srtp(
+        &mut Router::default(),
+        menu().srtp_offer(SrtpMode::BestEffort).build(),
+        SrtpMode::Off,
+    )
+    .await;
+    assert_eq!((avp.code(), avp.srtp()), (200, None));
+    let answer = String::from_utf8_lossy(avp.reply().body_ref().unwrap().1).into_owned();
+    assert!(!answer.contains("a=crypto"), "{answer}");
+    // Off offers plain.
+    assert_eq!(srtp_offer(SrtpMode::Off), default_offer());
+}
+
 /// A WAV of `seconds` of `hz` in the temp folder.
 fn wav(name: &str, hz: f64, seconds: f64) -> PathBuf {
     let path =

@@ -31,9 +31,9 @@ pub struct Incoming {
     /// Boxed: the channel allocates 32 slots whatever its capacity.
     provisional: Option<mpsc::Sender<Box<Reply>>>,
     media_ctx: Option<MediaContext>,
-    /// Answer offers without binding sockets (the test harness): our address
-    /// and the port to name in the SDP answer.
-    offline: Option<(IpAddr, u16)>,
+    /// Answer offers without binding sockets (the test harness): our address,
+    /// the port to name in the SDP answer, and the SRTP mode to answer with.
+    offline: Option<(IpAddr, u16, crate::sdp::SrtpMode)>,
     /// In a mutex only so that `&Incoming` is `Sync` (handlers hold it across awaits).
     media: std::sync::Mutex<Option<Answered>>,
     /// The endpoint the request reached (none under [`crate::testing`]).
@@ -181,9 +181,14 @@ impl Incoming {
     }
 
     /// Offers are answered without sockets: the SDP answer names `local_ip`
-    /// and `port`, and nothing is bound (for [`crate::testing`]).
-    pub(crate) fn with_offline_media(mut self, local_ip: IpAddr, port: u16) -> Incoming {
-        self.offline = Some((local_ip, port));
+    /// and `port`, SRTP as `srtp` says, and nothing is bound (for [`crate::testing`]).
+    pub(crate) fn with_offline_media(
+        mut self,
+        local_ip: IpAddr,
+        port: u16,
+        srtp: crate::sdp::SrtpMode,
+    ) -> Incoming {
+        self.offline = Some((local_ip, port, srtp));
         self
     }
 
@@ -243,8 +248,8 @@ impl Incoming {
             };
         }
         let answered = match (self.offline, &self.media_ctx) {
-            (Some((ip, port)), _) => {
-                media::answer_offline(ip, port, self.request.body(), Box::new(media))
+            (Some((ip, port, srtp)), _) => {
+                media::answer_offline(ip, port, srtp, self.request.body(), Box::new(media))
                     .map(|(sdp, m)| (sdp, Answered::Offline(m)))
             }
             (None, Some(ctx)) => media::answer(ctx, self.request.body(), Box::new(media))

@@ -385,16 +385,28 @@ impl std::fmt::Debug for OfflineMedia {
 
 /// Answers the SDP offer in an INVITE as [`answer`] does, with the same
 /// [`Negotiator`] and errors, but binds nothing: the answer names `local_ip`
-/// and the placeholder `port`.
+/// and the placeholder `port`. SRTP follows `srtp` as an endpoint with that
+/// mode answers over TLS (nothing goes on a wire, so the keys may be in the
+/// SDP): `RTP/SAVP` and `a=crypto` offers get fresh keys unless it is off.
 pub(crate) fn answer_offline(
     local_ip: IpAddr,
     port: u16,
+    srtp: SrtpMode,
     offer: &[u8],
     mut handler: Box<dyn MediaHandler>,
 ) -> Result<(Bytes, OfflineMedia), Reply> {
     let offer = SessionDescription::parse(offer).map_err(|e| unreadable_offer(&e))?;
+    let local_srtp = match srtp {
+        SrtpMode::Off => None,
+        mode => Some(LocalSrtp::random(mode).map_err(|e| {
+            tracing::warn!(error = %e, "no random SRTP keys");
+            Reply::server_error().reason("Server Internal Error (no random SRTP keys)")
+        })?),
+    };
     let mut negotiator = Negotiator::new(
-        LocalMedia::new(local_ip, port).with_codecs(handler.codecs()),
+        LocalMedia::new(local_ip, port)
+            .with_srtp(local_srtp)
+            .with_codecs(handler.codecs()),
         1,
     );
     let (sdp, negotiated) = negotiate(&mut negotiator, &offer, &mut *handler)?;

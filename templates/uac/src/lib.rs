@@ -11,8 +11,12 @@
 use parrot_core::media::{Action, LiveSink, LiveSource, MediaHandler, MediaStats};
 {%- endif %}
 use parrot_core::message::StatusCode;
+{%- if media %}
+use parrot_core::ua::SrtpMode;
+{%- endif %}
 use parrot_core::ua::{
-    CallEvent, CallHandle, EndReason, Endpoint, Incoming, Registration, Reply, SipHandler, UaError,
+    CallEvent, CallHandle, DefaultHandler, EndReason, Endpoint, EndpointBuilder, Incoming,
+    Registration, Reply, SipHandler, UaError,
 };
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -44,6 +48,53 @@ pub struct CallOptions {
     pub speaker: Option<LiveSink>,
 {%- endif %}
 }
+
+{%- if media %}
+/// How calls protect their audio: SRTP (RFC 3711), its keys carried in the
+/// SDP (SDES, RFC 4568). The default is best effort without keys in clear,
+/// which over this phone's UDP and TCP means plain RTP.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Srtp {
+    /// `Off`, `BestEffort` (when the peer offers or accepts it) or
+    /// `Mandatory` (SRTP or no call: a plain answer is hung up, a plain
+    /// offer gets 488).
+    pub mode: SrtpMode,
+    /// Put the keys in SDP over UDP and TCP, where anyone who can read the
+    /// SIP traffic can read them and decrypt the call. Without it keys only
+    /// travel over TLS, which this phone does not speak: `BestEffort` then
+    /// calls in plain RTP and `Mandatory` cannot call at all.
+    pub keys_in_clear: bool,
+}
+
+impl Srtp {
+    /// Parses `--srtp`'s value: `off`, `best-effort` or `mandatory`.
+    pub fn parse_mode(value: &str) -> Result<SrtpMode, String> {
+        match value {
+            "off" => Ok(SrtpMode::Off),
+            "best-effort" => Ok(SrtpMode::BestEffort),
+            "mandatory" => Ok(SrtpMode::Mandatory),
+            other => Err(format!(
+                "--srtp wants off, best-effort or mandatory, got {other:?}"
+            )),
+        }
+    }
+
+    /// An error for a setting that cannot work here: mandatory SRTP with
+    /// its keys kept off UDP and TCP, the only transports this phone has.
+    pub fn check(&self) -> Result<(), String> {
+        if self.mode == SrtpMode::Mandatory && !self.keys_in_clear {
+            return Err(
+                "--srtp mandatory: this phone speaks UDP and TCP, not TLS, so the \
+                 SRTP keys in its SDP would cross the network in clear; add \
+                 --srtp-keys-in-clear to accept that (anyone who can read the SIP \
+                 traffic can then decrypt the calls)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+{%- endif %}
 
 /// What the application can tell a call in progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,6 +265,27 @@ impl SipHandler for Answerer {
     }
 }
 
+/// The phone's endpoint: UDP and TCP on `local`, `public_ip` named instead of
+/// ours{% if media %}, SRTP as `srtp` says{% endif %}.
+fn builder(
+    local: SocketAddr,
+    public_ip: Option<IpAddr>,
+{%- if media %}
+    srtp: Srtp,
+{%- endif %}
+) -> EndpointBuilder<fn() -> DefaultHandler> {
+    let mut builder = Endpoint::builder().udp(local).tcp(local);
+    if let Some(ip) = public_ip {
+        builder = builder.advertise(ip).advertise_media(ip);
+    }
+{%- if media %}
+    builder = builder
+        .srtp(srtp.mode)
+        .srtp_keys_over_insecure_transports(srtp.keys_in_clear);
+{%- endif %}
+    builder
+}
+
 /// A phone: a SIP endpoint that places calls. Started with
 /// [`{{module}}::start`] calls to it get the endpoint's default answer (480
 /// Temporarily Unavailable); with [`{{module}}::start_answering`] it answers them.
@@ -226,20 +298,28 @@ impl {{module}} {
     /// Starts the phone's endpoint on `local` over UDP and TCP (port 0: any free
     /// port; `0.0.0.0` lets it reach other hosts).
     pub async fn start(local: SocketAddr) -> Result<Self, PhoneError> {
+{%- if media %}
+        Self::start_with(local, None, Srtp::default()).await
+{%- else %}
         Self::start_with(local, None).await
+{%- endif %}
     }
 
     /// The same, naming `public_ip` in Via, Contact and SDP instead of our own
-    /// address (a phone behind a NAT that forwards its ports).
+    /// address (a phone behind a NAT that forwards its ports){% if media %}, with
+    /// `srtp` for its calls' audio{% endif %}.
     pub async fn start_with(
         local: SocketAddr,
         public_ip: Option<IpAddr>,
+{%- if media %}
+        srtp: Srtp,
+{%- endif %}
     ) -> Result<Self, PhoneError> {
-        let mut builder = Endpoint::builder().udp(local).tcp(local);
-        if let Some(ip) = public_ip {
-            builder = builder.advertise(ip).advertise_media(ip);
-        }
-        let endpoint = builder.build().await?;
+{%- if media %}
+        let endpoint = builder(local, public_ip, srtp).build().await?;
+{%- else %}
+        let endpoint = builder(local, public_ip).build().await?;
+{%- endif %}
         Ok({{module}} { endpoint })
     }
 
@@ -250,6 +330,7 @@ impl {{module}} {
         local: SocketAddr,
         public_ip: Option<IpAddr>,
 {%- if media %}
+        srtp: Srtp,
         audio: CallOptions,
 {%- endif %}
         events: mpsc::UnboundedSender<PhoneEvent>,
@@ -262,11 +343,12 @@ impl {{module}} {
             events: events.clone(),
             call: None,
         };
-        let mut builder = Endpoint::builder().udp(local).tcp(local).handler(answerer);
-        if let Some(ip) = public_ip {
-            builder = builder.advertise(ip).advertise_media(ip);
-        }
-        let endpoint = builder.build().await?;
+{%- if media %}
+        let builder = builder(local, public_ip, srtp);
+{%- else %}
+        let builder = builder(local, public_ip);
+{%- endif %}
+        let endpoint = builder.handler(answerer).build().await?;
         Ok({{module}} { endpoint })
     }
 

@@ -3,10 +3,12 @@
 //! ```text
 //! cargo run -- call SIP-URI [--from USER] [--user USER --password SECRET] [--duration SECS]
 //!     [--local ADDR:PORT] [--public-ip IP]{% if media %} [--play FILE.wav] [--record FILE.wav]
-//!     [--input-device SEL] [--output-device SEL]{% endif %}
+//!     [--input-device SEL] [--output-device SEL]
+//!     [--srtp off|best-effort|mandatory] [--srtp-keys-in-clear]{% endif %}
 //! cargo run -- listen [--register REGISTRAR --user USER [--password SECRET]]
 //!     [--local ADDR:PORT] [--public-ip IP]{% if media %} [--play FILE.wav] [--record FILE-OR-DIR]
 //!     [--input-device SEL] [--output-device SEL]
+//!     [--srtp off|best-effort|mandatory] [--srtp-keys-in-clear]
 //! cargo run -- devices{% endif %}
 //! ```
 //! `call` calls SIP-URI and prints how it goes; Enter or Ctrl-C hangs up (or
@@ -18,6 +20,13 @@
 //! `device` feature (on by default) the call uses the default microphone and
 //! speakers unless `--play`/`--record` or other devices are given; `devices`
 //! lists them.
+//!
+//! `--srtp` says whether calls encrypt their audio (SRTP, RFC 3711, keys in
+//! the SDP per RFC 4568): `best-effort` (the default), `mandatory` (SRTP or
+//! no call) or `off`. This phone speaks UDP and TCP, not TLS, so it puts keys
+//! in its SDP only with `--srtp-keys-in-clear` (anyone who can read the SIP
+//! traffic can then decrypt the call); without it `best-effort` calls in
+//! plain RTP and `mandatory` is refused before anything is sent.
 {%- endif %}
 //!
 //! Its progress goes to stdout; logs go to stderr, by default only warnings
@@ -35,8 +44,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
-
+{% if media %}
+use {{crate_name}}::{CallOptions, Control, PhoneEvent, Progress, Srtp};
+{%- else %}
 use {{crate_name}}::{CallOptions, Control, PhoneEvent, Progress};
+{%- endif %}
 
 use {{crate_name}}::{{module}};
 
@@ -47,8 +59,8 @@ const NAME: &str = env!("CARGO_PKG_NAME");
 /// library lines would bury them.
 const DEFAULT_LOG: &str = "warn,{{crate_name}}=info";
 const USAGE: &str = "\
-usage: {{project-name}} call SIP-URI [--from USER] [--user USER --password SECRET] [--duration SECS] [--local ADDR:PORT] [--public-ip IP]{% if media %} [--play FILE.wav] [--record FILE.wav] [--input-device SEL] [--output-device SEL]{% endif %}
-       {{project-name}} listen [--register REGISTRAR --user USER [--password SECRET]] [--local ADDR:PORT] [--public-ip IP]{% if media %} [--play FILE.wav] [--record FILE-OR-DIR] [--input-device SEL] [--output-device SEL]
+usage: {{project-name}} call SIP-URI [--from USER] [--user USER --password SECRET] [--duration SECS] [--local ADDR:PORT] [--public-ip IP]{% if media %} [--play FILE.wav] [--record FILE.wav] [--input-device SEL] [--output-device SEL] [--srtp off|best-effort|mandatory] [--srtp-keys-in-clear]{% endif %}
+       {{project-name}} listen [--register REGISTRAR --user USER [--password SECRET]] [--local ADDR:PORT] [--public-ip IP]{% if media %} [--play FILE.wav] [--record FILE-OR-DIR] [--input-device SEL] [--output-device SEL] [--srtp off|best-effort|mandatory] [--srtp-keys-in-clear]
        {{project-name}} devices{% endif %}";
 
 /// Logs to stderr through `tracing-subscriber`, filtered by `RUST_LOG`
@@ -82,6 +94,8 @@ struct Args {
 {%- if media %}
     input_device: Option<String>,
     output_device: Option<String>,
+    /// `--srtp`, `--srtp-keys-in-clear`.
+    srtp: Srtp,
 {%- endif %}
 }
 
@@ -97,6 +111,7 @@ fn parse_args(mut args: impl Iterator<Item = String>, listening: bool) -> Result
 {%- if media %}
         input_device: None,
         output_device: None,
+        srtp: Srtp::default(),
 {%- endif %}
     };
     match std::env::var("PARROT_PUBLIC_IP") {
@@ -147,6 +162,8 @@ fn parse_args(mut args: impl Iterator<Item = String>, listening: bool) -> Result
             "--record" => parsed.options.record = Some(PathBuf::from(value()?)),
             "--input-device" => parsed.input_device = Some(value()?),
             "--output-device" => parsed.output_device = Some(value()?),
+            "--srtp" => parsed.srtp.mode = Srtp::parse_mode(&value()?)?,
+            "--srtp-keys-in-clear" => parsed.srtp.keys_in_clear = true,
 {%- endif %}
             _ if !listening && parsed.options.uri.is_empty() && !arg.starts_with('-') => {
                 parsed.options.uri = arg;
@@ -163,6 +180,9 @@ fn parse_args(mut args: impl Iterator<Item = String>, listening: bool) -> Result
     if parsed.password.is_some() && parsed.user.is_none() {
         return Err("--password needs --user".into());
     }
+{%- if media %}
+    parsed.srtp.check()?;
+{%- endif %}
     match &parsed.user {
         Some(user) if !listening => {
             let password = parsed.password.clone().ok_or("--user needs --password")?;
@@ -285,7 +305,12 @@ fn print_progress(p: Progress) {
 }
 
 async fn call(args: Args) -> ExitCode {
-    let phone = match {{module}}::start_with(args.local, args.public_ip).await {
+{%- if media %}
+    let started = {{module}}::start_with(args.local, args.public_ip, args.srtp).await;
+{%- else %}
+    let started = {{module}}::start_with(args.local, args.public_ip).await;
+{%- endif %}
+    let phone = match started {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{NAME}: cannot start on {}: {e}", args.local);
@@ -298,8 +323,11 @@ async fn call(args: Args) -> ExitCode {
         Ok(report) if report.answered => {
 {%- if media %}
             if let Some(m) = &report.media {
+                let protection = m
+                    .srtp
+                    .map_or_else(|| "plain RTP".to_owned(), |suite| format!("SRTP {suite}"));
                 println!(
-                    "media: {} packets sent, {} received, {} lost, jitter {:.1} ms, {:.1} s heard",
+                    "media: {} packets sent, {} received, {} lost, jitter {:.1} ms, {:.1} s heard, {protection}",
                     m.packets_sent,
                     m.packets_received,
                     m.packets_lost,
@@ -331,7 +359,8 @@ async fn listen(args: Args) -> ExitCode {
     let (events_tx, mut events) = mpsc::unbounded_channel();
 {%- if media %}
     let audio = args.options.clone();
-    let started = {{module}}::start_answering(args.local, args.public_ip, audio, events_tx).await;
+    let started =
+        {{module}}::start_answering(args.local, args.public_ip, args.srtp, audio, events_tx).await;
 {%- else %}
     let started = {{module}}::start_answering(args.local, args.public_ip, events_tx).await;
 {%- endif %}

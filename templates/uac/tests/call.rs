@@ -10,7 +10,11 @@ use parrot_core::media::{
 use parrot_core::testing::{self, MediaHarness};
 {%- endif %}
 use parrot_core::transport::TransportKind;
+{%- if media %}
+use parrot_core::ua::{Endpoint, Incoming, Reply, SipHandler, SrtpMode};
+{%- else %}
 use parrot_core::ua::{Endpoint, Incoming, Reply, SipHandler};
+{%- endif %}
 use std::net::SocketAddr;
 {%- if media %}
 use std::path::{Path, PathBuf};
@@ -19,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 {% if media %}
-use {{crate_name}}::{Audio, CallOptions, Control, Progress};
+use {{crate_name}}::{Audio, CallOptions, Control, Progress, Srtp};
 {%- else %}
 use {{crate_name}}::{CallOptions, Control, Progress};
 {%- endif %}
@@ -135,6 +139,90 @@ async fn call_is_answered_and_the_tone_recorded() {
         tone_present(&sound[..8000], TONE_HZ, 8000, 0.8),
         "the {TONE_HZ} Hz tone was not heard"
     );
+}
+
+/// SRTP both ways (RFC 3711, keys in SDP per RFC 4568, in clear over UDP as
+/// `--srtp mandatory --srtp-keys-in-clear` allows): the call is encrypted and
+/// the tone still heard; a phone that keeps its keys to itself gets 488.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mandatory_srtp_call_is_encrypted_and_heard() {
+    let server = Endpoint::builder()
+        .udp("127.0.0.1:0".parse().expect("an address"))
+        .srtp(SrtpMode::Mandatory)
+        .srtp_keys_over_insecure_transports(true)
+        .handler(|| Server)
+        .build()
+        .await
+        .expect("the server starts");
+    let addr = server
+        .local_addr(TransportKind::Udp)
+        .expect("a UDP address");
+    let srtp = Srtp {
+        mode: SrtpMode::Mandatory,
+        keys_in_clear: true,
+    };
+    let secure = {{module}}::start_with("127.0.0.1:0".parse().expect("an address"), None, srtp)
+        .await
+        .expect("the phone starts");
+    let recording = temp_wav("heard-srtp");
+    let options = CallOptions {
+        uri: format!("sip:service@{addr}"),
+        duration: Some(Duration::from_millis(1500)),
+        record: Some(recording.clone()),
+        ..CallOptions::default()
+    };
+    let (_keep, control) = mpsc::channel::<Control>(1);
+    let report = secure
+        .call(&options, control, |_| {})
+        .await
+        .expect("the call goes through");
+    secure.shutdown().await;
+    assert!(report.answered && report.completed, "{report:?}");
+    let media = report.media.expect("media counts");
+    assert!(media.srtp.is_some(), "{media:?}");
+    assert!(media.packets_received > 40, "{media:?}");
+    assert_eq!(media.srtp_auth_failures, 0, "{media:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sound = heard(&recording);
+    let _ = std::fs::remove_file(&recording);
+    assert!(sound.len() >= 8000, "only {} samples heard", sound.len());
+    assert!(
+        tone_present(&sound[..8000], TONE_HZ, 8000, 0.8),
+        "the {TONE_HZ} Hz tone was not heard"
+    );
+
+    // The default phone: best effort, no keys over UDP, so a plain offer.
+    let plain = phone().await;
+    let (_keep, control) = mpsc::channel::<Control>(1);
+    let refused = plain
+        .call(&options, control, |_| {})
+        .await
+        .expect("the call is placed");
+    plain.shutdown().await;
+    server.shutdown(Duration::from_millis(500)).await;
+    assert!(!refused.answered);
+    assert_eq!(refused.status, 488);
+}
+
+#[test]
+fn mandatory_srtp_needs_keys_in_clear_here() {
+    let srtp = Srtp {
+        mode: Srtp::parse_mode("mandatory").expect("a mode"),
+        keys_in_clear: false,
+    };
+    let refused = srtp.check().expect_err("no TLS here");
+    assert!(refused.contains("--srtp-keys-in-clear"), "{refused}");
+    assert!(
+        Srtp {
+            keys_in_clear: true,
+            ..srtp
+        }
+        .check()
+        .is_ok()
+    );
+    assert_eq!(Srtp::parse_mode("off"), Ok(SrtpMode::Off));
+    assert_eq!(Srtp::parse_mode("best-effort"), Ok(SrtpMode::BestEffort));
+    assert!(Srtp::parse_mode("maybe").is_err());
 }
 
 /// A file in the temporary folder.

@@ -1,7 +1,8 @@
 //! {{project-name}}: a SIP phone server.
 //!
 //! ```text
-//! cargo run -- [--bind ADDR] [--port PORT] [--public-ip IP] [--users FILE]{% if media %} [--record DIR] [--assets DIR]{% endif %}
+//! cargo run -- [--bind ADDR] [--port PORT] [--public-ip IP] [--users FILE]{% if media %} [--record DIR] [--assets DIR]
+//!     [--srtp off|best-effort|mandatory] [--srtp-keys-in-clear]{% endif %}
 //! ```
 //! Listens on ADDR:PORT over UDP and TCP (default {{bind}}:{{port}}; the
 //! environment variables PARROT_BIND, PARROT_PORT and PARROT_PUBLIC_IP override
@@ -21,12 +22,25 @@
 //! `RUST_LOG` to choose (`RUST_LOG=debug`, `RUST_LOG=parrot_core=warn`).
 {%- if media %}
 //!
+//! `--srtp` says whether calls encrypt their audio (SRTP, RFC 3711, with the
+//! keys in the SDP, RFC 4568): `best-effort` (the default) when the caller
+//! offers or accepts it, `mandatory` or no call (488), `off` never. Keys in
+//! SDP are as secret as the signaling that carries them, and this server
+//! speaks UDP and TCP, not TLS: it puts keys in its SDP only with
+//! `--srtp-keys-in-clear`, which says what it costs (anyone who can read the
+//! SIP traffic can decrypt the calls; it still keeps out whoever sees only
+//! the media). `mandatory` without it is refused at startup; `best-effort`
+//! without it answers in plain RTP.
+//!
 //! The welcome and menu prompts are built into the binary, which can be moved
 //! or shipped alone (see `default_assets`); `--assets DIR` plays
 //! `DIR/welcome.wav` and `DIR/menu.wav` instead.
 {%- endif %}
 
 use parrot_core::ua::Endpoint;
+{%- if media %}
+use parrot_core::ua::SrtpMode;
+{%- endif %}
 use std::collections::HashMap;
 use std::io::IsTerminal as _;
 use std::net::{IpAddr, SocketAddr};
@@ -58,7 +72,8 @@ const NAME: &str = env!("CARGO_PKG_NAME");
 /// call) and every warning; other libraries (DNS, TLS) only when they warn.
 const DEFAULT_LOG: &str = "warn,parrot_core=info,{{crate_name}}=info";
 const USAGE: &str = "\
-usage: {{project-name}} [--bind ADDR] [--port PORT] [--public-ip IP] [--users FILE]{% if media %} [--record DIR] [--assets DIR]{% endif %}";
+usage: {{project-name}} [--bind ADDR] [--port PORT] [--public-ip IP] [--users FILE]{% if media %} [--record DIR] [--assets DIR]
+       [--srtp off|best-effort|mandatory] [--srtp-keys-in-clear]{% endif %}";
 
 /// The command line, after the environment and the defaults.
 struct Options {
@@ -69,6 +84,10 @@ struct Options {
 {%- if media %}
     record: Option<PathBuf>,
     assets: PathBuf,
+    /// `--srtp`: whether calls use SRTP.
+    srtp: SrtpMode,
+    /// `--srtp-keys-in-clear`: SRTP keys may go in SDP over UDP and TCP.
+    srtp_keys_in_clear: bool,
 {%- endif %}
 }
 
@@ -82,6 +101,8 @@ fn parse_options() -> Result<Options, String> {
 {%- if media %}
     let mut record = None;
     let mut assets = {{crate_name}}::default_assets();
+    let mut srtp = SrtpMode::BestEffort;
+    let mut srtp_keys_in_clear = false;
 {%- endif %}
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -94,6 +115,8 @@ fn parse_options() -> Result<Options, String> {
 {%- if media %}
             "--record" => record = Some(PathBuf::from(value()?)),
             "--assets" => assets = PathBuf::from(value()?),
+            "--srtp" => srtp = parse_srtp(&value()?)?,
+            "--srtp-keys-in-clear" => srtp_keys_in_clear = true,
 {%- endif %}
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unexpected argument {other:?}")),
@@ -113,6 +136,15 @@ fn parse_options() -> Result<Options, String> {
         None => None,
     };
 {%- if media %}
+    if srtp == SrtpMode::Mandatory && !srtp_keys_in_clear {
+        return Err(
+            "--srtp mandatory: this server speaks UDP and TCP, not TLS, so the \
+             SRTP keys in its SDP would cross the network in clear; add \
+             --srtp-keys-in-clear to accept that (anyone who can read the SIP \
+             traffic can then decrypt the calls)"
+                .into(),
+        );
+    }
     if let Some(dir) = &record {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("--record: cannot create {}: {e}", dir.display()))?;
@@ -130,9 +162,25 @@ fn parse_options() -> Result<Options, String> {
 {%- if media %}
         record,
         assets,
+        srtp,
+        srtp_keys_in_clear,
 {%- endif %}
     })
 }
+{%- if media %}
+
+/// The value of `--srtp`.
+fn parse_srtp(value: &str) -> Result<SrtpMode, String> {
+    match value {
+        "off" => Ok(SrtpMode::Off),
+        "best-effort" => Ok(SrtpMode::BestEffort),
+        "mandatory" => Ok(SrtpMode::Mandatory),
+        other => Err(format!(
+            "--srtp wants off, best-effort or mandatory, got {other:?}"
+        )),
+    }
+}
+{%- endif %}
 
 /// Logs to stderr through `tracing-subscriber`, filtered by `RUST_LOG`
 /// (else [`DEFAULT_LOG`]), with the spans each line happened in: parrot-core
@@ -204,6 +252,11 @@ async fn main() -> ExitCode {
         .udp(addr)
         .tcp(addr)
         .registrar(config.registrar.clone());
+{%- if media %}
+    builder = builder
+        .srtp(options.srtp)
+        .srtp_keys_over_insecure_transports(options.srtp_keys_in_clear);
+{%- endif %}
     if let Some(ip) = options.public_ip {
         builder = builder.advertise(ip).advertise_media(ip);
     }

@@ -6,7 +6,7 @@
 use parrot_core::media::{Action, AudioSource, MediaHandler, PlaySource, WavSource, tone_present};
 use parrot_core::testing::{self, MediaHarness};
 use parrot_core::transport::TransportKind;
-use parrot_core::ua::{CallEvent, EndReason, Endpoint, SipHandler};
+use parrot_core::ua::{CallEvent, EndReason, Endpoint, SipHandler, SrtpMode};
 use std::path::{Path, PathBuf};
 {%- else %}
 use parrot_core::testing;
@@ -81,6 +81,25 @@ async fn service_answers_with_audio() {
     let plain = testing::call(&mut handler, testing::invite("carol", "service").build()).await;
     assert_eq!(plain.code(), 200);
     assert!(!plain.has_media());
+}
+
+/// An offer with SRTP keys (RFC 4568) is answered with keys of the server's
+/// own; with `--srtp mandatory`, a plain offer is refused.
+#[tokio::test]
+async fn service_answers_srtp_offers() {
+    let mut handler = {{module}}::new(Arc::new(Config::new()));
+    let invite = testing::invite("carol", "service")
+        .srtp_offer(SrtpMode::Mandatory)
+        .build();
+    let outcome = testing::call(&mut handler, invite).await;
+    assert_eq!(outcome.code(), 200);
+    assert!(outcome.srtp().is_some(), "{outcome:?}");
+    let sdp = outcome.sdp_answer().expect("an SDP answer in the 200");
+    assert_eq!(sdp.media[0].protocol, "RTP/SAVP");
+    let plain = testing::invite("carol", "service").offer().build();
+    let refused = testing::call_with_srtp(&mut handler, plain, SrtpMode::Mandatory).await;
+    assert_eq!(refused.code(), 488);
+    assert!(!refused.has_media());
 }
 
 /// The menu with this project's prompts, started as when the caller's ACK arrives.
