@@ -50,8 +50,8 @@
 
 use parrot_core::ua::{Endpoint, Incoming, Reply, SipHandler};
 use parrot_tests::load::{
-    bench_dir, children_cpu_seconds, json_str, machine_json, quantile, tree_cpu_seconds,
-    udp_rcvbuf_errors,
+    bench_dir, children_cpu_seconds, json_str, machine_json, quantile, tree_context_switches,
+    tree_cpu_seconds, udp_rcvbuf_errors,
 };
 use parrot_tests::{TempDir, free_addr, free_port};
 use std::fmt::Write as _;
@@ -80,10 +80,12 @@ fn run_responder(addr: &str) {
     let addr: SocketAddr = addr
         .parse()
         .unwrap_or_else(|e| panic!("{RESPONDER_ENV}={addr}: {e}"));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    // PARROT_CPS_WORKERS: the runtime's worker threads (default: one per CPU).
+    if let Ok(n) = std::env::var("PARROT_CPS_WORKERS") {
+        rt.worker_threads(n.parse().expect("PARROT_CPS_WORKERS: a number"));
+    }
+    let rt = rt.enable_all().build().unwrap();
     let ep = rt.block_on(async {
         Endpoint::builder()
             .udp(addr)
@@ -117,6 +119,8 @@ struct Step {
     rtt_samples: usize,
     /// The responder's CPU seconds (all its processes) during the step.
     cpu_s: Option<f64>,
+    /// The responder's context switches (all its threads) during the step.
+    switches: Option<u64>,
     /// sipp's CPU seconds.
     sipp_cpu_s: f64,
     held: bool,
@@ -125,6 +129,12 @@ struct Step {
 impl Step {
     fn cpu_per_1000(&self) -> Option<f64> {
         per_1000(self.cpu_s, self.successful)
+    }
+
+    fn switches_per_call(&self) -> Option<f64> {
+        self.switches
+            .filter(|_| self.successful > 0)
+            .map(|n| n as f64 / self.successful as f64)
     }
 }
 
@@ -184,6 +194,7 @@ fn step(target: SocketAddr, rate: u32, secs: u32, responder: u32) -> Step {
     let limit = (rate * 2).max(100).to_string();
     let timeout = format!("{}s", secs + 15);
     let cpu0 = tree_cpu_seconds(responder);
+    let switches0 = tree_context_switches(responder);
     let sipp0 = children_cpu_seconds();
     let drops0 = udp_rcvbuf_errors();
     let out = Command::new("sipp")
@@ -228,6 +239,7 @@ fn step(target: SocketAddr, rate: u32, secs: u32, responder: u32) -> Step {
         .output()
         .expect("run sipp");
     let cpu1 = tree_cpu_seconds(responder);
+    let switches1 = tree_context_switches(responder);
     let sipp_cpu_s = children_cpu_seconds() - sipp0;
     let kernel_drops = match (drops0, udp_rcvbuf_errors()) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
@@ -295,6 +307,7 @@ fn step(target: SocketAddr, rate: u32, secs: u32, responder: u32) -> Step {
         max_ms: rtt.last().copied().unwrap_or(0.0),
         rtt_samples: rtt.len(),
         cpu_s: cpu0.zip(cpu1).map(|(a, b)| b - a),
+        switches: switches0.zip(switches1).map(|(a, b)| b.saturating_sub(a)),
         sipp_cpu_s,
         held,
     }
@@ -302,7 +315,7 @@ fn step(target: SocketAddr, rate: u32, secs: u32, responder: u32) -> Step {
 
 fn print_step(name: &str, s: &Step) {
     eprintln!(
-        "{name:<10} {:>5} cps offered: {:>7.0} completed/s, {} failed, {} retrans, {} kernel drops, p50/p99/max {}/{}/{} ms, cpu {} s/1000 calls (sipp {:.2} s){}",
+        "{name:<10} {:>5} cps offered: {:>7.0} completed/s, {} failed, {} retrans, {} kernel drops, p50/p99/max {}/{}/{} ms, cpu {} s/1000 calls, {} switches/call (sipp {:.2} s){}",
         s.offered,
         s.completed_cps,
         s.failed,
@@ -312,6 +325,7 @@ fn print_step(name: &str, s: &Step) {
         s.p99_ms,
         s.max_ms,
         fmt_opt(s.cpu_per_1000(), 3),
+        fmt_opt(s.switches_per_call(), 1),
         s.sipp_cpu_s,
         if s.held { "" } else { "  <- not held" }
     );
@@ -743,7 +757,7 @@ impl Report<'_> {
             );
             let _ = writeln!(
                 t,
-                "{:<10} {:>7} {:>6} {:>7} {:>6} {:>9} {:>7} {:>11} {:>13} {:>15}  {:>8}",
+                "{:<10} {:>7} {:>6} {:>7} {:>6} {:>9} {:>7} {:>11} {:>13} {:>11} {:>15}  {:>8}",
                 "responder",
                 "ok",
                 "failed",
@@ -753,6 +767,7 @@ impl Report<'_> {
                 "cpu s",
                 "cpu s/1k",
                 "+linger s/1k",
+                "switch/call",
                 "p50/p99/max ms",
                 "sipp cpu"
             );
@@ -760,7 +775,7 @@ impl Report<'_> {
                 let s = &f.step;
                 let _ = writeln!(
                     t,
-                    "{:<10} {:>7} {:>6} {:>7} {:>6} {:>9.0} {:>7} {:>11} {:>13} {:>15}  {:>8.2}",
+                    "{:<10} {:>7} {:>6} {:>7} {:>6} {:>9.0} {:>7} {:>11} {:>13} {:>11} {:>15}  {:>8.2}",
                     f.name,
                     s.successful,
                     s.failed,
@@ -770,6 +785,7 @@ impl Report<'_> {
                     fmt_opt(s.cpu_s, 2),
                     fmt_opt(s.cpu_per_1000(), 3),
                     fmt_opt(per_1000(f.cpu_with_linger_s, s.successful), 3),
+                    fmt_opt(s.switches_per_call(), 1),
                     format!("{}/{}/{}", s.p50_ms, s.p99_ms, s.max_ms),
                     s.sipp_cpu_s
                 );
@@ -867,7 +883,7 @@ impl Report<'_> {
 
     fn step_json(s: &Step) -> String {
         format!(
-            "{{ \"offered_cps\": {}, \"completed_cps\": {:.1}, \"calls_created\": {}, \"successful\": {}, \"failed\": {}, \"retransmissions\": {}, \"kernel_rcvbuf_drops\": {}, \"elapsed_s\": {:.2}, \"p50_ms\": {}, \"p99_ms\": {}, \"max_ms\": {}, \"rtt_samples\": {}, \"cpu_s\": {}, \"cpu_s_per_1000_calls\": {}, \"sipp_cpu_s\": {:.2}, \"held\": {} }}",
+            "{{ \"offered_cps\": {}, \"completed_cps\": {:.1}, \"calls_created\": {}, \"successful\": {}, \"failed\": {}, \"retransmissions\": {}, \"kernel_rcvbuf_drops\": {}, \"elapsed_s\": {:.2}, \"p50_ms\": {}, \"p99_ms\": {}, \"max_ms\": {}, \"rtt_samples\": {}, \"cpu_s\": {}, \"cpu_s_per_1000_calls\": {}, \"context_switches\": {}, \"sipp_cpu_s\": {:.2}, \"held\": {} }}",
             s.offered,
             s.completed_cps,
             s.created,
@@ -882,6 +898,7 @@ impl Report<'_> {
             s.rtt_samples,
             json_opt(s.cpu_s, 2),
             json_opt(s.cpu_per_1000(), 4),
+            s.switches.map_or("null".to_owned(), |n| n.to_string()),
             s.sipp_cpu_s,
             s.held
         )

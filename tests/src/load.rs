@@ -40,14 +40,49 @@ pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 /// CPU time (user + system, seconds) of process `root` and every living
-/// descendant (a Kamailio and its forked workers), found by walking the
-/// parent ids of `/proc/*/stat`. Children that already exited are not
-/// counted (their time would show in the parent's `cutime` only once it
-/// waited for them). `None` when `root` is gone.
+/// descendant (a Kamailio and its forked workers). Children that already
+/// exited are not counted (their time would show in the parent's `cutime`
+/// only once it waited for them). `None` when `root` is gone.
 pub fn tree_cpu_seconds(root: u32) -> Option<f64> {
-    let own = process_cpu_seconds(root)?;
-    // pid -> (ppid, cpu)
-    let mut procs: Vec<(u32, u32, f64)> = Vec::new();
+    let pids = tree_pids(root)?;
+    Some(
+        pids.iter()
+            .filter_map(|pid| stat_fields(&format!("/proc/{pid}/stat")))
+            .map(|f| ticks(&f, &[14, 15]))
+            .sum(),
+    )
+}
+
+/// Context switches (voluntary + involuntary) of every living thread of
+/// process `root` and its descendants, from `/proc/PID/task/TID/status`:
+/// how often the responder slept and was woken. `None` when `root` is gone.
+pub fn tree_context_switches(root: u32) -> Option<u64> {
+    let mut total = 0;
+    for pid in tree_pids(root)? {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+                continue;
+            };
+            total += status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    Some(total)
+}
+
+/// Process `root` and its living descendants, found by walking the parent
+/// ids of `/proc/*/stat`; `None` when `root` is gone.
+fn tree_pids(root: u32) -> Option<Vec<u32>> {
+    stat_fields(&format!("/proc/{root}/stat"))?;
+    // (pid, ppid) of every other process.
+    let mut procs: Vec<(u32, u32)> = Vec::new();
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -62,25 +97,22 @@ pub fn tree_cpu_seconds(root: u32) -> Option<f64> {
         let Some(f) = stat_fields(&format!("/proc/{pid}/stat")) else {
             continue;
         };
-        let ppid = f
-            .get(4 - 3)
-            .and_then(|v| v.parse::<u32>().ok())
-            .unwrap_or(0);
-        procs.push((pid, ppid, ticks(&f, &[14, 15])));
+        // Field 4 is the parent's id.
+        if let Some(ppid) = f.get(4 - 3).and_then(|v| v.parse::<u32>().ok()) {
+            procs.push((pid, ppid));
+        }
     }
     let mut inside = vec![root];
-    let mut total = own;
     // Parents before children is not guaranteed by the listing: repeat until stable.
     loop {
         let before = inside.len();
-        for (pid, ppid, cpu) in &procs {
+        for (pid, ppid) in &procs {
             if inside.contains(ppid) && !inside.contains(pid) {
                 inside.push(*pid);
-                total += cpu;
             }
         }
         if inside.len() == before {
-            return Some(total);
+            return Some(inside);
         }
     }
 }
@@ -256,6 +288,8 @@ mod tests {
             "tree {tree} < own {own} + child {childs}"
         );
         assert_eq!(tree_cpu_seconds(pid), Some(childs));
+        // It slept (in `wait`, then `sleep`): at least one switch each.
+        assert!(tree_context_switches(me).expect("our switches") >= 2);
         let reaped = children_cpu_seconds();
         child.kill().expect("kill");
         child.wait().expect("wait");
