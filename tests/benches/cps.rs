@@ -7,14 +7,17 @@
 //! Two modes, both run by default (`PARROT_CPS_MODE=fixed|ramp|both`):
 //!
 //! - **fixed**: the same rate (`PARROT_CPS_RATE`, default 2000 calls/s) for
-//!   the same time (`PARROT_CPS_SECS`, default 20 s) against Parrot and then
+//!   the same time (`PARROT_CPS_SECS`, default 20 s) against Parrot (a tokio
+//!   runtime with one worker per CPU), Parrot on a runtime with one worker
+//!   (`parrot-1w`: the difference is what cross-thread wake-ups cost), and
 //!   Kamailio, each a fresh process. For each: calls completed and failed,
 //!   sipp's retransmissions, the kernel's UDP receive-buffer drops, INVITE→200
-//!   p50/p99/max, and the responder's CPU (utime + stime of its processes:
-//!   every Kamailio child, Parrot's thread group; `/proc/PID/stat`) per 1,000
-//!   calls, over the calls and again after `PARROT_CPS_LINGER` s (default 33:
-//!   64·T1 + 1 s, when every transaction of the run has ended in both), since
-//!   a transaction's end is part of its cost.
+//!   p50/p99/max, the responder's context switches per call (all its
+//!   threads, `/proc/PID/task/*/status`) and its CPU (utime + stime of its
+//!   processes: every Kamailio child, Parrot's thread group; `/proc/PID/stat`)
+//!   per 1,000 calls, over the calls and again after `PARROT_CPS_LINGER` s
+//!   (default 33: 64·T1 + 1 s, when every transaction of the run has ended
+//!   in both), since a transaction's end is part of its cost.
 //! - **ramp**: 500, 1000, 2000 … calls/s (`PARROT_CPS_RATES`), each held
 //!   `HOLD` seconds (`-m rate·HOLD`, `-l 2·rate` concurrent calls), until a
 //!   step fails: a failed or unfinished call, retransmissions above 1 % of
@@ -22,8 +25,10 @@
 //!   The knee is the highest rate held. Each step also has p50/p99/max and
 //!   the responder's CPU per 1,000 calls.
 //!
-//! `PARROT_CPS_RESPONDERS=parrot,kamailio` picks responders (default: all
-//! three; sipp-uas only ramps). INVITE→200 is sipp's `-trace_rtt`: INVITE
+//! `PARROT_CPS_RESPONDERS=parrot,kamailio` picks responders (default:
+//! parrot,parrot-1w,sipp-uas,kamailio; parrot-1w only runs the fixed rate,
+//! sipp-uas only ramps; `PARROT_CPS_WORKERS=N` sets the worker threads of
+//! the `parrot` responder). INVITE→200 is sipp's `-trace_rtt`: INVITE
 //! sent to 200 received as sipp sees it, on its millisecond clock (0 means
 //! under 1 ms; a value is ±1 ms). sipp runs on the same cores as the
 //! responder, so its own CPU (`cutime` of this process across the run) is
@@ -467,7 +472,7 @@ fn wait_ready(addr: SocketAddr, within: Duration) -> bool {
 
 /// This binary again, as the Parrot responder on `addr`
 /// (`PARROT_CPS_WRAP` is put in front of it).
-fn start_parrot(addr: SocketAddr) -> Server {
+fn start_parrot(addr: SocketAddr, workers: Option<&str>) -> Server {
     let exe = std::env::current_exe().expect("the bench's own path");
     let wrap = std::env::var("PARROT_CPS_WRAP").unwrap_or_default();
     let mut words = wrap.split_whitespace();
@@ -479,6 +484,9 @@ fn start_parrot(addr: SocketAddr) -> Server {
         }
         None => Command::new(&exe),
     };
+    if let Some(n) = workers {
+        cmd.env("PARROT_CPS_WORKERS", n);
+    }
     let mut child = cmd
         .env(RESPONDER_ENV, addr.to_string())
         .stdin(Stdio::piped())
@@ -577,7 +585,12 @@ fn start(name: &str) -> Running {
     let addr = free_addr();
     match name {
         "parrot" => Running {
-            server: start_parrot(addr),
+            server: start_parrot(addr, None),
+            addr,
+            _dir: None,
+        },
+        "parrot-1w" => Running {
+            server: start_parrot(addr, Some("1")),
             addr,
             _dir: None,
         },
@@ -1148,15 +1161,15 @@ fn main() {
         (20, 1, 0)
     };
     let selected: Vec<String> = std::env::var("PARROT_CPS_RESPONDERS")
-        .unwrap_or_else(|_| "parrot,sipp-uas,kamailio".to_owned())
+        .unwrap_or_else(|_| "parrot,parrot-1w,sipp-uas,kamailio".to_owned())
         .split(',')
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect();
     for s in &selected {
         assert!(
-            matches!(s.as_str(), "parrot" | "sipp-uas" | "kamailio"),
-            "PARROT_CPS_RESPONDERS: unknown responder {s} (parrot, sipp-uas, kamailio)"
+            matches!(s.as_str(), "parrot" | "parrot-1w" | "sipp-uas" | "kamailio"),
+            "PARROT_CPS_RESPONDERS: unknown responder {s} (parrot, parrot-1w, sipp-uas, kamailio)"
         );
     }
     let kamailio = installed("kamailio", "-v");
@@ -1165,15 +1178,18 @@ fn main() {
     }
     let about = |name: &str| match name {
         "parrot" => PARROT_ABOUT.to_owned(),
+        "parrot-1w" => format!("{PARROT_ABOUT}, 1 worker thread"),
         "sipp-uas" => "sipp -sn uas (single-threaded, no transaction layer)".to_owned(),
         _ => kamailio_about(),
     };
     let started = Instant::now();
 
-    // Fixed rate: Parrot, then Kamailio, each a fresh process.
+    // Fixed rate: Parrot (a runtime with one worker per CPU, then with one
+    // worker: what the scheduler's cross-thread wake-ups cost), then
+    // Kamailio, each a fresh process.
     let mut fixed_runs: Vec<Fixed> = Vec::new();
     if run_fixed {
-        for name in ["parrot", "kamailio"] {
+        for name in ["parrot", "parrot-1w", "kamailio"] {
             if !selected.iter().any(|s| s == name) || (name == "kamailio" && !kamailio) {
                 continue;
             }
