@@ -56,7 +56,7 @@
 use parrot_core::ua::{Endpoint, Incoming, Reply, SipHandler};
 use parrot_tests::load::{
     bench_dir, children_cpu_seconds, json_str, machine_json, quantile, tree_context_switches,
-    tree_cpu_seconds, udp_rcvbuf_errors,
+    tree_cpu_seconds, udp_rcvbuf_errors, udp_socket_drops,
 };
 use parrot_tests::{TempDir, free_addr, free_port};
 use std::fmt::Write as _;
@@ -116,6 +116,9 @@ struct Step {
     /// Datagrams the kernel dropped for a full receive buffer (any UDP
     /// socket on the machine) during the step.
     kernel_drops: Option<u64>,
+    /// Of those, the ones on the responder's own socket (the rest were
+    /// sipp's, or other programs').
+    responder_drops: Option<u64>,
     elapsed: f64,
     completed_cps: f64,
     p50_ms: f64,
@@ -141,6 +144,12 @@ impl Step {
             .filter(|_| self.successful > 0)
             .map(|n| n as f64 / self.successful as f64)
     }
+}
+
+/// Kernel receive-buffer drops in the step: all, and the responder's own socket's.
+fn drops_str(s: &Step) -> String {
+    let n = |v: Option<u64>| v.map_or("?".to_owned(), |d| d.to_string());
+    format!("{}/{}", n(s.kernel_drops), n(s.responder_drops))
 }
 
 fn per_1000(cpu: Option<f64>, calls: u64) -> Option<f64> {
@@ -202,6 +211,7 @@ fn step(target: SocketAddr, rate: u32, secs: u32, responder: u32) -> Step {
     let switches0 = tree_context_switches(responder);
     let sipp0 = children_cpu_seconds();
     let drops0 = udp_rcvbuf_errors();
+    let own0 = udp_socket_drops(target.port());
     let out = Command::new("sipp")
         .args([
             "-sn",
@@ -250,6 +260,9 @@ fn step(target: SocketAddr, rate: u32, secs: u32, responder: u32) -> Step {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
     };
+    let responder_drops = own0
+        .zip(udp_socket_drops(target.port()))
+        .map(|(a, b)| b.saturating_sub(a));
     let csv = std::fs::read_to_string(tmp.join("stats.csv")).unwrap_or_default();
     let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<&str> = lines.next().unwrap_or_default().split(';').collect();
@@ -305,6 +318,7 @@ fn step(target: SocketAddr, rate: u32, secs: u32, responder: u32) -> Step {
         failed,
         retransmissions,
         kernel_drops,
+        responder_drops,
         elapsed,
         completed_cps,
         p50_ms: quantile(&rtt, 0.50),
@@ -320,12 +334,12 @@ fn step(target: SocketAddr, rate: u32, secs: u32, responder: u32) -> Step {
 
 fn print_step(name: &str, s: &Step) {
     eprintln!(
-        "{name:<10} {:>5} cps offered: {:>7.0} completed/s, {} failed, {} retrans, {} kernel drops, p50/p99/max {}/{}/{} ms, cpu {} s/1000 calls, {} switches/call (sipp {:.2} s){}",
+        "{name:<10} {:>5} cps offered: {:>7.0} completed/s, {} failed, {} retrans, {} kernel drops (all/responder's), p50/p99/max {}/{}/{} ms, cpu {} s/1000 calls, {} switches/call (sipp {:.2} s){}",
         s.offered,
         s.completed_cps,
         s.failed,
         s.retransmissions,
-        s.kernel_drops.map_or("?".to_owned(), |d| d.to_string()),
+        drops_str(s),
         s.p50_ms,
         s.p99_ms,
         s.max_ms,
@@ -770,12 +784,12 @@ impl Report<'_> {
             );
             let _ = writeln!(
                 t,
-                "{:<10} {:>7} {:>6} {:>7} {:>6} {:>9} {:>7} {:>11} {:>13} {:>11} {:>15}  {:>8}",
+                "{:<10} {:>7} {:>6} {:>7} {:>9} {:>9} {:>7} {:>11} {:>13} {:>11} {:>15}  {:>8}",
                 "responder",
                 "ok",
                 "failed",
                 "retrans",
-                "drops",
+                "drops a/r",
                 "completed",
                 "cpu s",
                 "cpu s/1k",
@@ -788,12 +802,12 @@ impl Report<'_> {
                 let s = &f.step;
                 let _ = writeln!(
                     t,
-                    "{:<10} {:>7} {:>6} {:>7} {:>6} {:>9.0} {:>7} {:>11} {:>13} {:>11} {:>15}  {:>8.2}",
+                    "{:<10} {:>7} {:>6} {:>7} {:>9} {:>9.0} {:>7} {:>11} {:>13} {:>11} {:>15}  {:>8.2}",
                     f.name,
                     s.successful,
                     s.failed,
                     s.retransmissions,
-                    s.kernel_drops.map_or("?".to_owned(), |d| d.to_string()),
+                    drops_str(s),
                     s.completed_cps,
                     fmt_opt(s.cpu_s, 2),
                     fmt_opt(s.cpu_per_1000(), 3),
@@ -813,13 +827,13 @@ impl Report<'_> {
             );
             let _ = writeln!(
                 t,
-                "{:<10} {:>8} {:>10} {:>7} {:>8} {:>6} {:>15} {:>9} {:>8}  held",
+                "{:<10} {:>8} {:>10} {:>7} {:>8} {:>9} {:>15} {:>9} {:>8}  held",
                 "responder",
                 "offered",
                 "completed",
                 "failed",
                 "retrans",
-                "drops",
+                "drops a/r",
                 "p50/p99/max ms",
                 "cpu s/1k",
                 "sipp cpu"
@@ -831,13 +845,13 @@ impl Report<'_> {
                 for s in &c.steps {
                     let _ = writeln!(
                         t,
-                        "{:<10} {:>8} {:>10.0} {:>7} {:>8} {:>6} {:>15} {:>9} {:>8.2}  {}",
+                        "{:<10} {:>8} {:>10.0} {:>7} {:>8} {:>9} {:>15} {:>9} {:>8.2}  {}",
                         c.name,
                         s.offered,
                         s.completed_cps,
                         s.failed,
                         s.retransmissions,
-                        s.kernel_drops.map_or("?".to_owned(), |d| d.to_string()),
+                        drops_str(s),
                         format!("{}/{}/{}", s.p50_ms, s.p99_ms, s.max_ms),
                         fmt_opt(s.cpu_per_1000(), 3),
                         s.sipp_cpu_s,
@@ -887,6 +901,10 @@ impl Report<'_> {
         }
         let _ = writeln!(
             t,
+            "drops a/r: UDP datagrams the kernel dropped for a full receive buffer, on all sockets / on the responder's"
+        );
+        let _ = writeln!(
+            t,
             "INVITE->200 from sipp's -trace_rtt (1 ms clock, 0 = under 1 ms); took {:.0} s, load average {}",
             self.took.as_secs_f64(),
             parrot_tests::load::loadavg()
@@ -896,7 +914,7 @@ impl Report<'_> {
 
     fn step_json(s: &Step) -> String {
         format!(
-            "{{ \"offered_cps\": {}, \"completed_cps\": {:.1}, \"calls_created\": {}, \"successful\": {}, \"failed\": {}, \"retransmissions\": {}, \"kernel_rcvbuf_drops\": {}, \"elapsed_s\": {:.2}, \"p50_ms\": {}, \"p99_ms\": {}, \"max_ms\": {}, \"rtt_samples\": {}, \"cpu_s\": {}, \"cpu_s_per_1000_calls\": {}, \"context_switches\": {}, \"sipp_cpu_s\": {:.2}, \"held\": {} }}",
+            "{{ \"offered_cps\": {}, \"completed_cps\": {:.1}, \"calls_created\": {}, \"successful\": {}, \"failed\": {}, \"retransmissions\": {}, \"kernel_rcvbuf_drops\": {}, \"responder_rcvbuf_drops\": {}, \"elapsed_s\": {:.2}, \"p50_ms\": {}, \"p99_ms\": {}, \"max_ms\": {}, \"rtt_samples\": {}, \"cpu_s\": {}, \"cpu_s_per_1000_calls\": {}, \"context_switches\": {}, \"sipp_cpu_s\": {:.2}, \"held\": {} }}",
             s.offered,
             s.completed_cps,
             s.created,
@@ -904,6 +922,8 @@ impl Report<'_> {
             s.failed,
             s.retransmissions,
             s.kernel_drops.map_or("null".to_owned(), |d| d.to_string()),
+            s.responder_drops
+                .map_or("null".to_owned(), |d| d.to_string()),
             s.elapsed,
             s.p50_ms,
             s.p99_ms,

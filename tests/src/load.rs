@@ -117,6 +117,32 @@ fn tree_pids(root: u32) -> Option<Vec<u32>> {
     }
 }
 
+/// Datagrams dropped so far on the UDP sockets bound to local `port` (any
+/// address), for want of room in their receive buffer: the last column of
+/// `/proc/net/udp` and `/proc/net/udp6`. `None` when no such socket is open.
+pub fn udp_socket_drops(port: u16) -> Option<u64> {
+    let mut found = None;
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let local_port = cols
+                .get(1)
+                .and_then(|a| a.rsplit_once(':'))
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            if local_port != Some(port) {
+                continue;
+            }
+            if let Some(d) = cols.last().and_then(|d| d.parse::<u64>().ok()) {
+                *found.get_or_insert(0) += d;
+            }
+        }
+    }
+    found
+}
+
 /// Fields 3 … of a `/proc/…/stat` line (after the command name, which is in
 /// parentheses and may hold spaces): index `i - 3` is field `i`.
 fn stat_fields(path: &str) -> Option<Vec<String>> {
@@ -301,5 +327,10 @@ mod tests {
     #[test]
     fn the_kernels_udp_counters_are_readable() {
         assert!(udp_rcvbuf_errors().is_some());
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = socket.local_addr().expect("address").port();
+        assert_eq!(udp_socket_drops(port), Some(0));
+        drop(socket);
+        assert_eq!(udp_socket_drops(port), None);
     }
 }
