@@ -246,6 +246,14 @@ fn step(target: SocketAddr, rate: u32, secs: u32, responder: u32) -> Step {
             if calls < 1000 { "1" } else { "50" },
             "-max_socket",
             "1024",
+            // sipp's socket buffers default to 64 KiB: a few tens of
+            // datagrams. On this shared machine every kernel drop counted
+            // in a run was on sipp's socket, none on the responder's
+            // (`drops a/r`), and each came back as a retransmission and a
+            // 500 ms response time charged to the responder. 4 MiB, as
+            // Parrot asks for its own (capped at net.core.rmem_max).
+            "-buff_size",
+            "4194304",
         ])
         .current_dir(tmp.path())
         .stdin(Stdio::null())
@@ -530,6 +538,8 @@ fn start_sipp_uas(addr: SocketAddr) -> Server {
             "-nostdin",
             "-max_socket",
             "1024",
+            "-buff_size",
+            "4194304",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
