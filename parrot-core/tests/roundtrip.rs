@@ -374,3 +374,48 @@ fn top_via_alone_when_lazy() {
     assert!(lazy.validate().is_err());
     assert!(Message::parse(Bytes::from(wire)).is_err());
 }
+
+/// The To tag is appended to the request's bytes (§8.2.6.2), in both forms
+/// of the value: after the `>` of a name-addr (with its parameters and
+/// trailing blanks) and after the URI of an addr-spec, whose `;…` are header
+/// parameters (§20); a To that already has a tag keeps it.
+#[test]
+fn to_tag_is_appended_to_the_value_as_received() {
+    let cases = [
+        (
+            "\"Bob B\" <sip:bob@example.com;user=phone>;x=1 \t",
+            "\"Bob B\" <sip:bob@example.com;user=phone>;x=1;tag=abc",
+        ),
+        ("sip:bob@example.com", "sip:bob@example.com;tag=abc"),
+        ("sip:bob@example.com;x=1", "sip:bob@example.com;x=1;tag=abc"),
+        (
+            "<sip:bob@example.com>;tag=old",
+            "<sip:bob@example.com>;tag=old",
+        ),
+    ];
+    for (to, want) in cases {
+        let raw = format!(
+            "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\r\n\
+             From: <sip:a@example.com>;tag=f\r\nTo: {to}\r\nCall-ID: c@h\r\nCSeq: 1 INVITE\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        let m = Message::parse(Bytes::from(raw)).unwrap();
+        let mut resp = m.as_request().unwrap().response(StatusCode::OK);
+        assert!(resp.set_to_tag("abc"));
+        assert_eq!(resp.headers().get_str(&HeaderName::To), Some(want), "{to}");
+        let tag = if want.ends_with("old") { "old" } else { "abc" };
+        assert_eq!(resp.headers().to().unwrap().tag(), Some(tag), "{to}");
+        let x = resp
+            .headers()
+            .to()
+            .unwrap()
+            .params
+            .get("x")
+            .map(|v| v.map(str::to_owned));
+        assert_eq!(
+            x,
+            want.contains("x=1").then(|| Some("1".to_owned())),
+            "{to}"
+        );
+    }
+}

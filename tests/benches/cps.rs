@@ -1,20 +1,49 @@
-//! `cargo xtask bench cps`: the knee of a SIP responder under sipp `uac` load
-//! on loopback, for three contenders in one run: Parrot (an in-process
-//! `Endpoint` answering 200 on a multi-thread runtime), sipp's own `uas`, and
+//! `cargo xtask bench cps`: SIP responders under sipp `uac` load on
+//! loopback, side by side in one run: Parrot (a `parrot_core` `Endpoint`
+//! answering 200, run as a process of its own), sipp's own `uas`, and
 //! Kamailio 5.6 as a stateful responder (`docs/kamailio/responder.cfg`).
+//! Every call is sipp's built-in `uac` scenario: INVITE, 200, ACK, BYE, 200.
 //!
-//! Each contender gets the same ramp: sipp's built-in `uac` scenario (INVITE,
-//! 200, ACK, BYE, 200) at 500, 1000, 2000 … cps, each rate held `HOLD` seconds
-//! (`-m rate·HOLD`, `-l 2·rate` concurrent calls), until a step fails: a failed
-//! or unfinished call, retransmissions above 1 % of the calls, or fewer than
-//! 95 % of the offered calls per second completed. The knee is the highest
-//! rate held. From sipp's `-trace_stat` CSV: failed calls and retransmissions;
-//! from `-trace_rtt`: INVITE→200 response times (p50/p99, 1 ms resolution).
+//! Two modes, both run by default (`PARROT_CPS_MODE=fixed|ramp|both`):
+//!
+//! - **fixed**: the same rate (`PARROT_CPS_RATE`, default 2000 calls/s) for
+//!   the same time (`PARROT_CPS_SECS`, default 20 s) against Parrot (a tokio
+//!   runtime with one worker per CPU), Parrot on a runtime with one worker
+//!   (`parrot-1w`: the difference is what cross-thread wake-ups cost), and
+//!   Kamailio, each a fresh process. For each: calls completed and failed,
+//!   sipp's retransmissions, the kernel's UDP receive-buffer drops, INVITE→200
+//!   p50/p99/max, the responder's context switches per call (all its
+//!   threads, `/proc/PID/task/*/status`) and its CPU (utime + stime of its
+//!   processes: every Kamailio child, Parrot's thread group; `/proc/PID/stat`)
+//!   per 1,000 calls, over the calls and again after `PARROT_CPS_LINGER` s
+//!   (default 33: 64·T1 + 1 s, when every transaction of the run has ended
+//!   in both), since a transaction's end is part of its cost.
+//! - **ramp**: 500, 1000, 2000 … calls/s (`PARROT_CPS_RATES`), each held
+//!   `HOLD` seconds (`-m rate·HOLD`, `-l 2·rate` concurrent calls), until a
+//!   step fails: a failed or unfinished call, retransmissions above 1 % of
+//!   the calls, or fewer than 95 % of the offered calls per second completed.
+//!   The knee is the highest rate held. Each step also has p50/p99/max and
+//!   the responder's CPU per 1,000 calls.
+//!
+//! `PARROT_CPS_RESPONDERS=parrot,kamailio` picks responders (default:
+//! parrot,parrot-1w,sipp-uas,kamailio; parrot-1w only runs the fixed rate,
+//! sipp-uas only ramps; `PARROT_CPS_WORKERS=N` sets the worker threads of
+//! the `parrot` responder). INVITE→200 is sipp's `-trace_rtt`: INVITE
+//! sent to 200 received as sipp sees it, on its millisecond clock (0 means
+//! under 1 ms; a value is ±1 ms). sipp runs on the same cores as the
+//! responder, so its own CPU (`cutime` of this process across the run) is
+//! printed too.
+//!
+//! The Parrot responder is this binary again, started with
+//! `PARROT_CPS_RESPONDER=IP:PORT` (it serves until its stdin closes, then
+//! prints its endpoint's counts); `PARROT_CPS_WRAP="valgrind --tool=callgrind"`
+//! (or `perf record -g --`) puts a profiler in front of it.
 //!
 //! Writes `target/bench/cps.json` and `target/bench/cps.svg` (offered vs
-//! completed cps per contender) and prints a table. Without `--bench` (as
-//! `cargo test --all-targets` runs it) it runs one tiny step per contender
-//! (Kamailio only if installed) and checks that the numbers come out.
+//! completed cps per contender) and prints the tables and the issue's goals
+//! (met or not; nothing is asserted on timings). Without `--bench` (as
+//! `cargo test --all-targets` runs it) it runs one tiny step of each mode per
+//! contender (Kamailio only if installed) and checks that the numbers come out.
 
 #![allow(
     clippy::unwrap_used,
@@ -24,15 +53,21 @@
     missing_docs
 )]
 
-use parrot_core::transport::TransportKind;
 use parrot_core::ua::{Endpoint, Incoming, Reply, SipHandler};
-use parrot_tests::load::{bench_dir, json_str, machine_json, quantile};
+use parrot_tests::load::{
+    bench_dir, children_cpu_seconds, json_str, machine_json, quantile, tree_context_switches,
+    tree_cpu_seconds, udp_rcvbuf_errors, udp_socket_drops,
+};
 use parrot_tests::{TempDir, free_addr, free_port};
 use std::fmt::Write as _;
+use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Set in the environment of the Parrot responder process: the address it serves.
+const RESPONDER_ENV: &str = "PARROT_CPS_RESPONDER";
 
 /// Answers every INVITE with 200 at once (no media: sipp sends none either).
 #[derive(Clone, Copy)]
@@ -44,7 +79,33 @@ impl SipHandler for Answer {
     }
 }
 
-/// One step of a ramp.
+/// The Parrot responder process: an endpoint on `addr` (a tokio
+/// multi-thread runtime, one worker per CPU), until stdin closes.
+fn run_responder(addr: &str) {
+    let addr: SocketAddr = addr
+        .parse()
+        .unwrap_or_else(|e| panic!("{RESPONDER_ENV}={addr}: {e}"));
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    // PARROT_CPS_WORKERS: the runtime's worker threads (default: one per CPU).
+    if let Ok(n) = std::env::var("PARROT_CPS_WORKERS") {
+        rt.worker_threads(n.parse().expect("PARROT_CPS_WORKERS: a number"));
+    }
+    let rt = rt.enable_all().build().unwrap();
+    let ep = rt.block_on(async {
+        Endpoint::builder()
+            .udp(addr)
+            .handler(|| Answer)
+            .build()
+            .await
+            .unwrap()
+    });
+    let mut rest = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut rest);
+    eprintln!("parrot responder at the end: {:?}", ep.stats());
+    rt.block_on(ep.shutdown(Duration::from_secs(1)));
+}
+
+/// One run of sipp at one rate.
 #[derive(Debug, Clone, Default)]
 struct Step {
     offered: u32,
@@ -52,20 +113,73 @@ struct Step {
     successful: u64,
     failed: u64,
     retransmissions: u64,
+    /// Datagrams the kernel dropped for a full receive buffer (any UDP
+    /// socket on the machine) during the step.
+    kernel_drops: Option<u64>,
+    /// Of those, the ones on the responder's own socket (the rest were
+    /// sipp's, or other programs').
+    responder_drops: Option<u64>,
     elapsed: f64,
     completed_cps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    max_ms: f64,
     rtt_samples: usize,
+    /// The responder's CPU seconds (all its processes) during the step.
+    cpu_s: Option<f64>,
+    /// The responder's context switches (all its threads) during the step.
+    switches: Option<u64>,
+    /// sipp's CPU seconds.
+    sipp_cpu_s: f64,
     held: bool,
 }
 
+impl Step {
+    fn cpu_per_1000(&self) -> Option<f64> {
+        per_1000(self.cpu_s, self.successful)
+    }
+
+    fn switches_per_call(&self) -> Option<f64> {
+        self.switches
+            .filter(|_| self.successful > 0)
+            .map(|n| n as f64 / self.successful as f64)
+    }
+}
+
+/// Kernel receive-buffer drops in the step: all, and the responder's own socket's.
+fn drops_str(s: &Step) -> String {
+    let n = |v: Option<u64>| v.map_or("?".to_owned(), |d| d.to_string());
+    format!("{}/{}", n(s.kernel_drops), n(s.responder_drops))
+}
+
+fn per_1000(cpu: Option<f64>, calls: u64) -> Option<f64> {
+    cpu.filter(|_| calls > 0).map(|c| c * 1000.0 / calls as f64)
+}
+
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".to_owned(), |v| format!("{v:.digits$}"))
+}
+
+fn json_opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("null".to_owned(), |v| format!("{v:.digits$}"))
+}
+
+/// A ramp's results for one responder.
 struct Contender {
     name: &'static str,
     about: String,
     steps: Vec<Step>,
     knee: u32,
     skipped: Option<String>,
+}
+
+/// A fixed-rate run's results for one responder.
+struct Fixed {
+    name: &'static str,
+    about: String,
+    step: Step,
+    /// CPU seconds from the first call until `PARROT_CPS_LINGER` s after sipp ended.
+    cpu_with_linger_s: Option<f64>,
 }
 
 /// The last value of a column of sipp's `;`-separated statistics CSV.
@@ -85,13 +199,19 @@ fn epoch(field: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Runs sipp's `uac` at `rate` cps for `secs` seconds against `target`.
-fn step(target: SocketAddr, rate: u32, secs: u32) -> Step {
+/// Runs sipp's `uac` at `rate` cps for `secs` seconds against `target`,
+/// reading the CPU of `responder` (a pid: it and its descendants) around it.
+fn step(target: SocketAddr, rate: u32, secs: u32, responder: u32) -> Step {
     let tmp = TempDir::new("cps");
     let calls = u64::from(rate) * u64::from(secs);
     let port = free_port().to_string();
     let limit = (rate * 2).max(100).to_string();
     let timeout = format!("{}s", secs + 15);
+    let cpu0 = tree_cpu_seconds(responder);
+    let switches0 = tree_context_switches(responder);
+    let sipp0 = children_cpu_seconds();
+    let drops0 = udp_rcvbuf_errors();
+    let own0 = udp_socket_drops(target.port());
     let out = Command::new("sipp")
         .args([
             "-sn",
@@ -126,6 +246,14 @@ fn step(target: SocketAddr, rate: u32, secs: u32) -> Step {
             if calls < 1000 { "1" } else { "50" },
             "-max_socket",
             "1024",
+            // sipp's socket buffers default to 64 KiB: a few tens of
+            // datagrams. On this shared machine every kernel drop counted
+            // in a run was on sipp's socket, none on the responder's
+            // (`drops a/r`), and each came back as a retransmission and a
+            // 500 ms response time charged to the responder. 4 MiB, as
+            // Parrot asks for its own (capped at net.core.rmem_max).
+            "-buff_size",
+            "4194304",
         ])
         .current_dir(tmp.path())
         .stdin(Stdio::null())
@@ -133,6 +261,16 @@ fn step(target: SocketAddr, rate: u32, secs: u32) -> Step {
         .stderr(Stdio::piped())
         .output()
         .expect("run sipp");
+    let cpu1 = tree_cpu_seconds(responder);
+    let switches1 = tree_context_switches(responder);
+    let sipp_cpu_s = children_cpu_seconds() - sipp0;
+    let kernel_drops = match (drops0, udp_rcvbuf_errors()) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
+    let responder_drops = own0
+        .zip(udp_socket_drops(target.port()))
+        .map(|(a, b)| b.saturating_sub(a));
     let csv = std::fs::read_to_string(tmp.join("stats.csv")).unwrap_or_default();
     let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<&str> = lines.next().unwrap_or_default().split(';').collect();
@@ -187,17 +325,48 @@ fn step(target: SocketAddr, rate: u32, secs: u32) -> Step {
         successful,
         failed,
         retransmissions,
+        kernel_drops,
+        responder_drops,
         elapsed,
         completed_cps,
         p50_ms: quantile(&rtt, 0.50),
         p99_ms: quantile(&rtt, 0.99),
+        max_ms: rtt.last().copied().unwrap_or(0.0),
         rtt_samples: rtt.len(),
+        cpu_s: cpu0.zip(cpu1).map(|(a, b)| b - a),
+        switches: switches0.zip(switches1).map(|(a, b)| b.saturating_sub(a)),
+        sipp_cpu_s,
         held,
     }
 }
 
+fn print_step(name: &str, s: &Step) {
+    eprintln!(
+        "{name:<10} {:>5} cps offered: {:>7.0} completed/s, {} failed, {} retrans, {} kernel drops (all/responder's), p50/p99/max {}/{}/{} ms, cpu {} s/1000 calls, {} switches/call (sipp {:.2} s){}",
+        s.offered,
+        s.completed_cps,
+        s.failed,
+        s.retransmissions,
+        drops_str(s),
+        s.p50_ms,
+        s.p99_ms,
+        s.max_ms,
+        fmt_opt(s.cpu_per_1000(), 3),
+        fmt_opt(s.switches_per_call(), 1),
+        s.sipp_cpu_s,
+        if s.held { "" } else { "  <- not held" }
+    );
+}
+
 /// Steps `rates` against `target` until one fails or `budget` is spent.
-fn ramp(name: &str, target: SocketAddr, rates: &[u32], secs: u32, budget: Duration) -> Vec<Step> {
+fn ramp(
+    name: &str,
+    target: SocketAddr,
+    responder: u32,
+    rates: &[u32],
+    secs: u32,
+    budget: Duration,
+) -> Vec<Step> {
     let started = Instant::now();
     let mut steps = Vec::new();
     for &rate in rates {
@@ -205,17 +374,8 @@ fn ramp(name: &str, target: SocketAddr, rates: &[u32], secs: u32, budget: Durati
             eprintln!("{name}: time budget spent before {rate} cps");
             break;
         }
-        let s = step(target, rate, secs);
-        eprintln!(
-            "{name:<10} {:>5} cps offered: {:>7.0} completed/s, {} failed, {} retrans, p50 {} ms, p99 {} ms{}",
-            s.offered,
-            s.completed_cps,
-            s.failed,
-            s.retransmissions,
-            s.p50_ms,
-            s.p99_ms,
-            if s.held { "" } else { "  <- not held" }
-        );
+        let s = step(target, rate, secs, responder);
+        print_step(name, &s);
         let held = s.held;
         steps.push(s);
         if !held {
@@ -227,6 +387,30 @@ fn ramp(name: &str, target: SocketAddr, rates: &[u32], secs: u32, budget: Durati
     steps
 }
 
+/// One fixed-rate run against `target`, then `linger_s` more seconds of
+/// the responder's CPU while its transactions end.
+fn fixed(
+    name: &'static str,
+    about: String,
+    target: SocketAddr,
+    responder: u32,
+    rate: u32,
+    secs: u32,
+    linger_s: u32,
+) -> Fixed {
+    let cpu0 = tree_cpu_seconds(responder);
+    let step = step(target, rate, secs, responder);
+    print_step(name, &step);
+    std::thread::sleep(Duration::from_secs(u64::from(linger_s)));
+    let cpu1 = tree_cpu_seconds(responder);
+    Fixed {
+        name,
+        about,
+        step,
+        cpu_with_linger_s: cpu0.zip(cpu1).map(|(a, b)| b - a),
+    }
+}
+
 fn knee(steps: &[Step]) -> u32 {
     steps
         .iter()
@@ -236,21 +420,42 @@ fn knee(steps: &[Step]) -> u32 {
         .unwrap_or(0)
 }
 
-/// A child process stopped with SIGTERM (then SIGKILL) when dropped.
-struct Server(Child);
+/// A responder process: stopped when dropped by closing its stdin (the
+/// Parrot responder's cue), then SIGTERM, then SIGKILL.
+struct Server {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Server {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn exited_within(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let pid = self.0.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        for _ in 0..30 {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if self.stdin.take().is_some() && self.exited_within(Duration::from_secs(5)) {
+            return;
         }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        if self.exited_within(Duration::from_secs(3)) {
+            return;
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -287,6 +492,40 @@ fn wait_ready(addr: SocketAddr, within: Duration) -> bool {
     false
 }
 
+/// This binary again, as the Parrot responder on `addr`
+/// (`PARROT_CPS_WRAP` is put in front of it).
+fn start_parrot(addr: SocketAddr, workers: Option<&str>) -> Server {
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let wrap = std::env::var("PARROT_CPS_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    if let Some(n) = workers {
+        cmd.env("PARROT_CPS_WORKERS", n);
+    }
+    let mut child = cmd
+        .env(RESPONDER_ENV, addr.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the parrot responder");
+    let stdin = child.stdin.take();
+    let server = Server { child, stdin };
+    // Under valgrind the start takes a while.
+    assert!(
+        wait_ready(addr, Duration::from_secs(60)),
+        "the parrot responder did not answer on {addr}"
+    );
+    server
+}
+
 fn start_sipp_uas(addr: SocketAddr) -> Server {
     let child = Command::new("sipp")
         .args([
@@ -299,6 +538,8 @@ fn start_sipp_uas(addr: SocketAddr) -> Server {
             "-nostdin",
             "-max_socket",
             "1024",
+            "-buff_size",
+            "4194304",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -308,7 +549,7 @@ fn start_sipp_uas(addr: SocketAddr) -> Server {
     // sipp's uas answers an OPTIONS outside its scenario with nothing useful:
     // give it a moment to bind instead.
     std::thread::sleep(Duration::from_millis(500));
-    Server(child)
+    Server { child, stdin: None }
 }
 
 fn start_kamailio(addr: SocketAddr, run_dir: &Path) -> Server {
@@ -329,7 +570,7 @@ fn start_kamailio(addr: SocketAddr, run_dir: &Path) -> Server {
         .stderr(std::fs::File::create(run_dir.join("kamailio.log")).unwrap())
         .spawn()
         .expect("start kamailio");
-    let server = Server(child);
+    let server = Server { child, stdin: None };
     assert!(
         wait_ready(addr, Duration::from_secs(10)),
         "kamailio did not answer on {addr}: {}",
@@ -338,7 +579,455 @@ fn start_kamailio(addr: SocketAddr, run_dir: &Path) -> Server {
     server
 }
 
-/// The ramp as an SVG line chart: offered (x) vs completed (y) cps.
+fn kamailio_about() -> String {
+    let version = Command::new("kamailio")
+        .arg("-v")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    format!(
+        "{version}; docs/kamailio/responder.cfg (tm: t_newtran + t_reply 200), 2 UDP children, -m 1024"
+    )
+}
+
+const PARROT_ABOUT: &str = "parrot_core Endpoint (200 to every INVITE) in a process of its own (this bench binary with PARROT_CPS_RESPONDER), tokio multi-thread runtime";
+
+/// A responder started for one mode, with its run directory (Kamailio's).
+struct Running {
+    server: Server,
+    addr: SocketAddr,
+    _dir: Option<TempDir>,
+}
+
+fn start(name: &str) -> Running {
+    let addr = free_addr();
+    match name {
+        "parrot" => Running {
+            server: start_parrot(addr, None),
+            addr,
+            _dir: None,
+        },
+        "parrot-1w" => Running {
+            server: start_parrot(addr, Some("1")),
+            addr,
+            _dir: None,
+        },
+        "sipp-uas" => Running {
+            server: start_sipp_uas(addr),
+            addr,
+            _dir: None,
+        },
+        _ => {
+            let dir = TempDir::new("kamailio");
+            Running {
+                server: start_kamailio(addr, dir.path()),
+                addr,
+                _dir: Some(dir),
+            }
+        }
+    }
+}
+
+fn env_u32(name: &str, default: u32) -> u32 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{name}={v}: {e}")),
+        Err(_) => default,
+    }
+}
+
+/// Everything measured, for the tables and the JSON.
+struct Report<'a> {
+    fixed: &'a [Fixed],
+    contenders: &'a [Contender],
+    rates: &'a [u32],
+    secs: u32,
+    fixed_rate: u32,
+    fixed_secs: u32,
+    linger: u32,
+    took: Duration,
+}
+
+/// One of the issue's goals: what it says, whether it is met, the figures.
+struct Goal {
+    what: &'static str,
+    met: Option<bool>,
+    figures: String,
+}
+
+impl Report<'_> {
+    fn contender(&self, name: &str) -> Option<&Contender> {
+        self.contenders
+            .iter()
+            .find(|c| c.name == name && c.skipped.is_none())
+    }
+
+    fn fixed_of(&self, name: &str) -> Option<&Fixed> {
+        self.fixed.iter().find(|f| f.name == name)
+    }
+
+    /// Parrot's knee over Kamailio's, when both ran.
+    fn knee_ratio(&self) -> Option<f64> {
+        let (p, k) = (self.contender("parrot")?, self.contender("kamailio")?);
+        (k.knee > 0).then(|| f64::from(p.knee) / f64::from(k.knee))
+    }
+
+    /// The ramp steps both Parrot and Kamailio held: (rate, parrot, kamailio).
+    fn both_held(&self) -> Vec<(u32, &Step, &Step)> {
+        let (Some(p), Some(k)) = (self.contender("parrot"), self.contender("kamailio")) else {
+            return Vec::new();
+        };
+        p.steps
+            .iter()
+            .filter(|s| s.held)
+            .filter_map(|ps| {
+                k.steps
+                    .iter()
+                    .find(|ks| ks.held && ks.offered == ps.offered)
+                    .map(|ks| (ps.offered, ps, ks))
+            })
+            .collect()
+    }
+
+    fn goals(&self) -> Vec<Goal> {
+        let mut goals = Vec::new();
+        let (pf, kf) = (self.fixed_of("parrot"), self.fixed_of("kamailio"));
+        if let (Some(p), Some(k)) = (pf, kf) {
+            let pl = per_1000(p.cpu_with_linger_s, p.step.successful);
+            let kl = per_1000(k.cpu_with_linger_s, k.step.successful);
+            let (pr, kr) = (p.step.cpu_per_1000(), k.step.cpu_per_1000());
+            goals.push(Goal {
+                what: "fixed rate: parrot CPU per call <= kamailio's (with the linger)",
+                met: pl.zip(kl).map(|(p, k)| p <= k),
+                figures: format!(
+                    "{} vs {} s per 1000 calls (during the calls only: {} vs {})",
+                    fmt_opt(pl, 3),
+                    fmt_opt(kl, 3),
+                    fmt_opt(pr, 3),
+                    fmt_opt(kr, 3)
+                ),
+            });
+            goals.push(Goal {
+                what: "fixed rate: parrot p99 INVITE->200 <= 5 ms",
+                met: Some(p.step.held && p.step.p99_ms <= 5.0),
+                figures: format!(
+                    "parrot p99 {} ms (max {}), kamailio p99 {} ms (max {})",
+                    p.step.p99_ms, p.step.max_ms, k.step.p99_ms, k.step.max_ms
+                ),
+            });
+        }
+        if let Some(p) = self.contender("parrot") {
+            let held: Vec<&Step> = p.steps.iter().filter(|s| s.held).collect();
+            let worst = held.iter().map(|s| s.p99_ms).fold(0.0, f64::max);
+            goals.push(Goal {
+                what: "ramp: parrot p99 <= 5 ms at every held step",
+                met: (!held.is_empty()).then_some(worst <= 5.0),
+                figures: format!(
+                    "p99 per held step: {}",
+                    held.iter()
+                        .map(|s| format!("{}:{}", s.offered, s.p99_ms))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            });
+            let both = self.both_held();
+            let ratios: Vec<(u32, Option<f64>)> = both
+                .iter()
+                .map(|(rate, ps, ks)| {
+                    let r = ps
+                        .cpu_per_1000()
+                        .zip(ks.cpu_per_1000())
+                        .filter(|(_, k)| *k > 0.0)
+                        .map(|(p, k)| p / k);
+                    (*rate, r)
+                })
+                .collect();
+            goals.push(Goal {
+                what: "ramp: parrot CPU per call <= kamailio's at every step both held",
+                met: (!ratios.is_empty())
+                    .then(|| ratios.iter().all(|(_, r)| r.is_some_and(|r| r <= 1.0))),
+                figures: format!(
+                    "parrot/kamailio CPU per call: {}",
+                    ratios
+                        .iter()
+                        .map(|(rate, r)| format!("{rate}:{}", fmt_opt(*r, 2)))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            });
+        }
+        if let Some(r) = self.knee_ratio() {
+            let top = self.rates.last().copied().unwrap_or(0);
+            goals.push(Goal {
+                what: "ramp: parrot knee >= kamailio's",
+                met: Some(r >= 1.0),
+                figures: format!(
+                    "parrot/kamailio {r:.2} ({} vs {}){}",
+                    self.contender("parrot").map_or(0, |c| c.knee),
+                    self.contender("kamailio").map_or(0, |c| c.knee),
+                    if self.contenders.iter().any(|c| c.knee == top) {
+                        format!(" (a knee at {top} is the ramp's top: not saturated)")
+                    } else {
+                        String::new()
+                    }
+                ),
+            });
+        }
+        goals
+    }
+
+    fn table(&self) -> String {
+        let mut t = String::new();
+        if !self.fixed.is_empty() {
+            let _ = writeln!(
+                t,
+                "fixed rate: {} calls/s for {} s, each responder a fresh process; CPU = utime+stime of its processes, over the calls and until {} s after (its transactions ended)",
+                self.fixed_rate, self.fixed_secs, self.linger
+            );
+            let _ = writeln!(
+                t,
+                "{:<10} {:>7} {:>6} {:>7} {:>9} {:>9} {:>7} {:>11} {:>13} {:>11} {:>15}  {:>8}",
+                "responder",
+                "ok",
+                "failed",
+                "retrans",
+                "drops a/r",
+                "completed",
+                "cpu s",
+                "cpu s/1k",
+                "+linger s/1k",
+                "switch/call",
+                "p50/p99/max ms",
+                "sipp cpu"
+            );
+            for f in self.fixed {
+                let s = &f.step;
+                let _ = writeln!(
+                    t,
+                    "{:<10} {:>7} {:>6} {:>7} {:>9} {:>9.0} {:>7} {:>11} {:>13} {:>11} {:>15}  {:>8.2}",
+                    f.name,
+                    s.successful,
+                    s.failed,
+                    s.retransmissions,
+                    drops_str(s),
+                    s.completed_cps,
+                    fmt_opt(s.cpu_s, 2),
+                    fmt_opt(s.cpu_per_1000(), 3),
+                    fmt_opt(per_1000(f.cpu_with_linger_s, s.successful), 3),
+                    fmt_opt(s.switches_per_call(), 1),
+                    format!("{}/{}/{}", s.p50_ms, s.p99_ms, s.max_ms),
+                    s.sipp_cpu_s
+                );
+            }
+            let _ = writeln!(t);
+        }
+        if !self.contenders.is_empty() {
+            let _ = writeln!(
+                t,
+                "ramp: {} s per step; held: no failed call, retransmissions <= 1 % of calls, completed >= 95 % of offered",
+                self.secs
+            );
+            let _ = writeln!(
+                t,
+                "{:<10} {:>8} {:>10} {:>7} {:>8} {:>9} {:>15} {:>9} {:>8}  held",
+                "responder",
+                "offered",
+                "completed",
+                "failed",
+                "retrans",
+                "drops a/r",
+                "p50/p99/max ms",
+                "cpu s/1k",
+                "sipp cpu"
+            );
+            for c in self.contenders {
+                if let Some(why) = &c.skipped {
+                    let _ = writeln!(t, "{:<10} skipped: {why}", c.name);
+                }
+                for s in &c.steps {
+                    let _ = writeln!(
+                        t,
+                        "{:<10} {:>8} {:>10.0} {:>7} {:>8} {:>9} {:>15} {:>9} {:>8.2}  {}",
+                        c.name,
+                        s.offered,
+                        s.completed_cps,
+                        s.failed,
+                        s.retransmissions,
+                        drops_str(s),
+                        format!("{}/{}/{}", s.p50_ms, s.p99_ms, s.max_ms),
+                        fmt_opt(s.cpu_per_1000(), 3),
+                        s.sipp_cpu_s,
+                        if s.held { "yes" } else { "NO" }
+                    );
+                }
+            }
+            let _ = writeln!(t);
+            let parrot_knee = self.contender("parrot").map(|c| f64::from(c.knee));
+            let _ = writeln!(
+                t,
+                "{:<10} {:>10} {:>14} {:>16}",
+                "responder", "knee cps", "parrot/this", "p50/p99 @knee"
+            );
+            for c in self.contenders {
+                let at = c.steps.iter().find(|s| s.offered == c.knee);
+                let _ = writeln!(
+                    t,
+                    "{:<10} {:>10} {:>14} {:>16}",
+                    c.name,
+                    c.knee,
+                    match parrot_knee {
+                        Some(p) if c.knee > 0 => format!("{:.2}", p / f64::from(c.knee)),
+                        _ => "-".to_owned(),
+                    },
+                    at.map_or("-".to_owned(), |s| format!("{}/{} ms", s.p50_ms, s.p99_ms))
+                );
+            }
+            let _ = writeln!(t);
+        }
+        let _ = writeln!(
+            t,
+            "issue 14 goals (not asserted; timings on a shared machine are noisy):"
+        );
+        for g in self.goals() {
+            let _ = writeln!(
+                t,
+                "  [{}] {}: {}",
+                match g.met {
+                    Some(true) => "met",
+                    Some(false) => "NOT met",
+                    None => "n/a",
+                },
+                g.what,
+                g.figures
+            );
+        }
+        let _ = writeln!(
+            t,
+            "drops a/r: UDP datagrams the kernel dropped for a full receive buffer, on all sockets / on the responder's"
+        );
+        let _ = writeln!(
+            t,
+            "INVITE->200 from sipp's -trace_rtt (1 ms clock, 0 = under 1 ms); took {:.0} s, load average {}",
+            self.took.as_secs_f64(),
+            parrot_tests::load::loadavg()
+        );
+        t
+    }
+
+    fn step_json(s: &Step) -> String {
+        format!(
+            "{{ \"offered_cps\": {}, \"completed_cps\": {:.1}, \"calls_created\": {}, \"successful\": {}, \"failed\": {}, \"retransmissions\": {}, \"kernel_rcvbuf_drops\": {}, \"responder_rcvbuf_drops\": {}, \"elapsed_s\": {:.2}, \"p50_ms\": {}, \"p99_ms\": {}, \"max_ms\": {}, \"rtt_samples\": {}, \"cpu_s\": {}, \"cpu_s_per_1000_calls\": {}, \"context_switches\": {}, \"sipp_cpu_s\": {:.2}, \"held\": {} }}",
+            s.offered,
+            s.completed_cps,
+            s.created,
+            s.successful,
+            s.failed,
+            s.retransmissions,
+            s.kernel_drops.map_or("null".to_owned(), |d| d.to_string()),
+            s.responder_drops
+                .map_or("null".to_owned(), |d| d.to_string()),
+            s.elapsed,
+            s.p50_ms,
+            s.p99_ms,
+            s.max_ms,
+            s.rtt_samples,
+            json_opt(s.cpu_s, 2),
+            json_opt(s.cpu_per_1000(), 4),
+            s.switches.map_or("null".to_owned(), |n| n.to_string()),
+            s.sipp_cpu_s,
+            s.held
+        )
+    }
+
+    fn json(&self) -> String {
+        let mut json = String::from("{\n  \"bench\": \"cps\",\n");
+        let _ = writeln!(json, "  \"machine\": {},", machine_json());
+        let _ = writeln!(
+            json,
+            "  \"method\": {{ \"load\": \"sipp -sn uac on 127.0.0.1/UDP\", \"seconds_per_step\": {}, \"concurrent_call_limit\": \"2 x rate\", \"recv_timeout_ms\": 5000, \"held\": \"0 failed calls, retransmissions <= 1% of calls, completed >= 95% of offered\", \"response_time\": \"INVITE sent to 200 received (sipp -trace_rtt, 1 ms clock)\", \"cpu\": \"utime+stime of the responder's processes (/proc/PID/stat, it and its descendants)\", \"took_s\": {:.0} }},",
+            self.secs,
+            self.took.as_secs_f64()
+        );
+        let _ = writeln!(
+            json,
+            "  \"fixed\": {{ \"rate_cps\": {}, \"seconds\": {}, \"linger_s\": {}, \"responders\": [",
+            self.fixed_rate, self.fixed_secs, self.linger
+        );
+        for (i, f) in self.fixed.iter().enumerate() {
+            let _ = write!(
+                json,
+                "    {{ \"name\": {}, \"about\": {}, \"cpu_with_linger_s\": {}, \"cpu_s_per_1000_calls_with_linger\": {}, \"run\": {} }}",
+                json_str(f.name),
+                json_str(&f.about),
+                json_opt(f.cpu_with_linger_s, 2),
+                json_opt(per_1000(f.cpu_with_linger_s, f.step.successful), 4),
+                Self::step_json(&f.step)
+            );
+            json.push_str(if i + 1 < self.fixed.len() {
+                ",\n"
+            } else {
+                "\n"
+            });
+        }
+        json.push_str("  ] },\n");
+        let _ = writeln!(
+            json,
+            "  \"knee_ratio_parrot_over_kamailio\": {},",
+            json_opt(self.knee_ratio(), 3)
+        );
+        json.push_str("  \"goals\": [\n");
+        let goals = self.goals();
+        for (i, g) in goals.iter().enumerate() {
+            let _ = write!(
+                json,
+                "    {{ \"goal\": {}, \"met\": {}, \"figures\": {} }}",
+                json_str(g.what),
+                g.met.map_or("null".to_owned(), |m| m.to_string()),
+                json_str(&g.figures)
+            );
+            json.push_str(if i + 1 < goals.len() { ",\n" } else { "\n" });
+        }
+        json.push_str("  ],\n");
+        let parrot_knee = self.contender("parrot").map(|c| f64::from(c.knee));
+        json.push_str("  \"contenders\": [\n");
+        for (i, c) in self.contenders.iter().enumerate() {
+            let _ = writeln!(
+                json,
+                "    {{ \"name\": {}, \"about\": {}, \"knee_cps\": {}, \"parrot_over_this\": {}, \"skipped\": {},",
+                json_str(c.name),
+                json_str(&c.about),
+                c.knee,
+                match parrot_knee {
+                    Some(p) if c.knee > 0 => format!("{:.3}", p / f64::from(c.knee)),
+                    _ => "null".to_owned(),
+                },
+                c.skipped.as_deref().map_or("null".to_owned(), json_str)
+            );
+            json.push_str("      \"ramp\": [\n");
+            for (j, s) in c.steps.iter().enumerate() {
+                let _ = write!(json, "        {}", Self::step_json(s));
+                json.push_str(if j + 1 < c.steps.len() { ",\n" } else { "\n" });
+            }
+            json.push_str("      ]\n    }");
+            json.push_str(if i + 1 < self.contenders.len() {
+                ",\n"
+            } else {
+                "\n"
+            });
+        }
+        json.push_str("  ]\n}\n");
+        json
+    }
+}
+
 fn svg(contenders: &[Contender], rates: &[u32], title: &str) -> String {
     let (w, h) = (720.0, 440.0);
     let (left, right, top, bottom) = (70.0, 170.0, 40.0, 50.0);
@@ -459,99 +1148,124 @@ fn svg(contenders: &[Contender], rates: &[u32], title: &str) -> String {
 }
 
 fn main() {
+    if let Ok(addr) = std::env::var(RESPONDER_ENV) {
+        run_responder(&addr);
+        return;
+    }
     let bench = std::env::args().any(|a| a == "--bench");
     assert!(
         installed("sipp", "-v"),
         "sipp is not installed: `apt-get install sip-tester`"
     );
-    let (rates, secs, budget): (&[u32], u32, Duration) = if bench {
+    let mode = std::env::var("PARROT_CPS_MODE").unwrap_or_else(|_| "both".to_owned());
+    assert!(
+        matches!(mode.as_str(), "both" | "fixed" | "ramp"),
+        "PARROT_CPS_MODE={mode}: fixed, ramp or both"
+    );
+    let (run_fixed, run_ramp) = (mode != "ramp", mode != "fixed");
+    let default_rates = [500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000];
+    let rates: Vec<u32> = match std::env::var("PARROT_CPS_RATES") {
+        Ok(v) => v
+            .split(',')
+            .map(|r| {
+                r.trim()
+                    .parse()
+                    .unwrap_or_else(|e| panic!("PARROT_CPS_RATES={v}: {e}"))
+            })
+            .collect(),
+        Err(_) if bench => default_rates.to_vec(),
+        Err(_) => vec![20],
+    };
+    let (secs, budget) = if bench {
+        (env_u32("PARROT_CPS_HOLD", 8), Duration::from_secs(110))
+    } else {
+        (1, Duration::from_secs(30))
+    };
+    let (fixed_rate, fixed_secs, linger) = if bench {
         (
-            &[500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000],
-            8,
-            Duration::from_secs(110),
+            env_u32("PARROT_CPS_RATE", 2000),
+            env_u32("PARROT_CPS_SECS", 20),
+            env_u32("PARROT_CPS_LINGER", 33),
         )
     } else {
-        (&[20], 1, Duration::from_secs(30))
+        (20, 1, 0)
+    };
+    let selected: Vec<String> = std::env::var("PARROT_CPS_RESPONDERS")
+        .unwrap_or_else(|_| "parrot,parrot-1w,sipp-uas,kamailio".to_owned())
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for s in &selected {
+        assert!(
+            matches!(s.as_str(), "parrot" | "parrot-1w" | "sipp-uas" | "kamailio"),
+            "PARROT_CPS_RESPONDERS: unknown responder {s} (parrot, parrot-1w, sipp-uas, kamailio)"
+        );
+    }
+    let kamailio = installed("kamailio", "-v");
+    if !kamailio {
+        eprintln!("kamailio is not installed (apt-get install kamailio): skipped");
+    }
+    let about = |name: &str| match name {
+        "parrot" => PARROT_ABOUT.to_owned(),
+        "parrot-1w" => format!("{PARROT_ABOUT}, 1 worker thread"),
+        "sipp-uas" => "sipp -sn uas (single-threaded, no transaction layer)".to_owned(),
+        _ => kamailio_about(),
     };
     let started = Instant::now();
+
+    // Fixed rate: Parrot (a runtime with one worker per CPU, then with one
+    // worker: what the scheduler's cross-thread wake-ups cost), then
+    // Kamailio, each a fresh process.
+    let mut fixed_runs: Vec<Fixed> = Vec::new();
+    if run_fixed {
+        for name in ["parrot", "parrot-1w", "kamailio"] {
+            if !selected.iter().any(|s| s == name) || (name == "kamailio" && !kamailio) {
+                continue;
+            }
+            let r = start(name);
+            let run = fixed(
+                name,
+                about(name),
+                r.addr,
+                r.server.pid(),
+                fixed_rate,
+                fixed_secs,
+                linger,
+            );
+            drop(r);
+            fixed_runs.push(run);
+        }
+    }
+
+    // The ramp, each contender a fresh process.
     let mut contenders = Vec::new();
-
-    // Parrot: an in-process endpoint on a multi-thread runtime (one worker per CPU).
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let ep = rt.block_on(async {
-        Endpoint::builder()
-            .udp(free_addr())
-            .handler(|| Answer)
-            .build()
-            .await
-            .unwrap()
-    });
-    let addr = ep.local_addr(TransportKind::Udp).unwrap();
-    let steps = ramp("parrot", addr, rates, secs, budget);
-    eprintln!("parrot endpoint after the ramp: {:?}", ep.stats());
-    rt.block_on(ep.shutdown(Duration::from_secs(1)));
-    drop(rt);
-    contenders.push(Contender {
-        name: "parrot",
-        about: "in-process parrot_core Endpoint (200 to every INVITE), tokio multi-thread runtime"
-            .to_owned(),
-        knee: knee(&steps),
-        steps,
-        skipped: None,
-    });
-
-    // sipp's own uas.
-    let addr = free_addr();
-    let server = start_sipp_uas(addr);
-    let steps = ramp("sipp-uas", addr, rates, secs, budget);
-    drop(server);
-    contenders.push(Contender {
-        name: "sipp-uas",
-        about: "sipp -sn uas (single-threaded, no transaction layer)".to_owned(),
-        knee: knee(&steps),
-        steps,
-        skipped: None,
-    });
-
-    // Kamailio, stateful (tm).
-    if installed("kamailio", "-v") {
-        let run_dir = TempDir::new("kamailio");
-        let addr = free_addr();
-        let server = start_kamailio(addr, run_dir.path());
-        let steps = ramp("kamailio", addr, rates, secs, budget);
-        drop(server);
-        let version = Command::new("kamailio")
-            .arg("-v")
-            .output()
-            .ok()
-            .and_then(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .next()
-                    .map(str::to_owned)
-            })
-            .unwrap_or_default();
-        contenders.push(Contender {
-            name: "kamailio",
-            about: format!(
-                "{version}; docs/kamailio/responder.cfg (tm: t_newtran + t_reply 200), 2 UDP children, -m 1024"
-            ),
-            knee: knee(&steps),
-            steps,
-            skipped: None,
-        });
-    } else {
-        eprintln!("kamailio is not installed (apt-get install kamailio): skipped");
-        contenders.push(Contender {
-            name: "kamailio",
-            about: "not installed".to_owned(),
-            knee: 0,
-            steps: Vec::new(),
-            skipped: Some("kamailio not installed".to_owned()),
-        });
+    if run_ramp {
+        for name in ["parrot", "sipp-uas", "kamailio"] {
+            if !selected.iter().any(|s| s == name) {
+                continue;
+            }
+            if name == "kamailio" && !kamailio {
+                contenders.push(Contender {
+                    name,
+                    about: "not installed".to_owned(),
+                    knee: 0,
+                    steps: Vec::new(),
+                    skipped: Some("kamailio not installed".to_owned()),
+                });
+                continue;
+            }
+            let r = start(name);
+            let steps = ramp(name, r.addr, r.server.pid(), &rates, secs, budget);
+            drop(r);
+            contenders.push(Contender {
+                name,
+                about: about(name),
+                knee: knee(&steps),
+                steps,
+                skipped: None,
+            });
+        }
     }
     let took = started.elapsed();
 
@@ -559,130 +1273,50 @@ fn main() {
         for c in contenders.iter().filter(|c| c.skipped.is_none()) {
             let s = c.steps.first().expect("one step");
             assert!(
-                s.held && s.successful == 20 && s.rtt_samples > 0,
+                s.held && s.successful == 20 && s.rtt_samples > 0 && s.cpu_s.is_some(),
                 "{}: {s:?}",
                 c.name
+            );
+        }
+        for f in &fixed_runs {
+            let s = &f.step;
+            assert!(
+                s.held
+                    && s.successful == 20
+                    && s.rtt_samples > 0
+                    && s.cpu_s.is_some()
+                    && f.cpu_with_linger_s.is_some(),
+                "{}: {s:?}",
+                f.name
             );
         }
         println!("cps bench: every contender answered (run with --bench to measure)");
         return;
     }
 
-    let parrot_knee = f64::from(contenders[0].knee);
-    let mut table = String::new();
-    let _ = writeln!(
-        table,
-        "{:<10} {:>8} {:>10} {:>7} {:>8} {:>8} {:>8}  held",
-        "responder", "offered", "completed", "failed", "retrans", "p50 ms", "p99 ms"
-    );
-    for c in &contenders {
-        if let Some(why) = &c.skipped {
-            let _ = writeln!(table, "{:<10} skipped: {why}", c.name);
-        }
-        for s in &c.steps {
-            let _ = writeln!(
-                table,
-                "{:<10} {:>8} {:>10.0} {:>7} {:>8} {:>8} {:>8}  {}",
-                c.name,
-                s.offered,
-                s.completed_cps,
-                s.failed,
-                s.retransmissions,
-                s.p50_ms,
-                s.p99_ms,
-                if s.held { "yes" } else { "NO" }
-            );
-        }
-    }
-    let _ = writeln!(table);
-    let _ = writeln!(
-        table,
-        "{:<10} {:>10} {:>14} {:>14}",
-        "responder", "knee cps", "parrot/this", "p50/p99 @knee"
-    );
-    for c in &contenders {
-        let at = c.steps.iter().find(|s| s.offered == c.knee);
-        let _ = writeln!(
-            table,
-            "{:<10} {:>10} {:>14} {:>14}",
-            c.name,
-            c.knee,
-            if c.knee > 0 {
-                format!("{:.2}", parrot_knee / f64::from(c.knee))
-            } else {
-                "-".to_owned()
-            },
-            at.map_or("-".to_owned(), |s| format!("{}/{} ms", s.p50_ms, s.p99_ms))
-        );
-    }
-    let top = *rates.last().unwrap_or(&0);
-    if contenders.iter().any(|c| c.knee == top) {
-        let _ = writeln!(
-            table,
-            "(a knee at {top} cps is the top of the ramp: that contender was not saturated)"
-        );
-    }
-    let _ = writeln!(
-        table,
-        "held: no failed call, retransmissions <= 1 % of calls, completed >= 95 % of offered; {secs} s per step; took {:.0} s",
-        took.as_secs_f64()
-    );
+    let report = Report {
+        fixed: &fixed_runs,
+        contenders: &contenders,
+        rates: &rates,
+        secs,
+        fixed_rate,
+        fixed_secs,
+        linger,
+        took,
+    };
+    let table = report.table();
     print!("{table}");
-
-    let mut json = String::from("{\n  \"bench\": \"cps\",\n");
-    let _ = writeln!(json, "  \"machine\": {},", machine_json());
-    let _ = writeln!(
-        json,
-        "  \"method\": {{ \"load\": \"sipp -sn uac on 127.0.0.1/UDP\", \"seconds_per_step\": {secs}, \"concurrent_call_limit\": \"2 x rate\", \"recv_timeout_ms\": 5000, \"held\": \"0 failed calls, retransmissions <= 1% of calls, completed >= 95% of offered\", \"response_time\": \"INVITE sent to 200 received (sipp rtd, 1 ms resolution)\" }},"
-    );
-    json.push_str("  \"contenders\": [\n");
-    for (i, c) in contenders.iter().enumerate() {
-        let _ = writeln!(
-            json,
-            "    {{ \"name\": {}, \"about\": {}, \"knee_cps\": {}, \"parrot_over_this\": {}, \"skipped\": {},",
-            json_str(c.name),
-            json_str(&c.about),
-            c.knee,
-            if c.knee > 0 {
-                format!("{:.3}", parrot_knee / f64::from(c.knee))
-            } else {
-                "null".to_owned()
-            },
-            c.skipped.as_deref().map_or("null".to_owned(), json_str)
-        );
-        json.push_str("      \"ramp\": [\n");
-        for (j, s) in c.steps.iter().enumerate() {
-            let _ = write!(
-                json,
-                "        {{ \"offered_cps\": {}, \"completed_cps\": {:.1}, \"calls_created\": {}, \"successful\": {}, \"failed\": {}, \"retransmissions\": {}, \"elapsed_s\": {:.2}, \"p50_ms\": {}, \"p99_ms\": {}, \"rtt_samples\": {}, \"held\": {} }}",
-                s.offered,
-                s.completed_cps,
-                s.created,
-                s.successful,
-                s.failed,
-                s.retransmissions,
-                s.elapsed,
-                s.p50_ms,
-                s.p99_ms,
-                s.rtt_samples,
-                s.held
-            );
-            json.push_str(if j + 1 < c.steps.len() { ",\n" } else { "\n" });
-        }
-        json.push_str("      ]\n    }");
-        json.push_str(if i + 1 < contenders.len() {
-            ",\n"
-        } else {
-            "\n"
-        });
-    }
-    json.push_str("  ]\n}\n");
+    let json = report.json();
     let dir = bench_dir();
     let path = dir.join("cps.json");
     std::fs::write(&path, json).unwrap();
+    if contenders.is_empty() {
+        println!("wrote {}", path.display());
+        return;
+    }
     let chart = svg(
         &contenders,
-        rates,
+        &rates,
         "sipp uac → responder on loopback: offered vs completed calls/s",
     );
     std::fs::write(dir.join("cps.svg"), &chart).unwrap();

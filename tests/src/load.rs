@@ -1,6 +1,7 @@
 //! Helpers for the load benches (`benches/cps.rs`, `benches/concurrency.rs`)
 //! and the scaled-down load tests (`tests/load.rs`): the process's memory and
-//! CPU time from `/proc/self`, the machine, the bench output directory.
+//! CPU time from `/proc/self` (and of other processes, from `/proc/PID`), the
+//! machine, the bench output directory.
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -22,22 +23,159 @@ pub fn rss_kib() -> u64 {
 /// `/proc/self/stat` (fields 14 and 15, in clock ticks of 1/100 s, the Linux
 /// `USER_HZ` on every common architecture).
 pub fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // The command name (field 2) is in parentheses and may hold spaces.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3 (state): utime is field 14, stime field 15.
-    let tick = |i: usize| {
-        fields
-            .get(i - 3)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (tick(14) + tick(15)) as f64 / 100.0
+    stat_fields("/proc/self/stat").map_or(0.0, |f| ticks(&f, &[14, 15]))
+}
+
+/// CPU time (user + system, seconds) of the children this process has waited
+/// for (`cutime` + `cstime`, fields 16 and 17 of `/proc/self/stat`): the
+/// difference across a `Command::output()` is that command's CPU.
+pub fn children_cpu_seconds() -> f64 {
+    stat_fields("/proc/self/stat").map_or(0.0, |f| ticks(&f, &[16, 17]))
+}
+
+/// CPU time (user + system, seconds) of process `pid`, all its threads
+/// (`/proc/PID/stat` counts the thread group); `None` once it is gone.
+pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    stat_fields(&format!("/proc/{pid}/stat")).map(|f| ticks(&f, &[14, 15]))
+}
+
+/// CPU time (user + system, seconds) of process `root` and every living
+/// descendant (a Kamailio and its forked workers). Children that already
+/// exited are not counted (their time would show in the parent's `cutime`
+/// only once it waited for them). `None` when `root` is gone.
+pub fn tree_cpu_seconds(root: u32) -> Option<f64> {
+    let pids = tree_pids(root)?;
+    Some(
+        pids.iter()
+            .filter_map(|pid| stat_fields(&format!("/proc/{pid}/stat")))
+            .map(|f| ticks(&f, &[14, 15]))
+            .sum(),
+    )
+}
+
+/// Context switches (voluntary + involuntary) of every living thread of
+/// process `root` and its descendants, from `/proc/PID/task/TID/status`:
+/// how often the responder slept and was woken. `None` when `root` is gone.
+pub fn tree_context_switches(root: u32) -> Option<u64> {
+    let mut total = 0;
+    for pid in tree_pids(root)? {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+                continue;
+            };
+            total += status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    Some(total)
+}
+
+/// Process `root` and its living descendants, found by walking the parent
+/// ids of `/proc/*/stat`; `None` when `root` is gone.
+fn tree_pids(root: u32) -> Option<Vec<u32>> {
+    stat_fields(&format!("/proc/{root}/stat"))?;
+    // (pid, ppid) of every other process.
+    let mut procs: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == root {
+            continue;
+        }
+        let Some(f) = stat_fields(&format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Field 4 is the parent's id.
+        if let Some(ppid) = f.get(4 - 3).and_then(|v| v.parse::<u32>().ok()) {
+            procs.push((pid, ppid));
+        }
+    }
+    let mut inside = vec![root];
+    // Parents before children is not guaranteed by the listing: repeat until stable.
+    loop {
+        let before = inside.len();
+        for (pid, ppid) in &procs {
+            if inside.contains(ppid) && !inside.contains(pid) {
+                inside.push(*pid);
+            }
+        }
+        if inside.len() == before {
+            return Some(inside);
+        }
+    }
+}
+
+/// Datagrams dropped so far on the UDP sockets bound to local `port` (any
+/// address), for want of room in their receive buffer: the last column of
+/// `/proc/net/udp` and `/proc/net/udp6`. `None` when no such socket is open.
+pub fn udp_socket_drops(port: u16) -> Option<u64> {
+    let mut found = None;
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let local_port = cols
+                .get(1)
+                .and_then(|a| a.rsplit_once(':'))
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            if local_port != Some(port) {
+                continue;
+            }
+            if let Some(d) = cols.last().and_then(|d| d.parse::<u64>().ok()) {
+                *found.get_or_insert(0) += d;
+            }
+        }
+    }
+    found
+}
+
+/// Fields 3 … of a `/proc/…/stat` line (after the command name, which is in
+/// parentheses and may hold spaces): index `i - 3` is field `i`.
+fn stat_fields(path: &str) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The sum of the given clock-tick fields, in seconds (`USER_HZ` = 100).
+fn ticks(fields: &[String], which: &[usize]) -> f64 {
+    let sum: u64 = which
+        .iter()
+        .map(|&i| {
+            fields
+                .get(i - 3)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    sum as f64 / 100.0
+}
+
+/// UDP datagrams the kernel dropped for want of room in a socket's receive
+/// buffer, on the whole machine (`RcvbufErrors` of the `Udp:` lines of
+/// `/proc/net/snmp`); `None` if unreadable. A difference across a run says
+/// how many of its requests were lost before anyone read them.
+pub fn udp_rcvbuf_errors() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut lines = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let header: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let values: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let i = header.iter().position(|h| *h == "RcvbufErrors")?;
+    values.get(i)?.parse().ok()
 }
 
 /// The number of CPUs this process may use.
@@ -137,4 +275,62 @@ pub fn quantile(sorted: &[f64], p: f64) -> f64 {
     }
     let rank = (p * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    /// A child that burns some CPU and then sleeps (as `sleep`, after exec)
+    /// is counted in this process's tree while it lives, in `cutime` once
+    /// waited for, and is gone from `/proc` after.
+    #[test]
+    fn a_childs_cpu_is_counted_in_the_tree_then_in_cutime() {
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; exec sleep 30",
+            ])
+            .spawn()
+            .expect("sh");
+        let pid = child.id();
+        // Wait for the exec: its CPU is final then.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|c| c.trim() != "sleep")
+        {
+            assert!(Instant::now() < deadline, "the child never got to sleep");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let childs = process_cpu_seconds(pid).expect("the child's stat");
+        assert!(childs > 0.0, "200000 shell iterations took no CPU tick");
+        let me = std::process::id();
+        let own = process_cpu_seconds(me).expect("our own stat");
+        let tree = tree_cpu_seconds(me).expect("our tree");
+        assert!(
+            tree + 1e-9 >= own + childs,
+            "tree {tree} < own {own} + child {childs}"
+        );
+        assert_eq!(tree_cpu_seconds(pid), Some(childs));
+        // It slept (in `wait`, then `sleep`): at least one switch each.
+        assert!(tree_context_switches(me).expect("our switches") >= 2);
+        let reaped = children_cpu_seconds();
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+        assert!(process_cpu_seconds(pid).is_none());
+        assert!(tree_cpu_seconds(pid).is_none());
+        assert!(children_cpu_seconds() + 1e-9 >= reaped + childs);
+    }
+
+    #[test]
+    fn the_kernels_udp_counters_are_readable() {
+        assert!(udp_rcvbuf_errors().is_some());
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = socket.local_addr().expect("address").port();
+        assert_eq!(udp_socket_drops(port), Some(0));
+        drop(socket);
+        assert_eq!(udp_socket_drops(port), None);
+    }
 }

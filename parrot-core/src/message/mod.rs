@@ -237,15 +237,34 @@ impl Response {
 
     /// Adds `tag` to the To header unless it already has one. Returns false if
     /// there is no To header.
+    ///
+    /// The value keeps the request's bytes, with `;tag=` appended (RFC 3261
+    /// §8.2.6.2: the response's To is the request's, plus the tag): header
+    /// parameters come last in both forms of the value, after the `>` of a
+    /// name-addr or the URI of an addr-spec (§20, §25.1). Should the result
+    /// not parse, the value is printed anew from its parsed form.
     pub fn set_to_tag(&mut self, tag: &str) -> bool {
         let Some(to) = self.headers.to() else {
             return false;
         };
-        if to.tag().is_none() {
-            let tagged = to.clone().with_tag(tag).to_string();
-            // A name-addr we printed ourselves is always a valid To value.
-            let _ = self.headers.set(HeaderName::To, tagged);
+        if to.tag().is_some() {
+            return true;
         }
+        let fallback = to.clone();
+        if let Some(raw) = self.headers.get(&HeaderName::To) {
+            let raw = raw.trim_ascii_end();
+            let mut tagged = Vec::with_capacity(raw.len() + 5 + tag.len());
+            tagged.extend_from_slice(raw);
+            tagged.extend_from_slice(b";tag=");
+            tagged.extend_from_slice(tag.as_bytes());
+            if self.headers.set(HeaderName::To, tagged).is_ok() {
+                return true;
+            }
+        }
+        // A name-addr we printed ourselves is always a valid To value.
+        let _ = self
+            .headers
+            .set(HeaderName::To, fallback.with_tag(tag).to_string());
         true
     }
 

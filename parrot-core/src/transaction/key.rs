@@ -1,5 +1,8 @@
 //! Transaction identifiers and matching (RFC 3261 §17.1.3, §17.2.3).
 
+use std::fmt::Write as _;
+use std::sync::Arc;
+
 use crate::message::{Method, Request, Response, Uri, Via};
 
 /// Which side of a transaction this layer plays.
@@ -12,10 +15,14 @@ pub enum Side {
 }
 
 /// Identifies one transaction of a [`Transactions`](super::Transactions) layer.
+///
+/// Cheap to clone: the identifying strings are shared (a key is cloned into
+/// every table and message that names its transaction, about a dozen times
+/// per call; copying its strings was two allocations each time).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TransactionKey {
     side: Side,
-    id: KeyId,
+    id: Arc<KeyId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -60,7 +67,7 @@ impl TransactionKey {
 
     /// The request method of the transaction (INVITE for an ACK's key).
     pub fn method(&self) -> &Method {
-        match &self.id {
+        match &*self.id {
             KeyId::Branch { method, .. } => method,
             KeyId::Legacy(l) => &l.method,
         }
@@ -68,7 +75,7 @@ impl TransactionKey {
 
     /// The Via branch, unless the peer is an RFC 2543 one.
     pub fn branch(&self) -> Option<&str> {
-        match &self.id {
+        match &*self.id {
             KeyId::Branch { branch, .. } => Some(branch),
             KeyId::Legacy(_) => None,
         }
@@ -78,11 +85,11 @@ impl TransactionKey {
     pub(crate) fn client(branch: &str, method: Method) -> TransactionKey {
         TransactionKey {
             side: Side::Client,
-            id: KeyId::Branch {
+            id: Arc::new(KeyId::Branch {
                 branch: branch.into(),
                 sent_by: "".into(),
                 method,
-            },
+            }),
         }
     }
 
@@ -126,13 +133,13 @@ impl TransactionKey {
         };
         Some(TransactionKey {
             side: Side::Server,
-            id,
+            id: Arc::new(id),
         })
     }
 
     /// True if this is an RFC 2543 (no magic cookie) key.
     pub(crate) fn is_legacy(&self) -> bool {
-        matches!(self.id, KeyId::Legacy(_))
+        matches!(*self.id, KeyId::Legacy(_))
     }
 }
 
@@ -144,9 +151,8 @@ fn sent_by(via: &Via) -> String {
     } else {
         5060
     };
-    format!(
-        "{}:{}",
-        via.host.to_string().to_ascii_lowercase(),
-        via.port.unwrap_or(default)
-    )
+    let mut s = via.host.to_string();
+    s.make_ascii_lowercase();
+    let _ = write!(s, ":{}", via.port.unwrap_or(default));
+    s
 }

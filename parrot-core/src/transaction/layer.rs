@@ -23,21 +23,41 @@ enum Kind {
 
 /// What matches an ACK to the 2xx it acknowledges (§13.3.1.4, §12.2.1.1):
 /// Call-ID, CSeq number, From tag, To tag.
+///
+/// The three strings are kept in one allocation (one made per 2xx, one per
+/// copy, one per ACK looked up, instead of three each): each followed by a
+/// newline, which none of them can hold (a Call-ID is `word ["@" word]`, a
+/// tag a `token`, RFC 3261 §25.1), a tag marked present (`+`) or absent (`-`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct AckId {
-    call_id: Box<str>,
     cseq: u32,
-    from_tag: Option<Box<str>>,
-    to_tag: Option<Box<str>>,
+    text: Box<str>,
 }
 
 impl AckId {
     fn of(h: &crate::message::Headers) -> Option<AckId> {
+        let call_id = h.call_id()?;
+        let cseq = h.cseq()?.seq;
+        let from = h.from().and_then(|f| f.tag());
+        let to = h.to().and_then(|t| t.tag());
+        let call_id = call_id.as_str();
+        let len = call_id.len() + 5 + from.map_or(0, str::len) + to.map_or(0, str::len);
+        let mut text = String::with_capacity(len);
+        text.push_str(call_id);
+        text.push('\n');
+        for tag in [from, to] {
+            match tag {
+                Some(t) => {
+                    text.push('+');
+                    text.push_str(t);
+                }
+                None => text.push('-'),
+            }
+            text.push('\n');
+        }
         Some(AckId {
-            call_id: h.call_id()?.as_str().into(),
-            cseq: h.cseq()?.seq,
-            from_tag: h.from().and_then(|f| f.tag()).map(Into::into),
-            to_tag: h.to().and_then(|t| t.tag()).map(Into::into),
+            cseq,
+            text: text.into_boxed_str(),
         })
     }
 }

@@ -227,16 +227,16 @@ fn invite_client_487_ack_every_header_and_completed_absorbs() {
     let ack_bytes = acks[0].data.clone();
     assert_eq!(first_line(&ack_bytes), "ACK sip:bob@example.com SIP/2.0");
     // §17.1.1.3: exactly these headers; To is the response's, with its tag
-    // (set_to_tag printed it with a quoted display name).
+    // (set_to_tag kept the request's bytes and appended the tag).
     let to = r487.headers().get_str(&HeaderName::To).unwrap_or_default();
-    assert_eq!(to, "\"Bob\" <sip:bob@example.com>;tag=bobtag");
+    assert_eq!(to, "Bob <sip:bob@example.com>;tag=bobtag");
     assert_eq!(
         header_lines(&ack_bytes),
         [
             "Via: SIP/2.0/UDP pc33.example.com:5060;branch=z9hG4bKinv4",
             "Max-Forwards: 70",
             "From: Alice <sip:alice@example.com>;tag=1928301774",
-            "To: \"Bob\" <sip:bob@example.com>;tag=bobtag",
+            "To: Bob <sip:bob@example.com>;tag=bobtag",
             "Call-ID: a84b4c76e66710@pc33.example.com",
             "CSeq: 1 ACK",
             "Route: <sip:p1.example.com;lr>",

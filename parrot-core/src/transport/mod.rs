@@ -62,8 +62,9 @@
 //!
 //! # Shutdown
 //!
-//! [`Transports`] is a cheap handle (an `Arc` inside). Every background task
-//! (UDP receivers, listeners, connections) ends when [`Transports::shutdown`]
+//! [`Transports`] is a cheap handle (an `Arc` inside). UDP sockets have no
+//! task: [`Transports::recv`] reads them itself. Every background task
+//! (listeners, connections) ends when [`Transports::shutdown`]
 //! is called or when the last clone of the handle is dropped; sockets and
 //! connections are closed as their tasks end.
 
@@ -86,7 +87,7 @@ mod tls;
 mod udp;
 mod ws;
 
-/// Capacity of the channel that carries received messages to [`Transports::recv`].
+/// Capacity of the channel that carries messages received on streams to [`Transports::recv`].
 const INCOMING_QUEUE: usize = 1024;
 /// Capacity of each connection's queue of messages to write.
 const OUTGOING_QUEUE: usize = 64;
@@ -377,8 +378,39 @@ impl fmt::Debug for Transports {
 /// Owned by the handles only: dropping it stops every task.
 struct Inner {
     shared: Arc<Shared>,
-    rx: tokio::sync::Mutex<mpsc::Receiver<Inbound>>,
+    rx: tokio::sync::Mutex<Receiving>,
     shutdown_tx: watch::Sender<bool>,
+}
+
+/// What [`Transports::recv`] reads from: the channel the stream tasks
+/// deliver on, and the UDP sockets themselves (read in the receiving task).
+struct Receiving {
+    streams: mpsc::Receiver<Inbound>,
+    udp: udp::UdpReader,
+    /// Whose turn it is to be looked at first (streams or UDP), so that
+    /// neither starves the other.
+    udp_first: bool,
+}
+
+impl Receiving {
+    fn poll_next(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        shared: &Shared,
+    ) -> std::task::Poll<Option<Inbound>> {
+        use std::task::Poll;
+        self.udp_first = !self.udp_first;
+        if self.udp_first {
+            if let Poll::Ready(m) = self.udp.poll_recv(cx, shared) {
+                return Poll::Ready(Some(m));
+            }
+            return self.streams.poll_recv(cx);
+        }
+        if let Poll::Ready(m) = self.streams.poll_recv(cx) {
+            return Poll::Ready(m);
+        }
+        self.udp.poll_recv(cx, shared).map(Some)
+    }
 }
 
 /// State shared by the handles and the background tasks.
@@ -764,18 +796,6 @@ impl Shared {
         table.by_id.get(id).map(|e| e.tx.clone())
     }
 
-    /// Hands a message to [`Transports::recv`]; false when the task should stop.
-    pub(crate) async fn deliver(
-        &self,
-        incoming: Inbound,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> bool {
-        tokio::select! {
-            r = self.incoming.send(incoming) => r.is_ok(),
-            () = wait_shutdown(shutdown) => false,
-        }
-    }
-
     pub(crate) fn add_udp(&self, local: SocketAddr, socket: Arc<udp::UdpEndpoint>) {
         lock(&self.udp).push((local, socket));
     }
@@ -835,7 +855,11 @@ impl Transports {
         Transports {
             inner: Arc::new(Inner {
                 shared,
-                rx: tokio::sync::Mutex::new(rx),
+                rx: tokio::sync::Mutex::new(Receiving {
+                    streams: rx,
+                    udp: udp::UdpReader::default(),
+                    udp_first: false,
+                }),
                 shutdown_tx,
             }),
         }
@@ -913,8 +937,9 @@ impl Transports {
             return None;
         }
         let mut rx = self.inner.rx.lock().await;
+        let shared = &self.inner.shared;
         tokio::select! {
-            m = rx.recv() => m,
+            m = std::future::poll_fn(|cx| rx.poll_next(cx, shared)) => m,
             () = wait_shutdown(&mut shutdown) => None,
         }
     }

@@ -6,17 +6,18 @@
 //! keeps 0.0.0.0 off the wire: a request is known to have arrived on
 //! 192.0.2.1, and its responses leave from 192.0.2.1.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-use super::{Inbound, Shared, TransportKind, wait_shutdown};
+use super::{Inbound, Shared, TransportKind, lock};
 
 /// Largest UDP payload there can be.
 const MAX_DATAGRAM: usize = 65_535;
@@ -62,7 +63,31 @@ impl UdpEndpoint {
     }
 }
 
-/// Binds a socket and starts its receive task.
+impl UdpEndpoint {
+    /// Reads one datagram into `buf` if one is there, else registers `cx`
+    /// for the socket's readiness.
+    fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<RecvMeta>> {
+        loop {
+            if let Err(e) = ready!(self.socket.poll_recv_ready(cx)) {
+                return Poll::Ready(Err(e));
+            }
+            let mut meta = [RecvMeta::default()];
+            let read = self.socket.try_io(Interest::READABLE, || {
+                let mut bufs = [IoSliceMut::new(buf)];
+                self.state
+                    .recv(UdpSockRef::from(&self.socket), &mut bufs, &mut meta)
+            });
+            match read {
+                Ok(_) => return Poll::Ready(Ok(meta[0])),
+                // Readiness was stale: poll again, which registers the waker.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+/// Binds a socket; its datagrams are read by [`UdpReader`].
 pub(crate) async fn bind(shared: &Arc<Shared>, addr: SocketAddr) -> io::Result<SocketAddr> {
     let socket = bind_socket(addr, shared.config.udp_recv_buffer)?;
     let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
@@ -73,9 +98,8 @@ pub(crate) async fn bind(shared: &Arc<Shared>, addr: SocketAddr) -> io::Result<S
         state,
         local,
     });
-    shared.add_udp(local, Arc::clone(&endpoint));
+    shared.add_udp(local, endpoint);
     tracing::info!(%local, "UDP bound");
-    tokio::spawn(recv_loop(Arc::clone(shared), endpoint));
     Ok(local)
 }
 
@@ -120,41 +144,88 @@ fn allow_fragmentation(socket: &UdpSocket, ipv6: bool) {
 #[cfg(not(target_os = "linux"))]
 fn allow_fragmentation(_socket: &UdpSocket, _ipv6: bool) {}
 
-async fn recv_loop(shared: Arc<Shared>, endpoint: Arc<UdpEndpoint>) {
-    let local = endpoint.local;
-    let max = shared.config.max_message_size;
-    // With GRO the kernel may hand over several datagrams of one size in one
-    // buffer, `stride` bytes apart: room for as many as it may coalesce.
-    let segments = endpoint.state.gro_segments().max(1);
-    let mut buf = vec![0u8; (MAX_DATAGRAM + 1) * segments];
-    let mut shutdown = shared.shutdown_signal();
-    loop {
-        let mut meta = [RecvMeta::default()];
-        let received = tokio::select! {
-            r = endpoint.socket.async_io(Interest::READABLE, || {
-                let mut bufs = [IoSliceMut::new(&mut buf)];
-                endpoint.state.recv(UdpSockRef::from(&endpoint.socket), &mut bufs, &mut meta)
-            }) => r,
-            () = wait_shutdown(&mut shutdown) => break,
-        };
-        if let Err(e) = received {
-            // E.g. ICMP errors reported on some systems: not fatal for the socket.
-            tracing::debug!(%local, error = %e, "UDP receive error");
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(10)) => continue,
-                () = wait_shutdown(&mut shutdown) => break,
+/// The receiving side of the UDP sockets, polled by whoever calls
+/// [`Transports::recv`](super::Transports::recv): datagrams are read in that
+/// task, when it asks for one, with no task and no channel in between (a
+/// hop through a receive task cost a wake-up, often of another thread, per
+/// datagram). The kernel's receive buffer is the queue: while nobody reads,
+/// datagrams wait there, and what does not fit is dropped by the kernel
+/// (`RcvbufErrors`; [`TransportConfig::udp_recv_buffer`](super::TransportConfig::udp_recv_buffer)).
+#[derive(Default)]
+pub(crate) struct UdpReader {
+    /// Room for one read; grown to what the sockets' GRO may coalesce.
+    buf: Vec<u8>,
+    /// Datagrams of a GRO read not handed out yet.
+    pending: VecDeque<Inbound>,
+    /// The socket to try first next time, so that a busy one does not starve the others.
+    next: usize,
+}
+
+/// Consecutive receive errors taken from one socket in one poll before the
+/// reader yields (and asks to be polled again).
+const MAX_ERRORS_PER_POLL: usize = 64;
+
+impl UdpReader {
+    /// The next datagram from any UDP socket, or `Pending` (with `cx`
+    /// registered for readiness on every socket).
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>, shared: &Shared) -> Poll<Inbound> {
+        if let Some(m) = self.pending.pop_front() {
+            return Poll::Ready(m);
+        }
+        let sockets = lock(&shared.udp);
+        let n = sockets.len();
+        // With GRO the kernel may hand over several datagrams of one size in
+        // one buffer, `stride` bytes apart: room for as many as it may coalesce.
+        let need = sockets
+            .iter()
+            .map(|(_, e)| (MAX_DATAGRAM + 1) * e.state.gro_segments().max(1))
+            .max()
+            .unwrap_or(0);
+        if self.buf.len() < need {
+            self.buf.resize(need, 0);
+        }
+        for i in 0..n {
+            let idx = (self.next + i) % n;
+            let endpoint = &sockets[idx].1;
+            let mut errors = 0;
+            loop {
+                match endpoint.poll_recv(cx, &mut self.buf) {
+                    Poll::Ready(Ok(meta)) => {
+                        self.split(&meta, endpoint.local, shared);
+                        if let Some(m) = self.pending.pop_front() {
+                            self.next = idx + 1;
+                            return Poll::Ready(m);
+                        }
+                        // A keep-alive or an oversized datagram: read on.
+                    }
+                    Poll::Ready(Err(e)) => {
+                        // E.g. ICMP errors reported on some systems: not fatal for the socket.
+                        tracing::debug!(local = %endpoint.local, error = %e, "UDP receive error");
+                        errors += 1;
+                        if errors >= MAX_ERRORS_PER_POLL {
+                            cx.waker().wake_by_ref();
+                            break;
+                        }
+                    }
+                    Poll::Pending => break,
+                }
             }
         }
-        let m = meta[0];
+        Poll::Pending
+    }
+
+    /// The datagrams of one read, as messages to deliver.
+    fn split(&mut self, m: &RecvMeta, local: SocketAddr, shared: &Shared) {
+        let max = shared.config.max_message_size;
         let source = normalize(m.addr);
         // The address it came to: ours, even on a wildcard socket.
         let to = SocketAddr::new(m.dst_ip.map_or(local.ip(), canonical), local.port());
         let stride = if m.stride == 0 { m.len } else { m.stride };
-        let len = m.len.min(buf.len());
+        let len = m.len.min(self.buf.len());
         let mut start = 0;
         while start < len {
             let end = (start + stride).min(len);
-            let data = &buf[start..end];
+            let data = &self.buf[start..end];
             start = end;
             if data.len() > max {
                 shared.count_oversize_datagram();
@@ -165,20 +236,15 @@ async fn recv_loop(shared: Arc<Shared>, endpoint: Arc<UdpEndpoint>) {
                 // Empty datagram or CRLF keep-alive: nothing to deliver.
                 continue;
             }
-            let incoming = Inbound {
+            self.pending.push_back(Inbound {
                 data: Bytes::copy_from_slice(data),
                 source,
                 local: to,
                 kind: TransportKind::Udp,
                 conn: None,
-            };
-            if !shared.deliver(incoming, &mut shutdown).await {
-                tracing::debug!(%local, "UDP receiver stopped");
-                return;
-            }
+            });
         }
     }
-    tracing::debug!(%local, "UDP receiver stopped");
 }
 
 /// An IPv4-mapped IPv6 address as the IPv4 address it is.
