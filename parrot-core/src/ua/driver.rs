@@ -412,11 +412,10 @@ fn supervise<Fut>(
 ) where
     Fut: Future<Output = ()> + Send + 'static,
 {
-    // Boxed before the async block takes it: a block that captures a future
-    // and then awaits it keeps room for it twice (as the captured value and
-    // inside `catch_unwind`'s), and a call task's future is kilobytes that
-    // stay for the whole call (15 KB of a UAS call's 30 KB went that way).
-    let fut = Box::pin(fut);
+    // `fut` comes boxed (`Box::pin` where it is made, see the callers): the
+    // block below captures it and then awaits it, which keeps room for it
+    // twice, and a call task's future is kilobytes that stay for the whole
+    // call; a box is a pointer twice.
     tokio::spawn(async move {
         let msg = match AssertUnwindSafe(fut).catch_unwind().await {
             Ok(()) => on_exit,
