@@ -32,7 +32,7 @@ pub use session::{
 /// For the project's benchmarks; not part of the supported API.
 #[cfg(feature = "runtime")]
 #[doc(hidden)]
-pub use session::{pacing_counters, reset_pacing_counters};
+pub use session::{pacing_counters, pacing_worst_ms, reset_pacing_counters};
 pub use source::{AudioSink, AudioSource, LiveSink, LiveSource, Silence};
 #[cfg(feature = "runtime")]
 pub use stream::{

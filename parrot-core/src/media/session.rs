@@ -124,6 +124,8 @@ pub struct MediaSession {
 /// Send ticks, and those later than 5 ms, across all sessions of the process.
 static TICKS: AtomicU64 = AtomicU64::new(0);
 static LATE_SENDS: AtomicU64 = AtomicU64::new(0);
+/// The latest tick since the last reset, in microseconds.
+static WORST_US: AtomicU64 = AtomicU64::new(0);
 
 /// Pacing across every media session of the process: (send ticks, ticks more
 /// than 5 ms late); [`reset_pacing_counters`] starts over.
@@ -138,7 +140,17 @@ pub fn pacing_counters() -> (u64, u64) {
     )
 }
 
-/// Zeroes [`pacing_counters`].
+/// The latest send tick of any session of the process since
+/// [`reset_pacing_counters`], in milliseconds.
+///
+/// For the project's benchmarks; not part of the supported API (hidden from the
+/// docs, and it may change or go without notice).
+#[doc(hidden)]
+pub fn pacing_worst_ms() -> f64 {
+    WORST_US.load(Ordering::Relaxed) as f64 / 1000.0
+}
+
+/// Zeroes [`pacing_counters`] and [`pacing_worst_ms`].
 ///
 /// For the project's benchmarks; not part of the supported API (hidden from the
 /// docs, and it may change or go without notice).
@@ -146,6 +158,7 @@ pub fn pacing_counters() -> (u64, u64) {
 pub fn reset_pacing_counters() {
     TICKS.store(0, Ordering::Relaxed);
     LATE_SENDS.store(0, Ordering::Relaxed);
+    WORST_US.store(0, Ordering::Relaxed);
 }
 
 impl MediaSession {
@@ -879,7 +892,12 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
         }
         t.drain_rtp(t.ticks % FULL_DRAIN_EVERY == 0);
         while self.next <= now {
-            let late = now.saturating_duration_since(self.next).as_secs_f64() * 1e3;
+            let behind = now.saturating_duration_since(self.next);
+            WORST_US.fetch_max(
+                u64::try_from(behind.as_micros()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+            let late = behind.as_secs_f64() * 1e3;
             if late > t.stats.max_send_lateness_ms {
                 t.stats.max_send_lateness_ms = late;
             }
