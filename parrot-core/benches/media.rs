@@ -115,7 +115,7 @@ impl MediaHandler for Endless {
     }
 }
 
-/// Runs `n` paced PCMU sessions on one thread for `secs` seconds, all sending to one
+/// Runs `n` paced PCMU sessions on one media thread for `secs` seconds, all sending to one
 /// draining socket. Returns (ticks, late ticks, p99 ok).
 fn paced(n: usize, secs: f64, ports: &Arc<Mutex<PortAllocator>>) -> (u64, u64) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -162,6 +162,9 @@ fn paced(n: usize, secs: f64, ports: &Arc<Mutex<PortAllocator>>) -> (u64, u64) {
 }
 
 fn main() {
+    // The paced streams are measured on one core: one media thread drives
+    // them all (the default is one per CPU).
+    assert!(parrot_core::media::set_media_threads(1), "no session yet");
     let bench = std::env::args().any(|a| a == "--bench");
     let (samples, packets, secs, steps): (usize, u32, f64, &[usize]) = if bench {
         (

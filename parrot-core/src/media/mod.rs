@@ -28,6 +28,7 @@ pub use resample::Resampler;
 #[cfg(feature = "runtime")]
 pub use session::{
     MediaConfig, MediaEvent, MediaSession, MediaStats, Ports, bind_pair, pacing_behind,
+    set_media_threads,
 };
 /// For the project's benchmarks; not part of the supported API.
 #[cfg(feature = "runtime")]

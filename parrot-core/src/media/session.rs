@@ -923,6 +923,14 @@ fn send_now(socket: &std::net::UdpSocket, data: &[u8], to: SocketAddr) -> bool {
     socket.send_to(data, to).is_ok()
 }
 
+/// Sets how many media threads drive the process's sessions (0: one per CPU,
+/// the default). Takes effect only before the first session starts; `false`
+/// if they have started already. For a process that shares its machine with
+/// other work, or a benchmark of one core.
+pub fn set_media_threads(n: usize) -> bool {
+    shard::set_threads(n)
+}
+
 /// Whether media pacing is falling behind: over the last half second, more
 /// than 1 % of the send ticks of some media thread were more than 5 ms late
 /// (judged from 1,000 ticks up, 40 calls' worth: a handful of late calls on a
@@ -1009,9 +1017,20 @@ mod shard {
 
     static LANES: OnceLock<Vec<Lane>> = OnceLock::new();
 
+    /// Threads asked for by [`super::set_media_threads`]; 0 for one per CPU.
+    static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+    pub(super) fn set_threads(n: usize) -> bool {
+        THREADS.store(n, Ordering::Relaxed);
+        LANES.get().is_none()
+    }
+
     fn lanes() -> &'static [Lane] {
         LANES.get_or_init(|| {
-            let n = std::thread::available_parallelism().map_or(1, usize::from);
+            let n = match THREADS.load(Ordering::Relaxed) {
+                0 => std::thread::available_parallelism().map_or(1, usize::from),
+                n => n,
+            };
             (0..n).filter_map(start_lane).collect()
         })
     }
