@@ -15,10 +15,17 @@ use tokio::io::AsyncReadExt;
 
 /// A registrar with digest authentication for users 101 and 150.
 async fn registrar(throttle: Throttle) -> (Endpoint, SocketAddr) {
+    let (ep, addr, _) = registrar_and_bindings(throttle).await;
+    (ep, addr)
+}
+
+/// [`registrar`], and its bindings to look at.
+async fn registrar_and_bindings(throttle: Throttle) -> (Endpoint, SocketAddr, Registrar) {
     let addr = free_addr();
+    let bindings = Registrar::new();
     let ep = Endpoint::builder()
         .udp(addr)
-        .registrar(Registrar::new())
+        .registrar(bindings.clone())
         .authenticate("parrot.test", |u| match u {
             "101" => Some("s3cret-101".to_owned()),
             "150" => Some("letmein".to_owned()),
@@ -28,7 +35,7 @@ async fn registrar(throttle: Throttle) -> (Endpoint, SocketAddr) {
         .build()
         .await
         .unwrap();
-    (ep, addr)
+    (ep, addr, bindings)
 }
 
 fn sipvicious_available() -> bool {
@@ -151,7 +158,7 @@ async fn svcrack_is_throttled_before_the_right_password() {
     let limit = Duration::from_secs(20);
 
     // The control: the same tool, no throttle: it cracks it (so the check below can fail).
-    let (open, addr) = registrar(Throttle::off()).await;
+    let (open, addr, bindings) = registrar_and_bindings(Throttle::off()).await;
     let target = format!("udp://{addr}");
     let args = ["-u", "150", "-d", &dict, "-t", "0.02", &target];
     let out = sipvicious("svcrack", &args, &home, limit).await;
@@ -160,22 +167,37 @@ async fn svcrack_is_throttled_before_the_right_password() {
         "without a throttle:\n{out}"
     );
     assert_eq!(open.stats().auth_failures, 9);
+    // The right guess registered svcrack's contact: the server-side proof.
+    assert!(
+        !bindings.contacts("150").is_empty(),
+        "the cracked REGISTER bound a contact"
+    );
     open.shutdown(Duration::from_secs(1)).await;
 
-    let (ep, addr) = registrar(Throttle::default()).await;
+    let (ep, addr, bindings) = registrar_and_bindings(Throttle::default()).await;
     let target = format!("udp://{addr}");
     let args = ["-u", "150", "-d", &dict, "-t", "0.02", &target];
     let out = sipvicious("svcrack", &args, &home, limit).await;
-    // The server's counts first: they show svcrack ran and was refused, even
-    // if its own report is missing.
+    // The server's side first: svcrack ran (5 failures), was refused, and
+    // no guess registered anything. That holds even when svcrack, interrupted
+    // at the limit, prints nothing (seen in CI runs under load).
     let stats = ep.stats();
     assert_eq!(stats.auth_failures, 5, "{stats:?}\n{out}");
     assert!(stats.auth_throttled > 0, "{stats:?}\n{out}");
     assert!(
+        bindings.contacts("150").is_empty(),
+        "a guess got through the throttle:\n{out}"
+    );
+    assert!(
         !out.contains("letmein"),
         "svcrack got through the throttle:\n{out}"
     );
-    assert!(out.contains("found nothing"), "svcrack's report:\n{out}");
+    // Its own verdict, when it printed one.
+    if out.trim().is_empty() {
+        eprintln!("svcrack printed nothing when interrupted; the server's counts above stand");
+    } else {
+        assert!(out.contains("found nothing"), "svcrack's report:\n{out}");
+    }
     eprintln!("svcrack against the throttle: {stats:?}\n{out}");
     ep.shutdown(Duration::from_secs(1)).await;
 }
