@@ -124,7 +124,7 @@ pub struct MediaSession {
 /// Send ticks, and those later than 5 ms, across all sessions of the process.
 static TICKS: AtomicU64 = AtomicU64::new(0);
 static LATE_SENDS: AtomicU64 = AtomicU64::new(0);
-/// The latest tick since the last reset, in microseconds.
+/// How late the most late tick since the last reset was, in microseconds.
 static WORST_US: AtomicU64 = AtomicU64::new(0);
 
 /// Pacing across every media session of the process: (send ticks, ticks more
@@ -140,7 +140,7 @@ pub fn pacing_counters() -> (u64, u64) {
     )
 }
 
-/// The latest send tick of any session of the process since
+/// How late the most late send tick of any session of the process was since
 /// [`reset_pacing_counters`], in milliseconds.
 ///
 /// For the project's benchmarks; not part of the supported API (hidden from the
@@ -371,7 +371,7 @@ impl SrtpState {
 const MAX_DATAGRAM: usize = 2048;
 
 /// Every this many ticks a session reads its RTP socket until it is empty;
-/// the other ticks read one datagram ([`Task::drain_rtp`]).
+/// the other ticks read one datagram ([`Task::drain`]).
 const FULL_DRAIN_EVERY: u64 = 4;
 
 /// Sends an RTP (`rtcp` false) or RTCP datagram to `to`, SRTP-protected if the call has
@@ -621,39 +621,28 @@ impl<H: MediaHandler> Task<H> {
         }
     }
 
-    /// Reads what the RTCP socket holds (at most 32 datagrams; more wait in
-    /// the kernel for the next look). The buffer is on the stack, not in the
-    /// session: a session lives as long as its call, and a buffer of its own
-    /// would be memory every call holds.
-    fn drain_rtcp(&mut self) {
+    /// Reads up to `max` datagrams from the RTP (or RTCP) socket, stopping
+    /// when it is empty; more wait in the kernel for the next look. The
+    /// buffer is on the stack, not in the session: a session lives as long as
+    /// its call, and a buffer of its own would be memory every call holds.
+    ///
+    /// A stream at our ptime brings one RTP datagram a tick, so a tick reads
+    /// one, and only every [`FULL_DRAIN_EVERY`] ticks up to 32: the call that
+    /// finds a socket empty costs a system call as dear as a read, and most
+    /// ticks would waste it. A peer sending faster than our ptime, or a burst,
+    /// waits at most that many ticks in the kernel, and the jitter buffer
+    /// absorbs it. RTCP is read every ~100 ms ([`Running::rtcp_every`]).
+    fn drain(&mut self, rtcp: bool, max: usize) {
         let mut buf = [0u8; MAX_DATAGRAM];
-        for _ in 0..32 {
-            let (n, from) = match self.io.rtcp.recv_from(&mut buf) {
+        for _ in 0..max {
+            let socket = if rtcp { &self.io.rtcp } else { &self.io.rtp };
+            let (n, from) = match socket.recv_from(&mut buf) {
                 Ok(r) => r,
                 // WouldBlock: empty. Other errors (an ICMP report on some
                 // systems) are per datagram: stop here, the next look tells.
                 Err(_) => return,
             };
-            self.datagram(true, from, &mut buf[..n]);
-        }
-    }
-
-    /// Reads what the RTP socket holds, once per tick. A stream at our
-    /// ptime brings one datagram a tick, so a tick reads one, and only every
-    /// [`FULL_DRAIN_EVERY`] ticks reads on until the socket is empty (up to 32;
-    /// more wait for the next tick): the call that finds it empty costs a
-    /// system call as dear as a read, and most ticks would waste it. A peer
-    /// sending faster than our ptime, or a burst, waits at most that many
-    /// ticks in the kernel, and the jitter buffer absorbs it.
-    fn drain_rtp(&mut self, full: bool) {
-        let mut buf = [0u8; MAX_DATAGRAM];
-        for _ in 0..if full { 32 } else { 1 } {
-            let (n, from) = match self.io.rtp.recv_from(&mut buf) {
-                Ok(r) => r,
-                // WouldBlock: empty; any other error is the datagram's.
-                Err(_) => return,
-            };
-            self.datagram(false, from, &mut buf[..n]);
+            self.datagram(rtcp, from, &mut buf[..n]);
         }
     }
 
@@ -888,9 +877,10 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
         }
         t.files_done();
         if t.ticks % self.rtcp_every == 0 {
-            t.drain_rtcp();
+            t.drain(true, 32);
         }
-        t.drain_rtp(t.ticks % FULL_DRAIN_EVERY == 0);
+        let full = t.ticks % FULL_DRAIN_EVERY == 0;
+        t.drain(false, if full { 32 } else { 1 });
         while self.next <= now {
             let behind = now.saturating_duration_since(self.next);
             WORST_US.fetch_max(
