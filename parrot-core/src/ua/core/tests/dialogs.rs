@@ -21,14 +21,6 @@ fn ringing_call(
     (call, key, task, to_tag(&rs[0]))
 }
 
-fn retry_after(r: &Response) -> u64 {
-    r.headers()
-        .get(&crate::message::HeaderName::RetryAfter)
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|v| v.trim().parse().ok())
-        .expect("a Retry-After in seconds")
-}
-
 #[test]
 fn an_invite_in_the_early_dialog_gets_500_with_retry_after() {
     let mut net = Net::new(Config::default());
