@@ -21,6 +21,7 @@ pub mod media;
 pub mod message;
 pub mod rtp;
 pub mod sdp;
+mod shard_map;
 #[cfg(feature = "runtime")]
 pub mod testing;
 pub mod transaction;

@@ -7,6 +7,8 @@ use super::{Event, State, TransactionError, Transmit};
 use crate::message::{HeaderName, Message, Method, Request, Response, StatusCode};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::shard_map::ShardMap;
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
 use tracing::debug;
@@ -140,14 +142,15 @@ impl Wheel {
 #[derive(Debug)]
 pub struct Transactions<D> {
     config: TimerConfig,
-    /// Boxed: a busy endpoint keeps hundreds of thousands of transactions
-    /// (each lingers up to 64*T1 after its final response), and growing the
-    /// table then moves 16-byte entries, not whole records, while the
-    /// endpoint waits.
-    txns: HashMap<Id, Box<Txn<D>>>,
-    index: HashMap<TransactionKey, Id>,
+    /// A busy endpoint keeps hundreds of thousands of transactions (each
+    /// lingers up to 64*T1 after its final response). The tables are
+    /// [`ShardMap`]s, so a growth moves a 64th of their entries while the
+    /// endpoint waits, and the records are boxed, so it moves 24-byte entries,
+    /// not whole records.
+    txns: ShardMap<Id, Box<Txn<D>>>,
+    index: ShardMap<TransactionKey, Id>,
     /// INVITE server transactions in Accepted waiting for the ACK of their 2xx.
-    acks: HashMap<AckId, Id>,
+    acks: ShardMap<AckId, Id>,
     wheel: Wheel,
     next_id: Id,
     servers: usize,
@@ -165,9 +168,9 @@ impl<D: Clone + Debug> Transactions<D> {
         config.t2 = config.t2.max(config.t1);
         Transactions {
             config,
-            txns: HashMap::new(),
-            index: HashMap::new(),
-            acks: HashMap::new(),
+            txns: ShardMap::new(),
+            index: ShardMap::new(),
+            acks: ShardMap::new(),
             wheel: Wheel::default(),
             next_id: 0,
             servers: 0,
@@ -477,9 +480,6 @@ impl<D: Clone + Debug> Transactions<D> {
             self.servers -= 1;
         }
         self.events.push_back(Event::Terminated { key: t.key });
-        shrink_if_sparse(&mut self.txns);
-        shrink_if_sparse(&mut self.index);
-        shrink_if_sparse(&mut self.acks);
     }
 
     /// Starts `timer` with its initial value (timer table); a zero value

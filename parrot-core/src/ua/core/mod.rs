@@ -42,6 +42,7 @@ use super::slab::{CallId, Slab};
 use crate::dialog::{Dialog, DialogId};
 use crate::media::{MediaHandler, Ports};
 use crate::message::{Host, Message, Request, Response, SipUri, Uri, Via};
+use crate::shard_map::ShardMap;
 use crate::transaction::{Event, TransactionKey, Transactions, Transmit, shrink_if_sparse};
 use crate::transport::{Received, Target, TransportKind};
 use client::UacCall;
@@ -279,7 +280,9 @@ pub(crate) struct UaCore {
     addrs: Vec<(TransportKind, SocketAddr)>,
     calls: Slab<Call>,
     dialogs: HashMap<DialogId, CallId>,
-    uses: HashMap<TransactionKey, Use>,
+    /// What each live transaction is for; as many entries as the
+    /// transaction layer's tables, so sharded the same way.
+    uses: ShardMap<TransactionKey, Use>,
     /// How many of `uses` have a request pending: with the 2xx awaiting
     /// their ACK, the overload measure.
     pending_count: usize,
@@ -344,7 +347,7 @@ impl UaCore {
             addrs,
             calls: Slab::default(),
             dialogs: HashMap::new(),
-            uses: HashMap::new(),
+            uses: ShardMap::new(),
             pending_count: 0,
             merging: HashMap::new(),
             pending_call: HashMap::new(),
@@ -599,7 +602,6 @@ impl UaCore {
                 self.drop_pending(&key);
                 self.pending_call.remove(&key);
                 self.uses.remove(&key);
-                shrink_if_sparse(&mut self.uses);
             }
         }
     }
@@ -625,7 +627,7 @@ impl UaCore {
     }
 
     fn set_owner(&mut self, key: TransactionKey, owner: Owner) {
-        self.uses.entry(key).or_default().owner = Some(owner);
+        self.uses.get_or_insert_with(key, Use::default).owner = Some(owner);
     }
 
     fn take_owner(&mut self, key: &TransactionKey) -> Option<Owner> {
@@ -642,7 +644,7 @@ impl UaCore {
             // not take it over).
             self.merging.entry(m).or_insert_with(|| key.clone());
         }
-        let u = self.uses.entry(key).or_default();
+        let u = self.uses.get_or_insert_with(key, Use::default);
         if u.pending.replace(pending).is_none() {
             self.pending_count += 1;
         }
