@@ -15,6 +15,7 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
 use tokio::io::Interest;
+#[cfg(not(unix))]
 use tokio::net::UdpSocket;
 
 use super::{Inbound, Shared, TransportKind, lock};
@@ -25,11 +26,22 @@ const MAX_DATAGRAM: usize = 65_535;
 /// A bound UDP socket with its `quinn-udp` state.
 #[derive(Debug)]
 pub(crate) struct UdpEndpoint {
-    socket: UdpSocket,
+    socket: Registered,
     state: UdpSocketState,
     /// The address it is bound to (maybe a wildcard).
     pub(crate) local: SocketAddr,
 }
+
+/// The socket as the reactor knows it. On Unix it is registered for reading
+/// only: tokio's `UdpSocket` also asks for writability, and with that the
+/// kernel wakes a thread parked in `epoll_wait` each time a sent datagram's
+/// buffer is freed (`sock_wfree`), a context switch per datagram sent for
+/// nothing (a UDP socket is writable but for brief moments of a full send
+/// buffer). Writability is waited for only then ([`UdpEndpoint::send`]).
+#[cfg(unix)]
+type Registered = tokio::io::unix::AsyncFd<std::net::UdpSocket>;
+#[cfg(not(unix))]
+type Registered = tokio::net::UdpSocket;
 
 impl UdpEndpoint {
     /// Sends one datagram to `to`, from `source` when given (the address a
@@ -54,18 +66,67 @@ impl UdpEndpoint {
             segment_size: None,
             src_ip: source,
         };
+        self.send_transmit(&transmit).await
+    }
+
+    #[cfg(unix)]
+    async fn send_transmit(&self, transmit: &quinn_udp::Transmit<'_>) -> io::Result<()> {
+        loop {
+            match self
+                .state
+                .try_send(UdpSockRef::from(self.socket.get_ref()), transmit)
+            {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable().await?,
+                done => return done,
+            }
+        }
+    }
+
+    /// Waits until the send buffer has room: on a duplicate of the socket
+    /// registered for writability, for this moment only (the socket itself
+    /// stays registered for reading). Registering reports the present state,
+    /// so room made in between is not missed.
+    #[cfg(unix)]
+    async fn writable(&self) -> io::Result<()> {
+        let dup = self.socket.get_ref().try_clone()?;
+        let writable = register(dup, Interest::WRITABLE)?;
+        drop(writable.writable().await?);
+        Ok(())
+    }
+
+    #[cfg(not(unix))]
+    async fn send_transmit(&self, transmit: &quinn_udp::Transmit<'_>) -> io::Result<()> {
         self.socket
             .async_io(Interest::WRITABLE, || {
                 self.state
-                    .try_send(UdpSockRef::from(&self.socket), &transmit)
+                    .try_send(UdpSockRef::from(&self.socket), transmit)
             })
             .await
     }
-}
 
-impl UdpEndpoint {
     /// Reads one datagram into `buf` if one is there, else registers `cx`
     /// for the socket's readiness.
+    #[cfg(unix)]
+    fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<RecvMeta>> {
+        loop {
+            let mut ready = ready!(self.socket.poll_read_ready(cx))?;
+            let mut meta = [RecvMeta::default()];
+            let read = ready.try_io(|socket| {
+                let mut bufs = [IoSliceMut::new(buf)];
+                self.state
+                    .recv(UdpSockRef::from(socket.get_ref()), &mut bufs, &mut meta)
+            });
+            match read {
+                Ok(Ok(_)) => return Poll::Ready(Ok(meta[0])),
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                // Readiness was stale (now cleared): poll again, which
+                // registers the waker.
+                Err(_would_block) => {}
+            }
+        }
+    }
+
+    #[cfg(not(unix))]
     fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<RecvMeta>> {
         loop {
             if let Err(e) = ready!(self.socket.poll_recv_ready(cx)) {
@@ -93,6 +154,10 @@ pub(crate) async fn bind(shared: &Arc<Shared>, addr: SocketAddr) -> io::Result<S
     let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
     allow_fragmentation(&socket, addr.is_ipv6());
     let local = socket.local_addr()?;
+    #[cfg(unix)]
+    let socket = register(socket, Interest::READABLE)?;
+    #[cfg(not(unix))]
+    let socket = UdpSocket::from_std(socket)?;
     let endpoint = Arc::new(UdpEndpoint {
         socket,
         state,
@@ -103,10 +168,28 @@ pub(crate) async fn bind(shared: &Arc<Shared>, addr: SocketAddr) -> io::Result<S
     Ok(local)
 }
 
+/// `socket` in the reactor, for `interest` only.
+///
+/// tokio 1.54 deprecated its safe `AsyncFd` constructors (tokio#8587): for a
+/// `T` whose `as_raw_fd` could change or whose descriptor could be closed
+/// behind the reactor's back they are unsound, and their replacement is an
+/// `unsafe fn` this crate (`forbid(unsafe_code)`) cannot call. A
+/// `std::net::UdpSocket` owns its descriptor, returns the same one for its
+/// whole life and closes it only when dropped, after the `AsyncFd` has
+/// deregistered it: the condition the replacement states holds.
+#[cfg(unix)]
+fn register<T: std::os::fd::AsRawFd>(
+    socket: T,
+    interest: Interest,
+) -> io::Result<tokio::io::unix::AsyncFd<T>> {
+    #[allow(deprecated)]
+    tokio::io::unix::AsyncFd::with_interest(socket, interest)
+}
+
 /// A non-blocking UDP socket bound to `addr`, with its receive buffer set
 /// first (a failure to enlarge it is logged, not fatal). An IPv6 socket is
 /// IPv6 only: IPv4 has sockets of its own.
-fn bind_socket(addr: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
+fn bind_socket(addr: SocketAddr, recv_buffer: usize) -> io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
@@ -121,7 +204,7 @@ fn bind_socket(addr: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
     socket.bind(&addr.into())?;
     let got = socket.recv_buffer_size().unwrap_or(0);
     tracing::debug!(%addr, asked = recv_buffer, got, "UDP receive buffer");
-    UdpSocket::from_std(socket.into())
+    Ok(socket.into())
 }
 
 /// quinn-udp sets don't-fragment (IP_PMTUDISC_PROBE) for QUIC's path-MTU
@@ -129,7 +212,7 @@ fn bind_socket(addr: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
 /// IP fragmentation (RFC 3261 §18.1.1 only advises TCP above MTU - 200 bytes).
 /// Back to the kernel's default, which fragments.
 #[cfg(target_os = "linux")]
-fn allow_fragmentation(socket: &UdpSocket, ipv6: bool) {
+fn allow_fragmentation(socket: &std::net::UdpSocket, ipv6: bool) {
     use rustix::net::sockopt;
     let done = if ipv6 {
         sockopt::set_ipv6_mtu_discover(socket, sockopt::Ipv6PathMtuDiscovery::WANT)
@@ -142,7 +225,7 @@ fn allow_fragmentation(socket: &UdpSocket, ipv6: bool) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn allow_fragmentation(_socket: &UdpSocket, _ipv6: bool) {}
+fn allow_fragmentation(_socket: &std::net::UdpSocket, _ipv6: bool) {}
 
 /// The receiving side of the UDP sockets, polled by whoever calls
 /// [`Transports::recv`](super::Transports::recv): datagrams are read in that
@@ -277,6 +360,37 @@ mod tests {
         super::allow_fragmentation(&socket, false);
         let mode = sockopt::ip_mtu_discover(&socket).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(mode, sockopt::Ipv4PathMtuDiscovery::WANT);
+    }
+
+    /// The wait for room in the send buffer ends on a socket that has room,
+    /// and the socket still reads afterwards: the duplicate's registration
+    /// came and went beside the socket's own.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn waiting_for_room_leaves_reading_alone() {
+        use std::time::Duration;
+        let transports = crate::transport::Transports::new(Default::default());
+        let shared = &transports.inner.shared;
+        let local = super::bind(shared, ([127, 0, 0, 1], 0).into())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let endpoint = super::lock(&shared.udp)[0].1.clone();
+        tokio::time::timeout(Duration::from_secs(5), endpoint.writable())
+            .await
+            .unwrap_or_else(|_| panic!("an idle socket is writable"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        peer.send_to(b"OPTIONS", local)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut buf = vec![0; 2048];
+        let meta = tokio::time::timeout(
+            Duration::from_secs(5),
+            std::future::poll_fn(|cx| endpoint.poll_recv(cx, &mut buf)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the datagram was not read"))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&buf[..meta.len], b"OPTIONS");
     }
 
     #[test]
