@@ -174,7 +174,12 @@ impl<K: Hash + Eq, V> ShardMap<K, V> {
             .ok()?
             .remove();
         self.len -= 1;
-        if shard.capacity() > SHRINK_ABOVE && shard.len() < shard.capacity() / 8 {
+        if shard.is_empty() {
+            // An empty shard holds nothing: a table kept after a burst would
+            // pin the allocator's pages (64 per map) that the burst's records
+            // shared with it.
+            *shard = HashTable::new();
+        } else if shard.capacity() > SHRINK_ABOVE && shard.len() < shard.capacity() / 8 {
             shard.shrink_to(shard.len() * 2, |e| e.hash);
         }
         Some(entry.value)
@@ -257,5 +262,10 @@ mod tests {
         for i in n - 10..n {
             assert!(m.contains_key(&i));
         }
+        // Emptied, the map holds no table at all.
+        for i in n - 10..n {
+            assert!(m.remove(&i).is_some());
+        }
+        assert_eq!(m.capacity(), 0);
     }
 }
