@@ -134,8 +134,9 @@ enum Owner {
     UasInvite { call: CallId },
     /// The INVITE client transaction of an outgoing call.
     UacInvite { call: CallId },
-    /// A NOTIFY of a subscription we serve.
-    Notify { sub: DialogId },
+    /// A NOTIFY of a subscription we serve (boxed: the other owners are a
+    /// few words, and every transaction's entry has room for the largest).
+    Notify { sub: Box<DialogId> },
     /// A non-INVITE client transaction (or a re-INVITE) whose response someone awaits.
     Request {
         reply: Option<super::command::ResponseSender>,
@@ -157,8 +158,14 @@ struct Pending {
 #[derive(Default)]
 struct Use {
     owner: Option<Owner>,
-    pending: Option<Pending>,
+    /// Boxed: a `Request` is hundreds of bytes, and a use outlives its
+    /// request's answer by up to 64*T1 (the transaction lingers), so inline
+    /// it would make every entry of the table that large for the whole time.
+    pending: Option<Box<Pending>>,
 }
+
+// Tables of uses hold one per transaction for 64*T1: keep an entry small.
+const _: () = assert!(std::mem::size_of::<Use>() <= 96);
 
 enum CallState {
     Uas {
@@ -635,7 +642,7 @@ impl UaCore {
     }
 
     fn pending(&self, key: &TransactionKey) -> Option<&Pending> {
-        self.uses.get(key)?.pending.as_ref()
+        self.uses.get(key)?.pending.as_deref()
     }
 
     fn set_pending(&mut self, key: TransactionKey, pending: Pending) {
@@ -645,7 +652,7 @@ impl UaCore {
             self.merging.entry(m).or_insert_with(|| key.clone());
         }
         let u = self.uses.get_or_insert_with(key, Use::default);
-        if u.pending.replace(pending).is_none() {
+        if u.pending.replace(Box::new(pending)).is_none() {
             self.pending_count += 1;
         }
     }

@@ -194,7 +194,12 @@ impl UaCore {
         req.set_body(bytes::Bytes::from(mailbox.summary(&sub.account)));
         let reliable = peer.target.kind.is_reliable();
         match self.txns.send_request(now, req, peer, reliable) {
-            Ok(key) => self.set_owner(key, Owner::Notify { sub: id.clone() }),
+            Ok(key) => self.set_owner(
+                key,
+                Owner::Notify {
+                    sub: Box::new(id.clone()),
+                },
+            ),
             Err(e) => debug!(error = %e, "NOTIFY not sent"),
         }
     }
