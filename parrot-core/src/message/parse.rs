@@ -94,7 +94,7 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
         let uri = parse_uri(&buf, us, ue, UriContext::Full)
             .map_err(|p| ParseError::new(ErrorKind::BadRequestUri, p))?;
         // Headers are not allowed in a Request-URI (RFC 3261 §19.1.1 table; RFC 4475 §3.1.2.12).
-        if uri.as_sip().is_some_and(|u| u.headers.is_some()) {
+        if uri.as_sip().is_some_and(|u| u.headers().is_some()) {
             return err(ErrorKind::BadRequestUri, us);
         }
         let version = parse_version(&line[sp2 + 1..])

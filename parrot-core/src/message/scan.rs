@@ -342,6 +342,9 @@ impl<'a> Cursor<'a> {
             return Ok(Params::new());
         }
         let mut last = self.pos;
+        // Where the first `branch` and `tag` are, as offsets from `start`
+        // (each position fits a `u8` if the whole run does; checked at the end).
+        let (mut branch, mut tag) = (Known::Absent, Known::Absent);
         loop {
             if !uri {
                 self.ws();
@@ -356,19 +359,28 @@ impl<'a> Cursor<'a> {
             if s == e {
                 return self.err();
             }
+            let slot = match self.bytes(s, e) {
+                n if n.len() == 6 && n.eq_ignore_ascii_case(b"branch") => Some(&mut branch),
+                n if n.len() == 3 && n.eq_ignore_ascii_case(b"tag") => Some(&mut tag),
+                _ => None,
+            }
+            .filter(|k| **k == Known::Absent);
             last = self.pos;
             let save = self.pos;
             if !uri {
                 self.ws();
             }
             if self.eat(b'=') {
+                let vs;
                 if uri {
                     let (s, e) = self.take(class::URI_PARAM);
                     if s == e {
                         return self.err();
                     }
+                    vs = s;
                 } else {
                     self.ws();
+                    vs = self.pos;
                     if self.peek() == Some(b'"') {
                         self.quoted()?;
                     } else {
@@ -379,55 +391,144 @@ impl<'a> Cursor<'a> {
                     }
                 }
                 last = self.pos;
+                if let Some(k) = slot {
+                    *k = Known::Value((vs - start) as u8, (last - start) as u8);
+                }
             } else {
                 self.pos = save;
+                if let Some(k) = slot {
+                    *k = Known::Flag;
+                }
             }
         }
         self.pos = last;
-        Ok(Params(Text::copy_of(self.buf, start, last)))
+        if last - start > usize::from(u8::MAX) {
+            (branch, tag) = (Known::Unknown, Known::Unknown);
+        }
+        Ok(Params {
+            text: Text::copy_of(self.buf, start, last),
+            branch,
+            tag,
+        })
     }
+}
+
+/// What the parser learned of one parameter the stack reads on every message
+/// (a Via's `branch`, a From's or To's `tag`), so that reading it is no search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Known {
+    /// Not looked for (parameters built rather than parsed): search the text.
+    Unknown,
+    /// Not among the parameters.
+    Absent,
+    /// Present without a value.
+    Flag,
+    /// The first one's value is `text[start..end]` (quotes kept, as [`Params::get`] gives it).
+    Value(u8, u8),
 }
 
 /// Parameters in their raw form (`;a=b;c`), looked up by name on demand.
 ///
 /// Keeping the raw text avoids an allocation per header and makes
-/// re-serialization byte-exact; lookups scan a few dozen bytes.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Params(pub(crate) Text);
+/// re-serialization byte-exact; lookups scan a few dozen bytes, except for
+/// `branch` and `tag`, whose place the parser notes.
+#[derive(Clone)]
+pub struct Params {
+    text: Text,
+    branch: Known,
+    tag: Known,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params::new()
+    }
+}
+
+impl PartialEq for Params {
+    fn eq(&self, other: &Self) -> bool {
+        // The notes are derived from the text.
+        self.text == other.text
+    }
+}
+
+impl Eq for Params {}
+
+impl std::hash::Hash for Params {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
+    }
+}
 
 impl Params {
     /// No parameters.
     pub const fn new() -> Self {
-        Params(Text::from_static(""))
+        Params {
+            text: Text::from_static(""),
+            branch: Known::Absent,
+            tag: Known::Absent,
+        }
+    }
+
+    /// Parameters of a text built here (not parsed): looked up by searching.
+    fn built(text: Text) -> Self {
+        Params {
+            text,
+            branch: Known::Unknown,
+            tag: Known::Unknown,
+        }
     }
 
     /// The raw text, starting with `;` (or empty).
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        self.text.as_str()
     }
 
     /// True if there are no parameters.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.text.is_empty()
     }
 
     /// Each parameter as `(name, value)`, whitespace trimmed; quoted values keep their quotes.
     pub fn iter(&self) -> ParamIter<'_> {
         ParamIter {
-            s: self.0.as_bytes(),
-            text: self.0.as_str(),
+            s: self.text.as_bytes(),
+            text: self.text.as_str(),
             pos: 0,
         }
     }
 
     /// The parameter named `name` (case-insensitive): `Some(None)` for a flag
     /// parameter without value.
+    #[inline]
     pub fn get(&self, name: &str) -> Option<Option<&str>> {
+        let want = name.as_bytes();
+        let known = if want.len() == 6 && want.eq_ignore_ascii_case(b"branch") {
+            self.branch
+        } else if want.len() == 3 && want.eq_ignore_ascii_case(b"tag") {
+            self.tag
+        } else {
+            Known::Unknown
+        };
+        match known {
+            Known::Absent => None,
+            Known::Flag => Some(None),
+            Known::Value(s, e) => Some(
+                self.text
+                    .as_bytes()
+                    .get(usize::from(s)..usize::from(e))
+                    .and_then(|v| std::str::from_utf8(v).ok()),
+            ),
+            Known::Unknown => self.search(want),
+        }
+    }
+
+    /// [`Params::get`] by scanning the text.
+    fn search(&self, want: &[u8]) -> Option<Option<&str>> {
         // Bytes, not `as_str`: only the value found is checked as UTF-8, not
         // the whole text on every lookup. Its ends are ASCII bytes (or the
         // text's ends) of valid UTF-8, so the check cannot fail.
-        let b = self.0.as_bytes();
-        let want = name.as_bytes();
+        let b = self.text.as_bytes();
         let mut pos = 0;
         while let Some(semi) = next_separator(b, pos) {
             let mut s = semi + 1;
@@ -474,7 +575,7 @@ impl Params {
 
     /// These parameters with `name` set to `value` (replacing any previous one).
     pub fn with(&self, name: &str, value: Option<&str>) -> Params {
-        let mut out = String::with_capacity(self.0.len() + name.len() + 16);
+        let mut out = String::with_capacity(self.text.len() + name.len() + 16);
         let mut replaced = false;
         for (n, v) in self.iter() {
             out.push(';');
@@ -492,17 +593,17 @@ impl Params {
             out.push(';');
             push_param(&mut out, name, value);
         }
-        Params(Text::from(out))
+        Params::built(Text::from(out))
     }
 
     /// These parameters without any named `name`.
     pub fn without(&self, name: &str) -> Params {
-        let mut out = String::with_capacity(self.0.len());
+        let mut out = String::with_capacity(self.text.len());
         for (n, v) in self.iter().filter(|(n, _)| !n.eq_ignore_ascii_case(name)) {
             out.push(';');
             push_param(&mut out, n, v);
         }
-        Params(Text::from(out))
+        Params::built(Text::from(out))
     }
 }
 
@@ -581,7 +682,7 @@ impl<'a> Iterator for ParamIter<'a> {
 
 impl std::fmt::Display for Params {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0.as_str())
+        f.write_str(self.text.as_str())
     }
 }
 
@@ -618,6 +719,45 @@ mod tests {
             &" ;  tag = 98asjd8 ; q=0.33;x=\"a;b\\\"c\" ;lr , next"[end..],
             " , next"
         );
+    }
+
+    #[test]
+    fn noted_branch_and_tag_read_as_a_search_finds_them() {
+        for text in [
+            ";branch=z9hG4bK1",
+            " ; Branch = z9hG4bK1 ;tag=x",
+            ";rport;branch=z9hG4bK1;branch=second",
+            ";tag",
+            ";tag ;x=1",
+            ";tag=\"a;b\\\"c\" ;branch",
+            ";branchx=1;tagx=2;x=branch",
+            ";lr",
+            ";TAG=Upper",
+        ] {
+            for uri in [false, true] {
+                let Ok((p, _)) = params(text, uri) else {
+                    continue;
+                };
+                for name in ["branch", "tag", "BRANCH", "Tag", "x", "lr"] {
+                    assert_eq!(
+                        p.get(name),
+                        p.search(name.as_bytes()),
+                        "{text:?} {name} uri={uri}"
+                    );
+                }
+                assert_ne!(p.branch, Known::Unknown);
+            }
+        }
+        // Longer than a `u8` offset reaches: searched.
+        let long: &'static str = format!(";x={};tag=t", "a".repeat(300)).leak();
+        let (p, _) = params(long, false).unwrap();
+        assert_eq!(p.tag, Known::Unknown);
+        assert_eq!(p.value("tag"), Some("t"));
+        // Built parameters are searched.
+        let built = Params::new().with("tag", Some("b"));
+        assert_eq!(built.tag, Known::Unknown);
+        assert_eq!(built.value("tag"), Some("b"));
+        assert_eq!(built, params(";tag=b", false).unwrap().0);
     }
 
     #[test]
