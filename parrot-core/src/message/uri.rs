@@ -159,6 +159,15 @@ pub(crate) fn parse_uri(
     ctx: UriContext,
 ) -> Result<Uri, Pos> {
     let mut c = Cursor::sub(buf, start, end);
+    // The usual scheme, as it is usually written: no scan of it.
+    if c.rest().starts_with(b"sip:") {
+        c.set_pos(start + 4);
+        let uri = Uri::Sip(parse_sip(&mut c, false, ctx)?);
+        if !c.at_end() {
+            return c.err();
+        }
+        return Ok(uri);
+    }
     let (s, e) = c.take(class::SCHEME);
     if s == e || !c.bytes(s, s + 1)[0].is_ascii_alphabetic() || !c.eat(b':') {
         return Err(start);
@@ -444,6 +453,17 @@ mod tests {
             u.to_string(),
             "sip:alice:secret@example.com:5070;transport=tcp;lr?subject=x&a=b"
         );
+    }
+
+    #[test]
+    fn the_usual_scheme_reads_as_any_spelling_of_it() {
+        let fast = full("sip:bob@biloxi.com;lr").unwrap();
+        assert_eq!(full("SIP:bob@biloxi.com;lr").unwrap(), fast);
+        assert!(full("sip:").is_err());
+        assert!(full("sip:bob@biloxi.com junk").is_err());
+        let b = Bytes::from_static(b"sip:a@b;tag=1");
+        let bare = parse_uri(&b, 0, 7, UriContext::Bare).unwrap();
+        assert_eq!(bare.to_string(), "sip:a@b");
     }
 
     #[test]
