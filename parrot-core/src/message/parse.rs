@@ -138,12 +138,20 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
             return err(ErrorKind::BadFolding, pos);
         }
         let line_start = pos;
-        // field-name HCOLON, with HCOLON = *( SP / HTAB ) ":" SWS: scanned in one
-        // pass over the name rather than searching for the colon first.
-        let mut name_end = pos;
-        while name_end < end && is_token(buf[name_end]) {
-            name_end += 1;
-        }
+        // field-name HCOLON, with HCOLON = *( SP / HTAB ) ":" SWS: the common
+        // names as they are usually written are recognised whole; any other
+        // is scanned in one pass over the name rather than searching for the
+        // colon first.
+        let (name_end, known) = match HeaderName::canonical_prefix(&buf[pos..end]) {
+            Some((name, len)) => (pos + len, Some(name)),
+            None => {
+                let mut name_end = pos;
+                while name_end < end && is_token(buf[name_end]) {
+                    name_end += 1;
+                }
+                (name_end, None)
+            }
+        };
         let mut colon = name_end;
         while colon < end && is_ws(buf[colon]) {
             colon += 1;
@@ -167,13 +175,15 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
             ve -= 1;
         }
         // An unknown name is kept as received, so it is its own canonical form.
-        let (name, exact_name) =
-            HeaderName::lookup_exact(&buf[pos..name_end]).unwrap_or_else(|| {
+        let (name, exact_name) = match known {
+            Some(name) => (name, true),
+            None => HeaderName::lookup_exact(&buf[pos..name_end]).unwrap_or_else(|| {
                 (
                     HeaderName::Other(Text::copy_of(&buf, line_start, name_end)),
                     true,
                 )
-            });
+            }),
+        };
         // Keep the original line only where it differs from the canonical
         // `Name: value` (compact form, other case, odd spacing, folding): that
         // is all byte-exact re-serialization needs.
