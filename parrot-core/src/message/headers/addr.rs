@@ -1,7 +1,7 @@
 //! name-addr / addr-spec headers: From, To (§20.20, §20.39), Contact (§20.10),
 //! Route and Record-Route (§20.34, §20.30).
 
-use crate::message::scan::{Cursor, Params, Pos, class, is_ws};
+use crate::message::scan::{Cursor, Params, Pos, class, find_byte, is_ws};
 use crate::message::text::Text;
 use crate::message::uri::{Host, Uri, UriContext, parse_uri};
 use bytes::Bytes;
@@ -30,7 +30,7 @@ impl NameAddr {
 
     /// The `tag` parameter (From, To).
     pub fn tag(&self) -> Option<&str> {
-        self.params.value("tag")
+        self.params.tag()
     }
 
     /// This address with `tag` set.
@@ -128,7 +128,7 @@ pub(crate) fn parse_name_addr(c: &mut Cursor<'_>, buf: &Bytes) -> Result<NameAdd
         // Up to the `>`. Whitespace inside the brackets (RFC 4475 §3.1.2.13
         // badaspec) is refused by the URI parser, which must take all of it:
         // no URI character is whitespace.
-        let gt = match memchr::memchr(b'>', c.rest()) {
+        let gt = match find_byte(c.rest(), b'>') {
             Some(gt) if gt > 0 => gt,
             _ => return c.err(),
         };

@@ -41,7 +41,7 @@ impl Via {
 
     /// The branch parameter.
     pub fn branch(&self) -> Option<&str> {
-        self.params.value("branch")
+        self.params.branch()
     }
 
     /// True if the branch starts with the RFC 3261 magic cookie.
