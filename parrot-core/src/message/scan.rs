@@ -278,10 +278,12 @@ impl<'a> Cursor<'a> {
     #[inline]
     pub(crate) fn take(&mut self, mask: u16) -> (usize, usize) {
         let start = self.pos;
-        let bytes = &self.buf[..self.end];
-        while self.pos < bytes.len() && CLASS[usize::from(bytes[self.pos])] & mask != 0 {
-            self.pos += 1;
-        }
+        let rest = self.buf.get(start..self.end).unwrap_or_default();
+        let n = rest
+            .iter()
+            .position(|&b| CLASS[usize::from(b)] & mask == 0)
+            .unwrap_or(rest.len());
+        self.pos = start + n;
         (start, self.pos)
     }
 
