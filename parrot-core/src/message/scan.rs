@@ -435,11 +435,7 @@ impl<'a> Cursor<'a> {
         if last - start > usize::from(u8::MAX) {
             (branch, tag) = (Known::Unknown, Known::Unknown);
         }
-        Ok(Params {
-            text: Text::copy_of(self.buf, start, last),
-            branch,
-            tag,
-        })
+        Ok(Params::parsed(self.buf, start, last, branch, tag))
     }
 }
 
@@ -457,17 +453,37 @@ enum Known {
     Value(u8, u8),
 }
 
+/// Parameter texts up to this many bytes are stored inline.
+const PARAMS_INLINE: usize = 32;
+
 /// Parameters in their raw form (`;a=b;c`), looked up by name on demand.
 ///
 /// Keeping the raw text avoids an allocation per header and makes
 /// re-serialization byte-exact; lookups scan a few dozen bytes, except for
-/// `branch` and `tag`, whose place the parser notes.
+/// `branch` and `tag`, whose place the parser notes. Like [`Text`], short
+/// texts are copied inline and long ones share the message buffer; the notes
+/// sit beside them in the same 40 bytes (a [`Text`] and the notes would take
+/// 48, in every Via, name-addr and URI).
 #[derive(Clone)]
-pub struct Params {
-    text: Text,
-    branch: Known,
-    tag: Known,
+pub struct Params(Raw);
+
+#[derive(Clone)]
+enum Raw {
+    Inline {
+        len: u8,
+        branch: Known,
+        tag: Known,
+        data: [u8; PARAMS_INLINE],
+    },
+    /// Valid UTF-8, like the inline bytes.
+    Shared {
+        bytes: Bytes,
+        branch: Known,
+        tag: Known,
+    },
 }
+
+const _: () = assert!(std::mem::size_of::<Params>() == 40);
 
 impl Default for Params {
     fn default() -> Self {
@@ -478,7 +494,7 @@ impl Default for Params {
 impl PartialEq for Params {
     fn eq(&self, other: &Self) -> bool {
         // The notes are derived from the text.
-        self.text == other.text
+        self.bytes() == other.bytes()
     }
 }
 
@@ -486,44 +502,98 @@ impl Eq for Params {}
 
 impl std::hash::Hash for Params {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.text.hash(state);
+        self.bytes().hash(state);
     }
 }
 
 impl Params {
     /// No parameters.
     pub const fn new() -> Self {
-        Params {
-            text: Text::from_static(""),
+        Params(Raw::Inline {
+            len: 0,
             branch: Known::Absent,
             tag: Known::Absent,
+            data: [0; PARAMS_INLINE],
+        })
+    }
+
+    /// `buf[start..end]`, known to be UTF-8, with the parser's notes.
+    fn parsed(buf: &Bytes, start: usize, end: usize, branch: Known, tag: Known) -> Self {
+        debug_assert!(std::str::from_utf8(&buf[start..end]).is_ok());
+        let len = end - start;
+        if len > PARAMS_INLINE {
+            return Params(Raw::Shared {
+                bytes: buf.slice(start..end),
+                branch,
+                tag,
+            });
         }
+        let mut data = [0u8; PARAMS_INLINE];
+        // A fixed-size copy is a few vector moves, where a variable one is a
+        // memcpy call; the bytes past `len` are never read.
+        match buf.get(start..start + PARAMS_INLINE) {
+            Some(window) => data.copy_from_slice(window),
+            None => data[..len].copy_from_slice(&buf[start..end]),
+        }
+        Params(Raw::Inline {
+            len: len as u8,
+            branch,
+            tag,
+            data,
+        })
     }
 
     /// Parameters of a text built here (not parsed): looked up by searching.
-    fn built(text: Text) -> Self {
-        Params {
-            text,
-            branch: Known::Unknown,
-            tag: Known::Unknown,
+    fn built(text: String) -> Self {
+        let (branch, tag) = (Known::Unknown, Known::Unknown);
+        if text.len() > PARAMS_INLINE {
+            return Params(Raw::Shared {
+                bytes: Bytes::from(text),
+                branch,
+                tag,
+            });
+        }
+        let mut data = [0u8; PARAMS_INLINE];
+        data[..text.len()].copy_from_slice(text.as_bytes());
+        Params(Raw::Inline {
+            len: text.len() as u8,
+            branch,
+            tag,
+            data,
+        })
+    }
+
+    /// The raw text's bytes.
+    fn bytes(&self) -> &[u8] {
+        match &self.0 {
+            Raw::Inline { len, data, .. } => &data[..usize::from(*len)],
+            Raw::Shared { bytes, .. } => bytes,
+        }
+    }
+
+    /// Where `branch` and `tag` are.
+    fn notes(&self) -> (Known, Known) {
+        match self.0 {
+            Raw::Inline { branch, tag, .. } | Raw::Shared { branch, tag, .. } => (branch, tag),
         }
     }
 
     /// The raw text, starting with `;` (or empty).
     pub fn as_str(&self) -> &str {
-        self.text.as_str()
+        // Valid UTF-8 by construction; the fallback is unreachable.
+        std::str::from_utf8(self.bytes()).unwrap_or_default()
     }
 
     /// True if there are no parameters.
     pub fn is_empty(&self) -> bool {
-        self.text.is_empty()
+        self.bytes().is_empty()
     }
 
     /// Each parameter as `(name, value)`, whitespace trimmed; quoted values keep their quotes.
     pub fn iter(&self) -> ParamIter<'_> {
         ParamIter {
-            s: self.text.as_bytes(),
-            text: self.text.as_str(),
+            s: self.bytes(),
+            text: self.as_str(),
             pos: 0,
         }
     }
@@ -534,9 +604,9 @@ impl Params {
     pub fn get(&self, name: &str) -> Option<Option<&str>> {
         let want = name.as_bytes();
         let known = if want.len() == 6 && want.eq_ignore_ascii_case(b"branch") {
-            self.branch
+            self.notes().0
         } else if want.len() == 3 && want.eq_ignore_ascii_case(b"tag") {
-            self.tag
+            self.notes().1
         } else {
             Known::Unknown
         };
@@ -544,8 +614,7 @@ impl Params {
             Known::Absent => None,
             Known::Flag => Some(None),
             Known::Value(s, e) => Some(
-                self.text
-                    .as_bytes()
+                self.bytes()
                     .get(usize::from(s)..usize::from(e))
                     .and_then(|v| std::str::from_utf8(v).ok()),
             ),
@@ -555,20 +624,19 @@ impl Params {
 
     /// The first `branch` value ([`Params::value`] without comparing names).
     pub(crate) fn branch(&self) -> Option<&str> {
-        self.noted(self.branch, b"branch")
+        self.noted(self.notes().0, b"branch")
     }
 
     /// The first `tag` value ([`Params::value`] without comparing names).
     pub(crate) fn tag(&self) -> Option<&str> {
-        self.noted(self.tag, b"tag")
+        self.noted(self.notes().1, b"tag")
     }
 
     fn noted(&self, known: Known, name: &[u8]) -> Option<&str> {
         let raw = match known {
             Known::Absent | Known::Flag => return None,
             Known::Value(s, e) => self
-                .text
-                .as_bytes()
+                .bytes()
                 .get(usize::from(s)..usize::from(e))
                 .and_then(|v| std::str::from_utf8(v).ok()),
             Known::Unknown => self.search(name).flatten(),
@@ -581,7 +649,7 @@ impl Params {
         // Bytes, not `as_str`: only the value found is checked as UTF-8, not
         // the whole text on every lookup. Its ends are ASCII bytes (or the
         // text's ends) of valid UTF-8, so the check cannot fail.
-        let b = self.text.as_bytes();
+        let b = self.bytes();
         let mut pos = 0;
         while let Some(semi) = next_separator(b, pos) {
             let mut s = semi + 1;
@@ -628,7 +696,7 @@ impl Params {
 
     /// These parameters with `name` set to `value` (replacing any previous one).
     pub fn with(&self, name: &str, value: Option<&str>) -> Params {
-        let mut out = String::with_capacity(self.text.len() + name.len() + 16);
+        let mut out = String::with_capacity(self.bytes().len() + name.len() + 16);
         let mut replaced = false;
         for (n, v) in self.iter() {
             out.push(';');
@@ -646,17 +714,17 @@ impl Params {
             out.push(';');
             push_param(&mut out, name, value);
         }
-        Params::built(Text::from(out))
+        Params::built(out)
     }
 
     /// These parameters without any named `name`.
     pub fn without(&self, name: &str) -> Params {
-        let mut out = String::with_capacity(self.text.len());
+        let mut out = String::with_capacity(self.bytes().len());
         for (n, v) in self.iter().filter(|(n, _)| !n.eq_ignore_ascii_case(name)) {
             out.push(';');
             push_param(&mut out, n, v);
         }
-        Params::built(Text::from(out))
+        Params::built(out)
     }
 }
 
@@ -735,7 +803,7 @@ impl<'a> Iterator for ParamIter<'a> {
 
 impl std::fmt::Display for Params {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.text.as_str())
+        f.write_str(self.as_str())
     }
 }
 
@@ -800,18 +868,29 @@ mod tests {
                 }
                 assert_eq!(p.branch(), p.value("branch"), "{text:?}");
                 assert_eq!(p.tag(), p.value("tag"), "{text:?}");
-                assert_ne!(p.branch, Known::Unknown);
+                assert_ne!(p.notes().0, Known::Unknown);
             }
         }
         // Longer than a `u8` offset reaches: searched.
         let long: &'static str = format!(";x={};tag=t", "a".repeat(300)).leak();
         let (p, _) = params(long, false).unwrap();
-        assert_eq!(p.tag, Known::Unknown);
+        assert_eq!(p.notes().1, Known::Unknown);
         assert_eq!(p.value("tag"), Some("t"));
         assert_eq!(p.tag(), Some("t"));
+        // Past the inline size: shared with the buffer, equal to the same text built.
+        let shared = ";branch=z9hG4bK-long-enough-to-share;rport";
+        let (p, _) = params(shared, false).unwrap();
+        assert!(matches!(p.0, Raw::Shared { .. }));
+        assert_eq!(p.as_str(), shared);
+        assert_eq!(p.branch(), Some("z9hG4bK-long-enough-to-share"));
+        let rebuilt = Params::new()
+            .with("branch", Some("z9hG4bK-long-enough-to-share"))
+            .with("rport", None);
+        assert_eq!(rebuilt, p);
+        assert_eq!(rebuilt.branch(), p.branch());
         // Built parameters are searched.
         let built = Params::new().with("tag", Some("b"));
-        assert_eq!(built.tag, Known::Unknown);
+        assert_eq!(built.notes().1, Known::Unknown);
         assert_eq!(built.value("tag"), Some("b"));
         assert_eq!(built.tag(), Some("b"));
         assert_eq!(built.branch(), None);
