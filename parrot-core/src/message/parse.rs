@@ -247,11 +247,14 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
         Some(cl) => buf.slice(pos..pos + cl),
         None => buf.slice(pos..),
     };
+    let start_raw = Some(buf.slice(start..start_end));
+    // The buffer itself goes to the headers, whose spans point into it: moved,
+    // not cloned (a clone and a drop are two atomic operations).
     let headers = if strict {
-        Headers::parsed_strict(buf.clone(), fields, owned, content_length)
+        Headers::parsed_strict(buf, fields, owned, content_length)
             .map_err(|(name, at)| ParseError::new(ErrorKind::BadHeader(name), at))?
     } else {
-        Headers::parsed(buf.clone(), fields, owned, content_length)
+        Headers::parsed(buf, fields, owned, content_length)
     };
     // A request's CSeq method must be its method (RFC 3261 §8.1.1.5; RFC 4475
     // §3.1.2.17–18), checked here rather than after: the message is then built
@@ -269,7 +272,7 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
             version,
             headers,
             body,
-            start_raw: Some(buf.slice(start..start_end)),
+            start_raw,
         }),
         Start::Resp(version, status, reason) => Message::Response(Response {
             version,
@@ -277,7 +280,7 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
             reason,
             headers,
             body,
-            start_raw: Some(buf.slice(start..start_end)),
+            start_raw,
         }),
     })
 }
