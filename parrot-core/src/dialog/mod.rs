@@ -375,7 +375,7 @@ impl Dialog {
                 Uri::Sip(s) => {
                     let mut s = s.clone();
                     s.params = s.params.without("method");
-                    s.headers = None;
+                    s.set_headers(None);
                     Uri::Sip(s)
                 }
                 other => other.clone(),

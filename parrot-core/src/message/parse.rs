@@ -94,7 +94,7 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
         let uri = parse_uri(&buf, us, ue, UriContext::Full)
             .map_err(|p| ParseError::new(ErrorKind::BadRequestUri, p))?;
         // Headers are not allowed in a Request-URI (RFC 3261 §19.1.1 table; RFC 4475 §3.1.2.12).
-        if uri.as_sip().is_some_and(|u| u.headers.is_some()) {
+        if uri.as_sip().is_some_and(|u| u.headers().is_some()) {
             return err(ErrorKind::BadRequestUri, us);
         }
         let version = parse_version(&line[sp2 + 1..])
@@ -138,12 +138,20 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
             return err(ErrorKind::BadFolding, pos);
         }
         let line_start = pos;
-        // field-name HCOLON, with HCOLON = *( SP / HTAB ) ":" SWS: scanned in one
-        // pass over the name rather than searching for the colon first.
-        let mut name_end = pos;
-        while name_end < end && is_token(buf[name_end]) {
-            name_end += 1;
-        }
+        // field-name HCOLON, with HCOLON = *( SP / HTAB ) ":" SWS: the common
+        // names as they are usually written are recognised whole; any other
+        // is scanned in one pass over the name rather than searching for the
+        // colon first.
+        let (name_end, known) = match HeaderName::canonical_prefix(&buf[pos..end]) {
+            Some((name, len)) => (pos + len, Some(name)),
+            None => {
+                let mut name_end = pos;
+                while name_end < end && is_token(buf[name_end]) {
+                    name_end += 1;
+                }
+                (name_end, None)
+            }
+        };
         let mut colon = name_end;
         while colon < end && is_ws(buf[colon]) {
             colon += 1;
@@ -167,13 +175,15 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
             ve -= 1;
         }
         // An unknown name is kept as received, so it is its own canonical form.
-        let (name, exact_name) =
-            HeaderName::lookup_exact(&buf[pos..name_end]).unwrap_or_else(|| {
+        let (name, exact_name) = match known {
+            Some(name) => (name, true),
+            None => HeaderName::lookup_exact(&buf[pos..name_end]).unwrap_or_else(|| {
                 (
                     HeaderName::Other(Text::copy_of(&buf, line_start, name_end)),
                     true,
                 )
-            });
+            }),
+        };
         // Keep the original line only where it differs from the canonical
         // `Name: value` (compact form, other case, odd spacing, folding): that
         // is all byte-exact re-serialization needs.
@@ -237,11 +247,14 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
         Some(cl) => buf.slice(pos..pos + cl),
         None => buf.slice(pos..),
     };
+    let start_raw = Some(buf.slice(start..start_end));
+    // The buffer itself goes to the headers, whose spans point into it: moved,
+    // not cloned (a clone and a drop are two atomic operations).
     let headers = if strict {
-        Headers::parsed_strict(buf.clone(), fields, owned, content_length)
+        Headers::parsed_strict(buf, fields, owned, content_length)
             .map_err(|(name, at)| ParseError::new(ErrorKind::BadHeader(name), at))?
     } else {
-        Headers::parsed(buf.clone(), fields, owned, content_length)
+        Headers::parsed(buf, fields, owned, content_length)
     };
     // A request's CSeq method must be its method (RFC 3261 §8.1.1.5; RFC 4475
     // §3.1.2.17–18), checked here rather than after: the message is then built
@@ -259,7 +272,7 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
             version,
             headers,
             body,
-            start_raw: Some(buf.slice(start..start_end)),
+            start_raw,
         }),
         Start::Resp(version, status, reason) => Message::Response(Response {
             version,
@@ -267,7 +280,7 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
             reason,
             headers,
             body,
-            start_raw: Some(buf.slice(start..start_end)),
+            start_raw,
         }),
     })
 }

@@ -111,6 +111,34 @@ pub(crate) fn is(b: u8, mask: u16) -> bool {
     CLASS[usize::from(b)] & mask != 0
 }
 
+/// The first `byte` in `s`, eight bytes a step: on the few dozen bytes of a
+/// header value this beats both a byte loop and a vector search's set-up.
+#[inline]
+pub(crate) fn find_byte(s: &[u8], byte: u8) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let pattern = u64::from_ne_bytes([byte; 8]);
+    let mut words = s.chunks_exact(8);
+    let mut at = 0;
+    for w in words.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(w);
+        let x = u64::from_le_bytes(word) ^ pattern;
+        // A byte of `x` is zero where `byte` is; the lowest flagged byte is
+        // always a true one (borrows only run upwards).
+        let found = x.wrapping_sub(ONES) & !x & HIGH;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b == byte)
+        .map(|i| at + i)
+}
+
 /// `token` characters (RFC 3261 §25.1).
 #[inline(always)]
 pub(crate) fn is_token(b: u8) -> bool {
@@ -250,10 +278,12 @@ impl<'a> Cursor<'a> {
     #[inline]
     pub(crate) fn take(&mut self, mask: u16) -> (usize, usize) {
         let start = self.pos;
-        let bytes = &self.buf[..self.end];
-        while self.pos < bytes.len() && CLASS[usize::from(bytes[self.pos])] & mask != 0 {
-            self.pos += 1;
-        }
+        let rest = self.buf.get(start..self.end).unwrap_or_default();
+        let n = rest
+            .iter()
+            .position(|&b| CLASS[usize::from(b)] & mask == 0)
+            .unwrap_or(rest.len());
+        self.pos = start + n;
         (start, self.pos)
     }
 
@@ -342,6 +372,9 @@ impl<'a> Cursor<'a> {
             return Ok(Params::new());
         }
         let mut last = self.pos;
+        // Where the first `branch` and `tag` are, as offsets from `start`
+        // (each position fits a `u8` if the whole run does; checked at the end).
+        let (mut branch, mut tag) = (Known::Absent, Known::Absent);
         loop {
             if !uri {
                 self.ws();
@@ -356,19 +389,28 @@ impl<'a> Cursor<'a> {
             if s == e {
                 return self.err();
             }
+            let slot = match self.bytes(s, e) {
+                n if n.len() == 6 && n.eq_ignore_ascii_case(b"branch") => Some(&mut branch),
+                n if n.len() == 3 && n.eq_ignore_ascii_case(b"tag") => Some(&mut tag),
+                _ => None,
+            }
+            .filter(|k| **k == Known::Absent);
             last = self.pos;
             let save = self.pos;
             if !uri {
                 self.ws();
             }
             if self.eat(b'=') {
+                let vs;
                 if uri {
                     let (s, e) = self.take(class::URI_PARAM);
                     if s == e {
                         return self.err();
                     }
+                    vs = s;
                 } else {
                     self.ws();
+                    vs = self.pos;
                     if self.peek() == Some(b'"') {
                         self.quoted()?;
                     } else {
@@ -379,55 +421,235 @@ impl<'a> Cursor<'a> {
                     }
                 }
                 last = self.pos;
+                if let Some(k) = slot {
+                    *k = Known::Value((vs - start) as u8, (last - start) as u8);
+                }
             } else {
                 self.pos = save;
+                if let Some(k) = slot {
+                    *k = Known::Flag;
+                }
             }
         }
         self.pos = last;
-        Ok(Params(Text::copy_of(self.buf, start, last)))
+        if last - start > usize::from(u8::MAX) {
+            (branch, tag) = (Known::Unknown, Known::Unknown);
+        }
+        Ok(Params::parsed(self.buf, start, last, branch, tag))
     }
 }
+
+/// What the parser learned of one parameter the stack reads on every message
+/// (a Via's `branch`, a From's or To's `tag`), so that reading it is no search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Known {
+    /// Not looked for (parameters built rather than parsed): search the text.
+    Unknown,
+    /// Not among the parameters.
+    Absent,
+    /// Present without a value.
+    Flag,
+    /// The first one's value is `text[start..end]` (quotes kept, as [`Params::get`] gives it).
+    Value(u8, u8),
+}
+
+/// Parameter texts up to this many bytes are stored inline.
+const PARAMS_INLINE: usize = 32;
 
 /// Parameters in their raw form (`;a=b;c`), looked up by name on demand.
 ///
 /// Keeping the raw text avoids an allocation per header and makes
-/// re-serialization byte-exact; lookups scan a few dozen bytes.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Params(pub(crate) Text);
+/// re-serialization byte-exact; lookups scan a few dozen bytes, except for
+/// `branch` and `tag`, whose place the parser notes. Like [`Text`], short
+/// texts are copied inline and long ones share the message buffer; the notes
+/// sit beside them in the same 40 bytes (a [`Text`] and the notes would take
+/// 48, in every Via, name-addr and URI).
+#[derive(Clone)]
+pub struct Params(Raw);
+
+#[derive(Clone)]
+enum Raw {
+    Inline {
+        len: u8,
+        branch: Known,
+        tag: Known,
+        data: [u8; PARAMS_INLINE],
+    },
+    /// Valid UTF-8, like the inline bytes.
+    Shared {
+        bytes: Bytes,
+        branch: Known,
+        tag: Known,
+    },
+}
+
+const _: () = assert!(std::mem::size_of::<Params>() == 40);
+
+impl Default for Params {
+    fn default() -> Self {
+        Params::new()
+    }
+}
+
+impl PartialEq for Params {
+    fn eq(&self, other: &Self) -> bool {
+        // The notes are derived from the text.
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for Params {}
+
+impl std::hash::Hash for Params {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.bytes().hash(state);
+    }
+}
 
 impl Params {
     /// No parameters.
     pub const fn new() -> Self {
-        Params(Text::from_static(""))
+        Params(Raw::Inline {
+            len: 0,
+            branch: Known::Absent,
+            tag: Known::Absent,
+            data: [0; PARAMS_INLINE],
+        })
+    }
+
+    /// `buf[start..end]`, known to be UTF-8, with the parser's notes.
+    fn parsed(buf: &Bytes, start: usize, end: usize, branch: Known, tag: Known) -> Self {
+        debug_assert!(std::str::from_utf8(&buf[start..end]).is_ok());
+        let len = end - start;
+        if len > PARAMS_INLINE {
+            return Params(Raw::Shared {
+                bytes: buf.slice(start..end),
+                branch,
+                tag,
+            });
+        }
+        let mut data = [0u8; PARAMS_INLINE];
+        // A fixed-size copy is a few vector moves, where a variable one is a
+        // memcpy call; the bytes past `len` are never read.
+        match buf.get(start..start + PARAMS_INLINE) {
+            Some(window) => data.copy_from_slice(window),
+            None => data[..len].copy_from_slice(&buf[start..end]),
+        }
+        Params(Raw::Inline {
+            len: len as u8,
+            branch,
+            tag,
+            data,
+        })
+    }
+
+    /// Parameters of a text built here (not parsed): looked up by searching.
+    fn built(text: String) -> Self {
+        let (branch, tag) = (Known::Unknown, Known::Unknown);
+        if text.len() > PARAMS_INLINE {
+            return Params(Raw::Shared {
+                bytes: Bytes::from(text),
+                branch,
+                tag,
+            });
+        }
+        let mut data = [0u8; PARAMS_INLINE];
+        data[..text.len()].copy_from_slice(text.as_bytes());
+        Params(Raw::Inline {
+            len: text.len() as u8,
+            branch,
+            tag,
+            data,
+        })
+    }
+
+    /// The raw text's bytes.
+    fn bytes(&self) -> &[u8] {
+        match &self.0 {
+            Raw::Inline { len, data, .. } => &data[..usize::from(*len)],
+            Raw::Shared { bytes, .. } => bytes,
+        }
+    }
+
+    /// Where `branch` and `tag` are.
+    fn notes(&self) -> (Known, Known) {
+        match self.0 {
+            Raw::Inline { branch, tag, .. } | Raw::Shared { branch, tag, .. } => (branch, tag),
+        }
     }
 
     /// The raw text, starting with `;` (or empty).
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        // Valid UTF-8 by construction; the fallback is unreachable.
+        std::str::from_utf8(self.bytes()).unwrap_or_default()
     }
 
     /// True if there are no parameters.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.bytes().is_empty()
     }
 
     /// Each parameter as `(name, value)`, whitespace trimmed; quoted values keep their quotes.
     pub fn iter(&self) -> ParamIter<'_> {
         ParamIter {
-            s: self.0.as_bytes(),
-            text: self.0.as_str(),
+            s: self.bytes(),
+            text: self.as_str(),
             pos: 0,
         }
     }
 
     /// The parameter named `name` (case-insensitive): `Some(None)` for a flag
     /// parameter without value.
+    #[inline]
     pub fn get(&self, name: &str) -> Option<Option<&str>> {
+        let want = name.as_bytes();
+        let known = if want.len() == 6 && want.eq_ignore_ascii_case(b"branch") {
+            self.notes().0
+        } else if want.len() == 3 && want.eq_ignore_ascii_case(b"tag") {
+            self.notes().1
+        } else {
+            Known::Unknown
+        };
+        match known {
+            Known::Absent => None,
+            Known::Flag => Some(None),
+            Known::Value(s, e) => Some(
+                self.bytes()
+                    .get(usize::from(s)..usize::from(e))
+                    .and_then(|v| std::str::from_utf8(v).ok()),
+            ),
+            Known::Unknown => self.search(want),
+        }
+    }
+
+    /// The first `branch` value ([`Params::value`] without comparing names).
+    pub(crate) fn branch(&self) -> Option<&str> {
+        self.noted(self.notes().0, b"branch")
+    }
+
+    /// The first `tag` value ([`Params::value`] without comparing names).
+    pub(crate) fn tag(&self) -> Option<&str> {
+        self.noted(self.notes().1, b"tag")
+    }
+
+    fn noted(&self, known: Known, name: &[u8]) -> Option<&str> {
+        let raw = match known {
+            Known::Absent | Known::Flag => return None,
+            Known::Value(s, e) => self
+                .bytes()
+                .get(usize::from(s)..usize::from(e))
+                .and_then(|v| std::str::from_utf8(v).ok()),
+            Known::Unknown => self.search(name).flatten(),
+        };
+        raw.map(unquote)
+    }
+
+    /// [`Params::get`] by scanning the text.
+    fn search(&self, want: &[u8]) -> Option<Option<&str>> {
         // Bytes, not `as_str`: only the value found is checked as UTF-8, not
         // the whole text on every lookup. Its ends are ASCII bytes (or the
         // text's ends) of valid UTF-8, so the check cannot fail.
-        let b = self.0.as_bytes();
-        let want = name.as_bytes();
+        let b = self.bytes();
         let mut pos = 0;
         while let Some(semi) = next_separator(b, pos) {
             let mut s = semi + 1;
@@ -474,7 +696,7 @@ impl Params {
 
     /// These parameters with `name` set to `value` (replacing any previous one).
     pub fn with(&self, name: &str, value: Option<&str>) -> Params {
-        let mut out = String::with_capacity(self.0.len() + name.len() + 16);
+        let mut out = String::with_capacity(self.bytes().len() + name.len() + 16);
         let mut replaced = false;
         for (n, v) in self.iter() {
             out.push(';');
@@ -492,17 +714,17 @@ impl Params {
             out.push(';');
             push_param(&mut out, name, value);
         }
-        Params(Text::from(out))
+        Params::built(out)
     }
 
     /// These parameters without any named `name`.
     pub fn without(&self, name: &str) -> Params {
-        let mut out = String::with_capacity(self.0.len());
+        let mut out = String::with_capacity(self.bytes().len());
         for (n, v) in self.iter().filter(|(n, _)| !n.eq_ignore_ascii_case(name)) {
             out.push(';');
             push_param(&mut out, n, v);
         }
-        Params(Text::from(out))
+        Params::built(out)
     }
 }
 
@@ -581,7 +803,7 @@ impl<'a> Iterator for ParamIter<'a> {
 
 impl std::fmt::Display for Params {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0.as_str())
+        f.write_str(self.as_str())
     }
 }
 
@@ -618,6 +840,81 @@ mod tests {
             &" ;  tag = 98asjd8 ; q=0.33;x=\"a;b\\\"c\" ;lr , next"[end..],
             " , next"
         );
+    }
+
+    #[test]
+    fn noted_branch_and_tag_read_as_a_search_finds_them() {
+        for text in [
+            ";branch=z9hG4bK1",
+            " ; Branch = z9hG4bK1 ;tag=x",
+            ";rport;branch=z9hG4bK1;branch=second",
+            ";tag",
+            ";tag ;x=1",
+            ";tag=\"a;b\\\"c\" ;branch",
+            ";branchx=1;tagx=2;x=branch",
+            ";lr",
+            ";TAG=Upper",
+        ] {
+            for uri in [false, true] {
+                let Ok((p, _)) = params(text, uri) else {
+                    continue;
+                };
+                for name in ["branch", "tag", "BRANCH", "Tag", "x", "lr"] {
+                    assert_eq!(
+                        p.get(name),
+                        p.search(name.as_bytes()),
+                        "{text:?} {name} uri={uri}"
+                    );
+                }
+                assert_eq!(p.branch(), p.value("branch"), "{text:?}");
+                assert_eq!(p.tag(), p.value("tag"), "{text:?}");
+                assert_ne!(p.notes().0, Known::Unknown);
+            }
+        }
+        // Longer than a `u8` offset reaches: searched.
+        let long: &'static str = format!(";x={};tag=t", "a".repeat(300)).leak();
+        let (p, _) = params(long, false).unwrap();
+        assert_eq!(p.notes().1, Known::Unknown);
+        assert_eq!(p.value("tag"), Some("t"));
+        assert_eq!(p.tag(), Some("t"));
+        // Past the inline size: shared with the buffer, equal to the same text built.
+        let shared = ";branch=z9hG4bK-long-enough-to-share;rport";
+        let (p, _) = params(shared, false).unwrap();
+        assert!(matches!(p.0, Raw::Shared { .. }));
+        assert_eq!(p.as_str(), shared);
+        assert_eq!(p.branch(), Some("z9hG4bK-long-enough-to-share"));
+        let rebuilt = Params::new()
+            .with("branch", Some("z9hG4bK-long-enough-to-share"))
+            .with("rport", None);
+        assert_eq!(rebuilt, p);
+        assert_eq!(rebuilt.branch(), p.branch());
+        // Built parameters are searched.
+        let built = Params::new().with("tag", Some("b"));
+        assert_eq!(built.notes().1, Known::Unknown);
+        assert_eq!(built.value("tag"), Some("b"));
+        assert_eq!(built.tag(), Some("b"));
+        assert_eq!(built.branch(), None);
+        assert_eq!(built, params(";tag=b", false).unwrap().0);
+    }
+
+    #[test]
+    fn find_byte_finds_the_first_at_any_length() {
+        for len in 0..30 {
+            for at in 0..=len {
+                let mut b: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                // Bytes one above and one below, to tempt the word trick.
+                if len > 2 {
+                    b[0] = b'>' + 1;
+                    b[1] = b'>' - 1;
+                }
+                if at < len {
+                    b[at] = b'>';
+                    b[len - 1] = b'>';
+                }
+                let want = b.iter().position(|&c| c == b'>');
+                assert_eq!(find_byte(&b, b'>'), want, "len {len} at {at}");
+            }
+        }
     }
 
     #[test]

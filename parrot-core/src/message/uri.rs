@@ -31,16 +31,22 @@ pub struct SipUri {
     pub secure: bool,
     /// The user part, still %-escaped as received.
     pub user: Option<Text>,
-    /// The password (deprecated by RFC 3261 but still grammar).
-    pub password: Option<Text>,
     /// The host.
     pub host: Host,
     /// The port, if given.
     pub port: Option<u16>,
     /// URI parameters (`;transport=tcp;lr`).
     pub params: Params,
-    /// URI headers, without the leading `?` (`Route=%3Csip:x%3E&…`).
-    pub headers: Option<Text>,
+    /// The parts few URIs have ([`SipUri::password`], [`SipUri::headers`]),
+    /// boxed: a URI is in every name-addr, and moved and dropped with it.
+    rare: Option<Box<Rare>>,
+}
+
+/// The password and headers of a [`SipUri`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Rare {
+    password: Option<Text>,
+    headers: Option<Text>,
 }
 
 /// A `tel:` URI.
@@ -153,6 +159,15 @@ pub(crate) fn parse_uri(
     ctx: UriContext,
 ) -> Result<Uri, Pos> {
     let mut c = Cursor::sub(buf, start, end);
+    // The usual scheme, as it is usually written: no scan of it.
+    if c.rest().starts_with(b"sip:") {
+        c.set_pos(start + 4);
+        let uri = Uri::Sip(parse_sip(&mut c, false, ctx)?);
+        if !c.at_end() {
+            return c.err();
+        }
+        return Ok(uri);
+    }
     let (s, e) = c.take(class::SCHEME);
     if s == e || !c.bytes(s, s + 1)[0].is_ascii_alphabetic() || !c.eat(b':') {
         return Err(start);
@@ -231,14 +246,15 @@ fn parse_sip(c: &mut Cursor<'_>, secure: bool, ctx: UriContext) -> Result<SipUri
         }
         UriContext::Bare => (Params::new(), None),
     };
+    let rare =
+        (password.is_some() || headers.is_some()).then(|| Box::new(Rare { password, headers }));
     Ok(SipUri {
         secure,
         user,
-        password,
         host,
         port,
         params,
-        headers,
+        rare,
     })
 }
 
@@ -288,11 +304,59 @@ impl SipUri {
         SipUri {
             secure: false,
             user: user.map(|u| Text::from(u.to_owned())),
-            password: None,
             host,
             port: None,
             params: Params::new(),
-            headers: None,
+            rare: None,
+        }
+    }
+
+    /// The password (deprecated by RFC 3261 but still grammar).
+    pub fn password(&self) -> Option<&Text> {
+        self.rare.as_ref()?.password.as_ref()
+    }
+
+    /// URI headers, without the leading `?` (`Route=%3Csip:x%3E&…`).
+    pub fn headers(&self) -> Option<&Text> {
+        self.rare.as_ref()?.headers.as_ref()
+    }
+
+    /// Sets or removes the password.
+    pub fn set_password(&mut self, password: Option<Text>) {
+        self.rare_mut().password = password;
+        self.tidy();
+    }
+
+    /// Sets or removes the URI headers (given without the leading `?`).
+    pub fn set_headers(&mut self, headers: Option<Text>) {
+        self.rare_mut().headers = headers;
+        self.tidy();
+    }
+
+    /// Removes the URI headers and returns them.
+    pub fn take_headers(&mut self) -> Option<Text> {
+        let taken = self.rare.as_mut()?.headers.take();
+        self.tidy();
+        taken
+    }
+
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(|| {
+            Box::new(Rare {
+                password: None,
+                headers: None,
+            })
+        })
+    }
+
+    /// Drops the box once it holds nothing, so that equal URIs compare equal.
+    fn tidy(&mut self) {
+        if self
+            .rare
+            .as_ref()
+            .is_some_and(|r| r.password.is_none() && r.headers.is_none())
+        {
+            self.rare = None;
         }
     }
 
@@ -332,7 +396,7 @@ impl fmt::Display for SipUri {
         f.write_str(if self.secure { "sips:" } else { "sip:" })?;
         if let Some(user) = &self.user {
             f.write_str(user)?;
-            if let Some(pw) = &self.password {
+            if let Some(pw) = self.password() {
                 write!(f, ":{pw}")?;
             }
             f.write_str("@")?;
@@ -342,7 +406,7 @@ impl fmt::Display for SipUri {
             write!(f, ":{port}")?;
         }
         write!(f, "{}", self.params)?;
-        if let Some(h) = &self.headers {
+        if let Some(h) = self.headers() {
             write!(f, "?{h}")?;
         }
         Ok(())
@@ -379,16 +443,27 @@ mod tests {
         let u = full("sip:alice:secret@example.com:5070;transport=tcp;lr?subject=x&a=b").unwrap();
         let s = u.as_sip().unwrap();
         assert_eq!(s.user.as_deref(), Some("alice"));
-        assert_eq!(s.password.as_deref(), Some("secret"));
+        assert_eq!(s.password().map(|p| p.as_str()), Some("secret"));
         assert_eq!(s.host, Host::Domain(Text::from("example.com")));
         assert_eq!(s.port, Some(5070));
         assert_eq!(s.transport(), Some("tcp"));
         assert!(s.params.contains("lr"));
-        assert_eq!(s.headers.as_deref(), Some("subject=x&a=b"));
+        assert_eq!(s.headers().map(|h| h.as_str()), Some("subject=x&a=b"));
         assert_eq!(
             u.to_string(),
             "sip:alice:secret@example.com:5070;transport=tcp;lr?subject=x&a=b"
         );
+    }
+
+    #[test]
+    fn the_usual_scheme_reads_as_any_spelling_of_it() {
+        let fast = full("sip:bob@biloxi.com;lr").unwrap();
+        assert_eq!(full("SIP:bob@biloxi.com;lr").unwrap(), fast);
+        assert!(full("sip:").is_err());
+        assert!(full("sip:bob@biloxi.com junk").is_err());
+        let b = Bytes::from_static(b"sip:a@b;tag=1");
+        let bare = parse_uri(&b, 0, 7, UriContext::Bare).unwrap();
+        assert_eq!(bare.to_string(), "sip:a@b");
     }
 
     #[test]

@@ -94,7 +94,9 @@ impl DialogRef {
         );
         let mut target = self.remote_target.clone();
         if let Uri::Sip(u) = &mut target {
-            u.headers = Some(format!("Replaces={}", escape_hvalue(&replaces)).into());
+            u.set_headers(Some(
+                format!("Replaces={}", escape_hvalue(&replaces)).into(),
+            ));
         }
         format!("<{target}>")
     }
@@ -177,7 +179,7 @@ pub(crate) fn take_uri_headers(uri: &mut Uri) -> Vec<(HeaderName, String)> {
     let Uri::Sip(u) = uri else {
         return Vec::new();
     };
-    let Some(raw) = u.headers.take() else {
+    let Some(raw) = u.take_headers() else {
         return Vec::new();
     };
     const OURS: &[&str] = &[

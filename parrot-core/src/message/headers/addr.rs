@@ -1,7 +1,7 @@
 //! name-addr / addr-spec headers: From, To (§20.20, §20.39), Contact (§20.10),
 //! Route and Record-Route (§20.34, §20.30).
 
-use crate::message::scan::{Cursor, Params, Pos, class, is_ws};
+use crate::message::scan::{Cursor, Params, Pos, class, find_byte, is_ws};
 use crate::message::text::Text;
 use crate::message::uri::{Host, Uri, UriContext, parse_uri};
 use bytes::Bytes;
@@ -30,7 +30,7 @@ impl NameAddr {
 
     /// The `tag` parameter (From, To).
     pub fn tag(&self) -> Option<&str> {
-        self.params.value("tag")
+        self.params.tag()
     }
 
     /// This address with `tag` set.
@@ -125,11 +125,11 @@ pub(crate) fn parse_name_addr(c: &mut Cursor<'_>, buf: &Bytes) -> Result<NameAdd
     };
     let uri = if angle {
         let start = c.pos();
-        // Up to the `>`, with no whitespace inside the brackets (RFC 4475
-        // §3.1.2.13 badaspec): one pass finds both.
-        let rest = c.rest();
-        let gt = match rest.iter().position(|&b| b == b'>' || is_ws(b)) {
-            Some(gt) if gt > 0 && rest[gt] == b'>' => gt,
+        // Up to the `>`. Whitespace inside the brackets (RFC 4475 §3.1.2.13
+        // badaspec) is refused by the URI parser, which must take all of it:
+        // no URI character is whitespace.
+        let gt = match find_byte(c.rest(), b'>') {
+            Some(gt) if gt > 0 => gt,
             _ => return c.err(),
         };
         let uri = parse_uri(buf, start, start + gt, UriContext::Full)?;
@@ -241,6 +241,19 @@ mod tests {
         assert!(one("sip:user@example.com?Route=%3Csip:sip.example.com%3E").is_err());
         assert!(one("\"Joe\" <sip:joe@example.org>;;;;").is_err());
         assert!(one("<sip:a@b> junk").is_err());
+        // Whitespace anywhere inside the brackets, in any kind of URI.
+        for inside in [
+            "sip:a@b c",
+            "sip:a@b\t",
+            "sip:a @b",
+            "tel:+1 2",
+            "urn:x y",
+            "sip:a@b;lr ",
+        ] {
+            assert!(one(&*format!("<{inside}>").leak()).is_err(), "{inside:?}");
+        }
+        assert!(one("<>").is_err());
+        assert!(one("<sip:a@b").is_err());
     }
 
     #[test]

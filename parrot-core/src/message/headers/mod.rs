@@ -38,13 +38,16 @@ pub(crate) enum Chunk {
     Owned(u32),
 }
 
-/// The fields in order, and the bytes of those not spans of the message.
+/// The fields in order, the bytes of those not spans of the message, and
+/// their typed values: one allocation, shared by clones until one changes.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Fields {
     list: Vec<Field>,
     /// Referenced by [`Chunk::Owned`]; entries of removed fields stay until
     /// [`Headers::compact`] drops them.
     owned: Vec<Bytes>,
+    /// Changed with the fields: a change resets the typed values of its name.
+    cache: Cache,
 }
 
 impl std::ops::Deref for Fields {
@@ -88,9 +91,9 @@ pub(crate) struct Field {
 // Sixteen fields (the parser's first allocation) in at most 1 KiB, which glibc's
 // per-thread cache serves; see `Chunk`.
 const _: () = assert!(std::mem::size_of::<Field>() <= 64);
-// The typed cache with its `Arc` counts, for the same reason.
+// The fields with their typed cache and the `Arc` counts, for the same reason.
 // (glibc's largest cached request is 1032 bytes, on 64-bit targets.)
-const _: () = assert!(std::mem::size_of::<Cache>() + 16 <= 1032);
+const _: () = assert!(std::mem::size_of::<Fields>() + 16 <= 1032);
 
 /// One header field as it appears in the message (a view into [`Headers`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -295,33 +298,46 @@ fn check_value(name: &HeaderName, v: &Bytes) -> Result<(), Pos> {
     }
 }
 
-/// Every interpreted header of `fields` typed, as the cache holds them once
-/// [`Headers::validate`] has run; or the error it would report.
-fn typed(src: &Bytes, fields: &Fields) -> Result<Arc<Cache>, (HeaderName, usize)> {
-    // Lists get their exact size when each field holds one entry (the usual case).
-    let (mut n_via, mut n_contact, mut n_route, mut n_rr) = (0, 0, 0, 0);
-    for f in fields.iter() {
-        match f.name {
-            HeaderName::Via => n_via += 1,
-            HeaderName::Contact => n_contact += 1,
-            HeaderName::Route => n_route += 1,
-            HeaderName::RecordRoute => n_rr += 1,
-            _ => {}
+impl Typed {
+    /// Nothing typed yet, with room for the lists of `fields`: their exact
+    /// size when each field holds one entry (the usual case).
+    fn for_fields(fields: &[Field]) -> Typed {
+        let (mut n_via, mut n_contact, mut n_route, mut n_rr) = (0, 0, 0, 0);
+        for f in fields {
+            match f.name {
+                HeaderName::Via => n_via += 1,
+                HeaderName::Contact => n_contact += 1,
+                HeaderName::Route => n_route += 1,
+                HeaderName::RecordRoute => n_rr += 1,
+                _ => {}
+            }
+        }
+        Typed {
+            vias: Ok(Vec::with_capacity(n_via)),
+            from: Ok(None),
+            to: Ok(None),
+            call_id: Ok(None),
+            cseq: Ok(None),
+            max_forwards: Ok(None),
+            contacts: Ok((false, Vec::with_capacity(n_contact))),
+            routes: Ok(Vec::with_capacity(n_route)),
+            record_routes: Ok(Vec::with_capacity(n_rr)),
         }
     }
+}
+
+/// Every interpreted header of `all` typed into `t` (made by
+/// [`Typed::for_fields`]), as the cache holds them once [`Headers::validate`]
+/// has run; or the error it would report.
+fn typed(
+    src: &Bytes,
+    all: &[Field],
+    owned: &[Bytes],
+    t: &mut Typed,
+) -> Result<(), (HeaderName, usize)> {
     // Each header's first error, if any; parsing of that header stops there,
-    // as it does in the lazy accessors. Filled in place: the values are large.
-    let mut t = Typed {
-        vias: Ok(Vec::with_capacity(n_via)),
-        from: Ok(None),
-        to: Ok(None),
-        call_id: Ok(None),
-        cseq: Ok(None),
-        max_forwards: Ok(None),
-        contacts: Ok((false, Vec::with_capacity(n_contact))),
-        routes: Ok(Vec::with_capacity(n_route)),
-        record_routes: Ok(Vec::with_capacity(n_rr)),
-    };
+    // as it does in the lazy accessors. Filled in place, where the message
+    // keeps it: the values are large.
     fn list<T>(
         slot: &mut Result<Vec<T>, HeaderError>,
         name: HeaderName,
@@ -348,8 +364,8 @@ fn typed(src: &Bytes, fields: &Fields) -> Result<Arc<Cache>, (HeaderName, usize)
             };
         }
     }
-    for f in fields.iter() {
-        let at = resolve_in(src, &fields.owned, &f.value);
+    for f in all.iter() {
+        let at = resolve_in(src, owned, &f.value);
         match f.name {
             HeaderName::Via => list(&mut t.vias, HeaderName::Via, via::parse_list, at),
             HeaderName::From => single(&mut t.from, HeaderName::From, addr::parse_one, at),
@@ -411,7 +427,7 @@ fn typed(src: &Bytes, fields: &Fields) -> Result<Arc<Cache>, (HeaderName, usize)
     ok(&t.contacts)?;
     ok(&t.routes)?;
     ok(&t.record_routes)?;
-    Ok(Arc::new(Cache::Eager(t)))
+    Ok(())
 }
 
 /// The header fields of a message, in order, with typed views of them.
@@ -429,13 +445,11 @@ pub struct Headers {
     src: Bytes,
     /// Shared between clones until one of them changes (copy on write): a
     /// stack keeps a request in several places (its transaction, the code
-    /// answering it), and a clone then costs reference counts, not copies.
+    /// answering it), and a clone then costs a reference count, not copies.
+    /// Behind a pointer also because a message moves several times on its
+    /// way out of the parser, and the typed cache is large.
     fields: Arc<Fields>,
     content_length: Option<usize>,
-    /// Shared like `fields`, and changed with them; behind a pointer also
-    /// because a message moves several times on its way out of the parser,
-    /// and the cache is most of its size.
-    cache: Arc<Cache>,
 }
 
 impl PartialEq for Headers {
@@ -458,9 +472,9 @@ impl Headers {
             fields: Arc::new(Fields {
                 list: Vec::with_capacity(n),
                 owned: Vec::new(),
+                cache: Cache::default(),
             }),
             content_length: None,
-            cache: Arc::default(),
         }
     }
 
@@ -474,9 +488,12 @@ impl Headers {
     ) -> Headers {
         Headers {
             src,
-            fields: Arc::new(Fields { list, owned }),
+            fields: Arc::new(Fields {
+                list,
+                owned,
+                cache: Cache::default(),
+            }),
             content_length,
-            cache: Arc::default(),
         }
     }
 
@@ -497,7 +514,7 @@ impl Headers {
         if self.fields.owned.len() <= 2 * self.fields.list.len() + 4 {
             return;
         }
-        let Fields { list, owned } = Arc::make_mut(&mut self.fields);
+        let Fields { list, owned, .. } = Arc::make_mut(&mut self.fields);
         let mut kept = Vec::with_capacity(list.len());
         for f in list.iter_mut() {
             for c in std::iter::once(&mut f.value).chain(f.raw.as_mut()) {
@@ -528,13 +545,25 @@ impl Headers {
         owned: Vec<Bytes>,
         content_length: Option<usize>,
     ) -> Result<Headers, (HeaderName, usize)> {
-        let fields = Fields { list, owned };
-        let cache = typed(&src, &fields)?;
+        let typed_now = Typed::for_fields(&list);
+        let mut fields = Arc::new(Fields {
+            list,
+            owned,
+            cache: Cache::Eager(typed_now),
+        });
+        let Some(Fields {
+            list,
+            owned,
+            cache: Cache::Eager(t),
+        }) = Arc::get_mut(&mut fields)
+        else {
+            unreachable!("made above, not shared, eager")
+        };
+        typed(&src, list, owned, t)?;
         Ok(Headers {
             src,
-            fields: Arc::new(fields),
+            fields,
             content_length,
-            cache,
         })
     }
 
@@ -663,7 +692,7 @@ impl Headers {
 
     /// Forgets cached typed values of `name` after a change.
     fn changed(&mut self, name: &HeaderName) {
-        Arc::make_mut(&mut self.cache).reset(name);
+        Arc::make_mut(&mut self.fields).cache.reset(name);
         if *name == HeaderName::ContentLength {
             let n = self
                 .fields
@@ -860,7 +889,7 @@ impl Headers {
         cell: impl FnOnce(&'a Cells) -> &'a OnceLock<T>,
         init: impl FnOnce() -> T,
     ) -> &'a T {
-        match &*self.cache {
+        match &self.fields.cache {
             Cache::Eager(t) => eager(t),
             Cache::Lazy(c) => cell(c).get_or_init(init),
         }
@@ -970,7 +999,7 @@ impl Headers {
 
     /// The top Via. Parses only the first entry unless all were parsed already.
     pub fn top_via(&self) -> Option<&Via> {
-        let cells = match &*self.cache {
+        let cells = match &self.fields.cache {
             Cache::Eager(t) => return t.vias.as_ref().ok()?.first(),
             Cache::Lazy(c) => c,
         };

@@ -171,6 +171,38 @@ impl HeaderName {
         Some((known, exact))
     }
 
+    /// The header a line starts with, if it is a name of the common ones
+    /// spelled canonically and directly followed by its colon (`Via:`,
+    /// `Call-ID:`): nearly every line a SIP stack receives. Gives the name and
+    /// its length; for anything else (`None`) the caller scans the name and
+    /// asks [`HeaderName::lookup_exact`]. A few integer compares, where the
+    /// scan looks at each byte and the lookup compares again.
+    #[inline]
+    pub(crate) fn canonical_prefix(line: &[u8]) -> Option<(HeaderName, usize)> {
+        let hit = |canonical: &[u8]| {
+            line.get(canonical.len()) == Some(&b':') && line.starts_with(canonical)
+        };
+        let (name, len) = match *line.first()? {
+            b'V' if hit(b"Via") => (HeaderName::Via, 3),
+            b'F' if hit(b"From") => (HeaderName::From, 4),
+            b'T' if hit(b"To") => (HeaderName::To, 2),
+            b'C' if hit(b"Call-ID") => (HeaderName::CallId, 7),
+            b'C' if hit(b"CSeq") => (HeaderName::CSeq, 4),
+            b'C' if hit(b"Contact") => (HeaderName::Contact, 7),
+            b'C' if hit(b"Content-Length") => (HeaderName::ContentLength, 14),
+            b'C' if hit(b"Content-Type") => (HeaderName::ContentType, 12),
+            b'M' if hit(b"Max-Forwards") => (HeaderName::MaxForwards, 12),
+            b'R' if hit(b"Route") => (HeaderName::Route, 5),
+            b'R' if hit(b"Record-Route") => (HeaderName::RecordRoute, 12),
+            b'E' if hit(b"Expires") => (HeaderName::Expires, 7),
+            b'A' if hit(b"Allow") => (HeaderName::Allow, 5),
+            b'S' if hit(b"Supported") => (HeaderName::Supported, 9),
+            b'U' if hit(b"User-Agent") => (HeaderName::UserAgent, 10),
+            _ => return None,
+        };
+        Some((name, len))
+    }
+
     /// True if `other` names the same header (case-insensitive for unknown names).
     pub fn matches(&self, other: &HeaderName) -> bool {
         match (self, other) {
@@ -210,6 +242,50 @@ mod tests {
             HeaderName::from_bytes(b"WWW-Authenticate"),
             HeaderName::WwwAuthenticate
         );
+        // The canonical spellings with their colon, and what is not one.
+        for line in [
+            "Via:",
+            "From:",
+            "To:",
+            "Call-ID:",
+            "CSeq:",
+            "Contact:",
+            "Content-Length:",
+            "Content-Type:",
+            "Max-Forwards:",
+            "Route:",
+            "Record-Route:",
+            "Expires:",
+            "Allow:",
+            "Supported:",
+            "User-Agent:",
+        ] {
+            let (name, len) = HeaderName::canonical_prefix(line.as_bytes()).expect(line);
+            assert_eq!(len, line.len() - 1);
+            assert_eq!(name.as_str(), &line[..len]);
+            assert_eq!(
+                HeaderName::lookup_exact(&line.as_bytes()[..len]),
+                Some((name, true))
+            );
+        }
+        for line in [
+            "via:",
+            "Via :",
+            "Via",
+            "Vias:",
+            "V:",
+            "Call-Id:",
+            "Contacts:",
+            "T:",
+            "",
+            ":",
+        ] {
+            assert_eq!(
+                HeaderName::canonical_prefix(line.as_bytes()),
+                None,
+                "{line:?}"
+            );
+        }
         let x = HeaderName::from_bytes(b"X-Custom");
         assert_eq!(x.as_str(), "X-Custom");
         assert!(x.matches(&HeaderName::from("x-custom")));
