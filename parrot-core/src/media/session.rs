@@ -116,9 +116,105 @@ enum Control {
 /// `stop`, …) takes effect at the session's next tick, within one ptime.
 #[derive(Debug)]
 pub struct MediaSession {
-    control: mpsc::Sender<Control>,
+    control: Arc<Mailbox>,
     stats: watch::Receiver<MediaStats>,
     local: SocketAddr,
+}
+
+impl Drop for MediaSession {
+    fn drop(&mut self) {
+        self.control.close();
+    }
+}
+
+/// The most control messages waiting for a session's next tick; a sender
+/// waits for room beyond that.
+const MAILBOX: usize = 32;
+
+/// A session's control messages, from its handle to its media thread.
+///
+/// A queue under a lock rather than a tokio channel: a call sends a handful
+/// of these in its life, and a channel's first block (32 slots, ~2 KB with
+/// its header) is memory every session would hold for them. The queue's
+/// storage is made by the first message and sized to what waits; a tick
+/// that finds nothing reads one atomic.
+#[derive(Default)]
+struct Mailbox {
+    queue: std::sync::Mutex<std::collections::VecDeque<Control>>,
+    /// Messages wait in `queue`.
+    pending: std::sync::atomic::AtomicBool,
+    /// The handle is gone: the session stops once it has read what waits.
+    closed: std::sync::atomic::AtomicBool,
+    /// Wakes senders waiting for room.
+    room: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mailbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Control>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues `c` for the session's next tick, waiting while [`MAILBOX`]
+    /// messages wait already. `Err` once the session has ended.
+    async fn send(&self, c: Control) -> Result<(), Control> {
+        let mut c = Some(c);
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut q = self.lock();
+                if self.closed.load(Ordering::Acquire) {
+                    return c.map_or(Ok(()), Err);
+                }
+                if q.len() < MAILBOX {
+                    if let Some(c) = c.take() {
+                        q.push_back(c);
+                    }
+                    self.pending.store(true, Ordering::Release);
+                    return Ok(());
+                }
+            }
+            room.await;
+        }
+    }
+
+    /// The session's end or the handle's: nothing more is taken.
+    fn close(&self) {
+        // Under the lock: a sender that saw the mailbox open has queued its
+        // message before this, and the session reads it.
+        let _q = self.lock();
+        self.closed.store(true, Ordering::Release);
+        self.room.notify_waiters();
+    }
+
+    /// What waits, oldest first, and whether the handle is gone (then after
+    /// these messages nothing more comes).
+    fn take(&self) -> (std::collections::VecDeque<Control>, bool) {
+        // Closed is read first: a message queued before the close is in
+        // the queue read after it.
+        let closed = self.closed.load(Ordering::Acquire);
+        if !self.pending.load(Ordering::Acquire) {
+            return (std::collections::VecDeque::new(), closed);
+        }
+        let taken = {
+            let mut q = self.lock();
+            self.pending.store(false, Ordering::Release);
+            std::mem::take(&mut *q)
+        };
+        self.room.notify_waiters();
+        (taken, closed)
+    }
 }
 
 /// Send ticks, and those later than 5 ms, across all sessions of the process.
@@ -181,7 +277,7 @@ impl MediaSession {
             )),
             None => None,
         };
-        let (control, rx) = mpsc::channel(32);
+        let control = Arc::new(Mailbox::default());
         let (stats_tx, stats) = watch::channel(MediaStats {
             codec: config.codec.name.to_string(),
             srtp: config.srtp.as_ref().map(|s| s.profile),
@@ -201,7 +297,7 @@ impl MediaSession {
         )
         .map_err(|e| format!("media sockets: {e}"))?;
         task.srtp = srtp;
-        shard::add(Box::new(Running::new(task, rx)))?;
+        shard::add(Box::new(Running::new(task, Arc::clone(&control))))?;
         Ok(MediaSession {
             control,
             stats,
@@ -815,7 +911,7 @@ impl<H: MediaHandler> Task<H> {
 /// its next send time.
 struct Running<H> {
     task: Task<H>,
-    control: mpsc::Receiver<Control>,
+    control: Arc<Mailbox>,
     ptime: Duration,
     /// Ticks stay on start + n·ptime: a late tick is followed at once by the
     /// ones it owes, so the stream keeps its rate and a 60 s file takes 60 s.
@@ -829,7 +925,7 @@ struct Running<H> {
 }
 
 impl<H: MediaHandler> Running<H> {
-    fn new(task: Task<H>, control: mpsc::Receiver<Control>) -> Self {
+    fn new(task: Task<H>, control: Arc<Mailbox>) -> Self {
         let ptime = Duration::from_millis(u64::from(task.cfg.ptime));
         Running {
             rtcp_every: u64::from((100 / task.cfg.ptime.max(1)).max(1)),
@@ -839,6 +935,14 @@ impl<H: MediaHandler> Running<H> {
             next: Instant::now(),
             started: false,
         }
+    }
+}
+
+impl<H> Drop for Running<H> {
+    /// However the session ends (its handler's stop or panic too), its
+    /// handle's messages fail from now on.
+    fn drop(&mut self) {
+        self.control.close();
     }
 }
 
@@ -859,21 +963,18 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
             self.started = true;
             t.engine.start();
         }
-        loop {
-            match self.control.try_recv() {
-                Ok(c) => {
-                    if let Err(reply) = t.control(c) {
-                        t.finish(reply);
-                        return true;
-                    }
-                }
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                // The handle is gone: the session stops.
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    t.finish(None);
-                    return true;
-                }
+        let (messages, closed) = self.control.take();
+        for c in messages {
+            if let Err(reply) = t.control(c) {
+                self.control.close();
+                t.finish(reply);
+                return true;
             }
+        }
+        if closed {
+            // The handle is gone: the session stops.
+            t.finish(None);
+            return true;
         }
         t.files_done();
         if t.ticks % self.rtcp_every == 0 {
@@ -1356,6 +1457,24 @@ mod tests {
         let stats = s.stop().await;
         assert!(spawned.load(Ordering::SeqCst), "the handler's task ran");
         assert!(stats.packets_sent > 0, "the session went on: {stats:?}");
+    }
+
+    /// More control messages than the mailbox holds: the sender waits for the
+    /// session's ticks to make room, and every one gets through.
+    #[tokio::test]
+    async fn control_messages_beyond_the_mailbox_wait_for_room() {
+        let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let s = session(Talks, sink.local_addr().unwrap()).await;
+        tokio::time::timeout(Duration::from_secs(10), async {
+            for _ in 0..3 * MAILBOX {
+                s.dtmf_received('5').await;
+            }
+        })
+        .await
+        .expect("room is made at each tick");
+        let stats = s.stop().await;
+        assert_eq!(stats.digits_received.len(), 3 * MAILBOX, "{stats:?}");
+        assert!(stats.packets_sent > 0, "{stats:?}");
     }
 
     #[tokio::test]
