@@ -466,9 +466,19 @@ impl SrtpState {
 /// The largest RTP or RTCP datagram a session sends or reads (the stack buffer's size).
 const MAX_DATAGRAM: usize = 2048;
 
-/// Every this many ticks a session reads its RTP socket until it is empty;
-/// the other ticks read one datagram ([`Task::drain`]).
-const FULL_DRAIN_EVERY: u64 = 4;
+/// A session reads its RTP socket until it is empty every this many ticks
+/// at first, and again as soon as such a look found more than one datagram
+/// waiting; the other ticks read one ([`Task::drain`]).
+const FULL_DRAIN_MIN: u64 = 4;
+
+/// Looks that find no backlog double the ticks to the next, up to this many.
+const FULL_DRAIN_MAX: u64 = 16;
+
+/// RTCP is read about this often (ms): reports come every few seconds (RFC
+/// 3550 §6.2) and wait in the socket's buffer meanwhile; nothing in a session
+/// acts on them sooner than their counts are published (once a second), and
+/// each look, most of them at an empty socket, is a system call.
+const RTCP_READ_MS: u32 = 500;
 
 /// Sends an RTP (`rtcp` false) or RTCP datagram to `to`, SRTP-protected if the call has
 /// SRTP. The protected copy is made in a stack buffer, so nothing is allocated per packet.
@@ -723,23 +733,27 @@ impl<H: MediaHandler> Task<H> {
     /// its call, and a buffer of its own would be memory every call holds.
     ///
     /// A stream at our ptime brings one RTP datagram a tick, so a tick reads
-    /// one, and only every [`FULL_DRAIN_EVERY`] ticks up to 32: the call that
+    /// one, and only now and then up to 32 ([`Running::step`]): the call that
     /// finds a socket empty costs a system call as dear as a read, and most
-    /// ticks would waste it. A peer sending faster than our ptime, or a burst,
-    /// waits at most that many ticks in the kernel, and the jitter buffer
-    /// absorbs it. RTCP is read every ~100 ms ([`Running::rtcp_every`]).
-    fn drain(&mut self, rtcp: bool, max: usize) {
+    /// ticks would waste it (at 1000 calls, before, 30 % of all `recvfrom`s
+    /// found nothing). A peer sending faster than our ptime, or a burst,
+    /// waits at most [`FULL_DRAIN_MAX`] ticks in the kernel (after a look
+    /// that found a backlog, [`FULL_DRAIN_MIN`]), and the jitter buffer
+    /// absorbs it. RTCP is read every [`RTCP_READ_MS`]. Returns the number
+    /// of datagrams read.
+    fn drain(&mut self, rtcp: bool, max: usize) -> usize {
         let mut buf = [0u8; MAX_DATAGRAM];
-        for _ in 0..max {
+        for read in 0..max {
             let socket = if rtcp { &self.io.rtcp } else { &self.io.rtp };
             let (n, from) = match socket.recv_from(&mut buf) {
                 Ok(r) => r,
                 // WouldBlock: empty. Other errors (an ICMP report on some
                 // systems) are per datagram: stop here, the next look tells.
-                Err(_) => return,
+                Err(_) => return read,
             };
             self.datagram(rtcp, from, &mut buf[..n]);
         }
+        max
     }
 
     /// One datagram read from the RTP or RTCP socket.
@@ -919,16 +933,22 @@ struct Running<H> {
     /// The handler has been told the stream started (on the first step, in
     /// the media thread, where a panic of the handler is contained).
     started: bool,
-    /// RTCP is read every this many ticks (about every 100 ms): reports come
-    /// every few seconds (RFC 3550 §6.2), and each look is a system call.
+    /// RTCP is read every this many ticks ([`RTCP_READ_MS`]).
     rtcp_every: u64,
+    /// The tick of the next read of the RTP socket until it is empty, and
+    /// the ticks from one such read to the next ([`FULL_DRAIN_MIN`] to
+    /// [`FULL_DRAIN_MAX`]).
+    full_drain_at: u64,
+    full_drain_every: u64,
 }
 
 impl<H: MediaHandler> Running<H> {
     fn new(task: Task<H>, control: Arc<Mailbox>) -> Self {
         let ptime = Duration::from_millis(u64::from(task.cfg.ptime));
         Running {
-            rtcp_every: u64::from((100 / task.cfg.ptime.max(1)).max(1)),
+            rtcp_every: u64::from((RTCP_READ_MS / task.cfg.ptime.max(1)).max(1)),
+            full_drain_at: 0,
+            full_drain_every: FULL_DRAIN_MIN,
             task,
             control,
             ptime,
@@ -980,8 +1000,18 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
         if t.ticks % self.rtcp_every == 0 {
             t.drain(true, 32);
         }
-        let full = t.ticks % FULL_DRAIN_EVERY == 0;
-        t.drain(false, if full { 32 } else { 1 });
+        if t.ticks >= self.full_drain_at {
+            // More than this tick's datagram waited: look again soon;
+            // nothing more: look less often.
+            self.full_drain_every = if t.drain(false, 32) > 1 {
+                FULL_DRAIN_MIN
+            } else {
+                (self.full_drain_every * 2).min(FULL_DRAIN_MAX)
+            };
+            self.full_drain_at = t.ticks + self.full_drain_every;
+        } else {
+            t.drain(false, 1);
+        }
         while self.next <= now {
             let behind = now.saturating_duration_since(self.next);
             WORST_US.fetch_max(
@@ -1457,6 +1487,33 @@ mod tests {
         let stats = s.stop().await;
         assert!(spawned.load(Ordering::SeqCst), "the handler's task ran");
         assert!(stats.packets_sent > 0, "the session went on: {stats:?}");
+    }
+
+    /// A burst far beyond one datagram a tick (a peer's backlog after a
+    /// network stall) is read within a few ticks, not at one a tick: the
+    /// reads until empty come back to every few ticks once one finds more.
+    #[tokio::test]
+    async fn a_burst_of_rtp_is_read_within_a_few_ticks() {
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let s = session(Talks, peer.local_addr().unwrap()).await;
+        // Let the drain back off to its longest interval first.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for seq in 0..100u16 {
+            let p = crate::rtp::RtpPacket::new(
+                0,
+                seq,
+                u32::from(seq) * 160,
+                42,
+                Bytes::from_static(&[0xff; 160]),
+            );
+            peer.send_to(&p.to_bytes(), s.local_addr()).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let stats = s.stop().await;
+        // 25 ticks after the burst at one a tick would read 25 of it; a
+        // stalled machine owes ticks, and reads the backlog whole at its
+        // next look anyway.
+        assert_eq!(stats.packets_received, 100, "{stats:?}");
     }
 
     /// More control messages than the mailbox holds: the sender waits for the
