@@ -344,13 +344,15 @@ impl Listener {
 pub struct MediaEngine<H> {
     handler: H,
     playing: Option<Playing>,
-    recorder: Option<WavRecorder>,
+    // The recorders and the listener are boxed: most calls have none, and
+    // the engine lives as long as its call.
+    recorder: Option<Box<WavRecorder>>,
     /// A two-way recording, and what was received but not yet written
     /// beside what we sent.
-    both: Option<(WavRecorder, VecDeque<i16>)>,
+    both: Option<Box<(WavRecorder, VecDeque<i16>)>>,
     /// The two-way recording being created (deferred files).
     creating_both: Option<PathBuf>,
-    listener: Option<Listener>,
+    listener: Option<Box<Listener>>,
     /// Samples per second of every frame in and out (the codec's PCM rate).
     rate: u32,
     outputs: VecDeque<Output>,
@@ -467,7 +469,7 @@ impl<H: MediaHandler> MediaEngine<H> {
         if self.creating_both.as_deref() == Some(path) {
             self.creating_both = None;
             match result {
-                Ok(r) => self.both = Some((r, VecDeque::new())),
+                Ok(r) => self.both = Some(Box::new((r, VecDeque::new()))),
                 Err(e) => self.error(&e, Action::Nothing),
             }
             return;
@@ -481,7 +483,7 @@ impl<H: MediaHandler> MediaEngine<H> {
         }
         self.creating = None;
         match result {
-            Ok(r) => self.recorder = Some(r),
+            Ok(r) => self.recorder = Some(Box::new(r)),
             Err(e) => self.error(&e, Action::Record(path.to_path_buf())),
         }
     }
@@ -517,7 +519,7 @@ impl<H: MediaHandler> MediaEngine<H> {
                 self.outputs.push_back(Output::CreateRecording(path));
             }
             Action::Record(path) => match WavRecorder::create_at(&path, self.rate) {
-                Ok(r) => self.recorder = Some(r),
+                Ok(r) => self.recorder = Some(Box::new(r)),
                 Err(e) => self.error(&e, Action::Record(path)),
             },
             Action::RecordBoth(path) if self.deferred_files => {
@@ -525,20 +527,23 @@ impl<H: MediaHandler> MediaEngine<H> {
                 self.outputs.push_back(Output::CreateStereoRecording(path));
             }
             Action::RecordBoth(path) => match WavRecorder::create_stereo_at(&path, self.rate) {
-                Ok(r) => self.both = Some((r, VecDeque::new())),
+                Ok(r) => self.both = Some(Box::new((r, VecDeque::new()))),
                 Err(e) => self.error(&e, Action::Nothing),
             },
             Action::StopRecording => {
                 self.creating = None;
                 self.creating_both = None;
-                let recorders = [self.recorder.take(), self.both.take().map(|(r, _)| r)];
+                let recorders = [
+                    self.recorder.take().map(|r| *r),
+                    self.both.take().map(|b| b.0),
+                ];
                 for r in recorders.into_iter().flatten() {
                     if let Err(e) = r.finish() {
                         self.error(&e, Action::Nothing);
                     }
                 }
             }
-            Action::Listen(sink) => self.listener = Some(Listener::new(sink, self.rate)),
+            Action::Listen(sink) => self.listener = Some(Box::new(Listener::new(sink, self.rate))),
             Action::StopListening => self.listener = None,
             Action::SendDtmf(digits) => {
                 self.outputs.extend(
@@ -598,9 +603,8 @@ impl<H: MediaHandler> MediaEngine<H> {
                             source: s,
                         })
                         .map(|p| self.playing = Some(p)),
-                    Action::Record(path) => {
-                        WavRecorder::create_at(path, self.rate).map(|r| self.recorder = Some(r))
-                    }
+                    Action::Record(path) => WavRecorder::create_at(path, self.rate)
+                        .map(|r| self.recorder = Some(Box::new(r))),
                     _ => Ok(()),
                 };
                 if let Err(e2) = again {
@@ -622,7 +626,7 @@ impl<H: MediaHandler> MediaEngine<H> {
         self.fill_frame(frame);
         // The sending side is the clock of a two-way recording: each frame
         // sent is written beside the same length of what was received.
-        if let Some((r, heard)) = self.both.as_mut() {
+        if let Some((r, heard)) = self.both.as_deref_mut() {
             let n = heard.len().min(frame.len());
             let left: Vec<i16> = heard.drain(..n).collect();
             if let Err(e) = r.write_stereo(&left, frame) {
@@ -668,7 +672,7 @@ impl<H: MediaHandler> MediaEngine<H> {
             l.write(frame);
         }
         let tenth = self.rate as usize / 10;
-        if let Some((_, heard)) = self.both.as_mut() {
+        if let Some((_, heard)) = self.both.as_deref_mut() {
             heard.extend(frame.iter().copied());
             // At most 100 ms ahead of what we send (a burst, a late tick).
             let over = heard.len().saturating_sub(tenth);
@@ -717,7 +721,7 @@ impl<H: MediaHandler> MediaEngine<H> {
         if let Some(r) = self.recorder.take() {
             let _ = r.finish();
         }
-        if let Some((r, _)) = self.both.take() {
+        if let Some((r, _)) = self.both.take().map(|b| *b) {
             let _ = r.finish();
         }
         self.playing = None;

@@ -116,12 +116,105 @@ enum Control {
 /// `stop`, …) takes effect at the session's next tick, within one ptime.
 #[derive(Debug)]
 pub struct MediaSession {
-    /// Boxed: a tokio channel allocates its slots 32 at a time, and each
-    /// session (two per call with both ends in one process) would keep room
-    /// for 32 inline `Control`s (1.8 KB) for the few it gets.
-    control: mpsc::Sender<Box<Control>>,
+    control: Arc<Mailbox>,
     stats: watch::Receiver<MediaStats>,
     local: SocketAddr,
+}
+
+impl Drop for MediaSession {
+    fn drop(&mut self) {
+        self.control.close();
+    }
+}
+
+/// The most control messages waiting for a session's next tick; a sender
+/// waits for room beyond that.
+const MAILBOX: usize = 32;
+
+/// A session's control messages, from its handle to its media thread.
+///
+/// A queue under a lock rather than a tokio channel: a call sends a handful
+/// of these in its life, and a channel's first block (32 slots, ~2 KB with
+/// its header) is memory every session would hold for them. The queue's
+/// storage is made by the first message and sized to what waits; a tick
+/// that finds nothing reads one atomic.
+#[derive(Default)]
+struct Mailbox {
+    queue: std::sync::Mutex<std::collections::VecDeque<Control>>,
+    /// Messages wait in `queue`.
+    pending: std::sync::atomic::AtomicBool,
+    /// The handle is gone: the session stops once it has read what waits.
+    closed: std::sync::atomic::AtomicBool,
+    /// Wakes senders waiting for room.
+    room: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mailbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Control>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues `c` for the session's next tick, waiting while [`MAILBOX`]
+    /// messages wait already. `Err` once the session has ended.
+    async fn send(&self, c: Control) -> Result<(), Control> {
+        let mut c = Some(c);
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut q = self.lock();
+                if self.closed.load(Ordering::Acquire) {
+                    return c.map_or(Ok(()), Err);
+                }
+                if q.len() < MAILBOX {
+                    if let Some(c) = c.take() {
+                        q.push_back(c);
+                    }
+                    self.pending.store(true, Ordering::Release);
+                    return Ok(());
+                }
+            }
+            room.await;
+        }
+    }
+
+    /// The session's end or the handle's: nothing more is taken.
+    fn close(&self) {
+        // Under the lock: a sender that saw the mailbox open has queued its
+        // message before this, and the session reads it.
+        let _q = self.lock();
+        self.closed.store(true, Ordering::Release);
+        self.room.notify_waiters();
+    }
+
+    /// What waits, oldest first, and whether the handle is gone (then after
+    /// these messages nothing more comes).
+    fn take(&self) -> (std::collections::VecDeque<Control>, bool) {
+        // Closed is read first: a message queued before the close is in
+        // the queue read after it.
+        let closed = self.closed.load(Ordering::Acquire);
+        if !self.pending.load(Ordering::Acquire) {
+            return (std::collections::VecDeque::new(), closed);
+        }
+        let taken = {
+            let mut q = self.lock();
+            self.pending.store(false, Ordering::Release);
+            std::mem::take(&mut *q)
+        };
+        self.room.notify_waiters();
+        (taken, closed)
+    }
 }
 
 /// Send ticks, and those later than 5 ms, across all sessions of the process.
@@ -184,7 +277,7 @@ impl MediaSession {
             )),
             None => None,
         };
-        let (control, rx) = mpsc::channel(32);
+        let control = Arc::new(Mailbox::default());
         let (stats_tx, stats) = watch::channel(MediaStats {
             codec: config.codec.name.to_string(),
             srtp: config.srtp.as_ref().map(|s| s.profile),
@@ -204,7 +297,7 @@ impl MediaSession {
         )
         .map_err(|e| format!("media sockets: {e}"))?;
         task.srtp = srtp;
-        shard::add(Box::new(Running::new(task, rx)))?;
+        shard::add(Box::new(Running::new(task, Arc::clone(&control))))?;
         Ok(MediaSession {
             control,
             stats,
@@ -229,19 +322,19 @@ impl MediaSession {
 
     /// Applies an action as if the handler had returned it (play, record, …).
     pub async fn apply(&self, action: Action) {
-        let _ = self.control.send(Box::new(Control::Apply(action))).await;
+        let _ = self.control.send(Control::Apply(action)).await;
     }
 
     /// A DTMF digit received out of band (SIP INFO): the handler hears it.
     pub async fn dtmf_received(&self, digit: char) {
-        let _ = self.control.send(Box::new(Control::Dtmf(digit))).await;
+        let _ = self.control.send(Control::Dtmf(digit)).await;
     }
 
     /// Follows a re-INVITE: a new remote address (or none) and direction (hold, resume).
     pub async fn update(&self, remote: Option<SocketAddr>, direction: Direction) {
         let _ = self
             .control
-            .send(Box::new(Control::Update { remote, direction }))
+            .send(Control::Update { remote, direction })
             .await;
     }
 
@@ -249,18 +342,13 @@ impl MediaSession {
     /// are unchanged keeps its context (rollover counter and replay window); a new key gets a
     /// new context; `None` turns SRTP off (a best-effort call renegotiated to plain RTP).
     pub async fn rekey(&self, srtp: Option<NegotiatedSrtp>) {
-        let _ = self.control.send(Box::new(Control::Rekey(srtp))).await;
+        let _ = self.control.send(Control::Rekey(srtp)).await;
     }
 
     /// Stops the session (RTCP BYE sent, recording closed) and returns the final counts.
     pub async fn stop(self) -> MediaStats {
         let (tx, rx) = oneshot::channel();
-        if self
-            .control
-            .send(Box::new(Control::Stop(tx)))
-            .await
-            .is_err()
-        {
+        if self.control.send(Control::Stop(tx)).await.is_err() {
             return self.stats.borrow().clone();
         }
         rx.await.unwrap_or_else(|_| self.stats.borrow().clone())
@@ -378,9 +466,19 @@ impl SrtpState {
 /// The largest RTP or RTCP datagram a session sends or reads (the stack buffer's size).
 const MAX_DATAGRAM: usize = 2048;
 
-/// Every this many ticks a session reads its RTP socket until it is empty;
-/// the other ticks read one datagram ([`Task::drain`]).
-const FULL_DRAIN_EVERY: u64 = 4;
+/// A session reads its RTP socket until it is empty every this many ticks
+/// at first, and again as soon as such a look found more than one datagram
+/// waiting; the other ticks read one ([`Task::drain`]).
+const FULL_DRAIN_MIN: u64 = 4;
+
+/// Looks that find no backlog double the ticks to the next, up to this many.
+const FULL_DRAIN_MAX: u64 = 16;
+
+/// RTCP is read about this often (ms): reports come every few seconds (RFC
+/// 3550 §6.2) and wait in the socket's buffer meanwhile; nothing in a session
+/// acts on them sooner than their counts are published (once a second), and
+/// each look, most of them at an empty socket, is a system call.
+const RTCP_READ_MS: u32 = 500;
 
 /// Sends an RTP (`rtcp` false) or RTCP datagram to `to`, SRTP-protected if the call has
 /// SRTP. The protected copy is made in a stack buffer, so nothing is allocated per packet.
@@ -635,23 +733,27 @@ impl<H: MediaHandler> Task<H> {
     /// its call, and a buffer of its own would be memory every call holds.
     ///
     /// A stream at our ptime brings one RTP datagram a tick, so a tick reads
-    /// one, and only every [`FULL_DRAIN_EVERY`] ticks up to 32: the call that
+    /// one, and only now and then up to 32 ([`Running::step`]): the call that
     /// finds a socket empty costs a system call as dear as a read, and most
-    /// ticks would waste it. A peer sending faster than our ptime, or a burst,
-    /// waits at most that many ticks in the kernel, and the jitter buffer
-    /// absorbs it. RTCP is read every ~100 ms ([`Running::rtcp_every`]).
-    fn drain(&mut self, rtcp: bool, max: usize) {
+    /// ticks would waste it (at 1000 calls, before, 30 % of all `recvfrom`s
+    /// found nothing). A peer sending faster than our ptime, or a burst,
+    /// waits at most [`FULL_DRAIN_MAX`] ticks in the kernel (after a look
+    /// that found a backlog, [`FULL_DRAIN_MIN`]), and the jitter buffer
+    /// absorbs it. RTCP is read every [`RTCP_READ_MS`]. Returns the number
+    /// of datagrams read.
+    fn drain(&mut self, rtcp: bool, max: usize) -> usize {
         let mut buf = [0u8; MAX_DATAGRAM];
-        for _ in 0..max {
+        for read in 0..max {
             let socket = if rtcp { &self.io.rtcp } else { &self.io.rtp };
             let (n, from) = match socket.recv_from(&mut buf) {
                 Ok(r) => r,
                 // WouldBlock: empty. Other errors (an ICMP report on some
                 // systems) are per datagram: stop here, the next look tells.
-                Err(_) => return,
+                Err(_) => return read,
             };
             self.datagram(rtcp, from, &mut buf[..n]);
         }
+        max
     }
 
     /// One datagram read from the RTP or RTCP socket.
@@ -823,7 +925,7 @@ impl<H: MediaHandler> Task<H> {
 /// its next send time.
 struct Running<H> {
     task: Task<H>,
-    control: mpsc::Receiver<Box<Control>>,
+    control: Arc<Mailbox>,
     ptime: Duration,
     /// Ticks stay on start + n·ptime: a late tick is followed at once by the
     /// ones it owes, so the stream keeps its rate and a 60 s file takes 60 s.
@@ -831,22 +933,36 @@ struct Running<H> {
     /// The handler has been told the stream started (on the first step, in
     /// the media thread, where a panic of the handler is contained).
     started: bool,
-    /// RTCP is read every this many ticks (about every 100 ms): reports come
-    /// every few seconds (RFC 3550 §6.2), and each look is a system call.
+    /// RTCP is read every this many ticks ([`RTCP_READ_MS`]).
     rtcp_every: u64,
+    /// The tick of the next read of the RTP socket until it is empty, and
+    /// the ticks from one such read to the next ([`FULL_DRAIN_MIN`] to
+    /// [`FULL_DRAIN_MAX`]).
+    full_drain_at: u64,
+    full_drain_every: u64,
 }
 
 impl<H: MediaHandler> Running<H> {
-    fn new(task: Task<H>, control: mpsc::Receiver<Box<Control>>) -> Self {
+    fn new(task: Task<H>, control: Arc<Mailbox>) -> Self {
         let ptime = Duration::from_millis(u64::from(task.cfg.ptime));
         Running {
-            rtcp_every: u64::from((100 / task.cfg.ptime.max(1)).max(1)),
+            rtcp_every: u64::from((RTCP_READ_MS / task.cfg.ptime.max(1)).max(1)),
+            full_drain_at: 0,
+            full_drain_every: FULL_DRAIN_MIN,
             task,
             control,
             ptime,
             next: Instant::now(),
             started: false,
         }
+    }
+}
+
+impl<H> Drop for Running<H> {
+    /// However the session ends (its handler's stop or panic too), its
+    /// handle's messages fail from now on.
+    fn drop(&mut self) {
+        self.control.close();
     }
 }
 
@@ -867,28 +983,35 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
             self.started = true;
             t.engine.start();
         }
-        loop {
-            match self.control.try_recv() {
-                Ok(c) => {
-                    if let Err(reply) = t.control(*c) {
-                        t.finish(reply);
-                        return true;
-                    }
-                }
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                // The handle is gone: the session stops.
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    t.finish(None);
-                    return true;
-                }
+        let (messages, closed) = self.control.take();
+        for c in messages {
+            if let Err(reply) = t.control(c) {
+                self.control.close();
+                t.finish(reply);
+                return true;
             }
+        }
+        if closed {
+            // The handle is gone: the session stops.
+            t.finish(None);
+            return true;
         }
         t.files_done();
         if t.ticks % self.rtcp_every == 0 {
             t.drain(true, 32);
         }
-        let full = t.ticks % FULL_DRAIN_EVERY == 0;
-        t.drain(false, if full { 32 } else { 1 });
+        if t.ticks >= self.full_drain_at {
+            // More than this tick's datagram waited: look again soon;
+            // nothing more: look less often.
+            self.full_drain_every = if t.drain(false, 32) > 1 {
+                FULL_DRAIN_MIN
+            } else {
+                (self.full_drain_every * 2).min(FULL_DRAIN_MAX)
+            };
+            self.full_drain_at = t.ticks + self.full_drain_every;
+        } else {
+            t.drain(false, 1);
+        }
         while self.next <= now {
             let behind = now.saturating_duration_since(self.next);
             WORST_US.fetch_max(
@@ -1364,6 +1487,51 @@ mod tests {
         let stats = s.stop().await;
         assert!(spawned.load(Ordering::SeqCst), "the handler's task ran");
         assert!(stats.packets_sent > 0, "the session went on: {stats:?}");
+    }
+
+    /// A burst far beyond one datagram a tick (a peer's backlog after a
+    /// network stall) is read within a few ticks, not at one a tick: the
+    /// reads until empty come back to every few ticks once one finds more.
+    #[tokio::test]
+    async fn a_burst_of_rtp_is_read_within_a_few_ticks() {
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let s = session(Talks, peer.local_addr().unwrap()).await;
+        // Let the drain back off to its longest interval first.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for seq in 0..100u16 {
+            let p = crate::rtp::RtpPacket::new(
+                0,
+                seq,
+                u32::from(seq) * 160,
+                42,
+                Bytes::from_static(&[0xff; 160]),
+            );
+            peer.send_to(&p.to_bytes(), s.local_addr()).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let stats = s.stop().await;
+        // 25 ticks after the burst at one a tick would read 25 of it; a
+        // stalled machine owes ticks, and reads the backlog whole at its
+        // next look anyway.
+        assert_eq!(stats.packets_received, 100, "{stats:?}");
+    }
+
+    /// More control messages than the mailbox holds: the sender waits for the
+    /// session's ticks to make room, and every one gets through.
+    #[tokio::test]
+    async fn control_messages_beyond_the_mailbox_wait_for_room() {
+        let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let s = session(Talks, sink.local_addr().unwrap()).await;
+        tokio::time::timeout(Duration::from_secs(10), async {
+            for _ in 0..3 * MAILBOX {
+                s.dtmf_received('5').await;
+            }
+        })
+        .await
+        .expect("room is made at each tick");
+        let stats = s.stop().await;
+        assert_eq!(stats.digits_received.len(), 3 * MAILBOX, "{stats:?}");
+        assert!(stats.packets_sent > 0, "{stats:?}");
     }
 
     #[tokio::test]

@@ -25,7 +25,7 @@
 
 use super::packet::RtpPacket;
 use super::seq::{MAX_DROPOUT, extend_seq};
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 /// Jitter buffer settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +133,11 @@ enum State {
 #[derive(Debug, Clone)]
 pub struct JitterBuffer {
     config: JitterConfig,
-    packets: BTreeMap<u64, RtpPacket>,
+    /// The packets held, by extended sequence number, in order. A sorted deque rather
+    /// than a map: a call holds a few packets (`depth`), nearly always arriving in order
+    /// (a push at the back, a pop at the front), and the deque's storage is sized to
+    /// them, where a B-tree's first node is over a kilobyte every call would keep.
+    packets: VecDeque<(u64, RtpPacket)>,
     state: State,
     /// Extended sequence number of the last packet seen, the reference for extending.
     reference: Option<u64>,
@@ -158,7 +162,7 @@ impl JitterBuffer {
                 capacity: config.capacity.max(1),
                 max_lost_run: config.max_lost_run.max(1),
             },
-            packets: BTreeMap::new(),
+            packets: VecDeque::new(),
             state: State::Buffering { waited: 0 },
             reference: None,
             played: 0,
@@ -214,7 +218,7 @@ impl JitterBuffer {
             // The first packet: it defines the extended numbering.
             let ext = ORIGIN + u64::from(packet.sequence);
             self.reference = Some(ext);
-            self.packets.insert(ext, packet);
+            self.packets.push_back((ext, packet));
             self.stats.buffered += 1;
             return PushOutcome::Buffered;
         };
@@ -241,18 +245,25 @@ impl JitterBuffer {
             self.stats.late += 1;
             return PushOutcome::Late;
         }
-        if self.packets.contains_key(&ext) {
-            self.stats.duplicate += 1;
-            return PushOutcome::Duplicate;
-        }
+        // Where it goes: nearly always at the back (in order).
+        let at = match self.packets.back() {
+            Some(&(last, _)) if last < ext => self.packets.len(),
+            _ => match self.packets.binary_search_by_key(&ext, |(k, _)| *k) {
+                Ok(_) => {
+                    self.stats.duplicate += 1;
+                    return PushOutcome::Duplicate;
+                }
+                Err(at) => at,
+            },
+        };
         self.reference = Some(match self.reference {
             Some(r) if r > ext => r,
             _ => ext,
         });
-        self.packets.insert(ext, packet);
+        self.packets.insert(at, (ext, packet));
         self.stats.buffered += 1;
         while self.packets.len() > self.config.capacity {
-            if let Some((oldest, _)) = self.packets.pop_first() {
+            if let Some((oldest, _)) = self.packets.pop_front() {
                 self.stats.overflow += 1;
                 if let State::Playing { next } = &mut self.state {
                     if *next <= oldest {
@@ -270,9 +281,9 @@ impl JitterBuffer {
     #[must_use]
     pub fn pop(&mut self) -> Option<Frame> {
         if let State::Buffering { waited } = self.state {
-            let (&first, _) = self.packets.first_key_value()?;
+            let &(first, _) = self.packets.front()?;
             let waited = waited + 1;
-            let last = self.packets.last_key_value().map_or(first, |(k, _)| *k);
+            let last = self.packets.back().map_or(first, |(k, _)| *k);
             // Start when `depth` frames (by sequence span) are buffered, or the first packet
             // has waited `depth` ticks.
             if last - first + 1 >= self.config.depth as u64 || waited >= self.config.depth {
@@ -287,7 +298,16 @@ impl JitterBuffer {
             return None;
         };
         self.state = State::Playing { next: next + 1 };
-        if let Some(packet) = self.packets.remove(&next) {
+        // Every packet held is at or after `next` (earlier ones are refused as late, or
+        // dropped on overflow with `next` moved past them), so it is at the front if held;
+        // should one before it ever be held, it is dropped as late rather than left to
+        // block the front.
+        while self.packets.front().is_some_and(|(k, _)| *k < next) {
+            self.packets.pop_front();
+            self.stats.late += 1;
+        }
+        let front = self.packets.front().is_some_and(|(k, _)| *k == next);
+        if let Some((_, packet)) = front.then(|| self.packets.pop_front()).flatten() {
             self.played = (self.played << 1) | 1;
             self.lost_run = 0;
             self.stats.played += 1;

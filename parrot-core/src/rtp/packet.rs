@@ -15,6 +15,7 @@
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //! ```
 
+use bytes::Buf as _;
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// Length of the fixed RTP header (RFC 3550 §5.1).
@@ -190,6 +191,14 @@ impl RtpPacket {
             end -= usize::from(len);
         }
 
+        // The payload is `data` itself, moved past the header, rather than a
+        // slice of it: slicing a `Bytes` made from a `Vec` (as a received
+        // datagram is) turns it shared, a second allocation every packet.
+        let mut payload = data;
+        if end < got {
+            payload.truncate(end);
+        }
+        payload.advance(offset);
         Ok(RtpPacket {
             marker,
             payload_type,
@@ -198,7 +207,7 @@ impl RtpPacket {
             ssrc,
             csrc,
             extension,
-            payload: data.slice(offset..end),
+            payload,
         })
     }
 

@@ -26,8 +26,10 @@ pub enum CallStatus {
 /// What a handle asks of its call's task.
 #[derive(Debug)]
 pub(crate) enum HandleCommand {
-    /// A media action, applied once audio flows (queued until then).
-    Media(Action),
+    /// A media action, applied once audio flows (queued until then). Boxed,
+    /// so a message is 16 bytes: the channel's first block (32 slots) is
+    /// kept by every call answered, for the few commands a handle sends.
+    Media(Box<Action>),
     /// Hang up with BYE; the answer says when it is done.
     Hangup(oneshot::Sender<Result<(), UaError>>),
     /// Re-INVITE with our offer in this direction (hold, resume).
@@ -222,7 +224,7 @@ impl CallHandle {
     /// ignores it.
     pub async fn media_action(&self, action: Action) -> Result<(), UaError> {
         self.control
-            .send(HandleCommand::Media(action))
+            .send(HandleCommand::Media(Box::new(action)))
             .await
             .map_err(|_| UaError::CallGone)
     }

@@ -77,7 +77,7 @@ pub(crate) async fn uas_call<H: SipHandler>(
                 }
                 Some(c) = control.recv() => match c {
                     // At once if early media plays, else when audio flows.
-                    HandleCommand::Media(a) => match media.apply(a).await {
+                    HandleCommand::Media(a) => match media.apply(*a).await {
                         Some(a) if queued.len() < 64 => queued.push(a),
                         Some(_) => warn!("media action dropped: 64 already wait for the audio"),
                         None => {}
@@ -119,7 +119,7 @@ pub(crate) async fn uas_call<H: SipHandler>(
             Some(c) = control.recv() => {
                 match c {
                     HandleCommand::Media(a) => {
-                        if let Some(a) = media.apply(a).await {
+                        if let Some(a) = media.apply(*a).await {
                             if queued.len() < 64 {
                                 queued.push(a);
                             }
@@ -587,7 +587,7 @@ pub(crate) async fn uac_media(media: Box<UacMedia>, commands: mpsc::Sender<Comma
             _ = &mut stop => break,
             Some(c) = recv_or_pending(&mut control) => match c {
                 crate::ua::command::MediaControl::Action(action) => {
-                    let _ = media.apply(action).await;
+                    let _ = media.apply(*action).await;
                 }
                 crate::ua::command::MediaControl::Direction(direction, done) => {
                     let _ = done.send(media.reoffer(direction, &commands, call).await);

@@ -134,8 +134,10 @@ pub(crate) struct DialMedia {
 /// What a placed call's handle asks of its media task.
 #[derive(Debug)]
 pub(crate) enum MediaControl {
-    /// A media action (play, record, DTMF…).
-    Action(Action),
+    /// A media action (play, record, DTMF…); boxed, so a message is 16
+    /// bytes: the channel's first block (32 slots) is kept by every call
+    /// placed with audio, for the few actions a call sends.
+    Action(Box<Action>),
     /// A re-INVITE with our offer in this direction (hold, resume); the
     /// answer says how it went.
     Direction(crate::sdp::Direction, oneshot::Sender<Result<(), UaError>>),

@@ -222,7 +222,7 @@ impl OutgoingCall {
     pub async fn media_action(&self, action: crate::media::Action) -> Result<(), UaError> {
         if let Some(control) = &self.control {
             // A closed channel means the call's audio is over: nothing to apply.
-            let _ = control.send(MediaControl::Action(action)).await;
+            let _ = control.send(MediaControl::Action(Box::new(action))).await;
         }
         Ok(())
     }
