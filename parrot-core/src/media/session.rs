@@ -741,7 +741,7 @@ impl<H: MediaHandler> Task<H> {
     /// that found a backlog, [`FULL_DRAIN_MIN`]), and the jitter buffer
     /// absorbs it. RTCP is read every [`RTCP_READ_MS`]. Returns the number
     /// of datagrams read.
-    fn drain(&mut self, rtcp: bool, max: usize) -> usize {
+    fn drain(&mut self, now: Instant, rtcp: bool, max: usize) -> usize {
         let mut buf = [0u8; MAX_DATAGRAM];
         for read in 0..max {
             let socket = if rtcp { &self.io.rtcp } else { &self.io.rtp };
@@ -751,13 +751,13 @@ impl<H: MediaHandler> Task<H> {
                 // systems) are per datagram: stop here, the next look tells.
                 Err(_) => return read,
             };
-            self.datagram(rtcp, from, &mut buf[..n]);
+            self.datagram(now, rtcp, from, &mut buf[..n]);
         }
         max
     }
 
     /// One datagram read from the RTP or RTCP socket.
-    fn datagram(&mut self, rtcp: bool, from: SocketAddr, datagram: &mut [u8]) {
+    fn datagram(&mut self, now: Instant, rtcp: bool, from: SocketAddr, datagram: &mut [u8]) {
         // SRTP before anything reads the packet: a forged one never
         // latches the source or moves the statistics.
         let Some(n) = self.unprotect(rtcp, datagram) else {
@@ -765,15 +765,11 @@ impl<H: MediaHandler> Task<H> {
         };
         let data = Bytes::copy_from_slice(&datagram[..n]);
         if rtcp {
-            if self
-                .rtp
-                .handle_rtcp(std::time::Instant::now(), from, &data)
-                .is_ok()
-            {
+            if self.rtp.handle_rtcp(now, from, &data).is_ok() {
                 self.stats.rtcp_received += 1;
             }
         } else {
-            self.on_rtp(from, data);
+            self.on_rtp(now, from, data);
         }
     }
 
@@ -782,8 +778,8 @@ impl<H: MediaHandler> Task<H> {
         self.engine.dtmf(d);
     }
 
-    fn on_rtp(&mut self, from: SocketAddr, data: Bytes) {
-        let Ok(rec) = self.rtp.receive(std::time::Instant::now(), from, data) else {
+    fn on_rtp(&mut self, now: Instant, from: SocketAddr, data: Bytes) {
+        let Ok(rec) = self.rtp.receive(now, from, data) else {
             return;
         };
         self.stats.packets_received += 1;
@@ -800,8 +796,7 @@ impl<H: MediaHandler> Task<H> {
     }
 
     /// One ptime: send a frame, play one out, pass on the engine's wishes. True to stop.
-    fn on_tick(&mut self) -> bool {
-        let now = std::time::Instant::now();
+    fn on_tick(&mut self, now: Instant) -> bool {
         let increment = self.timestamp_step;
         if self.dtmf_tx.is_idle() {
             if let Some(d) = self.dtmf_queue.pop_front() {
@@ -998,19 +993,19 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
         }
         t.files_done();
         if t.ticks % self.rtcp_every == 0 {
-            t.drain(true, 32);
+            t.drain(now, true, 32);
         }
         if t.ticks >= self.full_drain_at {
             // More than this tick's datagram waited: look again soon;
             // nothing more: look less often.
-            self.full_drain_every = if t.drain(false, 32) > 1 {
+            self.full_drain_every = if t.drain(now, false, 32) > 1 {
                 FULL_DRAIN_MIN
             } else {
                 (self.full_drain_every * 2).min(FULL_DRAIN_MAX)
             };
             self.full_drain_at = t.ticks + self.full_drain_every;
         } else {
-            t.drain(false, 1);
+            t.drain(now, false, 1);
         }
         while self.next <= now {
             let behind = now.saturating_duration_since(self.next);
@@ -1029,7 +1024,7 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
             }
             lanes.tick(is_late);
             self.next += self.ptime;
-            if t.on_tick() {
+            if t.on_tick(now) {
                 t.finish(None);
                 return true;
             }
