@@ -288,29 +288,7 @@ pub(super) fn parse(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
 /// The first LF at or after `from`. Header lines are a few dozen bytes: eight
 /// at a time in a word beats a vector search's set-up per line.
 fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    const LF: u64 = u64::from_ne_bytes([b'\n'; 8]);
-    let rest = buf.get(from..)?;
-    let mut words = rest.chunks_exact(8);
-    let mut at = from;
-    for w in words.by_ref() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(w);
-        let x = u64::from_le_bytes(word) ^ LF;
-        // A byte of `x` is zero where the LF is; the lowest flagged byte is
-        // always a true one (borrows only run upwards).
-        let found = x.wrapping_sub(ONES) & !x & HIGH;
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    words
-        .remainder()
-        .iter()
-        .position(|&b| b == b'\n')
-        .map(|i| at + i)
+    super::scan::find_byte(buf.get(from..)?, b'\n').map(|i| from + i)
 }
 
 /// `SIP/<digits>.<digits>`, case-insensitive (§7.1).
