@@ -378,7 +378,30 @@ impl Sockets {
             rtcp: rtcp.into_std()?,
         })
     }
+
+    /// Sends every datagram with don't-fragment set (IPv4; `IP_PMTUDISC_PROBE`:
+    /// DF without the path-MTU bookkeeping), for a session whose datagrams are
+    /// all far below any path's MTU (see [`ATOMIC_DATAGRAM_MAX`]). Such a
+    /// datagram is atomic and needs no unique IP ID (RFC 6864 §4): the kernel
+    /// sends 0 instead of drawing one from its shared, hashed ID table
+    /// (`__ip_select_ident`: 2.8 % of the media threads' time at 4000 calls,
+    /// and a cache line every CPU's sends write). A failure just leaves the
+    /// default.
+    fn dont_fragment(&self) {
+        #[cfg(target_os = "linux")]
+        for socket in [&self.rtp, &self.rtcp] {
+            if socket.local_addr().is_ok_and(|a| a.is_ipv4()) {
+                use rustix::net::sockopt;
+                let _ = sockopt::set_ip_mtu_discover(socket, sockopt::Ipv4PathMtuDiscovery::PROBE);
+            }
+        }
+    }
 }
+
+/// Datagrams up to this size go out with don't-fragment ([`Sockets::dont_fragment`]):
+/// under the 1280 bytes every IPv6 link carries and the 1500 of Ethernet, with room
+/// for tunnels (a path that cannot carry 1200 bytes whole is broken for RTP anyway).
+const ATOMIC_DATAGRAM_MAX: usize = 1200;
 
 struct Task<H> {
     cfg: Params,
@@ -562,8 +585,16 @@ impl<H: MediaHandler> Task<H> {
             port_lease,
             ..
         } = cfg;
+        let io = Sockets::new(rtp_socket, rtcp_socket)?;
+        // The largest datagram this session sends: a frame at 2 bytes a
+        // sample (L16; G.711 and G.722 take less), the RTP header and the
+        // most SRTP adds.
+        let largest = samples * 2 + 12 + SRTCP_MAX_OVERHEAD;
+        if largest <= ATOMIC_DATAGRAM_MAX {
+            io.dont_fragment();
+        }
         Ok(Task {
-            io: Sockets::new(rtp_socket, rtcp_socket)?,
+            io,
             runtime: tokio::runtime::Handle::try_current().ok(),
             // RFC 4733 events count in the audio's RTP clock (§2.1; telephone-event/8000 with
             // G.722, whose RTP clock is 8000 too).
@@ -1482,6 +1513,31 @@ mod tests {
         let stats = s.stop().await;
         assert!(spawned.load(Ordering::SeqCst), "the handler's task ran");
         assert!(stats.packets_sent > 0, "the session went on: {stats:?}");
+    }
+
+    /// Media sockets of a session with small datagrams send with DF and no
+    /// IP ID to draw (IPv4); an IPv6 socket is left alone.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn small_datagram_sessions_set_dont_fragment() {
+        use rustix::net::sockopt;
+        let bind = |a: &str| {
+            let s = std::net::UdpSocket::bind(a).unwrap();
+            s.set_nonblocking(true).unwrap();
+            UdpSocket::from_std(s).unwrap()
+        };
+        let io = Sockets::new(bind("127.0.0.1:0"), bind("127.0.0.1:0")).unwrap();
+        assert_eq!(
+            sockopt::ip_mtu_discover(&io.rtp).unwrap(),
+            sockopt::Ipv4PathMtuDiscovery::WANT
+        );
+        io.dont_fragment();
+        for s in [&io.rtp, &io.rtcp] {
+            assert_eq!(
+                sockopt::ip_mtu_discover(s).unwrap(),
+                sockopt::Ipv4PathMtuDiscovery::PROBE
+            );
+        }
     }
 
     /// A burst far beyond one datagram a tick (a peer's backlog after a
