@@ -195,9 +195,8 @@ impl RtpPacket {
         // slice of it: slicing a `Bytes` made from a `Vec` (as a received
         // datagram is) turns it shared, a second allocation every packet.
         let mut payload = data;
-        if end < got {
-            payload.truncate(end);
-        }
+        // A no-op unless there is padding to cut.
+        payload.truncate(end);
         payload.advance(offset);
         Ok(RtpPacket {
             marker,
