@@ -222,6 +222,11 @@ async fn call_with(
         sent.packets_sent >= (seconds * 45.0) as u64,
         "sent {sent:?}"
     );
+    // The player records nothing: it counts what it receives without decoding it.
+    assert!(
+        sent.seconds_received > seconds * 0.8 && sent.seconds_received < seconds + 0.6,
+        "the player's count of the silence it received: {sent:?}"
+    );
     (got, path)
 }
 

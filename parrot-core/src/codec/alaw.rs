@@ -46,11 +46,14 @@ const fn build_decode_table() -> [i16; 256] {
     table
 }
 
-/// Encodes one 16-bit linear sample to an A-law code word.
-#[inline]
-pub fn encode_sample(sample: i16) -> u8 {
-    // 13 significant bits, arithmetic shift (floor), then one's complement for negatives.
-    let value = i32::from(sample) >> 3;
+/// The code word of every 13-bit value (a sample's top 13 bits, offset by
+/// 4096 to index from 0), built at compile time: 8 KB, a look-up instead of a
+/// bit search for each of the 8,000 samples per second per call.
+static ENCODE: [u8; 8192] = build_encode_table();
+
+/// The code word of a 13-bit value (-4096..=4095), as G.711 Table 1a has it.
+const fn encode_formula(value: i32) -> u8 {
+    // One's complement for negatives.
     let (mask, magnitude) = if value >= 0 {
         (0x80 | EVEN_BITS, value)
     } else {
@@ -65,6 +68,23 @@ pub fn encode_sample(sample: i16) -> u8 {
         ((segment as u8) << 4) | ((magnitude >> segment) & 0x0F) as u8
     };
     code ^ mask
+}
+
+const fn build_encode_table() -> [u8; 8192] {
+    let mut table = [0u8; 8192];
+    let mut i = 0;
+    while i < 8192 {
+        table[i] = encode_formula(i as i32 - 4096);
+        i += 1;
+    }
+    table
+}
+
+/// Encodes one 16-bit linear sample to an A-law code word.
+#[inline]
+pub fn encode_sample(sample: i16) -> u8 {
+    // 13 significant bits (arithmetic shift: floor), from 0 for the table.
+    ENCODE[((i32::from(sample) >> 3) + 4096) as usize]
 }
 
 /// Decodes one A-law code word to a 16-bit linear sample (table look-up).
@@ -88,6 +108,18 @@ pub fn decode(codes: &[u8], out: &mut Vec<i16>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The table gives what the formula gives, for every 16-bit sample.
+    #[test]
+    fn encode_table_matches_formula() {
+        for s in i16::MIN..=i16::MAX {
+            assert_eq!(
+                encode_sample(s),
+                encode_formula(i32::from(s) >> 3),
+                "sample {s}"
+            );
+        }
+    }
 
     /// The quantisation step of the segment a code word belongs to, in 16-bit units.
     fn step(code: u8) -> i32 {

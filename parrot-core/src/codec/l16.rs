@@ -68,6 +68,11 @@ impl AudioDecoder for L16 {
                 .map(|b| i16::from_be_bytes([b[0], b[1]])),
         );
     }
+
+    /// Two octets per sample, and no state to keep.
+    fn skip(&mut self, payload: &[u8], _scratch: &mut Vec<i16>) -> usize {
+        payload.len() / 2
+    }
 }
 
 #[cfg(test)]

@@ -243,6 +243,17 @@ pub trait AudioDecoder: Send {
     /// Decodes one payload, appending the PCM samples to `out`.
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>);
 
+    /// Takes one payload whose audio nobody hears (no recording, no
+    /// listener): the decoder's state moves on as [`decode`](Self::decode)
+    /// would move it, and the count of PCM samples it holds is returned.
+    /// `scratch` may be overwritten. The default decodes into `scratch`; a
+    /// stateless codec counts instead.
+    fn skip(&mut self, payload: &[u8], scratch: &mut Vec<i16>) -> usize {
+        scratch.clear();
+        self.decode(payload, scratch);
+        scratch.len()
+    }
+
     /// PCM samples (all channels) in one packet of `ptime_ms` milliseconds (`a=ptime`).
     fn samples_per_frame(&self, ptime_ms: u32) -> usize {
         samples_in(self.sample_rate(), self.codec().channels, ptime_ms)
@@ -326,6 +337,11 @@ impl AudioDecoder for G711 {
             Law::ALaw => alaw::decode(payload, out),
         }
     }
+
+    /// One sample per octet, and no state to keep.
+    fn skip(&mut self, payload: &[u8], _scratch: &mut Vec<i16>) -> usize {
+        payload.len()
+    }
 }
 
 /// An encoder for `codec`, or `None` if this build has no implementation for it: G.711
@@ -398,6 +414,31 @@ mod tests {
                 .with_channels(2)
                 .same_format(&Codec::new("opus", 48000, 111))
         );
+    }
+
+    /// Skipping a payload counts what decoding it would give, and leaves a
+    /// stateful decoder where decoding would have.
+    #[test]
+    fn skip_counts_what_decode_gives() {
+        let payload: Vec<u8> = (0..=255u8).cycle().take(320).collect();
+        for codec in [
+            Codec::PCMU,
+            Codec::PCMA,
+            Codec::G722,
+            Codec::from_static_payload_type(11).expect("L16"),
+        ] {
+            let (mut decoding, mut skipping) = (
+                decoder_for(&codec).expect("decoder"),
+                decoder_for(&codec).expect("decoder"),
+            );
+            let (mut pcm, mut scratch) = (Vec::new(), Vec::new());
+            decoding.decode(&payload, &mut pcm);
+            assert_eq!(skipping.skip(&payload, &mut scratch), pcm.len(), "{codec}");
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            decoding.decode(&payload, &mut a);
+            skipping.decode(&payload, &mut b);
+            assert_eq!(a, b, "{codec}: the state after a skip");
+        }
     }
 
     #[test]

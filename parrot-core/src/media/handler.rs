@@ -666,6 +666,12 @@ impl<H: MediaHandler> MediaEngine<H> {
         Silence.read(&mut frame[filled..]);
     }
 
+    /// True if a frame received would go somewhere (a recording, a
+    /// listener): when false, the session need not decode what it receives.
+    pub fn hears(&self) -> bool {
+        self.listener.is_some() || self.both.is_some() || self.recorder.is_some()
+    }
+
     /// A frame received from the peer (decoded, at the engine's rate).
     pub fn received(&mut self, frame: &[i16]) {
         if let Some(l) = self.listener.as_mut() {

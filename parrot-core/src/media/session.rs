@@ -891,13 +891,27 @@ impl<H: MediaHandler> Task<H> {
         // Playout: one frame per tick, concealment (the last frame, faded) where one is missing.
         match self.jitter.pop() {
             Some(Frame::Packet(p)) => {
-                self.last_played.clear();
-                self.decoder.decode(&p.payload, &mut self.last_played);
-                self.engine.received(&self.last_played);
+                let samples = if self.engine.hears() {
+                    self.last_played.clear();
+                    self.decoder.decode(&p.payload, &mut self.last_played);
+                    self.engine.received(&self.last_played);
+                    self.last_played.len()
+                } else {
+                    // Nobody listens: count the audio, decode none (G.711's
+                    // decoder has no state to keep), and leave nothing to
+                    // conceal with but silence.
+                    let n = self.decoder.skip(&p.payload, &mut self.last_played);
+                    self.last_played.clear();
+                    n
+                };
                 self.stats.seconds_received +=
-                    self.last_played.len() as f64 / f64::from(self.decoder.sample_rate());
+                    samples as f64 / f64::from(self.decoder.sample_rate());
             }
             Some(Frame::Lost { .. }) => {
+                if self.last_played.is_empty() {
+                    // The last frame was not decoded (see above).
+                    self.last_played.resize(self.frame.len(), 0);
+                }
                 for s in &mut self.last_played {
                     *s /= 2;
                 }
