@@ -12,7 +12,7 @@ use crate::sdp::{Direction, NegotiatedSrtp};
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use std::time::Instant;
 use tokio::net::UdpSocket;
@@ -217,12 +217,6 @@ impl Mailbox {
     }
 }
 
-/// Send ticks, and those later than 5 ms, across all sessions of the process.
-static TICKS: AtomicU64 = AtomicU64::new(0);
-static LATE_SENDS: AtomicU64 = AtomicU64::new(0);
-/// How late the most late tick since the last reset was, in microseconds.
-static WORST_US: AtomicU64 = AtomicU64::new(0);
-
 /// Pacing across every media session of the process: (send ticks, ticks more
 /// than 5 ms late); [`reset_pacing_counters`] starts over.
 ///
@@ -230,10 +224,7 @@ static WORST_US: AtomicU64 = AtomicU64::new(0);
 /// docs, and it may change or go without notice).
 #[doc(hidden)]
 pub fn pacing_counters() -> (u64, u64) {
-    (
-        TICKS.load(Ordering::Relaxed),
-        LATE_SENDS.load(Ordering::Relaxed),
-    )
+    shard::totals()
 }
 
 /// How late the most late send tick of any session of the process was since
@@ -243,7 +234,7 @@ pub fn pacing_counters() -> (u64, u64) {
 /// docs, and it may change or go without notice).
 #[doc(hidden)]
 pub fn pacing_worst_ms() -> f64 {
-    WORST_US.load(Ordering::Relaxed) as f64 / 1000.0
+    shard::worst_us() as f64 / 1000.0
 }
 
 /// Zeroes [`pacing_counters`] and [`pacing_worst_ms`].
@@ -252,9 +243,7 @@ pub fn pacing_worst_ms() -> f64 {
 /// docs, and it may change or go without notice).
 #[doc(hidden)]
 pub fn reset_pacing_counters() {
-    TICKS.store(0, Ordering::Relaxed);
-    LATE_SENDS.store(0, Ordering::Relaxed);
-    WORST_US.store(0, Ordering::Relaxed);
+    shard::reset();
 }
 
 impl MediaSession {
@@ -413,6 +402,8 @@ struct Task<H> {
     engine: MediaEngine<H>,
     encoder: Box<dyn AudioEncoder>,
     decoder: Box<dyn AudioDecoder>,
+    /// 1 / the decoder's rate: what a decoded sample adds to the seconds received.
+    seconds_per_sample: f64,
     rtp: RtpSession,
     jitter: JitterBuffer,
     dtmf_tx: DtmfSender,
@@ -593,7 +584,9 @@ impl<H: MediaHandler> Task<H> {
         if largest <= ATOMIC_DATAGRAM_MAX {
             io.dont_fragment();
         }
+        let seconds_per_sample = 1.0 / f64::from(decoder.sample_rate().max(1));
         Ok(Task {
+            seconds_per_sample,
             io,
             runtime: tokio::runtime::Handle::try_current().ok(),
             // RFC 4733 events count in the audio's RTP clock (§2.1; telephone-event/8000 with
@@ -904,8 +897,7 @@ impl<H: MediaHandler> Task<H> {
                     self.last_played.clear();
                     n
                 };
-                self.stats.seconds_received +=
-                    samples as f64 / f64::from(self.decoder.sample_rate());
+                self.stats.seconds_received += samples as f64 * self.seconds_per_sample;
             }
             Some(Frame::Lost { .. }) => {
                 if self.last_played.is_empty() {
@@ -918,7 +910,7 @@ impl<H: MediaHandler> Task<H> {
                 self.engine.received(&self.last_played);
                 self.stats.concealed += 1;
                 self.stats.seconds_received +=
-                    self.last_played.len() as f64 / f64::from(self.decoder.sample_rate());
+                    self.last_played.len() as f64 * self.seconds_per_sample;
             }
             _ => {}
         }
@@ -1054,20 +1046,11 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
         }
         while self.next <= now {
             let behind = now.saturating_duration_since(self.next);
-            WORST_US.fetch_max(
-                u64::try_from(behind.as_micros()).unwrap_or(u64::MAX),
-                Ordering::Relaxed,
-            );
             let late = behind.as_secs_f64() * 1e3;
             if late > t.stats.max_send_lateness_ms {
                 t.stats.max_send_lateness_ms = late;
             }
-            TICKS.fetch_add(1, Ordering::Relaxed);
-            let is_late = late > 5.0;
-            if is_late {
-                LATE_SENDS.fetch_add(1, Ordering::Relaxed);
-            }
-            lanes.tick(is_late);
+            lanes.tick(u64::try_from(behind.as_micros()).unwrap_or(u64::MAX));
             self.next += self.ptime;
             if t.on_tick(now) {
                 t.finish(None);
@@ -1141,7 +1124,10 @@ mod shard {
         fn step(&mut self, now: Instant, pacing: &Pacing) -> bool;
     }
 
-    /// One media thread as the others see it.
+    /// One media thread as the others see it. Aligned to its own cache
+    /// lines: each thread writes its counters every tick, and two lanes
+    /// sharing a line would make the cores fight over it.
+    #[repr(align(128))]
     struct Lane {
         tx: Mutex<mpsc::Sender<Box<dyn Driven>>>,
         thread: std::thread::Thread,
@@ -1149,30 +1135,87 @@ mod shard {
         pacing: Pacing,
     }
 
-    /// A thread's send ticks and late ones in the current window, and its
-    /// verdict on the last whole window.
+    /// A thread's send ticks and late ones (since the last
+    /// [`reset`]), how many of them its last judged window had seen, and
+    /// its verdict on that window. Only its thread writes the counts; the
+    /// totals are read (and reset) from anywhere.
     #[derive(Default)]
     pub(super) struct Pacing {
         ticks: AtomicU64,
         late: AtomicU64,
+        worst_us: AtomicU64,
+        judged_ticks: AtomicU64,
+        judged_late: AtomicU64,
         behind: AtomicBool,
     }
 
+    /// A tick later than this is late.
+    const LATE_US: u64 = 5_000;
+
     impl Pacing {
-        pub(super) fn tick(&self, late: bool) {
+        /// One send tick, `behind_us` after its time.
+        pub(super) fn tick(&self, behind_us: u64) {
             self.ticks.fetch_add(1, Ordering::Relaxed);
-            if late {
+            if behind_us > LATE_US {
                 self.late.fetch_add(1, Ordering::Relaxed);
+            }
+            if behind_us > self.worst_us.load(Ordering::Relaxed) {
+                self.worst_us.fetch_max(behind_us, Ordering::Relaxed);
             }
         }
 
         /// Closes a window: behind if more than 1 % of its ticks were late,
-        /// out of enough ticks to tell ([`MIN_TICKS`]).
+        /// out of enough ticks to tell ([`MIN_TICKS`]). A [`reset`] in the
+        /// window makes it count from the reset.
         fn judge(&self) {
-            let ticks = self.ticks.swap(0, Ordering::Relaxed);
-            let late = self.late.swap(0, Ordering::Relaxed);
+            let window = |total: &AtomicU64, judged: &AtomicU64| {
+                let now = total.load(Ordering::Relaxed);
+                let before = judged.swap(now, Ordering::Relaxed);
+                now.checked_sub(before).unwrap_or(now)
+            };
+            let ticks = window(&self.ticks, &self.judged_ticks);
+            let late = window(&self.late, &self.judged_late);
             self.behind
                 .store(ticks >= MIN_TICKS && late * 100 > ticks, Ordering::Relaxed);
+        }
+    }
+
+    /// Send ticks and late ones over all threads.
+    pub(super) fn totals() -> (u64, u64) {
+        LANES.get().map_or((0, 0), |lanes| {
+            lanes.iter().fold((0, 0), |(t, l), lane| {
+                (
+                    t + lane.pacing.ticks.load(Ordering::Relaxed),
+                    l + lane.pacing.late.load(Ordering::Relaxed),
+                )
+            })
+        })
+    }
+
+    /// The latest tick of any thread, in microseconds.
+    pub(super) fn worst_us() -> u64 {
+        LANES.get().map_or(0, |lanes| {
+            lanes
+                .iter()
+                .map(|l| l.pacing.worst_us.load(Ordering::Relaxed))
+                .max()
+                .unwrap_or(0)
+        })
+    }
+
+    /// Zeroes every thread's counts (a window being judged restarts).
+    pub(super) fn reset() {
+        for lane in LANES.get().into_iter().flatten() {
+            let p = &lane.pacing;
+            for a in [
+                &p.ticks,
+                &p.late,
+                &p.worst_us,
+                &p.judged_ticks,
+                &p.judged_late,
+            ] {
+                a.store(0, Ordering::Relaxed);
+            }
         }
     }
 
@@ -1354,7 +1397,7 @@ mod shard {
         fn judged(ticks: u64, late: u64) -> bool {
             let p = Pacing::default();
             for i in 0..ticks {
-                p.tick(i < late);
+                p.tick(if i < late { 6_000 } else { 100 });
             }
             p.judge();
             p.behind.load(Ordering::Relaxed)
@@ -1369,15 +1412,18 @@ mod shard {
             // Each window is judged alone: a good one after a bad one clears it.
             let p = Pacing::default();
             for i in 0..2000 {
-                p.tick(i < 100);
+                p.tick(if i < 100 { 20_000 } else { 0 });
             }
             p.judge();
             assert!(p.behind.load(Ordering::Relaxed));
             for _ in 0..2000 {
-                p.tick(false);
+                p.tick(5_000);
             }
             p.judge();
-            assert!(!p.behind.load(Ordering::Relaxed));
+            assert!(!p.behind.load(Ordering::Relaxed), "5 ms is not late");
+            assert_eq!(p.worst_us.load(Ordering::Relaxed), 20_000);
+            assert_eq!(p.ticks.load(Ordering::Relaxed), 4000);
+            assert_eq!(p.late.load(Ordering::Relaxed), 100);
         }
     }
 }
