@@ -62,22 +62,22 @@ pub(crate) async fn uas_call<H: SipHandler>(
                     Some(_) => {}
                 },
                 Some(p) = provisional.recv() => {
-                    let _ = core.send(Command::Reply { call: Some(call), key: key.clone(), reply: *p }).await;
+                    let _ = Box::pin(core.send(Command::Reply { call: Some(call), key: key.clone(), reply: *p })).await;
                 }
                 Some(e) = early.recv() => {
                     // Early media: the 183 with our answer, and the audio from now on.
                     let EarlyMedia { reply, media: pending } = *e;
-                    let _ = core.send(Command::Reply { call: Some(call), key: key.clone(), reply }).await;
+                    let _ = Box::pin(core.send(Command::Reply { call: Some(call), key: key.clone(), reply })).await;
                     if let Some(ev) = media.start(pending, media_tx.clone()) {
                         events.emit(ev);
                     }
                     for a in queued.drain(..) {
-                        let _ = media.apply(a).await;
+                        let _ = Box::pin(media.apply(a)).await;
                     }
                 }
                 Some(c) = control.recv() => match c {
                     // At once if early media plays, else when audio flows.
-                    HandleCommand::Media(a) => match media.apply(*a).await {
+                    HandleCommand::Media(a) => match Box::pin(media.apply(*a)).await {
                         Some(a) if queued.len() < 64 => queued.push(a),
                         Some(_) => warn!("media action dropped: 64 already wait for the audio"),
                         None => {}
@@ -96,7 +96,7 @@ pub(crate) async fn uas_call<H: SipHandler>(
     let reply = match reply {
         Ok(r) => r,
         Err(reason) => {
-            media.stop().await;
+            Box::pin(media.stop()).await;
             return Box::pin(handler.ended(reason)).await;
         }
     };
@@ -109,7 +109,7 @@ pub(crate) async fn uas_call<H: SipHandler>(
         })
         .await;
     if !answered {
-        media.stop().await;
+        Box::pin(media.stop()).await;
         return Box::pin(handler.ended(EndReason::Rejected)).await;
     }
     status.0.send_replace(CallStatus::Answered);
@@ -119,20 +119,20 @@ pub(crate) async fn uas_call<H: SipHandler>(
             Some(c) = control.recv() => {
                 match c {
                     HandleCommand::Media(a) => {
-                        if let Some(a) = media.apply(*a).await {
+                        if let Some(a) = Box::pin(media.apply(*a)).await {
                             if queued.len() < 64 {
                                 queued.push(a);
                             }
                         }
                     }
                     HandleCommand::Hangup(done) => {
-                        let r = hang_up(&core, call).await;
-                        media.stop().await;
+                        let r = Box::pin(hang_up(&core, call)).await;
+                        Box::pin(media.stop()).await;
                         let _ = done.send(r);
                         return Box::pin(handler.ended(EndReason::LocalHangup)).await;
                     }
                     HandleCommand::Direction(direction, done) => {
-                        let _ = done.send(media.reoffer(direction, &core, call).await);
+                        let _ = done.send(Box::pin(media.reoffer(direction, &core, call)).await);
                     }
                 }
                 continue;
@@ -140,8 +140,8 @@ pub(crate) async fn uas_call<H: SipHandler>(
             Some(ev) = media_rx.recv() => {
                 if ev == MediaEvent::Hangup {
                     // The media handler hangs up: BYE, then the end.
-                    let _ = hang_up(&core, call).await;
-                    media.stop().await;
+                    let _ = Box::pin(hang_up(&core, call)).await;
+                    Box::pin(media.stop()).await;
                     return Box::pin(handler.ended(EndReason::LocalHangup)).await;
                 }
                 continue;
@@ -162,7 +162,7 @@ pub(crate) async fn uas_call<H: SipHandler>(
                         Err(why) => {
                             // RFC 3264 §4 leaves no way to go on without an answer.
                             warn!(%why, "no answer to our offer: hanging up");
-                            let _ = hang_up(&core, call).await;
+                            let _ = Box::pin(hang_up(&core, call)).await;
                             return Box::pin(handler.ended(EndReason::LocalHangup)).await;
                         }
                     }
@@ -173,11 +173,11 @@ pub(crate) async fn uas_call<H: SipHandler>(
                         events.emit(ev);
                     }
                     for a in queued.drain(..) {
-                        let _ = media.apply(a).await;
+                        let _ = Box::pin(media.apply(a)).await;
                     }
                 } else {
                     // A re-INVITE without an offer got ours: its answer is here.
-                    media.ack(&request).await;
+                    Box::pin(media.ack(&request)).await;
                 }
                 let ack = Box::new(Incoming::new(request, source, kind, None));
                 Box::pin(handler.ack(&ack)).await;
@@ -209,7 +209,7 @@ pub(crate) async fn uas_call<H: SipHandler>(
                     }
                 };
                 if method == Method::Bye {
-                    media.stop().await;
+                    Box::pin(media.stop()).await;
                 }
                 let _ = core
                     .send(Command::Reply {
@@ -223,29 +223,29 @@ pub(crate) async fn uas_call<H: SipHandler>(
                 }
             }
             ToCall::AckTimeout => {
-                media.stop().await;
+                Box::pin(media.stop()).await;
                 return Box::pin(handler.ended(EndReason::AckTimeout)).await;
             }
             ToCall::Expired => {
-                media.stop().await;
+                Box::pin(media.stop()).await;
                 return Box::pin(handler.ended(EndReason::SessionExpired)).await;
             }
             ToCall::HungUp | ToCall::Shutdown => {
-                media.stop().await;
+                Box::pin(media.stop()).await;
                 return Box::pin(handler.ended(EndReason::Shutdown)).await;
             }
             ToCall::Failed => {
-                media.stop().await;
+                Box::pin(media.stop()).await;
                 return Box::pin(handler.ended(EndReason::TransportError)).await;
             }
             ToCall::Replaced => {
-                media.stop().await;
+                Box::pin(media.stop()).await;
                 return Box::pin(handler.ended(EndReason::Replaced)).await;
             }
             ToCall::Cancelled => {}
         }
     }
-    media.stop().await;
+    Box::pin(media.stop()).await;
     Box::pin(handler.ended(EndReason::Shutdown)).await;
 }
 
@@ -285,7 +285,9 @@ async fn hang_up(core: &mpsc::Sender<Command>, call: CallId) -> Result<(), super
         body: None,
         reply: Some(reply),
     };
-    core.send(bye).await.map_err(|_| super::UaError::Shutdown)?;
+    Box::pin(core.send(bye))
+        .await
+        .map_err(|_| super::UaError::Shutdown)?;
     match tokio::time::timeout(Duration::from_secs(32), wait).await {
         Ok(Ok(Ok(_))) => Ok(()),
         Ok(Ok(Err(e))) => Err(e),
@@ -413,13 +415,13 @@ impl CallMedia {
         negotiator.set_direction(direction);
         let offer = negotiator.create_offer().to_bytes();
         let (reply, wait) = oneshot::channel();
-        core.send(Command::InDialog {
+        Box::pin(core.send(Command::InDialog {
             call,
             method: Method::Invite,
             headers: Vec::new(),
             body: Some(("application/sdp".to_owned(), offer)),
             reply: Some(reply),
-        })
+        }))
         .await
         .map_err(|_| super::UaError::Shutdown)?;
         let resp = match tokio::time::timeout(Duration::from_secs(32), wait).await {
@@ -551,7 +553,7 @@ pub(crate) async fn uac_media(media: Box<UacMedia>, commands: mpsc::Sender<Comma
                 body: None,
                 reply: None,
             };
-            let _ = commands.send(bye).await;
+            let _ = Box::pin(commands.send(bye)).await;
             return;
         }
         Err(e) => {
@@ -587,10 +589,10 @@ pub(crate) async fn uac_media(media: Box<UacMedia>, commands: mpsc::Sender<Comma
             _ = &mut stop => break,
             Some(c) = recv_or_pending(&mut control) => match c {
                 crate::ua::command::MediaControl::Action(action) => {
-                    let _ = media.apply(*action).await;
+                    let _ = Box::pin(media.apply(*action)).await;
                 }
                 crate::ua::command::MediaControl::Direction(direction, done) => {
-                    let _ = done.send(media.reoffer(direction, &commands, call).await);
+                    let _ = done.send(Box::pin(media.reoffer(direction, &commands, call)).await);
                 }
             },
             Some(msg) = requests.recv() => match msg {
@@ -609,7 +611,7 @@ pub(crate) async fn uac_media(media: Box<UacMedia>, commands: mpsc::Sender<Comma
                         events.emit(ev);
                     }
                 }
-                ToMedia::Ack(ack) => media.ack(&ack).await,
+                ToMedia::Ack(ack) => Box::pin(media.ack(&ack)).await,
             },
             ev = media_rx.recv() => match ev {
                 Some(MediaEvent::Hangup) => {
@@ -620,14 +622,14 @@ pub(crate) async fn uac_media(media: Box<UacMedia>, commands: mpsc::Sender<Comma
                         body: None,
                         reply: None,
                     };
-                    let _ = commands.send(bye).await;
+                    let _ = Box::pin(commands.send(bye)).await;
                 }
                 Some(_) => {}
                 None => break,
             },
         }
     }
-    media.stop().await;
+    Box::pin(media.stop()).await;
 }
 
 /// The next request from a handle, or never once there is none.

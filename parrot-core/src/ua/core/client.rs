@@ -34,8 +34,9 @@ pub(super) struct UacCall {
     ack: Option<Request>,
     /// Digest state (nonce counts) once challenged.
     digest: Option<crate::auth::DigestClient>,
-    /// Our SDP offer and its sockets, until the answer comes.
-    pub(super) offer: Option<Offered>,
+    /// Our SDP offer and its sockets, until the answer comes (boxed: a
+    /// kilobyte the call would keep all its life after the answer took it).
+    pub(super) offer: Option<Box<Offered>>,
     /// The handle's media actions, for the media task once audio flows.
     control: Option<mpsc::Receiver<crate::ua::command::MediaControl>>,
     /// Dropped with the call: tells its media task to stop.
@@ -257,7 +258,7 @@ impl UaCore {
             cancel_requested: false,
             ack: None,
             digest: None,
-            offer,
+            offer: offer.map(Box::new),
             control,
             _media_stop: None,
             media_requests: None,
@@ -770,7 +771,7 @@ impl UaCore {
         uac.media_requests = Some(requests_tx);
         self.out.push_back(Output::Spawn(Spawn::UacMedia {
             call: id,
-            offer,
+            offer: *offer,
             answer: resp.clone(),
             control: uac.control.take(),
             events: uac.events.clone(),
