@@ -291,11 +291,7 @@ where
                 supervise(
                     Box::pin(task).instrument(span),
                     commands,
-                    None,
-                    Command::Crashed {
-                        call: None,
-                        key: Some(key),
-                    },
+                    Supervised::Request(key),
                 );
             }
             Spawn::Call {
@@ -351,11 +347,7 @@ where
                 supervise(
                     Box::pin(fut).instrument(span),
                     commands,
-                    Some(Command::CallDone { call }),
-                    Command::Crashed {
-                        call: Some(call),
-                        key: None,
-                    },
+                    Supervised::Call(call),
                 );
             }
             Spawn::UacMedia {
@@ -390,39 +382,66 @@ where
                 supervise(
                     Box::pin(fut).instrument(span),
                     commands,
-                    None,
-                    Command::Crashed {
-                        call: Some(call),
-                        key: None,
-                    },
+                    Supervised::Media(call),
                 );
             }
         }
     }
 }
 
-/// Runs handler code in a task of its own and tells the core how it ended:
-/// `on_exit` when it returns, `on_panic` when it panics (the panic ends this
-/// task only; "let it crash").
-fn supervise<Fut>(
-    fut: Fut,
-    commands: mpsc::Sender<Command>,
-    on_exit: Option<Command>,
-    on_panic: Command,
-) where
+/// Whose task [`supervise`] runs, for what its end tells the core. Small on
+/// purpose: the task keeps it all its life, where the `Command`s it becomes
+/// are hundreds of bytes each.
+enum Supervised {
+    /// A call we answer: `CallDone` when its task returns.
+    Call(super::slab::CallId),
+    /// A placed call's media task: nothing when it returns.
+    Media(super::slab::CallId),
+    /// A request outside a call: nothing when it returns.
+    Request(TransactionKey),
+}
+
+impl Supervised {
+    fn on_exit(self) -> Option<Command> {
+        match self {
+            Supervised::Call(call) => Some(Command::CallDone { call }),
+            Supervised::Media(_) | Supervised::Request(_) => None,
+        }
+    }
+
+    fn on_panic(self) -> Command {
+        match self {
+            Supervised::Call(call) | Supervised::Media(call) => Command::Crashed {
+                call: Some(call),
+                key: None,
+            },
+            Supervised::Request(key) => Command::Crashed {
+                call: None,
+                key: Some(key),
+            },
+        }
+    }
+}
+
+/// Runs handler code in a task of its own and tells the core how it ended
+/// ([`Supervised::on_exit`] when it returns, [`Supervised::on_panic`] when it
+/// panics: the panic ends this task only; "let it crash").
+fn supervise<Fut>(fut: Fut, commands: mpsc::Sender<Command>, whose: Supervised)
+where
     Fut: Future<Output = ()> + Send + 'static,
 {
     // `fut` comes boxed (`Box::pin` where it is made, see the callers): the
     // block below captures it and then awaits it, which keeps room for it
     // twice, and a call task's future is kilobytes that stay for the whole
-    // call; a box is a pointer twice.
+    // call; a box is a pointer twice. The last send is boxed for the same
+    // reason: it runs once, and inline it would be room kept all call long.
     tokio::spawn(async move {
         let msg = match AssertUnwindSafe(fut).catch_unwind().await {
-            Ok(()) => on_exit,
-            Err(_) => Some(on_panic),
+            Ok(()) => whose.on_exit(),
+            Err(_) => Some(whose.on_panic()),
         };
         if let Some(m) = msg {
-            let _ = commands.send(m).await;
+            let _ = Box::pin(commands.send(m)).await;
         }
     });
 }
