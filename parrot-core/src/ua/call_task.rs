@@ -66,9 +66,14 @@ pub(crate) async fn uas_call<H: SipHandler>(
                 }
                 Some(e) = early.recv() => {
                     // Early media: the 183 with our answer, and the audio from now on.
-                    let EarlyMedia { reply, media: pending } = *e;
+                    // (What starts the audio stays boxed across the send: a
+                    // local would be room in this future all call long.)
+                    let (reply, pending) = {
+                        let EarlyMedia { reply, media } = *e;
+                        (reply, Box::new(media))
+                    };
                     let _ = Box::pin(core.send(Command::Reply { call: Some(call), key: key.clone(), reply })).await;
-                    if let Some(ev) = media.start(pending, media_tx.clone()) {
+                    if let Some(ev) = media.start(*pending, media_tx.clone()) {
                         events.emit(ev);
                     }
                     for a in queued.drain(..) {
@@ -93,6 +98,11 @@ pub(crate) async fn uas_call<H: SipHandler>(
     let mut pending = incoming.take_media().map(Box::new);
     let mut late = incoming.take_late_offer().map(Box::new);
     drop(incoming);
+    // Provisional replies and early media end with the answer: their
+    // channels go now (both ends: the senders were in `incoming`), not with
+    // the call.
+    drop(provisional);
+    drop(early);
     let reply = match reply {
         Ok(r) => r,
         Err(reason) => {
@@ -101,13 +111,12 @@ pub(crate) async fn uas_call<H: SipHandler>(
         }
     };
     let answered = reply.status().is_success();
-    let _ = core
-        .send(Command::Reply {
-            call: Some(call),
-            key,
-            reply,
-        })
-        .await;
+    let _ = Box::pin(core.send(Command::Reply {
+        call: Some(call),
+        key,
+        reply,
+    }))
+    .await;
     if !answered {
         Box::pin(media.stop()).await;
         return Box::pin(handler.ended(EndReason::Rejected)).await;
@@ -150,15 +159,15 @@ pub(crate) async fn uas_call<H: SipHandler>(
         let Some(msg) = msg else { break };
         match msg {
             ToCall::Ack(ack) => {
-                let Delivered {
-                    request,
-                    source,
-                    kind,
-                } = *ack;
+                // The ACK stays boxed until the handler's `Incoming` takes it
+                // (see the early media above).
                 // Our offer was in the 2xx: the answer is in this ACK.
                 if let Some(offer) = late.take() {
-                    match offer.answered(request.body()) {
-                        Ok(p) => pending = p.map(Box::new),
+                    // Boxed before the match: a scrutinee lives across the
+                    // awaits of its arms, and unboxed it is a kilobyte.
+                    let answered = offer.answered(ack.request.body()).map(|p| p.map(Box::new));
+                    match answered {
+                        Ok(p) => pending = p,
                         Err(why) => {
                             // RFC 3264 §4 leaves no way to go on without an answer.
                             warn!(%why, "no answer to our offer: hanging up");
@@ -177,22 +186,18 @@ pub(crate) async fn uas_call<H: SipHandler>(
                     }
                 } else {
                     // A re-INVITE without an offer got ours: its answer is here.
-                    Box::pin(media.ack(&request)).await;
+                    Box::pin(media.ack(&ack.request)).await;
                 }
-                let ack = Box::new(Incoming::new(request, source, kind, None));
+                let ack = incoming_of(ack);
                 Box::pin(handler.ack(&ack)).await;
             }
             ToCall::Request(delivered) => {
-                let (
-                    key,
-                    Delivered {
-                        request,
-                        source,
-                        kind,
-                    },
-                ) = *delivered;
-                let method = request.method().clone();
-                let reply = match Box::pin(media.in_dialog(&request)).await {
+                let (key, delivered) = {
+                    let (key, d) = *delivered;
+                    (key, Box::new(d))
+                };
+                let method = delivered.request.method().clone();
+                let reply = match Box::pin(media.in_dialog(&delivered.request)).await {
                     Some(reply) => {
                         if let Some(ev) = media.hold_event() {
                             events.emit(ev);
@@ -200,7 +205,7 @@ pub(crate) async fn uas_call<H: SipHandler>(
                         reply
                     }
                     None => {
-                        let mut inc = Box::new(Incoming::new(request, source, kind, None));
+                        let mut inc = incoming_of(delivered);
                         if method == Method::Invite {
                             Box::pin(handler.invite(&mut inc)).await
                         } else {
@@ -211,13 +216,12 @@ pub(crate) async fn uas_call<H: SipHandler>(
                 if method == Method::Bye {
                     Box::pin(media.stop()).await;
                 }
-                let _ = core
-                    .send(Command::Reply {
-                        call: Some(call),
-                        key,
-                        reply,
-                    })
-                    .await;
+                let _ = Box::pin(core.send(Command::Reply {
+                    call: Some(call),
+                    key,
+                    reply,
+                }))
+                .await;
                 if method == Method::Bye {
                     return Box::pin(handler.ended(EndReason::PeerHangup)).await;
                 }
@@ -247,6 +251,16 @@ pub(crate) async fn uas_call<H: SipHandler>(
     }
     Box::pin(media.stop()).await;
     Box::pin(handler.ended(EndReason::Shutdown)).await;
+}
+
+/// A request delivered in a call, as its handler sees it.
+fn incoming_of(delivered: Box<Delivered>) -> Box<Incoming> {
+    let Delivered {
+        request,
+        source,
+        kind,
+    } = *delivered;
+    Box::new(Incoming::new(request, source, kind, None))
 }
 
 /// What a call we answer listens to besides its handler: the core, the
@@ -513,76 +527,25 @@ pub(crate) struct UacMedia {
 /// handler's hang-up into a BYE through the core, and stops the session when
 /// the call ends (`stop` closes).
 pub(crate) async fn uac_media(media: Box<UacMedia>, commands: mpsc::Sender<Command>) {
-    // Boxed: an async fn's argument stays in its future beside the locals it
-    // is unpacked into, for the whole call.
-    let UacMedia {
-        offer,
-        answer,
-        call,
+    // The answer is read and the session started in a plain function: the
+    // offer, the answer and what they negotiate are kilobytes, and locals of
+    // this async fn would stay in its future for the whole call.
+    let call = media.call;
+    let UacRunning {
         mut control,
         events,
         mut stop,
         mut requests,
-        entropy,
-    } = *media;
-    let super::media::Offered {
-        rtp,
-        rtcp,
-        lease,
-        mut negotiator,
-        handler,
-        ..
-    } = offer;
-    let sdp = match crate::sdp::SessionDescription::parse(answer.body()) {
-        Ok(a) => a,
-        Err(e) => {
-            warn!(error = %e, "2xx without a readable SDP answer: no audio");
+        mut media,
+        mut media_rx,
+    } = match start_uac_media(media) {
+        Ok(running) => running,
+        Err(hang_up) => {
+            if hang_up {
+                let _ = Box::pin(commands.send(bye(call))).await;
+            }
             return;
         }
-    };
-    drop(answer);
-    let negotiated = match negotiator.accept_answer(&sdp) {
-        Ok(n) => n,
-        Err(crate::sdp::NegotiationError::NoSrtp) => {
-            // RFC 4568 §7.1.3: the crypto negotiation failed; SRTP or nothing.
-            warn!("the answer has no usable SRTP crypto: hanging up");
-            let bye = Command::InDialog {
-                call,
-                method: Method::Bye,
-                headers: Vec::new(),
-                body: None,
-                reply: None,
-            };
-            let _ = Box::pin(commands.send(bye)).await;
-            return;
-        }
-        Err(e) => {
-            warn!(error = %e, "SDP answer not acceptable: no audio");
-            return;
-        }
-    };
-    let (media_tx, mut media_rx) = mpsc::channel(4);
-    let session = match MediaSession::start(
-        super::media::config_with(&negotiated, (rtp, rtcp, lease), &entropy),
-        handler,
-        media_tx,
-    ) {
-        Ok(s) => s,
-        Err(e) => {
-            warn!(error = %e, "media not started");
-            return;
-        }
-    };
-    events.emit(CallEvent::MediaStarted {
-        codec: negotiated.codec.to_string(),
-        stats: session.watch_stats(),
-    });
-    // The same renegotiation as a call we answer: a re-INVITE's offer is
-    // answered (hold, resume, a new address), an offer-less one gets ours.
-    let mut media = CallMedia {
-        session: Some(session),
-        negotiator: Some(Box::new(negotiator)),
-        ..CallMedia::default()
     };
     loop {
         tokio::select! {
@@ -604,9 +567,7 @@ pub(crate) async fn uac_media(media: Box<UacMedia>, commands: mpsc::Sender<Comma
                         }
                         None => Reply::ok(),
                     };
-                    let _ = commands
-                        .send(Command::Reply { call: Some(call), key, reply })
-                        .await;
+                    let _ = Box::pin(commands.send(Command::Reply { call: Some(call), key, reply })).await;
                     if let Some(ev) = media.hold_event() {
                         events.emit(ev);
                     }
@@ -615,14 +576,7 @@ pub(crate) async fn uac_media(media: Box<UacMedia>, commands: mpsc::Sender<Comma
             },
             ev = media_rx.recv() => match ev {
                 Some(MediaEvent::Hangup) => {
-                    let bye = Command::InDialog {
-                        call,
-                        method: Method::Bye,
-                        headers: Vec::new(),
-                        body: None,
-                        reply: None,
-                    };
-                    let _ = Box::pin(commands.send(bye)).await;
+                    let _ = Box::pin(commands.send(bye(call))).await;
                 }
                 Some(_) => {}
                 None => break,
@@ -630,6 +584,102 @@ pub(crate) async fn uac_media(media: Box<UacMedia>, commands: mpsc::Sender<Comma
         }
     }
     Box::pin(media.stop()).await;
+}
+
+/// A placed call's media once started: what [`uac_media`] listens to.
+struct UacRunning {
+    control: Option<mpsc::Receiver<crate::ua::command::MediaControl>>,
+    events: EventSender,
+    stop: oneshot::Receiver<()>,
+    requests: mpsc::Receiver<ToMedia>,
+    media: CallMedia,
+    media_rx: mpsc::Receiver<MediaEvent>,
+}
+
+/// The BYE of a placed call whose media ends it.
+fn bye(call: CallId) -> Command {
+    Command::InDialog {
+        call,
+        method: Method::Bye,
+        headers: Vec::new(),
+        body: None,
+        reply: None,
+    }
+}
+
+/// Reads a placed call's SDP answer and starts its media session; `Err(true)`
+/// when the call is to be hung up (no usable SRTP in the answer), `Err(false)`
+/// when it goes on without audio.
+fn start_uac_media(media: Box<UacMedia>) -> Result<UacRunning, bool> {
+    let UacMedia {
+        offer,
+        answer,
+        call: _,
+        control,
+        events,
+        stop,
+        requests,
+        entropy,
+    } = *media;
+    let super::media::Offered {
+        rtp,
+        rtcp,
+        lease,
+        mut negotiator,
+        handler,
+        ..
+    } = offer;
+    let sdp = match crate::sdp::SessionDescription::parse(answer.body()) {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(error = %e, "2xx without a readable SDP answer: no audio");
+            return Err(false);
+        }
+    };
+    drop(answer);
+    let negotiated = match negotiator.accept_answer(&sdp) {
+        Ok(n) => n,
+        Err(crate::sdp::NegotiationError::NoSrtp) => {
+            // RFC 4568 §7.1.3: the crypto negotiation failed; SRTP or nothing.
+            warn!("the answer has no usable SRTP crypto: hanging up");
+            return Err(true);
+        }
+        Err(e) => {
+            warn!(error = %e, "SDP answer not acceptable: no audio");
+            return Err(false);
+        }
+    };
+    let (media_tx, media_rx) = mpsc::channel(4);
+    let session = match MediaSession::start(
+        super::media::config_with(&negotiated, (rtp, rtcp, lease), &entropy),
+        handler,
+        media_tx,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "media not started");
+            return Err(false);
+        }
+    };
+    events.emit(CallEvent::MediaStarted {
+        codec: negotiated.codec.to_string(),
+        stats: session.watch_stats(),
+    });
+    // The same renegotiation as a call we answer: a re-INVITE's offer is
+    // answered (hold, resume, a new address), an offer-less one gets ours.
+    let media = CallMedia {
+        session: Some(session),
+        negotiator: Some(Box::new(negotiator)),
+        ..CallMedia::default()
+    };
+    Ok(UacRunning {
+        control,
+        events,
+        stop,
+        requests,
+        media,
+        media_rx,
+    })
 }
 
 /// The next request from a handle, or never once there is none.
