@@ -51,6 +51,9 @@ pub(crate) async fn uas_call<H: SipHandler>(
         // Handler futures are boxed here and below: the call task lives as long
         // as the call, and an inline future would keep the largest of them
         // (often an answer with media setup, kilobytes) for all that time.
+        // So are the other awaits that run once or twice a call (sends to the
+        // core, media start and stop, hang-up): a box for a moment each,
+        // where inline each is room in this future for the whole call.
         let mut fut = Box::pin(handler.invite(&mut incoming));
         loop {
             tokio::select! {
