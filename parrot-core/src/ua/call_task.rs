@@ -195,12 +195,10 @@ pub(crate) async fn uas_call<H: SipHandler>(
                 Box::pin(handler.ack(&ack)).await;
             }
             ToCall::Request(delivered) => {
-                let (key, delivered) = {
-                    let (key, d) = *delivered;
-                    (key, Box::new(d))
-                };
-                let method = delivered.request.method().clone();
-                let reply = match Box::pin(media.in_dialog(&delivered.request)).await {
+                // Kept in its box until the handler's `Incoming` takes it.
+                let key = delivered.0.clone();
+                let method = delivered.1.request.method().clone();
+                let reply = match Box::pin(media.in_dialog(&delivered.1.request)).await {
                     Some(reply) => {
                         if let Some(ev) = media.hold_event() {
                             events.emit(ev);
@@ -208,7 +206,10 @@ pub(crate) async fn uas_call<H: SipHandler>(
                         reply
                     }
                     None => {
-                        let mut inc = incoming_of(delivered);
+                        let mut inc = {
+                            let (_, d) = *delivered;
+                            Box::new(Incoming::new(d.request, d.source, d.kind, None))
+                        };
                         if method == Method::Invite {
                             Box::pin(handler.invite(&mut inc)).await
                         } else {
