@@ -31,6 +31,14 @@ pub fn free_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
+/// Loopback with port 0: the OS picks the port when the socket is bound. For a
+/// server whose address is read back (`local_addr`) after it starts: the port
+/// of [`free_addr`] is free when asked, and a socket of a test running beside
+/// this one can take it before it is bound.
+pub fn loopback_any() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
 /// The folder of the sipp XML scenarios.
 pub fn scenarios() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")

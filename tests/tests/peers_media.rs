@@ -16,7 +16,9 @@
 use parrot_core::media::{Action, MediaHandler, PlaySource};
 use parrot_core::transport::TransportKind;
 use parrot_core::ua::{CallEvent, EndReason, Endpoint, Incoming, Reply, SipHandler};
-use parrot_tests::{BaresipConfig, TempDir, baresip, free_addr, free_port, heard, sipp};
+use parrot_tests::{
+    BaresipConfig, TempDir, baresip, free_addr, free_port, heard, loopback_any, sipp,
+};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -129,7 +131,7 @@ impl SipHandler for Uas {
 async fn uas(record: &Path, log: &Log) -> Endpoint {
     let (record, log) = (record.to_path_buf(), log.clone());
     Endpoint::builder()
-        .udp(free_addr())
+        .udp(loopback_any())
         .handler(move || Uas {
             record: record.clone(),
             log: log.clone(),
@@ -244,7 +246,7 @@ async fn baresip_calls_parrot_in_g722_and_both_hear_above_4_khz() {
     let log = Log::default();
     let (record, l) = (recording.clone(), log.clone());
     let server = Endpoint::builder()
-        .udp(free_addr())
+        .udp(loopback_any())
         .handler(move || WidebandUas {
             record: record.clone(),
             log: l.clone(),
@@ -609,7 +611,11 @@ async fn call_sipp_uas(scenario: &str) -> SippUasCall {
         sipp(&args, Duration::from_secs(30)).await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let ep = Endpoint::builder().udp(free_addr()).build().await.unwrap();
+    let ep = Endpoint::builder()
+        .udp(loopback_any())
+        .build()
+        .await
+        .unwrap();
     let mut call = ep
         .dial(&format!("sip:service@{sipp_addr}"))
         .unwrap()
