@@ -693,7 +693,15 @@ fn main() {
         _ => vec!["same", "separate"],
     };
     let (steps, hold, budget): (&[usize], f64, Duration) = match (&chosen, bench) {
-        (Some(s), _) if !s.is_empty() => (s, 4.0, Duration::from_secs(600)),
+        // PARROT_CONCURRENCY_HOLD=30 holds each chosen step longer (for a profiler).
+        (Some(s), _) if !s.is_empty() => {
+            let hold = std::env::var("PARROT_CONCURRENCY_HOLD")
+                .ok()
+                .and_then(|h| h.parse().ok())
+                .filter(|h: &f64| h.is_finite() && *h >= 1.0)
+                .unwrap_or(4.0);
+            (s, hold, Duration::from_secs(600))
+        }
         (_, true) => (
             &[100, 250, 500, 1000, 1500, 2000, 2500, 3000, 4000],
             4.0,

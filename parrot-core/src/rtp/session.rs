@@ -538,6 +538,15 @@ impl RtpSession {
         self.remote_addr
     }
 
+    /// The one address RTP is accepted from from now on: the remote address once
+    /// learning is over (confirmed or latched), or at once when latching is off. `None`
+    /// while another source may still latch, or with no remote address.
+    /// [`set_remote_addr`](Self::set_remote_addr) makes it `None` again.
+    pub fn settled_remote_addr(&self) -> Option<SocketAddr> {
+        self.remote_addr
+            .filter(|_| !self.learning || self.config.latch_after == 0)
+    }
+
     /// Where RTCP goes: the signalled RTCP address, or the latched one.
     pub fn remote_rtcp_addr(&self) -> Option<SocketAddr> {
         self.remote_rtcp_addr
@@ -1168,9 +1177,11 @@ mod tests {
             Err(DropReason::UnexpectedSource)
         );
         assert_eq!(s.remote_addr(), Some(addr(SIGNALLED)));
+        assert_eq!(s.settled_remote_addr(), None, "still learning");
         // Second in a row from the same address and SSRC: latch.
         assert!(s.receive(t0, nat, rtp(2, 160, 9)).is_ok());
         assert_eq!(s.remote_addr(), Some(nat));
+        assert_eq!(s.settled_remote_addr(), Some(nat));
         assert_eq!(
             s.poll_event(),
             Some(SessionEvent::RemoteAddrLatched {
@@ -1190,9 +1201,25 @@ mod tests {
         assert_eq!(s.drops().unexpected_source, 4);
         // A re-INVITE starts learning again.
         s.set_remote_addr(addr(SIGNALLED), None);
+        assert_eq!(s.settled_remote_addr(), None);
         assert!(s.receive(t0, other, rtp(6, 0, 9)).is_err());
         assert!(s.receive(t0, other, rtp(7, 0, 9)).is_ok());
         assert_eq!(s.remote_addr(), Some(other));
+    }
+
+    #[test]
+    fn without_latching_the_signalled_address_is_settled_at_once() {
+        let t0 = Instant::now();
+        let config = |c: SessionConfig| c.with_min_sequential(1).with_seed(3);
+        let s = RtpSession::new(
+            config(SessionConfig::new(8000, 0))
+                .with_remote_addr(addr(SIGNALLED))
+                .with_latch_after(0),
+            t0,
+        );
+        assert_eq!(s.settled_remote_addr(), Some(addr(SIGNALLED)));
+        let s = RtpSession::new(config(SessionConfig::new(8000, 0)).with_latch_after(0), t0);
+        assert_eq!(s.settled_remote_addr(), None, "no address to settle on");
     }
 
     #[test]
@@ -1202,7 +1229,9 @@ mod tests {
         let from = addr(SIGNALLED);
         let nat = addr(NAT);
         s.receive(t0, from, rtp(1, 0, 9)).unwrap_err();
+        assert_eq!(s.settled_remote_addr(), None, "one packet confirms nothing");
         s.receive(t0, from, rtp(2, 0, 9)).unwrap();
+        assert_eq!(s.settled_remote_addr(), Some(from));
         // Interleaved candidate packets never latch; after confirmation none do.
         for seq in 3..8 {
             assert_eq!(
