@@ -46,12 +46,9 @@ const fn build_decode_table() -> [i16; 256] {
     table
 }
 
-/// The code word of every 13-bit value (a sample's top 13 bits, offset by
-/// 4096 to index from 0), built at compile time: 8 KB, a look-up instead of a
-/// bit search for each of the 8,000 samples per second per call.
-static ENCODE: [u8; 8192] = build_encode_table();
-
-/// The code word of a 13-bit value (-4096..=4095), as G.711 Table 1a has it.
+/// The code word of a 13-bit value (-4096..=4095), as G.711 Table 1a has it:
+/// what [`encode_sample`] is checked against.
+#[cfg(test)]
 const fn encode_formula(value: i32) -> u8 {
     // One's complement for negatives.
     let (mask, magnitude) = if value >= 0 {
@@ -70,21 +67,30 @@ const fn encode_formula(value: i32) -> u8 {
     code ^ mask
 }
 
-const fn build_encode_table() -> [u8; 8192] {
-    let mut table = [0u8; 8192];
-    let mut i = 0;
-    while i < 8192 {
-        table[i] = encode_formula(i as i32 - 4096);
-        i += 1;
-    }
-    table
-}
-
 /// Encodes one 16-bit linear sample to an A-law code word.
+///
+/// By G.711 Table 1a, without a bit search or a table: from segment 1 up,
+/// the magnitude converted to `f32` (exact) has 127 + 4 + the segment in its
+/// exponent field and the step in its top four fraction bits, so
+/// `(bits >> 19) - (131 << 4)` is the code; segment 0 is picked by a select.
+/// A loop of these compiles to SIMD (see [`super::mulaw::encode_sample`]);
+/// `encode_matches_formula` checks every sample.
 #[inline]
 pub fn encode_sample(sample: i16) -> u8 {
-    // 13 significant bits (arithmetic shift: floor), from 0 for the table.
-    ENCODE[((i32::from(sample) >> 3) + 4096) as usize]
+    // 13 significant bits (arithmetic shift: floor).
+    let value = i32::from(sample) >> 3;
+    let negative = value >> 31; // 0, or -1 for a negative value
+    // One's complement for negatives: -value - 1.
+    let magnitude = value ^ negative;
+    let mask = EVEN_BITS | (!negative as u8 & 0x80);
+    let logarithmic = (((magnitude as f32).to_bits() >> 19) as i32 - (131 << 4)) as u8;
+    let code = if magnitude < 0x20 {
+        // Segment 0: linear, step 2 in 13-bit units.
+        (magnitude >> 1) as u8
+    } else {
+        logarithmic
+    };
+    code ^ mask
 }
 
 /// Decodes one A-law code word to a 16-bit linear sample (table look-up).
@@ -93,10 +99,14 @@ pub fn decode_sample(code: u8) -> i16 {
     DECODE[usize::from(code)]
 }
 
-/// Encodes `pcm`, appending one code word per sample to `out`.
+/// Encodes `pcm`, appending one code word per sample to `out` (into a slice
+/// of the right length, which the compiler vectorizes).
 pub fn encode(pcm: &[i16], out: &mut Vec<u8>) {
-    out.reserve(pcm.len());
-    out.extend(pcm.iter().map(|&s| encode_sample(s)));
+    let start = out.len();
+    out.resize(start + pcm.len(), 0);
+    for (code, &sample) in out[start..].iter_mut().zip(pcm) {
+        *code = encode_sample(sample);
+    }
 }
 
 /// Decodes `codes`, appending one linear sample per code word to `out`.
@@ -109,9 +119,9 @@ pub fn decode(codes: &[u8], out: &mut Vec<i16>) {
 mod tests {
     use super::*;
 
-    /// The table gives what the formula gives, for every 16-bit sample.
+    /// The float-exponent encoding gives what the formula gives, for every 16-bit sample.
     #[test]
-    fn encode_table_matches_formula() {
+    fn encode_matches_formula() {
         for s in i16::MIN..=i16::MAX {
             assert_eq!(
                 encode_sample(s),
