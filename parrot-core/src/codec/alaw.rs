@@ -99,14 +99,9 @@ pub fn decode_sample(code: u8) -> i16 {
     DECODE[usize::from(code)]
 }
 
-/// Encodes `pcm`, appending one code word per sample to `out` (into a slice
-/// of the right length, which the compiler vectorizes).
+/// Encodes `pcm`, appending one code word per sample to `out`.
 pub fn encode(pcm: &[i16], out: &mut Vec<u8>) {
-    let start = out.len();
-    out.resize(start + pcm.len(), 0);
-    for (code, &sample) in out[start..].iter_mut().zip(pcm) {
-        *code = encode_sample(sample);
-    }
+    super::encode_each(pcm, out, encode_sample);
 }
 
 /// Decodes `codes`, appending one linear sample per code word to `out`.
