@@ -8,13 +8,15 @@
 //! [`ShardMap`] splits the entries over [`SHARDS`] tables by their hash, so a
 //! doubling moves one shard's entries only (a 64th), and it keeps each entry's
 //! hash beside it so growing never hashes a key again. A lookup hashes its key
-//! once (SipHash, keyed per map like `std`'s `HashMap`: the keys are branches
-//! and Call-IDs chosen by peers).
+//! once: by default SipHash, keyed per map like `std`'s `HashMap`, as keys
+//! may be branches and Call-IDs chosen by peers; a key that carries its own
+//! hash (a `TransactionKey`) or is our own number (a transaction's id) goes
+//! through [`Prehashed`], which only mixes that number.
 
 use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, Hash};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use hashbrown::HashTable;
 
@@ -32,23 +34,61 @@ struct Entry<K, V> {
 }
 
 /// A hash map split into [`SHARDS`] tables; see the [module docs](self).
-pub(crate) struct ShardMap<K, V> {
-    hasher: RandomState,
+pub(crate) struct ShardMap<K, V, S = RandomState> {
+    hasher: S,
     shards: Box<[HashTable<Entry<K, V>>]>,
     len: usize,
 }
 
-impl<K, V> Default for ShardMap<K, V> {
+impl<K, V, S: Default> Default for ShardMap<K, V, S> {
     fn default() -> Self {
         ShardMap {
-            hasher: RandomState::new(),
+            hasher: S::default(),
             shards: (0..SHARDS).map(|_| HashTable::new()).collect(),
             len: 0,
         }
     }
 }
 
-impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for ShardMap<K, V> {
+/// The hasher of keys that are one number already: a hash computed once
+/// when the key was made (with keys drawn per process, so peers cannot aim
+/// at a bucket), or a counter of ours. It multiplies the number by an odd
+/// constant (a bijection, Fibonacci hashing), which spreads a counter over
+/// the high bits (the shard, hashbrown's tag) as well as the low (the
+/// bucket). Only for keys whose `Hash` writes a `u64` or two: other writes
+/// are folded in byte by byte, correct but slow.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Prehashed;
+
+impl BuildHasher for Prehashed {
+    type Hasher = PrehashedHasher;
+
+    fn build_hasher(&self) -> PrehashedHasher {
+        PrehashedHasher(0)
+    }
+}
+
+/// See [`Prehashed`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PrehashedHasher(u64);
+
+impl Hasher for PrehashedHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(29) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl<K: fmt::Debug, V: fmt::Debug, S> fmt::Debug for ShardMap<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
     }
@@ -61,7 +101,7 @@ fn shard_of(hash: u64) -> usize {
     (hash >> 32) as usize % SHARDS
 }
 
-impl<K, V> ShardMap<K, V> {
+impl<K, V, S> ShardMap<K, V, S> {
     /// Every entry, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.shards
@@ -76,7 +116,7 @@ impl<K, V> ShardMap<K, V> {
     }
 }
 
-impl<K: Hash + Eq, V> ShardMap<K, V> {
+impl<K: Hash + Eq, V, S: BuildHasher + Default> ShardMap<K, V, S> {
     pub(crate) fn new() -> Self {
         Self::default()
     }
@@ -233,7 +273,13 @@ mod tests {
 
     #[test]
     fn grows_a_shard_at_a_time_and_gives_memory_back() {
-        let mut m: ShardMap<u64, [u8; 32]> = ShardMap::new();
+        grows_and_shrinks::<RandomState>();
+        // A counter through the multiply spreads as well as through SipHash.
+        grows_and_shrinks::<Prehashed>();
+    }
+
+    fn grows_and_shrinks<S: BuildHasher + Default>() {
+        let mut m: ShardMap<u64, [u8; 32], S> = ShardMap::new();
         let n = 200_000u64;
         for i in 0..n {
             m.insert(i, [0; 32]);

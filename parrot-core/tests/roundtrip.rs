@@ -388,6 +388,16 @@ fn to_tag_is_appended_to_the_value_as_received() {
         ),
         ("sip:bob@example.com", "sip:bob@example.com;tag=abc"),
         ("sip:bob@example.com;x=1", "sip:bob@example.com;x=1;tag=abc"),
+        ("<sip:bob@example.com> ", "<sip:bob@example.com>;tag=abc"),
+        (
+            "Bob <sip:bob@example.com;transport=tcp>",
+            "Bob <sip:bob@example.com;transport=tcp>;tag=abc",
+        ),
+        ("<tel:+1234>", "<tel:+1234>;tag=abc"),
+        (
+            "sip:bob@[2001:db8::1]:5070",
+            "sip:bob@[2001:db8::1]:5070;tag=abc",
+        ),
         (
             "<sip:bob@example.com>;tag=old",
             "<sip:bob@example.com>;tag=old",
@@ -403,6 +413,10 @@ fn to_tag_is_appended_to_the_value_as_received() {
         let mut resp = m.as_request().unwrap().response(StatusCode::OK);
         assert!(resp.set_to_tag("abc"));
         assert_eq!(resp.headers().get_str(&HeaderName::To), Some(want), "{to}");
+        // The typed To (set beside the bytes, not parsed from them, when
+        // the request's had no parameters) is what the bytes parse to.
+        let again = Message::parse(resp.to_bytes()).unwrap();
+        assert_eq!(again.headers().to(), resp.headers().to(), "{to}");
         let tag = if want.ends_with("old") { "old" } else { "abc" };
         assert_eq!(resp.headers().to().unwrap().tag(), Some(tag), "{to}");
         let x = resp

@@ -251,12 +251,21 @@ impl Response {
             return true;
         }
         let fallback = to.clone();
+        let plain = to.params.is_empty() && !tag.is_empty() && tag.bytes().all(is_token);
         if let Some(raw) = self.headers.get(&HeaderName::To) {
             let raw = raw.trim_ascii_end();
             let mut tagged = Vec::with_capacity(raw.len() + 5 + tag.len());
             tagged.extend_from_slice(raw);
             tagged.extend_from_slice(b";tag=");
             tagged.extend_from_slice(tag.as_bytes());
+            if plain {
+                // No parameters before: the tag is the only one after, so the
+                // value parses to the request's To with the tag (a test holds
+                // the two side by side), and is not parsed again.
+                self.headers
+                    .set_to_parsed(Bytes::from(tagged), fallback.with_tag(tag));
+                return true;
+            }
             if self.headers.set(HeaderName::To, tagged).is_ok() {
                 return true;
             }

@@ -1,9 +1,12 @@
 //! Transaction identifiers and matching (RFC 3261 §17.1.3, §17.2.3).
 
+use std::collections::hash_map::RandomState;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, OnceLock};
 
-use crate::message::{Method, Request, Response, Uri, Via};
+use crate::message::uri::Ipv4Text;
+use crate::message::{Host, Method, Request, Response, Uri, Via};
 
 /// Which side of a transaction this layer plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -19,10 +22,51 @@ pub enum Side {
 /// Cheap to clone: the identifying strings are shared (a key is cloned into
 /// every table and message that names its transaction, about a dozen times
 /// per call; copying its strings was two allocations each time).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Its hash is computed once, when the key is made (SipHash with keys drawn
+/// once per process, as the strings are chosen by peers), and kept beside the
+/// strings: a call looks its keys up some thirty times in the layer's and the
+/// UA core's tables, and hashing the branch and sent-by each time was 8 % of
+/// a responder's instructions. `Hash` writes that one number, so the tables
+/// keyed by it use [`Prehashed`](crate::shard_map::Prehashed).
+#[derive(Debug, Clone)]
 pub struct TransactionKey {
     side: Side,
-    id: Arc<KeyId>,
+    id: Arc<Hashed>,
+}
+
+/// A key's identifying strings and their hash.
+struct Hashed {
+    hash: u64,
+    id: KeyId,
+}
+
+impl std::fmt::Debug for Hashed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.id.fmt(f)
+    }
+}
+
+impl PartialEq for TransactionKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.side == other.side
+            && (Arc::ptr_eq(&self.id, &other.id)
+                || (self.id.hash == other.id.hash && self.id.id == other.id.id))
+    }
+}
+
+impl Eq for TransactionKey {}
+
+impl Hash for TransactionKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.id.hash);
+    }
+}
+
+/// The SipHash keys of every [`TransactionKey`]'s hash, drawn once per process.
+fn key_hasher() -> &'static RandomState {
+    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    KEYS.get_or_init(RandomState::new)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -50,6 +94,14 @@ struct Legacy {
 }
 
 impl TransactionKey {
+    fn new(side: Side, id: KeyId) -> TransactionKey {
+        let hash = key_hasher().hash_one((side, &id));
+        TransactionKey {
+            side,
+            id: Arc::new(Hashed { hash, id }),
+        }
+    }
+
     /// Client or server.
     pub fn side(&self) -> Side {
         self.side
@@ -67,7 +119,7 @@ impl TransactionKey {
 
     /// The request method of the transaction (INVITE for an ACK's key).
     pub fn method(&self) -> &Method {
-        match &*self.id {
+        match &self.id.id {
             KeyId::Branch { method, .. } => method,
             KeyId::Legacy(l) => &l.method,
         }
@@ -75,7 +127,7 @@ impl TransactionKey {
 
     /// The Via branch, unless the peer is an RFC 2543 one.
     pub fn branch(&self) -> Option<&str> {
-        match &*self.id {
+        match &self.id.id {
             KeyId::Branch { branch, .. } => Some(branch),
             KeyId::Legacy(_) => None,
         }
@@ -83,14 +135,14 @@ impl TransactionKey {
 
     /// The key of a client transaction (§17.1.3: branch and CSeq method).
     pub(crate) fn client(branch: &str, method: Method) -> TransactionKey {
-        TransactionKey {
-            side: Side::Client,
-            id: Arc::new(KeyId::Branch {
+        TransactionKey::new(
+            Side::Client,
+            KeyId::Branch {
                 branch: branch.into(),
                 sent_by: "".into(),
                 method,
-            }),
-        }
+            },
+        )
     }
 
     /// The client key a response belongs to, if it has a top Via branch and a CSeq.
@@ -114,7 +166,7 @@ impl TransactionKey {
         let id = match via.branch() {
             Some(branch) if via.has_rfc3261_branch() => KeyId::Branch {
                 branch: branch.into(),
-                sent_by: sent_by(via).into(),
+                sent_by: sent_by(via),
                 method,
             },
             // §17.2.3: Request-URI, To tag, From tag, Call-ID, CSeq and top Via.
@@ -131,28 +183,51 @@ impl TransactionKey {
                 }))
             }
         };
-        Some(TransactionKey {
-            side: Side::Server,
-            id: Arc::new(id),
-        })
+        Some(TransactionKey::new(Side::Server, id))
     }
 
     /// True if this is an RFC 2543 (no magic cookie) key.
     pub(crate) fn is_legacy(&self) -> bool {
-        matches!(*self.id, KeyId::Legacy(_))
+        matches!(self.id.id, KeyId::Legacy(_))
     }
 }
 
 /// The sent-by of a Via, normalised: host in lower case, port defaulted by
 /// transport (RFC 3261 §18.2.1, §19.1.2: 5060, or 5061 for TLS).
-fn sent_by(via: &Via) -> String {
+fn sent_by(via: &Via) -> Box<str> {
     let default = if via.transport.eq_ignore_case("TLS") {
         5061
     } else {
         5060
     };
-    let mut s = via.host.to_string();
-    s.make_ascii_lowercase();
-    let _ = write!(s, ":{}", via.port.unwrap_or(default));
-    s
+    let port = via.port.unwrap_or(default);
+    // Written piece by piece, not through `fmt`: this runs for every request
+    // received, and formatting an address costs ten times the rest.
+    let mut s = String::with_capacity(48);
+    match &via.host {
+        Host::Domain(d) => {
+            s.push_str(d);
+            s.make_ascii_lowercase();
+        }
+        Host::Ipv4(a) => s.push_str(Ipv4Text::new(*a).as_str()),
+        Host::Ipv6(a) => {
+            let _ = write!(s, "[{a}]");
+        }
+    }
+    s.push(':');
+    let mut digits = [0u8; 5];
+    let mut n = 0;
+    let mut rest = port;
+    loop {
+        digits[n] = b'0' + (rest % 10) as u8;
+        n += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &d in digits[..n].iter().rev() {
+        s.push(char::from(d));
+    }
+    s.into_boxed_str()
 }

@@ -8,7 +8,7 @@ use crate::message::{HeaderName, Message, Method, Request, Response, StatusCode}
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::shard_map::ShardMap;
+use crate::shard_map::{Prehashed, ShardMap};
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
 use tracing::debug;
@@ -147,8 +147,8 @@ pub struct Transactions<D> {
     /// [`ShardMap`]s, so a growth moves a 64th of their entries while the
     /// endpoint waits, and the records are boxed, so it moves 24-byte entries,
     /// not whole records.
-    txns: ShardMap<Id, Box<Txn<D>>>,
-    index: ShardMap<TransactionKey, Id>,
+    txns: ShardMap<Id, Box<Txn<D>>, Prehashed>,
+    index: ShardMap<TransactionKey, Id, Prehashed>,
     /// INVITE server transactions in Accepted waiting for the ACK of their 2xx.
     acks: ShardMap<AckId, Id>,
     wheel: Wheel,

@@ -428,8 +428,15 @@ mod tests {
     impl MediaHandler for Quiet {}
 
     fn ctx(seed: u64) -> MediaContext {
-        // A fresh allocator each time: both runs start at the range's first pair.
-        let ports = crate::rtp::PortAllocator::new(47300..=47363).unwrap();
+        ctx_in(seed, 47400..=47463)
+    }
+
+    /// A context whose RTP ports come from `range`. A fresh allocator each
+    /// time: runs start at the range's first pair. The tests that compare two
+    /// runs' bytes (ports included) each have a range of their own: another
+    /// test binding in it meanwhile moved one run to the next pair.
+    fn ctx_in(seed: u64, range: std::ops::RangeInclusive<u16>) -> MediaContext {
+        let ports = crate::rtp::PortAllocator::new(range).unwrap();
         MediaContext {
             ports: std::sync::Arc::new(std::sync::Mutex::new(ports)),
             local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -456,10 +463,14 @@ mod tests {
     async fn a_seeded_context_replays_offer_and_answer() {
         // Run twice with one seed, the sockets of the first run closed before the second.
         let run = |seed| async move {
-            let offered = offer(&ctx(seed), Box::new(Quiet)).await.unwrap();
+            let offered = offer(&ctx_in(seed, 47300..=47331), Box::new(Quiet))
+                .await
+                .unwrap();
             let sdp = offered.sdp.clone();
             drop(offered);
-            let (answer_sdp, pending) = answer(&ctx(seed), &sdp, Box::new(Quiet)).await.unwrap();
+            let (answer_sdp, pending) = answer(&ctx_in(seed, 47300..=47331), &sdp, Box::new(Quiet))
+                .await
+                .unwrap();
             (sdp, answer_sdp, pending.config.rtp_seed)
         };
         let first = run(7).await;
@@ -559,7 +570,10 @@ mod tests {
     #[tokio::test]
     async fn a_seeded_srtp_call_replays_all_but_its_keys() {
         let run = |seed, mode| async move {
-            let ctx = ctx_srtp(seed, mode, true, false);
+            let ctx = MediaContext {
+                ports: ctx_in(seed, 47332..=47363).ports,
+                ..ctx_srtp(seed, mode, true, false)
+            };
             let offered = offer(&ctx, Box::new(Quiet)).await.unwrap();
             let sdp = offered.sdp.clone();
             drop(offered);

@@ -759,6 +759,31 @@ impl Headers {
         Ok(())
     }
 
+    /// Replaces the To fields with one whose bytes are `raw` and whose
+    /// parsed form is `to`, which the caller vouches is what `raw` parses to
+    /// ([`Response::set_to_tag`](crate::message::Response::set_to_tag): the
+    /// request's To plus a tag). Parsing it again to check would cost more
+    /// than the rest of the answer's headers.
+    pub(crate) fn set_to_parsed(&mut self, raw: Bytes, to: NameAddr) {
+        let at = self.fields.iter().position(|f| f.name == HeaderName::To);
+        self.fields_mut().retain(|f| f.name != HeaderName::To);
+        let at = at.unwrap_or(self.fields.len());
+        let value = self.own(raw);
+        self.fields_mut().insert(
+            at,
+            Field {
+                name: HeaderName::To,
+                value,
+                raw: None,
+            },
+        );
+        self.compact();
+        match &mut Arc::make_mut(&mut self.fields).cache {
+            Cache::Eager(t) => t.to = Ok(Some(to)),
+            Cache::Lazy(c) => c.to = OnceLock::from(Ok(Some(to))),
+        }
+    }
+
     /// Removes every field named `name`; returns how many were removed.
     pub fn remove(&mut self, name: &HeaderName) -> usize {
         let before = self.fields.len();

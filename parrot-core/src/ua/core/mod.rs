@@ -42,7 +42,7 @@ use super::slab::{CallId, Slab};
 use crate::dialog::{Dialog, DialogId};
 use crate::media::{MediaHandler, Ports};
 use crate::message::{Host, Message, Request, Response, SipUri, Uri, Via};
-use crate::shard_map::ShardMap;
+use crate::shard_map::{Prehashed, ShardMap};
 use crate::transaction::{Event, TransactionKey, Transactions, Transmit, shrink_if_sparse};
 use crate::transport::{Received, Target, TransportKind};
 use client::UacCall;
@@ -289,7 +289,7 @@ pub(crate) struct UaCore {
     dialogs: HashMap<DialogId, CallId>,
     /// What each live transaction is for; as many entries as the
     /// transaction layer's tables, so sharded the same way.
-    uses: ShardMap<TransactionKey, Use>,
+    uses: ShardMap<TransactionKey, Use, Prehashed>,
     /// How many of `uses` have a request pending: with the 2xx awaiting
     /// their ACK, the overload measure.
     pending_count: usize,
