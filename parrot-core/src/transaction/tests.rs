@@ -1,6 +1,7 @@
 //! Transaction layer tests, on a virtual clock: instants are a base plus
 //! offsets, nothing sleeps.
 
+use super::layer::LAZY_GRAIN;
 use super::*;
 use crate::message::{HeaderName, Message, Method, Request, Response, StatusCode};
 use bytes::Bytes;
@@ -80,7 +81,8 @@ fn first_line(data: &Bytes) -> String {
 type Sent = Vec<(Duration, String)>;
 type Timed = Vec<(Duration, Event<&'static str>)>;
 
-/// Fires timers up to `end`; returns (offset from t0, first line) of every
+/// Fires timers up to `end`, each when the layer asks (a timer that only ends
+/// a finished transaction, [`Timer::is_lazy`], a grain after its deadline); returns (offset from t0, first line) of every
 /// transmission and the events, each with the offset at which it happened.
 fn run(l: &mut Layer, t0: Instant, end: Duration) -> (Sent, Timed) {
     let mut sent = Vec::new();
@@ -194,7 +196,7 @@ fn invite_client_provisional_stops_retransmission_then_2xx_accepted() {
     // Timer M = 64*T1.
     assert_eq!(
         l.poll_timeout(),
-        Some(t0 + ms(5000) + Duration::from_secs(32))
+        Some(t0 + ms(5000) + Duration::from_secs(32) + LAZY_GRAIN)
     );
     let (_, evs) = run(&mut l, t0, Duration::from_secs(100));
     assert!(matches!(&evs[..], [(_, Event::Terminated { .. })]));
@@ -259,7 +261,7 @@ fn invite_client_487_ack_every_header_and_completed_absorbs() {
     let (sent, evs) = run(&mut l, t0, Duration::from_secs(100));
     assert!(sent.is_empty());
     assert_eq!(evs.len(), 1);
-    assert_eq!(evs[0].0, ms(100) + Duration::from_secs(32));
+    assert_eq!(evs[0].0, ms(100) + Duration::from_secs(32) + LAZY_GRAIN);
     assert!(is_terminated(&evs[0].1));
     assert!(l.is_empty());
 }
@@ -389,7 +391,7 @@ fn non_invite_client_provisional_sets_t2_then_final_and_timer_k() {
     let (sent, evs) = run(&mut l, t0, Duration::from_secs(100));
     assert!(sent.is_empty());
     assert_eq!(evs.len(), 1);
-    assert_eq!(evs[0].0, ms(15_000));
+    assert_eq!(evs[0].0, ms(15_000) + LAZY_GRAIN);
     assert!(l.is_empty());
 }
 
@@ -611,7 +613,7 @@ fn invite_server_ack_confirms_and_timer_i() {
     let (sent, evs) = run(&mut l, t0, Duration::from_secs(100));
     assert!(sent.is_empty());
     assert_eq!(evs.len(), 1);
-    assert_eq!(evs[0].0, ms(6000));
+    assert_eq!(evs[0].0, ms(6000) + LAZY_GRAIN);
     assert!(l.is_empty());
 }
 
@@ -667,7 +669,7 @@ fn invite_server_2xx_retransmitted_until_ack() {
     assert!(sent.is_empty(), "no 2xx after the ACK");
     // Accepted lasts until Timer L; no AckTimeout.
     assert_eq!(evs.len(), 1);
-    assert_eq!(evs[0].0, Duration::from_secs(32));
+    assert_eq!(evs[0].0, Duration::from_secs(32) + LAZY_GRAIN);
     assert!(is_terminated(&evs[0].1));
     assert!(l.is_empty());
 }
@@ -701,7 +703,7 @@ fn invite_server_2xx_ack_timeout() {
         ]
     );
     assert_eq!(evs.len(), 2);
-    assert_eq!(evs[0].0, Duration::from_secs(32));
+    assert_eq!(evs[0].0, Duration::from_secs(32) + LAZY_GRAIN);
     assert!(matches!(&evs[0].1, Event::AckTimeout { key: k } if *k == key));
     assert!(is_terminated(&evs[1].1));
     assert!(l.is_empty());
@@ -759,7 +761,7 @@ fn non_invite_server_retransmits_last_response_and_timer_j() {
     );
     let (sent, evs) = run(&mut l, t0, Duration::from_secs(100));
     assert!(sent.is_empty());
-    assert_eq!(evs[0].0, ms(2000) + Duration::from_secs(32));
+    assert_eq!(evs[0].0, ms(2000) + Duration::from_secs(32) + LAZY_GRAIN);
     assert!(l.is_empty());
 }
 
@@ -1221,4 +1223,35 @@ fn pair_non_invite_with_loss_duplication_reordering() {
         duplicated += u;
     }
     assert!(dropped > 20 && duplicated > 10, "{dropped} {duplicated}");
+}
+
+/// A timer that only ends a finished transaction (Timer J here) fires at its
+/// deadline if the layer is woken then, never before; otherwise it wakes the
+/// layer a grain after it, with every such timer due by then: one wake-up
+/// for many transactions.
+#[test]
+fn lazy_timers_end_transactions_in_batches() {
+    let mut l = layer();
+    let t0 = Instant::now();
+    // Ten OPTIONS answered 10 ms apart over UDP: ten Timer Js, 10 ms apart.
+    for i in 0..10 {
+        let req = request("OPTIONS", &format!("z9hG4bKlazy{i}"));
+        let key = incoming(&mut l, t0 + ms(10 * i), &req, false);
+        l.respond(t0 + ms(10 * i), &key, response(&req, 200, Some("t")))
+            .expect("respond");
+    }
+    transmits(&mut l);
+    events(&mut l);
+    let j = Duration::from_secs(32);
+    assert_eq!(l.poll_timeout(), Some(t0 + j + LAZY_GRAIN));
+    l.handle_timeout(t0 + j - ms(1));
+    assert!(events(&mut l).is_empty(), "none before its deadline");
+    l.handle_timeout(t0 + j);
+    assert!(matches!(&events(&mut l)[..], [Event::Terminated { .. }]));
+    // The other nine are due within a grain of the next: one wake ends them.
+    assert_eq!(l.poll_timeout(), Some(t0 + j + ms(10) + LAZY_GRAIN));
+    l.handle_timeout(t0 + j + ms(10) + LAZY_GRAIN);
+    assert_eq!(events(&mut l).len(), 9);
+    assert!(l.is_empty());
+    assert_eq!(l.poll_timeout(), None);
 }

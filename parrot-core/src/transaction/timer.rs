@@ -155,6 +155,20 @@ const TABLE: [(Timer, Base, OnReliable, Backoff); 14] = [
 ];
 
 impl Timer {
+    /// A timer whose firing only ends a transaction that has nothing left to
+    /// say (it waited for retransmissions to absorb, §17.1.1.2, §17.1.2.2,
+    /// §17.2.1, §17.2.2, RFC 6026 §7.1–7.2): D, I, J, K, L and M. Firing one a
+    /// little late changes nothing on the wire, so the layer wakes for them
+    /// in batches ([`LAZY_GRAIN`](super::layer::LAZY_GRAIN)). L also ends a
+    /// 2xx's retransmissions without an ACK; being 64·T1 long, it is late by
+    /// a 320th at most.
+    pub(crate) fn is_lazy(self) -> bool {
+        matches!(
+            self,
+            Timer::D | Timer::I | Timer::J | Timer::K | Timer::L | Timer::M
+        )
+    }
+
     fn row(self) -> (Base, OnReliable, Backoff) {
         // The table is indexed by declaration order; `table_is_in_order` checks it.
         let (_, base, rel, back) = TABLE[self as usize];

@@ -47,6 +47,7 @@ use crate::transaction::{Event, TransactionKey, Transactions, Transmit, shrink_i
 use crate::transport::{Received, Target, TransportKind};
 use client::UacCall;
 use destinations::Query;
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -248,9 +249,10 @@ pub(crate) fn sipfrag(status: crate::message::StatusCode) -> (String, bytes::Byt
 }
 
 /// What identifies a request outside a dialog for the merged-request check
-/// (§8.2.2.2): its Call-ID, From tag and CSeq number. CANCEL and ACK share
-/// them with their INVITE by design and are left out.
-fn merge_key(request: &Request) -> Option<(String, String, u32)> {
+/// (§8.2.2.2): its Call-ID, From tag and CSeq number, borrowed from the
+/// request (a lookup allocates nothing; an entry owns a copy, [`MergeKey`]).
+/// CANCEL and ACK share them with their INVITE by design and are left out.
+fn merge_key(request: &Request) -> Option<MergeRef<'_>> {
     use crate::message::Method;
     if matches!(request.method(), Method::Cancel | Method::Ack) {
         return None;
@@ -259,11 +261,68 @@ fn merge_key(request: &Request) -> Option<(String, String, u32)> {
     if h.to().and_then(|t| t.tag()).is_some() {
         return None;
     }
-    Some((
-        h.call_id()?.to_string(),
-        h.from()?.tag()?.to_owned(),
-        h.cseq()?.seq,
-    ))
+    Some(MergeRef {
+        call_id: h.call_id()?.as_str(),
+        from_tag: h.from()?.tag()?,
+        cseq: h.cseq()?.seq,
+    })
+}
+
+/// A [`merge_key`] as the table keeps it.
+#[derive(Debug)]
+struct MergeKey {
+    call_id: Box<str>,
+    from_tag: Box<str>,
+    cseq: u32,
+}
+
+/// A [`merge_key`] borrowed from its request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct MergeRef<'a> {
+    call_id: &'a str,
+    from_tag: &'a str,
+    cseq: u32,
+}
+
+impl MergeKey {
+    fn as_ref(&self) -> MergeRef<'_> {
+        MergeRef {
+            call_id: &self.call_id,
+            from_tag: &self.from_tag,
+            cseq: self.cseq,
+        }
+    }
+}
+
+impl MergeRef<'_> {
+    fn to_owned(self) -> MergeKey {
+        MergeKey {
+            call_id: self.call_id.into(),
+            from_tag: self.from_tag.into(),
+            cseq: self.cseq,
+        }
+    }
+}
+
+// A key hashes and compares as its borrowed form, so a `MergeRef` finds it.
+impl std::hash::Hash for MergeKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_ref().hash(state);
+    }
+}
+
+impl PartialEq for MergeKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_ref() == other.as_ref()
+    }
+}
+
+impl Eq for MergeKey {}
+
+impl hashbrown::Equivalent<MergeKey> for MergeRef<'_> {
+    fn equivalent(&self, key: &MergeKey) -> bool {
+        *self == key.as_ref()
+    }
 }
 
 /// Wall-clock seconds (for digest nonces and registration expiry) derived
@@ -298,7 +357,7 @@ pub(crate) struct UaCore {
     rtp_budget: usize,
     /// Requests outside a dialog waiting for their final response, by what
     /// §8.2.2.2 compares to find a merged request (Call-ID, From tag, CSeq).
-    merging: HashMap<(String, String, u32), TransactionKey>,
+    merging: hashbrown::HashMap<MergeKey, TransactionKey, RandomState>,
     /// A peer's re-INVITEs not answered yet, and their calls.
     pending_call: HashMap<TransactionKey, CallId>,
     /// Session timers (RFC 4028), by when they are due.
@@ -356,7 +415,7 @@ impl UaCore {
             dialogs: HashMap::new(),
             uses: ShardMap::new(),
             pending_count: 0,
-            merging: HashMap::new(),
+            merging: hashbrown::HashMap::with_hasher(RandomState::new()),
             pending_call: HashMap::new(),
             session_deadlines: BTreeSet::new(),
             prack_deadlines: BTreeSet::new(),
@@ -649,7 +708,9 @@ impl UaCore {
         if let Some(m) = merge_key(&pending.request) {
             // The first of merged requests keeps the entry (a 482'd copy must
             // not take it over).
-            self.merging.entry(m).or_insert_with(|| key.clone());
+            if !self.merging.contains_key(&m) {
+                self.merging.insert(m.to_owned(), key.clone());
+            }
         }
         let u = self.uses.get_or_insert_with(key, Use::default);
         if u.pending.replace(Box::new(pending)).is_none() {
@@ -715,7 +776,9 @@ impl UaCore {
                 self.merging.remove(&m);
             }
         }
-        shrink_if_sparse(&mut self.merging);
+        if self.merging.capacity() > 1024 && self.merging.len() < self.merging.capacity() / 8 {
+            self.merging.shrink_to(self.merging.len() * 2);
+        }
     }
 
     /// The local tag of a call we answer (None for a call we placed).
