@@ -198,6 +198,21 @@ impl Mailbox {
         self.room.notify_waiters();
     }
 
+    /// The session's end: nothing more is taken, and what waits is dropped
+    /// with it. A `stop` queued just before a handler's panic (read by no
+    /// tick) held its reply's sender in the queue, and its handle, which
+    /// keeps the mailbox, waited for that reply for ever.
+    fn end(&self) {
+        let left = {
+            let mut q = self.lock();
+            self.closed.store(true, Ordering::Release);
+            self.pending.store(false, Ordering::Release);
+            std::mem::take(&mut *q)
+        };
+        self.room.notify_waiters();
+        drop(left);
+    }
+
     /// What waits, oldest first, and whether the handle is gone (then after
     /// these messages nothing more comes).
     fn take(&self) -> (std::collections::VecDeque<Control>, bool) {
@@ -1107,9 +1122,10 @@ impl<H: MediaHandler> Running<H> {
 
 impl<H> Drop for Running<H> {
     /// However the session ends (its handler's stop or panic too), its
-    /// handle's messages fail from now on.
+    /// handle's messages fail from now on, and those it did not read get
+    /// no answer (a waiting `stop` returns the last counts).
     fn drop(&mut self) {
-        self.control.close();
+        self.control.end();
     }
 }
 
@@ -1824,6 +1840,24 @@ mod tests {
         let stats = s.stop().await;
         assert_eq!(stats.digits_received.len(), 3 * MAILBOX, "{stats:?}");
         assert!(stats.packets_sent > 0, "{stats:?}");
+    }
+
+    /// A stop queued when the session ends without reading it (its handler
+    /// panicked in `stream_started`, before the first tick read the mailbox)
+    /// is answered, not left waiting: the race that made
+    /// `a_panicking_media_handler_ends_its_session_only` time out now and
+    /// then on a loaded machine, whose first tick came after the stop.
+    #[tokio::test]
+    async fn a_stop_the_session_never_read_is_answered_when_it_ends() {
+        let mailbox = Mailbox::default();
+        let (tx, rx) = oneshot::channel();
+        assert!(mailbox.send(Control::Stop(tx)).await.is_ok());
+        mailbox.end();
+        let reply = tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .expect("the stop is not left waiting");
+        assert!(reply.is_err(), "the reply's sender went with the session");
+        assert!(mailbox.send(Control::Dtmf('1')).await.is_err());
     }
 
     #[tokio::test]

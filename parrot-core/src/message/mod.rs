@@ -46,6 +46,7 @@ pub use uri::{Host, SipUri, TelUri, Uri};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::borrow::Cow;
 use std::fmt;
+use std::fmt::Write as _;
 
 /// The SIP version of a message (`SIP/2.0`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -313,10 +314,9 @@ impl Response {
         match &self.start_raw {
             Some(raw) => out.put_slice(raw),
             None => {
-                out.put_slice(self.version.to_string().as_bytes());
-                out.put_u8(b' ');
-                out.put_slice(self.status.to_string().as_bytes());
-                out.put_u8(b' ');
+                // Written into the buffer, not through two `to_string`s
+                // (two allocations for every response we send).
+                let _ = write!(out, "{} {} ", self.version, self.status);
                 out.put_slice(&self.reason);
             }
         }

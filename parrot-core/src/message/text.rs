@@ -12,7 +12,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 /// Strings up to this many bytes are stored inline.
-const INLINE: usize = 38;
+pub(crate) const INLINE: usize = 38;
 
 #[derive(Clone)]
 enum Repr {
@@ -69,7 +69,7 @@ impl Text {
         }
     }
 
-    fn inline(s: &[u8]) -> Self {
+    pub(crate) fn inline(s: &[u8]) -> Self {
         let mut data = [0u8; INLINE];
         data[..s.len()].copy_from_slice(s);
         Text(Repr::Inline {

@@ -615,6 +615,12 @@ impl Headers {
     /// Copies every field named in `names` from `other`, in `other`'s order,
     /// keeping their original bytes.
     pub(crate) fn copy_from(&mut self, other: &Headers, names: &[HeaderName]) {
+        // Room for a field of each name reserved at once: pushed one by
+        // one, the owned list grew (and moved) two or three times for each
+        // response.
+        let fields = Arc::make_mut(&mut self.fields);
+        fields.list.reserve(names.len());
+        fields.owned.reserve(names.len());
         for f in other.fields.iter().filter(|f| names.contains(&f.name)) {
             let value = self.own(other.detach(&f.value));
             let raw = f.raw.as_ref().map(|r| self.own(other.detach(r)));

@@ -77,8 +77,12 @@ header_names! {
 impl HeaderName {
     /// Parses a name as received, copying it only when it is not a known one.
     pub fn from_bytes(name: &[u8]) -> HeaderName {
-        Self::lookup(name).unwrap_or_else(|| {
-            HeaderName::Other(Text::from(String::from_utf8_lossy(name).into_owned()))
+        Self::lookup(name).unwrap_or_else(|| match std::str::from_utf8(name) {
+            // Short names are kept inline: no allocation at all.
+            Ok(s) if s.len() <= crate::message::text::INLINE => {
+                HeaderName::Other(Text::inline(s.as_bytes()))
+            }
+            _ => HeaderName::Other(Text::from(String::from_utf8_lossy(name).into_owned())),
         })
     }
 

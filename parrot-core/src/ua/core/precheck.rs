@@ -54,7 +54,7 @@ pub(super) fn precheck(req: &Request, config: &Config) -> Option<Response> {
     if *m != Method::Cancel {
         // §8.2.2.3: what we do not implement cannot be required of us; the
         // extensions we do are listed by `supported`.
-        if let Ok(required) = req.headers().require() {
+        if let Some(required) = req.headers().require().ok().filter(|r| !r.is_empty()) {
             let ours = supported(config);
             let unsupported: Vec<&str> = required
                 .iter()
