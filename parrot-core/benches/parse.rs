@@ -6,9 +6,10 @@
 //! checked once against the expected ones before timing; a contender that reads
 //! a wrong value is reported as `n/a` with the reason instead of being timed.
 //!
-//! Timing: a warm-up, then [`BATCHES`] batches of about [`BATCH_TIME`] each,
-//! timed with [`Instant`]; the result is the median ns per message over the
-//! batches. Results go to stdout as a table and to
+//! Timing: a warm-up, then [`BATCHES`] rounds in which every contender parses
+//! a batch of about [`BATCH_TIME`] (the order rotates from round to round),
+//! timed with [`Instant`]; the result is each contender's median ns per
+//! message over its batches. Results go to stdout as a table and to
 //! `$CARGO_TARGET_DIR/bench/parse.json` (default `<workspace>/target/bench/parse.json`).
 //!
 //! Without `--bench` (as under `cargo test --all-targets`) it only checks the
@@ -21,7 +22,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const BATCHES: usize = 31;
+const BATCHES: usize = 61;
 const BATCH_TIME: Duration = Duration::from_millis(10);
 const WARM_UP: Duration = Duration::from_millis(200);
 
@@ -372,26 +373,43 @@ fn run_n(contender: &Contender, case: &Case, n: u64) {
     }
 }
 
-/// Median nanoseconds per message.
-fn time(contender: &Contender, case: &Case) -> f64 {
-    // Warm up, and learn roughly how long one message takes.
-    let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed() < WARM_UP {
-        run_n(contender, case, 100);
-        n += 100;
-    }
-    let per_msg = start.elapsed().as_secs_f64() / n as f64;
-    let batch = ((BATCH_TIME.as_secs_f64() / per_msg) as u64).max(1);
-    let mut samples: Vec<f64> = (0..BATCHES)
-        .map(|_| {
-            let t = Instant::now();
-            run_n(contender, case, batch);
-            t.elapsed().as_nanos() as f64 / batch as f64
+/// Median nanoseconds per message of each contender on `case`. After a
+/// warm-up each, the contenders are timed in rounds, one batch of each per
+/// round in an order that rotates: the machine is shared and its speed
+/// drifts over seconds, and timed one after the other (as this bench did)
+/// the contenders met different machines, which swung the ratios by ±30 %
+/// from run to run. Interleaved, a slow spell falls on all of them alike.
+fn time_all(contenders: &[&Contender], case: &Case) -> Vec<f64> {
+    let batches: Vec<u64> = contenders
+        .iter()
+        .map(|c| {
+            // Warm up, and learn roughly how long one message takes.
+            let start = Instant::now();
+            let mut n = 0u64;
+            while start.elapsed() < WARM_UP {
+                run_n(c, case, 100);
+                n += 100;
+            }
+            let per_msg = start.elapsed().as_secs_f64() / n as f64;
+            ((BATCH_TIME.as_secs_f64() / per_msg) as u64).max(1)
         })
         .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
+    let mut samples = vec![Vec::with_capacity(BATCHES); contenders.len()];
+    for round in 0..BATCHES {
+        for k in 0..contenders.len() {
+            let i = (round + k) % contenders.len();
+            let t = Instant::now();
+            run_n(contenders[i], case, batches[i]);
+            samples[i].push(t.elapsed().as_nanos() as f64 / batches[i] as f64);
+        }
+    }
+    samples
+        .into_iter()
+        .map(|mut s| {
+            s.sort_by(f64::total_cmp);
+            s[s.len() / 2]
+        })
+        .collect()
 }
 
 /// Checks the messages themselves: Content-Length matches the body.
@@ -445,11 +463,14 @@ fn main() -> ExitCode {
                     eprintln!("{} / {}: n/a: {why}", case.name, contender.name);
                 }
             }
-            row.push(match outcome {
-                Ok(()) if bench_mode => Ok(time(contender, case)),
-                Ok(()) => Ok(f64::NAN),
-                Err(why) => Err(why),
-            });
+            row.push(outcome.map(|()| f64::NAN));
+        }
+        if bench_mode {
+            let timed: Vec<usize> = (0..row.len()).filter(|&i| row[i].is_ok()).collect();
+            let contenders: Vec<&Contender> = timed.iter().map(|&i| &CONTENDERS[i]).collect();
+            for (&i, ns) in timed.iter().zip(time_all(&contenders, case)) {
+                row[i] = Ok(ns);
+            }
         }
         results.push(row);
     }
