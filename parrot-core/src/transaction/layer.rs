@@ -110,8 +110,18 @@ impl<D> Txn<D> {
 /// due by then. A busy endpoint ends thousands of transactions a second (each
 /// 64·T1 after it began); woken for each, its runtime thread did little else
 /// between messages and went on doing it for 32 s after the last call (the
-/// cps bench: a quarter of the CPU per call was spent after the calls).
-pub(crate) const LAZY_GRAIN: Duration = Duration::from_millis(100);
+/// cps bench: a fifth of the CPU per call was spent after the calls).
+/// (20 ms: at most 50 such wake-ups a second, and a few hundred ends each at
+/// 7000 calls/s, where 100 ms made bursts of over a thousand.)
+pub(crate) const LAZY_GRAIN: Duration = Duration::from_millis(20);
+
+/// The most lazy timers one [`Transactions::handle_timeout`] fires; the rest
+/// of those due wait for the next call, which [`Transactions::poll_timeout`]
+/// asks for at once. A backlog (a grain's worth at the top of the ramp, more
+/// after the thread was held up) is hundreds of ends of cold records, a
+/// millisecond or more that messages arriving meanwhile would wait behind;
+/// in slices, they go in between.
+pub(crate) const LAZY_BATCH: usize = 128;
 
 /// Timers of all transactions, ordered by deadline then by arming order:
 /// the [lazy](Timer::is_lazy) ones apart, since they wake the layer later.
@@ -120,6 +130,8 @@ struct Wheel {
     exact: BTreeMap<(Instant, u64), (Id, Timer)>,
     lazy: BTreeMap<(Instant, u64), (Id, Timer)>,
     seq: u64,
+    /// The last firing stopped at [`LAZY_BATCH`] with lazy timers still due.
+    lazy_behind: bool,
 }
 
 impl Wheel {
@@ -147,10 +159,14 @@ impl Wheel {
         }
     }
 
-    /// Takes the earliest timer due at `now`, lazy or not.
-    fn pop_due(&mut self, now: Instant) -> Option<((Instant, u64), (Id, Timer))> {
+    /// Takes the earliest timer due at `now`: lazy or not, or exact only.
+    fn pop_due(&mut self, now: Instant, lazy_too: bool) -> Option<((Instant, u64), (Id, Timer))> {
         let exact = self.exact.first_key_value().map(|(k, _)| *k);
-        let lazy = self.lazy.first_key_value().map(|(k, _)| *k);
+        let lazy = self
+            .lazy
+            .first_key_value()
+            .map(|(k, _)| *k)
+            .filter(|_| lazy_too);
         let map = match (exact, lazy) {
             (Some(e), Some(l)) if l < e => &mut self.lazy,
             (Some(_), _) => &mut self.exact,
@@ -168,10 +184,13 @@ impl Wheel {
     /// after the first lazy one's, whichever comes first.
     fn next_wake(&self) -> Option<Instant> {
         let exact = self.exact.first_key_value().map(|((at, _), _)| *at);
-        let lazy = self
-            .lazy
-            .first_key_value()
-            .map(|((at, _), _)| *at + LAZY_GRAIN);
+        let lazy = self.lazy.first_key_value().map(|((at, _), _)| {
+            if self.lazy_behind {
+                *at
+            } else {
+                *at + LAZY_GRAIN
+            }
+        });
         match (exact, lazy) {
             (Some(e), Some(l)) => Some(e.min(l)),
             (e, l) => e.or(l),
@@ -466,14 +485,23 @@ impl<D: Clone + Debug> Transactions<D> {
         }
     }
 
-    /// Fires every timer due at `now`.
+    /// Fires every timer due at `now`, but at most [`LAZY_BATCH`] lazy ones
+    /// ([`Timer::is_lazy`]: the rest are due again at once).
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some((slot, (id, timer))) = self.wheel.pop_due(now) {
+        let mut lazy = 0;
+        while let Some((slot, (id, timer))) = self.wheel.pop_due(now, lazy < LAZY_BATCH) {
+            lazy += usize::from(timer.is_lazy());
             if let Some(t) = self.txns.get_mut(&id) {
                 t.armed.retain(|(_, s)| *s != slot);
                 self.on_timer(now, id, timer);
             }
         }
+        self.wheel.lazy_behind = lazy >= LAZY_BATCH
+            && self
+                .wheel
+                .lazy
+                .first_key_value()
+                .is_some_and(|((at, _), _)| *at <= now);
     }
 
     // --------------------------------------------------------------- outputs

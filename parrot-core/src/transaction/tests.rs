@@ -1,7 +1,7 @@
 //! Transaction layer tests, on a virtual clock: instants are a base plus
 //! offsets, nothing sleeps.
 
-use super::layer::LAZY_GRAIN;
+use super::layer::{LAZY_BATCH, LAZY_GRAIN};
 use super::*;
 use crate::message::{HeaderName, Message, Method, Request, Response, StatusCode};
 use bytes::Bytes;
@@ -1233,11 +1233,11 @@ fn pair_non_invite_with_loss_duplication_reordering() {
 fn lazy_timers_end_transactions_in_batches() {
     let mut l = layer();
     let t0 = Instant::now();
-    // Ten OPTIONS answered 10 ms apart over UDP: ten Timer Js, 10 ms apart.
+    // Ten OPTIONS answered 1 ms apart over UDP: ten Timer Js, 1 ms apart.
     for i in 0..10 {
         let req = request("OPTIONS", &format!("z9hG4bKlazy{i}"));
-        let key = incoming(&mut l, t0 + ms(10 * i), &req, false);
-        l.respond(t0 + ms(10 * i), &key, response(&req, 200, Some("t")))
+        let key = incoming(&mut l, t0 + ms(i), &req, false);
+        l.respond(t0 + ms(i), &key, response(&req, 200, Some("t")))
             .expect("respond");
     }
     transmits(&mut l);
@@ -1249,9 +1249,36 @@ fn lazy_timers_end_transactions_in_batches() {
     l.handle_timeout(t0 + j);
     assert!(matches!(&events(&mut l)[..], [Event::Terminated { .. }]));
     // The other nine are due within a grain of the next: one wake ends them.
-    assert_eq!(l.poll_timeout(), Some(t0 + j + ms(10) + LAZY_GRAIN));
-    l.handle_timeout(t0 + j + ms(10) + LAZY_GRAIN);
+    assert_eq!(l.poll_timeout(), Some(t0 + j + ms(1) + LAZY_GRAIN));
+    l.handle_timeout(t0 + j + ms(1) + LAZY_GRAIN);
     assert_eq!(events(&mut l).len(), 9);
+    assert!(l.is_empty());
+    assert_eq!(l.poll_timeout(), None);
+}
+
+/// Lazy timers due together fire [`LAZY_BATCH`] at a time, and the layer
+/// asks to be called again at once for the rest: a backlog of ends does not
+/// hold up the messages that arrive meanwhile.
+#[test]
+fn a_backlog_of_lazy_timers_is_fired_in_slices() {
+    let mut l = layer();
+    let t0 = Instant::now();
+    let n = LAZY_BATCH + LAZY_BATCH / 2;
+    for i in 0..n {
+        let req = request("OPTIONS", &format!("z9hG4bKslice{i}"));
+        let key = incoming(&mut l, t0, &req, false);
+        l.respond(t0, &key, response(&req, 200, Some("t")))
+            .expect("respond");
+    }
+    transmits(&mut l);
+    events(&mut l);
+    let late = t0 + Duration::from_secs(40);
+    l.handle_timeout(late);
+    assert_eq!(events(&mut l).len(), LAZY_BATCH);
+    // The rest are due now: the layer asks for a call at their deadline.
+    assert_eq!(l.poll_timeout(), Some(t0 + Duration::from_secs(32)));
+    l.handle_timeout(late);
+    assert_eq!(events(&mut l).len(), n - LAZY_BATCH);
     assert!(l.is_empty());
     assert_eq!(l.poll_timeout(), None);
 }

@@ -161,7 +161,7 @@ impl Timer {
     /// little late changes nothing on the wire, so the layer wakes for them
     /// in batches ([`LAZY_GRAIN`](super::layer::LAZY_GRAIN)). L also ends a
     /// 2xx's retransmissions without an ACK; being 64·T1 long, it is late by
-    /// a 320th at most.
+    /// a 1600th at most.
     pub(crate) fn is_lazy(self) -> bool {
         matches!(
             self,
