@@ -27,7 +27,7 @@ pub enum Side {
 /// strings: a call looks its keys up some thirty times in the layer's and the
 /// UA core's tables, and hashing the branch and sent-by each time was 8 % of
 /// a responder's instructions. `Hash` writes that one number, so the tables
-/// keyed by it use [`Prehashed`](crate::shard_map::Prehashed).
+/// keyed by it only mix that number.
 #[derive(Debug, Clone)]
 pub struct TransactionKey {
     side: Side,

@@ -485,8 +485,9 @@ impl<D: Clone + Debug> Transactions<D> {
         }
     }
 
-    /// Fires every timer due at `now`, but at most [`LAZY_BATCH`] lazy ones
-    /// ([`Timer::is_lazy`]: the rest are due again at once).
+    /// Fires every timer due at `now`, except that of the timers that only
+    /// end a finished transaction (D, I, J, K, L, M) it fires 128 at most:
+    /// the rest are due again at once.
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut lazy = 0;
         while let Some((slot, (id, timer))) = self.wheel.pop_due(now, lazy < LAZY_BATCH) {
@@ -519,8 +520,8 @@ impl<D: Clone + Debug> Transactions<D> {
     }
 
     /// When [`Self::handle_timeout`] must be called next: a timer's deadline,
-    /// or up to [`LAZY_GRAIN`] after it for a timer that only ends a finished
-    /// transaction ([`Timer::is_lazy`]), so that those end in batches.
+    /// or up to 20 ms after it for a timer that only ends a finished
+    /// transaction (D, I, J, K, L, M), so that those end in batches.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.wheel.next_wake()
