@@ -193,10 +193,10 @@ pub(crate) fn parse_host(c: &mut Cursor<'_>) -> Result<Host, Pos> {
     }
     if name.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
         // All digits and dots: must be a valid IPv4 address.
-        return parse_ipv4(name)
-            .map(Host::Ipv4)
-            .ok_or(())
-            .or_else(|()| c.err());
+        return match parse_ipv4(name) {
+            Some(a) => Ok(Host::Ipv4(a)),
+            None => c.err(),
+        };
     }
     Ok(Host::Domain(c.ascii(s, e)))
 }

@@ -1225,6 +1225,19 @@ fn pair_non_invite_with_loss_duplication_reordering() {
     assert!(dropped > 20 && duplicated > 10, "{dropped} {duplicated}");
 }
 
+/// Receives an OPTIONS over UDP at each of `times` and answers it 200 at
+/// once (each a Timer J 64·T1 later); what that sent and told is discarded.
+fn answer_options(l: &mut Layer, times: impl Iterator<Item = Instant>) {
+    for (i, at) in times.enumerate() {
+        let req = request("OPTIONS", &format!("z9hG4bKopt{i}"));
+        let key = incoming(l, at, &req, false);
+        l.respond(at, &key, response(&req, 200, Some("t")))
+            .expect("respond");
+    }
+    transmits(l);
+    events(l);
+}
+
 /// A timer that only ends a finished transaction (Timer J here) fires at its
 /// deadline if the layer is woken then, never before; otherwise it wakes the
 /// layer a grain after it, with every such timer due by then: one wake-up
@@ -1234,14 +1247,7 @@ fn lazy_timers_end_transactions_in_batches() {
     let mut l = layer();
     let t0 = Instant::now();
     // Ten OPTIONS answered 1 ms apart over UDP: ten Timer Js, 1 ms apart.
-    for i in 0..10 {
-        let req = request("OPTIONS", &format!("z9hG4bKlazy{i}"));
-        let key = incoming(&mut l, t0 + ms(i), &req, false);
-        l.respond(t0 + ms(i), &key, response(&req, 200, Some("t")))
-            .expect("respond");
-    }
-    transmits(&mut l);
-    events(&mut l);
+    answer_options(&mut l, (0..10).map(|i| t0 + ms(i)));
     let j = Duration::from_secs(32);
     assert_eq!(l.poll_timeout(), Some(t0 + j + LAZY_GRAIN));
     l.handle_timeout(t0 + j - ms(1));
@@ -1264,14 +1270,7 @@ fn a_backlog_of_lazy_timers_is_fired_in_slices() {
     let mut l = layer();
     let t0 = Instant::now();
     let n = LAZY_BATCH + LAZY_BATCH / 2;
-    for i in 0..n {
-        let req = request("OPTIONS", &format!("z9hG4bKslice{i}"));
-        let key = incoming(&mut l, t0, &req, false);
-        l.respond(t0, &key, response(&req, 200, Some("t")))
-            .expect("respond");
-    }
-    transmits(&mut l);
-    events(&mut l);
+    answer_options(&mut l, std::iter::repeat_n(t0, n));
     let late = t0 + Duration::from_secs(40);
     l.handle_timeout(late);
     assert_eq!(events(&mut l).len(), LAZY_BATCH);

@@ -748,8 +748,16 @@ impl Headers {
     pub fn set(&mut self, name: HeaderName, value: impl Into<Bytes>) -> Result<(), HeaderError> {
         let value = value.into();
         self.check(&name, &value, true)?;
-        let at = self.fields.iter().position(|f| f.name.matches(&name));
-        self.fields_mut().retain(|f| !f.name.matches(&name));
+        self.replace_fields(&name, value);
+        self.changed(&name);
+        Ok(())
+    }
+
+    /// Puts one field named `name` with `value` where the first of that name
+    /// was (or last), and removes the others.
+    fn replace_fields(&mut self, name: &HeaderName, value: Bytes) {
+        let at = self.fields.iter().position(|f| f.name.matches(name));
+        self.fields_mut().retain(|f| !f.name.matches(name));
         let at = at.unwrap_or(self.fields.len());
         let value = self.own(value);
         self.fields_mut().insert(
@@ -761,8 +769,6 @@ impl Headers {
             },
         );
         self.compact();
-        self.changed(&name);
-        Ok(())
     }
 
     /// Replaces the To fields with one whose bytes are `raw` and whose
@@ -771,19 +777,7 @@ impl Headers {
     /// request's To plus a tag). Parsing it again to check would cost more
     /// than the rest of the answer's headers.
     pub(crate) fn set_to_parsed(&mut self, raw: Bytes, to: NameAddr) {
-        let at = self.fields.iter().position(|f| f.name == HeaderName::To);
-        self.fields_mut().retain(|f| f.name != HeaderName::To);
-        let at = at.unwrap_or(self.fields.len());
-        let value = self.own(raw);
-        self.fields_mut().insert(
-            at,
-            Field {
-                name: HeaderName::To,
-                value,
-                raw: None,
-            },
-        );
-        self.compact();
+        self.replace_fields(&HeaderName::To, raw);
         match &mut Arc::make_mut(&mut self.fields).cache {
             Cache::Eager(t) => t.to = Ok(Some(to)),
             Cache::Lazy(c) => c.to = OnceLock::from(Ok(Some(to))),
