@@ -230,12 +230,26 @@ async fn call_with(
     (got, path)
 }
 
-fn check_recording(path: &PathBuf, seconds: f64) -> f64 {
-    check_recording_at(path, seconds, 440.0, 8000)
+fn check_recording(path: &PathBuf, seconds: f64, stats: &MediaStats) -> f64 {
+    check_recording_at(path, seconds, 440.0, 8000, stats)
 }
 
-/// The recording is `freq` for about `seconds`, read at its own rate, which must be `rate`.
-fn check_recording_at(path: &PathBuf, seconds: f64, freq: f64, rate: u32) -> f64 {
+/// The recording is `freq` for about `seconds`, read at its own rate, which must be `rate`;
+/// `stats` are the recording side's.
+///
+/// Judged a 20 ms frame at a time (the ptime: what the receiver plays per tick): at least
+/// 90 % of the frames in the tone's span carry the tone. A concealed frame is the last one
+/// repeated, faded, so it carries the tone too, but out of phase with the frames around it:
+/// over the whole span, a few concealed frames (packets a loaded machine delivered after
+/// their turn) would cancel part of the tone. When nothing was concealed, every frame was
+/// played from its own packet in order, and the whole span must be one continuous tone.
+fn check_recording_at(
+    path: &PathBuf,
+    seconds: f64,
+    freq: f64,
+    rate: u32,
+    stats: &MediaStats,
+) -> f64 {
     let spec = hound::WavReader::open(path).unwrap().spec();
     assert_eq!(spec.sample_rate, rate, "recorded at the call's rate");
     let mut src = WavSource::open_at(path, rate).unwrap();
@@ -257,17 +271,31 @@ fn check_recording_at(path: &PathBuf, seconds: f64, freq: f64, rate: u32) -> f64
         heard > seconds * 0.9 && heard < seconds * 1.1,
         "heard {heard:.2} s of a {seconds} s tone"
     );
+    // The recorder writes whole frames from the file's start: cut on that grid.
+    let frame = (rate / 50) as usize;
+    let frames: Vec<&[i16]> = audio[start - start % frame..end].chunks(frame).collect();
+    let toned = frames
+        .iter()
+        .filter(|f| tone_present(f, freq, rate, 0.8))
+        .count();
     assert!(
-        tone_present(tone, freq, rate, 0.8),
-        "the recording is not the {freq} Hz tone"
+        toned * 10 >= frames.len() * 9,
+        "the recording is not the {freq} Hz tone: {toned} of {} frames carry it ({stats:?})",
+        frames.len()
     );
+    if stats.concealed == 0 {
+        assert!(
+            tone_present(tone, freq, rate, 0.8),
+            "nothing was concealed, yet the {freq} Hz tone is not continuous ({stats:?})"
+        );
+    }
     heard
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tone_through_g711_is_recorded() {
     let (stats, path) = call(1.5, false).await;
-    let heard = check_recording(&path, 1.5);
+    let heard = check_recording(&path, 1.5, &stats);
     eprintln!("clean: heard {heard:.2} s, {stats:?}");
     assert_eq!(stats.packets_lost, 0);
     let _ = std::fs::remove_file(path);
@@ -276,7 +304,7 @@ async fn tone_through_g711_is_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tone_survives_loss_and_reordering() {
     let (stats, path) = call(1.5, true).await;
-    let heard = check_recording(&path, 1.5);
+    let heard = check_recording(&path, 1.5, &stats);
     eprintln!("lossy: heard {heard:.2} s, {stats:?}");
     assert!(
         stats.packets_lost > 0,
@@ -288,9 +316,11 @@ async fn tone_survives_loss_and_reordering() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tone_through_srtp_is_recorded_and_srtcp_read() {
-    // 3 s: the first RTCP report goes out within 0.6-1.9 s (RFC 3550 §6.2 for the first).
-    let (stats, path) = call_with(Codec::PCMU, 440.0, 3.0, Relay::None, Some(srtp_pair())).await;
-    let heard = check_recording(&path, 3.0);
+    // 4 s: the first RTCP report goes out 1.03 s to 3.08 s after the start (RFC 3550
+    // §6.2's 2.5 s before the first report, times [0.5, 1.5], over e - 3/2: see
+    // parrot_core::rtp's docs), and the recorder must have read it before it stops.
+    let (stats, path) = call_with(Codec::PCMU, 440.0, 4.0, Relay::None, Some(srtp_pair())).await;
+    let heard = check_recording(&path, 4.0, &stats);
     eprintln!("srtp: heard {heard:.2} s, {stats:?}");
     assert_eq!(stats.srtp, Some(SrtpProfile::AeadAes128Gcm));
     assert_eq!(stats.packets_lost, 0, "{stats:?}");
@@ -312,7 +342,7 @@ async fn tone_through_srtp_is_recorded_and_srtcp_read() {
 async fn srtp_drops_and_counts_replays_and_forgeries() {
     let (stats, path) =
         call_with(Codec::PCMU, 440.0, 1.5, Relay::Tampering, Some(srtp_pair())).await;
-    let heard = check_recording(&path, 1.5);
+    let heard = check_recording(&path, 1.5, &stats);
     eprintln!("tampered: heard {heard:.2} s, {stats:?}");
     // About 75 packets: every 5th sent twice, a forged copy before every 7th.
     assert!(stats.srtp_replays >= 10, "{stats:?}");
@@ -331,7 +361,7 @@ async fn srtp_drops_and_counts_replays_and_forgeries() {
 async fn a_6_khz_tone_through_g722_is_recorded_at_16_khz() {
     // 6 kHz is above what 8 kHz sampling can carry: only a wideband call has it.
     let (stats, path) = call_with(Codec::G722, 6000.0, 1.5, Relay::None, None).await;
-    let heard = check_recording_at(&path, 1.5, 6000.0, 16_000);
+    let heard = check_recording_at(&path, 1.5, 6000.0, 16_000, &stats);
     eprintln!("G.722 clean: heard {heard:.2} s, {stats:?}");
     assert_eq!(stats.codec, "G722");
     assert_eq!(stats.packets_lost, 0);
@@ -341,7 +371,7 @@ async fn a_6_khz_tone_through_g722_is_recorded_at_16_khz() {
     );
     let _ = std::fs::remove_file(path);
     let (stats, path) = call_with(Codec::G722, 1000.0, 1.5, Relay::Lossy, None).await;
-    check_recording_at(&path, 1.5, 1000.0, 16_000);
+    check_recording_at(&path, 1.5, 1000.0, 16_000, &stats);
     assert!(stats.packets_lost > 0 && stats.concealed > 0, "{stats:?}");
     let _ = std::fs::remove_file(path);
 }
