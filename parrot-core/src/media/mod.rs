@@ -27,7 +27,7 @@ pub use keypad::{Digits, Keypad, keypad};
 pub use resample::Resampler;
 #[cfg(feature = "runtime")]
 pub use session::{
-    MediaConfig, MediaEvent, MediaSession, MediaStats, Ports, bind_pair, pacing_behind,
+    MediaConfig, MediaEvent, MediaSession, MediaStats, Ports, bind_pair, media_room, pacing_behind,
     set_media_threads,
 };
 /// For the project's benchmarks; not part of the supported API.

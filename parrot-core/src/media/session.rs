@@ -1227,6 +1227,24 @@ pub fn pacing_behind() -> bool {
     shard::behind()
 }
 
+/// How many more sessions the media threads can take before they are
+/// loaded past 60 % of their time each, going by what the sessions they
+/// drive cost them over the last half second; `None` while too few run to
+/// tell (100 sessions over all threads).
+///
+/// [`pacing_behind`] sees overload once packets are late already, and calls
+/// that arrive faster than it judges (hundreds in a fraction of a second)
+/// are all let in before it does. This looks ahead instead: the UA core
+/// refuses a new call (503 with Retry-After) when the calls it has accepted
+/// but whose media has not started yet would fill the room left. The cost
+/// per session is measured, not configured, so a slower machine, a costlier
+/// codec or other work on the same cores lowers the room by itself. (The
+/// other 40 %: the signaling, the kernel's share of delivering packets
+/// outside the media threads, and bursts.)
+pub fn media_room() -> Option<usize> {
+    shard::room()
+}
+
 /// The threads that drive media sessions: one per CPU the process may use
 /// (`available_parallelism`), started with the first session, each with a
 /// share of the sessions (a new one goes to the thread with fewest). A
@@ -1279,8 +1297,10 @@ mod shard {
 
     /// A thread's send ticks and late ones (since the last
     /// [`reset`]), how many of them its last judged window had seen, and
-    /// its verdict on that window. Only its thread writes the counts; the
-    /// totals are read (and reset) from anywhere.
+    /// its verdict on that window; the time it spent stepping sessions, and
+    /// what share of its last window that was, with how many sessions. Only
+    /// its thread writes the counts; the totals are read (and reset) from
+    /// anywhere.
     #[derive(Default)]
     pub(super) struct Pacing {
         ticks: AtomicU64,
@@ -1289,6 +1309,52 @@ mod shard {
         judged_ticks: AtomicU64,
         judged_late: AtomicU64,
         behind: AtomicBool,
+        busy_ns: AtomicU64,
+        judged_busy_ns: AtomicU64,
+        /// The last window's busy share, in millionths of the thread's time.
+        load_ppm: AtomicU64,
+        /// The sessions it drove at the end of that window.
+        load_sessions: AtomicUsize,
+    }
+
+    /// The share of each media thread's time that [`room`] fills up to, in millionths.
+    const LOAD_CEILING_PPM: u64 = 600_000;
+
+    /// Fewer sessions than this over all threads say too little of what one
+    /// costs (a wake-up's fixed cost spread over few sessions overstates it).
+    const MIN_SESSIONS: usize = 100;
+
+    /// Room left for sessions, from each thread's (busy share, sessions at
+    /// the end of its window, sessions now): as many sessions as the
+    /// threads can drive at [`LOAD_CEILING_PPM`] each, at the average cost
+    /// per session measured, less those they drive now.
+    pub(super) fn room_of(lanes: impl Iterator<Item = (u64, usize, usize)>) -> Option<usize> {
+        let (mut ppm, mut judged, mut now, mut n) = (0u64, 0usize, 0usize, 0u64);
+        for (p, j, s) in lanes {
+            ppm += p;
+            judged += j;
+            now += s;
+            n += 1;
+        }
+        if judged < MIN_SESSIONS || ppm == 0 {
+            return None;
+        }
+        let capacity = n * LOAD_CEILING_PPM * judged as u64 / ppm;
+        Some(
+            usize::try_from(capacity)
+                .unwrap_or(usize::MAX)
+                .saturating_sub(now),
+        )
+    }
+
+    pub(super) fn room() -> Option<usize> {
+        room_of(LANES.get()?.iter().map(|l| {
+            (
+                l.pacing.load_ppm.load(Ordering::Relaxed),
+                l.pacing.load_sessions.load(Ordering::Relaxed),
+                l.sessions.load(Ordering::Relaxed),
+            )
+        }))
     }
 
     /// A tick later than this is late.
@@ -1306,10 +1372,17 @@ mod shard {
             }
         }
 
-        /// Closes a window: behind if more than 1 % of its ticks were late,
-        /// out of enough ticks to tell ([`MIN_TICKS`]). A [`reset`] in the
-        /// window makes it count from the reset.
-        fn judge(&self) {
+        /// Time spent stepping sessions.
+        fn busy(&self, spent: Duration) {
+            let ns = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
+            self.busy_ns.fetch_add(ns, Ordering::Relaxed);
+        }
+
+        /// Closes a window of `length`, at whose end the thread drives
+        /// `sessions`: behind if more than 1 % of its ticks were late, out of
+        /// enough ticks to tell ([`MIN_TICKS`]); its busy share. A [`reset`]
+        /// in the window makes it count from the reset.
+        fn judge(&self, length: Duration, sessions: usize) {
             let window = |total: &AtomicU64, judged: &AtomicU64| {
                 let now = total.load(Ordering::Relaxed);
                 let before = judged.swap(now, Ordering::Relaxed);
@@ -1319,6 +1392,12 @@ mod shard {
             let late = window(&self.late, &self.judged_late);
             self.behind
                 .store(ticks >= MIN_TICKS && late * 100 > ticks, Ordering::Relaxed);
+            let busy = window(&self.busy_ns, &self.judged_busy_ns);
+            let length = u64::try_from(length.as_nanos()).unwrap_or(u64::MAX).max(1);
+            let ppm = u64::try_from(u128::from(busy) * 1_000_000 / u128::from(length))
+                .unwrap_or(u64::MAX);
+            self.load_ppm.store(ppm, Ordering::Relaxed);
+            self.load_sessions.store(sessions, Ordering::Relaxed);
         }
     }
 
@@ -1355,9 +1434,13 @@ mod shard {
                 &p.worst_us,
                 &p.judged_ticks,
                 &p.judged_late,
+                &p.busy_ns,
+                &p.judged_busy_ns,
+                &p.load_ppm,
             ] {
                 a.store(0, Ordering::Relaxed);
             }
+            p.load_sessions.store(0, Ordering::Relaxed);
         }
     }
 
@@ -1495,12 +1578,12 @@ mod shard {
             }
             let now = Instant::now();
             if now.duration_since(window) >= WINDOW {
-                me.pacing.judge();
+                me.pacing.judge(now - window, queue.len());
                 window = now;
             }
             let Some(first) = queue.peek().map(|q| q.0) else {
                 // Nothing to step: not behind; sleep until a session comes.
-                me.pacing.judge();
+                me.pacing.judge(now - window, 0);
                 me.pacing.behind.store(false, Ordering::Relaxed);
                 match incoming.recv() {
                     Ok(s) => queue.push(Queued(s.due(), s)),
@@ -1529,6 +1612,9 @@ mod shard {
                     queue.push(Queued(session.due(), session));
                 }
             }
+            // One more clock read a wake-up (not a session): what its
+            // sessions cost this thread, for `room`.
+            me.pacing.busy(now.elapsed());
         }
     }
 
@@ -1541,8 +1627,41 @@ mod shard {
             for i in 0..ticks {
                 p.tick(if i < late { 6_000 } else { 100 });
             }
-            p.judge();
+            p.judge(WINDOW, 0);
             p.behind.load(Ordering::Relaxed)
+        }
+
+        #[test]
+        fn a_window_s_busy_share_is_its_busy_time_over_its_length() {
+            let p = Pacing::default();
+            p.busy(Duration::from_millis(100));
+            p.busy(Duration::from_millis(50));
+            p.judge(Duration::from_millis(500), 700);
+            assert_eq!(p.load_ppm.load(Ordering::Relaxed), 300_000);
+            assert_eq!(p.load_sessions.load(Ordering::Relaxed), 700);
+            // The next window counts from there.
+            p.busy(Duration::from_millis(10));
+            p.judge(Duration::from_millis(500), 650);
+            assert_eq!(p.load_ppm.load(Ordering::Relaxed), 20_000);
+            assert_eq!(p.load_sessions.load(Ordering::Relaxed), 650);
+        }
+
+        #[test]
+        fn room_is_what_the_threads_can_drive_at_the_ceiling_less_what_they_drive() {
+            // Two threads at 30 % each with 600 sessions: 0.1 % a session,
+            // so 60 % each is 1200 sessions over both; 700 run now.
+            let lanes = [(300_000, 300, 350), (300_000, 300, 350)];
+            assert_eq!(room_of(lanes.into_iter()), Some(500));
+            // Costlier sessions (60 % for the same 600): no room.
+            let full = [(600_000, 300, 300), (600_000, 300, 310)];
+            assert_eq!(room_of(full.into_iter()), Some(0));
+            // Too few to tell, or nothing measured yet.
+            assert_eq!(room_of([(900_000, 60, 60)].into_iter()), None);
+            assert_eq!(room_of([(0, 500, 500)].into_iter()), None);
+            assert_eq!(room_of(std::iter::empty()), None);
+            // One idle thread still counts as a thread to put sessions on.
+            let uneven = [(400_000, 400, 400), (0, 0, 0)];
+            assert_eq!(room_of(uneven.into_iter()), Some(800));
         }
 
         #[test]
@@ -1556,12 +1675,12 @@ mod shard {
             for i in 0..2000 {
                 p.tick(if i < 100 { 20_000 } else { 0 });
             }
-            p.judge();
+            p.judge(WINDOW, 0);
             assert!(p.behind.load(Ordering::Relaxed));
             for _ in 0..2000 {
                 p.tick(5_000);
             }
-            p.judge();
+            p.judge(WINDOW, 0);
             assert!(!p.behind.load(Ordering::Relaxed), "5 ms is not late");
             assert_eq!(p.worst_us.load(Ordering::Relaxed), 20_000);
             assert_eq!(p.ticks.load(Ordering::Relaxed), 4000);

@@ -106,6 +106,7 @@ where
                 received = self.transports.recv_message() => match received {
                     Some(r) => {
                         self.core.set_media_behind(crate::media::pacing_behind());
+                        self.core.set_media_room(crate::media::media_room());
                         self.core.handle_message(Instant::now(), r);
                     }
                     None => break,

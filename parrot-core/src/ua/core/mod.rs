@@ -388,6 +388,9 @@ pub(crate) struct UaCore {
     /// from [`crate::media::pacing_behind`]): new calls would make every
     /// call's audio worse.
     media_behind: bool,
+    /// How many more sessions the media threads can take (the driver says
+    /// so, from [`crate::media::media_room`]); `None`: too few run to tell.
+    media_room: Option<usize>,
     shutting_down: Option<(Instant, oneshot::Sender<()>)>,
 }
 
@@ -436,6 +439,7 @@ impl UaCore {
             panics: 0,
             rejected_overload: 0,
             media_behind: false,
+            media_room: None,
             shutting_down: None,
         }
     }
@@ -447,6 +451,14 @@ impl UaCore {
     /// (OPTIONS, BYE, REGISTER) are served as before.
     pub(crate) fn set_media_behind(&mut self, behind: bool) {
         self.media_behind = behind;
+    }
+
+    /// How many more media sessions the media threads can take before they
+    /// are loaded past their ceiling (`None`: not known). A new INVITE is
+    /// refused when the calls in progress, it included, are more than that:
+    /// each may start a session.
+    pub(crate) fn set_media_room(&mut self, room: Option<usize>) {
+        self.media_room = room;
     }
 
     /// A message arrived (parsed and stamped by the transports).
@@ -743,10 +755,14 @@ impl UaCore {
     /// one; calls hold theirs until their media ends, so a range that
     /// established calls fill refuses here, before any task, rather than in
     /// the handler's answer), or media that is already late for the calls it
-    /// has.
+    /// has, or media threads whose room the calls in progress fill (each
+    /// may start a session: judged before they do, where lateness shows
+    /// only after).
     fn overloaded(&self) -> bool {
         let load = self.in_progress();
         self.media_behind
+            // `load` counts this INVITE too.
+            || self.media_room.is_some_and(|room| load > room)
             || load > self.config.max_server_transactions
             || load > self.rtp_budget
             || self.pending_count > self.free_rtp_pairs()

@@ -411,6 +411,28 @@ fn media_behind_refuses_new_calls_but_not_options_or_the_calls_up() {
 }
 
 #[test]
+fn media_room_refuses_the_call_that_would_fill_it() {
+    let mut net = Net::new(Config::default());
+    // Room for one more session: the first INVITE is taken, and while it is
+    // in progress (not ACKed) the second would take that room too.
+    net.core.set_media_room(Some(1));
+    net.recv(&invite("r1", "r1"));
+    let c = net.codes();
+    assert!(c.is_empty(), "r1 goes to its handler: {c:?}");
+    net.recv(&invite("r2", "r2"));
+    let rs = net.responses();
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].status(), StatusCode::SERVICE_UNAVAILABLE);
+    retry_after(&rs[0]);
+    assert_eq!(net.core.stats().rejected_overload, 1);
+    // Room not known (too few sessions to tell): no limit from it.
+    net.core.set_media_room(None);
+    net.recv(&invite("r3", "r3"));
+    assert!(net.codes().is_empty(), "r3 goes to its handler");
+    assert_eq!(net.spawned.len(), 2, "r1 and r3 got call tasks");
+}
+
+#[test]
 fn a_2xx_not_acked_counts_against_the_cap_until_its_ack_or_64_t1() {
     let config = Config {
         max_server_transactions: 2,
