@@ -1235,8 +1235,8 @@ pub fn pacing_behind() -> bool {
 /// [`pacing_behind`] sees overload once packets are late already, and calls
 /// that arrive faster than it judges (hundreds in a fraction of a second)
 /// are all let in before it does. This looks ahead instead: the UA core
-/// refuses a new call (503 with Retry-After) when the calls it has accepted
-/// but whose media has not started yet would fill the room left. The cost
+/// refuses a new call (503 with Retry-After) when the calls in progress (it
+/// included: accepted, their media not started yet) outnumber the room left. The cost
 /// per session is measured, not configured, so a slower machine, a costlier
 /// codec or other work on the same cores lowers the room by itself. (The
 /// other 40 %: the signaling, the kernel's share of delivering packets
