@@ -22,8 +22,8 @@
 //!   once, the order rotated a place a round; the goal is judged on the
 //!   median of the rounds' Parrot/Kamailio ratios. (On a shared VM the
 //!   machine's speed drifts by ±15 % over minutes, sipp's own CPU for the same
-//!   work with it: responders run one after the other once compared the
-//!   drift as much as themselves.)
+//!   work with it: run once each, one after the other, two responders
+//!   differed by as much as the drift.)
 //! - **ramp**: 500, 1000, 2000 … calls/s (`PARROT_CPS_RATES`), each held
 //!   `HOLD` seconds (`-m rate·HOLD`, `-l 2·rate` concurrent calls), until a
 //!   step fails: a failed or unfinished call, retransmissions above 1 % of
@@ -427,6 +427,14 @@ fn fixed(
     }
 }
 
+/// `v`'s values with `digits` decimals, joined by `sep`.
+fn fmt_list(v: &[f64], digits: usize, sep: &str) -> String {
+    v.iter()
+        .map(|x| format!("{x:.digits$}"))
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
 /// The median of `v` (the mean of the middle two for an even count); `None` if empty.
 fn median(mut v: Vec<f64>) -> Option<f64> {
     v.sort_by(f64::total_cmp);
@@ -822,12 +830,6 @@ impl Report<'_> {
         let (pf, kf) = (self.fixed_of("parrot"), self.fixed_of("kamailio"));
         if let (Some(p), Some(k)) = (pf, kf) {
             let r = self.round_ratios("parrot");
-            let list = |v: &[f64]| {
-                v.iter()
-                    .map(|x| format!("{x:.2}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            };
             let (ml, mc) = (median(r.linger.clone()), median(r.calls.clone()));
             goals.push(Goal {
                 what: "fixed rate: parrot CPU per call <= kamailio's (with the linger; median of the rounds' ratios)",
@@ -835,9 +837,9 @@ impl Report<'_> {
                 figures: format!(
                     "parrot/kamailio {} (rounds: {}); during the calls only {} (rounds: {}); medians {} vs {} s per 1000 calls ({} vs {} during the calls)",
                     fmt_opt(ml, 2),
-                    list(&r.linger),
+                    fmt_list(&r.linger, 2, " "),
                     fmt_opt(mc, 2),
-                    list(&r.calls),
+                    fmt_list(&r.calls, 2, " "),
                     fmt_opt(p.cpu_linger, 3),
                     fmt_opt(k.cpu_linger, 3),
                     fmt_opt(p.cpu, 3),
@@ -968,20 +970,14 @@ impl Report<'_> {
                     continue;
                 };
                 let r = self.round_ratios(name);
-                let list = |v: &[f64]| {
-                    v.iter()
-                        .map(|x| format!("{x:.2}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                };
                 let _ = writeln!(
                     t,
                     "{:<10} {:>11} {:>13} {:>22} {:>22}",
                     name,
                     fmt_opt(m.cpu, 3),
                     fmt_opt(m.cpu_linger, 3),
-                    list(&r.calls),
-                    list(&r.linger)
+                    fmt_list(&r.calls, 2, " "),
+                    fmt_list(&r.linger, 2, " ")
                 );
             }
             let _ = writeln!(t);
@@ -1107,12 +1103,6 @@ impl Report<'_> {
     /// Each responder's medians and per-round ratios, as JSON objects.
     fn medians_json(&self) -> String {
         let names = self.fixed_names();
-        let nums = |v: &[f64]| {
-            v.iter()
-                .map(|x| format!("{x:.3}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         names
             .iter()
             .filter_map(|name| {
@@ -1124,8 +1114,8 @@ impl Report<'_> {
                     json_opt(m.cpu, 4),
                     json_opt(m.cpu_linger, 4),
                     m.worst_p99,
-                    nums(&r.calls),
-                    nums(&r.linger)
+                    fmt_list(&r.calls, 3, ", "),
+                    fmt_list(&r.linger, 3, ", ")
                 ))
             })
             .collect::<Vec<_>>()
