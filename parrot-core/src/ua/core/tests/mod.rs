@@ -185,6 +185,14 @@ fn retry_after(r: &Response) -> u64 {
         .expect("a Retry-After in seconds")
 }
 
+/// What the core sent is one 503 with a Retry-After (an INVITE refused as overload).
+fn refused_overloaded(net: &mut Net) {
+    let rs = net.responses();
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].status(), StatusCode::SERVICE_UNAVAILABLE);
+    retry_after(&rs[0]);
+}
+
 fn invite(call_id: &str, branch: &str) -> String {
     format!(
         "INVITE sip:bob@{US} SIP/2.0\n\
@@ -364,10 +372,7 @@ fn overload_gets_503_with_retry_after_until_a_call_is_answered() {
         "two calls fit under a cap of 2"
     );
     net.recv(&invite("o3", "o3"));
-    let rs = net.responses();
-    assert_eq!(rs.len(), 1);
-    assert_eq!(rs[0].status(), StatusCode::SERVICE_UNAVAILABLE);
-    retry_after(&rs[0]);
+    refused_overloaded(&mut net);
     assert_eq!(net.core.stats().rejected_overload, 1);
     // An answered call no longer counts: the next INVITE is served.
     let (call, key, _task) = net.take_call();
@@ -388,10 +393,7 @@ fn media_behind_refuses_new_calls_but_not_options_or_the_calls_up() {
     let (_call, _task, tag) = answered_call(&mut net, "m1");
     net.core.set_media_behind(true);
     net.recv(&invite("m2", "m2"));
-    let rs = net.responses();
-    assert_eq!(rs.len(), 1);
-    assert_eq!(rs[0].status(), StatusCode::SERVICE_UNAVAILABLE);
-    retry_after(&rs[0]);
+    refused_overloaded(&mut net);
     let options = invite("m3", "m3")
         .replacen("INVITE sip", "OPTIONS sip", 1)
         .replace("CSeq: 1 INVITE", "CSeq: 1 OPTIONS");
@@ -420,10 +422,7 @@ fn media_room_refuses_the_call_that_would_fill_it() {
     let c = net.codes();
     assert!(c.is_empty(), "r1 goes to its handler: {c:?}");
     net.recv(&invite("r2", "r2"));
-    let rs = net.responses();
-    assert_eq!(rs.len(), 1);
-    assert_eq!(rs[0].status(), StatusCode::SERVICE_UNAVAILABLE);
-    retry_after(&rs[0]);
+    refused_overloaded(&mut net);
     assert_eq!(net.core.stats().rejected_overload, 1);
     // Room not known (too few sessions to tell): no limit from it.
     net.core.set_media_room(None);
