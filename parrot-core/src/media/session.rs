@@ -1585,6 +1585,8 @@ mod shard {
                 // Nothing to step: not behind; sleep until a session comes.
                 me.pacing.judge(now - window, 0);
                 me.pacing.behind.store(false, Ordering::Relaxed);
+                // The next window starts here: its busy time counts from this judge.
+                window = now;
                 match incoming.recv() {
                     Ok(s) => queue.push(Queued(s.due(), s)),
                     Err(_) => return,
