@@ -6,6 +6,7 @@
 use super::call_event::{CallEvent, EventSender};
 use super::call_handle::{CallStatus, HandleCommand, HandleEnds};
 use super::command::{Command, Delivered, ToCall, ToMedia};
+use super::driver::capture_inline;
 use super::handler::{EndReason, Incoming, SipHandler, dispatch};
 use super::media::PendingMedia;
 use super::reply::Reply;
@@ -65,7 +66,9 @@ pub(crate) async fn uas_call<H: SipHandler>(
                     Some(_) => {}
                 },
                 Some(p) = provisional.recv() => {
-                    let _ = Box::pin(core.send(Command::Reply { call: Some(call), key: key.clone(), reply: *p })).await;
+                    if let Some(c) = capture_inline(Command::Reply { call: Some(call), key: key.clone(), reply: *p }) {
+                        let _ = Box::pin(core.send(c)).await;
+                    }
                 }
                 Some(e) = early.recv() => {
                     // Early media: the 183 with our answer, and the audio from now on.
@@ -75,7 +78,9 @@ pub(crate) async fn uas_call<H: SipHandler>(
                         let EarlyMedia { reply, media } = *e;
                         (reply, Box::new(media))
                     };
-                    let _ = Box::pin(core.send(Command::Reply { call: Some(call), key: key.clone(), reply })).await;
+                    if let Some(c) = capture_inline(Command::Reply { call: Some(call), key: key.clone(), reply }) {
+                        let _ = Box::pin(core.send(c)).await;
+                    }
                     if let Some(ev) = media.start(*pending, media_tx.clone()) {
                         events.emit(ev);
                     }
@@ -114,12 +119,15 @@ pub(crate) async fn uas_call<H: SipHandler>(
         }
     };
     let answered = reply.status().is_success();
-    let _ = Box::pin(core.send(Command::Reply {
+    // Answered in the driver's first poll of this task (the usual case), the
+    // reply goes straight to the core (see `capture_inline`).
+    if let Some(c) = capture_inline(Command::Reply {
         call: Some(call),
         key,
         reply,
-    }))
-    .await;
+    }) {
+        let _ = Box::pin(core.send(c)).await;
+    }
     if !answered {
         Box::pin(media.stop()).await;
         return Box::pin(handler.ended(EndReason::Rejected)).await;

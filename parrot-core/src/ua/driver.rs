@@ -19,7 +19,6 @@ use crate::message::Uri;
 use crate::transaction::{TransactionKey, Transmit};
 use crate::transport::{ConnectionId, TransportKind, Transports};
 use bytes::Bytes;
-use futures_util::FutureExt;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -141,7 +140,11 @@ where
                     transport,
                     media,
                 } => self.resolve(query, uri, transport, media),
-                Output::Spawn(s) => self.spawn(s),
+                Output::Spawn(s) => {
+                    for cmd in self.spawn(s) {
+                        self.core.handle_command(Instant::now(), cmd);
+                    }
+                }
             }
         }
     }
@@ -265,7 +268,9 @@ where
         });
     }
 
-    fn spawn(&self, s: Spawn) {
+    /// Starts the handler code of `s` (see [`supervise`]); returns what it
+    /// had for the core by the end of its first poll.
+    fn spawn(&self, s: Spawn) -> Vec<Command> {
         let commands = self.commands.clone();
         match s {
             Spawn::Request { key, request, peer } => {
@@ -281,19 +286,20 @@ where
                 let k = key.clone();
                 let task = async move {
                     let reply = dispatch(&mut handler, &incoming).await;
-                    let _ = core
-                        .send(Command::Reply {
-                            call: None,
-                            key: k,
-                            reply,
-                        })
-                        .await;
+                    let reply = Command::Reply {
+                        call: None,
+                        key: k,
+                        reply,
+                    };
+                    if let Some(c) = capture_inline(reply) {
+                        let _ = core.send(c).await;
+                    }
                 };
                 supervise(
                     Box::pin(task).instrument(span),
                     commands,
                     Supervised::Request(key),
-                );
+                )
             }
             Spawn::Call {
                 call,
@@ -349,7 +355,7 @@ where
                     Box::pin(fut).instrument(span),
                     commands,
                     Supervised::Call(call),
-                );
+                )
             }
             Spawn::UacMedia {
                 call,
@@ -384,7 +390,7 @@ where
                     Box::pin(fut).instrument(span),
                     commands,
                     Supervised::Media(call),
-                );
+                )
             }
         }
     }
@@ -424,27 +430,122 @@ impl Supervised {
     }
 }
 
-/// Runs handler code in a task of its own and tells the core how it ended
+/// Runs handler code and tells the core how it ended
 /// ([`Supervised::on_exit`] when it returns, [`Supervised::on_panic`] when it
-/// panics: the panic ends this task only; "let it crash").
-fn supervise<Fut>(fut: Fut, commands: mpsc::Sender<Command>, whose: Supervised)
+/// panics: the panic ends this future only; "let it crash").
+///
+/// The first poll happens here, on the driver: a handler that answers without
+/// waiting (a 200 to an OPTIONS, a call answered at once) has its reply in the
+/// core's queue before the driver's next turn, and a request that needs
+/// nothing more (no dialog, no media) costs no task at all. Only what is still
+/// pending after that poll becomes a task, whose first poll registers the
+/// wakers that count (the one here is a no-op). The price: handler code up
+/// to its first `.await` runs on the driver, so it must not block, which
+/// no async code may do on a tokio worker anyway.
+///
+/// What the future has for the core during that poll is returned, for the
+/// driver to handle at once, instead of going through the core's channel
+/// ([`capture_inline`]): a send there wakes the driver, the task running
+/// now, and a task woken while it runs is put at the back of the runtime's
+/// queue and wakes an idle worker to take it (with two workers, about one
+/// more thread switch per call).
+fn supervise<Fut>(fut: Fut, commands: mpsc::Sender<Command>, whose: Supervised) -> Vec<Command>
 where
-    Fut: Future<Output = ()> + Send + 'static,
+    Fut: Future<Output = ()> + Send + Unpin + 'static,
 {
-    // `fut` comes boxed (`Box::pin` where it is made, see the callers): the
-    // block below captures it and then awaits it, which keeps room for it
-    // twice, and a call task's future is kilobytes that stay for the whole
-    // call; a box is a pointer twice. The last send is boxed for the same
-    // reason: it runs once, and inline it would be room kept all call long.
-    tokio::spawn(async move {
-        let msg = match AssertUnwindSafe(fut).catch_unwind().await {
-            Ok(()) => whose.on_exit(),
-            Err(_) => Some(whose.on_panic()),
-        };
-        if let Some(m) = msg {
-            let _ = Box::pin(commands.send(m)).await;
+    let mut task = Supervise {
+        fut: Some(fut),
+        whose: Some(whose),
+        commands,
+        sending: None,
+    };
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let outer = INLINE.with(|i| i.replace(Some(Vec::new())));
+    let pending = std::pin::Pin::new(&mut task).poll(&mut cx).is_pending();
+    let captured = INLINE.with(|i| i.replace(outer)).unwrap_or_default();
+    if pending {
+        tokio::spawn(task);
+    }
+    captured
+}
+
+thread_local! {
+    /// While [`supervise`] polls a future on the driver: what it has for the core.
+    static INLINE: std::cell::RefCell<Option<Vec<Command>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Keeps `cmd` for the driver if the driver is polling the future that
+/// sends it ([`supervise`]); gives it back otherwise, to send on the core's
+/// channel.
+pub(crate) fn capture_inline(cmd: Command) -> Option<Command> {
+    INLINE.with(|i| match i.borrow_mut().as_mut() {
+        Some(kept) => {
+            kept.push(cmd);
+            None
         }
-    });
+        None => Some(cmd),
+    })
+}
+
+/// The future [`supervise`] runs: the handler's, then the message its end
+/// becomes. `Unpin` (its parts are boxed or plain), so that it can be polled
+/// on the driver's stack and then moved into a task.
+struct Supervise<Fut> {
+    /// `fut` comes boxed (`Box::pin` where it is made, see the callers): a
+    /// call task's future is kilobytes that stay for the whole call.
+    fut: Option<Fut>,
+    whose: Option<Supervised>,
+    commands: mpsc::Sender<Command>,
+    /// The end's message, when the core's queue was full.
+    sending: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl<Fut> Future for Supervise<Fut>
+where
+    Fut: Future<Output = ()> + Unpin,
+{
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if let Some(fut) = this.fut.as_mut() {
+            let ended =
+                std::panic::catch_unwind(AssertUnwindSafe(|| std::pin::Pin::new(fut).poll(cx)));
+            let whose = this.whose.take();
+            let msg = match ended {
+                Ok(Poll::Pending) => {
+                    this.whose = whose;
+                    return Poll::Pending;
+                }
+                Ok(Poll::Ready(())) => whose.and_then(Supervised::on_exit),
+                Err(_) => whose.map(Supervised::on_panic),
+            };
+            // Dropped here, inside the guard too: a panic from a handler's
+            // `Drop` must not end the driver when this runs on it.
+            let fut = this.fut.take();
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(fut)));
+            if let Some(m) = msg.and_then(capture_inline) {
+                match this.commands.try_send(m) {
+                    Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+                    Err(mpsc::error::TrySendError::Full(m)) => {
+                        let commands = this.commands.clone();
+                        this.sending = Some(Box::pin(async move {
+                            let _ = commands.send(m).await;
+                        }));
+                    }
+                }
+            }
+        }
+        match this.sending.as_mut() {
+            Some(s) => s.as_mut().poll(cx),
+            None => Poll::Ready(()),
+        }
+    }
 }
 
 /// Writes a stream destination's messages in order (connecting first if
@@ -477,5 +578,90 @@ async fn write_stream(
                 let _ = commands.send(Command::TransportError { key }).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::slab::{CallId, Slab};
+    use super::*;
+
+    fn a_call() -> CallId {
+        Slab::default().insert(())
+    }
+
+    fn is_done(c: &Command, call: CallId) -> bool {
+        matches!(c, Command::CallDone { call: c } if *c == call)
+    }
+
+    #[tokio::test]
+    async fn a_future_done_in_its_first_poll_gives_its_commands_back_and_no_task() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let (call, other) = (a_call(), a_call());
+        let got = supervise(
+            Box::pin(async move {
+                assert!(capture_inline(Command::CallDone { call: other }).is_none());
+            }),
+            tx,
+            Supervised::Call(call),
+        );
+        assert_eq!(got.len(), 2);
+        assert!(is_done(&got[0], other) && is_done(&got[1], call));
+        // Nothing went through the channel; and no task holds its sender.
+        assert!(rx.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_the_first_poll_or_in_drop_ends_that_future_only() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let call = a_call();
+        let got = supervise(
+            Box::pin(async { panic!("handler bug") }),
+            tx.clone(),
+            Supervised::Call(call),
+        );
+        assert!(matches!(got[..], [Command::Crashed { call: Some(c), key: None }] if c == call));
+
+        // Done at once, and its drop (after the poll) panics.
+        struct Bomb;
+        impl Future for Bomb {
+            type Output = ();
+            fn poll(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<()> {
+                std::task::Poll::Ready(())
+            }
+        }
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("drop bug");
+            }
+        }
+        let got = supervise(Bomb, tx, Supervised::Call(call));
+        assert!(matches!(got[..], [Command::CallDone { .. }]));
+        assert!(rx.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_pending_future_becomes_a_task_that_sends_on_the_channel() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let (call, other) = (a_call(), a_call());
+        let got = supervise(
+            Box::pin(async move {
+                let _ = wait.await;
+                // Now in a task of its own: nothing to capture.
+                let c = capture_inline(Command::CallDone { call: other });
+                assert!(c.is_some());
+            }),
+            tx,
+            Supervised::Call(call),
+        );
+        assert!(got.is_empty());
+        let _ = go.send(());
+        let end = rx.recv().await;
+        assert!(end.is_some_and(|c| is_done(&c, call)));
+        assert!(rx.recv().await.is_none());
     }
 }
