@@ -6,7 +6,7 @@
 use super::call_event::{CallEvent, EventSender};
 use super::call_handle::{CallStatus, HandleCommand, HandleEnds};
 use super::command::{Command, Delivered, ToCall, ToMedia};
-use super::driver::capture_inline;
+use super::driver::to_core;
 use super::handler::{EndReason, Incoming, SipHandler, dispatch};
 use super::media::PendingMedia;
 use super::reply::Reply;
@@ -66,9 +66,7 @@ pub(crate) async fn uas_call<H: SipHandler>(
                     Some(_) => {}
                 },
                 Some(p) = provisional.recv() => {
-                    if let Some(c) = capture_inline(Command::Reply { call: Some(call), key: key.clone(), reply: *p }) {
-                        let _ = Box::pin(core.send(c)).await;
-                    }
+                    Box::pin(to_core(&core, Command::Reply { call: Some(call), key: key.clone(), reply: *p })).await;
                 }
                 Some(e) = early.recv() => {
                     // Early media: the 183 with our answer, and the audio from now on.
@@ -78,9 +76,7 @@ pub(crate) async fn uas_call<H: SipHandler>(
                         let EarlyMedia { reply, media } = *e;
                         (reply, Box::new(media))
                     };
-                    if let Some(c) = capture_inline(Command::Reply { call: Some(call), key: key.clone(), reply }) {
-                        let _ = Box::pin(core.send(c)).await;
-                    }
+                    Box::pin(to_core(&core, Command::Reply { call: Some(call), key: key.clone(), reply })).await;
                     if let Some(ev) = media.start(*pending, media_tx.clone()) {
                         events.emit(ev);
                     }
@@ -120,14 +116,16 @@ pub(crate) async fn uas_call<H: SipHandler>(
     };
     let answered = reply.status().is_success();
     // Answered in the driver's first poll of this task (the usual case), the
-    // reply goes straight to the core (see `capture_inline`).
-    if let Some(c) = capture_inline(Command::Reply {
-        call: Some(call),
-        key,
-        reply,
-    }) {
-        let _ = Box::pin(core.send(c)).await;
-    }
+    // reply goes straight to the core (see `to_core`).
+    Box::pin(to_core(
+        &core,
+        Command::Reply {
+            call: Some(call),
+            key,
+            reply,
+        },
+    ))
+    .await;
     if !answered {
         Box::pin(media.stop()).await;
         return Box::pin(handler.ended(EndReason::Rejected)).await;

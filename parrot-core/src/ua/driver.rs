@@ -291,9 +291,7 @@ where
                         key: k,
                         reply,
                     };
-                    if let Some(c) = capture_inline(reply) {
-                        let _ = core.send(c).await;
-                    }
+                    to_core(&core, reply).await;
                 };
                 supervise(
                     Box::pin(task).instrument(span),
@@ -486,6 +484,14 @@ pub(crate) fn capture_inline(cmd: Command) -> Option<Command> {
         }
         None => Some(cmd),
     })
+}
+
+/// Hands `cmd` to the core: to the driver polling the future that sends it
+/// ([`capture_inline`]), else on the core's channel.
+pub(crate) async fn to_core(core: &mpsc::Sender<Command>, cmd: Command) {
+    if let Some(c) = capture_inline(cmd) {
+        let _ = core.send(c).await;
+    }
 }
 
 /// The future [`supervise`] runs: the handler's, then the message its end
