@@ -595,7 +595,8 @@ impl SrtpState {
     }
 }
 
-/// The largest RTP or RTCP datagram a session sends or reads (the stack buffer's size).
+/// The largest RTP or RTCP datagram a session sends or reads (the size of a media
+/// thread's datagram buffer, [`Scratch`]).
 const MAX_DATAGRAM: usize = 2048;
 
 /// Buffers a media thread lends to each session it steps: the frame a tick
