@@ -279,6 +279,9 @@ pub(crate) fn parse_uri(
     Ok(uri)
 }
 
+// Inlined into `parse_uri`, its only caller (twice), which wraps it in `Uri::Sip`:
+// the URI is then built in place instead of copied (136 B) per URI parsed.
+#[inline(always)]
 fn parse_sip(c: &mut Cursor<'_>, secure: bool, ctx: UriContext) -> Result<SipUri, Pos> {
     let mut user = None;
     let mut password = None;
