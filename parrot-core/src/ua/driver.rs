@@ -14,6 +14,7 @@ use super::counters::Counters;
 use super::endpoint::Endpoint;
 use super::handler::{Incoming, SipHandler, dispatch};
 use super::media::MediaContext;
+use super::pool::Pool;
 use super::route::{self, Peer};
 use crate::message::Uri;
 use crate::transaction::{TransactionKey, Transmit};
@@ -37,6 +38,13 @@ type WriterKey = (TransportKind, SocketAddr, Option<ConnectionId>);
 /// How long a stream writer with nothing to send lives on.
 const WRITER_IDLE: Duration = Duration::from_secs(30);
 
+/// A handler future's poll longer than this moves the future off the driver
+/// to a task of its own ([`Pool`]): signaling waits while handler code runs.
+const SLOW_POLL: Duration = Duration::from_millis(1);
+
+/// Handler code as the driver keeps it: type-erased, supervised.
+type Handled = Supervise<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>;
+
 pub(crate) struct Driver<F> {
     core: UaCore,
     transports: Transports,
@@ -49,6 +57,8 @@ pub(crate) struct Driver<F> {
     resolver: route::Resolver,
     /// Handed to handlers ([`Incoming::endpoint`]): to dial a second leg.
     endpoint: Endpoint,
+    /// The handler futures still pending after their first poll.
+    pool: Pool<Handled>,
 }
 
 impl<F, H> Driver<F>
@@ -75,6 +85,7 @@ where
             writers: HashMap::new(),
             resolver,
             endpoint,
+            pool: Pool::new(SLOW_POLL),
         }
     }
 
@@ -91,6 +102,11 @@ where
         let mut armed: Option<Instant> = None;
         loop {
             self.drain().await;
+            // Handler futures woken during the turn (by the core handing a
+            // call its ACK or BYE, mostly): polled now, on this thread.
+            if self.run_pool() {
+                self.drain().await;
+            }
             self.counters.publish(&self.core.stats());
             if self.core.is_done(Instant::now()) {
                 break;
@@ -118,15 +134,35 @@ where
                     armed = None;
                     self.core.handle_timeout(Instant::now());
                 }
+                () = self.pool.ready(), if self.pool.len() > 0 => {
+                    // Polled at the top of the loop. A future woken again and
+                    // again (tokio's budget for this task spent: its channels
+                    // report pending and wake it at once) must not keep this
+                    // task from yielding, which is what renews the budget.
+                    tokio::task::consume_budget().await;
+                }
             }
+            self.pool.disarm();
         }
         let done = self.core.close();
         self.drain().await;
+        // The driver stops; handler code still running goes on in tasks.
+        self.pool.spawn_all();
         self.transports.shutdown();
         if let Some(done) = done {
             let _ = done.send(());
         }
         info!("endpoint stopped");
+    }
+
+    /// Polls the pool's woken futures, handing what they have for the core
+    /// to it; true if any was polled.
+    fn run_pool(&mut self) -> bool {
+        let (polled, captured) = run_pool(&mut self.pool);
+        for cmd in captured {
+            self.core.handle_command(Instant::now(), cmd);
+        }
+        polled > 0
     }
 
     /// Carries out everything the core asks for.
@@ -270,7 +306,7 @@ where
 
     /// Starts the handler code of `s` (see [`supervise`]); returns what it
     /// had for the core by the end of its first poll.
-    fn spawn(&self, s: Spawn) -> Vec<Command> {
+    fn spawn(&mut self, s: Spawn) -> Vec<Command> {
         let commands = self.commands.clone();
         match s {
             Spawn::Request { key, request, peer } => {
@@ -294,7 +330,8 @@ where
                     to_core(&core, reply).await;
                 };
                 supervise(
-                    Box::pin(task).instrument(span),
+                    &mut self.pool,
+                    Box::pin(task.instrument(span)),
                     commands,
                     Supervised::Request(key),
                 )
@@ -350,7 +387,8 @@ where
                 // every move on the way into the runtime's task cell copied
                 // all of it (~60 KB of memcpy per call in callgrind).
                 supervise(
-                    Box::pin(fut).instrument(span),
+                    &mut self.pool,
+                    Box::pin(Box::pin(fut).instrument(span)),
                     commands,
                     Supervised::Call(call),
                 )
@@ -385,7 +423,8 @@ where
                 );
                 let fut = uac_media(Box::new(media), commands.clone());
                 supervise(
-                    Box::pin(fut).instrument(span),
+                    &mut self.pool,
+                    Box::pin(Box::pin(fut).instrument(span)),
                     commands,
                     Supervised::Media(call),
                 )
@@ -432,50 +471,56 @@ impl Supervised {
 /// ([`Supervised::on_exit`] when it returns, [`Supervised::on_panic`] when it
 /// panics: the panic ends this future only; "let it crash").
 ///
-/// The first poll happens here, on the driver: a handler that answers without
-/// waiting (a 200 to an OPTIONS, a call answered at once) has its reply in the
-/// core's queue before the driver's next turn, and a request that needs
-/// nothing more (no dialog, no media) costs no task at all. Only what is still
-/// pending after that poll becomes a task, whose first poll registers the
-/// wakers that count (the one here is a no-op). The price: handler code up
-/// to its first `.await` runs on the driver, so it must not block, which
-/// no async code may do on a tokio worker anyway.
+/// The future stays with the driver, in its [`Pool`]: polled first here and
+/// then whenever it is woken, on the driver's thread. A handler that answers
+/// without waiting (a 200 to an OPTIONS, a call answered at once) has its
+/// reply in the core's queue before the driver's next turn, and the ACK and
+/// BYE the core hands a call later wake nothing but a queue entry. Handler
+/// code therefore runs on the driver and must not block, which no async code
+/// may do on a tokio worker anyway; a poll that takes longer than
+/// [`SLOW_POLL`] moves its future to a task of its own.
 ///
-/// What the future has for the core during that poll is returned, for the
-/// driver to handle at once, instead of going through the core's channel
-/// ([`capture_inline`]): a send there wakes the driver, the task running
-/// now, and a task woken while it runs is put at the back of the runtime's
-/// queue and wakes an idle worker to take it (with two workers, about one
-/// more thread switch per call).
-fn supervise<Fut>(fut: Fut, commands: mpsc::Sender<Command>, whose: Supervised) -> Vec<Command>
-where
-    Fut: Future<Output = ()> + Send + Unpin + 'static,
-{
-    let mut task = Supervise {
+/// What the future has for the core during a poll on the driver is handed
+/// to the driver at once ([`capture_inline`]): returned here for the first
+/// poll, handled by [`Driver::run_pool`] for later ones. Sent on the core's
+/// channel instead, it would wake the driver, the task running now, and a
+/// task woken while it runs is put at the back of the runtime's queue and
+/// wakes an idle worker to take it (with two workers, about one more thread
+/// switch per call).
+fn supervise(
+    pool: &mut Pool<Handled>,
+    fut: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+    commands: mpsc::Sender<Command>,
+    whose: Supervised,
+) -> Vec<Command> {
+    let task = Supervise {
         fut: Some(fut),
         whose: Some(whose),
         commands,
         sending: None,
     };
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     let outer = INLINE.with(|i| i.replace(Some(Vec::new())));
-    let pending = std::pin::Pin::new(&mut task).poll(&mut cx).is_pending();
+    pool.add(task);
+    INLINE.with(|i| i.replace(outer)).unwrap_or_default()
+}
+
+/// Polls the pool's woken futures: how many, and what they had for the core.
+fn run_pool(pool: &mut Pool<Handled>) -> (usize, Vec<Command>) {
+    let outer = INLINE.with(|i| i.replace(Some(Vec::new())));
+    let polled = pool.run_ready();
     let captured = INLINE.with(|i| i.replace(outer)).unwrap_or_default();
-    if pending {
-        tokio::spawn(task);
-    }
-    captured
+    (polled, captured)
 }
 
 thread_local! {
-    /// While [`supervise`] polls a future on the driver: what it has for the core.
+    /// While the driver polls a handler future ([`supervise`], [`Driver::run_pool`]): what it has for the core.
     static INLINE: std::cell::RefCell<Option<Vec<Command>>> =
         const { std::cell::RefCell::new(None) };
 }
 
 /// Keeps `cmd` for the driver if the driver is polling the future that
-/// sends it ([`supervise`]); gives it back otherwise, to send on the core's
-/// channel.
+/// sends it ([`supervise`], [`Driver::run_pool`]); gives it back otherwise
+/// (the future moved to a task), to send on the core's channel.
 pub(crate) fn capture_inline(cmd: Command) -> Option<Command> {
     INLINE.with(|i| match i.borrow_mut().as_mut() {
         Some(kept) => {
@@ -495,9 +540,9 @@ pub(crate) async fn to_core(core: &mpsc::Sender<Command>, cmd: Command) {
 }
 
 /// The future [`supervise`] runs: the handler's, then the message its end
-/// becomes. `Unpin` (its parts are boxed or plain), so that it can be polled
-/// on the driver's stack and then moved into a task.
-struct Supervise<Fut> {
+/// becomes. `Unpin` (its parts are boxed or plain), so that it can be kept
+/// in the driver's pool and moved into a task between polls.
+pub(crate) struct Supervise<Fut> {
     /// `fut` comes boxed (`Box::pin` where it is made, see the callers): a
     /// call task's future is kilobytes that stay for the whole call.
     fut: Option<Fut>,
@@ -600,11 +645,17 @@ mod tests {
         matches!(c, Command::CallDone { call: c } if *c == call)
     }
 
+    fn pool() -> Pool<Handled> {
+        Pool::new(Duration::from_secs(60))
+    }
+
     #[tokio::test]
     async fn a_future_done_in_its_first_poll_gives_its_commands_back_and_no_task() {
         let (tx, mut rx) = mpsc::channel(4);
         let (call, other) = (a_call(), a_call());
+        let mut pool = pool();
         let got = supervise(
+            &mut pool,
             Box::pin(async move {
                 assert!(capture_inline(Command::CallDone { call: other }).is_none());
             }),
@@ -613,15 +664,18 @@ mod tests {
         );
         assert_eq!(got.len(), 2);
         assert!(is_done(&got[0], other) && is_done(&got[1], call));
-        // Nothing went through the channel; and no task holds its sender.
+        // Nothing went through the channel; and nothing holds its sender.
+        assert_eq!(pool.len(), 0);
         assert!(rx.recv().await.is_none());
     }
 
     #[tokio::test]
-    async fn a_panic_in_the_first_poll_or_in_drop_ends_that_future_only() {
+    async fn a_panic_in_a_poll_or_in_drop_ends_that_future_only() {
         let (tx, mut rx) = mpsc::channel(4);
-        let call = a_call();
+        let (call, later) = (a_call(), a_call());
+        let mut pool = pool();
         let got = supervise(
+            &mut pool,
             Box::pin(async { panic!("handler bug") }),
             tx.clone(),
             Supervised::Call(call),
@@ -644,17 +698,72 @@ mod tests {
                 panic!("drop bug");
             }
         }
-        let got = supervise(Bomb, tx, Supervised::Call(call));
+        let got = supervise(
+            &mut pool,
+            Box::pin(Bomb),
+            tx.clone(),
+            Supervised::Call(call),
+        );
         assert!(matches!(got[..], [Command::CallDone { .. }]));
+
+        // A panic after an await, in a poll from the pool.
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let got = supervise(
+            &mut pool,
+            Box::pin(async move {
+                let _ = wait.await;
+                panic!("later bug");
+            }),
+            tx,
+            Supervised::Call(later),
+        );
+        assert!(got.is_empty());
+        let _ = go.send(());
+        let (polled, got) = run_pool(&mut pool);
+        assert_eq!(polled, 1);
+        assert!(matches!(got[..], [Command::Crashed { call: Some(c), .. }] if c == later));
+        assert_eq!(pool.len(), 0);
         assert!(rx.recv().await.is_none());
     }
 
     #[tokio::test]
-    async fn a_pending_future_becomes_a_task_that_sends_on_the_channel() {
+    async fn a_pending_future_stays_on_the_driver_and_its_commands_come_back_from_the_pool() {
         let (tx, mut rx) = mpsc::channel(4);
         let (go, wait) = tokio::sync::oneshot::channel::<()>();
         let (call, other) = (a_call(), a_call());
+        let mut pool = pool();
         let got = supervise(
+            &mut pool,
+            Box::pin(async move {
+                let _ = wait.await;
+                to_core(&mpsc::channel(1).0, Command::CallDone { call: other }).await;
+            }),
+            tx,
+            Supervised::Call(call),
+        );
+        assert!(got.is_empty());
+        assert_eq!(pool.len(), 1);
+        // Woken from another task, as a call's channel would.
+        tokio::spawn(async move {
+            let _ = go.send(());
+        });
+        pool.ready().await;
+        let (polled, got) = run_pool(&mut pool);
+        assert_eq!(polled, 1);
+        assert!(is_done(&got[0], other) && is_done(&got[1], call));
+        assert_eq!(pool.len(), 0);
+        assert!(rx.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_slow_future_moves_to_a_task_that_sends_on_the_channel() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let (call, other) = (a_call(), a_call());
+        // Every poll counts as slow.
+        let mut pool = Pool::new(Duration::ZERO);
+        let got = supervise(
+            &mut pool,
             Box::pin(async move {
                 let _ = wait.await;
                 // Now in a task of its own: nothing to capture.
@@ -665,6 +774,7 @@ mod tests {
             Supervised::Call(call),
         );
         assert!(got.is_empty());
+        assert_eq!(pool.len(), 0);
         let _ = go.send(());
         let end = rx.recv().await;
         assert!(end.is_some_and(|c| is_done(&c, call)));

@@ -432,6 +432,13 @@ pub enum EndReason {
 ///
 /// A panic in a method ends that call only: the endpoint answers 500 (or sends
 /// BYE if the call was answered), logs it, and carries on.
+///
+/// The methods' futures are polled by the endpoint's driver, on its task,
+/// not each in a task of its own (a wake-up of another task per ACK and BYE
+/// cost more than the rest of the call). Like any async code on tokio, they
+/// must not block: await, or use `tokio::task::spawn_blocking`. One whose
+/// poll takes more than a millisecond is moved to a task of its own, so that
+/// heavy code holds signaling up once, not at every poll.
 pub trait SipHandler: Send + 'static {
     /// An INVITE that creates a call, or a re-INVITE in one.
     fn invite(&mut self, call: &mut Incoming) -> impl Future<Output = Reply> + Send {

@@ -41,6 +41,7 @@ mod endpoint;
 mod handler;
 mod im;
 mod media;
+mod pool;
 mod register;
 mod registrar;
 mod reply;
