@@ -232,6 +232,20 @@ where
     }
 }
 
+impl<T> Drop for Pool<T> {
+    /// The driver itself was dropped (its runtime shut down) with futures
+    /// still here. As tokio does for a task's future, each is dropped inside
+    /// a guard: a handler's `Drop` that panics must not take the process
+    /// down, which a second panic while the slots unwind would.
+    fn drop(&mut self) {
+        for slot in &mut self.slots {
+            if let Some(entry) = slot.entry.take() {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(entry)));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,5 +375,35 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(pool.run_ready(), 0);
+    }
+
+    /// Pending forever; panics when dropped, counting the drops first.
+    struct PanicsOnDrop(Arc<AtomicUsize>);
+
+    impl Future for PanicsOnDrop {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+            Poll::Pending
+        }
+    }
+
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            panic!("a handler's Drop panics");
+        }
+    }
+
+    #[tokio::test]
+    async fn dropping_the_pool_survives_futures_that_panic_when_dropped() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut pool = Pool::new(Duration::from_secs(1));
+        pool.add(PanicsOnDrop(drops.clone()));
+        pool.add(PanicsOnDrop(drops.clone()));
+        assert_eq!(pool.len(), 2);
+        // Unguarded, the second panic during the first's unwinding aborts the
+        // process; guarded, both are dropped and this returns.
+        drop(pool);
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
     }
 }
