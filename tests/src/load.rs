@@ -304,7 +304,18 @@ mod tests {
             assert!(Instant::now() < deadline, "the child never got to sleep");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let childs = process_cpu_seconds(pid).expect("the child's stat");
+        // `comm` changes at the exec, before `sleep` has loaded and gone to
+        // sleep: its CPU can still move a tick. Read it once it holds still.
+        let mut childs = process_cpu_seconds(pid).expect("the child's stat");
+        loop {
+            std::thread::sleep(Duration::from_millis(50));
+            let again = process_cpu_seconds(pid).expect("the child's stat");
+            if again == childs {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the child's CPU never settled");
+            childs = again;
+        }
         assert!(childs > 0.0, "200000 shell iterations took no CPU tick");
         let me = std::process::id();
         let own = process_cpu_seconds(me).expect("our own stat");
