@@ -449,24 +449,29 @@ impl Message {
     /// response: To, From, CSeq, Call-ID and Via. A request failing this gets 400
     /// (RFC 4475 §3.3.1). Max-Forwards is not required: RFC 2543 peers omit it.
     pub fn check_mandatory(&self) -> Result<(), HeaderName> {
-        let h = self.headers();
-        let missing = if h.to().is_none() {
-            Some(HeaderName::To)
-        } else if h.from().is_none() {
-            Some(HeaderName::From)
-        } else if h.call_id().is_none() {
-            Some(HeaderName::CallId)
-        } else if h.cseq().is_none() {
-            Some(HeaderName::CSeq)
-        } else if h.vias().is_empty() {
-            Some(HeaderName::Via)
-        } else {
-            None
-        };
-        match missing {
-            Some(name) => Err(name),
-            None => Ok(()),
-        }
+        check_mandatory(self.headers())
+    }
+}
+
+/// [`Message::check_mandatory`] of a message's headers (a request checked
+/// where it is borrowed, without a copy to make it a [`Message`]).
+pub(crate) fn check_mandatory(h: &Headers) -> Result<(), HeaderName> {
+    let missing = if h.to().is_none() {
+        Some(HeaderName::To)
+    } else if h.from().is_none() {
+        Some(HeaderName::From)
+    } else if h.call_id().is_none() {
+        Some(HeaderName::CallId)
+    } else if h.cseq().is_none() {
+        Some(HeaderName::CSeq)
+    } else if h.vias().is_empty() {
+        Some(HeaderName::Via)
+    } else {
+        None
+    };
+    match missing {
+        Some(name) => Err(name),
+        None => Ok(()),
     }
 }
 

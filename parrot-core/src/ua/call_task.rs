@@ -6,7 +6,7 @@
 use super::call_event::{CallEvent, EventSender};
 use super::call_handle::{CallStatus, HandleCommand, HandleEnds};
 use super::command::{Command, Delivered, ToCall, ToMedia};
-use super::driver::to_core;
+use super::driver::{to_core, to_core_now};
 use super::handler::{EndReason, Incoming, SipHandler, dispatch};
 use super::media::PendingMedia;
 use super::reply::Reply;
@@ -117,15 +117,17 @@ pub(crate) async fn uas_call<H: SipHandler>(
     let answered = reply.status().is_success();
     // Answered in the driver's first poll of this task (the usual case), the
     // reply goes straight to the core (see `to_core`).
-    Box::pin(to_core(
+    let wait = to_core_now(
         &core,
         Command::Reply {
             call: Some(call),
             key,
             reply,
         },
-    ))
-    .await;
+    );
+    if let Some(wait) = wait {
+        wait.await;
+    }
     if !answered {
         Box::pin(media.stop()).await;
         return Box::pin(handler.ended(EndReason::Rejected)).await;
@@ -193,7 +195,7 @@ pub(crate) async fn uas_call<H: SipHandler>(
                     for a in queued.drain(..) {
                         let _ = Box::pin(media.apply(a)).await;
                     }
-                } else {
+                } else if media.answer_in_ack {
                     // A re-INVITE without an offer got ours: its answer is here.
                     Box::pin(media.ack(&ack.request)).await;
                 }
@@ -204,7 +206,14 @@ pub(crate) async fn uas_call<H: SipHandler>(
                 // Kept in its box until the handler's `Incoming` takes it.
                 let key = delivered.0.clone();
                 let method = delivered.1.request.method().clone();
-                let reply = match Box::pin(media.in_dialog(&delivered.1.request)).await {
+                // Boxed only when it may answer (most requests, a BYE
+                // always, it would not): a box past glibc's per-thread cache.
+                let by_media = if media.may_answer(&delivered.1.request) {
+                    Box::pin(media.in_dialog(&delivered.1.request)).await
+                } else {
+                    None
+                };
+                let reply = match by_media {
                     Some(reply) => {
                         if let Some(ev) = media.hold_event() {
                             events.emit(ev);
@@ -226,12 +235,19 @@ pub(crate) async fn uas_call<H: SipHandler>(
                 if method == Method::Bye {
                     Box::pin(media.stop()).await;
                 }
-                let _ = Box::pin(core.send(Command::Reply {
-                    call: Some(call),
-                    key,
-                    reply,
-                }))
-                .await;
+                // Polled on the driver (the usual case), straight to the
+                // core in this turn, as the answer was.
+                let wait = to_core_now(
+                    &core,
+                    Command::Reply {
+                        call: Some(call),
+                        key,
+                        reply,
+                    },
+                );
+                if let Some(wait) = wait {
+                    wait.await;
+                }
                 if method == Method::Bye {
                     return Box::pin(handler.ended(EndReason::PeerHangup)).await;
                 }
@@ -351,6 +367,16 @@ impl CallMedia {
                 warn!(error = %e, "media not started");
                 None
             }
+        }
+    }
+
+    /// Whether [`CallMedia::in_dialog`] may answer `request`; when not, it
+    /// would return `None` at once.
+    fn may_answer(&self, request: &Request) -> bool {
+        match request.method() {
+            Method::Update if request.body().is_empty() => true,
+            Method::Info | Method::Invite | Method::Update => self.session.is_some(),
+            _ => false,
         }
     }
 

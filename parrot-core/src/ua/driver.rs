@@ -158,10 +158,11 @@ where
     /// Polls the pool's woken futures, handing what they have for the core
     /// to it; true if any was polled.
     fn run_pool(&mut self) -> bool {
-        let (polled, captured) = run_pool(&mut self.pool);
-        for cmd in captured {
+        let (polled, mut captured) = run_pool(&mut self.pool);
+        for cmd in captured.drain(..) {
             self.core.handle_command(Instant::now(), cmd);
         }
+        recycle(captured);
         polled > 0
     }
 
@@ -177,9 +178,11 @@ where
                     media,
                 } => self.resolve(query, uri, transport, media),
                 Output::Spawn(s) => {
-                    for cmd in self.spawn(s) {
+                    let mut captured = self.spawn(s);
+                    for cmd in captured.drain(..) {
                         self.core.handle_command(Instant::now(), cmd);
                     }
+                    recycle(captured);
                 }
             }
         }
@@ -499,23 +502,42 @@ fn supervise(
         commands,
         sending: None,
     };
-    let outer = INLINE.with(|i| i.replace(Some(Vec::new())));
-    pool.add(task);
-    INLINE.with(|i| i.replace(outer)).unwrap_or_default()
+    capturing(|| pool.add(task)).1
 }
 
 /// Polls the pool's woken futures: how many, and what they had for the core.
 fn run_pool(pool: &mut Pool<Handled>) -> (usize, Vec<Command>) {
-    let outer = INLINE.with(|i| i.replace(Some(Vec::new())));
-    let polled = pool.run_ready();
+    capturing(|| pool.run_ready())
+}
+
+/// Runs `poll` (the driver polling handler futures) with what they have
+/// for the core kept aside ([`capture_inline`]); returns that too. Give the
+/// vector back with [`recycle`] once its commands are handled.
+fn capturing<R>(poll: impl FnOnce() -> R) -> (R, Vec<Command>) {
+    let room = SPARE.with(std::cell::Cell::take);
+    let outer = INLINE.with(|i| i.replace(Some(room)));
+    let r = poll();
     let captured = INLINE.with(|i| i.replace(outer)).unwrap_or_default();
-    (polled, captured)
+    (r, captured)
+}
+
+/// Keeps an emptied vector of [`capturing`] for the next poll: a `Command`
+/// is hundreds of bytes, and a fresh vector for each poll that captures one
+/// was two allocations past glibc's per-thread cache a call (DHAT).
+fn recycle(mut v: Vec<Command>) {
+    // A burst's room is let go rather than kept for good.
+    if v.capacity() <= 64 {
+        v.clear();
+        SPARE.with(|s| s.set(v));
+    }
 }
 
 thread_local! {
     /// While the driver polls a handler future ([`supervise`], [`Driver::run_pool`]): what it has for the core.
     static INLINE: std::cell::RefCell<Option<Vec<Command>>> =
         const { std::cell::RefCell::new(None) };
+    /// The room [`capturing`] reuses.
+    static SPARE: std::cell::Cell<Vec<Command>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Keeps `cmd` for the driver if the driver is polling the future that
@@ -534,8 +556,33 @@ pub(crate) fn capture_inline(cmd: Command) -> Option<Command> {
 /// Hands `cmd` to the core: to the driver polling the future that sends it
 /// ([`capture_inline`]), else on the core's channel.
 pub(crate) async fn to_core(core: &mpsc::Sender<Command>, cmd: Command) {
-    if let Some(c) = capture_inline(cmd) {
+    if let Some(c) = try_to_core(core, cmd) {
         let _ = core.send(c).await;
+    }
+}
+
+/// [`to_core`] for a call task: hands `cmd` over now if it can, else gives
+/// back the wait for room in the core's queue, boxed. The call's future
+/// then holds a pointer across that wait, not the `Command` (hundreds of
+/// bytes, for the whole call), and a box is made only when it waits.
+pub(crate) fn to_core_now(
+    core: &mpsc::Sender<Command>,
+    cmd: Command,
+) -> Option<std::pin::Pin<Box<impl Future<Output = ()> + Send + '_>>> {
+    let c = try_to_core(core, cmd)?;
+    Some(Box::pin(async move {
+        let _ = core.send(c).await;
+    }))
+}
+
+/// [`to_core`] without waiting: gives `cmd` back only if the core's queue
+/// is full, for the caller to `send(..).await`.
+pub(crate) fn try_to_core(core: &mpsc::Sender<Command>, cmd: Command) -> Option<Command> {
+    let cmd = capture_inline(cmd)?;
+    match core.try_send(cmd) {
+        // Closed: the core is gone, as `send` would have found.
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
+        Err(mpsc::error::TrySendError::Full(c)) => Some(c),
     }
 }
 
@@ -779,5 +826,29 @@ mod tests {
         let end = rx.recv().await;
         assert!(end.is_some_and(|c| is_done(&c, call)));
         assert!(rx.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_command_waits_for_room_only_when_the_core_s_queue_is_full() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let (one, two) = (a_call(), a_call());
+        // Room: sent at once, nothing to wait for.
+        assert!(to_core_now(&tx, Command::CallDone { call: one }).is_none());
+        // Full: the wait comes back, and sends once there is room.
+        let wait = to_core_now(&tx, Command::CallDone { call: two });
+        let wait = wait.expect("a full queue gives the wait back");
+        assert!(rx.recv().await.is_some_and(|c| is_done(&c, one)));
+        wait.await;
+        assert!(rx.recv().await.is_some_and(|c| is_done(&c, two)));
+        // While the driver polls: kept for it, the queue not touched.
+        let (none, captured) =
+            capturing(|| to_core_now(&tx, Command::CallDone { call: one }).is_none());
+        assert!(none);
+        assert!(matches!(captured[..], [Command::CallDone { call }] if call == one));
+        recycle(captured);
+        assert!(rx.try_recv().is_err());
+        // The core gone: dropped, as `send` would have.
+        drop(rx);
+        assert!(to_core_now(&tx, Command::CallDone { call: two }).is_none());
     }
 }

@@ -5,7 +5,7 @@ use super::super::config::Config;
 use super::super::reply::Reply;
 use crate::auth::AuthFailure;
 use crate::entropy::Entropy;
-use crate::message::{HeaderName, Message, Method, Request, Response, StatusCode, Uri};
+use crate::message::{HeaderName, Method, Request, Response, StatusCode, Uri};
 
 /// The response for a request we will not process, or `None` (§8.2.1–§8.2.3,
 /// RFC 4475 §3.3). ACK is never answered.
@@ -15,7 +15,7 @@ pub(super) fn precheck(req: &Request, config: &Config) -> Option<Response> {
     if *m == Method::Ack {
         return None;
     }
-    if let Err(missing) = Message::Request(req.clone()).check_mandatory() {
+    if let Err(missing) = crate::message::check_mandatory(req.headers()) {
         let reply =
             Reply::new(StatusCode::BAD_REQUEST).reason(format!("Bad Request (missing {missing})"));
         return Some(stateless(req, reply, entropy));
