@@ -6,7 +6,7 @@
 use super::call_event::{CallEvent, EventSender};
 use super::call_handle::{CallStatus, HandleCommand, HandleEnds};
 use super::command::{Command, Delivered, ToCall, ToMedia};
-use super::driver::{to_core, to_core_now};
+use super::driver::to_core_now;
 use super::handler::{EndReason, Incoming, SipHandler, dispatch};
 use super::media::PendingMedia;
 use super::reply::Reply;
@@ -66,7 +66,9 @@ pub(crate) async fn uas_call<H: SipHandler>(
                     Some(_) => {}
                 },
                 Some(p) = provisional.recv() => {
-                    Box::pin(to_core(&core, Command::Reply { call: Some(call), key: key.clone(), reply: *p })).await;
+                    if let Some(wait) = reply_to_core(&core, call, key.clone(), *p) {
+                        wait.await;
+                    }
                 }
                 Some(e) = early.recv() => {
                     // Early media: the 183 with our answer, and the audio from now on.
@@ -76,7 +78,9 @@ pub(crate) async fn uas_call<H: SipHandler>(
                         let EarlyMedia { reply, media } = *e;
                         (reply, Box::new(media))
                     };
-                    Box::pin(to_core(&core, Command::Reply { call: Some(call), key: key.clone(), reply })).await;
+                    if let Some(wait) = reply_to_core(&core, call, key.clone(), reply) {
+                        wait.await;
+                    }
                     if let Some(ev) = media.start(*pending, media_tx.clone()) {
                         events.emit(ev);
                     }
@@ -117,15 +121,7 @@ pub(crate) async fn uas_call<H: SipHandler>(
     let answered = reply.status().is_success();
     // Answered in the driver's first poll of this task (the usual case), the
     // reply goes straight to the core (see `to_core`).
-    let wait = to_core_now(
-        &core,
-        Command::Reply {
-            call: Some(call),
-            key,
-            reply,
-        },
-    );
-    if let Some(wait) = wait {
+    if let Some(wait) = reply_to_core(&core, call, key, reply) {
         wait.await;
     }
     if !answered {
@@ -237,15 +233,7 @@ pub(crate) async fn uas_call<H: SipHandler>(
                 }
                 // Polled on the driver (the usual case), straight to the
                 // core in this turn, as the answer was.
-                let wait = to_core_now(
-                    &core,
-                    Command::Reply {
-                        call: Some(call),
-                        key,
-                        reply,
-                    },
-                );
-                if let Some(wait) = wait {
+                if let Some(wait) = reply_to_core(&core, call, key, reply) {
                     wait.await;
                 }
                 if method == Method::Bye {
@@ -303,6 +291,24 @@ pub(crate) struct UasChannels {
 pub(crate) struct EarlyMedia {
     pub(crate) reply: Reply,
     pub(crate) media: PendingMedia,
+}
+
+/// The call's `reply` to the request of `key`, handed to the core
+/// ([`to_core_now`]): the wait for room, boxed, only if its queue is full.
+fn reply_to_core(
+    core: &mpsc::Sender<Command>,
+    call: CallId,
+    key: TransactionKey,
+    reply: Reply,
+) -> Option<std::pin::Pin<Box<impl Future<Output = ()> + Send + '_>>> {
+    to_core_now(
+        core,
+        Command::Reply {
+            call: Some(call),
+            key,
+            reply,
+        },
+    )
 }
 
 /// Tells the call's handles it is over when the task ends, however it ends.
@@ -384,6 +390,10 @@ impl CallMedia {
     /// (`application/dtmf-relay`), and a re-INVITE with a new offer (hold,
     /// resume, a new address: RFC 3264 §8).
     async fn in_dialog(&mut self, request: &Request) -> Option<Reply> {
+        // The same decision the caller makes before boxing this step.
+        if !self.may_answer(request) {
+            return None;
+        }
         if *request.method() == Method::Update && request.body().is_empty() {
             // An UPDATE without an offer changes nothing but refreshes the
             // session (RFC 3311 §5.2, RFC 4028 §10).
