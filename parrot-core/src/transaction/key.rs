@@ -101,6 +101,11 @@ impl TransactionKey {
         }
     }
 
+    /// The hash kept with the key (what [`Hash`] writes).
+    pub(crate) fn prehash(&self) -> u64 {
+        self.id.hash
+    }
+
     /// Client or server.
     pub fn side(&self) -> Side {
         self.side
