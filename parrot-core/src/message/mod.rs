@@ -336,7 +336,8 @@ fn set_content_length(headers: &mut Headers, len: usize) {
 fn finish(out: &mut BytesMut, headers: &Headers, body: &Bytes) {
     headers.write(out);
     if headers.content_length().is_none() {
-        out.put_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+        // Formatted into the buffer itself, not into a string first.
+        let _ = write!(out, "Content-Length: {}\r\n", body.len());
     }
     out.put_slice(b"\r\n");
     out.put_slice(body);

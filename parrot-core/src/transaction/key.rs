@@ -71,14 +71,73 @@ fn key_hasher() -> &'static RandomState {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum KeyId {
     /// RFC 3261 branch (with the magic cookie): branch, sent-by (server side
-    /// only, §17.2.3) and method, where ACK counts as INVITE.
+    /// only, §17.2.3) and method, where ACK counts as INVITE. `text` is the
+    /// branch followed by the sent-by, the first `split` bytes the branch.
     Branch {
-        branch: Box<str>,
-        sent_by: Box<str>,
+        text: KeyText,
+        split: u32,
         method: Method,
     },
     /// RFC 2543 peers (no magic cookie), §17.2.3 last paragraphs.
     Legacy(Box<Legacy>),
+}
+
+/// How many bytes of branch and sent-by a key keeps inside its own
+/// allocation: a branch of 7 + 32 characters and an IPv4 sent-by with its
+/// port fit.
+const INLINE: usize = 78;
+
+/// A key's branch and sent-by, together: inline when short (nearly always),
+/// else on the heap. A key was three allocations (its shared record, the
+/// branch, the sent-by), each freed cold when the transaction ends 64·T1
+/// later; now one. A text that fits is always inline, so that the derived
+/// comparison and hash see one form of each text.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum KeyText {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+impl KeyText {
+    fn new(parts: [&str; 2]) -> KeyText {
+        let len = parts[0].len() + parts[1].len();
+        match u8::try_from(len) {
+            Ok(n) if len <= INLINE => {
+                let mut bytes = [0; INLINE];
+                let (first, rest) = bytes.split_at_mut(parts[0].len());
+                first.copy_from_slice(parts[0].as_bytes());
+                rest[..parts[1].len()].copy_from_slice(parts[1].as_bytes());
+                KeyText::Inline { len: n, bytes }
+            }
+            _ => KeyText::Heap(parts.concat().into_boxed_str()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Built from two `&str`s, so valid UTF-8 (checked, not assumed).
+            KeyText::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            KeyText::Heap(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl KeyId {
+    fn branch(branch: &str, sent_by: &str, method: Method) -> KeyId {
+        KeyId::Branch {
+            text: KeyText::new([branch, sent_by]),
+            split: u32::try_from(branch.len()).unwrap_or(u32::MAX),
+            method,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -132,21 +191,14 @@ impl TransactionKey {
     /// The Via branch, unless the peer is an RFC 2543 one.
     pub fn branch(&self) -> Option<&str> {
         match &self.id.id {
-            KeyId::Branch { branch, .. } => Some(branch),
+            KeyId::Branch { text, split, .. } => text.as_str().get(..*split as usize),
             KeyId::Legacy(_) => None,
         }
     }
 
     /// The key of a client transaction (§17.1.3: branch and CSeq method).
     pub(crate) fn client(branch: &str, method: Method) -> TransactionKey {
-        TransactionKey::new(
-            Side::Client,
-            KeyId::Branch {
-                branch: branch.into(),
-                sent_by: "".into(),
-                method,
-            },
-        )
+        TransactionKey::new(Side::Client, KeyId::branch(branch, "", method))
     }
 
     /// The client key a response belongs to, if it has a top Via branch and a CSeq.
@@ -168,11 +220,9 @@ impl TransactionKey {
         let via = h.top_via()?;
         let cseq = h.cseq()?;
         let id = match via.branch() {
-            Some(branch) if via.has_rfc3261_branch() => KeyId::Branch {
-                branch: branch.into(),
-                sent_by: sent_by(via),
-                method,
-            },
+            Some(branch) if via.has_rfc3261_branch() => {
+                sent_by(via, |sent_by| KeyId::branch(branch, sent_by, method))
+            }
             // §17.2.3: Request-URI, To tag, From tag, Call-ID, CSeq and top Via.
             _ => {
                 let to_tag = to_tag.unwrap_or_else(|| h.to().and_then(|t| t.tag()));
@@ -197,17 +247,18 @@ impl TransactionKey {
 }
 
 /// The sent-by of a Via, normalised: host in lower case, port defaulted by
-/// transport (RFC 3261 §18.2.1, §19.1.2: 5060, or 5061 for TLS).
-fn sent_by(via: &Via) -> Box<str> {
+/// transport (RFC 3261 §18.2.1, §19.1.2: 5060, or 5061 for TLS), handed to
+/// `with`.
+fn sent_by<T>(via: &Via, with: impl FnOnce(&str) -> T) -> T {
     let default = if via.transport.eq_ignore_case("TLS") {
         5061
     } else {
         5060
     };
     let port = via.port.unwrap_or(default);
-    // Written piece by piece into a string of the exact length (boxed without
-    // a reallocation), not through `fmt`: this runs for every request
-    // received, and formatting an address cost ten times the rest.
+    // Written piece by piece into a buffer on the stack, not through `fmt`
+    // nor into a string: this runs for every request received, formatting
+    // an address cost ten times the rest, and the key keeps its own copy.
     let v4;
     let v6;
     let host: &str = match &via.host {
@@ -232,12 +283,82 @@ fn sent_by(via: &Via) -> Box<str> {
             break;
         }
     }
-    let mut s = String::with_capacity(host.len() + 1 + n);
+    digits[..n].reverse();
+    let len = host.len() + 1 + n;
+    let mut buf = [0u8; INLINE];
+    if len <= buf.len() {
+        buf[..host.len()].copy_from_slice(host.as_bytes());
+        buf[host.len()] = b':';
+        buf[host.len() + 1..len].copy_from_slice(&digits[..n]);
+        let text = &mut buf[..len];
+        // ASCII case changes keep UTF-8 valid.
+        text.make_ascii_lowercase();
+        if let Ok(s) = std::str::from_utf8(text) {
+            return with(s);
+        }
+    }
+    let mut s = String::with_capacity(len);
     s.push_str(host);
     s.make_ascii_lowercase();
     s.push(':');
-    for &d in digits[..n].iter().rev() {
-        s.push(char::from(d));
+    s.extend(digits[..n].iter().map(|&d| char::from(d)));
+    with(&s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+    use bytes::Bytes;
+
+    fn request(branch: &str, sent_by: &str) -> Request {
+        let text = format!(
+            "BYE sip:bob@example.com SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {sent_by};branch={branch}\r\n\
+             To: <sip:bob@example.com>;tag=b\r\n\
+             From: <sip:alice@example.com>;tag=a\r\n\
+             Call-ID: c1\r\n\
+             CSeq: 2 BYE\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        match Message::parse(Bytes::from(text)) {
+            Ok(Message::Request(r)) => r,
+            other => panic!("a request: {other:?}"),
+        }
     }
-    s.into_boxed_str()
+
+    fn server_key(branch: &str, sent_by: &str) -> TransactionKey {
+        TransactionKey::for_request(&request(branch, sent_by), Method::Bye, None)
+            .expect("Via and CSeq present")
+    }
+
+    #[test]
+    fn short_and_long_texts_key_the_same_way() {
+        let long_branch = format!("z9hG4bK{}", "x".repeat(120));
+        let long_host = format!("{}.example.com", "h".repeat(90));
+        for (branch, host) in [
+            ("z9hG4bK-1", "192.0.2.1"),
+            (long_branch.as_str(), "192.0.2.1"),
+            ("z9hG4bK-1", long_host.as_str()),
+        ] {
+            let a = server_key(branch, &format!("{}:5060", host.to_ascii_uppercase()));
+            // §17.2.3: the port defaults to 5060, the host compares without case.
+            let b = server_key(branch, host);
+            assert_eq!(a, b, "{branch} {host}");
+            assert_eq!(a.branch(), Some(branch));
+            assert_ne!(a, server_key(branch, &format!("{host}:5070")));
+            assert_ne!(a, server_key(&format!("{branch}y"), host));
+        }
+        let client = TransactionKey::client(&long_branch, Method::Invite);
+        assert_eq!(client.branch(), Some(long_branch.as_str()));
+        assert_eq!(client, TransactionKey::client(&long_branch, Method::Invite));
+    }
+
+    #[test]
+    fn where_the_branch_ends_is_part_of_the_key() {
+        let a = KeyId::branch("z9hG4bKab", "c:5060", Method::Bye);
+        let b = KeyId::branch("z9hG4bKa", "bc:5060", Method::Bye);
+        assert_ne!(a, b);
+        assert_eq!(a, KeyId::branch("z9hG4bKab", "c:5060", Method::Bye));
+    }
 }

@@ -49,6 +49,7 @@ use client::UacCall;
 use destinations::Query;
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
@@ -891,7 +892,12 @@ impl UaCore {
                 .params
                 .with("transport", Some(&kind.as_via_str().to_ascii_lowercase()));
         }
-        format!("<{uri}>")
+        // Written into a string sized for it: `format!` grew its string
+        // some seven times for one Contact (an allocation each, on every
+        // dialog-forming answer).
+        let mut out = String::with_capacity(96);
+        let _ = write!(out, "<{uri}>");
+        out
     }
 
     /// Our Via for a request: sent-by (our address, or the advertised one), a
