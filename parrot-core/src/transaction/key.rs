@@ -90,9 +90,8 @@ const INLINE: usize = 78;
 /// A key's branch and sent-by, together: inline when short (nearly always),
 /// else on the heap. A key was three allocations (its shared record, the
 /// branch, the sent-by), each freed cold when the transaction ends 64·T1
-/// later; now one. A text that fits is always inline, so that the derived
-/// comparison and hash see one form of each text.
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// later; now one. Compared and hashed by the bytes it holds, whichever form.
+#[derive(Clone)]
 enum KeyText {
     Inline { len: u8, bytes: [u8; INLINE] },
     Heap(Box<str>),
@@ -113,14 +112,31 @@ impl KeyText {
         }
     }
 
-    fn as_str(&self) -> &str {
+    fn bytes(&self) -> &[u8] {
         match self {
-            // Built from two `&str`s, so valid UTF-8 (checked, not assumed).
-            KeyText::Inline { len, bytes } => {
-                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
-            }
-            KeyText::Heap(s) => s,
+            KeyText::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            KeyText::Heap(s) => s.as_bytes(),
         }
+    }
+
+    fn as_str(&self) -> &str {
+        // Built from two `&str`s, so valid UTF-8 (checked, not assumed).
+        std::str::from_utf8(self.bytes()).unwrap_or_default()
+    }
+}
+
+impl PartialEq for KeyText {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for KeyText {}
+
+impl Hash for KeyText {
+    // The bytes in use, not the whole inline array.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.bytes().hash(state);
     }
 }
 
@@ -285,24 +301,20 @@ fn sent_by<T>(via: &Via, with: impl FnOnce(&str) -> T) -> T {
     }
     digits[..n].reverse();
     let len = host.len() + 1 + n;
-    let mut buf = [0u8; INLINE];
-    if len <= buf.len() {
-        buf[..host.len()].copy_from_slice(host.as_bytes());
-        buf[host.len()] = b':';
-        buf[host.len() + 1..len].copy_from_slice(&digits[..n]);
-        let text = &mut buf[..len];
-        // ASCII case changes keep UTF-8 valid.
-        text.make_ascii_lowercase();
-        if let Ok(s) = std::str::from_utf8(text) {
-            return with(s);
-        }
-    }
-    let mut s = String::with_capacity(len);
-    s.push_str(host);
-    s.make_ascii_lowercase();
-    s.push(':');
-    s.extend(digits[..n].iter().map(|&d| char::from(d)));
-    with(&s)
+    let mut stack = [0u8; INLINE];
+    let mut heap;
+    let text: &mut [u8] = if len <= INLINE {
+        &mut stack[..len]
+    } else {
+        heap = vec![0u8; len];
+        &mut heap
+    };
+    text[..host.len()].copy_from_slice(host.as_bytes());
+    text[host.len()] = b':';
+    text[host.len() + 1..].copy_from_slice(&digits[..n]);
+    text.make_ascii_lowercase();
+    // A `&str` and ASCII, case changed: valid UTF-8 (checked, not assumed).
+    with(std::str::from_utf8(text).unwrap_or_default())
 }
 
 #[cfg(test)]
