@@ -145,6 +145,7 @@ fn paced(n: usize, secs: f64, ports: &Arc<Mutex<PortAllocator>>) -> (u64, u64) {
                 rtp_seed: None,
                 srtp: None,
                 port_lease: Some(lease),
+                rtcp_mux: false,
             };
             sessions.push(MediaSession::start(cfg, Endless, events).unwrap());
         }

@@ -93,6 +93,7 @@ async fn call(seconds: f64, lossy: bool) -> (MediaStats, PathBuf) {
         seconds,
         if lossy { Relay::Lossy } else { Relay::None },
         None,
+        false,
     )
     .await
 }
@@ -157,6 +158,7 @@ async fn call_with(
     seconds: f64,
     relay_mode: Relay,
     srtp: Option<(NegotiatedSrtp, NegotiatedSrtp)>,
+    rtcp_mux: bool,
 ) -> (MediaStats, PathBuf) {
     let lossy = relay_mode != Relay::None;
     let ports = ports();
@@ -202,7 +204,9 @@ async fn call_with(
         rtp_seed: None,
         srtp,
         port_lease: Some(lease),
+        rtcp_mux,
     };
+    let rtcp_ports = [a_rtcp.local_addr().unwrap(), b_rtcp.local_addr().unwrap()];
     let b = MediaSession::start(
         cfg(b_rtp, b_rtcp, b_remote, srtp_b, b_lease),
         Recorder(path.clone()),
@@ -215,6 +219,15 @@ async fn call_with(
         ev_a,
     )
     .unwrap();
+    for port in rtcp_ports {
+        // Multiplexed, a session closes its RTCP socket (the port is free to
+        // bind again); else it keeps it.
+        assert_eq!(
+            std::net::UdpSocket::bind(port).is_ok(),
+            rtcp_mux,
+            "RTCP port {port}"
+        );
+    }
     tokio::time::sleep(Duration::from_secs_f64(seconds + 0.4)).await;
     let sent = a.stop().await;
     let got = b.stop().await;
@@ -319,7 +332,15 @@ async fn tone_through_srtp_is_recorded_and_srtcp_read() {
     // 4 s: the first RTCP report goes out 1.03 s to 3.08 s after the start (RFC 3550
     // §6.2's 2.5 s before the first report, times [0.5, 1.5], over e - 3/2: see
     // parrot_core::rtp's docs), and the recorder must have read it before it stops.
-    let (stats, path) = call_with(Codec::PCMU, 440.0, 4.0, Relay::None, Some(srtp_pair())).await;
+    let (stats, path) = call_with(
+        Codec::PCMU,
+        440.0,
+        4.0,
+        Relay::None,
+        Some(srtp_pair()),
+        false,
+    )
+    .await;
     let heard = check_recording(&path, 4.0, &stats);
     eprintln!("srtp: heard {heard:.2} s, {stats:?}");
     assert_eq!(stats.srtp, Some(SrtpProfile::AeadAes128Gcm));
@@ -339,9 +360,47 @@ async fn tone_through_srtp_is_recorded_and_srtcp_read() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srtcp_multiplexed_on_the_rtp_port_is_read_apart_from_srtp() {
+    // RFC 5761: both sessions send RTCP to the peer's RTP port and read it
+    // from their own, telling it from RTP by its packet type before SRTP
+    // decides which key and context check it. 4 s: see the test above.
+    let (stats, path) = call_with(
+        Codec::PCMU,
+        440.0,
+        4.0,
+        Relay::None,
+        Some(srtp_pair()),
+        true,
+    )
+    .await;
+    let heard = check_recording(&path, 4.0, &stats);
+    eprintln!("srtp, rtcp-mux: heard {heard:.2} s, {stats:?}");
+    assert_eq!(stats.packets_lost, 0, "{stats:?}");
+    assert_eq!(
+        (
+            stats.srtp_auth_failures,
+            stats.srtp_replays,
+            stats.srtp_malformed
+        ),
+        (0, 0, 0),
+        "no SRTCP packet taken for SRTP or the other way round: {stats:?}"
+    );
+    assert!(stats.rtcp_received >= 1, "SRTCP reports read: {stats:?}");
+    assert_eq!(stats.dropped.rtcp_malformed, 0, "{stats:?}");
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn srtp_drops_and_counts_replays_and_forgeries() {
-    let (stats, path) =
-        call_with(Codec::PCMU, 440.0, 1.5, Relay::Tampering, Some(srtp_pair())).await;
+    let (stats, path) = call_with(
+        Codec::PCMU,
+        440.0,
+        1.5,
+        Relay::Tampering,
+        Some(srtp_pair()),
+        false,
+    )
+    .await;
     let heard = check_recording(&path, 1.5, &stats);
     eprintln!("tampered: heard {heard:.2} s, {stats:?}");
     // About 75 packets: every 5th sent twice, a forged copy before every 7th.
@@ -360,7 +419,7 @@ async fn srtp_drops_and_counts_replays_and_forgeries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_6_khz_tone_through_g722_is_recorded_at_16_khz() {
     // 6 kHz is above what 8 kHz sampling can carry: only a wideband call has it.
-    let (stats, path) = call_with(Codec::G722, 6000.0, 1.5, Relay::None, None).await;
+    let (stats, path) = call_with(Codec::G722, 6000.0, 1.5, Relay::None, None, false).await;
     let heard = check_recording_at(&path, 1.5, 6000.0, 16_000, &stats);
     eprintln!("G.722 clean: heard {heard:.2} s, {stats:?}");
     assert_eq!(stats.codec, "G722");
@@ -370,7 +429,7 @@ async fn a_6_khz_tone_through_g722_is_recorded_at_16_khz() {
         "seconds counted at 16 kHz: {stats:?}"
     );
     let _ = std::fs::remove_file(path);
-    let (stats, path) = call_with(Codec::G722, 1000.0, 1.5, Relay::Lossy, None).await;
+    let (stats, path) = call_with(Codec::G722, 1000.0, 1.5, Relay::Lossy, None, false).await;
     check_recording_at(&path, 1.5, 1000.0, 16_000, &stats);
     assert!(stats.packets_lost > 0 && stats.concealed > 0, "{stats:?}");
     let _ = std::fs::remove_file(path);
@@ -394,6 +453,7 @@ async fn g722_packets_on_the_wire() {
         rtp_seed: Some(7),
         srtp: None,
         port_lease: Some(lease),
+        rtcp_mux: false,
     };
     let session = MediaSession::start(cfg, Dialer, events).unwrap();
     let mut audio: Vec<(u16, u32, Vec<u8>)> = Vec::new();

@@ -271,11 +271,17 @@ async fn parrot_calls_baresip(
     tls_call: bool,
     insecure_keys: bool,
     suite: SrtpProfile,
+    rtcp_mux: bool,
 ) {
     let tmp = TempDir::new("srtp-out");
     let (_, client_tls, cert) = tls(tmp.path());
     let sip_port = free_port();
     let (conf, dump) = baresip_conf(&tmp, sip_port, mediaenc, tls_call, Some(&cert));
+    if rtcp_mux {
+        // baresip answers a=rtcp-mux only when its config allows it (off by default).
+        let text = std::fs::read_to_string(conf.join("config")).unwrap();
+        std::fs::write(conf.join("config"), text + "rtcp_mux\t\tyes\n").unwrap();
+    }
     // baresip listens for TLS one port above its `sip_listen` port.
     let uri = if tls_call {
         format!("sip:test@127.0.0.1:{};transport=tls", sip_port + 1)
@@ -322,6 +328,8 @@ async fn parrot_calls_baresip(
     };
     let answer = String::from_utf8_lossy(answered.body()).into_owned();
     eprintln!("baresip answered {}", sdp_summary(&answer));
+    // We offer RTCP on the RTP port (RFC 5761); baresip takes it only when told to.
+    assert_eq!(answer.contains("a=rtcp-mux"), rtcp_mux, "{answer}");
     // The call's events (MediaStarted brings the counts) for 3.5 s.
     let until = tokio::time::Instant::now() + Duration::from_millis(3500);
     while let Ok(Some(_)) = tokio::time::timeout_at(until, call.next_event()).await {}
@@ -340,6 +348,17 @@ async fn parrot_calls_baresip(
         "{stats:?}"
     );
     assert!(stats.packets_received > 100, "{stats:?}");
+    if rtcp_mux {
+        // Our RTCP socket is closed: baresip's SRTCP came in on the RTP port
+        // and was read as RTCP: it authenticated with the SRTCP context and
+        // reached the RTCP parser (which does not take baresip's APP-only
+        // compound: "malformed"; a report within the 3 s counts as received).
+        // Taken for SRTP, it would have failed SRTP's authentication.
+        assert!(
+            stats.rtcp_received + stats.dropped.rtcp_malformed >= 1,
+            "{stats:?}"
+        );
+    }
     // Our SRTP and SRTCP (a report goes out in the first 2 s) decrypt at baresip.
     assert!(out.contains("SRTP is Enabled"), "{out}");
     assert!(!out.contains("failed to decrypt"), "{out}");
@@ -370,6 +389,19 @@ async fn baresip_srtp_mand_calls_parrot_over_tls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parrot_calls_baresip_with_srtcp_on_the_rtp_port() {
+    parrot_calls_baresip(
+        SrtpMode::BestEffort,
+        "srtp",
+        false,
+        true,
+        SrtpProfile::AeadAes128Gcm,
+        true,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parrot_with_mandatory_srtp_calls_baresip_srtp_mand_over_tls() {
     parrot_calls_baresip(
         SrtpMode::Mandatory,
@@ -377,6 +409,7 @@ async fn parrot_with_mandatory_srtp_calls_baresip_srtp_mand_over_tls() {
         true,
         false,
         SrtpProfile::AeadAes128Gcm,
+        false,
     )
     .await;
 }
@@ -400,6 +433,7 @@ async fn parrot_best_effort_calls_baresip_best_effort_over_udp_with_keys_allowed
         false,
         true,
         SrtpProfile::AeadAes128Gcm,
+        false,
     )
     .await;
 }

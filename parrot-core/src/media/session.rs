@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub struct MediaConfig {
     /// The RTP socket (even port).
     pub rtp: UdpSocket,
-    /// The RTCP socket (RTP port + 1).
+    /// The RTCP socket (RTP port + 1); closed at the start when [`MediaConfig::rtcp_mux`].
     pub rtcp: UdpSocket,
     /// The negotiated audio codec, with the payload type to send it on.
     pub codec: Codec,
@@ -47,6 +47,10 @@ pub struct MediaConfig {
     /// The reservation of the sockets' ports in the endpoint's range ([`bind_pair`]'s
     /// lease): kept as long as the session (and so the sockets), released when it ends.
     pub port_lease: Option<crate::rtp::PortLease>,
+    /// RTCP goes to and comes from the RTP ports (RFC 5761, as the SDP exchange agreed:
+    /// [`Negotiated::rtcp_mux`](crate::sdp::Negotiated::rtcp_mux)): the RTCP socket is
+    /// closed and what the RTP socket receives is told apart by its packet type (§4).
+    pub rtcp_mux: bool,
 }
 
 /// Counts of a session, as it goes and at the end.
@@ -368,18 +372,29 @@ struct Params {
 /// bookkeeping), at the session's own ticks.
 struct Sockets {
     rtp: std::net::UdpSocket,
-    rtcp: std::net::UdpSocket,
+    /// None when RTCP is multiplexed on the RTP socket (RFC 5761).
+    rtcp: Option<std::net::UdpSocket>,
     /// The address the RTP socket is connected to ([`Sockets::settle`]).
     rtp_peer: Option<SocketAddr>,
 }
 
 impl Sockets {
-    fn new(rtp: UdpSocket, rtcp: UdpSocket) -> std::io::Result<Sockets> {
+    fn new(rtp: UdpSocket, rtcp: UdpSocket, mux: bool) -> std::io::Result<Sockets> {
         Ok(Sockets {
             rtp: rtp.into_std()?,
-            rtcp: rtcp.into_std()?,
+            // Multiplexed: the RTCP socket is closed here (its port stays
+            // reserved by the session's lease).
+            rtcp: if mux { None } else { Some(rtcp.into_std()?) },
             rtp_peer: None,
         })
+    }
+
+    /// The socket RTCP is sent from, and the address it is connected to.
+    fn rtcp_out(&self) -> (&std::net::UdpSocket, Option<SocketAddr>) {
+        match &self.rtcp {
+            Some(rtcp) => (rtcp, None),
+            None => (&self.rtp, self.rtp_peer),
+        }
     }
 
     /// Connects the RTP socket to the one address RTP is now accepted from
@@ -439,7 +454,7 @@ impl Sockets {
     /// default.
     fn dont_fragment(&self) {
         #[cfg(target_os = "linux")]
-        for socket in [&self.rtp, &self.rtcp] {
+        for socket in std::iter::once(&self.rtp).chain(&self.rtcp) {
             if socket.local_addr().is_ok_and(|a| a.is_ipv4()) {
                 use rustix::net::sockopt;
                 let _ = sockopt::set_ip_mtu_discover(socket, sockopt::Ipv4PathMtuDiscovery::PROBE);
@@ -699,7 +714,7 @@ impl<H: MediaHandler> Task<H> {
         if let Some(r) = cfg.remote {
             sc = sc
                 .with_remote_addr(r)
-                .with_remote_rtcp_addr(SocketAddr::new(r.ip(), r.port().saturating_add(1)));
+                .with_remote_rtcp_addr(rtcp_of(r, cfg.rtcp_mux));
         }
         let rtp = RtpSession::new(sc, std::time::Instant::now());
         let samples = coder.encoder().samples_per_frame(cfg.ptime).max(1);
@@ -715,9 +730,10 @@ impl<H: MediaHandler> Task<H> {
             ptime,
             direction,
             port_lease,
+            rtcp_mux,
             ..
         } = cfg;
-        let io = Sockets::new(rtp_socket, rtcp_socket)?;
+        let io = Sockets::new(rtp_socket, rtcp_socket, rtcp_mux)?;
         // The largest datagram this session sends: a frame at 2 bytes a
         // sample (L16; G.711 and G.722 take less), the RTP header and the
         // most SRTP adds.
@@ -814,13 +830,7 @@ impl<H: MediaHandler> Task<H> {
     fn finish(&mut self, reply: Option<oneshot::Sender<MediaStats>>) {
         let bye = self.rtp.bye(std::time::Instant::now(), None);
         if let Some(r) = self.rtp.remote_rtcp_addr() {
-            send_media(
-                (&self.io.rtcp, None),
-                self.srtp.as_deref_mut(),
-                true,
-                &bye,
-                r,
-            );
+            send_media(self.io.rtcp_out(), self.srtp.as_deref_mut(), true, &bye, r);
         }
         self.engine.stop();
         self.publish();
@@ -838,10 +848,8 @@ impl<H: MediaHandler> Task<H> {
             Control::Update { remote, direction } => {
                 self.cfg.direction = direction;
                 if let Some(r) = remote {
-                    self.rtp.set_remote_addr(
-                        r,
-                        Some(SocketAddr::new(r.ip(), r.port().saturating_add(1))),
-                    );
+                    self.rtp
+                        .set_remote_addr(r, Some(rtcp_of(r, self.io.rtcp.is_none())));
                     // Learning again: any source may latch, the socket must hear it.
                     self.io.settle(self.rtp.settled_remote_addr());
                 }
@@ -912,17 +920,33 @@ impl<H: MediaHandler> Task<H> {
     /// absorbs it. RTCP is read every [`RTCP_READ_MS`]. Returns the number
     /// of datagrams read.
     fn drain(&mut self, now: Instant, rtcp: bool, max: usize, buf: &mut [u8]) -> usize {
-        for read in 0..max {
-            let socket = if rtcp { &self.io.rtcp } else { &self.io.rtp };
+        let mux = self.io.rtcp.is_none();
+        if rtcp && mux {
+            // RTCP comes in on the RTP socket, read with RTP.
+            return 0;
+        }
+        // Multiplexed RTCP read from the RTP socket does not count as one of
+        // the `max` (a tick's one read still finds its RTP packet), up to a
+        // few more looks.
+        let (mut read, mut looks) = (0, 0);
+        while read < max && looks < max + 4 {
+            looks += 1;
+            let socket = match &self.io.rtcp {
+                Some(s) if rtcp => s,
+                _ => &self.io.rtp,
+            };
             let (n, from) = match socket.recv_from(buf) {
                 Ok(r) => r,
                 // WouldBlock: empty. Other errors (an ICMP report on some
                 // systems) are per datagram: stop here, the next look tells.
                 Err(_) => return read,
             };
-            self.datagram(now, rtcp, from, &mut buf[..n]);
+            let datagram = &mut buf[..n];
+            let muxed = !rtcp && mux && is_muxed_rtcp(datagram);
+            read += usize::from(!muxed);
+            self.datagram(now, rtcp || muxed, from, datagram);
         }
-        max
+        read
     }
 
     /// One datagram read from the RTP or RTCP socket.
@@ -1064,13 +1088,7 @@ impl<H: MediaHandler> Task<H> {
         }
         if let Some(rtcp) = self.rtp.poll_rtcp(now) {
             if let Some(r) = self.rtp.remote_rtcp_addr() {
-                send_media(
-                    (&self.io.rtcp, None),
-                    self.srtp.as_deref_mut(),
-                    true,
-                    &rtcp,
-                    r,
-                );
+                send_media(self.io.rtcp_out(), self.srtp.as_deref_mut(), true, &rtcp, r);
             }
         }
         let mut stop = false;
@@ -1225,6 +1243,26 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
         }
         false
     }
+}
+
+/// Where the peer at `rtp` receives RTCP: the same port when multiplexed
+/// (RFC 5761), else the next one (RFC 3550 §11).
+fn rtcp_of(rtp: SocketAddr, mux: bool) -> SocketAddr {
+    if mux {
+        rtp
+    } else {
+        SocketAddr::new(rtp.ip(), rtp.port().saturating_add(1))
+    }
+}
+
+/// Whether a datagram on a multiplexed RTP port is RTCP: its second octet
+/// is an RTCP packet type, 192-223 (RFC 5761 §4). In RTP that octet is the
+/// marker bit and the payload type, and it could only fall there with
+/// payload types 64-95, which §4 keeps out of multiplexed sessions (the
+/// ones this stack offers are static ones below 64 and dynamic ones from
+/// 96). SRTP leaves the octet in clear, so this holds before decryption.
+fn is_muxed_rtcp(datagram: &[u8]) -> bool {
+    datagram.get(1).is_some_and(|b| (192..=223).contains(b))
 }
 
 /// Sends a datagram now, without waiting: a full socket buffer drops it, as
@@ -1805,7 +1843,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_settled_socket_hears_its_peer_alone_until_learning_starts_again() {
-        let mut io = Sockets::new(loopback().await, loopback().await).unwrap();
+        let mut io = Sockets::new(loopback().await, loopback().await, false).unwrap();
         let local = io.rtp.local_addr().unwrap();
         let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -1872,6 +1910,7 @@ mod tests {
             rtp_seed: None,
             srtp: None,
             port_lease: Some(lease),
+            rtcp_mux: false,
         };
         let (events, _) = mpsc::channel(4);
         MediaSession::start(cfg, handler, events).unwrap()
@@ -1961,13 +2000,14 @@ mod tests {
             s.set_nonblocking(true).unwrap();
             UdpSocket::from_std(s).unwrap()
         };
-        let io = Sockets::new(bind("127.0.0.1:0"), bind("127.0.0.1:0")).unwrap();
+        let io = Sockets::new(bind("127.0.0.1:0"), bind("127.0.0.1:0"), false).unwrap();
         assert_eq!(
             sockopt::ip_mtu_discover(&io.rtp).unwrap(),
             sockopt::Ipv4PathMtuDiscovery::WANT
         );
         io.dont_fragment();
-        for s in [&io.rtp, &io.rtcp] {
+        let rtcp = io.rtcp.as_ref().unwrap();
+        for s in [&io.rtp, rtcp] {
             assert_eq!(
                 sockopt::ip_mtu_discover(s).unwrap(),
                 sockopt::Ipv4PathMtuDiscovery::PROBE
@@ -2151,6 +2191,7 @@ mod tests {
             rtp_seed: None,
             srtp: None,
             port_lease: Some(lease),
+            rtcp_mux: false,
         };
         let (events, _) = mpsc::channel(4);
         let session = MediaSession::start(cfg, Talks, events).unwrap();

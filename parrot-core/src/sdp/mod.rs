@@ -505,6 +505,11 @@ impl MediaDescription {
         value.split_ascii_whitespace().next()?.parse().ok()
     }
 
+    /// `a=rtcp-mux` (RFC 5761 §5.1.1): RTCP on the RTP port.
+    pub fn rtcp_mux(&self) -> bool {
+        self.attribute("rtcp-mux").is_some()
+    }
+
     /// The media-level direction attribute, if present (the last one wins).
     pub fn direction(&self) -> Option<Direction> {
         direction_of(&self.attributes)

@@ -30,6 +30,10 @@ pub struct LocalMedia {
     pub session_name: String,
     /// SRTP with SDES keys (RFC 4568), or none: plain RTP only (see [`super::sdes`]).
     pub srtp: Option<super::LocalSrtp>,
+    /// Offer, and accept, RTCP on the RTP port (`a=rtcp-mux`, RFC 5761): a call then
+    /// needs one socket instead of two. On by default; a peer that does not know the
+    /// attribute ignores it and RTCP stays on the next port.
+    pub rtcp_mux: bool,
 }
 
 impl LocalMedia {
@@ -46,6 +50,7 @@ impl LocalMedia {
             username: "-".into(),
             session_name: "-".into(),
             srtp: None,
+            rtcp_mux: true,
         }
     }
 
@@ -83,6 +88,13 @@ impl LocalMedia {
         self.direction = direction;
         self
     }
+
+    /// The same offering and accepting `a=rtcp-mux` (RFC 5761), or not.
+    #[must_use]
+    pub fn with_rtcp_mux(mut self, rtcp_mux: bool) -> LocalMedia {
+        self.rtcp_mux = rtcp_mux;
+        self
+    }
 }
 
 /// The outcome of a completed exchange, as the media layer needs it.
@@ -106,6 +118,9 @@ pub struct Negotiated {
     pub ptime: u32,
     /// SRTP, if the exchange agreed it: the suite and both directions' keys.
     pub srtp: Option<super::NegotiatedSrtp>,
+    /// Both ends agreed to send RTCP on the RTP port (`a=rtcp-mux` in the offer and the
+    /// answer, RFC 5761 §5.1.1); else RTCP is on the RTP port + 1.
+    pub rtcp_mux: bool,
 }
 
 /// The packet durations (ms) this stack sends with. A peer's `a=ptime` or `a=maxptime` outside
@@ -238,6 +253,9 @@ impl Negotiator {
             add_codec(&mut media, codec);
         }
         self.finish_media(&mut media);
+        if self.local.rtcp_mux {
+            media.attributes.push(Attribute::flag("rtcp-mux"));
+        }
         for line in self.local.srtp.iter().flat_map(|s| s.offer_lines()) {
             media.attributes.push(line.to_attribute());
         }
@@ -365,6 +383,8 @@ impl Negotiator {
             direction,
             ptime: send_ptime(theirs),
             srtp,
+            // RFC 5761 §5.1.1: multiplexed only if the answer says so too.
+            rtcp_mux: ours.rtcp_mux() && theirs.rtcp_mux(),
         };
         self.pending_offer = None;
         Ok(negotiated)
@@ -410,6 +430,12 @@ impl Negotiator {
             add_codec(&mut media, te);
         }
         self.finish_media(&mut media);
+        // RFC 5761 §5.1.1: the answer carries a=rtcp-mux when it will multiplex, which
+        // it may only do if the offer asked.
+        let rtcp_mux = self.local.rtcp_mux && offered.rtcp_mux();
+        if rtcp_mux {
+            media.attributes.push(Attribute::flag("rtcp-mux"));
+        }
         if let Some((line, _)) = &srtp {
             media.attributes.push(line.to_attribute());
         }
@@ -436,6 +462,7 @@ impl Negotiator {
             direction,
             ptime: send_ptime(offered),
             srtp: srtp.map(|(_, agreed)| agreed),
+            rtcp_mux,
         };
         Some((media, negotiated))
     }

@@ -322,11 +322,46 @@ fn offer_lists_codecs_in_preference_order() {
         offer.to_string(),
         "v=0\r\no=- 1000 1000 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
          m=audio 4000 RTP/AVP 9 0 8 101\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\n\
-         a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
+         a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n\
+         a=rtcp-mux\r\na=sendrecv\r\n"
     );
     round_trip(&offer);
     // Same offer again: same version (RFC 3264 §8: unchanged SDP keeps its version).
     assert_eq!(n.create_offer().origin.session_version, 1000);
+}
+
+#[test]
+fn rtcp_mux_is_agreed_only_when_offer_and_answer_carry_it_rfc5761_5_1_1() {
+    let exchange = |alice_mux: bool, bob_mux: bool| {
+        let mut alice = Negotiator::new(local([192, 0, 2, 1], 4000).with_rtcp_mux(alice_mux), 1);
+        let mut bob = Negotiator::new(local([192, 0, 2, 2], 5000).with_rtcp_mux(bob_mux), 7);
+        let offer = parse(&alice.create_offer().to_string());
+        assert_eq!(offer.media[0].rtcp_mux(), alice_mux, "the offer asks");
+        let answer = bob.answer(&offer).expect("answer");
+        let answer_sdp = parse(&answer.sdp.to_string());
+        let bob_side = answer.negotiated.expect("negotiated").rtcp_mux;
+        assert_eq!(
+            answer_sdp.media[0].rtcp_mux(),
+            bob_side,
+            "the answer says it"
+        );
+        let alice_side = alice.accept_answer(&answer_sdp).expect("accept").rtcp_mux;
+        assert_eq!(alice_side, bob_side, "both ends agree");
+        bob_side
+    };
+    assert!(exchange(true, true));
+    // An answerer that does not want it, or an offer that does not ask: RTCP on port + 1.
+    assert!(!exchange(true, false));
+    assert!(!exchange(false, true));
+    assert!(!exchange(false, false));
+    // An answer with a=rtcp-mux to an offer without it does not turn it on.
+    let mut alice = Negotiator::new(local([192, 0, 2, 1], 4000).with_rtcp_mux(false), 1);
+    let _ = alice.create_offer();
+    let answer = parse(
+        "v=0\r\no=- 1 1 IN IP4 192.0.2.2\r\ns=-\r\nc=IN IP4 192.0.2.2\r\nt=0 0\r\n\
+         m=audio 5000 RTP/AVP 0\r\na=rtcp-mux\r\n",
+    );
+    assert!(!alice.accept_answer(&answer).expect("accept").rtcp_mux);
 }
 
 #[test]

@@ -177,6 +177,7 @@ pub(crate) fn config_with(
         rtp_seed: Some(entropy.next_u64()),
         srtp: n.srtp.clone(),
         port_lease: Some(lease),
+        rtcp_mux: n.rtcp_mux,
     }
 }
 
