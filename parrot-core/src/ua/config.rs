@@ -41,6 +41,8 @@ pub(crate) struct Config {
     pub(crate) outbound_proxy: Option<crate::message::Uri>,
     /// SRTP for calls, and whether its keys may travel over UDP/TCP.
     pub(crate) srtp: super::media::SrtpPolicy,
+    /// Offer and accept RTCP on the RTP port (RFC 5761).
+    pub(crate) rtcp_mux: bool,
 }
 
 impl Default for Config {
@@ -77,6 +79,7 @@ impl Default for Config {
             dns_server: None,
             outbound_proxy: None,
             srtp: super::media::SrtpPolicy::default(),
+            rtcp_mux: true,
         }
     }
 }

@@ -277,6 +277,7 @@ where
                                 public_ip: Some(first_ip),
                                 entropy: m.entropy,
                                 srtp: m.srtp,
+                                rtcp_mux: m.rtcp_mux,
                                 secure,
                             }
                         } else {
@@ -286,6 +287,7 @@ where
                                 public_ip: m.public_ip,
                                 entropy: m.entropy,
                                 srtp: m.srtp,
+                                rtcp_mux: m.rtcp_mux,
                                 secure,
                             }
                         };
@@ -350,6 +352,7 @@ where
                 public_ip,
                 entropy,
                 srtp,
+                rtcp_mux,
             } => {
                 let handler = (self.factory)();
                 let ctx = MediaContext {
@@ -358,6 +361,7 @@ where
                     public_ip,
                     entropy,
                     srtp,
+                    rtcp_mux,
                     // The INVITE came over TLS (or WSS): our answer's keys go back on it.
                     secure: peer.target.kind.is_secure(),
                 };

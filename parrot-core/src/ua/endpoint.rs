@@ -135,6 +135,15 @@ where
         self
     }
 
+    /// Whether calls offer and accept RTCP on the RTP port (`a=rtcp-mux`, RFC 5761; on by
+    /// default): where both ends agree, a call's media needs one socket instead of two.
+    /// Off, RTCP is always on the RTP port + 1. A peer that does not know the attribute
+    /// ignores it, so this is for the rare one that answers it and then does not multiplex.
+    pub fn rtcp_mux(mut self, on: bool) -> Self {
+        self.config.rtcp_mux = on;
+        self
+    }
+
     /// Listens on UDP.
     pub fn udp(mut self, addr: SocketAddr) -> Self {
         self.binds.push((TransportKind::Udp, addr, None));

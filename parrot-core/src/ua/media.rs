@@ -27,6 +27,8 @@ pub(crate) struct MediaContext {
     pub(crate) entropy: Entropy,
     /// The endpoint's SRTP settings.
     pub(crate) srtp: SrtpPolicy,
+    /// Offer and accept RTCP on the RTP port (RFC 5761).
+    pub(crate) rtcp_mux: bool,
     /// The SIP exchange runs over TLS (or WSS) end to end as far as we send it: SDES keys
     /// in the SDP are not in clear on the wire.
     pub(crate) secure: bool,
@@ -250,7 +252,8 @@ pub(crate) async fn answer(
     let mut negotiator = Negotiator::new(
         LocalMedia::new(ctx.sdp_ip(), port)
             .with_srtp(srtp)
-            .with_codecs(handler.codecs()),
+            .with_codecs(handler.codecs())
+            .with_rtcp_mux(ctx.rtcp_mux),
         session_id(&ctx.entropy),
     );
     let (sdp, negotiated) = negotiate(&mut negotiator, &offer, &mut *handler)?;
@@ -285,7 +288,8 @@ pub(crate) async fn offer(
     let mut negotiator = Negotiator::new(
         LocalMedia::new(ctx.sdp_ip(), port)
             .with_srtp(srtp)
-            .with_codecs(handler.codecs()),
+            .with_codecs(handler.codecs())
+            .with_rtcp_mux(ctx.rtcp_mux),
         session_id(&ctx.entropy),
     );
     let sdp = negotiator.create_offer().to_bytes();
@@ -444,6 +448,7 @@ mod tests {
             public_ip: None,
             entropy: Entropy::seeded(seed),
             srtp: SrtpPolicy::default(),
+            rtcp_mux: true,
             secure: false,
         }
     }
@@ -458,6 +463,25 @@ mod tests {
         };
         assert_eq!(offer(7), offer(7));
         assert_ne!(offer(7), offer(8));
+    }
+
+    #[tokio::test]
+    async fn the_endpoints_rtcp_mux_setting_reaches_offer_answer_and_media_config() {
+        let has_mux = |sdp: &[u8]| String::from_utf8_lossy(sdp).contains("a=rtcp-mux\r\n");
+        for (offerer, answerer) in [(true, true), (true, false), (false, true)] {
+            let with = |mux| MediaContext {
+                rtcp_mux: mux,
+                ..ctx_in(3, 47470..=47501)
+            };
+            let offered = offer(&with(offerer), Box::new(Quiet)).await.unwrap();
+            assert_eq!(has_mux(&offered.sdp), offerer);
+            let (answer_sdp, pending) = answer(&with(answerer), &offered.sdp, Box::new(Quiet))
+                .await
+                .unwrap();
+            let agreed = offerer && answerer;
+            assert_eq!(has_mux(&answer_sdp), agreed, "{offerer} {answerer}");
+            assert_eq!(pending.config.rtcp_mux, agreed, "{offerer} {answerer}");
+        }
     }
 
     #[tokio::test]

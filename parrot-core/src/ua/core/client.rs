@@ -174,6 +174,7 @@ impl UaCore {
             public_ip: self.config.advertise_media,
             entropy: self.config.entropy.fork(),
             srtp: self.config.srtp,
+            rtcp_mux: self.config.rtcp_mux,
         }
     }
 

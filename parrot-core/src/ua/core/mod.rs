@@ -86,6 +86,7 @@ pub(crate) struct OfferWanted {
     pub(crate) public_ip: Option<std::net::IpAddr>,
     pub(crate) entropy: crate::entropy::Entropy,
     pub(crate) srtp: crate::ua::media::SrtpPolicy,
+    pub(crate) rtcp_mux: bool,
 }
 
 /// The tasks the driver starts for the core, each supervised: its end (or
@@ -113,6 +114,7 @@ pub(crate) enum Spawn {
         public_ip: Option<std::net::IpAddr>,
         entropy: crate::entropy::Entropy,
         srtp: crate::ua::media::SrtpPolicy,
+        rtcp_mux: bool,
     },
     /// A call we placed was answered: its media session, driven by the
     /// offer's sockets and the 2xx's answer, controlled from its handle, and

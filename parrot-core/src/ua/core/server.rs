@@ -224,6 +224,7 @@ impl UaCore {
             // One source per call, forked in the core's order: a seeded run replays.
             entropy: self.config.entropy.fork(),
             srtp: self.config.srtp,
+            rtcp_mux: self.config.rtcp_mux,
         }));
     }
 

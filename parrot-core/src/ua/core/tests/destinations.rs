@@ -311,6 +311,7 @@ async fn a_fail_over_offers_the_address_the_next_destination_is_reached_from() {
         public_ip: Some(first_ip),
         entropy: crate::entropy::Entropy::seeded(7),
         srtp: crate::ua::media::SrtpPolicy::default(),
+        rtcp_mux: true,
         secure: false,
     };
     let offer = crate::ua::media::offer(&ctx, Box::new(crate::media::bridge().0))
