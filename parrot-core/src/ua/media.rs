@@ -69,6 +69,15 @@ impl MediaContext {
         self.public_ip.unwrap_or(self.local_ip)
     }
 
+    /// What this end offers or answers with on RTP `port`: the SDP address,
+    /// `srtp`, the handler's `codecs` and the endpoint's RTCP multiplexing.
+    fn local_media(&self, port: u16, srtp: Option<LocalSrtp>, codecs: Vec<Codec>) -> LocalMedia {
+        LocalMedia::new(self.sdp_ip(), port)
+            .with_srtp(srtp)
+            .with_codecs(codecs)
+            .with_rtcp_mux(self.rtcp_mux)
+    }
+
     /// The SRTP this call's SDP may carry: none when off, or when best effort over a
     /// transport that would show the keys (RFC 4568 §8: SDES keys are only as secret as
     /// the signaling that carries them; the call then runs plain RTP); fresh keys otherwise.
@@ -250,10 +259,7 @@ pub(crate) async fn answer(
     })?;
     let port = rtp.local_addr().map_or(0, |a| a.port());
     let mut negotiator = Negotiator::new(
-        LocalMedia::new(ctx.sdp_ip(), port)
-            .with_srtp(srtp)
-            .with_codecs(handler.codecs())
-            .with_rtcp_mux(ctx.rtcp_mux),
+        ctx.local_media(port, srtp, handler.codecs()),
         session_id(&ctx.entropy),
     );
     let (sdp, negotiated) = negotiate(&mut negotiator, &offer, &mut *handler)?;
@@ -286,10 +292,7 @@ pub(crate) async fn offer(
     let (rtp, rtcp, lease) = bind_pair(ctx.local_ip, &ctx.ports).await?;
     let port = rtp.local_addr()?.port();
     let mut negotiator = Negotiator::new(
-        LocalMedia::new(ctx.sdp_ip(), port)
-            .with_srtp(srtp)
-            .with_codecs(handler.codecs())
-            .with_rtcp_mux(ctx.rtcp_mux),
+        ctx.local_media(port, srtp, handler.codecs()),
         session_id(&ctx.entropy),
     );
     let sdp = negotiator.create_offer().to_bytes();
