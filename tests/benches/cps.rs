@@ -8,7 +8,10 @@
 //!
 //! - **fixed**: the same rate (`PARROT_CPS_RATE`, default 2000 calls/s) for
 //!   the same time (`PARROT_CPS_SECS`, default 10 s) against Parrot (a tokio
-//!   runtime with one worker per CPU), Parrot on a runtime with one worker
+//!   runtime with one worker per CPU, the system allocator), the same
+//!   Parrot with jemalloc as its allocator (`parrot-je`: what a generated
+//!   server built with `--features jemalloc` runs; the difference is what
+//!   glibc's malloc costs per call), Parrot on a runtime with one worker
 //!   (`parrot-1w`: the difference is what cross-thread wake-ups cost), and
 //!   Kamailio, each a fresh process. For each: calls completed and failed,
 //!   sipp's retransmissions, the kernel's UDP receive-buffer drops, INVITE→200
@@ -32,7 +35,7 @@
 //!   the responder's CPU per 1,000 calls.
 //!
 //! `PARROT_CPS_RESPONDERS=parrot,kamailio` picks responders (default:
-//! parrot,parrot-1w,sipp-uas,kamailio; parrot-1w only runs the fixed rate,
+//! parrot,parrot-je,parrot-1w,sipp-uas,kamailio; parrot-1w only runs the fixed rate,
 //! sipp-uas only ramps; `PARROT_CPS_WORKERS=N` sets the worker threads of
 //! the `parrot` responder). INVITE→200 is sipp's `-trace_rtt`: INVITE
 //! sent to 200 received as sipp sees it, on its millisecond clock (0 means
@@ -40,7 +43,8 @@
 //! responder, so its own CPU (`cutime` of this process across the run) is
 //! printed too.
 //!
-//! The Parrot responder is this binary again, started with
+//! The Parrot responder is this binary again (`parrot-je`: the
+//! `cps_responder` binary, the same code), started with
 //! `PARROT_CPS_RESPONDER=IP:PORT` (it serves until its stdin closes, then
 //! prints its endpoint's counts); `PARROT_CPS_WRAP="valgrind --tool=callgrind"`
 //! (or `perf record -g --`) puts a profiler in front of it.
@@ -59,14 +63,12 @@
     missing_docs
 )]
 
-use parrot_core::ua::{Endpoint, Incoming, Reply, SipHandler};
 use parrot_tests::load::{
-    bench_dir, children_cpu_seconds, json_str, machine_json, quantile, tree_context_switches,
-    tree_cpu_seconds, udp_rcvbuf_errors, udp_socket_drops,
+    bench_dir, children_cpu_seconds, cps_responder, json_str, machine_json, quantile,
+    tree_context_switches, tree_cpu_seconds, udp_rcvbuf_errors, udp_socket_drops,
 };
 use parrot_tests::{TempDir, free_addr, free_port};
 use std::fmt::Write as _;
-use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -74,42 +76,6 @@ use std::time::{Duration, Instant};
 
 /// Set in the environment of the Parrot responder process: the address it serves.
 const RESPONDER_ENV: &str = "PARROT_CPS_RESPONDER";
-
-/// Answers every INVITE with 200 at once (no media: sipp sends none either).
-#[derive(Clone, Copy)]
-struct Answer;
-
-impl SipHandler for Answer {
-    async fn invite(&mut self, _call: &mut Incoming) -> Reply {
-        Reply::ok()
-    }
-}
-
-/// The Parrot responder process: an endpoint on `addr` (a tokio
-/// multi-thread runtime, one worker per CPU), until stdin closes.
-fn run_responder(addr: &str) {
-    let addr: SocketAddr = addr
-        .parse()
-        .unwrap_or_else(|e| panic!("{RESPONDER_ENV}={addr}: {e}"));
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    // PARROT_CPS_WORKERS: the runtime's worker threads (default: one per CPU).
-    if let Ok(n) = std::env::var("PARROT_CPS_WORKERS") {
-        rt.worker_threads(n.parse().expect("PARROT_CPS_WORKERS: a number"));
-    }
-    let rt = rt.enable_all().build().unwrap();
-    let ep = rt.block_on(async {
-        Endpoint::builder()
-            .udp(addr)
-            .handler(|| Answer)
-            .build()
-            .await
-            .unwrap()
-    });
-    let mut rest = Vec::new();
-    let _ = std::io::stdin().read_to_end(&mut rest);
-    eprintln!("parrot responder at the end: {:?}", ep.stats());
-    rt.block_on(ep.shutdown(Duration::from_secs(1)));
-}
 
 /// One run of sipp at one rate.
 #[derive(Debug, Clone, Default)]
@@ -539,10 +505,15 @@ fn wait_ready(addr: SocketAddr, within: Duration) -> bool {
     false
 }
 
-/// This binary again, as the Parrot responder on `addr`
-/// (`PARROT_CPS_WRAP` is put in front of it).
-fn start_parrot(addr: SocketAddr, workers: Option<&str>) -> Server {
-    let exe = std::env::current_exe().expect("the bench's own path");
+/// The Parrot responder on `addr`: this binary again (the system
+/// allocator), or with `jemalloc` the `cps_responder` binary
+/// (`PARROT_CPS_WRAP` is put in front of either).
+fn start_parrot(addr: SocketAddr, workers: Option<&str>, jemalloc: bool) -> Server {
+    let exe = if jemalloc {
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_cps_responder"))
+    } else {
+        std::env::current_exe().expect("the bench's own path")
+    };
     let wrap = std::env::var("PARROT_CPS_WRAP").unwrap_or_default();
     let mut words = wrap.split_whitespace();
     let mut cmd = match words.next() {
@@ -643,7 +614,7 @@ fn kamailio_about() -> String {
     )
 }
 
-const PARROT_ABOUT: &str = "parrot_core Endpoint (200 to every INVITE) in a process of its own (this bench binary with PARROT_CPS_RESPONDER), tokio multi-thread runtime";
+const PARROT_ABOUT: &str = "parrot_core Endpoint (200 to every INVITE) in a process of its own (parrot_tests::load::cps_responder), tokio multi-thread runtime";
 
 /// A responder started for one mode, with its run directory (Kamailio's).
 struct Running {
@@ -656,12 +627,17 @@ fn start(name: &str) -> Running {
     let addr = free_addr();
     match name {
         "parrot" => Running {
-            server: start_parrot(addr, None),
+            server: start_parrot(addr, None, false),
+            addr,
+            _dir: None,
+        },
+        "parrot-je" => Running {
+            server: start_parrot(addr, None, true),
             addr,
             _dir: None,
         },
         "parrot-1w" => Running {
-            server: start_parrot(addr, Some("1")),
+            server: start_parrot(addr, Some("1"), false),
             addr,
             _dir: None,
         },
@@ -728,7 +704,7 @@ struct RoundRatios {
 
 /// One of the goals: what it says, whether it is met, the figures.
 struct Goal {
-    what: &'static str,
+    what: String,
     met: Option<bool>,
     figures: String,
 }
@@ -802,15 +778,15 @@ impl Report<'_> {
         r
     }
 
-    /// Parrot's knee over Kamailio's, when both ran.
-    fn knee_ratio(&self) -> Option<f64> {
-        let (p, k) = (self.contender("parrot")?, self.contender("kamailio")?);
+    /// `name`'s knee over Kamailio's, when both ran.
+    fn knee_ratio(&self, name: &str) -> Option<f64> {
+        let (p, k) = (self.contender(name)?, self.contender("kamailio")?);
         (k.knee > 0).then(|| f64::from(p.knee) / f64::from(k.knee))
     }
 
-    /// The ramp steps both Parrot and Kamailio held: (rate, parrot, kamailio).
-    fn both_held(&self) -> Vec<(u32, &Step, &Step)> {
-        let (Some(p), Some(k)) = (self.contender("parrot"), self.contender("kamailio")) else {
+    /// The ramp steps both `name` and Kamailio held: (rate, its step, Kamailio's).
+    fn both_held(&self, name: &str) -> Vec<(u32, &Step, &Step)> {
+        let (Some(p), Some(k)) = (self.contender(name), self.contender("kamailio")) else {
             return Vec::new();
         };
         p.steps
@@ -827,90 +803,95 @@ impl Report<'_> {
 
     fn goals(&self) -> Vec<Goal> {
         let mut goals = Vec::new();
-        let (pf, kf) = (self.fixed_of("parrot"), self.fixed_of("kamailio"));
-        if let (Some(p), Some(k)) = (pf, kf) {
-            let r = self.round_ratios("parrot");
-            let (ml, mc) = (median(r.linger.clone()), median(r.calls.clone()));
-            goals.push(Goal {
-                what: "fixed rate: parrot CPU per call <= kamailio's (with the linger; median of the rounds' ratios)",
-                met: ml.map(|m| m <= 1.0),
-                figures: format!(
-                    "parrot/kamailio {} (rounds: {}); during the calls only {} (rounds: {}); medians {} vs {} s per 1000 calls ({} vs {} during the calls)",
-                    fmt_opt(ml, 2),
-                    fmt_list(&r.linger, 2, " "),
-                    fmt_opt(mc, 2),
-                    fmt_list(&r.calls, 2, " "),
-                    fmt_opt(p.cpu_linger, 3),
-                    fmt_opt(k.cpu_linger, 3),
-                    fmt_opt(p.cpu, 3),
-                    fmt_opt(k.cpu, 3)
-                ),
-            });
-            goals.push(Goal {
-                what: "fixed rate: parrot p99 INVITE->200 <= 5 ms (every round)",
-                met: Some(p.held && p.worst_p99 <= 5.0),
-                figures: format!(
-                    "worst p99 of the rounds: parrot {} ms, kamailio {} ms",
-                    p.worst_p99, k.worst_p99
-                ),
-            });
-        }
-        if let Some(p) = self.contender("parrot") {
-            let held: Vec<&Step> = p.steps.iter().filter(|s| s.held).collect();
-            let worst = held.iter().map(|s| s.p99_ms).fold(0.0, f64::max);
-            goals.push(Goal {
-                what: "ramp: parrot p99 <= 5 ms at every held step",
-                met: (!held.is_empty()).then_some(worst <= 5.0),
-                figures: format!(
-                    "p99 per held step: {}",
-                    held.iter()
-                        .map(|s| format!("{}:{}", s.offered, s.p99_ms))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
-            });
-            let both = self.both_held();
-            let ratios: Vec<(u32, Option<f64>)> = both
-                .iter()
-                .map(|(rate, ps, ks)| {
-                    let r = ps
-                        .cpu_per_1000()
-                        .zip(ks.cpu_per_1000())
-                        .filter(|(_, k)| *k > 0.0)
-                        .map(|(p, k)| p / k);
-                    (*rate, r)
-                })
-                .collect();
-            goals.push(Goal {
-                what: "ramp: parrot CPU per call <= kamailio's at every step both held",
-                met: (!ratios.is_empty())
-                    .then(|| ratios.iter().all(|(_, r)| r.is_some_and(|r| r <= 1.0))),
-                figures: format!(
-                    "parrot/kamailio CPU per call: {}",
-                    ratios
-                        .iter()
-                        .map(|(rate, r)| format!("{rate}:{}", fmt_opt(*r, 2)))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
-            });
-        }
-        if let Some(r) = self.knee_ratio() {
-            let top = self.rates.last().copied().unwrap_or(0);
-            goals.push(Goal {
-                what: "ramp: parrot knee >= kamailio's",
-                met: Some(r >= 1.0),
-                figures: format!(
-                    "parrot/kamailio {r:.2} ({} vs {}){}",
-                    self.contender("parrot").map_or(0, |c| c.knee),
-                    self.contender("kamailio").map_or(0, |c| c.knee),
-                    if self.contenders.iter().any(|c| c.knee == top) {
-                        format!(" (a knee at {top} is the ramp's top: not saturated)")
-                    } else {
-                        String::new()
-                    }
-                ),
-            });
+        // The system allocator (the default build) and jemalloc, each on its own.
+        for name in ["parrot", "parrot-je"] {
+            let (pf, kf) = (self.fixed_of(name), self.fixed_of("kamailio"));
+            if let (Some(p), Some(k)) = (pf, kf) {
+                let r = self.round_ratios(name);
+                let (ml, mc) = (median(r.linger.clone()), median(r.calls.clone()));
+                goals.push(Goal {
+                    what: format!("fixed rate: {name} CPU per call <= kamailio's (with the linger; median of the rounds' ratios)"),
+                    met: ml.map(|m| m <= 1.0),
+                    figures: format!(
+                        "{name}/kamailio {} (rounds: {}); during the calls only {} (rounds: {}); medians {} vs {} s per 1000 calls ({} vs {} during the calls)",
+                        fmt_opt(ml, 2),
+                        fmt_list(&r.linger, 2, " "),
+                        fmt_opt(mc, 2),
+                        fmt_list(&r.calls, 2, " "),
+                        fmt_opt(p.cpu_linger, 3),
+                        fmt_opt(k.cpu_linger, 3),
+                        fmt_opt(p.cpu, 3),
+                        fmt_opt(k.cpu, 3)
+                    ),
+                });
+                goals.push(Goal {
+                    what: format!("fixed rate: {name} p99 INVITE->200 <= 5 ms (every round)"),
+                    met: Some(p.held && p.worst_p99 <= 5.0),
+                    figures: format!(
+                        "worst p99 of the rounds: {name} {} ms, kamailio {} ms",
+                        p.worst_p99, k.worst_p99
+                    ),
+                });
+            }
+            if let Some(p) = self.contender(name) {
+                let held: Vec<&Step> = p.steps.iter().filter(|s| s.held).collect();
+                let worst = held.iter().map(|s| s.p99_ms).fold(0.0, f64::max);
+                goals.push(Goal {
+                    what: format!("ramp: {name} p99 <= 5 ms at every held step"),
+                    met: (!held.is_empty()).then_some(worst <= 5.0),
+                    figures: format!(
+                        "p99 per held step: {}",
+                        held.iter()
+                            .map(|s| format!("{}:{}", s.offered, s.p99_ms))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                });
+                let both = self.both_held(name);
+                let ratios: Vec<(u32, Option<f64>)> = both
+                    .iter()
+                    .map(|(rate, ps, ks)| {
+                        let r = ps
+                            .cpu_per_1000()
+                            .zip(ks.cpu_per_1000())
+                            .filter(|(_, k)| *k > 0.0)
+                            .map(|(p, k)| p / k);
+                        (*rate, r)
+                    })
+                    .collect();
+                goals.push(Goal {
+                    what: format!(
+                        "ramp: {name} CPU per call <= kamailio's at every step both held"
+                    ),
+                    met: (!ratios.is_empty())
+                        .then(|| ratios.iter().all(|(_, r)| r.is_some_and(|r| r <= 1.0))),
+                    figures: format!(
+                        "{name}/kamailio CPU per call: {}",
+                        ratios
+                            .iter()
+                            .map(|(rate, r)| format!("{rate}:{}", fmt_opt(*r, 2)))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                });
+            }
+            if let Some(r) = self.knee_ratio(name) {
+                let top = self.rates.last().copied().unwrap_or(0);
+                goals.push(Goal {
+                    what: format!("ramp: {name} knee >= kamailio's"),
+                    met: Some(r >= 1.0),
+                    figures: format!(
+                        "{name}/kamailio {r:.2} ({} vs {}){}",
+                        self.contender(name).map_or(0, |c| c.knee),
+                        self.contender("kamailio").map_or(0, |c| c.knee),
+                        if self.contenders.iter().any(|c| c.knee == top) {
+                            format!(" (a knee at {top} is the ramp's top: not saturated)")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                });
+            }
         }
         goals
     }
@@ -1160,8 +1141,9 @@ impl Report<'_> {
         json.push_str("  ] },\n");
         let _ = writeln!(
             json,
-            "  \"knee_ratio_parrot_over_kamailio\": {},",
-            json_opt(self.knee_ratio(), 3)
+            "  \"knee_ratio_parrot_over_kamailio\": {},\n  \"knee_ratio_parrot_je_over_kamailio\": {},",
+            json_opt(self.knee_ratio("parrot"), 3),
+            json_opt(self.knee_ratio("parrot-je"), 3)
         );
         json.push_str("  \"goals\": [\n");
         let goals = self.goals();
@@ -1169,7 +1151,7 @@ impl Report<'_> {
             let _ = write!(
                 json,
                 "    {{ \"goal\": {}, \"met\": {}, \"figures\": {} }}",
-                json_str(g.what),
+                json_str(&g.what),
                 g.met.map_or("null".to_owned(), |m| m.to_string()),
                 json_str(&g.figures)
             );
@@ -1269,7 +1251,7 @@ fn svg(contenders: &[Contender], rates: &[u32], title: &str) -> String {
         "<text transform=\"translate(18 {:.1}) rotate(-90)\" text-anchor=\"middle\">completed calls/s</text>",
         (top + h - bottom) / 2.0
     );
-    let colors = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd"];
+    let colors = ["#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd"];
     for (i, c) in contenders.iter().enumerate() {
         let color = colors[i % colors.len()];
         let points: Vec<String> = c
@@ -1329,7 +1311,7 @@ fn svg(contenders: &[Contender], rates: &[u32], title: &str) -> String {
 
 fn main() {
     if let Ok(addr) = std::env::var(RESPONDER_ENV) {
-        run_responder(&addr);
+        cps_responder(&addr);
         return;
     }
     let bench = std::env::args().any(|a| a == "--bench");
@@ -1372,15 +1354,18 @@ fn main() {
         (20, 1, 0, 1)
     };
     let selected: Vec<String> = std::env::var("PARROT_CPS_RESPONDERS")
-        .unwrap_or_else(|_| "parrot,parrot-1w,sipp-uas,kamailio".to_owned())
+        .unwrap_or_else(|_| "parrot,parrot-je,parrot-1w,sipp-uas,kamailio".to_owned())
         .split(',')
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect();
     for s in &selected {
         assert!(
-            matches!(s.as_str(), "parrot" | "parrot-1w" | "sipp-uas" | "kamailio"),
-            "PARROT_CPS_RESPONDERS: unknown responder {s} (parrot, parrot-1w, sipp-uas, kamailio)"
+            matches!(
+                s.as_str(),
+                "parrot" | "parrot-je" | "parrot-1w" | "sipp-uas" | "kamailio"
+            ),
+            "PARROT_CPS_RESPONDERS: unknown responder {s} (parrot, parrot-je, parrot-1w, sipp-uas, kamailio)"
         );
     }
     let kamailio = installed("kamailio", "-v");
@@ -1388,7 +1373,10 @@ fn main() {
         eprintln!("kamailio is not installed (apt-get install kamailio): skipped");
     }
     let about = |name: &str| match name {
-        "parrot" => PARROT_ABOUT.to_owned(),
+        "parrot" => format!("{PARROT_ABOUT}, the system allocator (glibc)"),
+        "parrot-je" => format!(
+            "{PARROT_ABOUT}, jemalloc as its global allocator (the cps_responder binary; a generated server built with --features jemalloc)"
+        ),
         "parrot-1w" => format!("{PARROT_ABOUT}, 1 worker thread"),
         "sipp-uas" => "sipp -sn uas (single-threaded, no transaction layer)".to_owned(),
         _ => kamailio_about(),
@@ -1405,7 +1393,7 @@ fn main() {
             secs: fixed_secs,
             linger_s: linger,
         };
-        let names: Vec<&str> = ["parrot", "parrot-1w", "kamailio"]
+        let names: Vec<&str> = ["parrot", "parrot-je", "parrot-1w", "kamailio"]
             .into_iter()
             .filter(|name| selected.iter().any(|s| s == name) && (*name != "kamailio" || kamailio))
             .collect();
@@ -1422,7 +1410,7 @@ fn main() {
     // The ramp, each contender a fresh process.
     let mut contenders = Vec::new();
     if run_ramp {
-        for name in ["parrot", "sipp-uas", "kamailio"] {
+        for name in ["parrot", "parrot-je", "sipp-uas", "kamailio"] {
             if !selected.iter().any(|s| s == name) {
                 continue;
             }
