@@ -43,8 +43,8 @@
 //! responder, so its own CPU (`cutime` of this process across the run) is
 //! printed too.
 //!
-//! The Parrot responder is this binary again (`parrot-je`: the
-//! `cps_responder` binary, the same code), started with
+//! The Parrot responder is the `cps_responder` binary (`parrot-je`: this
+//! binary again, whose allocator is jemalloc; the same code), started with
 //! `PARROT_CPS_RESPONDER=IP:PORT` (it serves until its stdin closes, then
 //! prints its endpoint's counts); `PARROT_CPS_WRAP="valgrind --tool=callgrind"`
 //! (or `perf record -g --`) puts a profiler in front of it.
@@ -73,6 +73,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// jemalloc: the allocator of the `parrot-je` responder (this binary started
+/// again). The sipp driving and the measuring here are not measured.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Set in the environment of the Parrot responder process: the address it serves.
 const RESPONDER_ENV: &str = "PARROT_CPS_RESPONDER";
@@ -505,14 +511,14 @@ fn wait_ready(addr: SocketAddr, within: Duration) -> bool {
     false
 }
 
-/// The Parrot responder on `addr`: this binary again (the system
-/// allocator), or with `jemalloc` the `cps_responder` binary
-/// (`PARROT_CPS_WRAP` is put in front of either).
+/// The Parrot responder on `addr`: with `jemalloc` this binary again (its
+/// allocator is jemalloc), else the `cps_responder` binary (the same code on
+/// the system allocator). `PARROT_CPS_WRAP` is put in front of either.
 fn start_parrot(addr: SocketAddr, workers: Option<&str>, jemalloc: bool) -> Server {
     let exe = if jemalloc {
-        std::path::PathBuf::from(env!("CARGO_BIN_EXE_cps_responder"))
-    } else {
         std::env::current_exe().expect("the bench's own path")
+    } else {
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_cps_responder"))
     };
     let wrap = std::env::var("PARROT_CPS_WRAP").unwrap_or_default();
     let mut words = wrap.split_whitespace();
@@ -1375,7 +1381,7 @@ fn main() {
     let about = |name: &str| match name {
         "parrot" => format!("{PARROT_ABOUT}, the system allocator (glibc)"),
         "parrot-je" => format!(
-            "{PARROT_ABOUT}, jemalloc as its global allocator (the cps_responder binary; a generated server built with --features jemalloc)"
+            "{PARROT_ABOUT}, jemalloc as its global allocator (the bench binary; a generated server built with --features jemalloc)"
         ),
         "parrot-1w" => format!("{PARROT_ABOUT}, 1 worker thread"),
         "sipp-uas" => "sipp -sn uas (single-threaded, no transaction layer)".to_owned(),

@@ -360,7 +360,7 @@ impl parrot_core::ua::SipHandler for AnswerAll {
 /// answering 200 to every INVITE, on a tokio multi-thread runtime (one
 /// worker per CPU, or `PARROT_CPS_WORKERS`), until stdin closes; then it
 /// prints its endpoint's counts on stderr. Run in a process of its own (the
-/// bench binary again, or the `cps_responder` binary with jemalloc), so that
+/// bench binary again, with jemalloc, or the `cps_responder` binary), so that
 /// its CPU is its own.
 ///
 /// # Panics
