@@ -24,7 +24,7 @@ use tracing::{info, warn};
 pub(crate) async fn uas_call<H: SipHandler>(
     mut handler: H,
     // Boxed, as the `Incoming`s below: a value held across an await is kept in
-    // the task's future for the whole call, and an `Incoming` is 1.8 KB.
+    // the task's future for the whole call, and an `Incoming` is 570 bytes.
     mut incoming: Box<Incoming>,
     key: TransactionKey,
     call: CallId,
@@ -103,8 +103,8 @@ pub(crate) async fn uas_call<H: SipHandler>(
             }
         }
     };
-    let mut pending = incoming.take_media().map(Box::new);
-    let mut late = incoming.take_late_offer().map(Box::new);
+    let mut pending = incoming.take_media();
+    let mut late = incoming.take_late_offer();
     drop(incoming);
     // Provisional replies and early media end with the answer: their
     // channels go now (both ends: the senders were in `incoming`), not with
