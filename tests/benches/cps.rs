@@ -64,8 +64,8 @@
 )]
 
 use parrot_tests::load::{
-    bench_dir, children_cpu_seconds, cps_responder, json_str, machine_json, quantile,
-    tree_context_switches, tree_cpu_seconds, udp_rcvbuf_errors, udp_socket_drops,
+    CPS_RESPONDER_ENV, bench_dir, children_cpu_seconds, cps_responder, json_str, machine_json,
+    quantile, tree_context_switches, tree_cpu_seconds, udp_rcvbuf_errors, udp_socket_drops,
 };
 use parrot_tests::{TempDir, free_addr, free_port};
 use std::fmt::Write as _;
@@ -79,9 +79,6 @@ use std::time::{Duration, Instant};
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// Set in the environment of the Parrot responder process: the address it serves.
-const RESPONDER_ENV: &str = "PARROT_CPS_RESPONDER";
 
 /// One run of sipp at one rate.
 #[derive(Debug, Clone, Default)]
@@ -534,7 +531,7 @@ fn start_parrot(addr: SocketAddr, workers: Option<&str>, jemalloc: bool) -> Serv
         cmd.env("PARROT_CPS_WORKERS", n);
     }
     let mut child = cmd
-        .env(RESPONDER_ENV, addr.to_string())
+        .env(CPS_RESPONDER_ENV, addr.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -1316,7 +1313,7 @@ fn svg(contenders: &[Contender], rates: &[u32], title: &str) -> String {
 }
 
 fn main() {
-    if let Ok(addr) = std::env::var(RESPONDER_ENV) {
+    if let Ok(addr) = std::env::var(CPS_RESPONDER_ENV) {
         cps_responder(&addr);
         return;
     }

@@ -277,6 +277,54 @@ pub fn quantile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// Set in the environment of the cps bench's Parrot responder process
+/// (the bench binary again, or the `cps_responder` binary): the address it serves.
+pub const CPS_RESPONDER_ENV: &str = "PARROT_CPS_RESPONDER";
+
+/// Answers every INVITE with 200 at once (no media: sipp sends none either).
+#[derive(Clone, Copy)]
+struct AnswerAll;
+
+impl parrot_core::ua::SipHandler for AnswerAll {
+    async fn invite(&mut self, _call: &mut parrot_core::ua::Incoming) -> parrot_core::ua::Reply {
+        parrot_core::ua::Reply::ok()
+    }
+}
+
+/// The Parrot responder of `benches/cps.rs`: an endpoint on UDP `addr`
+/// answering 200 to every INVITE, on a tokio multi-thread runtime (one
+/// worker per CPU, or `PARROT_CPS_WORKERS`), until stdin closes; then it
+/// prints its endpoint's counts on stderr. Run in a process of its own (the
+/// bench binary again, with jemalloc, or the `cps_responder` binary), so that
+/// its CPU is its own.
+///
+/// # Panics
+/// On an `addr` or `PARROT_CPS_WORKERS` that does not parse, or an endpoint
+/// that cannot bind: the bench reports that the responder never answered.
+#[allow(clippy::print_stderr, clippy::expect_used)]
+pub fn cps_responder(addr: &str) {
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .unwrap_or_else(|e| panic!("responder address {addr}: {e}"));
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Ok(n) = std::env::var("PARROT_CPS_WORKERS") {
+        rt.worker_threads(n.parse().expect("PARROT_CPS_WORKERS: a number"));
+    }
+    let rt = rt.enable_all().build().expect("a tokio runtime");
+    let ep = rt
+        .block_on(
+            parrot_core::ua::Endpoint::builder()
+                .udp(addr)
+                .handler(|| AnswerAll)
+                .build(),
+        )
+        .unwrap_or_else(|e| panic!("responder endpoint on {addr}: {e}"));
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut rest);
+    eprintln!("parrot responder at the end: {:?}", ep.stats());
+    rt.block_on(ep.shutdown(std::time::Duration::from_secs(1)));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,48 +392,4 @@ mod tests {
         drop(socket);
         assert_eq!(udp_socket_drops(port), None);
     }
-}
-
-/// Answers every INVITE with 200 at once (no media: sipp sends none either).
-#[derive(Clone, Copy)]
-struct AnswerAll;
-
-impl parrot_core::ua::SipHandler for AnswerAll {
-    async fn invite(&mut self, _call: &mut parrot_core::ua::Incoming) -> parrot_core::ua::Reply {
-        parrot_core::ua::Reply::ok()
-    }
-}
-
-/// The Parrot responder of `benches/cps.rs`: an endpoint on UDP `addr`
-/// answering 200 to every INVITE, on a tokio multi-thread runtime (one
-/// worker per CPU, or `PARROT_CPS_WORKERS`), until stdin closes; then it
-/// prints its endpoint's counts on stderr. Run in a process of its own (the
-/// bench binary again, with jemalloc, or the `cps_responder` binary), so that
-/// its CPU is its own.
-///
-/// # Panics
-/// On an `addr` or `PARROT_CPS_WORKERS` that does not parse, or an endpoint
-/// that cannot bind: the bench reports that the responder never answered.
-#[allow(clippy::print_stderr, clippy::expect_used)]
-pub fn cps_responder(addr: &str) {
-    let addr: std::net::SocketAddr = addr
-        .parse()
-        .unwrap_or_else(|e| panic!("responder address {addr}: {e}"));
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Ok(n) = std::env::var("PARROT_CPS_WORKERS") {
-        rt.worker_threads(n.parse().expect("PARROT_CPS_WORKERS: a number"));
-    }
-    let rt = rt.enable_all().build().expect("a tokio runtime");
-    let ep = rt
-        .block_on(
-            parrot_core::ua::Endpoint::builder()
-                .udp(addr)
-                .handler(|| AnswerAll)
-                .build(),
-        )
-        .unwrap_or_else(|e| panic!("responder endpoint on {addr}: {e}"));
-    let mut rest = Vec::new();
-    let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut rest);
-    eprintln!("parrot responder at the end: {:?}", ep.stats());
-    rt.block_on(ep.shutdown(std::time::Duration::from_secs(1)));
 }

@@ -15,7 +15,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let Ok(addr) = std::env::var("PARROT_CPS_RESPONDER") else {
+    let Ok(addr) = std::env::var(parrot_tests::load::CPS_RESPONDER_ENV) else {
         eprintln!("cps_responder: set PARROT_CPS_RESPONDER=IP:PORT, the address to serve on");
         return ExitCode::from(2);
     };
