@@ -1,6 +1,8 @@
 //! `cargo xtask bench media`: G.711 and G.722 throughput, RTP packetize (+ send) cost per
-//! packet, and how many paced PCMU streams one core sustains with p99 send
-//! lateness under 5 ms. Writes `target/bench/media.json` and prints a table.
+//! packet, how many paced PCMU streams one core sustains with p99 send
+//! lateness under 5 ms, and (Linux) the kernel's price per media datagram at thousands of
+//! calls with a socket per call side (as sessions have today) beside one shared socket per
+//! thread with `sendmmsg`/`recvmmsg`. Writes `target/bench/media.json` and prints a table.
 //! Without `--bench` (as `cargo test --all-targets` runs it) it only checks
 //! that every part works, on tiny sizes.
 
@@ -108,6 +110,256 @@ fn rtp_cost(packets: u32) -> (f64, f64) {
     (packetize, with_send)
 }
 
+/// Datagrams a media tick of one side of a call carries: 12 bytes of RTP header and 20 ms
+/// of G.711.
+const TICK_DATAGRAM: usize = 172;
+
+/// CPU (ns) this thread has run, from the scheduler's own count.
+#[cfg(target_os = "linux")]
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// What the kernel charges for a call's media datagrams under two socket layouts, side by
+/// side: `calls` calls, one side of each on each of two threads (as the two media threads
+/// drive the two sides of a call in one process), every side sending one datagram a 20 ms
+/// tick (its SSRC in it), the ticks spread over ten 2 ms wake-ups:
+///
+/// - `socket per side`: what sessions do today: each side has its own socket, connected to
+///   its peer's; a tick is one `send` and one `recv`.
+/// - `shared, mmsg`: one socket per thread; a wake-up sends its sides' datagrams with
+///   `sendmmsg` (32 at most a call) and reads what came with `recvmmsg` (quinn-udp), each
+///   datagram handed to its side by (source, SSRC), the demultiplexing a shared port needs.
+///
+/// Each layout runs `rounds` times, alternated; each round gives the two threads' CPU per
+/// datagram carried (its send, its loopback delivery and its read) in ns.
+#[cfg(target_os = "linux")]
+fn udp_layouts(calls: usize, secs: f64, rounds: usize) -> Vec<UdpLayout> {
+    let layouts: [(&'static str, LayoutRun); 2] = [
+        ("socket per side", socket_per_side),
+        ("shared, mmsg", shared_mmsg),
+    ];
+    let mut results: Vec<UdpLayout> = layouts
+        .iter()
+        .map(|(name, _)| UdpLayout {
+            name,
+            calls,
+            ns_per_datagram: Vec::new(),
+            read: 0,
+        })
+        .collect();
+    // Alternated, so a drift of the host's speed touches both alike.
+    for _ in 0..rounds {
+        for ((_, run), result) in layouts.iter().zip(&mut results) {
+            let (cpu_ns, read) = run(calls, secs);
+            result
+                .ns_per_datagram
+                .push(cpu_ns as f64 / read.max(1) as f64);
+            result.read += read;
+        }
+    }
+    results
+}
+
+/// Drives `calls` calls for `secs` under one layout: (CPU ns of both threads, datagrams read).
+#[cfg(target_os = "linux")]
+type LayoutRun = fn(usize, f64) -> (u64, u64);
+
+/// One layout's rounds ([`udp_layouts`]).
+struct UdpLayout {
+    name: &'static str,
+    calls: usize,
+    ns_per_datagram: Vec<f64>,
+    /// Datagrams read, over all rounds.
+    read: u64,
+}
+
+impl UdpLayout {
+    fn median_ns(&self) -> f64 {
+        let mut v = self.ns_per_datagram.clone();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    }
+
+    /// A call carries 100 datagrams a second (50 each way): its share of a core, in %.
+    fn core_percent_per_call(&self) -> f64 {
+        self.median_ns() * 100.0 / 1e9 * 100.0
+    }
+}
+
+/// Whether `calls` calls' sockets (two a call, one layout at a time) fit under the
+/// process's open-file limit; a step that does not is left out, and says so.
+#[cfg(target_os = "linux")]
+fn fits_descriptors(calls: usize) -> bool {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| {
+            let line = l.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<usize>().ok()
+        })
+        .unwrap_or(usize::MAX);
+    let fits = 2 * calls + 256 <= soft;
+    if !fits {
+        println!("UDP layouts at {calls} calls left out: {soft} open files allowed (ulimit -n)");
+    }
+    fits
+}
+
+/// The datagram side `i` sends: an RTP header (version 2, PCMU) with `i` as its SSRC.
+#[cfg(target_os = "linux")]
+fn tick_datagram(i: usize) -> [u8; TICK_DATAGRAM] {
+    let mut d = [0xffu8; TICK_DATAGRAM];
+    d[..8].copy_from_slice(&[0x80, 0, 0, 0, 0, 0, 0, 0]);
+    d[8..12].copy_from_slice(&u32::try_from(i).unwrap().to_be_bytes());
+    d
+}
+
+/// Runs `work(wake-up)` every 2 ms for `secs` on a thread of its own; returns that
+/// thread's CPU time and what `work` returned, summed.
+#[cfg(target_os = "linux")]
+fn paced_thread<F>(secs: f64, mut work: F) -> std::thread::JoinHandle<(u64, u64)>
+where
+    F: FnMut(usize) -> u64 + Send + 'static,
+{
+    std::thread::spawn(move || {
+        let cpu = thread_cpu_ns();
+        let start = Instant::now();
+        let (mut wake, mut total) = (0usize, 0u64);
+        while start.elapsed().as_secs_f64() < secs {
+            total += work(wake % 10);
+            wake += 1;
+            let next = start + Duration::from_millis(2 * wake as u64);
+            if let Some(d) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+        }
+        (thread_cpu_ns() - cpu, total)
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn socket_per_side(calls: usize, secs: f64) -> (u64, u64) {
+    let bind = || std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..calls {
+        let (x, y) = (bind(), bind());
+        x.connect(y.local_addr().unwrap()).unwrap();
+        y.connect(x.local_addr().unwrap()).unwrap();
+        x.set_nonblocking(true).unwrap();
+        y.set_nonblocking(true).unwrap();
+        a.push(x);
+        b.push(y);
+    }
+    let threads: Vec<_> = [a, b]
+        .into_iter()
+        .map(|sockets| {
+            let datagrams: Vec<_> = (0..sockets.len()).map(tick_datagram).collect();
+            let mut buf = [0u8; 2048];
+            paced_thread(secs, move |slot| {
+                let mut read = 0;
+                for (s, d) in sockets.iter().zip(&datagrams).skip(slot).step_by(10) {
+                    let _ = s.send(d);
+                    read += u64::from(s.recv(&mut buf).is_ok());
+                }
+                read
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .fold((0, 0), |(c, r), (tc, tr)| (c + tc, r + tr))
+}
+
+#[cfg(target_os = "linux")]
+fn shared_mmsg(calls: usize, secs: f64) -> (u64, u64) {
+    use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, sendmmsg};
+    use std::collections::HashMap;
+    use std::io::{IoSlice, IoSliceMut};
+
+    const BATCH: usize = 32;
+    let bind = || {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_nonblocking(true).unwrap();
+        // A wake-up's datagrams for a few thousand sides wait here at once.
+        let r = socket2::SockRef::from(&s);
+        r.set_recv_buffer_size(4 << 20).unwrap();
+        r.set_send_buffer_size(4 << 20).unwrap();
+        s
+    };
+    let (a, b) = (bind(), bind());
+    let (a_at, b_at) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    let threads: Vec<_> = [(a, b_at), (b, a_at)]
+        .into_iter()
+        .map(|(socket, peer)| {
+            let state = quinn_udp::UdpSocketState::new((&socket).into()).unwrap();
+            let datagrams: Vec<_> = (0..calls).map(tick_datagram).collect();
+            // The peer's sides, by (source, SSRC); what each has received.
+            let sides: HashMap<(std::net::SocketAddr, u32), usize> = (0..calls)
+                .map(|i| ((peer, u32::try_from(i).unwrap()), i))
+                .collect();
+            let mut received = vec![0u32; calls];
+            let to = SocketAddrAny::from(peer);
+            let mut bufs = vec![[0u8; 2048]; BATCH];
+            let mut meta = vec![quinn_udp::RecvMeta::default(); BATCH];
+            paced_thread(secs, move |slot| {
+                let due: Vec<&[u8; TICK_DATAGRAM]> =
+                    datagrams.iter().skip(slot).step_by(10).collect();
+                for chunk in due.chunks(BATCH) {
+                    let iovs: Vec<[IoSlice<'_>; 1]> =
+                        chunk.iter().map(|d| [IoSlice::new(&d[..])]).collect();
+                    let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = chunk
+                        .iter()
+                        .map(|_| SendAncillaryBuffer::default())
+                        .collect();
+                    let mut hdrs: Vec<MMsgHdr<'_>> = iovs
+                        .iter()
+                        .zip(&mut controls)
+                        .map(|(iov, c)| MMsgHdr::new_with_addr(&to, iov, c))
+                        .collect();
+                    let mut sent = 0;
+                    while sent < hdrs.len() {
+                        match sendmmsg(&socket, &mut hdrs[sent..], SendFlags::empty()) {
+                            Ok(n) if n > 0 => sent += n,
+                            _ => break,
+                        }
+                    }
+                }
+                let mut read = 0;
+                loop {
+                    let mut slices: Vec<IoSliceMut<'_>> =
+                        bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+                    let Ok(n) = state.recv((&socket).into(), &mut slices, &mut meta) else {
+                        break;
+                    };
+                    for (m, buf) in meta[..n].iter().zip(&bufs) {
+                        // GRO may coalesce a flow's datagrams: one each `stride` bytes.
+                        for d in buf[..m.len].chunks(m.stride.max(1)) {
+                            let Some(ssrc) = d.get(8..12) else { continue };
+                            let ssrc = u32::from_be_bytes(ssrc.try_into().unwrap());
+                            if let Some(&i) = sides.get(&(m.addr, ssrc)) {
+                                received[i] += 1;
+                                read += 1;
+                            }
+                        }
+                    }
+                    if n < BATCH {
+                        break;
+                    }
+                }
+                read
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .fold((0, 0), |(c, r), (tc, tr)| (c + tc, r + tr))
+}
+
 struct Endless;
 impl MediaHandler for Endless {
     fn stream_started(&mut self) -> Action {
@@ -177,6 +429,11 @@ fn main() {
     } else {
         (16_000, 100, 0.3, &[4])
     };
+    let (udp_steps, udp_secs, udp_rounds): (&[usize], f64, usize) = if bench {
+        (&[2000, 4000], 3.0, 3)
+    } else {
+        (&[8], 0.2, 1)
+    };
     let codec = g711(samples);
     let wide = g722(samples);
     let (packetize, with_send) = rtp_cost(packets);
@@ -199,11 +456,24 @@ fn main() {
             break;
         }
     }
+    // Two threads of their own, after the paced streams (which use one core).
+    #[cfg(target_os = "linux")]
+    let udp: Vec<UdpLayout> = udp_steps
+        .iter()
+        .filter(|&&calls| fits_descriptors(calls))
+        .flat_map(|&calls| udp_layouts(calls, udp_secs, udp_rounds))
+        .collect();
+    #[cfg(not(target_os = "linux"))]
+    let udp: Vec<UdpLayout> = Vec::new();
     if !bench {
         assert!(
             ramp.iter().all(|r| r.1 > 0),
             "sessions sent nothing: {ramp:?}"
         );
+        #[cfg(target_os = "linux")]
+        for l in &udp {
+            assert!(l.read > 0, "{}: nothing read", l.name);
+        }
         println!("media bench: every part ran (run with --bench to measure)");
         return;
     }
@@ -250,6 +520,20 @@ fn main() {
         "{:<28} {:>16}",
         "streams sustained on 1 core", sustained
     );
+    for l in &udp {
+        let _ = writeln!(
+            table,
+            "{:<28} {:>13.0} ns/datagram ({:.4} % of a core per call; rounds {})",
+            format!("UDP {} calls, {}", l.calls, l.name),
+            l.median_ns(),
+            l.core_percent_per_call(),
+            l.ns_per_datagram
+                .iter()
+                .map(|v| format!("{v:.0}"))
+                .collect::<Vec<_>>()
+                .join("/")
+        );
+    }
     print!("{table}");
     let mut json = String::from("{\n  \"bench\": \"media\",\n");
     let _ = writeln!(
@@ -281,6 +565,21 @@ fn main() {
         "  \"paced_streams\": [{}],",
         ramp.iter()
             .map(|(n, t, l, ok)| format!("{{ \"streams\": {n}, \"ticks\": {t}, \"late_over_5ms\": {l}, \"p99_under_5ms\": {ok} }}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        json,
+        "  \"udp_layouts\": [{}],",
+        udp.iter()
+            .map(|l| format!(
+                "{{ \"layout\": \"{}\", \"calls\": {}, \"ns_per_datagram_median\": {:.1}, \"ns_per_datagram_rounds\": [{}], \"core_percent_per_call\": {:.5} }}",
+                l.name,
+                l.calls,
+                l.median_ns(),
+                l.ns_per_datagram.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>().join(", "),
+                l.core_percent_per_call()
+            ))
             .collect::<Vec<_>>()
             .join(", ")
     );
