@@ -15,8 +15,9 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let Ok(addr) = std::env::var(parrot_tests::load::CPS_RESPONDER_ENV) else {
-        eprintln!("cps_responder: set PARROT_CPS_RESPONDER=IP:PORT, the address to serve on");
+    let env = parrot_tests::load::CPS_RESPONDER_ENV;
+    let Ok(addr) = std::env::var(env) else {
+        eprintln!("cps_responder: set {env}=IP:PORT, the address to serve on");
         return ExitCode::from(2);
     };
     parrot_tests::load::cps_responder(&addr);
