@@ -384,8 +384,9 @@ fn paced(n: usize, secs: f64, ports: &Arc<Mutex<PortAllocator>>) -> (u64, u64) {
             let (rtp, rtcp, lease) = bind_pair(ip, ports).await.unwrap();
             let (events, _) = tokio::sync::mpsc::channel(1);
             let cfg = MediaConfig {
-                rtp,
-                rtcp,
+                sockets: (rtp, rtcp, lease).into(),
+                ssrc: None,
+                remote_ssrc: None,
                 codec: Codec::PCMU,
                 telephone_event: None,
                 ptime: 20,
@@ -393,7 +394,6 @@ fn paced(n: usize, secs: f64, ports: &Arc<Mutex<PortAllocator>>) -> (u64, u64) {
                 direction: Direction::SendRecv,
                 rtp_seed: None,
                 srtp: None,
-                port_lease: Some(lease),
                 rtcp_mux: false,
             };
             sessions.push(MediaSession::start(cfg, Endless, events).unwrap());

@@ -194,8 +194,9 @@ async fn call_with(
     let (ev_a, _ra) = mpsc::channel(4);
     let (ev_b, _rb) = mpsc::channel(4);
     let cfg = |rtp, rtcp, remote, srtp, lease| MediaConfig {
-        rtp,
-        rtcp,
+        sockets: (rtp, rtcp, lease).into(),
+        ssrc: None,
+        remote_ssrc: None,
         codec: codec.clone(),
         telephone_event: Some(Codec::TELEPHONE_EVENT),
         ptime: 20,
@@ -203,7 +204,6 @@ async fn call_with(
         direction: Direction::SendRecv,
         rtp_seed: None,
         srtp,
-        port_lease: Some(lease),
         rtcp_mux,
     };
     let rtcp_ports = [a_rtcp.local_addr().unwrap(), b_rtcp.local_addr().unwrap()];
@@ -427,8 +427,9 @@ async fn g722_packets_on_the_wire() {
     let wire = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (events, _rx) = mpsc::channel(4);
     let cfg = MediaConfig {
-        rtp,
-        rtcp,
+        sockets: (rtp, rtcp, lease).into(),
+        ssrc: None,
+        remote_ssrc: None,
         codec: Codec::G722,
         telephone_event: Some(Codec::TELEPHONE_EVENT),
         ptime: 20,
@@ -436,7 +437,6 @@ async fn g722_packets_on_the_wire() {
         direction: Direction::SendRecv,
         rtp_seed: Some(7),
         srtp: None,
-        port_lease: Some(lease),
         rtcp_mux: false,
     };
     let session = MediaSession::start(cfg, Dialer, events).unwrap();

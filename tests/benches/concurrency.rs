@@ -8,9 +8,12 @@
 //! than one ptime (20 ms, `pacing_worst_ms()` over the hold) and every call
 //! receives.
 //!
-//! Two modes, one after the other in one run:
+//! Three modes, one after the other in one run:
 //! - **same process**: callers and server in this process, on one tokio
 //!   runtime (what one machine does when it is both ends);
+//! - **shared**: the same, with every call's media on ports shared per media
+//!   thread (`media::set_shared_ports`: batched `recvmmsg`/`sendmmsg`, streams
+//!   told apart by the SSRCs both ends announce);
 //! - **callers in another process**: this binary started again as the
 //!   callers (`--callers URI`, driven over its stdin/stdout), so the server's
 //!   own CPU and RSS per call are measured alone.
@@ -26,7 +29,8 @@
 //!
 //! Writes `target/bench/concurrency.json` and prints a table.
 //! `PARROT_CONCURRENCY_STEPS=300,600` runs just those sizes;
-//! `PARROT_CONCURRENCY_MODES=same` (or `separate`) just one mode. Without
+//! `PARROT_CONCURRENCY_MODES=same,shared` (of `same`, `shared`, `separate`) just
+//! those modes. Without
 //! `--bench` it holds 4 calls for a moment in each mode and checks that audio
 //! flows.
 
@@ -455,7 +459,7 @@ async fn ramp(mode: &'static str, steps: &[usize], hold: f64, budget: Duration) 
         .unwrap();
     let server_addr = server.local_addr(TransportKind::Udp).unwrap();
     let uri = format!("sip:service@{server_addr}");
-    let mut side = if mode == "same" {
+    let mut side = if mode != "separate" {
         Side::Here(Callers::new(uri.clone()).await)
     } else {
         Side::There(RemoteCallers::start(&uri))
@@ -551,12 +555,17 @@ fn per_call(r: &Ramp, s: &Step) -> (f64, f64) {
 }
 
 fn describe(mode: &str) -> &'static str {
-    if mode == "same" {
-        "callers and server in one process (figures per call include both sides)"
-    } else {
-        "callers in another process (figures per call are the server's alone)"
+    match mode {
+        "same" => "callers and server in one process (figures per call include both sides)",
+        "shared" => {
+            "callers and server in one process, media on shared ports (figures per call include both sides)"
+        }
+        _ => "callers in another process (figures per call are the server's alone)",
     }
 }
+
+/// The modes, in the order they run.
+const MODES: [&str; 3] = ["same", "shared", "separate"];
 
 fn table(r: &Ramp, hold: f64) -> String {
     let mut t = String::new();
@@ -687,10 +696,19 @@ fn main() {
     let chosen: Option<Vec<usize>> = std::env::var("PARROT_CONCURRENCY_STEPS")
         .ok()
         .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect());
-    let modes: Vec<&'static str> = match std::env::var("PARROT_CONCURRENCY_MODES").as_deref() {
-        Ok("same") => vec!["same"],
-        Ok("separate") => vec!["separate"],
-        _ => vec!["same", "separate"],
+    let modes: Vec<&'static str> = match std::env::var("PARROT_CONCURRENCY_MODES") {
+        Ok(chosen) => {
+            let chosen: Vec<&str> = chosen.split(',').map(str::trim).collect();
+            for c in &chosen {
+                assert!(
+                    MODES.contains(c),
+                    "PARROT_CONCURRENCY_MODES: unknown mode {c:?} (modes: {})",
+                    MODES.join(", ")
+                );
+            }
+            MODES.into_iter().filter(|m| chosen.contains(m)).collect()
+        }
+        Err(_) => MODES.to_vec(),
     };
     let (steps, hold, budget): (&[usize], f64, Duration) = match (&chosen, bench) {
         // PARROT_CONCURRENCY_HOLD=30 holds each chosen step longer (for a profiler).
@@ -714,11 +732,13 @@ fn main() {
     // process of its own, so that one mode's memory and threads are not
     // counted in the next one's figures.
     if let Some(i) = args.iter().position(|a| a == "--mode") {
-        let mode = if args.get(i + 1).map(String::as_str) == Some("same") {
-            "same"
-        } else {
-            "separate"
-        };
+        let asked = args.get(i + 1).map(String::as_str);
+        let mode = MODES
+            .into_iter()
+            .find(|m| Some(*m) == asked)
+            .unwrap_or("separate");
+        // Process-wide, before the first call: this process runs one mode.
+        parrot_core::media::set_shared_ports(mode == "shared");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

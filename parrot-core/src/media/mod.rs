@@ -11,6 +11,8 @@ mod keypad;
 mod resample;
 #[cfg(feature = "runtime")]
 mod session;
+#[cfg(feature = "runtime")]
+mod shared;
 mod source;
 #[cfg(feature = "runtime")]
 mod stream;
@@ -27,13 +29,15 @@ pub use keypad::{Digits, Keypad, keypad};
 pub use resample::Resampler;
 #[cfg(feature = "runtime")]
 pub use session::{
-    MediaConfig, MediaEvent, MediaSession, MediaStats, Ports, bind_pair, media_room, pacing_behind,
-    set_media_threads,
+    MediaConfig, MediaEvent, MediaSession, MediaSockets, MediaStats, Ports, bind_pair, media_room,
+    pacing_behind, set_media_threads,
 };
 /// For the project's benchmarks; not part of the supported API.
 #[cfg(feature = "runtime")]
 #[doc(hidden)]
 pub use session::{pacing_counters, pacing_worst_ms, reset_pacing_counters};
+#[cfg(feature = "runtime")]
+pub use shared::{SharedPort, bind_shared, set_shared_ports, shared_port_unclaimed, shared_ports};
 pub use source::{AudioSink, AudioSource, LiveSink, LiveSource, Silence};
 #[cfg(feature = "runtime")]
 pub use stream::{

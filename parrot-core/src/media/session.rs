@@ -18,13 +18,52 @@ use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
+/// Where a session sends and receives: a socket pair of its own, or a port it
+/// shares with the other sessions of its media thread.
+#[derive(Debug)]
+pub enum MediaSockets {
+    /// Sockets of the session's own ([`bind_pair`]).
+    Pair {
+        /// The RTP socket (even port).
+        rtp: UdpSocket,
+        /// The RTCP socket (RTP port + 1); closed at the start when
+        /// [`MediaConfig::rtcp_mux`].
+        rtcp: UdpSocket,
+        /// The reservation of the sockets' ports in the endpoint's range ([`bind_pair`]'s
+        /// lease): kept as long as the session (and so the sockets), released when it ends.
+        lease: Option<crate::rtp::PortLease>,
+    },
+    /// A port shared with other sessions ([`bind_shared`](super::bind_shared)): its
+    /// media thread reads and writes it for all of them, in batches.
+    Shared(super::SharedPort),
+}
+
+impl From<(UdpSocket, UdpSocket, crate::rtp::PortLease)> for MediaSockets {
+    /// [`bind_pair`]'s sockets and lease.
+    fn from((rtp, rtcp, lease): (UdpSocket, UdpSocket, crate::rtp::PortLease)) -> Self {
+        MediaSockets::Pair {
+            rtp,
+            rtcp,
+            lease: Some(lease),
+        }
+    }
+}
+
+impl MediaSockets {
+    /// The RTP address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            MediaSockets::Pair { rtp, .. } => rtp.local_addr(),
+            MediaSockets::Shared(port) => Ok(port.local_addr()),
+        }
+    }
+}
+
 /// What a session needs to run: sockets, the negotiated codec and where to send.
 #[derive(Debug)]
 pub struct MediaConfig {
-    /// The RTP socket (even port).
-    pub rtp: UdpSocket,
-    /// The RTCP socket (RTP port + 1); closed at the start when [`MediaConfig::rtcp_mux`].
-    pub rtcp: UdpSocket,
+    /// Where it sends and receives.
+    pub sockets: MediaSockets,
     /// The negotiated audio codec, with the payload type to send it on.
     pub codec: Codec,
     /// Telephone events (RFC 4733), if negotiated.
@@ -44,9 +83,12 @@ pub struct MediaConfig {
     /// RTCP datagram sent is protected with our key, every one received is authenticated,
     /// replay-checked and decrypted with the peer's (and dropped, counted, if it fails).
     pub srtp: Option<NegotiatedSrtp>,
-    /// The reservation of the sockets' ports in the endpoint's range ([`bind_pair`]'s
-    /// lease): kept as long as the session (and so the sockets), released when it ends.
-    pub port_lease: Option<crate::rtp::PortLease>,
+    /// Our SSRC, if it was chosen before the session (to announce it in the SDP,
+    /// `a=ssrc`, RFC 5576); else drawn from the seed.
+    pub ssrc: Option<u32>,
+    /// The SSRC the peer announced (`a=ssrc`), if any: how a shared port tells this
+    /// session's datagrams from those of other sessions with the same peer address.
+    pub remote_ssrc: Option<u32>,
     /// RTCP goes to and comes from the RTP ports (RFC 5761, as the SDP exchange agreed:
     /// [`Negotiated::rtcp_mux`](crate::sdp::Negotiated::rtcp_mux)): the RTCP socket is
     /// closed and what the RTP socket receives is told apart by its packet type (§4).
@@ -275,7 +317,11 @@ impl MediaSession {
         events: mpsc::Sender<MediaEvent>,
     ) -> Result<MediaSession, String> {
         let mut coder = Coder::for_codec(&config.codec)?;
-        let local = config.rtp.local_addr().map_err(|e| e.to_string())?;
+        let local = config.sockets.local_addr().map_err(|e| e.to_string())?;
+        let lane = match &config.sockets {
+            MediaSockets::Shared(port) => Some(port.pair.lane),
+            MediaSockets::Pair { .. } => None,
+        };
         let srtp = match &config.srtp {
             Some(agreed) => Some(Box::new(
                 SrtpState::new(agreed.clone()).map_err(|e| format!("SRTP: {e}"))?,
@@ -301,7 +347,7 @@ impl MediaSession {
         )
         .map_err(|e| format!("media sockets: {e}"))?;
         task.srtp = srtp;
-        shard::add(Box::new(Running::new(task, Arc::clone(&control))))?;
+        shard::add(Box::new(Running::new(task, Arc::clone(&control))), lane)?;
         Ok(MediaSession {
             control,
             stats,
@@ -365,6 +411,60 @@ struct Params {
     telephone_event: Option<Codec>,
     ptime: u32,
     direction: Direction,
+}
+
+/// Where a session's datagrams go and come from.
+enum Io {
+    /// Sockets of its own, read at its ticks.
+    Own(Sockets),
+    /// A shared port: its media thread reads it for every session on it and
+    /// hands each its datagrams ([`shard::Driven::deliver`]); what a session
+    /// sends waits in the thread's [`Outbox`](super::shared::Outbox).
+    Shared {
+        pair: Arc<super::shared::SharedPair>,
+        /// RTCP goes out from the RTP port (RFC 5761), else from the RTCP one.
+        mux: bool,
+    },
+}
+
+impl Io {
+    fn new(
+        sockets: MediaSockets,
+        mux: bool,
+    ) -> std::io::Result<(Io, Option<crate::rtp::PortLease>)> {
+        Ok(match sockets {
+            MediaSockets::Pair { rtp, rtcp, lease } => {
+                (Io::Own(Sockets::new(rtp, rtcp, mux)?), lease)
+            }
+            MediaSockets::Shared(port) => (
+                Io::Shared {
+                    pair: port.pair,
+                    mux,
+                },
+                None,
+            ),
+        })
+    }
+
+    /// Where a datagram goes out: RTCP (`rtcp`) or RTP.
+    fn out<'a>(&'a self, rtcp: bool, outbox: &'a mut super::shared::Outbox) -> Out<'a> {
+        match self {
+            Io::Own(s) if rtcp => {
+                let (socket, peer) = s.rtcp_out();
+                Out::Socket(socket, peer)
+            }
+            Io::Own(s) => Out::Socket(&s.rtp, s.rtp_peer),
+            Io::Shared { pair, mux } => Out::Queue(outbox, pair.key(), rtcp && !mux),
+        }
+    }
+}
+
+/// A datagram's way out ([`send_media`]).
+enum Out<'a> {
+    /// Sent at once from this socket, connected to this address if any.
+    Socket(&'a std::net::UdpSocket, Option<SocketAddr>),
+    /// Queued for this shared pair's RTCP (`true`) or RTP socket.
+    Queue(&'a mut super::shared::Outbox, usize, bool),
 }
 
 /// The session's sockets, taken out of tokio: a media thread reads and writes
@@ -528,7 +628,11 @@ const ATOMIC_DATAGRAM_MAX: usize = 1200;
 
 struct Task<H> {
     cfg: Params,
-    io: Sockets,
+    io: Io,
+    /// RTCP is multiplexed on the RTP port (RFC 5761).
+    mux: bool,
+    /// The SSRC the peer announced in its SDP, for a shared port's [`Demux`](super::shared::Demux).
+    announced: Option<u32>,
     /// The runtime the session was started in: a step runs inside it (a media
     /// thread is no runtime's), and file reads and recordings run as its
     /// blocking tasks.
@@ -625,6 +729,8 @@ pub(super) struct Scratch {
     frame: Vec<i16>,
     payload: Vec<u8>,
     datagram: Box<[u8]>,
+    /// What the thread's sessions on shared ports sent this wake-up.
+    pub(super) outbox: super::shared::Outbox,
 }
 
 impl Scratch {
@@ -633,6 +739,7 @@ impl Scratch {
             frame: Vec::new(),
             payload: Vec::new(),
             datagram: vec![0; MAX_DATAGRAM].into_boxed_slice(),
+            outbox: super::shared::Outbox::default(),
         }
     }
 }
@@ -656,14 +763,14 @@ const RTCP_READ_MS: u32 = 500;
 /// A datagram that cannot be protected (larger than [`MAX_DATAGRAM`], or its key worn out
 /// after 2^48 packets) is not sent: it is never sent in clear.
 fn send_media(
-    (socket, peer): (&std::net::UdpSocket, Option<SocketAddr>),
+    out: Out<'_>,
     srtp: Option<&mut SrtpState>,
     rtcp: bool,
     data: &[u8],
     to: SocketAddr,
 ) -> bool {
     let Some(srtp) = srtp else {
-        return send_now(socket, peer, data, to);
+        return send_now(out, data, to);
     };
     let mut buf = [0u8; MAX_DATAGRAM + SRTCP_MAX_OVERHEAD];
     let Some(room) = buf.get_mut(..data.len()) else {
@@ -676,7 +783,7 @@ fn send_media(
         srtp.tx.protect_rtp_in_place(&mut buf, data.len())
     };
     match protected {
-        Ok(n) => send_now(socket, peer, &buf[..n], to),
+        Ok(n) => send_now(out, &buf[..n], to),
         Err(e) => {
             tracing::debug!(error = %e, rtcp, "SRTP: not sent");
             false
@@ -711,6 +818,7 @@ impl<H: MediaHandler> Task<H> {
         if let Some(seed) = cfg.rtp_seed {
             sc = sc.with_seed(seed);
         }
+        sc.ssrc = cfg.ssrc;
         if let Some(r) = cfg.remote {
             sc = sc
                 .with_remote_addr(r)
@@ -722,29 +830,30 @@ impl<H: MediaHandler> Task<H> {
         let timestamp_step =
             u32::try_from(u64::from(cfg.ptime) * u64::from(cfg.codec.clock_rate) / 1000)
                 .unwrap_or(u32::MAX);
+        let announced = cfg.remote_ssrc;
         let MediaConfig {
-            rtp: rtp_socket,
-            rtcp: rtcp_socket,
+            sockets,
             codec,
             telephone_event,
             ptime,
             direction,
-            port_lease,
             rtcp_mux,
             ..
         } = cfg;
-        let io = Sockets::new(rtp_socket, rtcp_socket, rtcp_mux)?;
+        let (io, port_lease) = Io::new(sockets, rtcp_mux)?;
         // The largest datagram this session sends: a frame at 2 bytes a
         // sample (L16; G.711 and G.722 take less), the RTP header and the
-        // most SRTP adds.
+        // most SRTP adds. (A shared port has it from the start.)
         let largest = samples * 2 + 12 + SRTCP_MAX_OVERHEAD;
-        if largest <= ATOMIC_DATAGRAM_MAX {
-            io.dont_fragment();
+        if let (Io::Own(own), true) = (&io, largest <= ATOMIC_DATAGRAM_MAX) {
+            own.dont_fragment();
         }
         let seconds_per_sample = 1.0 / f64::from(coder.decoder().sample_rate().max(1));
         Ok(Task {
             seconds_per_sample,
             io,
+            mux: rtcp_mux,
+            announced,
             runtime: tokio::runtime::Handle::try_current().ok(),
             // RFC 4733 events count in the audio's RTP clock (§2.1; telephone-event/8000 with
             // G.722, whose RTP clock is 8000 too).
@@ -827,10 +936,20 @@ impl<H: MediaHandler> Task<H> {
 
     /// The session's end: RTCP BYE (RFC 3550 §6.6), the handler's goodbye,
     /// the last counts, and word to whoever waits.
-    fn finish(&mut self, reply: Option<oneshot::Sender<MediaStats>>) {
+    fn finish(
+        &mut self,
+        reply: Option<oneshot::Sender<MediaStats>>,
+        outbox: &mut super::shared::Outbox,
+    ) {
         let bye = self.rtp.bye(std::time::Instant::now(), None);
         if let Some(r) = self.rtp.remote_rtcp_addr() {
-            send_media(self.io.rtcp_out(), self.srtp.as_deref_mut(), true, &bye, r);
+            send_media(
+                self.io.out(true, outbox),
+                self.srtp.as_deref_mut(),
+                true,
+                &bye,
+                r,
+            );
         }
         self.engine.stop();
         self.publish();
@@ -848,10 +967,11 @@ impl<H: MediaHandler> Task<H> {
             Control::Update { remote, direction } => {
                 self.cfg.direction = direction;
                 if let Some(r) = remote {
-                    self.rtp
-                        .set_remote_addr(r, Some(rtcp_of(r, self.io.rtcp.is_none())));
+                    self.rtp.set_remote_addr(r, Some(rtcp_of(r, self.mux)));
                     // Learning again: any source may latch, the socket must hear it.
-                    self.io.settle(self.rtp.settled_remote_addr());
+                    if let Io::Own(own) = &mut self.io {
+                        own.settle(self.rtp.settled_remote_addr());
+                    }
                 }
             }
             Control::Rekey(agreed) => self.rekey(agreed),
@@ -920,7 +1040,7 @@ impl<H: MediaHandler> Task<H> {
     /// absorbs it. RTCP is read every [`RTCP_READ_MS`]. Returns the number
     /// of datagrams read.
     fn drain(&mut self, now: Instant, rtcp: bool, max: usize, buf: &mut [u8]) -> usize {
-        let mux = self.io.rtcp.is_none();
+        let mux = self.mux;
         if rtcp && mux {
             // RTCP comes in on the RTP socket, read with RTP.
             return 0;
@@ -931,9 +1051,13 @@ impl<H: MediaHandler> Task<H> {
         let (mut read, mut looks) = (0, 0);
         while read < max && looks < max + 4 {
             looks += 1;
-            let socket = match &self.io.rtcp {
+            let Io::Own(io) = &self.io else {
+                // A shared port's datagrams are handed over by its thread.
+                return read;
+            };
+            let socket = match &io.rtcp {
                 Some(s) if rtcp => s,
-                _ => &self.io.rtp,
+                _ => &io.rtp,
             };
             let (n, from) = match socket.recv_from(buf) {
                 Ok(r) => r,
@@ -949,20 +1073,29 @@ impl<H: MediaHandler> Task<H> {
         read
     }
 
-    /// One datagram read from the RTP or RTCP socket.
-    fn datagram(&mut self, now: Instant, rtcp: bool, from: SocketAddr, datagram: &mut [u8]) {
+    /// One datagram read from the RTP or RTCP socket; true if the session
+    /// took it (authentic, from the source it accepts).
+    fn datagram(
+        &mut self,
+        now: Instant,
+        rtcp: bool,
+        from: SocketAddr,
+        datagram: &mut [u8],
+    ) -> bool {
         // SRTP before anything reads the packet: a forged one never
         // latches the source or moves the statistics.
         let Some(n) = self.unprotect(rtcp, datagram) else {
-            return;
+            return false;
         };
         let data = Bytes::copy_from_slice(&datagram[..n]);
         if rtcp {
-            if self.rtp.handle_rtcp(now, from, &data).is_ok() {
+            let taken = self.rtp.handle_rtcp(now, from, &data).is_ok();
+            if taken {
                 self.stats.rtcp_received += 1;
             }
+            taken
         } else {
-            self.on_rtp(now, from, data);
+            self.on_rtp(now, from, data)
         }
     }
 
@@ -971,9 +1104,9 @@ impl<H: MediaHandler> Task<H> {
         self.engine.dtmf(d);
     }
 
-    fn on_rtp(&mut self, now: Instant, from: SocketAddr, data: Bytes) {
+    fn on_rtp(&mut self, now: Instant, from: SocketAddr, data: Bytes) -> bool {
         let Ok(rec) = self.rtp.receive(now, from, data) else {
-            return;
+            return false;
         };
         self.stats.packets_received += 1;
         let te = self.cfg.telephone_event.as_ref().map(|c| c.payload_type);
@@ -986,6 +1119,7 @@ impl<H: MediaHandler> Task<H> {
         {
             let _ = self.jitter.push(rec.packet);
         }
+        true
     }
 
     /// One ptime: send a frame, play one out, pass on the engine's wishes. True to stop.
@@ -1000,6 +1134,7 @@ impl<H: MediaHandler> Task<H> {
             frame,
             payload,
             datagram,
+            outbox,
         } = scratch;
         // Every sample of the frame is written (silence where nothing
         // plays): nothing of the session stepped before is left in it.
@@ -1028,7 +1163,7 @@ impl<H: MediaHandler> Task<H> {
                         .packetize_to(now, payload, increment, false, datagram)
                         .is_some_and(|n| {
                             send_media(
-                                (&self.io.rtp, self.io.rtp_peer),
+                                self.io.out(false, outbox),
                                 self.srtp.as_deref_mut(),
                                 false,
                                 &datagram[..n],
@@ -1043,7 +1178,7 @@ impl<H: MediaHandler> Task<H> {
             };
             if let Some(packet) = event {
                 if send_media(
-                    (&self.io.rtp, self.io.rtp_peer),
+                    self.io.out(false, outbox),
                     self.srtp.as_deref_mut(),
                     false,
                     &packet,
@@ -1088,7 +1223,13 @@ impl<H: MediaHandler> Task<H> {
         }
         if let Some(rtcp) = self.rtp.poll_rtcp(now) {
             if let Some(r) = self.rtp.remote_rtcp_addr() {
-                send_media(self.io.rtcp_out(), self.srtp.as_deref_mut(), true, &rtcp, r);
+                send_media(
+                    self.io.out(true, outbox),
+                    self.srtp.as_deref_mut(),
+                    true,
+                    &rtcp,
+                    r,
+                );
             }
         }
         let mut stop = false;
@@ -1186,9 +1327,31 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
             ^ u64::from(self.started)
     }
 
+    fn shared(&self) -> Option<&Arc<super::shared::SharedPair>> {
+        match &self.task.io {
+            Io::Shared { pair, .. } => Some(pair),
+            Io::Own(_) => None,
+        }
+    }
+
+    fn route(&self) -> super::shared::Route {
+        let rtp = &self.task.rtp;
+        super::shared::Route {
+            rtp: rtp.remote_addr(),
+            rtcp: rtp.remote_rtcp_addr(),
+            ssrc: self.task.announced,
+        }
+    }
+
     /// Everything that is due: control messages, what the sockets hold, and
     /// each tick owed. True once the session is over.
-    fn step(&mut self, now: Instant, lanes: &shard::Pacing, scratch: &mut Scratch) -> bool {
+    fn step(
+        &mut self,
+        now: Instant,
+        lanes: &shard::Pacing,
+        scratch: &mut Scratch,
+        inbox: &mut super::shared::Inbox,
+    ) -> bool {
         let t = &mut self.task;
         // The handler runs in the runtime the session was started in, as it
         // would in a task of it: it may spawn (a WebSocket bridge does) or
@@ -1202,16 +1365,21 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
         for c in messages {
             if let Err(reply) = t.control(c) {
                 self.control.close();
-                t.finish(reply);
+                t.finish(reply, &mut scratch.outbox);
                 return true;
             }
         }
         if closed {
             // The handle is gone: the session stops.
-            t.finish(None);
+            t.finish(None, &mut scratch.outbox);
             return true;
         }
         t.files_done();
+        // On a shared port, what its thread received for the session; the
+        // drains below read only a socket of its own.
+        inbox.drain(|rtcp, from, datagram| {
+            t.datagram(now, rtcp, from, datagram);
+        });
         if t.ticks % self.rtcp_every == 0 {
             t.drain(now, true, 32, &mut scratch.datagram);
         }
@@ -1227,7 +1395,9 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
         } else {
             t.drain(now, false, 1, &mut scratch.datagram);
         }
-        t.io.settle(t.rtp.settled_remote_addr());
+        if let Io::Own(own) = &mut t.io {
+            own.settle(t.rtp.settled_remote_addr());
+        }
         while self.next <= now {
             let behind = now.saturating_duration_since(self.next);
             let late = behind.as_secs_f64() * 1e3;
@@ -1237,7 +1407,7 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
             lanes.tick(u64::try_from(behind.as_micros()).unwrap_or(u64::MAX));
             self.next += self.ptime;
             if t.on_tick(now, scratch) {
-                t.finish(None);
+                t.finish(None, &mut scratch.outbox);
                 return true;
             }
         }
@@ -1266,18 +1436,17 @@ fn is_muxed_rtcp(datagram: &[u8]) -> bool {
 }
 
 /// Sends a datagram now, without waiting: a full socket buffer drops it, as
-/// the network would. True if it went out. `peer`: the address the socket is
+/// the network would. True if it went out (or, on a shared port, was queued
+/// for the end of the wake-up). A socket's `peer`: the address it is
 /// connected to, if any ([`Sockets::settle`]).
-fn send_now(
-    socket: &std::net::UdpSocket,
-    peer: Option<SocketAddr>,
-    data: &[u8],
-    to: SocketAddr,
-) -> bool {
-    if peer == Some(to) {
-        socket.send(data).is_ok()
-    } else {
-        socket.send_to(data, to).is_ok()
+fn send_now(out: Out<'_>, data: &[u8], to: SocketAddr) -> bool {
+    match out {
+        Out::Socket(socket, peer) if peer == Some(to) => socket.send(data).is_ok(),
+        Out::Socket(socket, _) => socket.send_to(data, to).is_ok(),
+        Out::Queue(outbox, key, rtcp) => {
+            outbox.push(key, rtcp, to, data);
+            true
+        }
     }
 }
 
@@ -1317,6 +1486,11 @@ pub fn media_room() -> Option<usize> {
     shard::room()
 }
 
+/// How many media threads drive sessions (started with this call if they were not).
+pub(super) fn media_thread_count() -> usize {
+    shard::count()
+}
+
 /// The threads that drive media sessions: one per CPU the process may use
 /// (`available_parallelism`), started with the first session, each with a
 /// share of the sessions (a new one goes to the thread with fewest). A
@@ -1337,6 +1511,9 @@ mod shard {
     use std::time::{Duration, Instant};
 
     use super::Scratch;
+    use crate::media::shared::{self, Demux, Inbox, Route, SharedPair};
+    use std::net::SocketAddr;
+    use std::sync::Arc;
 
     /// Sessions due this soon after the earliest are stepped in the same
     /// wake-up (a packet goes out up to this much early, never late for it).
@@ -1358,7 +1535,18 @@ mod shard {
         /// to bring them into the cache (see `run`); returns them mixed.
         fn warm(&self) -> u64;
         /// Does what is due at `now`; true once over.
-        fn step(&mut self, now: Instant, pacing: &Pacing, scratch: &mut Scratch) -> bool;
+        /// `inbox`: what its shared port received for it since its last step.
+        fn step(
+            &mut self,
+            now: Instant,
+            pacing: &Pacing,
+            scratch: &mut Scratch,
+            inbox: &mut Inbox,
+        ) -> bool;
+        /// The shared port it sends and receives on, if any.
+        fn shared(&self) -> Option<&Arc<SharedPair>>;
+        /// What its shared port's [`Demux`] knows it by.
+        fn route(&self) -> Route;
     }
 
     /// One media thread as the others see it. Aligned to its own cache
@@ -1560,13 +1748,22 @@ mod shard {
         }
     }
 
-    /// Hands a session to the media thread with the fewest sessions.
-    pub(super) fn add(session: Box<dyn Driven>) -> Result<(), String> {
+    /// How many media threads there are (started if they were not).
+    pub(super) fn count() -> usize {
+        lanes().len()
+    }
+
+    /// Hands a session to media thread `lane` (that of its shared port), or
+    /// to the one with the fewest sessions.
+    pub(super) fn add(session: Box<dyn Driven>, lane: Option<usize>) -> Result<(), String> {
         let lanes = lanes();
-        let Some(lane) = lanes
-            .iter()
-            .min_by_key(|l| l.sessions.load(Ordering::Relaxed))
-        else {
+        let chosen = match lane {
+            Some(i) => lanes.get(i),
+            None => lanes
+                .iter()
+                .min_by_key(|l| l.sessions.load(Ordering::Relaxed)),
+        };
+        let Some(lane) = chosen else {
             return Err("no media thread could be started".into());
         };
         lane.sessions.fetch_add(1, Ordering::Relaxed);
@@ -1599,12 +1796,13 @@ mod shard {
         due: Instant,
         pacing: &Pacing,
         scratch: &mut Scratch,
+        inbox: &mut Inbox,
     ) -> bool {
         // A session gathered early is stepped as at its due time: its tick
         // goes out now, on time for it. (The time is the queue's copy: the
         // session's memory is first touched by its step.)
         let now = Instant::now().max(due);
-        let step = std::panic::AssertUnwindSafe(|| session.step(now, pacing, scratch));
+        let step = std::panic::AssertUnwindSafe(|| session.step(now, pacing, scratch, inbox));
         match std::panic::catch_unwind(step) {
             Ok(over) => over,
             Err(_) => {
@@ -1614,8 +1812,9 @@ mod shard {
         }
     }
 
-    /// A session in a thread's queue, earliest due first.
-    struct Queued(Instant, Box<dyn Driven>);
+    /// A session in a thread's queue, earliest due first: its due time and
+    /// its slot in the thread's [`Sessions`].
+    struct Queued(Instant, usize);
 
     impl PartialEq for Queued {
         fn eq(&self, other: &Self) -> bool {
@@ -1635,6 +1834,226 @@ mod shard {
         }
     }
 
+    /// A session a thread drives.
+    struct Entry {
+        session: Box<dyn Driven>,
+        /// Its shared port, as an index into [`Sessions::ports`].
+        port: Option<usize>,
+        /// What the port's demultiplexer knows it by.
+        route: Route,
+        /// What the port received for it, until its next step.
+        inbox: Inbox,
+    }
+
+    /// A shared port a thread reads for its sessions on it.
+    struct Port {
+        pair: Arc<SharedPair>,
+        demux: Demux,
+        users: usize,
+    }
+
+    /// What a thread drives: its sessions by slot, and the shared ports
+    /// they use. A session's slot stays its own until it ends (the queue
+    /// and the demultiplexers know it by its slot).
+    #[derive(Default)]
+    struct Sessions {
+        slab: Vec<Option<Entry>>,
+        free: Vec<usize>,
+        ports: Vec<Option<Port>>,
+    }
+
+    impl Sessions {
+        fn insert(&mut self, session: Box<dyn Driven>) -> usize {
+            let port = session.shared().cloned().map(|pair| self.port_of(pair));
+            let route = session.route();
+            let entry = Entry {
+                session,
+                port,
+                route,
+                inbox: Inbox::default(),
+            };
+            let slot = match self.free.pop() {
+                Some(i) => {
+                    self.slab[i] = Some(entry);
+                    i
+                }
+                None => {
+                    self.slab.push(Some(entry));
+                    self.slab.len() - 1
+                }
+            };
+            if let Some(p) = port.and_then(|p| self.ports[p].as_mut()) {
+                p.demux.add(slot, route);
+            }
+            slot
+        }
+
+        fn port_of(&mut self, pair: Arc<SharedPair>) -> usize {
+            let known = self
+                .ports
+                .iter()
+                .position(|p| p.as_ref().is_some_and(|p| Arc::ptr_eq(&p.pair, &pair)));
+            if let Some(i) = known {
+                if let Some(p) = self.ports[i].as_mut() {
+                    p.users += 1;
+                }
+                return i;
+            }
+            let port = Some(Port {
+                pair,
+                demux: Demux::default(),
+                users: 1,
+            });
+            match self.ports.iter().position(Option::is_none) {
+                Some(i) => {
+                    self.ports[i] = port;
+                    i
+                }
+                None => {
+                    self.ports.push(port);
+                    self.ports.len() - 1
+                }
+            }
+        }
+
+        /// Ends the session in `slot`: its port forgets it, and the thread
+        /// lets go of a port nobody of its uses any more.
+        fn remove(&mut self, slot: usize) {
+            let Some(e) = self.slab.get_mut(slot).and_then(Option::take) else {
+                return;
+            };
+            self.free.push(slot);
+            if let Some(i) = e.port {
+                if let Some(p) = self.ports[i].as_mut() {
+                    p.demux.remove(slot, e.route);
+                    p.users -= 1;
+                    if p.users == 0 {
+                        self.ports[i] = None;
+                    }
+                }
+            }
+        }
+
+        /// After a step: a session whose peer moved (re-INVITE, latching) is
+        /// known by its new route.
+        fn reroute(&mut self, slot: usize) {
+            let Some(e) = self.slab.get_mut(slot).and_then(Option::as_mut) else {
+                return;
+            };
+            let Some(p) = e.port.and_then(|i| self.ports[i].as_mut()) else {
+                return;
+            };
+            let route = e.session.route();
+            if route != e.route {
+                p.demux.remove(slot, e.route);
+                p.demux.add(slot, route);
+                e.route = route;
+            }
+        }
+    }
+
+    /// A thread's read buffers for its shared ports.
+    struct RecvBufs {
+        bufs: Vec<Vec<u8>>,
+        meta: Vec<quinn_udp::RecvMeta>,
+    }
+
+    impl RecvBufs {
+        fn new() -> RecvBufs {
+            RecvBufs {
+                bufs: Vec::new(),
+                meta: vec![quinn_udp::RecvMeta::default(); shared::BATCH],
+            }
+        }
+
+        /// Room in each buffer for what GRO may coalesce into it.
+        fn fit(&mut self, segments: usize) {
+            let size = (super::MAX_DATAGRAM + 1) * segments;
+            if self.bufs.first().is_none_or(|b| b.len() < size) {
+                self.bufs = (0..shared::BATCH).map(|_| vec![0; size]).collect();
+            }
+        }
+    }
+
+    /// A thread reads its shared ports' RTCP sockets (used by sessions
+    /// without rtcp-mux alone, and reports come every few seconds) once in
+    /// this many wake-ups.
+    const RTCP_WAKE_UPS: u64 = 64;
+
+    /// Reads every shared port of the thread and puts each datagram in its
+    /// session's inbox (or counts it unclaimed); RTCP sockets only now and
+    /// then (`rtcp_too`).
+    fn receive(sessions: &mut Sessions, bufs: &mut RecvBufs, rtcp_too: bool) {
+        let Sessions { slab, ports, .. } = sessions;
+        for port in ports.iter().flatten() {
+            let pair = &port.pair;
+            bufs.fit(pair.gro_segments());
+            for rtcp in [false, true] {
+                if rtcp && !rtcp_too {
+                    continue;
+                }
+                let (socket, state) = pair.socket(rtcp);
+                for _ in 0..shared::MAX_BATCHES {
+                    let read = {
+                        let mut slices: Vec<std::io::IoSliceMut<'_>> = bufs
+                            .bufs
+                            .iter_mut()
+                            .map(|b| std::io::IoSliceMut::new(b))
+                            .collect();
+                        state.recv(socket.into(), &mut slices, &mut bufs.meta)
+                    };
+                    // WouldBlock: empty; another error is one datagram's.
+                    let Ok(n) = read else { break };
+                    for (m, buf) in bufs.meta[..n].iter().zip(bufs.bufs.iter_mut()) {
+                        let len = m.len.min(buf.len());
+                        // GRO may have put a flow's datagrams in one buffer,
+                        // `stride` bytes apart.
+                        let stride = if m.stride == 0 { len } else { m.stride };
+                        for d in buf[..len].chunks(stride.max(1)) {
+                            dispatch(slab, &port.demux, rtcp, m.addr, d);
+                        }
+                    }
+                    if n < bufs.bufs.len() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One datagram of a shared port to the inbox of the session it is for.
+    fn dispatch(
+        slab: &mut [Option<Entry>],
+        demux: &Demux,
+        on_rtcp_port: bool,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) {
+        let rtcp = on_rtcp_port || super::is_muxed_rtcp(datagram);
+        let kept = shared::stream_ssrc(datagram, rtcp)
+            .and_then(|ssrc| demux.find(from, ssrc))
+            .and_then(|slot| slab.get_mut(slot)?.as_mut())
+            .is_some_and(|e| e.inbox.push(rtcp, from, datagram));
+        if !kept {
+            shared::count_unclaimed();
+        }
+    }
+
+    /// Sends what the thread's sessions queued for their shared ports.
+    fn flush(sessions: &Sessions, scratch: &mut Scratch) {
+        if scratch.outbox.is_empty() {
+            return;
+        }
+        let ports = &sessions.ports;
+        scratch.outbox.flush(|key| {
+            ports
+                .iter()
+                .flatten()
+                .find(|p| p.pair.key() == key)
+                .map(|p| &*p.pair)
+        });
+    }
+
     fn run(i: usize, incoming: mpsc::Receiver<Box<dyn Driven>>) {
         // The lanes are being built while the first thread starts: wait for them.
         let me = loop {
@@ -1645,14 +2064,21 @@ mod shard {
         };
         let Some(me) = me else { return };
         let mut queue: BinaryHeap<Queued> = BinaryHeap::new();
+        let mut sessions = Sessions::default();
         let mut scratch = Scratch::new();
+        let mut bufs = RecvBufs::new();
         let mut batch: Vec<Queued> = Vec::new();
         let mut window = Instant::now();
+        let mut wake_ups: u64 = 0;
+        fn take(s: Box<dyn Driven>, queue: &mut BinaryHeap<Queued>, all: &mut Sessions) {
+            let due = s.due();
+            queue.push(Queued(due, all.insert(s)));
+        }
         loop {
             // New sessions are due at once.
             loop {
                 match incoming.try_recv() {
-                    Ok(s) => queue.push(Queued(s.due(), s)),
+                    Ok(s) => take(s, &mut queue, &mut sessions),
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => {
                         if queue.is_empty() {
@@ -1674,17 +2100,22 @@ mod shard {
                 // The next window starts here: its busy time counts from this judge.
                 window = now;
                 match incoming.recv() {
-                    Ok(s) => queue.push(Queued(s.due(), s)),
+                    Ok(s) => take(s, &mut queue, &mut sessions),
                     Err(_) => return,
                 }
                 continue;
             };
             if first > now + GATHER {
                 // `add` unparks us for a new session; a spurious wake-up
-                // just goes round again.
+                // just goes round again. (What came to a shared port waits
+                // in its socket for the next sessions due.)
                 std::thread::park_timeout(first - now);
                 continue;
             }
+            // The shared ports first: their datagrams are in the sessions'
+            // jitter buffers before the sessions step.
+            wake_ups += 1;
+            receive(&mut sessions, &mut bufs, wake_ups % RTCP_WAKE_UPS == 0);
             let until = now + GATHER;
             // What is due is taken out first, and each session's first
             // fields read before any is stepped: with thousands of sessions
@@ -1697,18 +2128,28 @@ mod shard {
                 batch.extend(queue.pop());
             }
             let mut touched = 0;
-            for Queued(_, session) in &batch {
-                touched ^= session.warm();
-            }
-            std::hint::black_box(touched);
-            for Queued(due, mut session) in batch.drain(..) {
-                if step_contained(&mut session, due, &me.pacing, &mut scratch) {
-                    me.sessions.fetch_sub(1, Ordering::Relaxed);
-                    drop(session);
-                } else {
-                    queue.push(Queued(session.due(), session));
+            for Queued(_, slot) in &batch {
+                if let Some(Some(e)) = sessions.slab.get(*slot) {
+                    touched ^= e.session.warm();
                 }
             }
+            std::hint::black_box(touched);
+            for Queued(due, slot) in batch.drain(..) {
+                let over = match sessions.slab.get_mut(slot) {
+                    Some(Some(e)) => {
+                        step_contained(&mut e.session, due, &me.pacing, &mut scratch, &mut e.inbox)
+                    }
+                    _ => continue,
+                };
+                if over {
+                    me.sessions.fetch_sub(1, Ordering::Relaxed);
+                    sessions.remove(slot);
+                } else if let Some(Some(e)) = sessions.slab.get(slot) {
+                    queue.push(Queued(e.session.due(), slot));
+                    sessions.reroute(slot);
+                }
+            }
+            flush(&sessions, &mut scratch);
             // One more clock read a wake-up (not a session): what its
             // sessions cost this thread, for `room`.
             me.pacing.busy(now.elapsed());
@@ -1789,8 +2230,8 @@ mod shard {
 /// Binds an RTP/RTCP socket pair on `ip`, even port first (RFC 3550 §11), from `ports`.
 ///
 /// The pair stays marked in use in `ports` until the returned [`PortLease`] is dropped:
-/// put it in [`MediaConfig::port_lease`] and the session releases it when it closes the
-/// sockets. So a pair a live call holds is not tried again, and
+/// keep it in the [`MediaSockets::Pair`] (`.into()` does) and the session releases it
+/// when it closes the sockets. So a pair a live call holds is not tried again, and
 /// [`PortAllocator::in_use`](crate::rtp::PortAllocator::in_use) counts what calls hold.
 /// Each free pair is tried at most once (round robin, so a just-closed pair is reused
 /// last); one another program holds fails to bind and the next is tried.
@@ -1860,11 +2301,10 @@ mod tests {
         peer.send_to(b"p", local).unwrap();
         assert_eq!(next_from(&io.rtp), peer_addr);
         // A send to the peer goes by the connection, one elsewhere still names its address.
-        assert!(send_now(&io.rtp, io.rtp_peer, b"1", peer_addr));
+        assert!(send_now(Out::Socket(&io.rtp, io.rtp_peer), b"1", peer_addr));
         assert_eq!(next_from(&peer), local);
         assert!(send_now(
-            &io.rtp,
-            io.rtp_peer,
+            Out::Socket(&io.rtp, io.rtp_peer),
             b"2",
             stranger.local_addr().unwrap()
         ));
@@ -1900,8 +2340,9 @@ mod tests {
             .await
             .unwrap();
         let cfg = MediaConfig {
-            rtp,
-            rtcp,
+            sockets: (rtp, rtcp, lease).into(),
+            ssrc: None,
+            remote_ssrc: None,
             codec: Codec::PCMU,
             telephone_event: None,
             ptime: 20,
@@ -1909,7 +2350,6 @@ mod tests {
             direction: Direction::SendRecv,
             rtp_seed: None,
             srtp: None,
-            port_lease: Some(lease),
             rtcp_mux: false,
         };
         let (events, _) = mpsc::channel(4);
@@ -2040,6 +2480,87 @@ mod tests {
         // stalled machine owes ticks, and reads the backlog whole at its
         // next look anyway.
         assert_eq!(stats.packets_received, 100, "{stats:?}");
+    }
+
+    /// Two sessions on one shared port, whose peer sends both streams from one
+    /// address (as a peer sharing its port does): each gets its own stream by
+    /// the SSRC its peer announced, sends its own from the shared port, and a
+    /// stream nobody announced is counted unclaimed.
+    #[tokio::test]
+    async fn sessions_on_a_shared_port_are_told_apart_by_announced_ssrc() {
+        let ports = Arc::new(std::sync::Mutex::new(
+            crate::rtp::PortAllocator::new(47300..=47331).unwrap(),
+        ));
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        // The threads take new ports in turn: one more than there are
+        // threads puts two on one of them.
+        let bound: Vec<_> = (0..=shard::count())
+            .map(|_| super::super::bind_shared(ip, &ports).unwrap())
+            .collect();
+        let (a, b) = bound
+            .iter()
+            .enumerate()
+            .find_map(|(i, a)| {
+                let b = bound[i + 1..]
+                    .iter()
+                    .find(|b| b.local_addr() == a.local_addr())?;
+                Some((a.clone(), b.clone()))
+            })
+            .unwrap();
+        drop(bound);
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = peer.local_addr().unwrap();
+        let start = |port: super::super::SharedPort, theirs: u32, ours: u32| {
+            let cfg = MediaConfig {
+                sockets: MediaSockets::Shared(port),
+                ssrc: Some(ours),
+                remote_ssrc: Some(theirs),
+                codec: Codec::PCMU,
+                telephone_event: None,
+                ptime: 20,
+                remote: Some(to),
+                direction: Direction::SendRecv,
+                rtp_seed: None,
+                srtp: None,
+                rtcp_mux: true,
+            };
+            let (events, _) = mpsc::channel(4);
+            MediaSession::start(cfg, Talks, events).unwrap()
+        };
+        let local = a.local_addr();
+        let first = start(a, 0xa, 0x1a);
+        let second = start(b, 0xb, 0x1b);
+        assert_eq!(first.local_addr(), second.local_addr());
+        let unclaimed = super::super::shared_port_unclaimed();
+        // 30 packets of stream A, 20 of B, 5 of a stream nobody announced.
+        for (ssrc, count) in [(0xa, 30u16), (0xb, 20), (0xc, 5)] {
+            for seq in 0..count {
+                let p = crate::rtp::RtpPacket::new(
+                    0,
+                    seq,
+                    u32::from(seq) * 160,
+                    ssrc,
+                    Bytes::from_static(&[0xff; 160]),
+                );
+                peer.send_to(&p.to_bytes(), local).await.unwrap();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (one, two) = (first.stop().await, second.stop().await);
+        assert_eq!(one.packets_received, 30, "{one:?}");
+        assert_eq!(two.packets_received, 20, "{two:?}");
+        assert!(super::super::shared_port_unclaimed() >= unclaimed + 5);
+        // Both streams came from the shared port, each with its own SSRC.
+        let mut buf = [0u8; 2048];
+        let mut seen = std::collections::HashMap::new();
+        while let Ok((n, from)) = peer.try_recv_from(&mut buf) {
+            assert_eq!(from, local);
+            if let Ok(p) = crate::rtp::RtpPacket::parse(Bytes::copy_from_slice(&buf[..n])) {
+                *seen.entry(p.ssrc).or_insert(0) += 1;
+            }
+        }
+        assert!(seen.get(&0x1a).is_some_and(|n| *n >= 5), "{seen:?}");
+        assert!(seen.get(&0x1b).is_some_and(|n| *n >= 5), "{seen:?}");
     }
 
     /// Sessions share their media thread's frame and datagram buffers
@@ -2181,8 +2702,9 @@ mod tests {
         let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let (rtp, rtcp, lease) = held.pop().unwrap();
         let cfg = MediaConfig {
-            rtp,
-            rtcp,
+            sockets: (rtp, rtcp, lease).into(),
+            ssrc: None,
+            remote_ssrc: None,
             codec: Codec::PCMU,
             telephone_event: None,
             ptime: 20,
@@ -2190,7 +2712,6 @@ mod tests {
             direction: Direction::SendRecv,
             rtp_seed: None,
             srtp: None,
-            port_lease: Some(lease),
             rtcp_mux: false,
         };
         let (events, _) = mpsc::channel(4);

@@ -510,6 +510,21 @@ impl MediaDescription {
         self.attribute("rtcp-mux").is_some()
     }
 
+    /// The one SSRC the stream's `a=ssrc` lines name (RFC 5576 §4.1), or `None` when
+    /// they name none, several, or one that does not parse.
+    pub fn ssrc(&self) -> Option<u32> {
+        let mut named = self
+            .attributes
+            .iter()
+            .filter(|a| a.name == "ssrc")
+            .map(|a| {
+                let id = a.value.as_deref().unwrap_or("");
+                id.split(' ').next().and_then(|id| id.parse::<u32>().ok())
+            });
+        let first = named.next()??;
+        named.all(|id| id == Some(first)).then_some(first)
+    }
+
     /// The media-level direction attribute, if present (the last one wins).
     pub fn direction(&self) -> Option<Direction> {
         direction_of(&self.attributes)

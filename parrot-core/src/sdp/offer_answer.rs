@@ -34,7 +34,15 @@ pub struct LocalMedia {
     /// needs one socket instead of two. On by default; a peer that does not know the
     /// attribute ignores it and RTCP stays on the next port.
     pub rtcp_mux: bool,
+    /// Our RTP SSRC, announced as `a=ssrc:<ssrc> cname:parrot` (RFC 5576 §4.1), or
+    /// none. A peer that shares one port between calls tells our stream from the
+    /// others it receives there by it (as ours do with a shared media port).
+    pub ssrc: Option<u32>,
 }
+
+/// The CNAME our RTP sessions send in RTCP SDES (RFC 3550 §6.5.1), and so the one
+/// `a=ssrc` names with our SSRC (RFC 5576 §4.1: the same as RTCP's).
+pub(crate) const CNAME: &str = "parrot";
 
 impl LocalMedia {
     /// G.722, PCMU, PCMA ([`codec::supported`](crate::codec::supported)) and telephone-event
@@ -51,6 +59,7 @@ impl LocalMedia {
             session_name: "-".into(),
             srtp: None,
             rtcp_mux: true,
+            ssrc: None,
         }
     }
 
@@ -95,6 +104,13 @@ impl LocalMedia {
         self.rtcp_mux = rtcp_mux;
         self
     }
+
+    /// The same announcing our SSRC (`a=ssrc`, RFC 5576), or not.
+    #[must_use]
+    pub fn with_ssrc(mut self, ssrc: Option<u32>) -> LocalMedia {
+        self.ssrc = ssrc;
+        self
+    }
 }
 
 /// The outcome of a completed exchange, as the media layer needs it.
@@ -121,6 +137,9 @@ pub struct Negotiated {
     /// Both ends agreed to send RTCP on the RTP port (`a=rtcp-mux` in the offer and the
     /// answer, RFC 5761 §5.1.1); else RTCP is on the RTP port + 1.
     pub rtcp_mux: bool,
+    /// The SSRC the peer announced for its stream (`a=ssrc`, RFC 5576), if it named one
+    /// (several SSRCs in one stream, RFC 5576 §4.2's groups, name none here).
+    pub remote_ssrc: Option<u32>,
 }
 
 /// The packet durations (ms) this stack sends with. A peer's `a=ptime` or `a=maxptime` outside
@@ -385,6 +404,7 @@ impl Negotiator {
             srtp,
             // RFC 5761 §5.1.1: multiplexed only if the answer says so too.
             rtcp_mux: ours.rtcp_mux() && theirs.rtcp_mux(),
+            remote_ssrc: theirs.ssrc(),
         };
         self.pending_offer = None;
         Ok(negotiated)
@@ -463,6 +483,7 @@ impl Negotiator {
             ptime: send_ptime(offered),
             srtp: srtp.map(|(_, agreed)| agreed),
             rtcp_mux,
+            remote_ssrc: offered.ssrc(),
         };
         Some((media, negotiated))
     }
@@ -472,6 +493,11 @@ impl Negotiator {
             media
                 .attributes
                 .push(Attribute::value("ptime", ptime.to_string()));
+        }
+        if let Some(ssrc) = self.local.ssrc {
+            media
+                .attributes
+                .push(Attribute::value("ssrc", format!("{ssrc} cname:{CNAME}")));
         }
     }
 

@@ -331,6 +331,62 @@ fn offer_lists_codecs_in_preference_order() {
 }
 
 #[test]
+fn announced_ssrcs_reach_the_other_end_rfc5576() {
+    let mut alice = Negotiator::new(local([192, 0, 2, 1], 4000).with_ssrc(Some(0xdead_beef)), 1);
+    let mut bob = Negotiator::new(local([192, 0, 2, 2], 5000).with_ssrc(Some(7)), 7);
+    let offer = parse(&alice.create_offer().to_string());
+    assert_eq!(
+        offer.media[0].attribute("ssrc"),
+        Some("3735928559 cname:parrot")
+    );
+    let answer = bob.answer(&offer).expect("answer");
+    assert_eq!(
+        answer.negotiated.expect("negotiated").remote_ssrc,
+        Some(0xdead_beef)
+    );
+    let answer_sdp = parse(&answer.sdp.to_string());
+    assert_eq!(
+        alice
+            .accept_answer(&answer_sdp)
+            .expect("accept")
+            .remote_ssrc,
+        Some(7)
+    );
+    // Nothing announced: nothing known.
+    let mut carol = Negotiator::new(local([192, 0, 2, 3], 6000), 9);
+    let plain = parse(&carol.create_offer().to_string());
+    assert_eq!(plain.media[0].attribute("ssrc"), None);
+    assert_eq!(
+        bob.answer(&plain)
+            .expect("answer")
+            .negotiated
+            .expect("n")
+            .remote_ssrc,
+        None
+    );
+}
+
+#[test]
+fn a_stream_names_its_ssrc_only_when_its_lines_agree_on_one() {
+    let media = |lines: &str| {
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n\
+             m=audio 4000 RTP/AVP 0\r\n{lines}"
+        );
+        parse(&sdp).media[0].ssrc()
+    };
+    assert_eq!(media("a=ssrc:12 cname:x\r\na=ssrc:12 msid:y\r\n"), Some(12));
+    assert_eq!(
+        media("a=ssrc:12 cname:x\r\na=ssrc:13 cname:x\r\n"),
+        None,
+        "two"
+    );
+    assert_eq!(media("a=ssrc:4294967296 cname:x\r\n"), None, "not 32 bits");
+    assert_eq!(media("a=ssrc:\r\n"), None);
+    assert_eq!(media(""), None);
+}
+
+#[test]
 fn rtcp_mux_is_agreed_only_when_offer_and_answer_carry_it_rfc5761_5_1_1() {
     let exchange = |alice_mux: bool, bob_mux: bool| {
         let mut alice = Negotiator::new(local([192, 0, 2, 1], 4000).with_rtcp_mux(alice_mux), 1);

@@ -668,9 +668,7 @@ fn start_uac_media(media: Box<UacMedia>) -> Result<UacRunning, bool> {
         entropy,
     } = *media;
     let super::media::Offered {
-        rtp,
-        rtcp,
-        lease,
+        bound,
         mut negotiator,
         handler,
         ..
@@ -697,7 +695,7 @@ fn start_uac_media(media: Box<UacMedia>) -> Result<UacRunning, bool> {
     };
     let (media_tx, media_rx) = mpsc::channel(4);
     let session = match MediaSession::start(
-        super::media::config_with(&negotiated, (rtp, rtcp, lease), &entropy),
+        super::media::config_with(&negotiated, bound, &entropy),
         handler,
         media_tx,
     ) {

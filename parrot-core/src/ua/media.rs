@@ -4,16 +4,14 @@
 use super::reply::Reply;
 use crate::codec::Codec;
 use crate::entropy::Entropy;
-use crate::media::{MediaConfig, MediaHandler, Ports, bind_pair};
+use crate::media::{MediaConfig, MediaHandler, MediaSockets, Ports, bind_pair};
 use crate::message::StatusCode;
-use crate::rtp::PortLease;
 use crate::sdp::{
     LocalMedia, LocalSrtp, Negotiated, NegotiationError, Negotiator, SdpError, SessionDescription,
     SrtpMode,
 };
 use bytes::Bytes;
 use std::net::IpAddr;
-use tokio::net::UdpSocket;
 
 /// What a call needs to set up media: our address, the RTP port range, and where the
 /// SDP session id and the RTP session's seed come from.
@@ -70,12 +68,40 @@ impl MediaContext {
     }
 
     /// What this end offers or answers with on RTP `port`: the SDP address,
-    /// `srtp`, the handler's `codecs` and the endpoint's RTCP multiplexing.
-    fn local_media(&self, port: u16, srtp: Option<LocalSrtp>, codecs: Vec<Codec>) -> LocalMedia {
-        LocalMedia::new(self.sdp_ip(), port)
+    /// `srtp`, the handler's `codecs`, the endpoint's RTCP multiplexing, and
+    /// our SSRC if it is announced.
+    fn local_media(
+        &self,
+        bound: &Bound,
+        srtp: Option<LocalSrtp>,
+        codecs: Vec<Codec>,
+    ) -> LocalMedia {
+        LocalMedia::new(self.sdp_ip(), bound.port)
             .with_srtp(srtp)
             .with_codecs(codecs)
             .with_rtcp_mux(self.rtcp_mux)
+            .with_ssrc(bound.ssrc)
+    }
+
+    /// A call's media sockets: a pair of its own, or a shared port
+    /// ([`set_shared_ports`](crate::media::set_shared_ports)), whose sessions
+    /// announce their SSRC (RFC 5576) so that a peer sharing its port too can
+    /// tell them apart.
+    async fn bind(&self) -> std::io::Result<Bound> {
+        let (sockets, ssrc) = if crate::media::shared_ports() {
+            let port = crate::media::bind_shared(self.local_ip, &self.ports)?;
+            // The high half: the low one of the same draw seeds nothing else.
+            let ssrc = (self.entropy.next_u64() >> 32) as u32;
+            (MediaSockets::Shared(port), Some(ssrc))
+        } else {
+            (bind_pair(self.local_ip, &self.ports).await?.into(), None)
+        };
+        let port = sockets.local_addr()?.port();
+        Ok(Bound {
+            sockets,
+            port,
+            ssrc,
+        })
     }
 
     /// The SRTP this call's SDP may carry: none when off, or when best effort over a
@@ -116,6 +142,16 @@ fn offers_srtp(offer: &SessionDescription) -> bool {
     })
 }
 
+/// A call's media sockets, bound before its SDP names them.
+#[derive(Debug)]
+pub(crate) struct Bound {
+    pub(crate) sockets: MediaSockets,
+    /// The RTP port.
+    port: u16,
+    /// Our SSRC, chosen now to be announced (`a=ssrc`), or none.
+    pub(crate) ssrc: Option<u32>,
+}
+
 /// Media agreed for a call, not yet flowing.
 pub(crate) struct PendingMedia {
     pub(crate) config: MediaConfig,
@@ -134,10 +170,8 @@ impl std::fmt::Debug for PendingMedia {
 /// Sockets bound and an offer made, for a call we place.
 pub(crate) struct Offered {
     pub(crate) sdp: Bytes,
-    pub(crate) rtp: UdpSocket,
-    pub(crate) rtcp: UdpSocket,
-    /// The sockets' ports held in the endpoint's range until the session ends.
-    pub(crate) lease: PortLease,
+    /// The sockets (their ports held in the endpoint's range until the session ends).
+    pub(crate) bound: Bound,
     pub(crate) negotiator: Negotiator,
     pub(crate) handler: Box<dyn MediaHandler>,
     /// RTP is bound to the wildcard: the offer may name another of our
@@ -172,14 +206,11 @@ fn session_id(entropy: &Entropy) -> u64 {
 
 /// The media session's config, its RTP seed (so SSRC, first sequence number and
 /// timestamp) drawn from `entropy`.
-pub(crate) fn config_with(
-    n: &Negotiated,
-    (rtp, rtcp, lease): (UdpSocket, UdpSocket, PortLease),
-    entropy: &Entropy,
-) -> MediaConfig {
+pub(crate) fn config_with(n: &Negotiated, bound: Bound, entropy: &Entropy) -> MediaConfig {
     MediaConfig {
-        rtp,
-        rtcp,
+        sockets: bound.sockets,
+        ssrc: bound.ssrc,
+        remote_ssrc: n.remote_ssrc,
         codec: n.codec.clone(),
         telephone_event: n.telephone_event.clone(),
         ptime: n.ptime,
@@ -187,7 +218,6 @@ pub(crate) fn config_with(
         direction: n.direction,
         rtp_seed: Some(entropy.next_u64()),
         srtp: n.srtp.clone(),
-        port_lease: Some(lease),
         rtcp_mux: n.rtcp_mux,
     }
 }
@@ -254,12 +284,11 @@ pub(crate) async fn answer(
              without (EndpointBuilder::srtp_keys_over_insecure_transports allows it)"
         );
     }
-    let (rtp, rtcp, lease) = bind_pair(ctx.local_ip, &ctx.ports).await.map_err(|_| {
+    let bound = ctx.bind().await.map_err(|_| {
         Reply::new(StatusCode::SERVICE_UNAVAILABLE).reason("Service Unavailable (no RTP port free)")
     })?;
-    let port = rtp.local_addr().map_or(0, |a| a.port());
     let mut negotiator = Negotiator::new(
-        ctx.local_media(port, srtp, handler.codecs()),
+        ctx.local_media(&bound, srtp, handler.codecs()),
         session_id(&ctx.entropy),
     );
     let (sdp, negotiated) = negotiate(&mut negotiator, &offer, &mut *handler)?;
@@ -267,7 +296,7 @@ pub(crate) async fn answer(
         tracing::info!(suite = %s.profile, "SRTP agreed");
         ctx.warn_keys_in_clear();
     }
-    let config = config_with(&negotiated, (rtp, rtcp, lease), &ctx.entropy);
+    let config = config_with(&negotiated, bound, &ctx.entropy);
     Ok((
         sdp,
         PendingMedia {
@@ -289,18 +318,15 @@ pub(crate) async fn offer(
     if srtp.is_some() {
         ctx.warn_keys_in_clear();
     }
-    let (rtp, rtcp, lease) = bind_pair(ctx.local_ip, &ctx.ports).await?;
-    let port = rtp.local_addr()?.port();
+    let bound = ctx.bind().await?;
     let mut negotiator = Negotiator::new(
-        ctx.local_media(port, srtp, handler.codecs()),
+        ctx.local_media(&bound, srtp, handler.codecs()),
         session_id(&ctx.entropy),
     );
     let sdp = negotiator.create_offer().to_bytes();
     Ok(Offered {
         sdp,
-        rtp,
-        rtcp,
-        lease,
+        bound,
         movable: ctx.local_ip.is_unspecified(),
         negotiator,
         handler,
@@ -337,9 +363,7 @@ impl LateOffer {
     /// error if there is no answer to be read.
     pub(crate) fn answered(self, ack_body: &[u8]) -> Result<Option<PendingMedia>, String> {
         let Offered {
-            rtp,
-            rtcp,
-            lease,
+            bound,
             mut negotiator,
             handler,
             ..
@@ -356,7 +380,7 @@ impl LateOffer {
             .accept_answer(&answer)
             .map_err(|e| e.to_string())?;
         Ok(Some(PendingMedia {
-            config: config_with(&negotiated, (rtp, rtcp, lease), &self.entropy),
+            config: config_with(&negotiated, bound, &self.entropy),
             handler,
             negotiator,
         }))

@@ -1,0 +1,595 @@
+//! Media ports shared by the sessions of a media thread ([`bind_shared`]).
+//!
+//! A session with sockets of its own costs the kernel a `send` and a `recv`
+//! system call every ptime, each paying the socket lookup and the call's own
+//! overhead for one 172-byte datagram: at 4000 calls that was 0.029 % of a
+//! core per call, most of a call's whole cost (BENCHMARKS.md, media). Sessions
+//! on a shared port instead have their media thread read the port with
+//! `recvmmsg` (quinn-udp, up to [`BATCH`] datagrams a call) and send what their
+//! steps queued ([`Outbox`]) with `sendmmsg` at the end of each wake-up: 40 %
+//! less kernel time per datagram in the same bench.
+//!
+//! A shared port needs each datagram told apart by more than the port it came
+//! to ([`Demux`]): by where it comes from, and by its SSRC when several
+//! sessions expect the same source (a peer that shares its port too, as this
+//! stack does, announcing each session's SSRC in its SDP: RFC 5576 `a=ssrc`).
+//! A datagram no session claims is dropped and counted ([`shared_port_unclaimed`]).
+//! What sharing cannot do is latch a source nothing announced (a phone behind
+//! a NAT sends from an address its SDP does not name, and no SSRC tells which
+//! call it belongs to when several wait): sharing is the endpoint's choice
+//! ([`set_shared_ports`]), off by default.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use crate::rtp::{PortAllocator, PortLease};
+
+/// Datagrams read (and sent) by one system call.
+pub(super) const BATCH: usize = 32;
+
+/// Batches read from one socket in one wake-up at most: a flood on one port
+/// does not keep a media thread from its sessions' ticks.
+pub(super) const MAX_BATCHES: usize = 16;
+
+/// The socket buffers of a shared port: a wake-up's datagrams for a few
+/// thousand sessions wait in them at once.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// A port pair shared by the sessions of one media thread, for one endpoint's
+/// port range and local address: what a [`MediaConfig`](super::MediaConfig)
+/// carries instead of sockets of its own ([`bind_shared`]).
+#[derive(Clone)]
+pub struct SharedPort {
+    pub(super) pair: Arc<SharedPair>,
+}
+
+impl std::fmt::Debug for SharedPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedPort")
+            .field("local", &self.pair.local)
+            .field("lane", &self.pair.lane)
+            .finish()
+    }
+}
+
+impl SharedPort {
+    /// The RTP address (RTCP is on the next port, or multiplexed on this one).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.pair.local
+    }
+}
+
+/// The sockets of a shared port. Only its media thread reads and writes them.
+pub(super) struct SharedPair {
+    rtp: std::net::UdpSocket,
+    rtcp: std::net::UdpSocket,
+    rtp_state: quinn_udp::UdpSocketState,
+    rtcp_state: quinn_udp::UdpSocketState,
+    local: SocketAddr,
+    /// The media thread whose sessions use it.
+    pub(super) lane: usize,
+    _lease: PortLease,
+}
+
+impl SharedPair {
+    /// The RTP or the RTCP socket, with quinn-udp's state for it.
+    pub(super) fn socket(&self, rtcp: bool) -> (&std::net::UdpSocket, &quinn_udp::UdpSocketState) {
+        if rtcp {
+            (&self.rtcp, &self.rtcp_state)
+        } else {
+            (&self.rtp, &self.rtp_state)
+        }
+    }
+
+    /// What `sendmmsg` and the [`Outbox`] know the pair by.
+    pub(super) fn key(self: &Arc<Self>) -> usize {
+        Arc::as_ptr(self) as usize
+    }
+
+    /// The most datagrams GRO may put in one read buffer.
+    pub(super) fn gro_segments(&self) -> usize {
+        self.rtp_state
+            .gro_segments()
+            .max(self.rtcp_state.gro_segments())
+            .max(1)
+    }
+}
+
+/// A shared pair known to the registry, by what it was bound for.
+struct Known {
+    ip: IpAddr,
+    ports: Weak<Mutex<PortAllocator>>,
+    lane: usize,
+    pair: Weak<SharedPair>,
+}
+
+static REGISTRY: Mutex<Vec<Known>> = Mutex::new(Vec::new());
+
+/// Spreads new sessions over the media threads in turn.
+static NEXT_LANE: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether the UA binds calls' media to shared ports ([`set_shared_ports`]).
+static SHARED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes the calls of every endpoint of the process started from now on send and
+/// receive their media on ports shared per media thread ([`bind_shared`]) instead of
+/// a socket pair each ([`bind_pair`](super::bind_pair)), and announce their SSRC in
+/// their SDP (`a=ssrc`, RFC 5576) so that a peer doing the same tells them apart. Off
+/// by default: a shared port cannot tell which call a datagram from an address no
+/// SDP named belongs to (a phone behind a NAT) unless its peer announced its SSRC,
+/// and drops it ([`shared_port_unclaimed`]). For a server whose peers send from
+/// the addresses their SDP names, or announce their SSRC (WebRTC gateways, another
+/// Parrot), it is about 40 % less kernel time per packet.
+pub fn set_shared_ports(on: bool) {
+    SHARED.store(on, Ordering::Relaxed);
+}
+
+/// Whether [`set_shared_ports`] is on.
+pub fn shared_ports() -> bool {
+    SHARED.load(Ordering::Relaxed)
+}
+
+/// Datagrams that came to a shared port and that no session claimed.
+static UNCLAIMED: AtomicU64 = AtomicU64::new(0);
+
+/// Datagrams dropped at shared ports since the process started because no
+/// session of the port claimed them (an unknown source, or an unannounced
+/// SSRC where several sessions expect the same source).
+pub fn shared_port_unclaimed() -> u64 {
+    UNCLAIMED.load(Ordering::Relaxed)
+}
+
+pub(super) fn count_unclaimed() {
+    UNCLAIMED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A port for one more session on `ip`, shared with the other sessions of
+/// the media thread it goes to (the threads take new sessions in turn), and
+/// bound from `ports` the first time that thread needs one there: an even
+/// RTP port and the next for RTCP (RFC 3550 §11), held in the range as long
+/// as a session or config holds the [`SharedPort`]. Sessions on it are driven
+/// by that thread; [`set_shared_ports`] says what sharing costs and saves.
+pub fn bind_shared(ip: IpAddr, ports: &super::Ports) -> std::io::Result<SharedPort> {
+    let lanes = super::session::media_thread_count();
+    let lane = NEXT_LANE.fetch_add(1, Ordering::Relaxed) % lanes.max(1);
+    let mut known = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+    known.retain(|k| k.pair.strong_count() > 0);
+    let found = known.iter().find_map(|k| {
+        let same_range = k.ports.upgrade().is_some_and(|p| Arc::ptr_eq(&p, ports));
+        (k.ip == ip && k.lane == lane && same_range)
+            .then(|| k.pair.upgrade())
+            .flatten()
+    });
+    if let Some(pair) = found {
+        return Ok(SharedPort { pair });
+    }
+    let pair = Arc::new(bind_pair(ip, ports, lane)?);
+    known.push(Known {
+        ip,
+        ports: Arc::downgrade(ports),
+        lane,
+        pair: Arc::downgrade(&pair),
+    });
+    Ok(SharedPort { pair })
+}
+
+fn bind_pair(ip: IpAddr, ports: &super::Ports, lane: usize) -> std::io::Result<SharedPair> {
+    let bound = PortLease::allocate(ports, |pair| {
+        let rtp = std::net::UdpSocket::bind(SocketAddr::new(ip, pair.rtp)).ok()?;
+        let rtcp = std::net::UdpSocket::bind(SocketAddr::new(ip, pair.rtcp)).ok()?;
+        Some((rtp, rtcp))
+    });
+    let Some((lease, (rtp, rtcp))) = bound else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "no free RTP port pair in the range",
+        ));
+    };
+    for s in [&rtp, &rtcp] {
+        s.set_nonblocking(true)?;
+        let r = socket2::SockRef::from(s);
+        // Best effort: the kernel caps them at net.core.[rw]mem_max.
+        let _ = r.set_recv_buffer_size(SOCKET_BUFFER);
+        let _ = r.set_send_buffer_size(SOCKET_BUFFER);
+    }
+    let rtp_state = quinn_udp::UdpSocketState::new((&rtp).into())?;
+    let rtcp_state = quinn_udp::UdpSocketState::new((&rtcp).into())?;
+    #[cfg(target_os = "linux")]
+    for s in [&rtp, &rtcp] {
+        // Don't-fragment without path-MTU bookkeeping, as a session's own
+        // sockets have it (`Sockets::dont_fragment`): media datagrams are
+        // far below any MTU.
+        if s.local_addr().is_ok_and(|a| a.is_ipv4()) {
+            use rustix::net::sockopt;
+            let _ = sockopt::set_ip_mtu_discover(s, sockopt::Ipv4PathMtuDiscovery::PROBE);
+        }
+    }
+    let local = rtp.local_addr()?;
+    Ok(SharedPair {
+        rtp,
+        rtcp,
+        rtp_state,
+        rtcp_state,
+        local,
+        lane,
+        _lease: lease,
+    })
+}
+
+/// The SSRC a datagram names: RTP's at octets 8-11 (RFC 3550 §5.1), RTCP's
+/// sender at 4-7 (§6.4; the first chunk of an SDES or BYE is there too).
+/// SRTP and SRTCP leave both in clear (RFC 3711 §3.1, §3.4).
+pub(super) fn stream_ssrc(datagram: &[u8], rtcp: bool) -> Option<u32> {
+    let at = if rtcp { 4 } else { 8 };
+    let b = datagram.get(at..at + 4)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Where a session on a shared port expects its media from, and the SSRC
+/// its peer announced, if any: what the [`Demux`] knows it by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Route {
+    pub(super) rtp: Option<SocketAddr>,
+    pub(super) rtcp: Option<SocketAddr>,
+    pub(super) ssrc: Option<u32>,
+}
+
+/// Tells a shared port's datagrams apart, by session (a media thread's slot
+/// number). A datagram goes to, of the sessions expecting its source, the one
+/// whose peer announced its SSRC, else the only one, else the only one with
+/// nothing announced; from a source nobody expects (a NAT between), to the
+/// only session whose peer announced its SSRC. Anything else is nobody's.
+/// (The session then checks the datagram as it would on a socket of its own:
+/// source, SSRC, SRTP.)
+#[derive(Default)]
+pub(super) struct Demux {
+    expected: HashMap<SocketAddr, Vec<(usize, Option<u32>)>>,
+    announced: HashMap<u32, Vec<usize>>,
+}
+
+impl Demux {
+    /// The session a datagram from `from` naming `ssrc` is for.
+    pub(super) fn find(&self, from: SocketAddr, ssrc: u32) -> Option<usize> {
+        if let Some(waiting) = self.expected.get(&from) {
+            if let Some(&(slot, _)) = waiting.iter().find(|(_, a)| *a == Some(ssrc)) {
+                return Some(slot);
+            }
+            if let [(slot, _)] = waiting.as_slice() {
+                return Some(*slot);
+            }
+            let mut open = waiting.iter().filter(|(_, a)| a.is_none());
+            if let (Some(&(slot, _)), None) = (open.next(), open.next()) {
+                return Some(slot);
+            }
+            return None;
+        }
+        match self.announced.get(&ssrc).map(Vec::as_slice) {
+            Some([slot]) => Some(*slot),
+            _ => None,
+        }
+    }
+
+    /// Session `slot` expects what `route` says (from now on).
+    pub(super) fn add(&mut self, slot: usize, route: Route) {
+        for addr in [route.rtp, route.rtcp.filter(|r| Some(*r) != route.rtp)]
+            .into_iter()
+            .flatten()
+        {
+            self.expected
+                .entry(addr)
+                .or_default()
+                .push((slot, route.ssrc));
+        }
+        if let Some(ssrc) = route.ssrc {
+            self.announced.entry(ssrc).or_default().push(slot);
+        }
+    }
+
+    /// Session `slot` no longer expects what `route` said (it moved, or ended).
+    pub(super) fn remove(&mut self, slot: usize, route: Route) {
+        for addr in [route.rtp, route.rtcp].into_iter().flatten() {
+            if let Some(waiting) = self.expected.get_mut(&addr) {
+                waiting.retain(|(s, _)| *s != slot);
+                if waiting.is_empty() {
+                    self.expected.remove(&addr);
+                }
+            }
+        }
+        if let Some(ssrc) = route.ssrc {
+            if let Some(slots) = self.announced.get_mut(&ssrc) {
+                slots.retain(|s| *s != slot);
+                if slots.is_empty() {
+                    self.announced.remove(&ssrc);
+                }
+            }
+        }
+    }
+}
+
+/// The most bytes of datagrams waiting for one session's step; more are
+/// dropped (a session steps every ptime, so this is a flood).
+const INBOX_MAX: usize = 32 << 10;
+
+/// Datagrams a shared port received for one session, kept until its next
+/// step reads them ([`Inbox::drain`]). Handed over there, not as they come:
+/// a session's memory is cold between its steps, and the step touches it
+/// anyway (its datagrams read at once cost each a second round of cache
+/// misses, and their buffers were allocated in one burst and freed in
+/// another, past the allocator's per-thread cache: 15 % more of the media
+/// threads' time at 2500 calls than reading them in the step).
+#[derive(Default)]
+pub(super) struct Inbox {
+    /// Each datagram: RTCP flag and IP version (1 byte), port, length
+    /// (2 bytes each, little-endian), the IP (4 or 16), the datagram.
+    bytes: Vec<u8>,
+}
+
+impl Inbox {
+    /// Keeps a datagram for the session; false if it was dropped (too much waits).
+    pub(super) fn push(&mut self, rtcp: bool, from: SocketAddr, datagram: &[u8]) -> bool {
+        let Ok(len) = u16::try_from(datagram.len()) else {
+            return false;
+        };
+        if self.bytes.len() + datagram.len() > INBOX_MAX {
+            return false;
+        }
+        let v6 = from.is_ipv6();
+        self.bytes.push(u8::from(rtcp) | u8::from(v6) << 1);
+        self.bytes.extend_from_slice(&from.port().to_le_bytes());
+        self.bytes.extend_from_slice(&len.to_le_bytes());
+        match from.ip() {
+            IpAddr::V4(ip) => self.bytes.extend_from_slice(&ip.octets()),
+            IpAddr::V6(ip) => self.bytes.extend_from_slice(&ip.octets()),
+        }
+        self.bytes.extend_from_slice(datagram);
+        true
+    }
+
+    /// Hands each waiting datagram to `each` (RTCP, source, bytes), oldest first.
+    pub(super) fn drain(&mut self, mut each: impl FnMut(bool, SocketAddr, &mut [u8])) {
+        let mut at = 0;
+        while let Some(&flags) = self.bytes.get(at) {
+            let (Some(port), Some(len)) = (self.u16_at(at + 1), self.u16_at(at + 3)) else {
+                break;
+            };
+            let ip_len = if flags & 2 != 0 { 16 } else { 4 };
+            let ip_at = at + 5;
+            let data_at = ip_at + ip_len;
+            let end = data_at + usize::from(len);
+            let Some(ip) = self.bytes.get(ip_at..data_at) else {
+                break;
+            };
+            let ip = match <[u8; 16]>::try_from(ip) {
+                Ok(v6) => IpAddr::from(v6),
+                Err(_) => match <[u8; 4]>::try_from(ip) {
+                    Ok(v4) => IpAddr::from(v4),
+                    Err(_) => break,
+                },
+            };
+            let Some(datagram) = self.bytes.get_mut(data_at..end) else {
+                break;
+            };
+            each(flags & 1 != 0, SocketAddr::new(ip, port), datagram);
+            at = end;
+        }
+        self.bytes.clear();
+        // A burst's room is not kept for the rest of the call.
+        if self.bytes.capacity() > 4096 {
+            self.bytes = Vec::new();
+        }
+    }
+
+    fn u16_at(&self, at: usize) -> Option<u16> {
+        let b = self.bytes.get(at..at + 2)?;
+        Some(u16::from_le_bytes([b[0], b[1]]))
+    }
+}
+
+/// Datagrams a media thread's sessions sent to shared ports during one
+/// wake-up, sent together at its end ([`Outbox::flush`]).
+#[derive(Default)]
+pub(super) struct Outbox {
+    data: Vec<u8>,
+    /// (pair key, RTCP socket, destination, end of its bytes in `data`).
+    queued: Vec<(usize, bool, SocketAddr, usize)>,
+}
+
+impl Outbox {
+    /// Queues a datagram for the pair known by `key`.
+    pub(super) fn push(&mut self, key: usize, rtcp: bool, to: SocketAddr, datagram: &[u8]) {
+        self.data.extend_from_slice(datagram);
+        self.queued.push((key, rtcp, to, self.data.len()));
+    }
+
+    /// Whether nothing waits.
+    pub(super) fn is_empty(&self) -> bool {
+        self.queued.is_empty()
+    }
+
+    /// Sends what waits, in order, up to [`BATCH`] a system call, each from
+    /// the pair `pair_of` finds by its key. A datagram the kernel refuses
+    /// (a full buffer) is dropped, as the network would.
+    #[cfg(target_os = "linux")]
+    pub(super) fn flush<'a>(&mut self, pair_of: impl Fn(usize) -> Option<&'a SharedPair>) {
+        use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, sendmmsg};
+        use std::io::IoSlice;
+        let mut start = 0;
+        let mut i = 0;
+        while i < self.queued.len() {
+            let (key, rtcp, _, _) = self.queued[i];
+            // A run of datagrams for the same socket, BATCH at most.
+            let mut j = i;
+            while j < self.queued.len() && j - i < BATCH && self.queued[j].0 == key {
+                if self.queued[j].1 != rtcp {
+                    break;
+                }
+                j += 1;
+            }
+            let run = &self.queued[i..j];
+            let run_start = start;
+            start = run.last().map_or(start, |q| q.3);
+            i = j;
+            let Some(pair) = pair_of(key) else {
+                continue;
+            };
+            let socket = pair.socket(rtcp).0;
+            let mut from = run_start;
+            let slices: Vec<[IoSlice<'_>; 1]> = run
+                .iter()
+                .map(|q| {
+                    let s = [IoSlice::new(&self.data[from..q.3])];
+                    from = q.3;
+                    s
+                })
+                .collect();
+            let addrs: Vec<SocketAddrAny> = run.iter().map(|q| SocketAddrAny::from(q.2)).collect();
+            let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> =
+                run.iter().map(|_| SendAncillaryBuffer::default()).collect();
+            let mut headers: Vec<MMsgHdr<'_>> = slices
+                .iter()
+                .zip(&addrs)
+                .zip(&mut controls)
+                .map(|((iov, to), c)| MMsgHdr::new_with_addr(to, iov, c))
+                .collect();
+            let mut sent = 0;
+            while sent < headers.len() {
+                match sendmmsg(socket, &mut headers[sent..], SendFlags::empty()) {
+                    Ok(n) if n > 0 => sent += n,
+                    // The first datagram left was refused: dropped, the rest go on.
+                    _ => sent += 1,
+                }
+            }
+        }
+        self.data.clear();
+        self.queued.clear();
+    }
+
+    /// Sends what waits, one system call a datagram (no `sendmmsg` here).
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn flush<'a>(&mut self, pair_of: impl Fn(usize) -> Option<&'a SharedPair>) {
+        let mut start = 0;
+        for &(key, rtcp, to, end) in &self.queued {
+            if let Some(pair) = pair_of(key) {
+                let _ = pair.socket(rtcp).0.send_to(&self.data[start..end], to);
+            }
+            start = end;
+        }
+        self.data.clear();
+        self.queued.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(port: u16) -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, 1], port))
+    }
+
+    fn route(rtp: u16, ssrc: Option<u32>) -> Route {
+        Route {
+            rtp: Some(at(rtp)),
+            rtcp: Some(at(rtp)),
+            ssrc,
+        }
+    }
+
+    #[test]
+    fn sessions_expecting_one_source_are_told_apart_by_announced_ssrc() {
+        let mut d = Demux::default();
+        d.add(0, route(4000, Some(11)));
+        d.add(1, route(4000, Some(22)));
+        assert_eq!(d.find(at(4000), 22), Some(1));
+        assert_eq!(d.find(at(4000), 11), Some(0));
+        // An SSRC nobody announced from a source two sessions expect: nobody's.
+        assert_eq!(d.find(at(4000), 33), None);
+        // A source nobody expects, an announced SSRC (a NAT between): its session.
+        assert_eq!(d.find(at(9000), 22), Some(1));
+        assert_eq!(d.find(at(9000), 33), None);
+    }
+
+    #[test]
+    fn a_source_one_session_expects_is_its_whatever_the_ssrc() {
+        let mut d = Demux::default();
+        d.add(0, route(4000, None));
+        d.add(1, route(4002, None));
+        d.add(
+            2,
+            Route {
+                rtp: Some(at(4004)),
+                rtcp: Some(at(4005)),
+                ssrc: None,
+            },
+        );
+        assert_eq!(d.find(at(4000), 7), Some(0));
+        assert_eq!(d.find(at(4002), 7), Some(1));
+        assert_eq!(d.find(at(4005), 7), Some(2), "its RTCP port");
+        // Two sessions that expect one source and know no SSRC: nobody's.
+        d.add(3, route(4000, None));
+        assert_eq!(d.find(at(4000), 7), None);
+        // One of them announced: the other is the only one left open.
+        d.add(4, route(4000, Some(9)));
+        d.remove(3, route(4000, None));
+        assert_eq!(d.find(at(4000), 9), Some(4));
+        assert_eq!(d.find(at(4000), 7), Some(0));
+    }
+
+    #[test]
+    fn an_ended_or_rerouted_session_gets_nothing_more() {
+        let mut d = Demux::default();
+        let r = route(4000, Some(5));
+        d.add(0, r);
+        // A re-INVITE moves the peer.
+        d.remove(0, r);
+        let moved = route(5000, Some(5));
+        d.add(0, moved);
+        assert_eq!(d.find(at(5000), 9), Some(0));
+        assert_eq!(d.find(at(4000), 5), Some(0), "announced, from elsewhere");
+        d.remove(0, moved);
+        assert_eq!(d.find(at(4000), 5), None);
+        assert_eq!(d.find(at(5000), 5), None);
+        assert!(d.expected.is_empty() && d.announced.is_empty());
+    }
+
+    #[test]
+    fn an_inbox_gives_back_what_it_kept_in_order() {
+        let mut inbox = Inbox::default();
+        let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 6000));
+        assert!(inbox.push(false, at(4000), b"rtp"));
+        assert!(inbox.push(true, v6, b""));
+        assert!(inbox.push(true, at(4001), &[7; 300]));
+        let mut got = Vec::new();
+        inbox.drain(|rtcp, from, d| got.push((rtcp, from, d.to_vec())));
+        assert_eq!(
+            got,
+            vec![
+                (false, at(4000), b"rtp".to_vec()),
+                (true, v6, Vec::new()),
+                (true, at(4001), vec![7; 300]),
+            ]
+        );
+        let mut again = 0;
+        inbox.drain(|_, _, _| again += 1);
+        assert_eq!(again, 0, "drained");
+        // A flood is cut off, not kept.
+        let mut kept = 0;
+        while inbox.push(false, at(4000), &[0; 1000]) {
+            kept += 1;
+        }
+        assert!(kept < INBOX_MAX / 1000 + 1);
+        assert!(!inbox.push(false, at(4000), &vec![0; 70_000]));
+    }
+
+    #[test]
+    fn the_ssrc_is_read_where_rtp_and_rtcp_carry_it() {
+        let rtp = [0x80, 0, 0, 1, 0, 0, 0, 2, 0xde, 0xad, 0xbe, 0xef];
+        assert_eq!(stream_ssrc(&rtp, false), Some(0xdead_beef));
+        let rtcp = [0x80, 200, 0, 6, 1, 2, 3, 4];
+        assert_eq!(stream_ssrc(&rtcp, true), Some(0x0102_0304));
+        assert_eq!(stream_ssrc(&rtcp, false), None, "too short for RTP");
+        assert_eq!(stream_ssrc(&[], true), None);
+    }
+}
