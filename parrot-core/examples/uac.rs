@@ -132,7 +132,7 @@ fn devices(
 
 fn usage(problem: &str) -> ExitCode {
     eprintln!(
-        "uac: {problem}\nusage: uac SIP-URI [--duration SECONDS] [--transport udp|tcp] [--play FILE.wav] [--record FILE.wav] [--input-device SEL] [--output-device SEL]\n       uac --register REGISTRAR-URI --user USER [--password SECRET] [--keepalive SECONDS] [--transport udp|tcp] [--play FILE.wav] [--record DIR] [--input-device SEL] [--output-device SEL]"
+        "uac: {problem}\nusage: uac SIP-URI [--duration SECONDS] [--transport udp|tcp] [--media-ports shared|own] [--play FILE.wav] [--record FILE.wav] [--input-device SEL] [--output-device SEL]\n       uac --register REGISTRAR-URI --user USER [--password SECRET] [--keepalive SECONDS] [--transport udp|tcp] [--play FILE.wav] [--record DIR] [--input-device SEL] [--output-device SEL]"
     );
     ExitCode::from(2)
 }
@@ -161,6 +161,10 @@ async fn main() -> ExitCode {
                 Some("udp") => transport = Some(TransportKind::Udp),
                 Some("tcp") => transport = Some(TransportKind::Tcp),
                 _ => return usage("--transport wants udp or tcp"),
+            },
+            "--media-ports" => match args.next().as_deref() {
+                Some(v @ ("shared" | "own")) => parrot_core::media::set_shared_ports(v == "shared"),
+                _ => return usage("--media-ports wants shared or own"),
             },
             "--play" => match args.next() {
                 Some(p) => match parrot_core::media::WavSource::open(&p) {

@@ -114,7 +114,7 @@ fn make_greeting() -> Result<PathBuf, String> {
 
 fn usage(problem: &str) -> ExitCode {
     eprintln!(
-        "uas: {problem}\nusage: uas --bind ADDR:PORT [--transport udp|tcp] [--ring-ms N] [--play FILE.wav] [--record DIR]"
+        "uas: {problem}\nusage: uas --bind ADDR:PORT [--transport udp|tcp] [--media-ports shared|own] [--ring-ms N] [--play FILE.wav] [--record DIR]"
     );
     ExitCode::from(2)
 }
@@ -135,6 +135,10 @@ async fn main() -> ExitCode {
                 Err(_) => return usage(&format!("--bind wants ADDR:PORT, got {v:?}")),
             },
             ("--transport", Some(v)) if v == "udp" || v == "tcp" => tcp = v == "tcp",
+            // Process-wide, before any call: media on ports shared per media thread.
+            ("--media-ports", Some(v)) if v == "shared" || v == "own" => {
+                parrot_core::media::set_shared_ports(v == "shared");
+            }
             ("--ring-ms", Some(v)) => match v.parse() {
                 Ok(ms) => ring = Some(Duration::from_millis(ms)),
                 Err(_) => return usage(&format!("--ring-ms wants milliseconds, got {v:?}")),

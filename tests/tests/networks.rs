@@ -30,12 +30,13 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 /// The uac example on `caller` calls `uri` (the uas on A), playing the
 /// caller's tone and recording what it hears; each side must hear the
-/// other. `peer` is the caller's address as A sees it.
+/// other. `peer` is the caller's address as A sees it; `extra`: arguments
+/// for both (`--transport tcp`, `--media-ports shared`).
 async fn uac_calls_uas(
     caller: Host,
     bind: &str,
     uri: &str,
-    tcp: bool,
+    extra: &[&str],
     server: IpAddr,
     peer: IpAddr,
 ) {
@@ -45,10 +46,9 @@ async fn uac_calls_uas(
         let lab = Lab::standard();
         let tmp = TempDir::new("netns");
         let cap = lab.capture(Host::A).await;
-        let tcp: &[&str] = if tcp { &["--transport", "tcp"] } else { &[] };
-        let (mut uas, record) = start_uas(&lab, &tmp, bind, tcp).await;
+        let (mut uas, record) = start_uas(&lab, &tmp, bind, extra).await;
         let uac = uac_bin();
-        let (mut call, heard_wav) = spawn_caller(&lab, &tmp, caller, "uac", &[&uac, uri], tcp);
+        let (mut call, heard_wav) = spawn_caller(&lab, &tmp, caller, "uac", &[&uac, uri], extra);
 
         let mut v = Verdict::default();
         v.exited_ok(&mut call, Duration::from_secs(15)).await;
@@ -58,7 +58,7 @@ async fn uac_calls_uas(
         v.wire(&cap, server, peer);
         v.output(&call);
         v.output(&uas);
-        v.check(&format!("{caller:?} calls {uri} with the uac"));
+        v.check(&format!("{caller:?} calls {uri} with the uac {extra:?}"));
     })
     .await;
 }
@@ -161,7 +161,7 @@ async fn uac_on_b_calls_uas_on_a_over_udp() {
         Host::B,
         "0.0.0.0:5060",
         "sip:service@192.0.2.1:5060",
-        false,
+        &[],
         addr::A.into(),
         addr::B.into(),
     )
@@ -174,7 +174,7 @@ async fn uac_on_b_calls_uas_on_a_over_tcp() {
         Host::B,
         "0.0.0.0:5060",
         "sip:service@192.0.2.1:5060",
-        true,
+        &["--transport", "tcp"],
         addr::A.into(),
         addr::B.into(),
     )
@@ -187,7 +187,7 @@ async fn uac_on_b_calls_uas_on_a_over_ipv6() {
         Host::B,
         "[::]:5060",
         "sip:service@[2001:db8::1]:5060",
-        false,
+        &[],
         addr::A6.into(),
         addr::B6.into(),
     )
@@ -200,7 +200,24 @@ async fn uac_on_c_behind_nat_calls_uas_on_a() {
         Host::C,
         "0.0.0.0:5060",
         "sip:service@203.0.113.1:5060",
-        false,
+        &[],
+        addr::A_WAN.into(),
+        addr::R_WAN.into(),
+    )
+    .await;
+}
+
+/// Both ends on shared media ports (`media::set_shared_ports`), the caller
+/// behind R's masquerade: its RTP reaches A from R's address, which its SDP
+/// does not name, and only the SSRC it announced (`a=ssrc`) tells the uas's
+/// shared port which call it is for; the uas's answer latches to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uac_on_c_behind_nat_calls_uas_on_a_on_shared_media_ports() {
+    uac_calls_uas(
+        Host::C,
+        "0.0.0.0:5060",
+        "sip:service@203.0.113.1:5060",
+        &["--media-ports", "shared"],
         addr::A_WAN.into(),
         addr::R_WAN.into(),
     )
@@ -235,7 +252,7 @@ fn baresip_config(dir: &Path, ip: &str, source: PathBuf) -> (PathBuf, PathBuf) {
 async fn baresip_calls_uas(
     caller: Host,
     ip: &str,
-    bind: &str,
+    (bind, uas_extra): (&str, &[&str]),
     uri: &str,
     server: IpAddr,
     peer: IpAddr,
@@ -246,7 +263,7 @@ async fn baresip_calls_uas(
         let lab = Lab::standard();
         let tmp = TempDir::new("netns-baresip");
         let cap = lab.capture(Host::A).await;
-        let (mut uas, record) = start_uas(&lab, &tmp, bind, &[]).await;
+        let (mut uas, record) = start_uas(&lab, &tmp, bind, uas_extra).await;
         let tone = tmp.join("caller.wav");
         parrot_tests::write_tone(&tone, CALLER_TONE, CALLER_SECS, 0.5);
         let (conf, dump) = baresip_config(tmp.path(), ip, tone);
@@ -287,7 +304,7 @@ async fn baresip_calls_uas(
         v.output(&phone);
         v.output(&uas);
         v.check(&format!(
-            "baresip on {caller:?} calls {uri} (uas bound to {bind})"
+            "baresip on {caller:?} calls {uri} (uas bound to {bind}, {uas_extra:?})"
         ));
     })
     .await;
@@ -298,7 +315,7 @@ async fn baresip_on_b_calls_uas_on_a() {
     baresip_calls_uas(
         Host::B,
         "192.0.2.2",
-        "0.0.0.0:5060",
+        ("0.0.0.0:5060", &[]),
         "sip:service@192.0.2.1:5060",
         addr::A.into(),
         addr::B.into(),
@@ -312,7 +329,23 @@ async fn baresip_on_b_calls_uas_bound_to_its_address() {
     baresip_calls_uas(
         Host::B,
         "192.0.2.2",
-        "192.0.2.1:5060",
+        ("192.0.2.1:5060", &[]),
+        "sip:service@192.0.2.1:5060",
+        addr::A.into(),
+        addr::B.into(),
+    )
+    .await;
+}
+
+/// A phone that announces no SSRC, sending from the address its SDP names,
+/// to a uas on shared media ports: its stream is the one the port expects
+/// from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_on_b_calls_uas_on_a_on_shared_media_ports() {
+    baresip_calls_uas(
+        Host::B,
+        "192.0.2.2",
+        ("0.0.0.0:5060", &["--media-ports", "shared"]),
         "sip:service@192.0.2.1:5060",
         addr::A.into(),
         addr::B.into(),
@@ -325,7 +358,7 @@ async fn baresip_on_c_behind_nat_calls_uas_on_a() {
     baresip_calls_uas(
         Host::C,
         "198.51.100.2",
-        "0.0.0.0:5060",
+        ("0.0.0.0:5060", &[]),
         "sip:service@203.0.113.1:5060",
         addr::A_WAN.into(),
         addr::R_WAN.into(),

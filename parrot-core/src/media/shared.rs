@@ -245,25 +245,32 @@ pub(super) struct Route {
 /// source, SSRC, SRTP.)
 #[derive(Default)]
 pub(super) struct Demux {
-    expected: HashMap<SocketAddr, Vec<(usize, Option<u32>)>>,
+    /// Sessions by the (source, SSRC) they expect: their peer announced it.
+    streams: HashMap<(SocketAddr, u32), usize>,
+    /// Sessions by the source they expect, announced SSRC or not.
+    expected: HashMap<SocketAddr, Vec<usize>>,
+    /// Sessions whose peer announced nothing, by the source they expect.
+    open: HashMap<SocketAddr, Vec<usize>>,
+    /// Sessions by the SSRC their peer announced.
     announced: HashMap<u32, Vec<usize>>,
 }
 
 impl Demux {
-    /// The session a datagram from `from` naming `ssrc` is for.
+    /// The session a datagram from `from` naming `ssrc` is for. A few hash
+    /// lookups whatever the number of sessions (a peer sharing its port is
+    /// the source a thousand sessions expect).
     pub(super) fn find(&self, from: SocketAddr, ssrc: u32) -> Option<usize> {
+        if let Some(&slot) = self.streams.get(&(from, ssrc)) {
+            return Some(slot);
+        }
         if let Some(waiting) = self.expected.get(&from) {
-            if let Some(&(slot, _)) = waiting.iter().find(|(_, a)| *a == Some(ssrc)) {
-                return Some(slot);
-            }
-            if let [(slot, _)] = waiting.as_slice() {
+            if let [slot] = waiting.as_slice() {
                 return Some(*slot);
             }
-            let mut open = waiting.iter().filter(|(_, a)| a.is_none());
-            if let (Some(&(slot, _)), None) = (open.next(), open.next()) {
-                return Some(slot);
-            }
-            return None;
+            return match self.open.get(&from).map(Vec::as_slice) {
+                Some([slot]) => Some(*slot),
+                _ => None,
+            };
         }
         match self.announced.get(&ssrc).map(Vec::as_slice) {
             Some([slot]) => Some(*slot),
@@ -271,16 +278,23 @@ impl Demux {
         }
     }
 
-    /// Session `slot` expects what `route` says (from now on).
-    pub(super) fn add(&mut self, slot: usize, route: Route) {
-        for addr in [route.rtp, route.rtcp.filter(|r| Some(*r) != route.rtp)]
+    /// The addresses a route expects datagrams from.
+    fn sources(route: Route) -> impl Iterator<Item = SocketAddr> {
+        [route.rtp, route.rtcp.filter(|r| Some(*r) != route.rtp)]
             .into_iter()
             .flatten()
-        {
-            self.expected
-                .entry(addr)
-                .or_default()
-                .push((slot, route.ssrc));
+    }
+
+    /// Session `slot` expects what `route` says (from now on).
+    pub(super) fn add(&mut self, slot: usize, route: Route) {
+        for addr in Self::sources(route) {
+            self.expected.entry(addr).or_default().push(slot);
+            match route.ssrc {
+                Some(ssrc) => {
+                    self.streams.insert((addr, ssrc), slot);
+                }
+                None => self.open.entry(addr).or_default().push(slot),
+            }
         }
         if let Some(ssrc) = route.ssrc {
             self.announced.entry(ssrc).or_default().push(slot);
@@ -289,21 +303,27 @@ impl Demux {
 
     /// Session `slot` no longer expects what `route` said (it moved, or ended).
     pub(super) fn remove(&mut self, slot: usize, route: Route) {
-        for addr in [route.rtp, route.rtcp].into_iter().flatten() {
-            if let Some(waiting) = self.expected.get_mut(&addr) {
-                waiting.retain(|(s, _)| *s != slot);
-                if waiting.is_empty() {
-                    self.expected.remove(&addr);
+        fn without<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<usize>>, key: K, slot: usize) {
+            if let Some(slots) = map.get_mut(&key) {
+                slots.retain(|s| *s != slot);
+                if slots.is_empty() {
+                    map.remove(&key);
                 }
             }
         }
-        if let Some(ssrc) = route.ssrc {
-            if let Some(slots) = self.announced.get_mut(&ssrc) {
-                slots.retain(|s| *s != slot);
-                if slots.is_empty() {
-                    self.announced.remove(&ssrc);
+        for addr in Self::sources(route) {
+            without(&mut self.expected, addr, slot);
+            match route.ssrc {
+                Some(ssrc) => {
+                    if self.streams.get(&(addr, ssrc)) == Some(&slot) {
+                        self.streams.remove(&(addr, ssrc));
+                    }
                 }
+                None => without(&mut self.open, addr, slot),
             }
+        }
+        if let Some(ssrc) = route.ssrc {
+            without(&mut self.announced, ssrc, slot);
         }
     }
 }
@@ -552,6 +572,7 @@ mod tests {
         assert_eq!(d.find(at(4000), 5), None);
         assert_eq!(d.find(at(5000), 5), None);
         assert!(d.expected.is_empty() && d.announced.is_empty());
+        assert!(d.streams.is_empty() && d.open.is_empty());
     }
 
     #[test]
