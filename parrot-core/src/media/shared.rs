@@ -414,6 +414,8 @@ pub(super) struct Outbox {
     data: Vec<u8>,
     /// (pair key, RTCP socket, destination, end of its bytes in `data`).
     queued: Vec<(usize, bool, SocketAddr, usize)>,
+    /// A GSO send's datagrams, end to end.
+    run: Vec<u8>,
 }
 
 impl Outbox {
@@ -428,60 +430,76 @@ impl Outbox {
         self.queued.is_empty()
     }
 
-    /// Sends what waits, in order, up to [`BATCH`] a system call, each from
-    /// the pair `pair_of` finds by its key. A datagram the kernel refuses
-    /// (a full buffer) is dropped, as the network would.
+    /// Sends what waits, each from the pair `pair_of` finds by its key, in
+    /// order for each destination. Datagrams of one size to one destination
+    /// (many calls to a peer that shares its port too) go as one UDP GSO send
+    /// (`UDP_SEGMENT`, up to 64 a call, through quinn-udp): the kernel carries
+    /// them as one packet as far as it can (on loopback, to a GRO reader, all
+    /// the way). The others go by `sendmmsg`, [`BATCH`] a call. A datagram the
+    /// kernel refuses (a full buffer) is dropped, as the network would.
     #[cfg(target_os = "linux")]
     pub(super) fn flush<'a>(&mut self, pair_of: impl Fn(usize) -> Option<&'a SharedPair>) {
-        use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, sendmmsg};
-        use std::io::IoSlice;
-        let mut start = 0;
+        let q = &self.queued;
+        let start_of = |i: usize| if i == 0 { 0 } else { q[i - 1].3 };
+        // By socket and destination, each destination's datagrams in the
+        // order they were queued (a stable sort).
+        let mut order: Vec<usize> = (0..q.len()).collect();
+        order.sort_by_key(|&i| (q[i].0, q[i].1, q[i].2));
+        let mut singles: Vec<(SocketAddr, usize, usize)> = Vec::new();
+        let mut run = std::mem::take(&mut self.run);
         let mut i = 0;
-        while i < self.queued.len() {
-            let (key, rtcp, _, _) = self.queued[i];
-            // A run of datagrams for the same socket, BATCH at most.
+        while i < order.len() {
+            let (key, rtcp) = (q[order[i]].0, q[order[i]].1);
             let mut j = i;
-            while j < self.queued.len() && j - i < BATCH && self.queued[j].0 == key {
-                if self.queued[j].1 != rtcp {
-                    break;
-                }
+            while j < order.len() && (q[order[j]].0, q[order[j]].1) == (key, rtcp) {
                 j += 1;
             }
-            let run = &self.queued[i..j];
-            let run_start = start;
-            start = run.last().map_or(start, |q| q.3);
-            i = j;
-            let Some(pair) = pair_of(key) else {
-                continue;
-            };
-            let socket = pair.socket(rtcp).0;
-            let mut from = run_start;
-            let slices: Vec<[IoSlice<'_>; 1]> = run
-                .iter()
-                .map(|q| {
-                    let s = [IoSlice::new(&self.data[from..q.3])];
-                    from = q.3;
-                    s
-                })
-                .collect();
-            let addrs: Vec<SocketAddrAny> = run.iter().map(|q| SocketAddrAny::from(q.2)).collect();
-            let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> =
-                run.iter().map(|_| SendAncillaryBuffer::default()).collect();
-            let mut headers: Vec<MMsgHdr<'_>> = slices
-                .iter()
-                .zip(&addrs)
-                .zip(&mut controls)
-                .map(|((iov, to), c)| MMsgHdr::new_with_addr(to, iov, c))
-                .collect();
-            let mut sent = 0;
-            while sent < headers.len() {
-                match sendmmsg(socket, &mut headers[sent..], SendFlags::empty()) {
-                    Ok(n) if n > 0 => sent += n,
-                    // The first datagram left was refused: dropped, the rest go on.
-                    _ => sent += 1,
+            if let Some(pair) = pair_of(key) {
+                let (socket, state) = pair.socket(rtcp);
+                let most = state.max_gso_segments().clamp(1, GSO_SEGMENTS);
+                let mut k = i;
+                while k < j {
+                    let first = order[k];
+                    let to = q[first].2;
+                    let len = q[first].3 - start_of(first);
+                    let mut m = k + 1;
+                    while m < j
+                        && m - k < most
+                        && q[order[m]].2 == to
+                        && q[order[m]].3 - start_of(order[m]) == len
+                        && (m - k + 1) * len <= GSO_BYTES
+                    {
+                        m += 1;
+                    }
+                    if m - k >= 2 && len > 0 {
+                        // What was queued before goes first.
+                        send_mmsg(socket, &self.data, &singles);
+                        singles.clear();
+                        run.clear();
+                        for &d in &order[k..m] {
+                            run.extend_from_slice(&self.data[start_of(d)..q[d].3]);
+                        }
+                        let transmit = quinn_udp::Transmit {
+                            destination: to,
+                            ecn: None,
+                            contents: &run,
+                            segment_size: Some(len),
+                            src_ip: None,
+                        };
+                        // Errors are per send (quinn-udp turns GSO off where the
+                        // kernel cannot): these datagrams are dropped.
+                        let _ = state.send(socket.into(), &transmit);
+                    } else {
+                        singles.push((to, start_of(first), q[first].3));
+                    }
+                    k = m;
                 }
+                send_mmsg(socket, &self.data, &singles);
+                singles.clear();
             }
+            i = j;
         }
+        self.run = run;
         self.data.clear();
         self.queued.clear();
     }
@@ -498,6 +516,45 @@ impl Outbox {
         }
         self.data.clear();
         self.queued.clear();
+    }
+}
+
+/// The most datagrams in one GSO send (the kernel's limit, `UDP_MAX_SEGMENTS`).
+#[cfg(target_os = "linux")]
+const GSO_SEGMENTS: usize = 64;
+
+/// The most bytes in one GSO send (under the 64 KiB of one IP packet).
+#[cfg(target_os = "linux")]
+const GSO_BYTES: usize = 60_000;
+
+/// Sends `datagrams` (destination, range of `data`) from `socket` with
+/// `sendmmsg`, [`BATCH`] a call; one the kernel refuses is dropped.
+#[cfg(target_os = "linux")]
+fn send_mmsg(socket: &std::net::UdpSocket, data: &[u8], datagrams: &[(SocketAddr, usize, usize)]) {
+    use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, sendmmsg};
+    use std::io::IoSlice;
+    for run in datagrams.chunks(BATCH) {
+        let slices: Vec<[IoSlice<'_>; 1]> = run
+            .iter()
+            .map(|&(_, start, end)| [IoSlice::new(&data[start..end])])
+            .collect();
+        let addrs: Vec<SocketAddrAny> = run.iter().map(|d| SocketAddrAny::from(d.0)).collect();
+        let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> =
+            run.iter().map(|_| SendAncillaryBuffer::default()).collect();
+        let mut headers: Vec<MMsgHdr<'_>> = slices
+            .iter()
+            .zip(&addrs)
+            .zip(&mut controls)
+            .map(|((iov, to), c)| MMsgHdr::new_with_addr(to, iov, c))
+            .collect();
+        let mut sent = 0;
+        while sent < headers.len() {
+            match sendmmsg(socket, &mut headers[sent..], SendFlags::empty()) {
+                Ok(n) if n > 0 => sent += n,
+                // The first datagram left was refused: dropped, the rest go on.
+                _ => sent += 1,
+            }
+        }
     }
 }
 
@@ -602,6 +659,47 @@ mod tests {
         }
         assert!(kept < INBOX_MAX / 1000 + 1);
         assert!(!inbox.push(false, at(4000), &vec![0; 70_000]));
+    }
+
+    /// What an outbox holds reaches each destination whole and in order,
+    /// whether it went as one GSO send (a run of one size to one place) or
+    /// by `sendmmsg`.
+    #[test]
+    fn an_outbox_delivers_runs_and_singles_in_order() {
+        let ports = std::sync::Arc::new(Mutex::new(PortAllocator::new(47400..=47411).unwrap()));
+        let pair = Arc::new(bind_pair(IpAddr::from([127, 0, 0, 1]), &ports, 0).unwrap());
+        let sink = |_| {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .unwrap();
+            s
+        };
+        let (a, b) = (sink(0), sink(1));
+        let (to_a, to_b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let mut out = Outbox::default();
+        let key = pair.key();
+        // Five of one size to A (a GSO run), one to B, a longer one to A, two more to A.
+        let mut sent_a = Vec::new();
+        for i in 0..5u8 {
+            out.push(key, false, to_a, &[i; 172]);
+            sent_a.push(vec![i; 172]);
+        }
+        out.push(key, false, to_b, &[7; 172]);
+        out.push(key, false, to_a, &[9; 200]);
+        sent_a.push(vec![9; 200]);
+        for i in 10..12u8 {
+            out.push(key, false, to_a, &[i; 172]);
+            sent_a.push(vec![i; 172]);
+        }
+        out.flush(|k| (k == key).then_some(&*pair));
+        assert!(out.is_empty());
+        let mut buf = [0u8; 2048];
+        for want in &sent_a {
+            let (n, from) = a.recv_from(&mut buf).unwrap();
+            assert_eq!((&buf[..n], from), (&want[..], pair.local));
+        }
+        let (n, _) = b.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &[7; 172][..]);
     }
 
     #[test]
