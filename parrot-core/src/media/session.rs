@@ -1073,29 +1073,20 @@ impl<H: MediaHandler> Task<H> {
         read
     }
 
-    /// One datagram read from the RTP or RTCP socket; true if the session
-    /// took it (authentic, from the source it accepts).
-    fn datagram(
-        &mut self,
-        now: Instant,
-        rtcp: bool,
-        from: SocketAddr,
-        datagram: &mut [u8],
-    ) -> bool {
+    /// One datagram read from the RTP or RTCP socket (or its shared port).
+    fn datagram(&mut self, now: Instant, rtcp: bool, from: SocketAddr, datagram: &mut [u8]) {
         // SRTP before anything reads the packet: a forged one never
         // latches the source or moves the statistics.
         let Some(n) = self.unprotect(rtcp, datagram) else {
-            return false;
+            return;
         };
         let data = Bytes::copy_from_slice(&datagram[..n]);
         if rtcp {
-            let taken = self.rtp.handle_rtcp(now, from, &data).is_ok();
-            if taken {
+            if self.rtp.handle_rtcp(now, from, &data).is_ok() {
                 self.stats.rtcp_received += 1;
             }
-            taken
         } else {
-            self.on_rtp(now, from, data)
+            self.on_rtp(now, from, data);
         }
     }
 
@@ -1104,9 +1095,9 @@ impl<H: MediaHandler> Task<H> {
         self.engine.dtmf(d);
     }
 
-    fn on_rtp(&mut self, now: Instant, from: SocketAddr, data: Bytes) -> bool {
+    fn on_rtp(&mut self, now: Instant, from: SocketAddr, data: Bytes) {
         let Ok(rec) = self.rtp.receive(now, from, data) else {
-            return false;
+            return;
         };
         self.stats.packets_received += 1;
         let te = self.cfg.telephone_event.as_ref().map(|c| c.payload_type);
@@ -1119,7 +1110,6 @@ impl<H: MediaHandler> Task<H> {
         {
             let _ = self.jitter.push(rec.packet);
         }
-        true
     }
 
     /// One ptime: send a frame, play one out, pass on the engine's wishes. True to stop.
