@@ -6,8 +6,9 @@
 //! core per call, most of a call's whole cost (BENCHMARKS.md, media). Sessions
 //! on a shared port instead have their media thread read the port with
 //! `recvmmsg` (quinn-udp, up to [`BATCH`] datagrams a call) and send what their
-//! steps queued ([`Outbox`]) with `sendmmsg` at the end of each wake-up: 40 %
-//! less kernel time per datagram in the same bench.
+//! steps queued ([`Outbox`]) at the end of each wake-up, by UDP GSO where many
+//! go to one destination, else by `sendmmsg`: 40–47 % less CPU per call in the
+//! concurrency bench (BENCHMARKS.md).
 //!
 //! A shared port needs each datagram told apart by more than the port it came
 //! to ([`Demux`]): by where it comes from, and by its SSRC when several
@@ -121,7 +122,7 @@ static SHARED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::ne
 /// SDP named belongs to (a phone behind a NAT) unless its peer announced its SSRC,
 /// and drops it ([`shared_port_unclaimed`]). For a server whose peers send from
 /// the addresses their SDP names, or announce their SSRC (WebRTC gateways, another
-/// Parrot), it is about 40 % less kernel time per packet.
+/// Parrot), it is 40–47 % less CPU per call (two Parrot endpoints, BENCHMARKS.md).
 pub fn set_shared_ports(on: bool) {
     SHARED.store(on, Ordering::Relaxed);
 }
