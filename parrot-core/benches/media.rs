@@ -1,7 +1,7 @@
 //! `cargo xtask bench media`: G.711 and G.722 throughput, RTP packetize (+ send) cost per
 //! packet, how many paced PCMU streams one core sustains with p99 send
 //! lateness under 5 ms, and (Linux) the kernel's price per media datagram at thousands of
-//! calls with a socket per call side (as sessions have today) beside one shared socket per
+//! calls with a socket per call side (as sessions have by default) beside one shared socket per
 //! thread with `sendmmsg`/`recvmmsg`. Writes `target/bench/media.json` and prints a table.
 //! Without `--bench` (as `cargo test --all-targets` runs it) it only checks
 //! that every part works, on tiny sizes.
@@ -124,7 +124,7 @@ fn thread_cpu_ns() -> u64 {
 /// drive the two sides of a call in one process), every side sending one datagram a 20 ms
 /// tick (its SSRC in it), the ticks spread over ten 2 ms wake-ups:
 ///
-/// - `socket per side`: what sessions do today: each side has its own socket, connected to
+/// - `socket per side`: what sessions do by default: each side has its own socket, connected to
 ///   its peer's; a tick is one `send` and one `recv`.
 /// - `shared, mmsg`: one socket per thread; a wake-up sends its sides' datagrams with
 ///   `sendmmsg` (32 at most a call) and reads what came with `recvmmsg` (quinn-udp), each

@@ -12,7 +12,7 @@
 //! - **same process**: callers and server in this process, on one tokio
 //!   runtime (what one machine does when it is both ends);
 //! - **shared**: the same, with every call's media on ports shared per media
-//!   thread (`media::set_shared_ports`: batched `recvmmsg`/`sendmmsg`, streams
+//!   thread (`media::set_shared_ports`: batched `recvmmsg`, `sendmmsg` and GSO, streams
 //!   told apart by the SSRCs both ends announce);
 //! - **callers in another process**: this binary started again as the
 //!   callers (`--callers URI`, driven over its stdin/stdout), so the server's

@@ -2231,6 +2231,19 @@ pub async fn bind_pair(
     ip: std::net::IpAddr,
     ports: &Ports,
 ) -> std::io::Result<(UdpSocket, UdpSocket, crate::rtp::PortLease)> {
+    let (a, b, lease) = bind_std_pair(ip, ports)?;
+    Ok((UdpSocket::from_std(a)?, UdpSocket::from_std(b)?, lease))
+}
+
+/// [`bind_pair`]'s sockets as std sockets (non-blocking), for a shared port too.
+pub(super) fn bind_std_pair(
+    ip: std::net::IpAddr,
+    ports: &Ports,
+) -> std::io::Result<(
+    std::net::UdpSocket,
+    std::net::UdpSocket,
+    crate::rtp::PortLease,
+)> {
     let bound = crate::rtp::PortLease::allocate(ports, |pair| {
         let rtp = std::net::UdpSocket::bind(SocketAddr::new(ip, pair.rtp)).ok()?;
         let rtcp = std::net::UdpSocket::bind(SocketAddr::new(ip, pair.rtcp)).ok()?;
@@ -2244,7 +2257,7 @@ pub async fn bind_pair(
     };
     a.set_nonblocking(true)?;
     b.set_nonblocking(true)?;
-    Ok((UdpSocket::from_std(a)?, UdpSocket::from_std(b)?, lease))
+    Ok((a, b, lease))
 }
 
 /// The RTP port range shared by an endpoint's calls.
@@ -2326,11 +2339,17 @@ mod tests {
         let ports = Arc::new(std::sync::Mutex::new(
             crate::rtp::PortAllocator::new(47200..=47231).unwrap(),
         ));
-        let (rtp, rtcp, lease) = bind_pair(std::net::IpAddr::from([127, 0, 0, 1]), &ports)
+        let pair = bind_pair(std::net::IpAddr::from([127, 0, 0, 1]), &ports)
             .await
             .unwrap();
-        let cfg = MediaConfig {
-            sockets: (rtp, rtcp, lease).into(),
+        let (events, _) = mpsc::channel(4);
+        MediaSession::start(pcmu(pair.into(), to, false), handler, events).unwrap()
+    }
+
+    /// 20 ms PCMU both ways on `sockets` to `to`, no SRTP.
+    fn pcmu(sockets: MediaSockets, to: SocketAddr, rtcp_mux: bool) -> MediaConfig {
+        MediaConfig {
+            sockets,
             ssrc: None,
             remote_ssrc: None,
             codec: Codec::PCMU,
@@ -2340,10 +2359,8 @@ mod tests {
             direction: Direction::SendRecv,
             rtp_seed: None,
             srtp: None,
-            rtcp_mux: false,
-        };
-        let (events, _) = mpsc::channel(4);
-        MediaSession::start(cfg, handler, events).unwrap()
+            rtcp_mux,
+        }
     }
 
     /// The wire path of an SRTP call across a sequence number wrap: packets from an
@@ -2502,17 +2519,9 @@ mod tests {
         let to = peer.local_addr().unwrap();
         let start = |port: super::super::SharedPort, theirs: u32, ours: u32| {
             let cfg = MediaConfig {
-                sockets: MediaSockets::Shared(port),
                 ssrc: Some(ours),
                 remote_ssrc: Some(theirs),
-                codec: Codec::PCMU,
-                telephone_event: None,
-                ptime: 20,
-                remote: Some(to),
-                direction: Direction::SendRecv,
-                rtp_seed: None,
-                srtp: None,
-                rtcp_mux: true,
+                ..pcmu(MediaSockets::Shared(port), to, true)
             };
             let (events, _) = mpsc::channel(4);
             MediaSession::start(cfg, Talks, events).unwrap()

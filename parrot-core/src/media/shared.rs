@@ -177,19 +177,8 @@ pub fn bind_shared(ip: IpAddr, ports: &super::Ports) -> std::io::Result<SharedPo
 }
 
 fn bind_pair(ip: IpAddr, ports: &super::Ports, lane: usize) -> std::io::Result<SharedPair> {
-    let bound = PortLease::allocate(ports, |pair| {
-        let rtp = std::net::UdpSocket::bind(SocketAddr::new(ip, pair.rtp)).ok()?;
-        let rtcp = std::net::UdpSocket::bind(SocketAddr::new(ip, pair.rtcp)).ok()?;
-        Some((rtp, rtcp))
-    });
-    let Some((lease, (rtp, rtcp))) = bound else {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::AddrInUse,
-            "no free RTP port pair in the range",
-        ));
-    };
+    let (rtp, rtcp, lease) = super::session::bind_std_pair(ip, ports)?;
     for s in [&rtp, &rtcp] {
-        s.set_nonblocking(true)?;
         let r = socket2::SockRef::from(s);
         // Best effort: the kernel caps them at net.core.[rw]mem_max.
         let _ = r.set_recv_buffer_size(SOCKET_BUFFER);

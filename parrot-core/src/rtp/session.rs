@@ -119,6 +119,10 @@ pub struct SessionConfig {
     pub ntp_at_start: u64,
 }
 
+/// The CNAME our sessions send in RTCP SDES by default (RFC 3550 §6.5.1), and so the
+/// one an SDP `a=ssrc` names with our SSRC (RFC 5576 §4.1).
+pub(crate) const CNAME: &str = "parrot";
+
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
@@ -130,7 +134,7 @@ impl Default for SessionConfig {
             latch_after: 2,
             min_sequential: 2,
             rtcp_interval: RtcpInterval::default(),
-            cname: Bytes::from_static(b"parrot"),
+            cname: Bytes::from_static(CNAME.as_bytes()),
             ssrc: None,
             initial_sequence: None,
             initial_timestamp: None,

@@ -40,10 +40,6 @@ pub struct LocalMedia {
     pub ssrc: Option<u32>,
 }
 
-/// The CNAME our RTP sessions send in RTCP SDES (RFC 3550 §6.5.1), and so the one
-/// `a=ssrc` names with our SSRC (RFC 5576 §4.1: the same as RTCP's).
-pub(crate) const CNAME: &str = "parrot";
-
 impl LocalMedia {
     /// G.722, PCMU, PCMA ([`codec::supported`](crate::codec::supported)) and telephone-event
     /// 101 on `address:port`, 20 ms, sendrecv.
@@ -494,10 +490,12 @@ impl Negotiator {
                 .attributes
                 .push(Attribute::value("ptime", ptime.to_string()));
         }
+        // RFC 5576 §4.1: the CNAME is the one RTCP's SDES carries.
         if let Some(ssrc) = self.local.ssrc {
-            media
-                .attributes
-                .push(Attribute::value("ssrc", format!("{ssrc} cname:{CNAME}")));
+            media.attributes.push(Attribute::value(
+                "ssrc",
+                format!("{ssrc} cname:{}", crate::rtp::session::CNAME),
+            ));
         }
     }
 
