@@ -1268,6 +1268,8 @@ struct Running<H> {
     /// The handler has been told the stream started (on the first step, in
     /// the media thread, where a panic of the handler is contained).
     started: bool,
+    /// The id of `task.runtime`, to tell whether the thread is inside it.
+    runtime: Option<tokio::runtime::Id>,
     /// RTCP is read every this many ticks ([`RTCP_READ_MS`]).
     rtcp_every: u64,
     /// The tick of the next read of the RTP socket until it is empty, and
@@ -1280,6 +1282,7 @@ struct Running<H> {
 impl<H: MediaHandler> Running<H> {
     fn new(task: Task<H>, control: Arc<Mailbox>) -> Self {
         let ptime = Duration::from_millis(u64::from(task.cfg.ptime));
+        let runtime = task.runtime.as_ref().map(tokio::runtime::Handle::id);
         Running {
             rtcp_every: u64::from((RTCP_READ_MS / task.cfg.ptime.max(1)).max(1)),
             full_drain_at: 0,
@@ -1289,6 +1292,7 @@ impl<H: MediaHandler> Running<H> {
             ptime,
             next: Instant::now(),
             started: false,
+            runtime,
         }
     }
 }
@@ -1324,6 +1328,10 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
         }
     }
 
+    fn runtime(&self) -> Option<(tokio::runtime::Id, &tokio::runtime::Handle)> {
+        Some((self.runtime?, self.task.runtime.as_ref()?))
+    }
+
     fn route(&self) -> super::shared::Route {
         let rtp = &self.task.rtp;
         super::shared::Route {
@@ -1343,10 +1351,6 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
         inbox: &mut super::shared::Inbox,
     ) -> bool {
         let t = &mut self.task;
-        // The handler runs in the runtime the session was started in, as it
-        // would in a task of it: it may spawn (a WebSocket bridge does) or
-        // use tokio's channels and timers.
-        let _runtime = t.runtime.as_ref().map(tokio::runtime::Handle::enter);
         if !self.started {
             self.started = true;
             t.engine.start();
@@ -1537,6 +1541,8 @@ mod shard {
         fn shared(&self) -> Option<&Arc<SharedPair>>;
         /// What its shared port's [`Demux`] knows it by.
         fn route(&self) -> Route;
+        /// The runtime it was started in, which its steps run inside.
+        fn runtime(&self) -> Option<(tokio::runtime::Id, &tokio::runtime::Handle)>;
     }
 
     /// One media thread as the others see it. Aligned to its own cache
@@ -2124,21 +2130,52 @@ mod shard {
                 }
             }
             std::hint::black_box(touched);
-            for Queued(due, slot) in batch.drain(..) {
-                let over = match sessions.slab.get_mut(slot) {
-                    Some(Some(e)) => {
-                        step_contained(&mut e.session, due, &me.pacing, &mut scratch, &mut e.inbox)
+            // A handler runs in the runtime its session was started in, as
+            // it would in a task of it: it may spawn (a WebSocket bridge
+            // does) or use tokio's channels and timers. The runtime is
+            // entered once for each run of sessions of one runtime (all of
+            // them, as a rule), not once a session: entering clones the
+            // runtime's handle, and that reference count is written by
+            // every thread that enters it, a cache line the cores fight over.
+            let runtime_of = |sessions: &Sessions, slot: usize| match sessions.slab.get(slot) {
+                Some(Some(e)) => e.session.runtime().map(|(id, h)| (id, h.clone())),
+                _ => None,
+            };
+            let mut k = 0;
+            while let Some(&Queued(_, first)) = batch.get(k) {
+                let runtime = runtime_of(&sessions, first);
+                let id = runtime.as_ref().map(|(id, _)| *id);
+                let _entered = runtime.as_ref().map(|(_, h)| h.enter());
+                let run = k;
+                while let Some(&Queued(due, slot)) = batch.get(k) {
+                    let same = || match sessions.slab.get(slot) {
+                        Some(Some(e)) => e.session.runtime().map(|(id, _)| id) == id,
+                        _ => true,
+                    };
+                    if k > run && !same() {
+                        break;
                     }
-                    _ => continue,
-                };
-                if over {
-                    me.sessions.fetch_sub(1, Ordering::Relaxed);
-                    sessions.remove(slot);
-                } else if let Some(Some(e)) = sessions.slab.get(slot) {
-                    queue.push(Queued(e.session.due(), slot));
-                    sessions.reroute(slot);
+                    k += 1;
+                    let over = match sessions.slab.get_mut(slot) {
+                        Some(Some(e)) => step_contained(
+                            &mut e.session,
+                            due,
+                            &me.pacing,
+                            &mut scratch,
+                            &mut e.inbox,
+                        ),
+                        _ => continue,
+                    };
+                    if over {
+                        me.sessions.fetch_sub(1, Ordering::Relaxed);
+                        sessions.remove(slot);
+                    } else if let Some(Some(e)) = sessions.slab.get(slot) {
+                        queue.push(Queued(e.session.due(), slot));
+                        sessions.reroute(slot);
+                    }
                 }
             }
+            batch.clear();
             flush(&sessions, &mut scratch);
             // One more clock read a wake-up (not a session): what its
             // sessions cost this thread, for `room`.
@@ -2434,6 +2471,65 @@ mod tests {
         let stats = s.stop().await;
         assert!(spawned.load(Ordering::SeqCst), "the handler's task ran");
         assert!(stats.packets_sent > 0, "the session went on: {stats:?}");
+    }
+
+    /// Sessions of two runtimes on the media threads, in an order that puts
+    /// both on each thread: every tick of each runs inside its own runtime
+    /// (a thread enters a runtime once for a run of its sessions).
+    #[test]
+    fn each_session_steps_inside_its_own_runtime_when_runtimes_mix() {
+        struct Checks {
+            want: tokio::runtime::Id,
+            polls: Arc<std::sync::atomic::AtomicU64>,
+            wrong: Arc<std::sync::atomic::AtomicU64>,
+        }
+        impl MediaHandler for Checks {
+            fn poll(&mut self) -> Action {
+                let now = tokio::runtime::Handle::try_current().map(|h| h.id());
+                let counter = if now.ok() == Some(self.want) {
+                    &self.polls
+                } else {
+                    &self.wrong
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                Action::Nothing
+            }
+        }
+        let runtimes: Vec<tokio::runtime::Runtime> = (0..2)
+            .map(|_| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = sink.local_addr().unwrap();
+        let polls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let wrong = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut sessions = Vec::new();
+        for which in [0, 1, 1, 0, 0, 1, 1, 0] {
+            let rt = &runtimes[which];
+            let handler = Checks {
+                want: rt.handle().id(),
+                polls: Arc::clone(&polls),
+                wrong: Arc::clone(&wrong),
+            };
+            sessions.push((which, rt.block_on(session(handler, to))));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        for (which, s) in sessions {
+            runtimes[which].block_on(s.stop());
+        }
+        assert_eq!(
+            wrong.load(Ordering::Relaxed),
+            0,
+            "polls outside their runtime"
+        );
+        assert!(
+            polls.load(Ordering::Relaxed) >= 8 * 5,
+            "every session ticked"
+        );
     }
 
     /// Media sockets of a session with small datagrams send with DF and no
