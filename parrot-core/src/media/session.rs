@@ -1328,8 +1328,12 @@ impl<H: MediaHandler> shard::Driven for Running<H> {
         }
     }
 
-    fn runtime(&self) -> Option<(tokio::runtime::Id, &tokio::runtime::Handle)> {
-        Some((self.runtime?, self.task.runtime.as_ref()?))
+    fn runtime_id(&self) -> Option<tokio::runtime::Id> {
+        self.runtime
+    }
+
+    fn runtime(&self) -> Option<&tokio::runtime::Handle> {
+        self.task.runtime.as_ref()
     }
 
     fn route(&self) -> super::shared::Route {
@@ -1542,7 +1546,9 @@ mod shard {
         /// What its shared port's [`Demux`] knows it by.
         fn route(&self) -> Route;
         /// The runtime it was started in, which its steps run inside.
-        fn runtime(&self) -> Option<(tokio::runtime::Id, &tokio::runtime::Handle)>;
+        fn runtime(&self) -> Option<&tokio::runtime::Handle>;
+        /// That runtime's id (read without touching the session's state).
+        fn runtime_id(&self) -> Option<tokio::runtime::Id>;
     }
 
     /// One media thread as the others see it. Aligned to its own cache
@@ -2137,22 +2143,21 @@ mod shard {
             // them, as a rule), not once a session: entering clones the
             // runtime's handle, and that reference count is written by
             // every thread that enters it, a cache line the cores fight over.
-            let runtime_of = |sessions: &Sessions, slot: usize| match sessions.slab.get(slot) {
-                Some(Some(e)) => e.session.runtime().map(|(id, h)| (id, h.clone())),
+            let id_of = |sessions: &Sessions, slot: usize| match sessions.slab.get(slot) {
+                Some(Some(e)) => e.session.runtime_id(),
                 _ => None,
             };
             let mut k = 0;
             while let Some(&Queued(_, first)) = batch.get(k) {
-                let runtime = runtime_of(&sessions, first);
-                let id = runtime.as_ref().map(|(id, _)| *id);
-                let _entered = runtime.as_ref().map(|(_, h)| h.enter());
+                let id = id_of(&sessions, first);
+                let runtime = match sessions.slab.get(first) {
+                    Some(Some(e)) => e.session.runtime().cloned(),
+                    _ => None,
+                };
+                let _entered = runtime.as_ref().map(tokio::runtime::Handle::enter);
                 let run = k;
                 while let Some(&Queued(due, slot)) = batch.get(k) {
-                    let same = || match sessions.slab.get(slot) {
-                        Some(Some(e)) => e.session.runtime().map(|(id, _)| id) == id,
-                        _ => true,
-                    };
-                    if k > run && !same() {
+                    if k > run && id_of(&sessions, slot) != id {
                         break;
                     }
                     k += 1;
