@@ -406,6 +406,10 @@ pub(super) struct Outbox {
     queued: Vec<(usize, bool, SocketAddr, usize)>,
     /// A GSO send's datagrams, end to end.
     run: Vec<u8>,
+    /// `queued`'s indices by socket and destination, while flushing.
+    order: Vec<usize>,
+    /// Datagrams to go by `sendmmsg` (destination, range of `data`), while flushing.
+    singles: Vec<(SocketAddr, usize, usize)>,
 }
 
 impl Outbox {
@@ -429,14 +433,21 @@ impl Outbox {
     /// kernel refuses (a full buffer) is dropped, as the network would.
     #[cfg(target_os = "linux")]
     pub(super) fn flush<'a>(&mut self, pair_of: impl Fn(usize) -> Option<&'a SharedPair>) {
-        let q = &self.queued;
+        // The buffers are the outbox's, kept from one wake-up to the next.
+        let Outbox {
+            data,
+            queued: q,
+            run,
+            order,
+            singles,
+        } = self;
         let start_of = |i: usize| if i == 0 { 0 } else { q[i - 1].3 };
         // By socket and destination, each destination's datagrams in the
         // order they were queued (a stable sort).
-        let mut order: Vec<usize> = (0..q.len()).collect();
+        order.clear();
+        order.extend(0..q.len());
         order.sort_by_key(|&i| (q[i].0, q[i].1, q[i].2));
-        let mut singles: Vec<(SocketAddr, usize, usize)> = Vec::new();
-        let mut run = std::mem::take(&mut self.run);
+        singles.clear();
         let mut i = 0;
         while i < order.len() {
             let (key, rtcp) = (q[order[i]].0, q[order[i]].1);
@@ -463,16 +474,16 @@ impl Outbox {
                     }
                     if m - k >= 2 && len > 0 {
                         // What was queued before goes first.
-                        send_mmsg(socket, &self.data, &singles);
+                        send_mmsg(socket, data, singles);
                         singles.clear();
                         run.clear();
                         for &d in &order[k..m] {
-                            run.extend_from_slice(&self.data[start_of(d)..q[d].3]);
+                            run.extend_from_slice(&data[start_of(d)..q[d].3]);
                         }
                         let transmit = quinn_udp::Transmit {
                             destination: to,
                             ecn: None,
-                            contents: &run,
+                            contents: run,
                             segment_size: Some(len),
                             src_ip: None,
                         };
@@ -484,14 +495,13 @@ impl Outbox {
                     }
                     k = m;
                 }
-                send_mmsg(socket, &self.data, &singles);
+                send_mmsg(socket, data, singles);
                 singles.clear();
             }
             i = j;
         }
-        self.run = run;
-        self.data.clear();
-        self.queued.clear();
+        data.clear();
+        q.clear();
     }
 
     /// Sends what waits, one system call a datagram (no `sendmmsg` here).
