@@ -2155,10 +2155,9 @@ mod shard {
             };
             let mut k = 0;
             while let Some(&Queued(_, first)) = batch.get(k) {
-                let id = id_of(&sessions, first);
-                let runtime = match sessions.slab.get(first) {
-                    Some(Some(e)) => e.session.runtime().cloned(),
-                    _ => None,
+                let (id, runtime) = match sessions.slab.get(first) {
+                    Some(Some(e)) => (e.session.runtime_id(), e.session.runtime().cloned()),
+                    _ => (None, None),
                 };
                 let _entered = runtime.as_ref().map(tokio::runtime::Handle::enter);
                 let run = k;

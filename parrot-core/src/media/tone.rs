@@ -38,7 +38,7 @@ enum Wave {
         cycle: Arc<[i16]>,
         at: usize,
     },
-    Phasors(Box<Phasors>),
+    Phasors(Phasors),
 }
 
 /// The key of a shared table: frequency and amplitude (as bits) and rate.
@@ -120,7 +120,7 @@ impl Tone {
         let amplitude = amplitude.clamp(0.0, 1.0) * f64::from(i16::MAX);
         let wave = match table(frequency, amplitude, rate) {
             Some(cycle) => Wave::Table { cycle, at: 0 },
-            None => Wave::Phasors(Box::new(Phasors::new(frequency, amplitude, rate))),
+            None => Wave::Phasors(Phasors::new(frequency, amplitude, rate)),
         };
         Tone {
             wave,
