@@ -682,7 +682,8 @@ struct Task<H> {
     /// [`Scratch`]).
     samples: usize,
     last_played: Vec<i16>,
-    /// The buffer of the last packet played, for the next one received.
+    /// The buffer of the last packet played (or RTCP datagram read), for the
+    /// next datagram received.
     spare: Spare,
     /// RTP timestamp units per frame: ptime at the codec's clock rate, which for G.722 is
     /// half its sample count (RFC 3551 §4.5.2).
