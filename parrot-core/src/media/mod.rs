@@ -19,6 +19,8 @@ mod stream;
 mod tone;
 mod wav;
 #[cfg(feature = "runtime")]
+mod wheel;
+#[cfg(feature = "runtime")]
 pub mod ws;
 
 pub use bridge::{BridgeLeg, bridge};
