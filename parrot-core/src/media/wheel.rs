@@ -6,15 +6,16 @@
 //! ~2 % of all samples at 2500 calls, of the media threads' ~45 %). The wheel
 //! files a session under the half millisecond it is due in (its bucket), a
 //! push onto that bucket's list; a wake-up takes whole buckets. Times past
-//! the wheel's span (a ptime over [`SPAN`], a session that sleeps long) wait
+//! the wheel's span (128 ms: a longer ptime, a session that sleeps long) wait
 //! in a heap of their own and move into the wheel as it comes round to them.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-/// The time one bucket covers. A media thread gathers the sessions due
-/// within this of its wake-up anyway, so finer buckets would buy nothing.
+/// The time one bucket covers: a media thread steps the sessions due within
+/// 0.5 ms of its wake-up together anyway (`GATHER` in session.rs), so finer
+/// buckets would buy nothing.
 const WIDTH: Duration = Duration::from_micros(500);
 
 /// Buckets in the wheel: 128 ms, more than any ptime a call uses (RFC 4566

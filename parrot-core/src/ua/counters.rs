@@ -12,6 +12,8 @@ pub(crate) struct Counters {
     pub(crate) calls: AtomicUsize,
     pub(crate) panics: AtomicUsize,
     pub(crate) rejected_overload: AtomicUsize,
+    pub(crate) rejected_media_late: AtomicUsize,
+    pub(crate) rejected_media_room: AtomicUsize,
     pub(crate) auth_failures: AtomicUsize,
     pub(crate) auth_throttled: AtomicUsize,
 }
@@ -26,6 +28,8 @@ impl Counters {
             calls: self.calls.load(Ordering::Relaxed),
             panics: self.panics.load(Ordering::Relaxed),
             rejected_overload: self.rejected_overload.load(Ordering::Relaxed),
+            rejected_media_late: self.rejected_media_late.load(Ordering::Relaxed),
+            rejected_media_room: self.rejected_media_room.load(Ordering::Relaxed),
             auth_failures: self.auth_failures.load(Ordering::Relaxed),
             auth_throttled: self.auth_throttled.load(Ordering::Relaxed),
         }
@@ -41,6 +45,10 @@ impl Counters {
         self.panics.store(s.panics, Ordering::Relaxed);
         self.rejected_overload
             .store(s.rejected_overload, Ordering::Relaxed);
+        self.rejected_media_late
+            .store(s.rejected_media_late, Ordering::Relaxed);
+        self.rejected_media_room
+            .store(s.rejected_media_room, Ordering::Relaxed);
         self.auth_failures.store(s.auth_failures, Ordering::Relaxed);
         self.auth_throttled
             .store(s.auth_throttled, Ordering::Relaxed);
@@ -61,8 +69,14 @@ pub struct EndpointStats {
     pub calls: usize,
     /// Handler panics contained so far.
     pub panics: usize,
-    /// INVITEs refused with 503 because of the server-transaction cap.
+    /// INVITEs refused with 503 and Retry-After for overload (or while
+    /// shutting down): any of the endpoint's guards, the two below among them.
     pub rejected_overload: usize,
+    /// Of them, refused while media pacing was behind ([`crate::media::pacing_behind`]).
+    pub rejected_media_late: usize,
+    /// Of them, refused (pacing not behind) because the calls in progress
+    /// filled the media threads' room ([`crate::media::media_room`]).
+    pub rejected_media_room: usize,
     /// INVITEs and REGISTERs whose digest failed (wrong password, unknown
     /// user, a nonce not ours ...); a request without credentials and a
     /// valid digest on an expired nonce do not count.

@@ -387,6 +387,8 @@ pub(crate) struct UaCore {
     learned: HashMap<SocketAddr, SocketAddr>,
     panics: usize,
     rejected_overload: usize,
+    rejected_media_late: usize,
+    rejected_media_room: usize,
     /// The media threads are behind their packet times (the driver says so,
     /// from [`crate::media::pacing_behind`]): new calls would make every
     /// call's audio worse.
@@ -441,6 +443,8 @@ impl UaCore {
             flows: HashMap::new(),
             panics: 0,
             rejected_overload: 0,
+            rejected_media_late: 0,
+            rejected_media_room: 0,
             media_behind: false,
             media_room: None,
             shutting_down: None,
@@ -652,6 +656,8 @@ impl UaCore {
             calls: self.calls.len(),
             panics: self.panics,
             rejected_overload: self.rejected_overload,
+            rejected_media_late: self.rejected_media_late,
+            rejected_media_room: self.rejected_media_room,
             ..precheck::auth_stats(&self.config)
         }
     }
@@ -764,11 +770,27 @@ impl UaCore {
     fn overloaded(&self) -> bool {
         let load = self.in_progress();
         self.media_behind
-            // `load` counts this INVITE too.
-            || self.media_room.is_some_and(|room| load > room)
+            || self.media_room_full()
             || load > self.config.max_server_transactions
             || load > self.rtp_budget
             || self.pending_count > self.free_rtp_pairs()
+    }
+
+    /// The calls in progress (this INVITE counted too) outnumber the room
+    /// the media threads have left.
+    fn media_room_full(&self) -> bool {
+        let load = self.in_progress();
+        self.media_room.is_some_and(|room| load > room)
+    }
+
+    /// Counts a refusal for overload, and the media guard behind it if any.
+    pub(super) fn count_overload(&mut self) {
+        self.rejected_overload += 1;
+        if self.media_behind {
+            self.rejected_media_late += 1;
+        } else if self.media_room_full() {
+            self.rejected_media_room += 1;
+        }
     }
 
     /// RTP port pairs no call holds now.

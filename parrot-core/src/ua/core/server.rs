@@ -124,7 +124,7 @@ impl UaCore {
             // transactions lingering to absorb retransmissions (Timer J, L, I)
             // cost nothing and must not keep the endpoint refusing calls.
             if self.shutting_down.is_some() || self.overloaded() {
-                self.rejected_overload += 1;
+                self.count_overload();
                 return self.reply_now(&key, &request, Reply::new(StatusCode::SERVICE_UNAVAILABLE));
             }
         }

@@ -409,7 +409,12 @@ fn media_behind_refuses_new_calls_but_not_options_or_the_calls_up() {
     net.core.set_media_behind(false);
     net.recv(&invite("m4", "m4"));
     assert_eq!(net.codes(), Vec::<u16>::new(), "m4 goes to its handler");
-    assert_eq!(net.core.stats().rejected_overload, 1);
+    let stats = net.core.stats();
+    assert_eq!(stats.rejected_overload, 1);
+    assert_eq!(
+        (stats.rejected_media_late, stats.rejected_media_room),
+        (1, 0)
+    );
 }
 
 #[test]
@@ -423,7 +428,12 @@ fn media_room_refuses_the_call_that_would_fill_it() {
     assert!(c.is_empty(), "r1 goes to its handler: {c:?}");
     net.recv(&invite("r2", "r2"));
     refused_overloaded(&mut net);
-    assert_eq!(net.core.stats().rejected_overload, 1);
+    let stats = net.core.stats();
+    assert_eq!(stats.rejected_overload, 1);
+    assert_eq!(
+        (stats.rejected_media_late, stats.rejected_media_room),
+        (0, 1)
+    );
     // Room not known (too few sessions to tell): no limit from it.
     net.core.set_media_room(None);
     net.recv(&invite("r3", "r3"));
