@@ -1551,7 +1551,8 @@ mod shard {
 
     /// Sessions due this soon after the earliest are stepped in the same
     /// wake-up (a packet goes out up to this much early, never late for it).
-    const GATHER: Duration = Duration::from_micros(500);
+    /// (The wheel's bucket: a wake-up takes whole buckets.)
+    const GATHER: Duration = crate::media::wheel::WIDTH;
 
     /// The window over which a thread's lateness is judged for [`behind`].
     const WINDOW: Duration = Duration::from_millis(500);

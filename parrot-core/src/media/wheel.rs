@@ -13,10 +13,10 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-/// The time one bucket covers: a media thread steps the sessions due within
-/// 0.5 ms of its wake-up together anyway (`GATHER` in session.rs), so finer
+/// The time one bucket covers, and how long after its wake-up a media thread
+/// steps the sessions due together (`GATHER` in session.rs is this): finer
 /// buckets would buy nothing.
-const WIDTH: Duration = Duration::from_micros(500);
+pub(super) const WIDTH: Duration = Duration::from_micros(500);
 
 /// Buckets in the wheel: 128 ms, more than any ptime a call uses (RFC 4566
 /// `ptime`: 10–60 ms in practice).
